@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install everything smlmspine needs on a fresh Debian machine with Python 3.11:
+# the system libraries Open3D loads (libusb-1.0-0, libgomp1, libgl1), a virtual
+# environment in .venv, and the package with its test extras (editable).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+
+need_pkgs=()
+for pkg in libusb-1.0-0 libgomp1 libgl1; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if ! "$PY" -c "import venv, ensurepip" >/dev/null 2>&1; then
+  need_pkgs+=("python3-venv")
+fi
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import smlmspine, open3d, pytest, hypothesis" >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.smlmspine-installed ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch .venv/.smlmspine-installed
+fi
+echo "setup: ready ($(.venv/bin/python --version), smlmspine $(.venv/bin/python -c 'import smlmspine; print(smlmspine.__version__)'))"

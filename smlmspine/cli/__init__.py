@@ -1,0 +1,64 @@
+"""The ``smlmspine`` command: a thin layer over the package functions.
+
+Each command group lives in its own module ``smlmspine/cli/_<group>.py`` that defines
+``register(subparsers)``; every subcommand sets ``func(args) -> int``. Errors of the
+:class:`~smlmspine.errors.SmlmSpineError` family are printed as one line on stderr with
+exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+from .. import __version__
+from ..errors import SmlmSpineError
+
+__all__ = ["main", "build_parser"]
+
+# Command-group modules, in the order their commands appear in --help.
+_COMMAND_MODULES = ("io", "simulate", "minflux", "drift", "cluster", "envelope",
+                    "morphology", "coupling", "pipeline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="smlmspine",
+        description="SMLM (3D STORM, MINFLUX) point clouds of neurons: localization tables, "
+                    "drift, clusters, spine envelopes, neck measurements, synaptic coupling.")
+    parser.add_argument("--version", action="version", version=f"smlmspine {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}._{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}._{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 2 user error, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help/--version/usage errors
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return int(args.func(args) or 0)
+    except SmlmSpineError as exc:
+        print(f"smlmspine {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("smlmspine: interrupted", file=sys.stderr)
+        return 130

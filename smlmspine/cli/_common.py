@@ -1,0 +1,64 @@
+"""Helpers shared by the CLI command modules: input options, reading, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import ParameterError
+
+__all__ = ["add_input_options", "read_input", "parse_mapping", "print_json"]
+
+
+def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> None:
+    """Add the positional input file and the options every reading command takes."""
+    parser.add_argument(name.lower(), metavar=name, help="localization file (any supported format)")
+    parser.add_argument("--format", dest="in_format", default=None,
+                        help="input format (default: detected from the content; see `smlmspine formats`)")
+    parser.add_argument("--pixel-size-nm", type=float, default=None,
+                        help="pixel size in nm for pixel-unit files that do not store one")
+    parser.add_argument("--map", dest="mapping", default=None, metavar="COL=SRC,...",
+                        help="column mapping for generic CSV/TSV, e.g. x=X_pos,y=Y_pos,frame=t")
+
+
+def parse_mapping(text: str | None) -> dict[str, str] | None:
+    """Parse ``x=X_pos,y=Y_pos`` into ``{"x": "X_pos", "y": "Y_pos"}``.
+
+    Examples
+    --------
+    >>> parse_mapping("x=X_pos, y=Y_pos")
+    {'x': 'X_pos', 'y': 'Y_pos'}
+    """
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise ParameterError(f"--map item {item.strip()!r} is not COLUMN=SOURCE (e.g. x=X_pos)")
+        key, value = (s.strip() for s in item.split("=", 1))
+        if not key or not value:
+            raise ParameterError(f"--map item {item.strip()!r} has an empty side")
+        out[key] = value
+    return out
+
+
+def read_input(args: argparse.Namespace, *, attr: str = "in"):
+    """Read the input file named by ``args.<attr>`` with the common options."""
+    from ..io import read
+
+    options = {}
+    mapping = parse_mapping(getattr(args, "mapping", None))
+    if mapping:
+        options["mapping"] = mapping
+    return read(Path(getattr(args, attr)), format=getattr(args, "in_format", None),
+                pixel_size_nm=getattr(args, "pixel_size_nm", None), **options)
+
+
+def print_json(obj) -> None:
+    """Print exactly one JSON object on stdout."""
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,56 @@
+"""The smlmspine error family.
+
+Every error a user can cause derives from :class:`SmlmSpineError`. The CLI prints
+these as one line on stderr and exits with status 2; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["SmlmSpineError", "FormatError", "SchemaError", "ParameterError", "QualityWarning"]
+
+
+class SmlmSpineError(Exception):
+    """Base class of every error smlmspine raises on purpose."""
+
+
+class FormatError(SmlmSpineError, ValueError):
+    """A file cannot be read or written as the requested/detected format.
+
+    The message always starts with the file name and, where known, names the line
+    and the column at fault.
+
+    Examples
+    --------
+    >>> print(FormatError("missing column 'x [nm]'", path="locs.csv", line=1))
+    locs.csv, line 1: missing column 'x [nm]'
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None,
+                 line: int | None = None, column: str | None = None):
+        self.path = None if path is None else Path(path)
+        self.line = line
+        self.column = column
+        self.reason = message
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if line is not None:
+            where.append(f"line {line}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class SchemaError(SmlmSpineError, ValueError):
+    """A table does not follow the canonical localization schema."""
+
+
+class ParameterError(SmlmSpineError, ValueError):
+    """A function or CLI argument has an invalid value."""
+
+
+class QualityWarning(UserWarning):
+    """The data cannot fully support a result (too sparse, inconsistent, ...)."""

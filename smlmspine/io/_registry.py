@@ -1,0 +1,289 @@
+"""One place where every reader and writer is registered, and format sniffing.
+
+A format module registers itself with :func:`register_reader` / :func:`register_writer`
+at import time; :data:`_FORMAT_MODULES` lists the modules the registry imports (lazily,
+on the first call of :func:`read`, :func:`write` or :func:`formats`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+
+from ..errors import FormatError, SchemaError, SmlmSpineError
+from ..schema import validate, with_history
+
+# Order matters for sniffing: specific formats first, the generic CSV reader last.
+_FORMAT_MODULES = (
+    "arrowfiles", "smlmzip", "picasso", "decode", "smap", "minflux",
+    "rapidstorm", "thunderstorm", "zeiss", "oni", "nstorm", "generic",
+)
+
+#: Bytes of the file head given to the sniffers.
+HEAD_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A registered reader.
+
+    ``sniff(path, head)`` gets the path and the first :data:`HEAD_BYTES` bytes and says
+    whether the content is this format; ``read(path, pixel_size_nm=..., **options)``
+    returns a canonical table.
+    """
+
+    name: str
+    extensions: tuple[str, ...]
+    read: Callable[..., pa.Table]
+    sniff: Callable[[Path, bytes], bool]
+    description: str
+    priority: int = 100
+    options: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A registered writer.
+
+    ``write(table, tmp_path, *, final_path)`` writes the main file to ``tmp_path`` (the
+    registry renames it to ``final_path`` on success); sidecar files (e.g. Picasso's
+    YAML) are named after ``final_path`` and written with :func:`atomic_output`.
+    """
+
+    name: str
+    extensions: tuple[str, ...]
+    write: Callable[[pa.Table, Path], None]
+    description: str
+
+
+_READERS: dict[str, Reader] = {}
+_WRITERS: dict[str, Writer] = {}
+_loaded = False
+
+
+def register_reader(name: str, *, extensions: tuple[str, ...], sniff: Callable[[Path, bytes], bool],
+                    description: str, priority: int = 100, options: tuple[str, ...] = ()):
+    """Decorator registering ``func(path, *, pixel_size_nm=None, **options)`` as a reader.
+
+    Lower ``priority`` values are sniffed first.
+    """
+
+    def deco(func):
+        _READERS[name] = Reader(name, tuple(e.lower() for e in extensions), func, sniff,
+                                description, priority, tuple(options))
+        return func
+
+    return deco
+
+
+def register_writer(name: str, *, extensions: tuple[str, ...], description: str):
+    """Decorator registering ``func(table, tmp_path, *, final_path)`` as a writer."""
+
+    def deco(func):
+        _WRITERS[name] = Writer(name, tuple(e.lower() for e in extensions), func, description)
+        return func
+
+    return deco
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for mod in _FORMAT_MODULES:
+        try:
+            importlib.import_module(f"{__package__}.{mod}")
+        except ModuleNotFoundError as exc:
+            # Only a missing *format module* is tolerated (while the package grows);
+            # a missing dependency inside a present module is a real error.
+            if exc.name != f"{__package__}.{mod}":
+                raise
+    _loaded = True
+
+
+def readers() -> dict[str, Reader]:
+    """All registered readers by name."""
+    _load()
+    return dict(sorted(_READERS.items(), key=lambda kv: (kv[1].priority, kv[0])))
+
+
+def writers() -> dict[str, Writer]:
+    """All registered writers by name."""
+    _load()
+    return dict(_WRITERS)
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for ext in sorted({e for r in _READERS.values() for e in r.extensions} |
+                      {e for w in _WRITERS.values() for e in w.extensions}, key=len, reverse=True):
+        if name.endswith(ext):
+            return ext
+    return path.suffix.lower()
+
+
+def detect_format(path: str | Path) -> str:
+    """Name of the reader whose sniffer accepts the file's content.
+
+    Raises
+    ------
+    FormatError
+        When the path cannot be read or no reader recognises the content.
+    """
+    path = Path(path)
+    _load()
+    head = _read_head(path)
+    if not head:
+        raise FormatError("the file is empty; expected a localization file", path=path)
+    ext = _suffix(path)
+    candidates = sorted(_READERS.values(), key=lambda r: (ext not in r.extensions, r.priority))
+    for reader in candidates:
+        try:
+            if reader.sniff(path, head):
+                return reader.name
+        except SmlmSpineError:
+            raise
+        except Exception:  # a sniffer must never take the whole detection down
+            continue
+    raise FormatError(
+        "unknown format: no reader recognises the content "
+        f"(known formats: {', '.join(sorted(_READERS))}); pass format= (CLI: --format), "
+        "or for a custom CSV format='csv' with a column mapping", path=path)
+
+
+def _read_head(path: Path) -> bytes:
+    if not path.exists():
+        raise FormatError("no such file", path=path)
+    if path.is_dir():
+        raise FormatError("is a directory, expected a localization file", path=path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(HEAD_BYTES)
+    except OSError as exc:
+        raise FormatError(f"cannot be read: {exc.strerror or exc}", path=path) from exc
+
+
+def read(path: str | Path, *, format: str | None = None, pixel_size_nm: float | None = None,
+         **options) -> pa.Table:
+    """Read any supported localization file into the canonical table.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    format : str, optional
+        Reader name (see ``smlmspine formats``); detected from the content if omitted.
+    pixel_size_nm : float, optional
+        Pixel size for pixel-unit formats that do not store one. Never guessed.
+    **options
+        Reader-specific options (e.g. ``mapping=`` for the generic CSV reader).
+
+    Returns
+    -------
+    pyarrow.Table
+        Canonical localization table (coordinates in nm), validated.
+
+    Raises
+    ------
+    FormatError
+        Naming the file (and line/column where it applies) for any unreadable input.
+    """
+    path = Path(path)
+    _load()
+    if format is None:
+        format = detect_format(path)
+    else:
+        _read_head(path)
+    if format not in _READERS:
+        raise FormatError(f"unknown format {format!r}; known: {', '.join(sorted(_READERS))}",
+                          path=path)
+    reader = _READERS[format]
+    unknown = set(options) - set(reader.options)
+    if unknown:
+        raise FormatError(f"reader {format!r} does not take option(s) {sorted(unknown)}; "
+                          f"it takes {sorted(reader.options) or 'none'}", path=path)
+    try:
+        table = reader.read(path, pixel_size_nm=pixel_size_nm, **options)
+    except SmlmSpineError as exc:
+        if isinstance(exc, FormatError) and exc.path is not None:
+            raise
+        raise FormatError(str(exc), path=path) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # safety net: never a bare traceback for a bad file
+        raise FormatError(f"could not be read as {format}: {type(exc).__name__}: {exc}",
+                          path=path) from exc
+    try:
+        validate(table)
+    except SchemaError as exc:
+        raise FormatError(str(exc), path=path) from exc
+    return table
+
+
+def write(table: pa.Table, path: str | Path, *, format: str | None = None) -> Path:
+    """Write a table; the format comes from ``format`` or the file extension.
+
+    The file is written to a temporary name in the same folder and renamed at the end,
+    so a failure never leaves a partial output. Returns the path written.
+    """
+    path = Path(path)
+    _load()
+    if format is None:
+        ext = _suffix(path)
+        matches = [w for w in _WRITERS.values() if ext in w.extensions]
+        if not matches:
+            known = sorted({e for w in _WRITERS.values() for e in w.extensions})
+            raise FormatError(f"cannot tell the output format from extension {ext!r}; "
+                              f"known: {', '.join(known)} (or pass format=)", path=path)
+        writer = matches[0]
+    else:
+        if format not in _WRITERS:
+            raise FormatError(f"no writer {format!r}; known: {', '.join(sorted(_WRITERS))}",
+                              path=path)
+        writer = _WRITERS[format]
+    validate(table, require_finite=False)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FormatError(f"output folder {str(parent)!r} does not exist", path=path)
+    table = with_history(table, "io.write", {"format": writer.name, "path": str(path)})
+    try:
+        with atomic_output(path) as tmp_path:
+            writer.write(table, tmp_path, final_path=path)
+    except SmlmSpineError:
+        raise
+    except Exception as exc:
+        raise FormatError(f"could not be written as {writer.name}: {type(exc).__name__}: {exc}",
+                          path=path) from exc
+    return path
+
+
+@contextmanager
+def atomic_output(path: str | Path):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_output(d / "a.txt") as tmp:
+    ...     _ = tmp.write_text("ok")
+    >>> (d / "a.txt").read_text()
+    'ok'
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
