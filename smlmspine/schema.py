@@ -85,6 +85,7 @@ COORDINATES = ("x", "y", "z")
 #: keeps the two in sync. Stages add their tables here.
 TABLE_REGISTRIES: dict[str, str] = {
     "localizations": "smlmspine.schema:COLUMNS",
+    "clusters": "smlmspine.cluster._stats:CLUSTER_COLUMNS",
 }
 
 _INT_COLUMNS = {name for name, spec in COLUMNS.items() if pa.types.is_integer(spec.type)}

@@ -1,0 +1,250 @@
+"""Numba kernels of the grid (cell-list) DBSCAN.
+
+This is the only module of :mod:`smlmspine.cluster` that imports numba; the public
+functions import it lazily, so ``import smlmspine.cluster`` stays light.
+
+Algorithm (exact DBSCAN, memory O(N)):
+
+1. Points are binned into cubic cells slightly larger than ``eps`` (so every pair within
+   ``eps`` lies in the same or in adjacent cells, despite rounding), cells are given a
+   linear key and points are sorted by key (stable: ties keep the input order).
+2. Core points: a point is core when at least ``min_samples`` points (itself included,
+   as in scikit-learn) lie within ``eps`` (``d^2 <= eps^2``, the comparison scikit-learn's
+   KD-tree makes). Counting stops at ``min_samples``.
+3. Core points within ``eps`` of each other are joined with a union-find forest.
+4. Clusters are numbered by the smallest input index of their core points (the order
+   scikit-learn numbers them in).
+5. Each non-core point with a core point within ``eps`` (a border point) gets either the
+   cluster of its nearest core point (``nearest``; equal distances go to the lower cluster
+   id) or the lowest cluster id among the core points within ``eps`` (``lowest``: exactly
+   what scikit-learn's DBSCAN returns). Other points are noise (-1).
+
+No neighbourhood list is ever stored: the neighbour cells of a cell are found by binary
+search among the sorted occupied-cell keys when the cell is visited.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["grid_dbscan", "cell_keys"]
+
+BORDER_NEAREST = 0
+BORDER_LOWEST = 1
+
+
+@njit(cache=True)
+def cell_keys(coords, cell_size, mins, strides):
+    """Linear cell key of every point; cells are padded by one on every side."""
+    n, d = coords.shape
+    keys = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        key = 0
+        for k in range(d):
+            c = np.int64(np.floor((coords[i, k] - mins[k]) / cell_size)) + 1
+            key += c * strides[k]
+        keys[i] = key
+    return keys
+
+
+@njit(cache=True)
+def _occupied_cells(skeys):
+    """Unique keys of sorted ``skeys`` and the start offset of each run (plus the end)."""
+    n = skeys.shape[0]
+    m = 0
+    for i in range(n):
+        if i == 0 or skeys[i] != skeys[i - 1]:
+            m += 1
+    ukeys = np.empty(m, dtype=np.int64)
+    starts = np.empty(m + 1, dtype=np.int64)
+    j = 0
+    for i in range(n):
+        if i == 0 or skeys[i] != skeys[i - 1]:
+            ukeys[j] = skeys[i]
+            starts[j] = i
+            j += 1
+    starts[m] = n
+    return ukeys, starts
+
+
+@njit(cache=True)
+def _neighbour_cells(ukeys, c, offsets, out):
+    """Fill ``out`` with the indices of the occupied neighbour cells of cell ``c``."""
+    key = ukeys[c]
+    m = ukeys.shape[0]
+    n_out = 0
+    for o in range(offsets.shape[0]):
+        target = key + offsets[o]
+        if target == key:
+            out[n_out] = c
+            n_out += 1
+            continue
+        lo = 0
+        hi = m
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ukeys[mid] < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < m and ukeys[lo] == target:
+            out[n_out] = lo
+            n_out += 1
+    return n_out
+
+
+@njit(cache=True)
+def _find(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True)
+def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border_rule):
+    """DBSCAN on points sorted by cell; returns labels in the input order."""
+    n, d = pts.shape
+    m = ukeys.shape[0]
+    nb = np.empty(offsets.shape[0], dtype=np.int64)
+    core = np.zeros(n, dtype=np.bool_)
+
+    # 2. core points (count stops at min_samples)
+    for c in range(m):
+        n_nb = _neighbour_cells(ukeys, c, offsets, nb)
+        for p in range(starts[c], starts[c + 1]):
+            count = 0
+            for t in range(n_nb):
+                cc = nb[t]
+                for q in range(starts[cc], starts[cc + 1]):
+                    d2 = 0.0
+                    for k in range(d):
+                        diff = pts[p, k] - pts[q, k]
+                        d2 += diff * diff
+                    if d2 <= eps2:
+                        count += 1
+                        if count >= min_samples:
+                            break
+                if count >= min_samples:
+                    break
+            if count >= min_samples:
+                core[p] = True
+
+    # 3. union-find over core points (each pair visited once: cells c' >= c)
+    parent = np.arange(n)
+    for c in range(m):
+        n_nb = _neighbour_cells(ukeys, c, offsets, nb)
+        for p in range(starts[c], starts[c + 1]):
+            if not core[p]:
+                continue
+            for t in range(n_nb):
+                cc = nb[t]
+                if cc < c:
+                    continue
+                q0 = p + 1 if cc == c else starts[cc]
+                for q in range(q0, starts[cc + 1]):
+                    if not core[q]:
+                        continue
+                    d2 = 0.0
+                    for k in range(d):
+                        diff = pts[p, k] - pts[q, k]
+                        d2 += diff * diff
+                    if d2 <= eps2:
+                        rp = _find(parent, p)
+                        rq = _find(parent, q)
+                        if rp != rq:
+                            if rp < rq:
+                                parent[rq] = rp
+                            else:
+                                parent[rp] = rq
+
+    # 4. number clusters by the smallest input index of their core points
+    first = np.full(n, n, dtype=np.int64)  # per root: smallest input index
+    for p in range(n):
+        if core[p]:
+            r = _find(parent, p)
+            if order[p] < first[r]:
+                first[r] = order[p]
+    root_at = np.full(n, -1, dtype=np.int64)  # input index -> root whose first it is
+    n_clusters = 0
+    for p in range(n):
+        if core[p] and parent[p] == p:
+            root_at[first[p]] = p
+            n_clusters += 1
+    cluster_of_root = np.full(n, -1, dtype=np.int64)
+    label = 0
+    for i in range(n):
+        if root_at[i] >= 0:
+            cluster_of_root[root_at[i]] = label
+            label += 1
+
+    labels = np.full(n, -1, dtype=np.int64)
+    for p in range(n):
+        if core[p]:
+            labels[order[p]] = cluster_of_root[_find(parent, p)]
+
+    # 5. border points
+    for c in range(m):
+        n_nb = _neighbour_cells(ukeys, c, offsets, nb)
+        for p in range(starts[c], starts[c + 1]):
+            if core[p]:
+                continue
+            best = -1
+            best_d2 = np.inf
+            for t in range(n_nb):
+                cc = nb[t]
+                for q in range(starts[cc], starts[cc + 1]):
+                    if not core[q]:
+                        continue
+                    d2 = 0.0
+                    for k in range(d):
+                        diff = pts[p, k] - pts[q, k]
+                        d2 += diff * diff
+                    if d2 <= eps2:
+                        lab = labels[order[q]]
+                        if border_rule == BORDER_LOWEST:
+                            if best < 0 or lab < best:
+                                best = lab
+                        elif d2 < best_d2 or (d2 == best_d2 and lab < best):
+                            best = lab
+                            best_d2 = d2
+            labels[order[p]] = best
+    return labels, n_clusters
+
+
+def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int,
+                border: str = "nearest") -> tuple[np.ndarray, int]:
+    """Exact DBSCAN labels of ``coords`` (``(N, D)`` float64, D in 1..3).
+
+    Returns ``(labels, n_clusters)``; ``labels`` is ``(N,)`` int64 with -1 for noise.
+    The caller checks the parameters and that the coordinates are finite.
+    """
+    coords = np.ascontiguousarray(coords, dtype=np.float64)
+    n, d = coords.shape
+    if n == 0:
+        return np.empty(0, dtype=np.int64), 0
+    cell_size = float(eps) * (1.0 + 1e-9)
+    mins = coords.min(axis=0)
+    extent = coords.max(axis=0) - mins
+    sizes = [int(np.floor(e / cell_size)) + 3 for e in extent]
+    strides = np.ones(d, dtype=np.int64)
+    total = 1
+    for k in range(d):
+        strides[k] = total
+        total *= sizes[k]
+    if total >= 2 ** 62:
+        raise OverflowError(f"extent {extent.tolist()} nm spans too many eps cells")
+    keys = cell_keys(coords, cell_size, mins, strides)
+    order = np.argsort(keys, kind="stable")
+    skeys = keys[order]
+    del keys
+    ukeys, starts = _occupied_cells(skeys)
+    del skeys
+    pts = coords[order]
+    grids = np.meshgrid(*([np.array([-1, 0, 1], dtype=np.int64)] * d), indexing="ij")
+    offsets = sum(g.ravel() * strides[k] for k, g in enumerate(grids)).astype(np.int64)
+    rule = BORDER_LOWEST if border == "lowest" else BORDER_NEAREST
+    labels, n_clusters = _dbscan_sorted(pts, order.astype(np.int64), ukeys, starts, offsets,
+                                        float(eps) * float(eps), int(min_samples), rule)
+    return labels, int(n_clusters)

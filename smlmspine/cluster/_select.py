@@ -1,0 +1,136 @@
+"""Shared plumbing of the clustering functions: checks, row selection, groups, labels."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import ParameterError, SchemaError
+from ..schema import COORDINATES, with_columns, with_history
+
+__all__ = ["check_table", "resolve_dims", "selection", "cluster_groups", "finish"]
+
+
+def check_table(table: Any) -> pa.Table:
+    """The table itself, after checking it is a localization table with ``x`` and ``y``."""
+    if not isinstance(table, pa.Table):
+        raise SchemaError(f"expected a pyarrow.Table of localizations, got {type(table).__name__}")
+    missing = [c for c in ("x", "y") if c not in table.column_names]
+    if missing:
+        raise SchemaError(f"column(s) {missing} missing; found {table.column_names}")
+    return table
+
+
+def resolve_dims(table: pa.Table, dims: int | None) -> int:
+    """2 or 3: the dimensions to cluster in (default: 3 when the table has ``z``)."""
+    if dims is None:
+        return 3 if "z" in table.column_names else 2
+    if dims not in (2, 3) or isinstance(dims, bool):
+        raise ParameterError(f"dims must be 2 or 3, got {dims!r}")
+    if dims == 3 and "z" not in table.column_names:
+        raise SchemaError("dims=3 asked for but the table has no 'z' column (2D data); use dims=2")
+    return int(dims)
+
+
+def _group_column(table: pa.Table, by: str) -> np.ndarray:
+    if not isinstance(by, str):
+        raise ParameterError(f"by must be a column name, got {by!r}")
+    if by not in table.column_names:
+        raise SchemaError(f"by={by!r}: no such column; found {table.column_names}")
+    col = table.column(by)
+    if not pa.types.is_integer(col.type):
+        raise SchemaError(f"by={by!r}: grouping needs an integer column, found {col.type}")
+    if col.null_count:
+        raise SchemaError(f"by={by!r}: the column holds {col.null_count} missing value(s)")
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def selection(table: pa.Table, *, by: str | None, mask: Any, skip_groups: Iterable[int]
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows to cluster (boolean ``(N,)``) and the group value of every row (or ``None``)."""
+    n = table.num_rows
+    if mask is None:
+        keep = np.ones(n, dtype=bool)
+    else:
+        if isinstance(mask, (pa.Array, pa.ChunkedArray)):
+            if mask.null_count:
+                raise ParameterError(f"mask holds {mask.null_count} missing value(s)")
+            mask = mask.to_numpy(zero_copy_only=False)
+        keep = np.asarray(mask)
+        if keep.dtype != bool:
+            raise ParameterError(f"mask must be a boolean array, got dtype {keep.dtype}")
+        if keep.shape != (n,):
+            raise ParameterError(f"mask must have shape ({n},) like the table, got {keep.shape}")
+        keep = keep.copy()
+    skip = [int(v) for v in (skip_groups or ())]
+    groups = None
+    if by is not None:
+        groups = _group_column(table, by)
+        if skip:
+            keep &= ~np.isin(groups, skip)
+    elif skip:
+        raise ParameterError("skip_groups needs by= (the column whose values are skipped)")
+    return keep, groups
+
+
+def _coords(table: pa.Table, rows: np.ndarray, dims: int) -> np.ndarray:
+    """``(len(rows), dims)`` float64 coordinates of ``rows``; refuses NaN/inf/missing."""
+    out = np.empty((rows.size, dims), dtype=np.float64)
+    for k, name in enumerate(COORDINATES[:dims]):
+        col = table.column(name)
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+            raise SchemaError(f"column {name!r} must be numeric, found {col.type}")
+        values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+        out[:, k] = values[rows] if rows.size != values.size else values
+        bad = ~np.isfinite(out[:, k])
+        if bad.any():
+            first = int(rows[np.flatnonzero(bad)[0]])
+            raise SchemaError(
+                f"column {name!r} holds {int(bad.sum())} NaN/inf/missing coordinate(s) among the "
+                f"rows to cluster (first at row {first}); drop or fix them first, or exclude "
+                "them with mask=")
+    return out
+
+
+def cluster_groups(table: pa.Table, *, dims: int, keep: np.ndarray, groups: np.ndarray | None,
+                   run: Callable[[np.ndarray], tuple[np.ndarray, int]], progress: bool = False
+                   ) -> tuple[np.ndarray, int]:
+    """Run ``run(coords) -> (labels, n_clusters)`` on each group of kept rows.
+
+    Returns the ``(N,)`` int64 labels (-1 noise and unselected rows) with ids unique across
+    groups (groups in increasing order of their value, ids consecutive) and their number.
+    """
+    n = table.num_rows
+    labels = np.full(n, -1, dtype=np.int64)
+    rows = np.flatnonzero(keep)
+    if rows.size == 0:
+        return labels, 0
+    coords = _coords(table, rows, dims)
+    if groups is None:
+        parts: list[np.ndarray] = [np.arange(rows.size)]
+    else:
+        g = groups[rows]
+        order = np.argsort(g, kind="stable")
+        cuts = np.flatnonzero(np.diff(g[order])) + 1
+        parts = np.split(order, cuts)
+    iterator: Iterable[np.ndarray] = parts
+    if progress and len(parts) > 1:
+        from tqdm import tqdm
+
+        iterator = tqdm(parts, desc="clustering groups", unit="group", leave=False)
+    total = 0
+    for part in iterator:
+        lab, k = run(coords[part])
+        lab = np.asarray(lab, dtype=np.int64)
+        labels[rows[part]] = np.where(lab >= 0, lab + total, -1)
+        total += int(k)
+    return labels, total
+
+
+def finish(table: pa.Table, labels: np.ndarray, *, step: str, params: dict, by: str | None
+           ) -> pa.Table:
+    """The input table plus ``cluster_id`` and one history entry (the input is untouched)."""
+    out = with_columns(table, {"cluster_id": pa.array(labels, type=pa.int64())})
+    return with_history(out, step, params, cluster_by=by)
