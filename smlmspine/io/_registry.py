@@ -61,6 +61,7 @@ class Writer:
     extensions: tuple[str, ...]
     write: Callable[[pa.Table, Path], None]
     description: str
+    options: tuple[str, ...] = field(default_factory=tuple)
 
 
 _READERS: dict[str, Reader] = {}
@@ -83,11 +84,16 @@ def register_reader(name: str, *, extensions: tuple[str, ...], sniff: Callable[[
     return deco
 
 
-def register_writer(name: str, *, extensions: tuple[str, ...], description: str):
-    """Decorator registering ``func(table, tmp_path, *, final_path)`` as a writer."""
+def register_writer(name: str, *, extensions: tuple[str, ...], description: str,
+                    options: tuple[str, ...] = ()):
+    """Decorator registering ``func(table, tmp_path, *, final_path, **options)`` as a writer.
+
+    ``options`` names the keyword options the writer takes (e.g. ``pixel_size_nm``).
+    """
 
     def deco(func):
-        _WRITERS[name] = Writer(name, tuple(e.lower() for e in extensions), func, description)
+        _WRITERS[name] = Writer(name, tuple(e.lower() for e in extensions), func, description,
+                                tuple(options))
         return func
 
     return deco
@@ -227,11 +233,13 @@ def read(path: str | Path, *, format: str | None = None, pixel_size_nm: float | 
     return table
 
 
-def write(table: pa.Table, path: str | Path, *, format: str | None = None) -> Path:
+def write(table: pa.Table, path: str | Path, *, format: str | None = None, **options) -> Path:
     """Write a table; the format comes from ``format`` or the file extension.
 
     The file is written to a temporary name in the same folder and renamed at the end,
     so a failure never leaves a partial output. Returns the path written.
+    ``**options`` are writer-specific (e.g. ``pixel_size_nm=`` for Picasso HDF5); an
+    option the chosen writer does not take raises :class:`FormatError`.
     """
     path = Path(path)
     _load()
@@ -248,6 +256,10 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None) -> Pa
             raise FormatError(f"no writer {format!r}; known: {', '.join(sorted(_WRITERS))}",
                               path=path)
         writer = _WRITERS[format]
+    unknown = set(options) - set(writer.options)
+    if unknown:
+        raise FormatError(f"writer {writer.name!r} does not take option(s) {sorted(unknown)}; "
+                          f"it takes {sorted(writer.options) or 'none'}", path=path)
     validate(table, require_finite=False)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -255,7 +267,7 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None) -> Pa
     table = with_history(table, "io.write", {"format": writer.name, "path": str(path)})
     try:
         with atomic_output(path) as tmp_path:
-            writer.write(table, tmp_path, final_path=path)
+            writer.write(table, tmp_path, final_path=path, **options)
     except SmlmSpineError:
         raise
     except Exception as exc:

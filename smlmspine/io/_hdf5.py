@@ -1,0 +1,55 @@
+"""Helpers shared by the HDF5-based readers (Picasso, DECODE, SMAP v7.3)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import FormatError
+
+__all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5", "hdf5_keys"]
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: MATLAB v7.3 files are HDF5 files with a 512-byte user block that starts with this text.
+MAT73_HEADER = b"MATLAB 7.3 MAT-file"
+#: MATLAB level-5 MAT files (v5, v6, v7) start with this text (scipy.io.loadmat reads them).
+MAT5_HEADER = b"MATLAB 5.0 MAT-file"
+
+
+def is_hdf5(head: bytes) -> bool:
+    """Whether ``head`` starts an HDF5 file (signature at 0, or after a 512/1024/2048-byte user block).
+
+    Examples
+    --------
+    >>> is_hdf5(HDF5_SIGNATURE + b"...")
+    True
+    >>> is_hdf5(b"x,y\\n1,2\\n")
+    False
+    """
+    return any(head[o:o + 8] == HDF5_SIGNATURE for o in (0, 512, 1024, 2048))
+
+
+@contextmanager
+def open_hdf5(path: Path, what: str):
+    """Open an HDF5 file read-only; any failure becomes a :class:`FormatError` naming the file."""
+    import h5py
+
+    try:
+        fh = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"not a readable HDF5 file (expected {what}): {exc}", path=path) from exc
+    try:
+        yield fh
+    finally:
+        fh.close()
+
+
+def hdf5_keys(path: Path) -> set[str]:
+    """Top-level names of an HDF5 file (empty set when it cannot be opened)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            return set(fh.keys())
+    except Exception:  # sniffing only: an unreadable file is simply not this format
+        return set()

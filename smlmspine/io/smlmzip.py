@@ -1,0 +1,315 @@
+"""The ``.smlm`` file format (Ouyang et al., ImJoy / "smlm-file-format", version 0.2).
+
+A ``.smlm`` file is a ZIP archive with a UTF-8 ``manifest.json`` at its root::
+
+    {"format_version": "0.2",
+     "formats": {"smlm-table(binary)": {"type": "table", "mode": "binary",
+                                        "extension": ".bin", "columns": 4,
+                                        "headers": ["frame", "x", "y", "z"],
+                                        "dtype": ["uint32", "float32", "float32", "float32"],
+                                        "shape": [1, 1, 1, 1],
+                                        "units": ["frame", "nm", "nm", "nm"]}},
+     "files": [{"name": "table-1.bin", "type": "table", "format": "smlm-table(binary)",
+                "channel": "default", "rows": 1000, "offset": {"x": 0, "y": 0}}]}
+
+Each table file holds ``rows`` packed little-endian records, the columns of one row one
+after the other in header order (dtypes ``uint8``, ``uint16``, ``uint32``, ``float32``,
+``float64``; signed types are read too). ``offset`` is added to the named columns.
+Lengths are in nm unless ``units`` says otherwise (``um``, ``mm``, ``angstrom``, ...).
+
+Reading maps the built-in headers ``x``, ``y``, ``z``, ``frame``, ``intensity`` ->
+``photons``, ``background``, ``channel``, ``z_precision`` -> ``precision_z`` and ``time``
+(in ``s``/``ms``/``us``) -> ``time_s``; other headers are kept (``x_precision`` etc. in
+nm). Several table files are concatenated; if they name different channels a ``channel``
+column is added (the names go to the table metadata ``smlm_channels``). Only scalar
+columns (shape 1) of binary tables are supported; text tables and image files are
+ignored (images) or refused (text tables).
+
+Writing produces one binary table with the canonical names (``photons`` as
+``intensity``) and the column dtypes kept (int64 columns as ``uint32`` when they fit,
+else ``float64``); a ``smlmspine`` entry in the manifest records Arrow types, units,
+original names and history so the file reads back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import FormatError
+from ..schema import COLUMNS, make_table, metadata
+from ._registry import register_reader, register_writer
+
+__all__ = ["read_smlm", "write_smlm", "LENGTH_UNITS_NM"]
+
+#: Length units accepted in the manifest, as nm per unit.
+LENGTH_UNITS_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "micrometer": 1e3,
+                   "micron": 1e3, "mm": 1e6, "m": 1e9, "angstrom": 0.1, "pm": 1e-3}
+_TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+_DTYPES = {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
+           "float32", "float64"}
+_HEADER_MAP = {"intensity": "photons", "z_precision": "precision_z"}
+_LENGTH_HEADERS = {"x", "y", "z", "x_precision", "y_precision", "z_precision", "precision_xy",
+                   "precision_z", "x_original", "y_original", "z_original", "x_position",
+                   "y_position"}
+_FORMAT_NAME = "smlm-table(binary)"
+
+
+def _sniff(path: Path, head: bytes) -> bool:
+    if not head.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "manifest.json" in zf.namelist()
+    except Exception:
+        return False
+
+
+def _manifest(zf: zipfile.ZipFile, path: Path) -> dict:
+    if "manifest.json" not in zf.namelist():
+        raise FormatError("the ZIP archive has no manifest.json (not an .smlm file)", path=path)
+    try:
+        manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"manifest.json is not valid UTF-8 JSON: {exc}", path=path) from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list) \
+            or not isinstance(manifest.get("formats"), dict):
+        raise FormatError("manifest.json lacks the 'formats' object or the 'files' list",
+                          path=path)
+    return manifest
+
+
+def _read_table_file(zf, info: dict, fmt: dict, path: Path) -> tuple[dict, dict]:
+    name = info.get("name")
+    headers = fmt.get("headers")
+    dtypes = fmt.get("dtype")
+    if not isinstance(headers, list) or not isinstance(dtypes, list) or \
+            len(headers) != len(dtypes) or not headers:
+        raise FormatError(f"format {info.get('format')!r}: 'headers' and 'dtype' must be lists "
+                          "of the same length", path=path)
+    shapes = fmt.get("shape") or [1] * len(headers)
+    units = fmt.get("units") or [None] * len(headers)
+    if len(shapes) != len(headers) or len(units) != len(headers):
+        raise FormatError(f"format {info.get('format')!r}: 'shape'/'units' do not match the "
+                          f"{len(headers)} headers", path=path)
+    for h, dt, shp in zip(headers, dtypes, shapes):
+        if dt not in _DTYPES:
+            raise FormatError(f"column {h!r} has dtype {dt!r}; supported: {sorted(_DTYPES)}",
+                              path=path, column=str(h))
+        if shp not in (1, [1]):
+            raise FormatError(f"column {h!r} has shape {shp}; only scalar columns (shape 1) "
+                              "are supported", path=path, column=str(h))
+    headers = [str(h)[1:] if str(h).startswith("_") else str(h) for h in headers]
+    record = np.dtype([(f"c{i}", np.dtype(dt).newbyteorder("<")) for i, dt in enumerate(dtypes)])
+    try:
+        raw = zf.read(name)
+    except KeyError:
+        raise FormatError(f"manifest names table file {name!r}, which is not in the archive",
+                          path=path) from None
+    rows = info.get("rows")
+    if not isinstance(rows, int) or rows < 0:
+        raise FormatError(f"file {name!r}: 'rows' is {rows!r}, expected a count", path=path)
+    if len(raw) != rows * record.itemsize:
+        raise FormatError(f"table file {name!r} has {len(raw)} bytes, expected rows x record "
+                          f"size = {rows} x {record.itemsize} (truncated?)", path=path)
+    data = np.frombuffer(raw, dtype=record, count=rows)
+    offsets = info.get("offset") or {}
+    cols, col_units = {}, {}
+    for i, h in enumerate(headers):
+        values = data[f"c{i}"].astype(data[f"c{i}"].dtype.newbyteorder("="))
+        if h in offsets and offsets[h]:
+            values = values.astype(np.float64) + float(offsets[h])
+        if h in cols:
+            raise FormatError(f"header {h!r} appears twice", path=path, column=h)
+        cols[h] = values
+        col_units[h] = units[i]
+    return cols, col_units
+
+
+@register_reader("smlm", extensions=(".smlm",), sniff=_sniff,
+                 description="SMLM file format: ZIP with manifest.json + binary table",
+                 priority=15)
+def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Table:
+    """Read an ``.smlm`` file (ZIP + ``manifest.json`` + binary tables) into the canonical table.
+
+    Parameters
+    ----------
+    path : str or Path
+    pixel_size_nm : float, optional
+        Not used: ``.smlm`` tables state their length units.
+
+    Returns
+    -------
+    pyarrow.Table
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from smlmspine.schema import make_table
+    >>> from smlmspine.io import write
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.smlm"
+    >>> _ = write(make_table({"x": [1.0, 2.0], "y": [3.0, 4.0], "frame": [0, 1]}), p)
+    >>> read_smlm(p).column("y").to_pylist()
+    [3.0, 4.0]
+    """
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FormatError(f"not a readable ZIP archive (.smlm): {exc}", path=path) from exc
+    with zf:
+        manifest = _manifest(zf, path)
+        tables = []
+        for info in manifest["files"]:
+            if not isinstance(info, dict) or info.get("type") != "table":
+                continue
+            fmt = manifest["formats"].get(info.get("format"))
+            if not isinstance(fmt, dict):
+                raise FormatError(f"file {info.get('name')!r} uses format {info.get('format')!r}, "
+                                  "which manifest 'formats' does not define", path=path)
+            if fmt.get("mode") != "binary":
+                raise FormatError(f"table {info.get('name')!r} is in {fmt.get('mode')!r} mode; "
+                                  "only binary tables are supported", path=path)
+            try:
+                tables.append((info, *_read_table_file(zf, info, fmt, path)))
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise FormatError(f"table {info.get('name')!r} cannot be decompressed: {exc}",
+                                  path=path) from exc
+    if not tables:
+        raise FormatError("manifest.json lists no table file", path=path)
+    own = manifest.get("smlmspine") if isinstance(manifest.get("smlmspine"), dict) else {}
+    own_cols = own.get("columns") if isinstance(own.get("columns"), dict) else {}
+
+    heads = [list(cols) for _, cols, _ in tables]
+    if any(h != heads[0] for h in heads):
+        raise FormatError(f"the table files have different headers: {heads}", path=path)
+    merged = {h: np.concatenate([cols[h] for _, cols, _ in tables]) for h in heads[0]}
+    col_units = tables[0][2]
+    channel_names = [str(info.get("channel", "default")) for info, _, _ in tables]
+    extra = {}
+    if len(set(channel_names)) > 1 and "channel" not in merged:
+        order = list(dict.fromkeys(channel_names))
+        merged["channel"] = np.concatenate([np.full(len(next(iter(cols.values()))),
+                                                    order.index(c), dtype=np.int64)
+                                            for c, (_, cols, _) in zip(channel_names, tables)])
+        col_units["channel"] = None
+        extra["smlm_channels"] = order
+
+    columns, units, originals = {}, {}, {}
+    for h, values in merged.items():
+        saved = own_cols.get(h, {}) if isinstance(own_cols.get(h), dict) else {}
+        unit = col_units.get(h)
+        target = _HEADER_MAP.get(h, h)
+        if h == "time" and unit in _TIME_UNITS_S:
+            target, values = "time_s", values.astype(np.float64) * _TIME_UNITS_S[unit]
+            unit = "s"
+        if target in _LENGTH_HEADERS or h in _LENGTH_HEADERS:
+            unit = unit or "nm"
+            if unit not in LENGTH_UNITS_NM:
+                raise FormatError(f"column {h!r} has unit {unit!r}, not a length unit "
+                                  f"({', '.join(LENGTH_UNITS_NM)})", path=path, column=h)
+            if LENGTH_UNITS_NM[unit] != 1.0:
+                values = values.astype(np.float64) * LENGTH_UNITS_NM[unit]
+            unit = "nm"
+        arrow_type = saved.get("type")
+        if arrow_type and target not in COLUMNS:
+            try:
+                values = pa.array(values).cast(_parse_type(arrow_type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                pass
+        columns[target] = values
+        if target not in COLUMNS:
+            if saved.get("unit") or (unit and unit != "1"):
+                units[target] = saved.get("unit") or unit
+            originals[target] = saved.get("original_name", h)
+        elif h != target:
+            originals[target] = h
+    hist = own.get("history") if isinstance(own.get("history"), list) else None
+    return make_table(columns, units=units, original_names=originals, source=str(path),
+                      format="smlm", pixel_size_nm=own.get("pixel_size_nm"), history=hist,
+                      extra_metadata=extra or None)
+
+
+def _parse_type(name: str) -> pa.DataType:
+    simple = {"int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
+              "uint8": pa.uint8(), "uint16": pa.uint16(), "uint32": pa.uint32(),
+              "uint64": pa.uint64(), "float": pa.float32(), "double": pa.float64(),
+              "halffloat": pa.float16(), "bool": pa.bool_()}
+    if name not in simple:
+        raise ValueError(name)
+    return simple[name]
+
+
+def _storage(values: np.ndarray, name: str, path: Path) -> tuple[np.ndarray, str]:
+    kind = values.dtype.kind
+    if kind == "f":
+        if values.dtype == np.float32:
+            return values, "float32"
+        return values.astype(np.float64), "float64"
+    if kind == "b":
+        return values.astype(np.uint8), "uint8"
+    if kind in "iu":
+        if values.size == 0 or (values.min() >= 0 and values.max() < 2 ** 32):
+            return values.astype(np.uint32), "uint32"
+        if np.all(np.abs(values.astype(np.float64)) < 2 ** 53):
+            return values.astype(np.float64), "float64"
+        raise FormatError(f"column {name!r} holds integers beyond 2^53 that .smlm (float64) "
+                          "cannot store exactly", path=path, column=name)
+    raise FormatError(f"column {name!r} has type {values.dtype}; .smlm tables store numbers only",
+                      path=path, column=name)
+
+
+@register_writer("smlm", extensions=(".smlm",),
+                 description="SMLM file format (ZIP + manifest.json + binary table)")
+def write_smlm(table: pa.Table, path: Path, *, final_path: Path | None = None) -> None:
+    """Write a table as an ``.smlm`` file: one binary table, canonical headers, units in nm."""
+    final_path = Path(final_path if final_path is not None else path)
+    headers, dtypes, units, arrays, own_cols = [], [], [], [], {}
+    for f in table.schema:
+        col = table.column(f.name)
+        t = col.type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+            raise FormatError(f"column {f.name!r} is {t}; .smlm tables store numbers only",
+                              path=final_path, column=f.name)
+        if col.null_count and not pa.types.is_floating(t):
+            raise FormatError(f"column {f.name!r} has missing values; .smlm cannot store them",
+                              path=final_path, column=f.name)
+        values = np.asarray(col.to_numpy(zero_copy_only=False))
+        stored, dt = _storage(values, f.name, final_path)
+        header = {"photons": "intensity"}.get(f.name, f.name)
+        meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
+        headers.append(header)
+        dtypes.append(dt)
+        units.append(meta.get("unit") or "1")
+        arrays.append(stored)
+        if f.name not in COLUMNS:
+            own_cols[header] = {"type": str(t), **{k: meta[k] for k in ("unit", "original_name")
+                                                   if k in meta}}
+    record = np.dtype([(f"c{i}", np.dtype(dt).newbyteorder("<")) for i, dt in enumerate(dtypes)])
+    rec = np.empty(table.num_rows, dtype=record)
+    for i, a in enumerate(arrays):
+        rec[f"c{i}"] = a
+    meta = metadata(table)
+    from .. import __version__
+
+    manifest = {
+        "format_version": "0.2",
+        "formats": {_FORMAT_NAME: {
+            "name": _FORMAT_NAME, "type": "table", "mode": "binary", "extension": ".bin",
+            "columns": len(headers), "headers": headers, "dtype": dtypes,
+            "shape": [1] * len(headers), "units": units,
+            "description": "the default smlm format for localization tables"}},
+        "files": [{"name": "table-1.bin", "type": "table", "format": _FORMAT_NAME,
+                   "channel": "default", "rows": int(table.num_rows), "offset": {}}],
+        "name": final_path.name,
+        "description": f"written by smlmspine {__version__}",
+        "smlmspine": {"columns": own_cols, "history": meta.get("history") or [],
+                      "pixel_size_nm": meta.get("pixel_size_nm"), "source": meta.get("source")},
+    }
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+        zf.writestr("table-1.bin", rec.tobytes())
