@@ -70,26 +70,32 @@ def _occupied_cells(skeys):
 
 @njit(cache=True)
 def _neighbour_cells(ukeys, c, offsets, out):
-    """Fill ``out`` with the indices of the occupied neighbour cells of cell ``c``."""
+    """Fill ``out`` with the indices of the occupied neighbour cells of cell ``c``.
+
+    ``offsets`` are the key offsets of the neighbour rows (x offset -1); the three cells
+    of a row have consecutive keys, so one binary search per row finds them.
+    """
     key = ukeys[c]
     m = ukeys.shape[0]
     n_out = 0
     for o in range(offsets.shape[0]):
         target = key + offsets[o]
-        if target == key:
-            out[n_out] = c
-            n_out += 1
-            continue
         lo = 0
         hi = m
+        if target <= key:
+            hi = c + 1
+        else:
+            lo = c
         while lo < hi:
             mid = (lo + hi) >> 1
             if ukeys[mid] < target:
                 lo = mid + 1
             else:
                 hi = mid
-        if lo < m and ukeys[lo] == target:
-            out[n_out] = lo
+        for j in range(lo, min(lo + 3, m)):
+            if ukeys[j] > target + 2:
+                break
+            out[n_out] = j
             n_out += 1
     return n_out
 
@@ -107,7 +113,7 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
     """DBSCAN on points sorted by cell; returns labels in the input order."""
     n, d = pts.shape
     m = ukeys.shape[0]
-    nb = np.empty(offsets.shape[0], dtype=np.int64)
+    nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
     core = np.zeros(n, dtype=np.bool_)
 
     # 2. core points (count stops at min_samples)
@@ -134,6 +140,13 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
     # 3. union-find over core points (each pair visited once: cells c' >= c)
     parent = np.arange(n)
     for c in range(m):
+        has_core = False
+        for p in range(starts[c], starts[c + 1]):
+            if core[p]:
+                has_core = True
+                break
+        if not has_core:
+            continue
         n_nb = _neighbour_cells(ukeys, c, offsets, nb)
         for p in range(starts[c], starts[c + 1]):
             if not core[p]:
@@ -186,6 +199,13 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
 
     # 5. border points
     for c in range(m):
+        all_core = True
+        for p in range(starts[c], starts[c + 1]):
+            if not core[p]:
+                all_core = False
+                break
+        if all_core:
+            continue
         n_nb = _neighbour_cells(ukeys, c, offsets, nb)
         for p in range(starts[c], starts[c + 1]):
             if core[p]:
@@ -242,8 +262,11 @@ def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int,
     ukeys, starts = _occupied_cells(skeys)
     del skeys
     pts = coords[order]
-    grids = np.meshgrid(*([np.array([-1, 0, 1], dtype=np.int64)] * d), indexing="ij")
-    offsets = sum(g.ravel() * strides[k] for k, g in enumerate(grids)).astype(np.int64)
+    # key offsets of the neighbour rows: x offset -1, every y/z offset in {-1, 0, 1}
+    grids = np.meshgrid(*([np.array([-1, 0, 1], dtype=np.int64)] * (d - 1)), indexing="ij")
+    offsets = np.full(3 ** (d - 1), -1, dtype=np.int64)
+    for k, g in enumerate(grids):
+        offsets += g.ravel() * strides[k + 1]
     rule = BORDER_LOWEST if border == "lowest" else BORDER_NEAREST
     labels, n_clusters = _dbscan_sorted(pts, order.astype(np.int64), ukeys, starts, offsets,
                                         float(eps) * float(eps), int(min_samples), rule)
