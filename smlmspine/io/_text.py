@@ -1,0 +1,580 @@
+"""Shared machinery of the delimited-text readers (ThunderSTORM, rapidSTORM, Zeiss, ONI,
+N-STORM, generic CSV/TSV).
+
+A text reader does three things: it reads the header to learn the column names and
+their units, it decides which source column becomes which canonical column
+(:class:`Role`), and it hands both to :func:`read_text_table`, which
+
+1. streams the data rows with :func:`pyarrow.csv.read_csv` (multithreaded, column
+   types set explicitly where known, no pandas round trip);
+2. turns every pyarrow parse/conversion error into a :class:`~smlmspine.errors.FormatError`
+   naming the file, the line and the column (pyarrow does not report line numbers, so
+   on the error path the file is scanned once to find the offending line);
+3. converts coordinate/precision columns to nm (pixel units need ``pixel_size_nm``;
+   never guessed), refuses NaN/inf/missing coordinates (naming the line), and builds
+   the canonical table with :func:`smlmspine.schema.make_table`, keeping every other
+   column under a sanitized name with its original name and unit.
+
+Examples
+--------
+>>> split_unit("x [nm]")
+('x', 'nm')
+>>> split_unit("X precision (nm)")
+('X precision', 'nm')
+>>> split_unit("frame")
+('frame', None)
+>>> length_factor_nm("um", pixel_size_nm=None, path="a.csv", column="x [um]")
+1000.0
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import FormatError, ParameterError
+from ..schema import COLUMNS, COORDINATES, make_table, sanitize_name
+
+__all__ = [
+    "Role", "LENGTH_UNITS_NM", "PIXEL_UNITS", "PHOTON_UNITS", "split_unit", "normalize_unit",
+    "length_factor_nm", "head_text", "read_header", "first_lines", "split_fields", "read_text_table",
+    "check_mapping", "find_nul", "header_roles", "dedupe_names",
+]
+
+#: Length units, as nm per unit (lower-case keys; see :func:`normalize_unit`).
+LENGTH_UNITS_NM = {
+    "nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "nanometre": 1.0, "nanometres": 1.0,
+    "um": 1e3, "µm": 1e3, "μm": 1e3, "micrometer": 1e3, "micrometers": 1e3,
+    "micrometre": 1e3, "micron": 1e3, "microns": 1e3,
+    "mm": 1e6, "m": 1e9, "meter": 1e9, "metre": 1e9,
+}
+#: Units meaning camera pixels (converted with ``pixel_size_nm``).
+PIXEL_UNITS = {"px", "pix", "pixel", "pixels"}
+#: Units accepted for the canonical ``photons``/``background`` columns.
+PHOTON_UNITS = {"photon", "photons", "ph"}
+
+_UNIT_RE = re.compile(r"^(.*?)\s*[\[(]([^\[\]()]*)[\])]\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """Where one source column goes.
+
+    Attributes
+    ----------
+    source : str
+        Column name in the file (after de-duplication, see :func:`read_text_table`).
+    target : str
+        Canonical name (``x``, ``frame``, ...) or the name of a kept extra column.
+    unit : str or None
+        Unit of the values in the file. For canonical length columns (coordinates and
+        precisions) it is converted to nm; for extra columns it is stored as is.
+    """
+
+    source: str
+    target: str
+    unit: str | None = None
+
+
+def split_unit(name: str) -> tuple[str, str | None]:
+    """Split ``"x [nm]"`` / ``"X (nm)"`` into ``("x", "nm")``; no unit gives ``None``."""
+    m = _UNIT_RE.match(name.strip())
+    if not m or not m.group(1).strip():
+        return name.strip(), None
+    return m.group(1).strip(), m.group(2).strip()
+
+
+def normalize_unit(unit: str | None) -> str | None:
+    """Lower-case, trimmed unit (``None`` stays ``None``; an empty unit becomes ``None``)."""
+    if unit is None:
+        return None
+    unit = unit.strip().lower()
+    return unit or None
+
+
+def length_factor_nm(unit: str | None, *, pixel_size_nm: float | None, path, column: str,
+                     default_unit: str | None = None) -> float:
+    """nm per unit of a length column; raises :class:`FormatError` when it cannot be known."""
+    u = normalize_unit(unit) or normalize_unit(default_unit)
+    if u is None:
+        raise FormatError("the column states no length unit and none was given; pass "
+                          "coordinate_unit='nm' (or 'um', 'px' with pixel_size_nm) — units are "
+                          "never guessed", path=path, column=column)
+    if u in LENGTH_UNITS_NM:
+        return LENGTH_UNITS_NM[u]
+    if u in PIXEL_UNITS:
+        if pixel_size_nm is None:
+            raise FormatError("coordinates are in pixels and the file stores no pixel size; "
+                              "pass pixel_size_nm= (CLI: --pixel-size-nm)", path=path,
+                              column=column)
+        try:
+            size = float(pixel_size_nm)
+        except (TypeError, ValueError):
+            raise ParameterError(f"pixel_size_nm must be a number, got {pixel_size_nm!r}") from None
+        if not np.isfinite(size) or size <= 0:
+            raise ParameterError(f"pixel_size_nm must be a positive finite number, got {pixel_size_nm!r}")
+        return size
+    raise FormatError(f"unit {unit!r} is not a length unit (expected one of nm, um, mm, px)",
+                      path=path, column=column)
+
+
+def find_nul(head: bytes) -> int:
+    """Index of the first NUL byte in ``head`` (-1 if none)."""
+    return head.find(b"\x00")
+
+
+def head_text(head: bytes, *, stop_at_nul: bool = False) -> str | None:
+    """Decode the head of a file as text, or ``None`` when it is not text.
+
+    Binary content (NUL bytes, unless ``stop_at_nul``, or many control characters) gives
+    ``None``. UTF-8 (with or without BOM) is tried first, then Latin-1.
+    """
+    if stop_at_nul:
+        k = head.find(b"\x00")
+        if k >= 0:
+            head = head[:k]
+    elif b"\x00" in head:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4:  # a multi-byte character cut by the head limit
+            text = head[:exc.start].decode("utf-8", errors="strict")
+        else:
+            text = head.decode("latin-1")
+    text = text.lstrip("\ufeff")
+    bad = sum(1 for c in text[:4096] if ord(c) < 32 and c not in "\t\r\n")
+    if bad:
+        return None
+    return text
+
+
+def read_header(path: str | Path, *, n_lines: int = 1, stop_at_nul: bool = False,
+                what: str = "delimited text") -> list[str]:
+    """The first ``n_lines`` lines of a text file (fewer if the file is shorter).
+
+    Raises
+    ------
+    FormatError
+        The file is missing, empty or binary (naming it and what was expected).
+    """
+    from ._registry import HEAD_BYTES
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except OSError as exc:
+        raise FormatError(f"cannot be read: {exc.strerror or exc}", path=path) from None
+    if not head.strip():
+        raise FormatError(f"the file is empty; expected {what} with a header line", path=path)
+    text = head_text(head, stop_at_nul=stop_at_nul)
+    if text is None:
+        raise FormatError(f"binary content (NUL or control bytes); expected {what}",
+                          path=path, line=1)
+    lines = text.splitlines()
+    if len(head) == HEAD_BYTES and len(lines) <= n_lines and not text.endswith("\n"):
+        raise FormatError(f"the header is longer than {HEAD_BYTES} bytes; expected {what}",
+                          path=path, line=1)
+    return lines[:n_lines]
+
+
+def first_lines(text: str, n: int) -> list[str]:
+    """The first ``n`` lines of ``text``, without line ends."""
+    return text.splitlines()[:n]
+
+
+def split_fields(line: str, delimiter: str) -> list[str]:
+    """Split one line on ``delimiter`` honouring double quotes; fields are stripped."""
+    try:
+        row = next(csv.reader([line], delimiter=delimiter, quotechar='"'))
+    except (csv.Error, StopIteration):
+        row = line.split(delimiter)
+    return [f.strip() for f in row]
+
+
+def check_mapping(mapping: Mapping[str, str] | None, names: Sequence[str], *, path) -> dict[str, str]:
+    """Validate a user mapping ``{canonical: source column}`` against the header names."""
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, Mapping):
+        raise ParameterError(f"mapping must be a dict {{canonical: source column}}, got "
+                             f"{type(mapping).__name__}")
+    out = {}
+    for key, src in mapping.items():
+        if key not in COLUMNS:
+            raise ParameterError(f"mapping key {key!r} is not a canonical column; use one of "
+                                 f"{', '.join(COLUMNS)}")
+        if src not in names:
+            raise FormatError(f"mapping {key}={src!r}: no such column; the header has "
+                              f"{list(names)}", path=path)
+        out[key] = src
+    if len(set(out.values())) != len(out):
+        raise ParameterError(f"mapping uses one source column twice: {out}")
+    return out
+
+
+def header_roles(names: Sequence[str], candidates: Mapping[str, Sequence[str]], *,
+                 mapping: Mapping[str, str] | None = None, path=None,
+                 fixed_units: Mapping[str, str] | None = None,
+                 targets: Mapping[str, str] | None = None) -> tuple[list[Role], dict[str, str]]:
+    """Assign canonical roles to header names ``"base [unit]"``.
+
+    Parameters
+    ----------
+    names : sequence of str
+        De-duplicated header names.
+    candidates : mapping
+        Canonical target -> base names (case-insensitive, unit stripped) in priority
+        order; the first present header whose unit suits the target wins, the others
+        are kept as extra columns.
+    mapping : mapping, optional
+        User mapping ``{canonical: header name}``; it overrides the candidates.
+    fixed_units : mapping, optional
+        Header name -> unit, for formats whose header states no unit (e.g. N-STORM, nm).
+    targets : mapping, optional
+        Header name -> output name of kept columns (to avoid clashes like ``X (pix)``).
+
+    Returns
+    -------
+    roles : list of Role
+    extra_units : dict
+        Unit of every kept column that states one.
+    """
+    fixed_units = dict(fixed_units or {})
+    parsed = {}
+    for n in names:
+        base, unit = split_unit(n)
+        parsed[n] = (base.lower(), fixed_units.get(n, unit))
+    user = check_mapping(mapping, names, path=path)
+    roles: list[Role] = []
+    used: set[str] = set()
+    for target, src in user.items():
+        roles.append(Role(src, target, parsed[src][1]))
+        used.add(src)
+    for target, bases in candidates.items():
+        if target in user:
+            continue
+        found = None
+        for base in bases:
+            for n in names:
+                if n in used or parsed[n][0] != base.lower():
+                    continue
+                if _unit_suits(target, parsed[n][1]):
+                    found = n
+                    break
+            if found:
+                break
+        if found:
+            roles.append(Role(found, target, parsed[found][1]))
+            used.add(found)
+    extra_units = {n: parsed[n][1] for n in names if n not in used and parsed[n][1]}
+    targets = dict(targets or {})
+    for n in names:
+        if n in used or n in targets:
+            continue
+        # a kept column must not take a canonical name: "X (pix)" -> "x_pix"
+        clean = sanitize_name(parsed[n][0])
+        if clean in COLUMNS:
+            unit = parsed[n][1]
+            targets[n] = sanitize_name(f"{clean}_{unit}" if unit else f"{clean}_source")
+    roles += [Role(n, targets[n], parsed[n][1]) for n in names if n not in used and n in targets]
+    return roles, extra_units
+
+
+def _unit_suits(target: str, unit: str | None) -> bool:
+    u = normalize_unit(unit)
+    if target in _NUMERIC_LENGTH:
+        return u is None or u in LENGTH_UNITS_NM or u in PIXEL_UNITS
+    if target in ("photons", "background"):
+        return u is None or u in PHOTON_UNITS
+    if target == "time_s":
+        return u in ("s", "sec", "second", "seconds")
+    return u is None or u in ("1", "frame", "frames", "fr")
+
+
+def dedupe_names(names: Sequence[str]) -> list[str]:
+    """Make header names unique (``a``, ``a#2``, ...); empty names become ``column``."""
+    return _dedupe(names)
+
+
+def _dedupe(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        n = n if n else "column"
+        if n in seen:
+            seen[n] += 1
+            n2 = f"{n}#{seen[n]}"
+            while n2 in seen:
+                seen[n] += 1
+                n2 = f"{n}#{seen[n]}"
+            n = n2
+        seen.setdefault(n, 1)
+        out.append(n)
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+_NUMERIC_LENGTH = {"x", "y", "z", "precision_xy", "precision_z"}
+_PARSE_RE = re.compile(r"Expected (\d+) columns, got (\d+)")
+_CONVERT_RE = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)"
+                         r"(?:\[[^\]]*\])?: invalid value '(.*)'", re.S)
+
+
+def _open_source(path: Path, end_offset: int | None):
+    if end_offset is None:
+        return str(path)
+    mm = pa.memory_map(str(path), "r")
+    return pa.BufferReader(mm.read_buffer(end_offset))
+
+
+def _iter_lines(path: Path, end_offset: int | None):
+    """Yield ``(line_number, text)`` of the file (1-based), up to ``end_offset`` bytes."""
+    with open(path, "rb") as fh:
+        remaining = end_offset
+        for number, raw in enumerate(fh, start=1):
+            if remaining is not None:
+                if remaining <= 0:
+                    return
+                raw = raw[:remaining]
+                remaining -= len(raw)
+            yield number, raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _line_of_row(path: Path, skip_lines: int, row: int, end_offset: int | None) -> int | None:
+    """1-based file line of the 0-based data ``row`` (blank lines are skipped by the parser)."""
+    k = -1
+    for number, text in _iter_lines(path, end_offset):
+        if number <= skip_lines or not text:
+            continue
+        k += 1
+        if k == row:
+            return number
+    return None
+
+
+def _locate_parse_error(path, skip_lines, delimiter, expected, end_offset):
+    for number, text in _iter_lines(path, end_offset):
+        if number <= skip_lines or not text:
+            continue
+        n = len(split_fields(text, delimiter))
+        if n != expected:
+            return number, n
+    return None, None
+
+
+def _locate_bad_value(path, skip_lines, delimiter, col_index, value, end_offset):
+    for number, text in _iter_lines(path, end_offset):
+        if number <= skip_lines or not text:
+            continue
+        fields = split_fields(text, delimiter)
+        if col_index < len(fields) and fields[col_index] == value.strip():
+            return number
+    return None
+
+
+def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimiter: str,
+                    skip_lines: int, roles: Iterable[Role],
+                    pixel_size_nm: float | None = None, end_offset: int | None = None,
+                    float_columns: Iterable[str] = (), default_length_unit: str | None = None,
+                    extra_units: Mapping[str, str] | None = None,
+                    extra_metadata: Mapping | None = None,
+                    channel_names: str | None = None) -> pa.Table:
+    """Stream a delimited text file into the canonical localization table.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    fmt : str
+        Reader name, stored in the table metadata.
+    names : sequence of str
+        Column names of the data rows in file order (from the header, de-duplicated
+        here with ``#2`` suffixes when a name repeats).
+    delimiter : str
+        One character: ``,``, ``;``, ``\\t`` or a space.
+    skip_lines : int
+        Number of header lines before the first data row.
+    roles : iterable of Role
+        Source column -> canonical column (with the source unit). Source columns without
+        a role are kept under their sanitized name (unit from ``extra_units``).
+    pixel_size_nm : float, optional
+        Needed when a length column is in pixels.
+    end_offset : int, optional
+        Read only the first ``end_offset`` bytes (Zeiss files carry metadata after a NUL).
+    float_columns : iterable of str
+        Source columns to parse as float64 (roles of length columns always are).
+    default_length_unit : str, optional
+        Unit for length columns whose role states none (generic CSV's ``coordinate_unit``).
+    extra_units : mapping, optional
+        Unit of kept (non-canonical) source columns.
+    extra_metadata : mapping, optional
+        Stored in the table metadata.
+    channel_names : str, optional
+        Source column of string channel names: the canonical ``channel`` gets integer
+        codes (sorted names -> 0, 1, ...) and the names are kept.
+
+    Returns
+    -------
+    pyarrow.Table
+        Canonical localization table (coordinates in nm).
+
+    Raises
+    ------
+    FormatError
+        Header only, truncated/overlong rows, unparsable values, missing/NaN/inf
+        coordinates, pixel units without a pixel size; naming file, line and column.
+    """
+    import pyarrow.csv as pcsv
+
+    path = Path(path)
+    names = _dedupe(list(names))
+    roles = list(roles)
+    by_target = {r.target: r for r in roles}
+    for need in ("x", "y"):
+        if need not in by_target:
+            raise FormatError(f"missing coordinate column {need!r}; the header has {list(names)}",
+                              path=path, line=skip_lines or None)
+    role_sources = {r.source for r in roles}
+    unknown = role_sources - set(names)
+    if unknown:
+        raise FormatError(f"column(s) {sorted(unknown)} not in the header {list(names)}", path=path)
+
+    # Explicit types where they are known; the rest is inferred (and widened on retry).
+    types: dict[str, pa.DataType] = {}
+    for r in roles:
+        if r.target in _NUMERIC_LENGTH or r.target in ("time_s", "photons", "background"):
+            types[r.source] = pa.float64()
+    for c in float_columns:
+        if c in names:
+            types[c] = pa.float64()
+    if channel_names is not None:
+        types[channel_names] = pa.string()
+    forced = set(types)
+
+    raw = None
+    for _attempt in range(len(names) * 2 + 2):
+        try:
+            raw = pcsv.read_csv(
+                _open_source(path, end_offset),
+                read_options=pcsv.ReadOptions(skip_rows=skip_lines, column_names=names,
+                                              use_threads=True, block_size=1 << 23),
+                parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"',
+                                                double_quote=True, newlines_in_values=False,
+                                                ignore_empty_lines=True),
+                convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""],
+                                                    strings_can_be_null=True,
+                                                    quoted_strings_can_be_null=True,
+                                                    check_utf8=True))
+            break
+        except pa.ArrowInvalid as exc:
+            msg = str(exc)
+            m = _CONVERT_RE.search(msg)
+            if m:
+                idx, typ, value = int(m.group(1)), m.group(2), m.group(3)
+                col = names[idx] if idx < len(names) else f"#{idx}"
+                widened = None
+                if col not in forced:
+                    widened = {"null": pa.float64(), "int64": pa.float64()}.get(typ)
+                    if widened is None and col not in role_sources:
+                        widened = pa.string()  # a kept free-text column
+                if widened is not None and not types.get(col, pa.null()).equals(widened):
+                    types[col] = widened
+                    continue
+                line = _locate_bad_value(path, skip_lines, delimiter, idx, value, end_offset)
+                raise FormatError(f"cannot read value {value[:40]!r} as a number "
+                                  f"(expected {typ})", path=path, line=line, column=col) from None
+            m = _PARSE_RE.search(msg)
+            if m:
+                expected = int(m.group(1))
+                line, got = _locate_parse_error(path, skip_lines, delimiter, expected, end_offset)
+                got = got if got is not None else int(m.group(2))
+                what = "truncated row" if got < expected else "row with too many fields"
+                hint = ""
+                if got == 1 and expected > 1:
+                    hint = f"; is the delimiter {delimiter!r} right?"
+                raise FormatError(f"{what}: expected {expected} fields separated by "
+                                  f"{delimiter!r}, found {got}{hint}", path=path, line=line) from None
+            if "UTF8" in msg or "utf8" in msg or "UTF-8" in msg:
+                raise FormatError("not valid UTF-8 text (binary content?)", path=path) from None
+            raise FormatError(f"cannot be parsed as delimited text: {msg.splitlines()[0][:200]}",
+                              path=path) from None
+    if raw is None:  # pragma: no cover - the retry loop always ends in break or raise
+        raise FormatError("cannot be parsed", path=path)
+    if raw.num_rows == 0:
+        raise FormatError("no localizations: the file has a header but no data rows",
+                          path=path, line=skip_lines + 1)
+
+    columns: dict[str, object] = {}
+    original: dict[str, str] = {}
+    units: dict[str, str] = {}
+    pixel_used = None
+    for r in roles:
+        col = raw.column(r.source)
+        if r.target in _NUMERIC_LENGTH:
+            factor = length_factor_nm(r.unit, pixel_size_nm=pixel_size_nm, path=path,
+                                      column=r.source, default_unit=default_length_unit)
+            if normalize_unit(r.unit or default_length_unit) in PIXEL_UNITS:
+                pixel_used = float(pixel_size_nm)
+            if not col.type.equals(pa.float64()):
+                col = col.cast(pa.float64())
+            if factor != 1.0:
+                col = pc.multiply(col, pa.scalar(factor, pa.float64()))
+        elif r.target == "channel" and r.source == channel_names:
+            continue
+        columns[r.target] = col
+        original[r.target] = r.source
+        if r.target not in COLUMNS and r.unit:
+            units[r.target] = r.unit
+    if channel_names is not None:
+        name_col = raw.column(channel_names)
+        uniq = sorted(v for v in pc.unique(name_col).to_pylist() if v is not None)
+        codes = pc.index_in(name_col, value_set=pa.array(uniq, pa.string()))
+        columns["channel"] = pc.fill_null(codes, -1).cast(pa.int64())
+        original["channel"] = channel_names
+    _check_finite(columns, path, skip_lines, end_offset, original)
+    extra_units = dict(extra_units or {})
+    for name in names:
+        if name in role_sources and name != channel_names:
+            continue
+        col = raw.column(name)
+        if pa.types.is_null(col.type):
+            col = col.cast(pa.float64())
+        columns[name] = col
+        original[name] = name
+        if extra_units.get(name):
+            units[name] = extra_units[name]
+    meta = dict(extra_metadata or {})
+    try:
+        return make_table(columns, units=units, original_names=original, source=str(path),
+                          format=fmt, pixel_size_nm=pixel_used, extra_metadata=meta)
+    except Exception as exc:
+        # e.g. a non-integer frame value
+        raise FormatError(str(exc), path=path) from exc
+
+
+def _check_finite(columns, path, skip_lines, end_offset, original):
+    for name in COORDINATES:
+        if name not in columns:
+            continue
+        col = columns[name]
+        ok = pc.is_finite(col)
+        if col.null_count == 0 and pc.all(ok).as_py():
+            continue
+        arr = col.to_numpy() if isinstance(col, pa.Array) else col.to_numpy()
+        bad_rows = np.flatnonzero(~np.isfinite(np.asarray(arr, dtype=float)))
+        row = int(bad_rows[0])
+        line = _line_of_row(path, skip_lines, row, end_offset)
+        value = "missing" if np.isnan(arr[row]) and col.null_count else repr(float(arr[row]))
+        raise FormatError(f"coordinate {name} is not finite ({value}) in {bad_rows.size} row(s); "
+                          "localizations need finite coordinates", path=path, line=line,
+                          column=original.get(name, name))
