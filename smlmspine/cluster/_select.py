@@ -78,12 +78,14 @@ def selection(table: pa.Table, *, by: str | None, mask: Any, skip_groups: Iterab
 def _coords(table: pa.Table, rows: np.ndarray, dims: int) -> np.ndarray:
     """``(len(rows), dims)`` float64 coordinates of ``rows``; refuses NaN/inf/missing."""
     out = np.empty((rows.size, dims), dtype=np.float64)
+    every_row = rows.size == table.num_rows and (rows.size == 0 or (
+        rows[0] == 0 and rows[-1] == rows.size - 1 and bool(np.all(np.diff(rows) == 1))))
     for k, name in enumerate(COORDINATES[:dims]):
         col = table.column(name)
         if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
             raise SchemaError(f"column {name!r} must be numeric, found {col.type}")
         values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
-        out[:, k] = values[rows] if rows.size != values.size else values
+        out[:, k] = values if every_row else values[rows]
         bad = ~np.isfinite(out[:, k])
         if bad.any():
             first = int(rows[np.flatnonzero(bad)[0]])
