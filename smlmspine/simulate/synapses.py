@@ -1,0 +1,260 @@
+"""Ground truth for coupling statistics: pre/post-synaptic objects and their localizations.
+
+Objects of both populations are completely spatially random (CSR) in a region (a box or
+a boolean mask); a fraction of the post objects is *coupled*: each is placed at a distance
+drawn from N(mean, sd) (truncated to > 0) in a uniformly random direction from a distinct
+random pre object (one post per pre, a synapse), redrawn until it falls inside the region.
+Each object can be rendered as a cluster of blinking localizations.
+
+Examples
+--------
+>>> sim = synapses(n_pre=50, n_post=40, coupled_fraction=0.5, region_hi_nm=(5000, 5000), rng=1)
+>>> sim.n_coupled, sim.coupled_fraction_post, sim.coupled_fraction_pre
+(20, 0.5, 0.4)
+>>> sim.pairs.column_names
+['pre_index', 'post_index', 'distance_nm']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import ParameterError
+
+__all__ = ["synapses", "SynapseSimulation"]
+
+
+@dataclass(frozen=True)
+class SynapseSimulation:
+    """Result of :func:`synapses` (all coordinates in nm).
+
+    Attributes
+    ----------
+    pre_objects, post_objects : pyarrow.Table
+        Object centres: canonical columns ``x``, ``y`` (, ``z``), one row per object.
+    pre_localizations, post_localizations : pyarrow.Table
+        Localizations (``x, y, (z), frame, precision_xy, (precision_z), channel``;
+        channel 0 = pre, 1 = post); empty when ``locs_per_object == 0``.
+    pre_truth, post_truth : pyarrow.Table
+        One row per localization: ``cluster_id`` = index of the object it came from.
+    pairs : pyarrow.Table
+        The coupled pairs: ``pre_index``, ``post_index``, ``distance_nm`` (distance
+        between the object centres).
+    coupled_fraction_pre, coupled_fraction_post : float
+        Fraction of pre (post) objects that are coupled.
+    n_coupled : int
+        Number of coupled pairs.
+    mean_coupling_distance_nm : float
+        Mean of ``pairs.distance_nm`` (NaN without pairs).
+    region : smlmspine.coupling.Region
+        The region the objects were drawn in.
+    parameters : dict
+        The arguments used.
+    """
+
+    pre_objects: pa.Table
+    post_objects: pa.Table
+    pre_localizations: pa.Table
+    post_localizations: pa.Table
+    pre_truth: pa.Table
+    post_truth: pa.Table
+    pairs: pa.Table
+    coupled_fraction_pre: float
+    coupled_fraction_post: float
+    n_coupled: int
+    mean_coupling_distance_nm: float
+    region: object
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def ndim(self) -> int:
+        return self.region.ndim
+
+    def localizations(self) -> pa.Table:
+        """Pre and post localizations in one table (``channel`` 0 = pre, 1 = post)."""
+        return pa.concat_tables([self.pre_localizations, self.post_localizations])
+
+    def objects(self) -> pa.Table:
+        """Pre and post objects in one table with a ``channel`` column (0 pre, 1 post)."""
+        from ..schema import make_table
+
+        cols = {}
+        for c in self.pre_objects.column_names:
+            cols[c] = np.concatenate([self.pre_objects.column(c).to_numpy(),
+                                      self.post_objects.column(c).to_numpy()])
+        cols["channel"] = np.r_[np.zeros(self.pre_objects.num_rows, np.int64),
+                                np.ones(self.post_objects.num_rows, np.int64)]
+        return make_table(cols, format="simulate.synapses")
+
+    def to_dict(self) -> dict:
+        return {"n_pre": self.pre_objects.num_rows, "n_post": self.post_objects.num_rows,
+                "n_coupled": self.n_coupled, "coupled_fraction_pre": self.coupled_fraction_pre,
+                "coupled_fraction_post": self.coupled_fraction_post,
+                "mean_coupling_distance_nm": self.mean_coupling_distance_nm,
+                "region": self.region.to_dict(), "parameters": dict(self.parameters)}
+
+
+def synapses(*, n_pre: int = 500, n_post: int = 500, coupled_fraction: float = 0.5,
+             distance_mean_nm: float = 100.0, distance_sd_nm: float = 30.0, ndim: int = 2,
+             region_lo_nm=None, region_hi_nm=None, mask=None, voxel_size_nm=None,
+             mask_origin_nm=None, locs_per_object: float = 0.0, blinks_per_fluorophore: float = 1.0,
+             object_radius_nm: float = 0.0, precision_nm: float = 10.0,
+             precision_z_nm: float | None = None, n_frames: int = 10000,
+             rng: np.random.Generator | int | None = None) -> SynapseSimulation:
+    """Simulate pre- and post-synaptic objects with a known coupled fraction and distance.
+
+    Parameters
+    ----------
+    n_pre, n_post : int
+        Number of pre (population 1) and post (population 2) objects.
+    coupled_fraction : float
+        Fraction of post objects coupled to a pre object, in [0, 1]; the number coupled
+        is ``round(coupled_fraction * n_post)``, at most ``n_pre`` (one post per pre).
+    distance_mean_nm, distance_sd_nm : float
+        Coupling distance ~ N(mean, sd) truncated to > 0, nm (centre to centre).
+    ndim : {2, 3}
+        Dimensionality (ignored when ``mask`` is given: the mask decides).
+    region_lo_nm, region_hi_nm : sequence of float, optional
+        Box corners in nm (default lo = 0, hi = 10 um on every axis).
+    mask : (ny, nx) or (nz, ny, nx) bool array, optional
+        Region as a mask instead of a box, with ``voxel_size_nm`` (and ``mask_origin_nm``,
+        the x, y(, z) of the corner of pixel 0); see
+        :class:`smlmspine.coupling.MaskRegion`.
+    locs_per_object : float
+        Mean number of fluorophores per object (Poisson); 0 gives no localizations.
+    blinks_per_fluorophore : float
+        Mean number of localizations per fluorophore (geometric, >= 1).
+    object_radius_nm : float
+        Fluorophores are uniform in a disk/ball of this radius around the object centre.
+    precision_nm, precision_z_nm : float
+        Gaussian localization error (1 sigma), lateral and axial (default = lateral).
+    n_frames : int
+        Frames are drawn uniformly in ``[0, n_frames)``.
+    rng : numpy Generator, int or None
+        Random source.
+
+    Returns
+    -------
+    SynapseSimulation
+    """
+    from ..coupling._region import BoxRegion, MaskRegion
+    from ..schema import make_table
+
+    rng = np.random.default_rng(rng)
+    if not 0.0 <= coupled_fraction <= 1.0:
+        raise ParameterError(f"coupled_fraction must be in [0, 1], got {coupled_fraction}")
+    if n_pre < 0 or n_post < 0:
+        raise ParameterError(f"n_pre and n_post must be >= 0, got {n_pre} and {n_post}")
+    if distance_mean_nm < 0 or distance_sd_nm < 0:
+        raise ParameterError("distance_mean_nm and distance_sd_nm must be >= 0")
+    if mask is not None:
+        if voxel_size_nm is None:
+            raise ParameterError("a mask region needs voxel_size_nm")
+        region = MaskRegion(mask, voxel_size_nm=voxel_size_nm, origin_nm=mask_origin_nm)
+    else:
+        if ndim not in (2, 3):
+            raise ParameterError(f"ndim must be 2 or 3, got {ndim}")
+        lo = np.zeros(ndim) if region_lo_nm is None else region_lo_nm
+        hi = np.full(ndim, 10000.0) if region_hi_nm is None else region_hi_nm
+        region = BoxRegion(lo, hi)
+    d = region.ndim
+    pre = region.sample(int(n_pre), rng)
+    n_c = min(int(round(coupled_fraction * n_post)), int(n_pre))
+    partners = rng.choice(int(n_pre), size=n_c, replace=False) if n_c else np.empty(0, np.int64)
+    coupled = np.empty((n_c, d))
+    dist = np.empty(n_c)
+    todo = np.arange(n_c)
+    for _ in range(10000):
+        if todo.size == 0:
+            break
+        m = todo.size
+        r = rng.normal(distance_mean_nm, distance_sd_nm, m)
+        bad = r <= 0
+        while bad.any():
+            r[bad] = rng.normal(distance_mean_nm, distance_sd_nm, bad.sum())
+            bad = r <= 0
+        u = rng.normal(size=(m, d))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        cand = pre[partners[todo]] + r[:, None] * u
+        ok = region.contains(cand)
+        coupled[todo[ok]] = cand[ok]
+        dist[todo[ok]] = r[ok]
+        todo = todo[~ok]
+    if todo.size:
+        raise ParameterError("could not place coupled objects inside the region; is it "
+                             "narrower than the coupling distance?")
+    free = region.sample(int(n_post) - n_c, rng)
+    post = np.vstack([coupled, free]) if n_post else np.empty((0, d))
+    perm = rng.permutation(int(n_post))
+    post = post[perm]
+    post_index = np.empty(int(n_post), np.int64)
+    post_index[perm] = np.arange(int(n_post))
+    pair_post = post_index[:n_c]
+    order = np.argsort(partners, kind="stable")
+    pairs = pa.table({"pre_index": pa.array(partners[order].astype(np.int64)),
+                      "post_index": pa.array(pair_post[order].astype(np.int64)),
+                      "distance_nm": pa.array(dist[order].astype(np.float64))})
+    names = "xyz"[:d]
+
+    def objects(pts):
+        return make_table({names[a]: pts[:, a] for a in range(d)}, format="simulate.synapses")
+
+    pz = precision_nm if precision_z_nm is None else precision_z_nm
+    locs_pre, truth_pre = _render(pre, 0, locs_per_object, blinks_per_fluorophore, object_radius_nm,
+                                  precision_nm, pz, n_frames, rng)
+    locs_post, truth_post = _render(post, 1, locs_per_object, blinks_per_fluorophore, object_radius_nm,
+                                    precision_nm, pz, n_frames, rng)
+    params = dict(n_pre=n_pre, n_post=n_post, coupled_fraction=coupled_fraction,
+                  distance_mean_nm=distance_mean_nm, distance_sd_nm=distance_sd_nm, ndim=d,
+                  locs_per_object=locs_per_object, blinks_per_fluorophore=blinks_per_fluorophore,
+                  object_radius_nm=object_radius_nm, precision_nm=precision_nm,
+                  precision_z_nm=pz, n_frames=n_frames)
+    return SynapseSimulation(
+        pre_objects=objects(pre), post_objects=objects(post),
+        pre_localizations=locs_pre, post_localizations=locs_post,
+        pre_truth=truth_pre, post_truth=truth_post, pairs=pairs,
+        coupled_fraction_pre=n_c / n_pre if n_pre else 0.0,
+        coupled_fraction_post=n_c / n_post if n_post else 0.0,
+        n_coupled=int(n_c), mean_coupling_distance_nm=float(dist.mean()) if n_c else float("nan"),
+        region=region, parameters=params)
+
+
+def _render(centres, channel, locs_per_object, blinks, radius, prec, prec_z, n_frames, rng):
+    from ..schema import make_table
+
+    n, d = centres.shape
+    names = "xyz"[:d]
+    if locs_per_object > 0 and n:
+        n_fl = rng.poisson(locs_per_object, n)
+        obj = np.repeat(np.arange(n), n_fl)
+        fl_pos = _ball(obj.size, d, radius, rng)
+        if blinks > 1:
+            nb = rng.geometric(1.0 / blinks, obj.size)
+            obj = np.repeat(obj, nb)
+            fl_pos = np.repeat(fl_pos, nb, axis=0)
+        pos = centres[obj] + fl_pos
+        sig = np.array([prec, prec, prec_z][:d])
+        pos = pos + rng.normal(size=pos.shape) * sig
+    else:
+        obj = np.empty(0, np.int64)
+        pos = np.empty((0, d))
+    cols = {names[a]: pos[:, a] for a in range(d)}
+    cols["frame"] = rng.integers(0, max(int(n_frames), 1), obj.size)
+    cols["precision_xy"] = np.full(obj.size, float(prec))
+    if d == 3:
+        cols["precision_z"] = np.full(obj.size, float(prec_z))
+    cols["channel"] = np.full(obj.size, channel, np.int64)
+    table = make_table(cols, format="simulate.synapses")
+    truth = pa.table({"cluster_id": pa.array(obj.astype(np.int64))})
+    return table, truth
+
+
+def _ball(n, d, radius, rng):
+    if radius <= 0 or n == 0:
+        return np.zeros((n, d))
+    u = rng.normal(size=(n, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return u * radius * rng.random(n)[:, None] ** (1.0 / d)
