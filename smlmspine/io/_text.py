@@ -180,6 +180,9 @@ def read_header(path: str | Path, *, n_lines: int = 1, stop_at_nul: bool = False
         raise FormatError(f"binary content (NUL or control bytes); expected {what}",
                           path=path, line=1)
     lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise FormatError(f"the first line is empty; expected {what} with a header line",
+                          path=path, line=1)
     if len(head) == HEAD_BYTES and len(lines) <= n_lines and not text.endswith("\n"):
         raise FormatError(f"the header is longer than {HEAD_BYTES} bytes; expected {what}",
                           path=path, line=1)
@@ -542,6 +545,7 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
         columns["channel"] = pc.fill_null(codes, -1).cast(pa.int64())
         original["channel"] = channel_names
     _check_finite(columns, path, skip_lines, end_offset, original)
+    _check_integral(columns, path, skip_lines, end_offset, original)
     extra_units = dict(extra_units or {})
     for name in names:
         if name in role_sources and name != channel_names:
@@ -560,6 +564,31 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     except Exception as exc:
         # e.g. a non-integer frame value
         raise FormatError(str(exc), path=path) from exc
+
+
+_INT_TARGETS = [n for n, spec in COLUMNS.items() if pa.types.is_integer(spec.type)]
+
+
+def _check_integral(columns, path, skip_lines, end_offset, original):
+    """Cast float-typed integer columns (frame written as ``1.0``) to int64, or raise
+    naming the first line holding a non-integer or missing value."""
+    for name in _INT_TARGETS:
+        col = columns.get(name)
+        if col is None or not pa.types.is_floating(col.type):
+            continue
+        ok = pc.and_(pc.is_finite(col), pc.equal(pc.floor(col), col))
+        ok = pc.and_(ok, pc.less(pc.abs(col), 2.0 ** 63))
+        if col.null_count == 0 and pc.all(ok).as_py():
+            columns[name] = pc.cast(col, pa.int64())
+            continue
+        flags = pc.fill_null(ok, False)
+        flags = flags.to_numpy(zero_copy_only=False)
+        row = int(np.flatnonzero(~flags)[0])
+        value = col[row].as_py() if hasattr(col, "__getitem__") else None
+        line = _line_of_row(path, skip_lines, row, end_offset)
+        shown = "missing" if value is None else repr(value)
+        raise FormatError(f"{name} must be a whole number, found {shown}", path=path, line=line,
+                          column=original.get(name, name))
 
 
 def _check_finite(columns, path, skip_lines, end_offset, original):

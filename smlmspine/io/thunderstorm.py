@@ -60,6 +60,8 @@ CSV_HEADERS: dict[str, str] = {
 def _is_coordinate_header(names: list[str]) -> bool:
     found = set()
     for n in names:
+        if "[" not in n:  # ThunderSTORM puts units in brackets (ONI uses parentheses)
+            continue
         base, unit = split_unit(n)
         if base.lower() in ("x", "y") and unit is not None and (
                 unit.lower() in LENGTH_UNITS_NM or unit.lower() in PIXEL_UNITS):
