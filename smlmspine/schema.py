@@ -86,6 +86,8 @@ COORDINATES = ("x", "y", "z")
 TABLE_REGISTRIES: dict[str, str] = {
     "localizations": "smlmspine.schema:COLUMNS",
     "clusters": "smlmspine.cluster._stats:CLUSTER_COLUMNS",
+    "minflux_localizations": "smlmspine.io.minflux:MINFLUX_COLUMNS",
+    "trace_averages": "smlmspine.minflux:TRACE_COLUMNS",
 }
 
 _INT_COLUMNS = {name for name, spec in COLUMNS.items() if pa.types.is_integer(spec.type)}
