@@ -85,6 +85,8 @@ COORDINATES = ("x", "y", "z")
 #: keeps the two in sync. Stages add their tables here.
 TABLE_REGISTRIES: dict[str, str] = {
     "localizations": "smlmspine.schema:COLUMNS",
+    "spines": "smlmspine.morphology:SPINE_COLUMNS",
+    "spine_profiles": "smlmspine.morphology:PROFILE_COLUMNS",
     "clusters": "smlmspine.cluster._stats:CLUSTER_COLUMNS",
     "minflux_localizations": "smlmspine.io.minflux:MINFLUX_COLUMNS",
     "trace_averages": "smlmspine.minflux:TRACE_COLUMNS",

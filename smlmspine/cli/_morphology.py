@@ -1,0 +1,152 @@
+"""``smlmspine measure``, ``classify`` and ``train``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ParameterError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("measure", help="morphometrics of spine meshes (neck, head, length, ...)",
+                       description="Measure closed spine meshes (PLY/OBJ/OFF/STL/GLB files or folders): "
+                                   "one row per mesh with a 'source' column. Mesh units must be given "
+                                   "(--units) unless the mesh was written by smlmspine (nm).")
+    p.add_argument("meshes", nargs="+", metavar="MESH_OR_DIR")
+    p.add_argument("-o", "--output", required=True, metavar="FEATURES",
+                   help="features table (.parquet or .csv)")
+    p.add_argument("--units", choices=["nm", "um"], default=None, help="units of the mesh coordinates")
+    p.add_argument("--base", default=None, metavar="X,Y,Z",
+                   help="base point (in the mesh units) where the spine meets the shaft")
+    p.add_argument("--step-nm", type=float, default=10.0, help="cross-section spacing (nm)")
+    p.add_argument("--profiles", default=None, metavar="DIR",
+                   help="write each spine's cross-section profile (Parquet) here")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write each spine's diameter profile plot (PNG) here")
+    p.set_defaults(func=_measure)
+
+    p = sub.add_parser("classify", help="spine classes from a features table (rules or a model)",
+                       description="Add a spine_class column: NeuronStudio-style rules by default, "
+                                   "or a model trained with `smlmspine train`.")
+    p.add_argument("features", metavar="FEATURES")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("--model", default=None, help="classifier saved by `smlmspine train`")
+    p.add_argument("--head-neck-ratio", type=float, default=1.1)
+    p.add_argument("--thin-aspect-ratio", type=float, default=2.5)
+    p.add_argument("--mushroom-head-nm", type=float, default=350.0)
+    p.set_defaults(func=_classify)
+
+    p = sub.add_parser("train", help="train a spine classifier on labelled features",
+                       description="Train a random-forest spine classifier; prints the cross-validated "
+                                   "accuracy and confusion matrix.")
+    p.add_argument("features", metavar="FEATURES")
+    p.add_argument("--labels", required=True, metavar="LABELS.csv",
+                   help="CSV with columns source or spine_id, and label")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train)
+
+
+def _read_table(path: str):
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from ..errors import FormatError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError("no such file", path=p)
+    try:
+        if p.suffix.lower() == ".csv":
+            return pacsv.read_csv(p)
+        return pq.read_table(p)
+    except Exception as exc:
+        raise FormatError(f"not a readable features table: {exc}", path=p) from exc
+
+
+def _write_table(table, path: str) -> Path:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from ..io import atomic_output
+
+    out = Path(path)
+    with atomic_output(out) as tmp:
+        if out.suffix.lower() == ".csv":
+            pacsv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
+    return out
+
+
+def _measure(args) -> int:
+    from ..morphology import measure_meshes, plot_profile, profile_table
+
+    base = None
+    if args.base:
+        try:
+            base = [float(v) for v in args.base.split(",")]
+        except ValueError:
+            base = []
+        if len(base) != 3:
+            raise ParameterError(f"--base must be X,Y,Z, got {args.base!r}")
+        if args.units == "um":
+            base = [v * 1000.0 for v in base]
+    table, meas = measure_meshes(args.meshes, units=args.units, base_point_nm=base,
+                                 step_nm=args.step_nm, progress=True)
+    _write_table(table, args.output)
+    for folder in (args.profiles, args.plots):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    for src, sid, m in zip(table.column("source").to_pylist(), table.column("spine_id").to_pylist(), meas):
+        stem = Path(src).stem
+        if args.profiles:
+            _write_table(profile_table(m, spine_id=sid), str(Path(args.profiles) / f"{stem}_profile.parquet"))
+        if args.plots:
+            plot_profile(m, Path(args.plots) / f"{stem}_profile.png", title=stem)
+    print(f"measured {table.num_rows} spine mesh(es) -> {args.output}")
+    return 0
+
+
+def _classify(args) -> int:
+    from ..morphology import ClassRules, classify_table, load_model
+
+    table = _read_table(args.features)
+    model = load_model(args.model) if args.model else None
+    rules = ClassRules(head_neck_ratio=args.head_neck_ratio, thin_aspect_ratio=args.thin_aspect_ratio,
+                       mushroom_head_nm=args.mushroom_head_nm)
+    out = classify_table(table, rules=rules, model=model)
+    _write_table(out, args.output)
+    counts = {}
+    for c in out.column("spine_class").to_pylist():
+        counts[c] = counts.get(c, 0) + 1
+    print(f"classified {out.num_rows} spines: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _train(args) -> int:
+    import pickle
+
+    from ..io import atomic_output
+    from ..morphology import train_classifier
+
+    table = _read_table(args.features)
+    labels = _read_table(args.labels)
+    if "label" not in labels.column_names:
+        raise ParameterError(f"{args.labels}: needs a 'label' column; found {labels.column_names}")
+    key = next((k for k in ("source", "spine_id") if k in labels.column_names and k in table.column_names), None)
+    if key is None:
+        raise ParameterError(f"{args.labels}: needs a 'source' or 'spine_id' column matching the features")
+    lab = dict(zip([str(v) for v in labels.column(key).to_pylist()], labels.column("label").to_pylist()))
+    keys = [str(v) for v in table.column(key).to_pylist()]
+    missing = [k for k in keys if k not in lab]
+    if missing:
+        raise ParameterError(f"{len(missing)} spine(s) have no label (e.g. {missing[0]!r})")
+    model, report = train_classifier(table, [lab[k] for k in keys], n_folds=args.folds, rng=args.seed)
+    with atomic_output(Path(args.output)) as tmp:
+        with open(tmp, "wb") as fh:
+            pickle.dump(model, fh)
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0

@@ -1,0 +1,179 @@
+"""Feature and profile tables, mesh loading with explicit units, profile plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import FormatError, ParameterError
+from ..schema import column_specs, spec_table
+from ._measure import SpineMeasurement
+
+__all__ = ["SPINE_COLUMNS", "PROFILE_COLUMNS", "features_table", "profile_table", "load_mesh",
+           "MESH_UNITS_NM", "plot_profile"]
+
+MESH_UNITS_NM = {"nm": 1.0, "um": 1000.0}
+
+_F64 = pa.float64()
+
+#: Columns of the spine features table (``data_schemas/spines.json``).
+SPINE_COLUMNS = column_specs(
+    ("source", pa.string(), "", "mesh file (or input) the spine comes from"),
+    ("spine_id", pa.int64(), "1", "spine label (-1 when unknown)"),
+    ("length_nm", _F64, "nm", "centreline length from the base to the tip"),
+    ("neck_min_diameter_nm", _F64, "nm", "smallest equivalent diameter 2*sqrt(A/pi) between base and head"),
+    ("neck_mean_diameter_nm", _F64, "nm", "mean equivalent diameter from the base to the head-neck boundary"),
+    ("neck_length_nm", _F64, "nm", "centreline length from the base to the head-neck boundary"),
+    ("head_diameter_nm", _F64, "nm", "largest equivalent diameter of a cross-section"),
+    ("head_volume_um3", _F64, "um^3", "volume distal of the head-neck boundary plane"),
+    ("volume_um3", _F64, "um^3", "enclosed volume (NaN if the mesh is not watertight)"),
+    ("surface_area_um2", _F64, "um^2", "mesh surface area"),
+    ("convex_hull_ratio", _F64, "1", "volume / convex hull volume"),
+    ("head_neck_ratio", _F64, "1", "head_diameter_nm / neck_min_diameter_nm"),
+    ("open_angle_deg", _F64, "deg", "angle at the base between the directions to the centre of mass and to the tip"),
+    ("cvd", _F64, "1", "coefficient of variation of centre-of-mass-to-vertex distances"),
+    ("n_tips", pa.int64(), "1", "number of distal branches (> 1: branched)"),
+    ("is_watertight", pa.bool_(), "", "the mesh is closed (volumes valid)"),
+    ("base_x_nm", _F64, "nm", "base point x"),
+    ("base_y_nm", _F64, "nm", "base point y"),
+    ("base_z_nm", _F64, "nm", "base point z"),
+    ("neck_fit_diameter_nm", _F64, "nm", "neck diameter fitted to the localizations (NaN without them)"),
+    ("neck_fit_diameter_err_nm", _F64, "nm", "standard error of neck_fit_diameter_nm"),
+    ("spine_class", pa.string(), "", "class: thin, mushroom, stubby, filopodium, branched"),
+)
+
+#: Columns of a per-spine cross-section profile table (``data_schemas/spine_profiles.json``).
+PROFILE_COLUMNS = column_specs(
+    ("spine_id", pa.int64(), "1", "spine label"),
+    ("s_nm", _F64, "nm", "arc length along the centreline from the base"),
+    ("x_nm", _F64, "nm", "centreline point x"),
+    ("y_nm", _F64, "nm", "centreline point y"),
+    ("z_nm", _F64, "nm", "centreline point z"),
+    ("area_nm2", _F64, "nm^2", "cross-section area"),
+    ("diameter_nm", _F64, "nm", "equivalent diameter 2*sqrt(area/pi)"),
+    ("min_width_nm", _F64, "nm", "minimum Feret width of the section"),
+    ("max_width_nm", _F64, "nm", "maximum Feret width of the section"),
+    ("perimeter_nm", _F64, "nm", "perimeter of the section"),
+)
+
+
+def features_table(measurements: Sequence[SpineMeasurement], *, sources: Sequence[str] | None = None,
+                   spine_ids: Sequence[int] | None = None, neck_fits: Sequence | None = None,
+                   classes: Sequence[str] | None = None, metadata: dict | None = None) -> pa.Table:
+    """One row per spine following :data:`SPINE_COLUMNS`."""
+    from ._classify import classify_rules
+
+    n = len(measurements)
+    rows = [m.to_dict() for m in measurements]
+    cols = {name: [r[name] for r in rows] for name in SPINE_COLUMNS if rows and name in rows[0]}
+    for name in SPINE_COLUMNS:
+        cols.setdefault(name, [])
+    cols["source"] = list(sources) if sources is not None else [""] * n
+    cols["spine_id"] = list(spine_ids) if spine_ids is not None else [-1] * n
+    fits = list(neck_fits) if neck_fits is not None else [None] * n
+    cols["neck_fit_diameter_nm"] = [f.diameter_nm if f is not None else np.nan for f in fits]
+    cols["neck_fit_diameter_err_nm"] = [f.diameter_err_nm if f is not None else np.nan for f in fits]
+    cols["spine_class"] = list(classes) if classes is not None else [classify_rules(r) for r in rows]
+    return spec_table(SPINE_COLUMNS, cols, metadata=metadata)
+
+
+def profile_table(measurement: SpineMeasurement, *, spine_id: int = -1) -> pa.Table:
+    """The cross-section profile of one spine following :data:`PROFILE_COLUMNS`."""
+    p = measurement.profile
+    n = len(p["s_nm"])
+    cols = {k: p[k] for k in PROFILE_COLUMNS if k != "spine_id"}
+    cols["spine_id"] = np.full(n, spine_id, dtype=np.int64)
+    return spec_table(PROFILE_COLUMNS, cols)
+
+
+def load_mesh(path: str | Path, *, units: str | None):
+    """Load a PLY/OBJ/OFF/STL/GLB mesh and scale it to nm.
+
+    ``units`` must be given ("nm" or "um") unless the file says it was written by
+    smlmspine in nm (a ``smlmspine`` comment with ``units=nm`` in the header); units are
+    never guessed from the size of the coordinates.
+    """
+    import trimesh
+
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError("no such mesh file", path=path)
+    file_units = _declared_units(path)
+    if units is None:
+        units = file_units
+    if units is None:
+        raise ParameterError(f"{path}: the mesh units are unknown; pass units='nm' or 'um' "
+                             "(CLI: --units nm|um). Units are never guessed")
+    if units not in MESH_UNITS_NM:
+        raise ParameterError(f"units must be one of {sorted(MESH_UNITS_NM)}, got {units!r}")
+    try:
+        mesh = trimesh.load(path, force="mesh", process=True)
+    except Exception as exc:  # trimesh raises many types for bad files
+        raise FormatError(f"not a readable mesh: {type(exc).__name__}: {exc}", path=path) from exc
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise FormatError("the file holds no triangle mesh", path=path)
+    if MESH_UNITS_NM[units] != 1.0:
+        mesh = mesh.copy()
+        mesh.apply_scale(MESH_UNITS_NM[units])
+    return mesh
+
+
+def _declared_units(path: Path) -> str | None:
+    if path.suffix.lower() not in (".ply", ".obj", ".off"):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("latin-1")
+    except OSError:
+        return None
+    for line in head.splitlines()[:60]:
+        low = line.lower()
+        if "smlmspine" in low and "units=nm" in low.replace(" ", ""):
+            return "nm"
+        if low.startswith("end_header"):
+            break
+    return None
+
+
+def plot_profile(measurement: SpineMeasurement, path: str | Path, *, title: str = "") -> Path:
+    """Plot the diameter profile with the neck minimum, head and head-neck boundary marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = measurement.profile
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(p["s_nm"], p["diameter_nm"], "k-", label="equivalent diameter")
+    ax.fill_between(p["s_nm"], p["min_width_nm"], p["max_width_nm"], color="0.85",
+                    label="min-max width")
+    ax.axhline(measurement.neck_min_diameter_nm, color="tab:blue", ls="--",
+               label=f"neck min {measurement.neck_min_diameter_nm:.0f} nm")
+    ax.axhline(measurement.head_diameter_nm, color="tab:red", ls="--",
+               label=f"head {measurement.head_diameter_nm:.0f} nm")
+    if measurement.neck_length_nm > 0:
+        ax.axvline(measurement.neck_length_nm, color="tab:green", ls=":", label="head-neck boundary")
+    ax.set_xlabel("distance from base along centreline (nm)")
+    ax.set_ylabel("diameter (nm)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _iter_paths(items: Iterable[str | Path]) -> list[Path]:
+    exts = {".ply", ".obj", ".off", ".stl", ".glb"}
+    out = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in exts))
+        else:
+            out.append(p)
+    return out
