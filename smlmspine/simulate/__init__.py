@@ -1,0 +1,70 @@
+"""Ground-truth simulations: dendrites with spines, blinking, drift, MINFLUX, synapses.
+
+Every generator takes keyword-only parameters with units in their names and an
+``rng`` seed, and returns a frozen result holding the localization table (canonical
+columns only), the ground-truth tables (described in ``data_schemas/truth_*.json``)
+and, for geometry, the true meshes.
+
+- :func:`dendrite`: 3D STORM of a dendrite fragment with spines (membrane or volume
+  label), blinking, precision from photons, background, drift, beads.
+- :func:`sample_mesh`: the same acquisition model on any user mesh.
+- :func:`minflux_traces`: MINFLUX traces with quality fields.
+- :func:`synapses`: pre/post populations with a coupled fraction (see
+  :mod:`smlmspine.simulate.synapses`).
+- :func:`write_simulation`: write a result and its truth folder.
+
+Submodules load lazily, so importing this package is cheap.
+
+Examples
+--------
+>>> from smlmspine import simulate
+>>> "dendrite" in simulate.__all__
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "dendrite": "._dendrite:dendrite",
+    "sample_mesh": "._dendrite:sample_mesh",
+    "DendriteSimulation": "._dendrite:DendriteSimulation",
+    "SpineParameters": "._geometry:SpineParameters",
+    "SPINE_CLASSES": "._geometry:SPINE_CLASSES",
+    "CLASS_DEFAULTS": "._geometry:CLASS_DEFAULTS",
+    "draw_spine_parameters": "._geometry:draw_spine_parameters",
+    "SpineMeasurement": "._measure:SpineMeasurement",
+    "measure_spine": "._measure:measure_spine",
+    "cross_section_areas": "._measure:cross_section_areas",
+    "PhotophysicsModel": "._blinking:PhotophysicsModel",
+    "mortensen_precision": "._blinking:mortensen_precision",
+    "smooth_drift": "._drift:smooth_drift",
+    "minflux_traces": "._minflux:minflux_traces",
+    "MinfluxSimulation": "._minflux:MinfluxSimulation",
+    "write_simulation": "._output:write_simulation",
+    "mesh_implicit": "._implicit:mesh_implicit",
+    "synapses": ".synapses:synapses",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'smlmspine.simulate' has no attribute {name!r}")
+    module, attr = target.split(":")
+    try:
+        mod = importlib.import_module(module, __name__)
+    except ModuleNotFoundError as exc:
+        if name == "synapses" and exc.name == f"{__name__}.synapses":
+            raise AttributeError("smlmspine.simulate.synapses is not available yet") from exc
+        raise
+    value = getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,526 @@
+"""3D STORM simulation of a dendrite fragment (or any mesh) with ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import ParameterError
+from ..schema import make_table, spec_table, with_history
+from ._blinking import PhotophysicsModel, blink
+from ._drift import drift_from_table, smooth_drift
+from ._geometry import (SPINE_CLASSES, SpineParameters, build_geometry, class_sequence,
+                        draw_spine_parameters)
+from ._labeling import sample_surface, sample_volume
+from ._measure import measure_spine
+from ._truth import TRUTH_DRIFT, TRUTH_EMITTERS, TRUTH_LOCALIZATIONS, TRUTH_SPINES
+
+__all__ = ["DendriteSimulation", "dendrite", "sample_mesh"]
+
+_XY_MARGIN_NM = 1000.0  # the fragment's bounding box starts here in x and y
+
+
+@dataclass(frozen=True)
+class DendriteSimulation:
+    """A simulated 3D STORM acquisition with its ground truth.
+
+    Attributes
+    ----------
+    localizations : pyarrow.Table
+        Canonical table: x, y, z (nm), frame, photons, background, precision_xy,
+        precision_z; no truth columns. Rows are sorted by frame.
+    truth : pyarrow.Table
+        Row-aligned with ``localizations`` (``data_schemas/truth_localizations.json``).
+    emitters : pyarrow.Table
+        Every placed fluorophore and bead (``data_schemas/truth_emitters.json``).
+    spines : pyarrow.Table
+        Per spine (``data_schemas/truth_spines.json``); empty for a user mesh.
+    drift : pyarrow.Table
+        ``frame, dx_nm, dy_nm, dz_nm``: what was added to the true positions.
+    mesh : trimesh.Trimesh
+        Watertight surface of the whole fragment, nm.
+    spine_meshes : dict of int to trimesh.Trimesh
+        Each spine cut at its base plane (watertight), by ``spine_id``.
+    parameters : dict
+        The parameters used (JSON-able).
+    """
+
+    localizations: pa.Table
+    truth: pa.Table
+    emitters: pa.Table
+    spines: pa.Table
+    drift: pa.Table
+    mesh: Any
+    spine_meshes: Mapping[int, Any] = field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Summary: counts and parameters (JSON-able)."""
+        truth = self.truth
+        return {
+            "n_localizations": self.localizations.num_rows,
+            "n_emitters": self.emitters.num_rows,
+            "n_background": int(np.sum(truth.column("is_background").to_numpy(zero_copy_only=False))),
+            "n_fiducial_localizations": int(np.sum(truth.column("is_fiducial").to_numpy(zero_copy_only=False))),
+            "n_spines": self.spines.num_rows,
+            "mesh_is_watertight": bool(self.mesh.is_watertight),
+            "parameters": dict(self.parameters),
+        }
+
+    def write(self, path, *, format: str | None = None):
+        """Write the localizations to ``path`` and the truth to ``<stem>.truth/``.
+
+        See :func:`smlmspine.simulate.write_simulation`.
+        """
+        from ._output import write_simulation
+
+        return write_simulation(self, path, format=format)
+
+
+def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
+             shaft_radius_nm: float = 400.0, shaft_length_nm: float = 10000.0,
+             curvature_per_um: float = 0.0, classes: Sequence[str] = SPINE_CLASSES,
+             class_weights: Mapping[str, float] | None = None,
+             spines: Sequence[SpineParameters | Mapping[str, Any]] | None = None,
+             fillet_nm: float = 120.0, max_elevation_deg: float = 45.0,
+             label: str = "membrane", labeling_density_per_um2: float = 500.0,
+             labeling_density_per_um3: float = 3000.0, head_enrichment: float = 1.0,
+             labeling_efficiency: float = 0.8, blinks_per_fluorophore: float = 3.0,
+             frames_per_blink: float = 1.5, photons_median: float = 1500.0,
+             photons_sigma_log: float = 0.5, background_photons: float = 20.0,
+             psf_sigma_nm: float = 150.0, pixel_size_nm: float = 160.0,
+             axial_factor: float = 2.5, precision_xy_nm: float | None = None,
+             background_rate_per_frame: float = 0.1, n_frames: int = 20000,
+             drift_nm: float = 150.0, drift_z_nm: float | None = None, drift=None,
+             n_fiducials: int = 0, fiducial_photons: float = 50000.0,
+             mesh_step_nm: float = 25.0, spine_mesh_step_nm: float | None = None,
+             rng=None) -> DendriteSimulation:
+    """Simulate a 3D STORM acquisition of a dendrite with spines, with ground truth.
+
+    Geometry: a shaft (tube of ``shaft_radius_nm`` around a straight or arc-shaped
+    centreline of ``shaft_length_nm`` in the xy-plane at z = 0, shifted so that the
+    fragment's x and y start at 1 um) with spines perpendicular to it, blended into the
+    shaft with a fillet. Each spine = neck (capsule) + head (ellipsoid), parameters
+    drawn from class distributions (:data:`smlmspine.simulate.CLASS_DEFAULTS`) or given.
+
+    Parameters
+    ----------
+    n_spines : int, optional
+        Number of spines; default ``round(spine_density_per_um * length_um)``.
+    spine_density_per_um : float
+        Spines per um of shaft when ``n_spines`` is not given.
+    shaft_radius_nm, shaft_length_nm : float
+        Shaft radius (0.3-0.8 um is typical) and length, nm.
+    curvature_per_um : float
+        Centreline curvature, 1/um (0 = straight; at most a 90 degree bend).
+    classes : sequence of str
+        Classes to draw from (uniformly, or with ``class_weights``).
+    spines : sequence of SpineParameters or dict, optional
+        Explicit per-spine parameters (overrides ``n_spines``/``classes``); a dict may
+        give only ``spine_class`` and some fields, the rest is drawn.
+    fillet_nm : float
+        Width of the smooth blend between spine and shaft, nm.
+    max_elevation_deg : float
+        Largest angle of a random spine axis out of the xy-plane.
+    label : {"membrane", "volume"}
+        Fluorophores on the surface (MemBright-like) or inside (cytosolic, actin-like).
+    labeling_density_per_um2 : float
+        Membrane label: fluorophores placed per um^2 of surface.
+    labeling_density_per_um3 : float
+        Volume label: fluorophores placed per um^3.
+    head_enrichment : float
+        Volume label: density factor inside spine heads (1 = uniform).
+    labeling_efficiency : float
+        Probability that a placed fluorophore is ever detected.
+    blinks_per_fluorophore, frames_per_blink : float
+        Mean on-events per detected fluorophore and mean on-frames per event
+        (geometric distributions); one localization per on frame.
+    photons_median, photons_sigma_log : float
+        Log-normal photons per localization.
+    background_photons : float
+        Mean background photons per pixel.
+    psf_sigma_nm, pixel_size_nm : float
+        Enter the precision formula (Mortensen et al. 2010); defaults give a median
+        lateral precision of ~12 nm.
+    axial_factor : float
+        Axial precision / lateral precision.
+    precision_xy_nm : float, optional
+        Rescale precisions so that the median localization has this lateral precision.
+    background_rate_per_frame : float
+        Mean false localizations per frame (uniform in the box around the fragment).
+    n_frames : int
+        Camera frames.
+    drift_nm, drift_z_nm : float
+        Default smooth drift: largest lateral excursion, and largest axial one
+        (default ``drift_nm / 2``); 0 for none.
+    drift : table, optional
+        User drift (``frame, dx_nm, dy_nm[, dz_nm]``), interpolated; overrides
+        ``drift_nm``.
+    n_fiducials : int
+        Fiducial beads (on in every frame, ``fiducial_photons`` photons) on the
+        coverslip below the fragment.
+    mesh_step_nm : float
+        Lattice step of the fragment mesh, nm.
+    spine_mesh_step_nm : float, optional
+        Lattice step of the spine meshes; default ``min(mesh_step_nm, neck / 8)``
+        (at least 4 nm).
+    rng : int or numpy.random.Generator, optional
+        Seed; the same seed gives identical output.
+
+    Returns
+    -------
+    DendriteSimulation
+
+    Examples
+    --------
+    >>> sim = dendrite(n_spines=2, shaft_length_nm=3000.0, n_frames=2000, rng=1)
+    >>> sim.spines.num_rows, sim.mesh.is_watertight
+    (2, True)
+    >>> sim.localizations.num_rows == sim.truth.num_rows
+    True
+    """
+    rng = np.random.default_rng(rng)
+    if label not in ("membrane", "volume"):
+        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
+    if shaft_length_nm <= 0 or shaft_radius_nm <= 0:
+        raise ParameterError("shaft_length_nm and shaft_radius_nm must be > 0")
+    model = PhotophysicsModel(labeling_efficiency, blinks_per_fluorophore, frames_per_blink,
+                              photons_median, photons_sigma_log, background_photons,
+                              psf_sigma_nm, pixel_size_nm, axial_factor, precision_xy_nm)
+    # --- spine parameters
+    if spines is not None:
+        params = []
+        for i, sp in enumerate(spines):
+            if isinstance(sp, SpineParameters):
+                params.append(sp)
+            elif isinstance(sp, Mapping):
+                d = dict(sp)
+                cls = d.pop("spine_class", None)
+                if cls is None:
+                    raise ParameterError(f"spines[{i}] needs a 'spine_class'")
+                params.append(draw_spine_parameters(cls, rng=rng, **d))
+            else:
+                raise ParameterError(f"spines[{i}] must be SpineParameters or a dict, "
+                                     f"got {type(sp).__name__}")
+    else:
+        if n_spines is None:
+            n_spines = int(round(spine_density_per_um * shaft_length_nm / 1000.0))
+        if n_spines < 0:
+            raise ParameterError(f"n_spines must be >= 0, got {n_spines}")
+        cls = class_sequence(classes, int(n_spines), rng=rng, weights=class_weights)
+        params = [draw_spine_parameters(c, rng=rng) for c in cls]
+    geom = build_geometry(params, shaft_radius_nm=shaft_radius_nm, shaft_length_nm=shaft_length_nm,
+                          curvature_per_um=curvature_per_um, fillet_nm=fillet_nm,
+                          max_elevation_deg=max_elevation_deg, rng=rng)
+    # --- meshes (local coordinates, shifted at the end)
+    import trimesh
+
+    lo_b, hi_b = geom.bounds()
+    offset = np.array([_XY_MARGIN_NM - lo_b[0], _XY_MARGIN_NM - lo_b[1], 0.0])
+    fv, ff = geom.mesh(step_nm=mesh_step_nm)
+    spine_local = {}
+    for k, sp in enumerate(geom.spines):
+        step = spine_mesh_step_nm or max(min(mesh_step_nm, sp.params.neck_diameter_nm / 8.0), 4.0)
+        spine_local[sp.spine_id] = (geom.spine_mesh(k, step_nm=step), step)
+    # --- fluorophores
+    if label == "membrane":
+        pts, sid = _membrane_emitters(geom, fv, ff, spine_local, labeling_density_per_um2, rng)
+    else:
+        pts, sid = _volume_emitters(geom, labeling_density_per_um3, head_enrichment, rng)
+    pts = pts + offset
+    # --- spine truth table
+    spine_meshes = {}
+    rows = {name: [] for name in TRUTH_SPINES}
+    for k, sp in enumerate(geom.spines):
+        (v, f), _step = spine_local[sp.spine_id]
+        v = v + offset
+        mesh = trimesh.Trimesh(v, f, process=False)
+        spine_meshes[sp.spine_id] = mesh
+        base = sp.base + offset
+        m = measure_spine(v, f, base_nm=base, axis=sp.axis)
+        vals = dict(spine_id=sp.spine_id, spine_class=sp.params.spine_class,
+                    base_x_nm=base[0], base_y_nm=base[1], base_z_nm=base[2],
+                    axis_x=sp.axis[0], axis_y=sp.axis[1], axis_z=sp.axis[2],
+                    position_nm=sp.position_nm,
+                    design_neck_diameter_nm=sp.params.neck_diameter_nm,
+                    design_neck_length_nm=sp.params.neck_length_nm,
+                    design_head_diameter_nm=sp.params.head_diameter_nm if sp.params.has_head else 0.0,
+                    design_head_length_nm=sp.params.head_length_nm if sp.params.has_head else 0.0,
+                    n_emitters=int(np.sum(sid == sp.spine_id)), **m.to_dict())
+        for name in TRUTH_SPINES:
+            rows[name].append(vals[name])
+    spines_table = spec_table(TRUTH_SPINES, {k: pa.array(v, type=TRUTH_SPINES[k].type)
+                                             for k, v in rows.items()})
+    frag = trimesh.Trimesh(fv + offset, ff, process=False)
+    parameters = dict(
+        kind="dendrite", n_spines=len(geom.spines), spine_density_per_um=spine_density_per_um,
+        shaft_radius_nm=shaft_radius_nm, shaft_length_nm=shaft_length_nm,
+        curvature_per_um=curvature_per_um, classes=list(classes), fillet_nm=fillet_nm,
+        max_elevation_deg=max_elevation_deg, label=label,
+        labeling_density_per_um2=labeling_density_per_um2,
+        labeling_density_per_um3=labeling_density_per_um3, head_enrichment=head_enrichment,
+        mesh_step_nm=mesh_step_nm, offset_nm=offset.tolist())
+    return _acquire(pts, sid, mesh=frag, spine_meshes=spine_meshes, spines_table=spines_table,
+                    model=model, n_frames=n_frames, background_rate_per_frame=background_rate_per_frame,
+                    drift_nm=drift_nm, drift_z_nm=drift_z_nm, drift=drift, n_fiducials=n_fiducials,
+                    fiducial_photons=fiducial_photons, parameters=parameters, rng=rng)
+
+
+def sample_mesh(mesh, *, label: str = "membrane", labeling_density_per_um2: float = 500.0,
+                labeling_density_per_um3: float = 3000.0, labeling_efficiency: float = 0.8,
+                blinks_per_fluorophore: float = 3.0, frames_per_blink: float = 1.5,
+                photons_median: float = 1500.0, photons_sigma_log: float = 0.5,
+                background_photons: float = 20.0, psf_sigma_nm: float = 150.0,
+                pixel_size_nm: float = 160.0, axial_factor: float = 2.5,
+                precision_xy_nm: float | None = None, background_rate_per_frame: float = 0.1,
+                n_frames: int = 20000, drift_nm: float = 150.0, drift_z_nm: float | None = None,
+                drift=None, n_fiducials: int = 0, fiducial_photons: float = 50000.0,
+                rng=None) -> DendriteSimulation:
+    """Label any surface mesh (e.g. an EM reconstruction) with the STORM model.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh or str or Path
+        The surface in nm (a path is loaded with trimesh: PLY, OBJ, OFF, STL). Volume
+        labeling needs a watertight mesh.
+    label, labeling_density_per_um2, ... :
+        As in :func:`dendrite`.
+
+    Returns
+    -------
+    DendriteSimulation
+        With an empty ``spines`` table (``spine_id`` is -1 everywhere).
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> sphere = trimesh.creation.icosphere(subdivisions=3, radius=500.0)
+    >>> sim = sample_mesh(sphere, n_frames=1000, rng=0)
+    >>> sim.emitters.num_rows > 1000
+    True
+    """
+    import trimesh
+
+    rng = np.random.default_rng(rng)
+    if not isinstance(mesh, trimesh.Trimesh):
+        mesh = _load_mesh(mesh)
+    if label not in ("membrane", "volume"):
+        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
+    model = PhotophysicsModel(labeling_efficiency, blinks_per_fluorophore, frames_per_blink,
+                              photons_median, photons_sigma_log, background_photons,
+                              psf_sigma_nm, pixel_size_nm, axial_factor, precision_xy_nm)
+    v = np.asarray(mesh.vertices, float)
+    f = np.asarray(mesh.faces, np.int64)
+    if len(f) == 0:
+        raise ParameterError("the mesh has no faces")
+    if label == "membrane":
+        pts = sample_surface(v, f, density_per_um2=labeling_density_per_um2, rng=rng)[0]
+    else:
+        if not mesh.is_watertight:
+            raise ParameterError("volume labeling needs a watertight mesh; this one is not "
+                                 "(use label='membrane' or repair the mesh)")
+        inside = _mesh_inside(mesh)
+        pts = sample_volume(inside, v.min(0), v.max(0), density_per_um3=labeling_density_per_um3,
+                            rng=rng)
+    sid = np.full(len(pts), -1, dtype=np.int64)
+    empty = spec_table(TRUTH_SPINES, {k: pa.array([], type=s.type) for k, s in TRUTH_SPINES.items()})
+    parameters = dict(kind="mesh", label=label, labeling_density_per_um2=labeling_density_per_um2,
+                      labeling_density_per_um3=labeling_density_per_um3)
+    return _acquire(pts, sid, mesh=mesh, spine_meshes={}, spines_table=empty, model=model,
+                    n_frames=n_frames, background_rate_per_frame=background_rate_per_frame,
+                    drift_nm=drift_nm, drift_z_nm=drift_z_nm, drift=drift,
+                    n_fiducials=n_fiducials, fiducial_photons=fiducial_photons,
+                    parameters=parameters, rng=rng)
+
+
+def _load_mesh(path):
+    from pathlib import Path
+
+    import trimesh
+
+    from ..errors import FormatError
+
+    path = Path(path)
+    if not path.exists():
+        raise FormatError("no such mesh file", path=path)
+    try:
+        loaded = trimesh.load(path, force="mesh", process=True)
+    except Exception as exc:
+        raise FormatError(f"cannot be read as a mesh (PLY, OBJ, OFF, STL): {exc}", path=path) from exc
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise FormatError("holds no triangle mesh", path=path)
+    return loaded
+
+
+def _mesh_inside(mesh):
+    import open3d as o3d
+
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)),
+                        o3d.core.Tensor(np.asarray(mesh.faces, np.uint32)))
+
+    def inside(p):
+        occ = scene.compute_occupancy(o3d.core.Tensor(p.astype(np.float32)))
+        return occ.numpy() > 0.5
+
+    return inside
+
+
+def _membrane_emitters(geom, fv, ff, spine_local, density, rng):
+    """Shaft part from the fragment mesh, spines from their (finer) meshes."""
+    cen = fv[ff].mean(1)
+    tri = fv[ff]
+    nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-300)
+    keep = geom.spine_ids(cen) < 0
+    # the shaft's flat end caps are cuts of the field of view, not membrane
+    (c0, c1), (t0, t1) = geom.shaft.frame([0.0, geom.shaft.length_nm])[:2]
+    for c, t in ((c0, t0), (c1, t1)):
+        on_cap = (np.abs((cen - c) @ t) < 30.0) & (np.abs(nrm @ t) > 0.9)
+        keep &= ~on_cap
+    pts, _, _ = sample_surface(fv, ff, density_per_um2=density, rng=rng, face_mask=keep)
+    all_pts = [pts]
+    all_sid = [np.full(len(pts), -1, dtype=np.int64)]
+    for sp in geom.spines:
+        (v, f), step = spine_local[sp.spine_id]
+        c = v[f].mean(1)
+        on_base = ((c - sp.base) @ sp.axis) < 0.5 * step
+        p, _, _ = sample_surface(v, f, density_per_um2=density, rng=rng, face_mask=~on_base)
+        all_pts.append(p)
+        all_sid.append(np.full(len(p), sp.spine_id, dtype=np.int64))
+    return np.concatenate(all_pts), np.concatenate(all_sid)
+
+
+def _volume_emitters(geom, density, head_enrichment, rng):
+    lo, hi = geom.bounds(pad_nm=geom.fillet_nm)
+    pts = sample_volume(lambda p: geom.sdf(p) < 0, lo, hi, density_per_um3=density, rng=rng)
+    extra = []
+    if head_enrichment < 0:
+        raise ParameterError(f"head_enrichment must be >= 0, got {head_enrichment}")
+    if head_enrichment != 1.0:
+        from ._implicit import sd_ellipsoid
+
+        if head_enrichment < 1.0:
+            # thin out the heads
+            sid = geom.spine_ids(pts)
+            drop = np.zeros(len(pts), bool)
+            for sp in geom.spines:
+                if not sp.params.has_head:
+                    continue
+                r = np.array([0.5 * sp.params.head_length_nm, 0.5 * sp.params.head_diameter_nm,
+                              0.5 * sp.params.head_diameter_nm])
+                inh = (sid == sp.spine_id) & (sd_ellipsoid(pts, sp.head_center, sp._frame(), r) < 0)
+                drop |= inh & (rng.random(len(pts)) > head_enrichment)
+            pts = pts[~drop]
+        else:
+            for sp in geom.spines:
+                if not sp.params.has_head:
+                    continue
+                r = np.array([0.5 * sp.params.head_length_nm, 0.5 * sp.params.head_diameter_nm,
+                              0.5 * sp.params.head_diameter_nm])
+                rr = r.max()
+                fr = sp._frame()
+
+                def inside(p, sp=sp, r=r, fr=fr):
+                    return (sd_ellipsoid(p, sp.head_center, fr, r) < 0) & (geom.sdf(p) < 0)
+
+                extra.append(sample_volume(inside, sp.head_center - rr, sp.head_center + rr,
+                                           density_per_um3=density * (head_enrichment - 1.0), rng=rng))
+    if extra:
+        pts = np.concatenate([pts] + extra)
+    return pts, geom.spine_ids(pts)
+
+
+def _acquire(pts, sid, *, mesh, spine_meshes, spines_table, model, n_frames,
+             background_rate_per_frame, drift_nm, drift_z_nm, drift, n_fiducials,
+             fiducial_photons, parameters, rng) -> DendriteSimulation:
+    """Emitters -> blinking localizations with noise, drift, background and beads."""
+    n_frames = int(n_frames)
+    if n_frames < 1:
+        raise ParameterError(f"n_frames must be >= 1, got {n_frames}")
+    if background_rate_per_frame < 0 or n_fiducials < 0:
+        raise ParameterError("background_rate_per_frame and n_fiducials must be >= 0")
+    n_em = len(pts)
+    # drift
+    if drift is not None:
+        dr = drift_from_table(drift, n_frames)
+    else:
+        dr = smooth_drift(n_frames, drift_nm=drift_nm, drift_z_nm=drift_z_nm, rng=rng)
+    # fluorophores
+    em_idx, frame = blink(n_em, n_frames=n_frames, model=model, rng=rng)
+    # fiducial beads: below the fragment, on in ~98 % of the frames
+    lo = np.asarray(mesh.bounds[0], float)
+    hi = np.asarray(mesh.bounds[1], float)
+    pad = 500.0
+    bead_pos = np.column_stack([rng.uniform(lo[0] - pad, hi[0] + pad, n_fiducials),
+                                rng.uniform(lo[1] - pad, hi[1] + pad, n_fiducials),
+                                np.full(n_fiducials, lo[2] - 100.0)])
+    bead_frames = np.tile(np.arange(n_frames), n_fiducials)
+    bead_em = np.repeat(np.arange(n_fiducials) + n_em, n_frames)
+    on = rng.random(len(bead_frames)) < 0.98
+    bead_frames, bead_em = bead_frames[on], bead_em[on]
+    em_all = np.concatenate([pts.reshape(-1, 3), bead_pos])
+    emitter = np.concatenate([em_idx, bead_em])
+    frame = np.concatenate([frame, bead_frames])
+    n_sig = len(emitter)
+    ph, bg = model.draw_photons(n_sig, rng)
+    if n_fiducials:
+        ph[len(em_idx):] *= fiducial_photons / model.photons_median
+    # background
+    n_bg = int(rng.poisson(background_rate_per_frame * n_frames))
+    bg_pos = lo - pad + rng.random((n_bg, 3)) * (hi - lo + 2 * pad)
+    bg_frame = rng.integers(0, n_frames, n_bg)
+    bg_ph, bg_bg = model.draw_photons(n_bg, rng)
+    # assemble, then sort by frame
+    photons = np.concatenate([ph, bg_ph])
+    background = np.concatenate([bg, bg_bg])
+    sxy, sz = model.precision(photons, background)
+    frames = np.concatenate([frame, bg_frame]).astype(np.int64)
+    true = np.concatenate([em_all[emitter], np.full((n_bg, 3), np.nan)])
+    noise = rng.standard_normal((n_sig + n_bg, 3))
+    noise[:, :2] *= sxy[:, None]
+    noise[:, 2] *= sz
+    obs = np.empty_like(true)
+    obs[:n_sig] = true[:n_sig] + noise[:n_sig] + dr[frames[:n_sig]]
+    obs[n_sig:] = bg_pos
+    em_id = np.concatenate([emitter, np.full(n_bg, -1, dtype=np.int64)])
+    em_sid = np.concatenate([sid, np.full(n_fiducials, -1, dtype=np.int64)])
+    loc_sid = np.concatenate([em_sid[emitter], np.full(n_bg, -1, dtype=np.int64)])
+    is_bg = np.zeros(n_sig + n_bg, bool)
+    is_bg[n_sig:] = True
+    is_fid = np.zeros(n_sig + n_bg, bool)
+    is_fid[len(em_idx):n_sig] = True
+    order = np.argsort(frames, kind="stable")
+    locs = make_table({"x": obs[order, 0], "y": obs[order, 1], "z": obs[order, 2],
+                       "frame": frames[order], "photons": photons[order],
+                       "background": background[order], "precision_xy": sxy[order],
+                       "precision_z": sz[order]}, format="simulation")
+    locs = with_history(locs, "simulate." + str(parameters.get("kind", "dendrite")),
+                        {**parameters, **_model_params(model), "n_frames": n_frames,
+                         "background_rate_per_frame": background_rate_per_frame,
+                         "drift_nm": drift_nm, "drift_z_nm": drift_z_nm,
+                         "user_drift": drift is not None, "n_fiducials": n_fiducials})
+    truth = spec_table(TRUTH_LOCALIZATIONS, {
+        "emitter_id": em_id[order], "x_true": true[order, 0], "y_true": true[order, 1],
+        "z_true": true[order, 2], "spine_id": loc_sid[order], "is_background": is_bg[order],
+        "is_fiducial": is_fid[order]})
+    n_loc = np.bincount(emitter, minlength=len(em_all))
+    emitters = spec_table(TRUTH_EMITTERS, {
+        "emitter_id": np.arange(len(em_all), dtype=np.int64), "x_nm": em_all[:, 0],
+        "y_nm": em_all[:, 1], "z_nm": em_all[:, 2], "spine_id": em_sid,
+        "is_fiducial": np.arange(len(em_all)) >= n_em, "n_localizations": n_loc.astype(np.int64)})
+    drift_table = spec_table(TRUTH_DRIFT, {"frame": np.arange(n_frames, dtype=np.int64),
+                                           "dx_nm": dr[:, 0], "dy_nm": dr[:, 1], "dz_nm": dr[:, 2]})
+    params = {**parameters, **_model_params(model), "n_frames": n_frames,
+              "background_rate_per_frame": background_rate_per_frame, "drift_nm": drift_nm,
+              "drift_z_nm": drift_z_nm, "user_drift": drift is not None,
+              "n_fiducials": n_fiducials, "fiducial_photons": fiducial_photons}
+    return DendriteSimulation(locs, truth, emitters, spines_table, drift_table, mesh,
+                              dict(spine_meshes), params)
+
+
+def _model_params(model: PhotophysicsModel) -> dict:
+    return {name: getattr(model, name) for name in model.__slots__}

@@ -1,0 +1,406 @@
+"""Dendrite geometry: a (curved) shaft with spines, as one implicit solid.
+
+The shaft is a tube of constant radius around a straight line or a circular arc in the
+xy-plane (flat end caps). A spine is a neck (capsule) plus a head (ellipsoid) blended
+with a smooth minimum, attached perpendicular to the shaft at a base point on its
+surface and blended into the shaft with a fillet (smooth union). Meshes come from
+:func:`smlmspine.simulate._implicit.mesh_implicit`.
+
+Spine region (used for ``spine_id`` and for the per-spine mesh): the part of the solid
+beyond the base plane (the plane through the base point perpendicular to the spine
+axis, tangent to the shaft) and within ``cut_radius_nm`` of the spine axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import ParameterError
+from ._implicit import mesh_implicit, sd_capsule, sd_ellipsoid, smooth_min
+
+__all__ = ["SpineParameters", "SPINE_CLASSES", "CLASS_DEFAULTS", "draw_spine_parameters",
+           "Shaft", "PlacedSpine", "DendriteGeometry", "build_geometry", "class_sequence"]
+
+SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium")
+
+#: Class distributions: parameter -> (median, coefficient of variation) of a log-normal.
+#: Literature values (Harris & Stevens 1989; Harris et al. 1992; Arellano et al. 2007;
+#: Tønnesen et al. 2014): thin necks ~100 nm wide and long, small heads; mushroom necks
+#: ~200 nm, head ~0.8 um (volume ~0.27 um^3); stubby: no neck; filopodia: long, thin,
+#: headless.
+CLASS_DEFAULTS: dict[str, dict[str, tuple[float, float]]] = {
+    "thin": {"neck_diameter_nm": (100.0, 0.25), "neck_length_nm": (800.0, 0.3),
+             "head_diameter_nm": (450.0, 0.2), "head_length_nm": (500.0, 0.2)},
+    "mushroom": {"neck_diameter_nm": (200.0, 0.2), "neck_length_nm": (500.0, 0.3),
+                 "head_diameter_nm": (800.0, 0.12), "head_length_nm": (800.0, 0.12)},
+    "stubby": {"neck_diameter_nm": (400.0, 0.15), "neck_length_nm": (50.0, 0.3),
+               "head_diameter_nm": (500.0, 0.15), "head_length_nm": (450.0, 0.15)},
+    "filopodium": {"neck_diameter_nm": (120.0, 0.2), "neck_length_nm": (1800.0, 0.2),
+                   "head_diameter_nm": (0.0, 0.0), "head_length_nm": (0.0, 0.0)},
+}
+_BOUNDS = {"neck_diameter_nm": (50.0, 400.0), "neck_length_nm": (0.0, 2500.0),
+           "head_diameter_nm": (300.0, 1500.0), "head_length_nm": (300.0, 1500.0)}
+
+
+@dataclass(frozen=True, slots=True)
+class SpineParameters:
+    """Design parameters of one spine (the measured values are in the truth table).
+
+    Parameters
+    ----------
+    spine_class : {"thin", "mushroom", "stubby", "filopodium"}
+    neck_diameter_nm, neck_length_nm : float
+        Neck (capsule) diameter and length from the shaft surface to the head, nm.
+    head_diameter_nm, head_length_nm : float
+        Head ellipsoid: diameter across and extent along the spine axis, nm;
+        0 for a headless spine (filopodium).
+    position_nm : float, optional
+        Arc length along the shaft of the base point; random if omitted.
+    azimuth_deg : float, optional
+        Direction around the shaft: 0 = in-plane normal, 90 = +z, 180 = other side.
+        Random (within ``max_elevation_deg`` of the xy-plane) if omitted.
+    """
+
+    spine_class: str
+    neck_diameter_nm: float
+    neck_length_nm: float
+    head_diameter_nm: float
+    head_length_nm: float
+    position_nm: float | None = None
+    azimuth_deg: float | None = None
+
+    def __post_init__(self):
+        if self.spine_class not in SPINE_CLASSES:
+            raise ParameterError(f"spine_class must be one of {SPINE_CLASSES}, "
+                                 f"got {self.spine_class!r}")
+        if not self.neck_diameter_nm > 0:
+            raise ParameterError(f"neck_diameter_nm must be > 0, got {self.neck_diameter_nm}")
+        if self.neck_length_nm < 0 or self.head_diameter_nm < 0 or self.head_length_nm < 0:
+            raise ParameterError("neck_length_nm, head_diameter_nm and head_length_nm must be >= 0")
+
+    @property
+    def has_head(self) -> bool:
+        return self.head_diameter_nm > self.neck_diameter_nm and self.head_length_nm > 0
+
+
+def draw_spine_parameters(spine_class: str, *, rng=None, **overrides) -> SpineParameters:
+    """Draw one spine's parameters from its class distribution (:data:`CLASS_DEFAULTS`).
+
+    Examples
+    --------
+    >>> p = draw_spine_parameters("mushroom", rng=0)
+    >>> 150 < p.neck_diameter_nm < 300 and p.head_diameter_nm > 500
+    True
+    """
+    if spine_class not in CLASS_DEFAULTS:
+        raise ParameterError(f"unknown spine class {spine_class!r}; choose from {SPINE_CLASSES}")
+    rng = np.random.default_rng(rng)
+    values = {}
+    for name, (median, cv) in CLASS_DEFAULTS[spine_class].items():
+        if median <= 0:
+            values[name] = 0.0
+            continue
+        v = median * np.exp(rng.normal(0.0, np.sqrt(np.log1p(cv * cv))))
+        lo, hi = _BOUNDS[name]
+        if spine_class == "stubby" and name == "neck_length_nm":
+            lo = 0.0
+        values[name] = float(np.clip(v, lo, hi))
+    if values["head_diameter_nm"] > 0:
+        values["neck_diameter_nm"] = min(values["neck_diameter_nm"], 0.85 * values["head_diameter_nm"])
+    values.update(overrides)
+    return SpineParameters(spine_class=spine_class, **values)
+
+
+@dataclass(frozen=True)
+class Shaft:
+    """Tube of radius ``radius_nm`` around a centreline of length ``length_nm``.
+
+    The centreline starts at the origin heading +x and bends toward +y with
+    ``curvature_per_nm`` (0 = straight); z = 0 is its plane.
+    """
+
+    radius_nm: float
+    length_nm: float
+    curvature_per_nm: float = 0.0
+
+    def frame(self, s):
+        """Centre point, tangent and in-plane normal (toward +y side) at arc lengths ``s``."""
+        s = np.atleast_1d(np.asarray(s, float))
+        k = self.curvature_per_nm
+        if k == 0:
+            c = np.stack([s, np.zeros_like(s), np.zeros_like(s)], -1)
+            t = np.tile([1.0, 0.0, 0.0], (len(s), 1))
+        else:
+            a = k * s
+            c = np.stack([np.sin(a) / k, (1 - np.cos(a)) / k, np.zeros_like(s)], -1)
+            t = np.stack([np.cos(a), np.sin(a), np.zeros_like(s)], -1)
+        n = np.stack([-t[:, 1], t[:, 0], np.zeros_like(s)], -1)
+        return c, t, n
+
+    def sdf(self, p: np.ndarray) -> np.ndarray:
+        k = self.curvature_per_nm
+        if k == 0:
+            tube = np.sqrt(p[:, 1] ** 2 + p[:, 2] ** 2) - self.radius_nm
+        else:
+            rc = 1.0 / k
+            dp = np.sqrt(p[:, 0] ** 2 + (p[:, 1] - rc) ** 2) - abs(rc)
+            tube = np.sqrt(dp ** 2 + p[:, 2] ** 2) - self.radius_nm
+        (c0, c1), (t0, t1) = self.frame([0.0, self.length_nm])[:2]
+        g0 = -((p - c0) @ t0)
+        g1 = (p - c1) @ t1
+        return np.maximum(tube, np.maximum(g0, g1))
+
+
+@dataclass(frozen=True)
+class PlacedSpine:
+    """A spine placed on the shaft: base point, axis and its implicit pieces (nm)."""
+
+    spine_id: int
+    params: SpineParameters
+    base: np.ndarray
+    axis: np.ndarray
+    fillet_nm: float
+    position_nm: float
+    azimuth_deg: float
+
+    @property
+    def neck_radius_nm(self) -> float:
+        return 0.5 * self.params.neck_diameter_nm
+
+    @property
+    def head_center(self) -> np.ndarray:
+        p = self.params
+        return self.base + self.axis * (p.neck_length_nm + 0.45 * p.head_length_nm)
+
+    @property
+    def tip_distance_nm(self) -> float:
+        """Design distance base -> tip along the axis (before blending)."""
+        p = self.params
+        if p.has_head:
+            return p.neck_length_nm + 0.95 * p.head_length_nm
+        return p.neck_length_nm + self.neck_radius_nm
+
+    @property
+    def cut_radius_nm(self) -> float:
+        """Radius around the axis that holds the whole spine (incl. fillet)."""
+        p = self.params
+        r = max(0.5 * p.head_diameter_nm if p.has_head else 0.0, self.neck_radius_nm + self.fillet_nm)
+        return r + 60.0
+
+    def _frame(self) -> np.ndarray:
+        a = self.axis
+        u = np.cross(a, [0.0, 0.0, 1.0])
+        if np.linalg.norm(u) < 1e-6:
+            u = np.cross(a, [1.0, 0.0, 0.0])
+        u /= np.linalg.norm(u)
+        return np.stack([a, u, np.cross(a, u)])
+
+    def sdf(self, p: np.ndarray, *, inside_shaft_nm: float) -> np.ndarray:
+        """The spine alone (neck + head), starting ``inside_shaft_nm`` below the base."""
+        prm = self.params
+        start = self.base - self.axis * inside_shaft_nm
+        end = self.base + self.axis * prm.neck_length_nm
+        neck = sd_capsule(p, start, end, self.neck_radius_nm)
+        if not prm.has_head:
+            return neck
+        radii = np.array([0.5 * prm.head_length_nm, 0.5 * prm.head_diameter_nm,
+                          0.5 * prm.head_diameter_nm])
+        head = sd_ellipsoid(p, self.head_center, self._frame(), radii)
+        return smooth_min(neck, head, 0.5 * self.neck_radius_nm)
+
+    def region(self, p: np.ndarray, *, margin_nm: float = 0.0) -> np.ndarray:
+        """Mask of points in this spine's region (beyond the base plane, near the axis)."""
+        d = p - self.base
+        t = d @ self.axis
+        radial = np.sqrt(np.maximum(np.einsum("ij,ij->i", d, d) - t * t, 0.0))
+        return (t > 0) & (radial < self.cut_radius_nm + margin_nm)
+
+    def segment(self):
+        """Bounding capsule (start, end, radius) for overlap checks."""
+        return self.base, self.base + self.axis * (self.tip_distance_nm + 20.0), self.cut_radius_nm
+
+
+@dataclass(frozen=True)
+class DendriteGeometry:
+    """Shaft + placed spines, in local coordinates (add ``offset_nm`` for output)."""
+
+    shaft: Shaft
+    spines: tuple[PlacedSpine, ...]
+    fillet_nm: float
+    offset_nm: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    @property
+    def inside_shaft_nm(self) -> float:
+        return min(0.5 * self.shaft.radius_nm, 150.0)
+
+    def sdf(self, p: np.ndarray) -> np.ndarray:
+        """Implicit function of the whole fragment (negative inside), nm."""
+        f = self.shaft.sdf(p)
+        for sp in self.spines:
+            start, end, r = sp.segment()
+            near = _near_segment(p, start - sp.axis * self.inside_shaft_nm, end,
+                                 r + 2 * self.fillet_nm + 100.0)
+            if near.any():
+                q = p[near]
+                f[near] = smooth_min(f[near], sp.sdf(q, inside_shaft_nm=self.inside_shaft_nm),
+                                     self.fillet_nm)
+        return f
+
+    def spine_sdf(self, k: int, p: np.ndarray) -> np.ndarray:
+        """Implicit function of spine ``k``'s region: the fragment cut at the base plane."""
+        sp = self.spines[k]
+        f = smooth_min(self.shaft.sdf(p), sp.sdf(p, inside_shaft_nm=self.inside_shaft_nm),
+                       self.fillet_nm)
+        d = p - sp.base
+        t = d @ sp.axis
+        radial = np.sqrt(np.maximum(np.einsum("ij,ij->i", d, d) - t * t, 0.0))
+        return np.maximum(f, np.maximum(-t, radial - sp.cut_radius_nm))
+
+    def spine_ids(self, p: np.ndarray) -> np.ndarray:
+        """Spine id of each point (``-1`` = shaft), by the spine regions."""
+        out = np.full(len(p), -1, dtype=np.int64)
+        for sp in self.spines:
+            out[sp.region(p)] = sp.spine_id
+        return out
+
+    def bounds(self, pad_nm: float = 0.0):
+        """Local bounding box (lo, hi) of the solid, padded."""
+        s = np.linspace(0.0, self.shaft.length_nm, 64)
+        c = self.shaft.frame(s)[0]
+        r = self.shaft.radius_nm
+        pts = [c - r, c + r]
+        for sp in self.spines:
+            start, end, rr = sp.segment()
+            pts += [np.array([end - rr, end + rr, start - rr, start + rr])]
+        pts = np.concatenate([np.atleast_2d(x) for x in pts])
+        return pts.min(0) - pad_nm, pts.max(0) + pad_nm
+
+    def mesh(self, *, step_nm: float):
+        """Watertight mesh of the whole fragment (local coordinates)."""
+        lo, hi = self.bounds(pad_nm=2 * step_nm + self.fillet_nm)
+        return mesh_implicit(self.sdf, lo, hi, step_nm=step_nm)
+
+    def spine_mesh(self, k: int, *, step_nm: float):
+        """Watertight mesh of spine ``k``'s region (closed by a flat cap at the base)."""
+        sp = self.spines[k]
+        start, end, r = sp.segment()
+        lo = np.minimum(start, end) - r - 2 * step_nm
+        hi = np.maximum(start, end) + r + 2 * step_nm
+        lo = np.minimum(lo, sp.base - 2 * step_nm - 40.0)
+        return mesh_implicit(lambda p: self.spine_sdf(k, p), lo, hi, step_nm=step_nm)
+
+
+def _near_segment(p, a, b, radius):
+    lo = np.minimum(a, b) - radius
+    hi = np.maximum(a, b) + radius
+    box = np.flatnonzero((p[:, 0] >= lo[0]) & (p[:, 0] <= hi[0]) & (p[:, 1] >= lo[1])
+                         & (p[:, 1] <= hi[1]) & (p[:, 2] >= lo[2]) & (p[:, 2] <= hi[2]))
+    out = np.zeros(len(p), dtype=bool)
+    q = p[box]
+    ab = b - a
+    t = np.clip((q - a) @ ab / max(float(ab @ ab), 1e-300), 0.0, 1.0)
+    d = q - a - t[:, None] * ab
+    out[box[np.einsum("ij,ij->i", d, d) < radius * radius]] = True
+    return out
+
+
+def _segment_distance(a0, a1, b0, b1) -> float:
+    s = np.linspace(0.0, 1.0, 25)
+    pa = a0 + s[:, None] * (a1 - a0)
+    pb = b0 + s[:, None] * (b1 - b0)
+    return float(np.min(np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=-1)))
+
+
+def build_geometry(params: list[SpineParameters], *, shaft_radius_nm: float, shaft_length_nm: float,
+                   curvature_per_um: float = 0.0, fillet_nm: float = 120.0,
+                   max_elevation_deg: float = 45.0, min_gap_nm: float = 50.0,
+                   rng=None, max_tries: int = 400) -> DendriteGeometry:
+    """Place spines on a shaft without overlap (rejection sampling)."""
+    rng = np.random.default_rng(rng)
+    if shaft_radius_nm <= 0 or shaft_length_nm <= 0:
+        raise ParameterError("shaft_radius_nm and shaft_length_nm must be > 0")
+    kappa = curvature_per_um / 1000.0
+    if abs(kappa) * shaft_length_nm > np.pi / 2:
+        raise ParameterError(f"curvature_per_um={curvature_per_um} bends the {shaft_length_nm} nm "
+                             "shaft by more than 90 degrees; use a smaller curvature")
+    if kappa != 0 and abs(1 / kappa) < 4 * shaft_radius_nm:
+        raise ParameterError("curvature radius must be at least 4 shaft radii")
+    shaft = Shaft(float(shaft_radius_nm), float(shaft_length_nm), float(kappa))
+    # biggest spines first (easier packing); ids follow the position along the shaft
+    order = sorted(range(len(params)), key=lambda i: -_size(params[i], fillet_nm))
+    placed: list[PlacedSpine] = []
+    for sid in order:
+        prm = params[sid]
+        for _ in range(max_tries):
+            cand = _place(shaft, sid, prm, fillet_nm, max_elevation_deg, rng)
+            s0, e0, r0 = cand.segment()
+            end_margin = r0 + 100.0
+            if not end_margin <= cand.position_nm <= shaft_length_nm - end_margin:
+                if prm.position_nm is not None:
+                    raise ParameterError(f"spine {sid}: position_nm={prm.position_nm} is too close "
+                                         f"to the shaft ends (need {end_margin:.0f} nm)")
+                continue
+            ok = True
+            for other in placed:
+                s1, e1, r1 = other.segment()
+                if _segment_distance(s0, e0, s1, e1) < r0 + r1 + min_gap_nm:
+                    ok = False
+                    break
+            if ok:
+                placed.append(cand)
+                break
+            if prm.position_nm is not None and prm.azimuth_deg is not None:
+                raise ParameterError(f"spine {sid} at position_nm={prm.position_nm}, "
+                                     f"azimuth_deg={prm.azimuth_deg} overlaps another spine")
+        else:
+            raise ParameterError(
+                f"could not place {len(params)} spines on a {shaft_length_nm / 1000:.1f} um "
+                "shaft without overlap; use fewer spines (n_spines / spine_density_per_um), "
+                "a longer shaft (shaft_length_nm) or a larger max_elevation_deg")
+    placed.sort(key=lambda sp: sp.position_nm)
+    placed = [replace(sp, spine_id=i) for i, sp in enumerate(placed)]
+    return DendriteGeometry(shaft, tuple(placed), float(fillet_nm))
+
+
+def _size(prm: SpineParameters, fillet_nm: float) -> float:
+    r = max(0.5 * prm.head_diameter_nm if prm.has_head else 0.0,
+            0.5 * prm.neck_diameter_nm + fillet_nm)
+    return r * (prm.neck_length_nm + prm.head_length_nm + 1.0)
+
+
+def _place(shaft, sid, prm, fillet_nm, max_elev_deg, rng):
+    L = shaft.length_nm
+    s = prm.position_nm if prm.position_nm is not None else rng.uniform(0.0, L)
+    if prm.azimuth_deg is not None:
+        az = float(prm.azimuth_deg)
+    else:
+        side = 0.0 if rng.random() < 0.5 else 180.0
+        elev = rng.uniform(-max_elev_deg, max_elev_deg)
+        az = side + (elev if side == 0.0 else -elev)
+    c, t, n = (x[0] for x in shaft.frame(s))
+    a = np.deg2rad(az)
+    axis = np.cos(a) * n + np.sin(a) * np.array([0.0, 0.0, 1.0])
+    axis /= np.linalg.norm(axis)
+    base = c + shaft.radius_nm * axis
+    return PlacedSpine(sid, prm, base, axis, float(fillet_nm), float(s), float(az))
+
+
+def class_sequence(classes, n: int, *, rng, weights: Mapping[str, float] | None = None) -> list[str]:
+    """Draw ``n`` spine classes from ``classes`` (uniformly or with ``weights``)."""
+    classes = list(classes)
+    for c in classes:
+        if c not in SPINE_CLASSES:
+            raise ParameterError(f"unknown spine class {c!r}; choose from {SPINE_CLASSES}")
+    if not classes:
+        raise ParameterError("classes must name at least one spine class")
+    p = None
+    if weights:
+        p = np.array([float(weights.get(c, 0.0)) for c in classes])
+        if p.sum() <= 0:
+            raise ParameterError("class weights must not all be zero")
+        p = p / p.sum()
+    idx = rng.choice(len(classes), size=n, p=p)
+    return [classes[i] for i in idx]
