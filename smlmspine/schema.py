@@ -90,6 +90,12 @@ TABLE_REGISTRIES: dict[str, str] = {
     "clusters": "smlmspine.cluster._stats:CLUSTER_COLUMNS",
     "minflux_localizations": "smlmspine.io.minflux:MINFLUX_COLUMNS",
     "trace_averages": "smlmspine.minflux:TRACE_COLUMNS",
+    "truth_localizations": "smlmspine.simulate._truth:TRUTH_LOCALIZATIONS",
+    "truth_emitters": "smlmspine.simulate._truth:TRUTH_EMITTERS",
+    "truth_spines": "smlmspine.simulate._truth:TRUTH_SPINES",
+    "truth_drift": "smlmspine.simulate._truth:TRUTH_DRIFT",
+    "truth_minflux": "smlmspine.simulate._truth:TRUTH_MINFLUX",
+    "truth_minflux_drift": "smlmspine.simulate._truth:TRUTH_MINFLUX_DRIFT",
 }
 
 _INT_COLUMNS = {name for name, spec in COLUMNS.items() if pa.types.is_integer(spec.type)}
