@@ -220,8 +220,8 @@ def _load_npy(path: Path) -> np.ndarray:
     except ValueError as exc:
         # object arrays (pickled) or a malformed header
         raise FormatError(f"not a readable MINFLUX .npy structured array: {exc}", path=path) from exc
-    except (OSError, EOFError) as exc:
-        raise FormatError(f"cannot be read as .npy: {exc}", path=path) from exc
+    except (OSError, EOFError, TypeError) as exc:
+        raise FormatError(f"cannot be read as .npy: {type(exc).__name__}: {exc}", path=path) from exc
     if arr.dtype.names is None:
         raise FormatError(f"expected a structured array with MINFLUX fields (tid, tim, vld, itr/loc); "
                           f"found a plain {arr.dtype} array of shape {arr.shape}", path=path)
@@ -253,8 +253,9 @@ def _load_mat(path: Path) -> tuple[dict, dict | None]:
     except NotImplementedError as exc:
         raise FormatError("MATLAB v7.3 (HDF5) files are not supported for MINFLUX; export as "
                           ".npy or as a v5 .mat file", path=path) from exc
-    except (ValueError, OSError, TypeError) as exc:
-        raise FormatError(f"not a readable MATLAB file: {exc}", path=path) from exc
+    except Exception as exc:  # scipy raises assorted errors on truncated/corrupt files
+        raise FormatError(f"not a readable MATLAB v5 file: {type(exc).__name__}: {exc}",
+                          path=path) from exc
     data = {k: v for k, v in mat.items() if not k.startswith("__")}
     itr = data.get("itr")
     nested = None
@@ -428,17 +429,25 @@ def _check_field(name: str, arr: np.ndarray, kind: str, path, shape_tail=None) -
     return arr
 
 
-def _cfr_iteration(cfr: np.ndarray) -> int | None:
-    """Last iteration index whose cfr varies (i.e. is measured) across localizations."""
+def _cfr_iteration(cfr: np.ndarray, efc: np.ndarray | None = None) -> int | None:
+    """Last iteration index in which the centre frequency was measured.
+
+    With ``efc`` (rows x iterations): iterations where some ``efc`` is finite (Imspector
+    writes NaN or -inf where no centre check was made). Without: iterations whose ``cfr``
+    varies across localizations (pyMINFLUX's rule).
+    """
     if cfr.shape[0] == 0:
         return None
-    c = np.where(np.isfinite(cfr), cfr, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if c.shape[0] == 1:
-            measured = np.isfinite(c[0]) & (c[0] > 0)
-        else:
-            measured = np.nanstd(c, axis=0) > 0
+    if efc is not None:
+        measured = np.isfinite(efc).any(axis=0)
+    else:
+        c = np.where(np.isfinite(cfr), cfr, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if c.shape[0] == 1:
+                measured = np.isfinite(c[0]) & (c[0] > 0)
+            else:
+                measured = np.nanstd(c, axis=0) > 0
     idx = np.flatnonzero(measured)
     return int(idx[-1]) if idx.size else None
 
@@ -473,7 +482,10 @@ def _nested_to_columns(top: dict, itr: dict, path, keep_invalid: bool):
     rows = np.arange(n) if keep_invalid else np.flatnonzero(vld)
     loc_sel = np.asarray(loc[rows], dtype=np.float64)
     last = _last_finite(loc_sel)
-    cfr_it = _cfr_iteration(np.asarray(itr["cfr"][rows], dtype=float)) if "cfr" in itr else None
+    cfr_it = None
+    if "cfr" in itr:
+        efc = np.asarray(itr["efc"][rows], dtype=float) if "efc" in itr else None
+        cfr_it = _cfr_iteration(np.asarray(itr["cfr"][rows], dtype=float), efc)
     has_pos = last >= 0
     if not np.all(has_pos):
         dropped = int(np.count_nonzero(~has_pos))
@@ -555,11 +567,14 @@ def _flat_to_columns(top: dict, path, keep_invalid: bool):
         sel = vld & fnl if np.any(vld & fnl) else np.ones(m, bool)
         valid_groups = np.unique(gid[sel])
         in_valid = np.isin(gid, valid_groups)
-        table = np.full((len(valid_groups), max(n_it, 1)), np.nan)
         gi = np.searchsorted(valid_groups, gid[in_valid])
-        table[gi, itr_idx[in_valid]] = np.where(np.isfinite(cfr_all[in_valid]), cfr_all[in_valid],
-                                                np.nan)
-        cfr_it = _cfr_iteration(table)
+        grid = np.full((len(valid_groups), max(n_it, 1)), np.nan)
+        grid[gi, itr_idx[in_valid]] = cfr_all[in_valid]
+        efc_grid = None
+        if "efc" in top:
+            efc_grid = np.full_like(grid, np.nan)
+            efc_grid[gi, itr_idx[in_valid]] = np.asarray(top["efc"], dtype=np.float64)[in_valid]
+        cfr_it = _cfr_iteration(grid, efc_grid)
         if cfr_it is not None:
             is_c = itr_idx == cfr_it
             last_c = np.where(is_c, np.arange(m), -1)
