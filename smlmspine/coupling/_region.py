@@ -166,7 +166,7 @@ class BoxRegion(ConvexRegion):
     >>> box = BoxRegion([0, 0], [1000, 1000])
     >>> box.measure
     1000000.0
-    >>> [round(f, 6) for f in box.fraction_inside([[0, 500], [0, 0]], [100, 100])]
+    >>> box.fraction_inside([[0, 500], [0, 0]], [100, 100]).round(6).tolist()
     [0.5, 0.25]
     """
 
