@@ -27,6 +27,9 @@ def register(sub) -> None:
     add_input_options(p, name="IN")
     p.add_argument("out", metavar="OUT", help="output file")
     p.add_argument("--to", dest="out_format", default=None, help="output format name")
+    p.add_argument("--out-pixel-size-nm", type=float, default=None,
+                   help="camera pixel size in nm for pixel-unit outputs (Picasso .hdf5); default: "
+                        "the pixel size the input was read with, else --pixel-size-nm")
     p.set_defaults(func=_convert)
 
 
@@ -75,9 +78,28 @@ def _info(args) -> int:
 
 
 def _convert(args) -> int:
-    from ..io import write
+    from ..io import write, writers
+    from ..io._registry import _suffix
 
     table = read_input(args, attr="in")
-    out = write(table, Path(args.out), format=args.out_format)
+    options = {}
+    px = args.out_pixel_size_nm
+    if px is None and args.pixel_size_nm is not None:
+        from ..schema import metadata
+
+        if metadata(table).get("pixel_size_nm") is None:
+            px = args.pixel_size_nm
+    if px is not None:
+        ws = writers()
+        name = args.out_format or next((n for n, w in ws.items()
+                                        if _suffix(Path(args.out)) in w.extensions), None)
+        if name in ws and "pixel_size_nm" in ws[name].options:
+            options["pixel_size_nm"] = px
+        elif args.out_pixel_size_nm is not None:
+            from ..errors import ParameterError
+
+            raise ParameterError(f"--out-pixel-size-nm: the {name or 'chosen'} writer stores nm "
+                                 "and takes no pixel size")
+    out = write(table, Path(args.out), format=args.out_format, **options)
     print(f"wrote {table.num_rows} localizations to {out}")
     return 0

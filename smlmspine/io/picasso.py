@@ -189,29 +189,31 @@ def read_picasso(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.
 
     saved = _smlmspine_block(info)
     saved_cols = saved.get("columns", {}) if isinstance(saved.get("columns"), dict) else {}
-    columns, units, originals, descriptions = {}, {}, {}, {}
+    columns, units, originals = {}, {}, {}
     for name in names:
         values = np.asarray(locs[name])
         if values.ndim != 1:
             raise FormatError(f"field {name!r} has shape {values.shape[1:]} per localization; "
                               "only scalar fields are supported", path=path, column=name)
         if name in PIXEL_FIELDS:
-            values = values.astype(np.float64) * px
-        if name in ("x", "y"):
-            columns[name] = values
-        elif name in _TO_CANONICAL:
-            columns[_TO_CANONICAL[name]] = values
-        elif name in COLUMNS:  # canonical names written by smlmspine (precision_xy, ...)
-            columns[name] = values
+            with np.errstate(over="ignore", invalid="ignore"):  # inf is caught by validation
+                values = values.astype(np.float64) * px
+        spec = saved_cols.get(name) if isinstance(saved_cols.get(name), dict) else {}
+        target = _TO_CANONICAL.get(name, name)
+        if target in COLUMNS:  # x, y, z, frame, photons, bg; precision_xy etc. written by us
+            columns[target] = values
+            originals[target] = spec.get("original_name", name)
         else:
             columns[name] = values
-            spec = saved_cols.get(name, {})
             unit = "nm" if name in PIXEL_FIELDS else spec.get("unit")
             if unit:
                 units[name] = unit
             originals[name] = spec.get("original_name", name)
     if "precision_xy" not in columns and "lpx" in columns and "lpy" in columns:
         columns["precision_xy"] = (columns["lpx"] + columns["lpy"]) / 2.0
+        spec = saved_cols.get("precision_xy")
+        if isinstance(spec, dict) and spec.get("original_name"):
+            originals["precision_xy"] = spec["original_name"]
     table = make_table(columns, units=units, original_names=originals, source=str(path),
                        format="picasso", pixel_size_nm=px,
                        history=saved.get("history") if isinstance(saved.get("history"), list) else None,
@@ -254,7 +256,8 @@ def _restore_field_metadata(table: pa.Table, saved_cols: dict) -> pa.Table:
             meta[b"description"] = str(spec["description"]).encode()
             f = f.with_metadata(meta)
         fields.append(f)
-    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields, metadata=table.schema.metadata))
+    return pa.Table.from_arrays(table.columns,
+                                schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
 def _writer_pixel_size(table: pa.Table, pixel_size_nm, final_path: Path) -> float:
@@ -289,7 +292,8 @@ def _writer_pixel_size(table: pa.Table, pixel_size_nm, final_path: Path) -> floa
 def _compact_float(values: np.ndarray) -> np.ndarray:
     """float32 when that loses nothing beyond float64 rounding, else float64."""
     values = np.asarray(values, dtype=np.float64)
-    as32 = values.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        as32 = values.astype(np.float32)
     finite = np.isfinite(values)
     same_nonfinite = np.array_equal(np.isfinite(as32), finite) and \
         np.array_equal(np.isnan(as32), np.isnan(values))
@@ -349,24 +353,33 @@ def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None
             continue  # handled below
         out = _FROM_CANONICAL.get(name, name)
         if name in PIXEL_FIELDS:
-            values = _compact_float(np.asarray(values, dtype=np.float64) / px)
+            nm = np.asarray(values, dtype=np.float64)
+            values = _compact_float(nm / px)
+            with np.errstate(over="ignore", invalid="ignore"):
+                lost = np.isfinite(nm) & ~np.isfinite(values.astype(np.float64) * px)
+            if lost.any():
+                raise FormatError(f"column {name!r} holds {int(lost.sum())} value(s) too large to "
+                                  f"store in pixels of {px:g} nm and read back",
+                                  path=final_path, column=name)
         elif name == "frame":
             if values.size and (values.min() < 0 or values.max() >= 2 ** 32):
                 values = values.astype(np.int64)
             else:
                 values = values.astype(np.uint32)
-        elif values.dtype.kind == "f":
-            values = _compact_float(values) if values.dtype == np.float64 else values
         arrays[out] = values
-        if name not in COLUMNS:
-            f = table.schema.field(name)
-            m = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
+        m = {k.decode(): v.decode() for k, v in (table.schema.field(name).metadata or {}).items()}
+        if name in COLUMNS:
+            col_meta[out] = {"original_name": m.get("original_name", name)}
+        else:
             col_meta[out] = {k: m[k] for k in ("unit", "original_name", "description") if k in m}
     if "precision_xy" in names:
         prec = np.asarray(_column_numpy(table, "precision_xy", final_path), dtype=np.float64)
         if "lpx" not in names and "lpy" not in names:
             arrays["lpx"] = arrays["lpy"] = _compact_float(prec / px)
             col_meta["lpx"] = col_meta["lpy"] = {"unit": "nm"}
+            m = table.schema.field("precision_xy").metadata or {}
+            col_meta["precision_xy"] = {"original_name": m.get(b"original_name",
+                                                               b"precision_xy").decode()}
         else:
             derived = None
             if "lpx" in names and "lpy" in names:

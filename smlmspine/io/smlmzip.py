@@ -83,7 +83,7 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict:
     return manifest
 
 
-def _read_table_file(zf, info: dict, fmt: dict, path: Path) -> tuple[dict, dict]:
+def _read_table_file(zf, info: dict, fmt: dict, path: Path, own_cols: dict) -> tuple[dict, dict]:
     name = info.get("name")
     headers = fmt.get("headers")
     dtypes = fmt.get("dtype")
@@ -103,7 +103,9 @@ def _read_table_file(zf, info: dict, fmt: dict, path: Path) -> tuple[dict, dict]
         if shp not in (1, [1]):
             raise FormatError(f"column {h!r} has shape {shp}; only scalar columns (shape 1) "
                               "are supported", path=path, column=str(h))
-    headers = [str(h)[1:] if str(h).startswith("_") else str(h) for h in headers]
+    # the reference readers drop a leading '_' (unless smlmspine wrote that header itself)
+    headers = [str(h)[1:] if str(h).startswith("_") and str(h) not in own_cols else str(h)
+               for h in headers]
     record = np.dtype([(f"c{i}", np.dtype(dt).newbyteorder("<")) for i, dt in enumerate(dtypes)])
     try:
         raw = zf.read(name)
@@ -163,6 +165,8 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
         raise FormatError(f"not a readable ZIP archive (.smlm): {exc}", path=path) from exc
     with zf:
         manifest = _manifest(zf, path)
+        own = manifest.get("smlmspine") if isinstance(manifest.get("smlmspine"), dict) else {}
+        own_cols = own.get("columns") if isinstance(own.get("columns"), dict) else {}
         tables = []
         for info in manifest["files"]:
             if not isinstance(info, dict) or info.get("type") != "table":
@@ -175,15 +179,12 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
                 raise FormatError(f"table {info.get('name')!r} is in {fmt.get('mode')!r} mode; "
                                   "only binary tables are supported", path=path)
             try:
-                tables.append((info, *_read_table_file(zf, info, fmt, path)))
+                tables.append((info, *_read_table_file(zf, info, fmt, path, own_cols)))
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise FormatError(f"table {info.get('name')!r} cannot be decompressed: {exc}",
                                   path=path) from exc
     if not tables:
         raise FormatError("manifest.json lists no table file", path=path)
-    own = manifest.get("smlmspine") if isinstance(manifest.get("smlmspine"), dict) else {}
-    own_cols = own.get("columns") if isinstance(own.get("columns"), dict) else {}
-
     heads = [list(cols) for _, cols, _ in tables]
     if any(h != heads[0] for h in heads):
         raise FormatError(f"the table files have different headers: {heads}", path=path)
@@ -208,7 +209,8 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
             target, values = "time_s", values.astype(np.float64) * _TIME_UNITS_S[unit]
             unit = "s"
         if target in _LENGTH_HEADERS or h in _LENGTH_HEADERS:
-            unit = unit or "nm"
+            # lengths are nm by default; writers often leave the generic default '1'
+            unit = "nm" if unit in (None, "", "1") else unit
             if unit not in LENGTH_UNITS_NM:
                 raise FormatError(f"column {h!r} has unit {unit!r}, not a length unit "
                                   f"({', '.join(LENGTH_UNITS_NM)})", path=path, column=h)
@@ -222,12 +224,9 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
                 pass
         columns[target] = values
-        if target not in COLUMNS:
-            if saved.get("unit") or (unit and unit != "1"):
-                units[target] = saved.get("unit") or unit
-            originals[target] = saved.get("original_name", h)
-        elif h != target:
-            originals[target] = h
+        if target not in COLUMNS and (saved.get("unit") or (unit and unit != "1")):
+            units[target] = saved.get("unit") or unit
+        originals[target] = saved.get("original_name", h)
     hist = own.get("history") if isinstance(own.get("history"), list) else None
     return make_table(columns, units=units, original_names=originals, source=str(path),
                       format="smlm", pixel_size_nm=own.get("pixel_size_nm"), history=hist,
@@ -286,7 +285,9 @@ def write_smlm(table: pa.Table, path: Path, *, final_path: Path | None = None) -
         dtypes.append(dt)
         units.append(meta.get("unit") or "1")
         arrays.append(stored)
-        if f.name not in COLUMNS:
+        if f.name in COLUMNS:
+            own_cols[header] = {"original_name": meta.get("original_name", f.name)}
+        else:
             own_cols[header] = {"type": str(t), **{k: meta[k] for k in ("unit", "original_name")
                                                    if k in meta}}
     record = np.dtype([(f"c{i}", np.dtype(dt).newbyteorder("<")) for i, dt in enumerate(dtypes)])
