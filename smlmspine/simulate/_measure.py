@@ -1,19 +1,25 @@
 """Spine measurements on a closed mesh, with explicit definitions.
 
-Definitions (also in ``docs/simulate.md``); ``t`` is the distance from the base point
+Definitions (also in ``docs/simulate.md``), the same as those of
+:func:`smlmspine.morphology.measure_spine` (``docs/morphology.md``) but evaluated on the
+straight design axis, without smoothing; ``t`` is the distance from the base point
 along the unit spine axis, the mesh is the spine cut at the base plane ``t = 0``:
 
 - profile ``A(t)``: area of the cross-section of the mesh with the plane at ``t``
   (perpendicular to the axis); equivalent diameter ``d(t) = 2 sqrt(A(t) / pi)``,
   sampled at ``t_j = (j + 1/2) dt``;
 - ``length_nm``: largest ``t`` of the mesh (base to tip along the axis);
-- ``head_diameter_nm``: the largest ``d(t)`` over ``t >= length / 4`` (at ``t_head``);
-- ``neck_min_diameter_nm``: the smallest ``d(t)`` over ``0 <= t <= t_head``;
-- ``neck_length_nm``: the head starts at the last ``t <= t_head`` where ``d(t)`` is at
-  most halfway between the neck minimum and the head diameter; the neck runs from the
-  base to there (0 when no such ``t``);
-- ``head_volume_um3``: volume beyond the head start (integral of ``A``);
+- ``head_diameter_nm``: the largest ``d(t)`` (at ``t_head``);
+- ``neck_min_diameter_nm``: the smallest ``d(t)`` over ``0 <= t <= t_head`` (at ``t_neck``);
+- ``neck_length_nm``: the head-neck boundary is the first ``t >= t_neck`` where ``d(t)``
+  exceeds ``head_neck_threshold`` (1.2) x the neck minimum (linearly interpolated); the
+  neck runs from the base to there (0 when there is no such ``t`` or it is the first
+  sample);
+- ``head_volume_um3``: volume beyond the boundary (the whole volume without one);
 - ``volume_um3``: enclosed volume of the mesh.
+
+For a spine without a distinct head (head/neck ratio below the threshold) the head and
+neck fields describe the widest and the narrowest sections, nothing more.
 """
 
 from __future__ import annotations
@@ -118,7 +124,7 @@ def cross_section_areas(vertices: np.ndarray, faces: np.ndarray, origin, normal,
 
 
 def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
-                  step_nm: float = 5.0) -> SpineMeasurement:
+                  step_nm: float = 5.0, head_neck_threshold: float = 1.2) -> SpineMeasurement:
     """Measure a spine mesh (closed, cut at its base plane) with the module's definitions.
 
     Parameters
@@ -133,6 +139,8 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
         Spine axis pointing from the base to the tip.
     step_nm : float
         Profile sampling step along the axis, nm.
+    head_neck_threshold : float
+        Head-neck boundary factor (see the module docstring).
 
     Returns
     -------
@@ -158,17 +166,35 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
     ts = (np.arange(n) + 0.5) * dt
     area = cross_section_areas(v, fa, base, a, ts)
     d = 2.0 * np.sqrt(area / np.pi)
-    distal = ts >= 0.25 * length
-    j_head = int(np.flatnonzero(distal)[np.argmax(d[distal])])
+    j_head = int(np.argmax(d))
     head_d = float(d[j_head])
-    neck_min = float(d[: j_head + 1].min())
-    half = 0.5 * (neck_min + head_d)
-    below = np.flatnonzero(d[: j_head + 1] <= half)
-    t_hs = float(ts[below[-1]] + 0.5 * dt) if below.size else 0.0
-    head_vol = float(area[ts >= t_hs].sum() * dt)
+    j_neck = int(np.argmin(d[: j_head + 1]))
+    neck_min = float(d[j_neck])
+    thr = head_neck_threshold * neck_min
+    over = np.flatnonzero(d[j_neck: j_head + 1] > thr)
+    boundary = int(over[0]) + j_neck if over.size else 0
+    if boundary == 0:
+        t_b = 0.0
+        head_vol = float("nan")
+    else:
+        d0, d1 = d[boundary - 1], d[boundary]
+        frac = float(np.clip((thr - d0) / (d1 - d0), 0.0, 1.0)) if d1 > d0 else 1.0
+        t_b = float(ts[boundary - 1] + frac * dt)
+        head_vol = _volume_beyond(area, ts, dt, t_b, length)
     # enclosed volume (divergence theorem)
     tri = v[fa]
     vol = float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
-    return SpineMeasurement(length_nm=length, neck_min_diameter_nm=neck_min, neck_length_nm=t_hs,
+    vol = abs(vol)
+    if boundary == 0:
+        head_vol = vol
+    return SpineMeasurement(length_nm=length, neck_min_diameter_nm=neck_min, neck_length_nm=t_b,
                             head_diameter_nm=head_d, head_volume_um3=head_vol * 1e-9,
-                            volume_um3=abs(vol) * 1e-9)
+                            volume_um3=vol * 1e-9)
+
+
+def _volume_beyond(area, ts, dt, t_b, length):
+    """Integral of the section areas from ``t_b`` to the tip (midpoint rule)."""
+    lo = ts - 0.5 * dt
+    hi = ts + 0.5 * dt
+    w = np.clip(np.minimum(hi, length) - np.maximum(lo, t_b), 0.0, None)
+    return float((area * w).sum())

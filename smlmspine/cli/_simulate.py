@@ -1,0 +1,189 @@
+"""``smlmspine simulate dendrite|minflux|synapses OUT``: ground-truth data sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import FormatError, ParameterError
+from ._common import print_json
+
+_TRUTH_HELP = ("The truth goes to OUT_stem.truth/ (Parquet tables, PLY meshes, parameters.json); "
+               "the same --seed gives identical files.")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("simulate", help="simulate localizations with ground truth",
+                       description="Simulate SMLM data with ground truth. " + _TRUTH_HELP)
+    ss = p.add_subparsers(dest="simulate_command", metavar="KIND")
+
+    d = ss.add_parser("dendrite", help="3D STORM of a dendrite with spines (or of a mesh)",
+                      description="3D STORM localizations of a dendrite fragment with spines "
+                                  "(or of the surface in --mesh): labeling, blinking, precision "
+                                  "from photons, background, drift. OUT's extension picks the "
+                                  "format (.parquet, .csv, ...). " + _TRUTH_HELP)
+    _common(d)
+    d.add_argument("--n-spines", type=int, default=None, help="number of spines (default: density x length)")
+    d.add_argument("--spine-density-per-um", type=float, default=1.5, help="spines per um (default 1.5)")
+    d.add_argument("--shaft-length-nm", type=float, default=10000.0, help="default 10000")
+    d.add_argument("--shaft-radius-nm", type=float, default=400.0, help="default 400")
+    d.add_argument("--curvature-per-um", type=float, default=0.0, help="shaft curvature 1/um (default 0)")
+    d.add_argument("--classes", default="thin,mushroom,stubby,filopodium",
+                   help="comma-separated spine classes to draw from")
+    d.add_argument("--label", choices=("membrane", "volume"), default="membrane")
+    d.add_argument("--labeling-density-per-um2", type=float, default=500.0,
+                   help="membrane label: fluorophores per um^2 (default 500)")
+    d.add_argument("--labeling-density-per-um3", type=float, default=3000.0,
+                   help="volume label: fluorophores per um^3 (default 3000)")
+    d.add_argument("--labeling-efficiency", type=float, default=0.8, help="default 0.8")
+    d.add_argument("--blinks-per-fluorophore", type=float, default=3.0, help="default 3")
+    d.add_argument("--precision-nm", type=float, default=None,
+                   help="median lateral precision, nm (default: from photons, ~12 nm)")
+    d.add_argument("--axial-factor", type=float, default=2.5, help="axial / lateral precision (default 2.5)")
+    d.add_argument("--drift-nm", type=float, default=150.0, help="largest lateral drift, nm (default 150; 0 = none)")
+    d.add_argument("--drift-table", default=None, metavar="FILE",
+                   help="drift to add: Parquet/CSV with frame, dx_nm, dy_nm[, dz_nm]")
+    d.add_argument("--n-frames", type=int, default=20000, help="default 20000")
+    d.add_argument("--background-rate-per-frame", type=float, default=0.1, help="default 0.1")
+    d.add_argument("--n-fiducials", type=int, default=0, help="fiducial beads (default 0)")
+    d.add_argument("--mesh", default=None, metavar="FILE",
+                   help="label this surface (PLY/OBJ/OFF/STL, nm) instead of a generated dendrite")
+    d.add_argument("--mesh-step-nm", type=float, default=25.0, help="fragment mesh lattice step (default 25)")
+    d.set_defaults(func=_dendrite)
+
+    m = ss.add_parser("minflux", help="MINFLUX traces with quality fields",
+                      description="MINFLUX traces (track_id, time_s, efo, cfr, dcr, vld). OUT.npy, "
+                                  ".mat or .json is written in the Abberior export layout; other "
+                                  "extensions use the table writers. " + _TRUTH_HELP)
+    _common(m)
+    m.add_argument("--n-emitters", type=int, default=100, help="default 100")
+    m.add_argument("--ndim", type=int, choices=(2, 3), default=3)
+    m.add_argument("--precision-nm", type=float, default=3.0, help="median lateral precision (default 3)")
+    m.add_argument("--localizations-per-trace", type=float, default=20.0, help="mean (default 20)")
+    m.add_argument("--time-s", type=float, default=600.0, help="acquisition length (default 600)")
+    m.add_argument("--invalid-fraction", type=float, default=0.1, help="rows with vld=False (default 0.1)")
+    m.add_argument("--drift-nm", type=float, default=0.0, help="largest lateral drift (default 0)")
+    m.set_defaults(func=_minflux)
+
+    s = ss.add_parser("synapses", help="pre/post synaptic populations with a coupled fraction",
+                      description="Pre- and postsynaptic objects (channel 0/1) with a known coupled "
+                                  "fraction and coupling distance, with localizations per object. "
+                                  + _TRUTH_HELP)
+    _common(s)
+    s.add_argument("--n-pre", type=int, default=500)
+    s.add_argument("--n-post", type=int, default=500)
+    s.add_argument("--coupled-fraction", type=float, default=0.5)
+    s.add_argument("--distance-mean-nm", type=float, default=100.0)
+    s.add_argument("--distance-sd-nm", type=float, default=30.0)
+    s.add_argument("--ndim", type=int, choices=(2, 3), default=2)
+    s.add_argument("--locs-per-object", type=float, default=10.0,
+                   help="mean fluorophores per object (default 10; 0 = write the object centres)")
+    s.add_argument("--precision-nm", type=float, default=10.0)
+    s.set_defaults(func=_synapses)
+    p.set_defaults(func=_no_kind)
+    p.set_defaults(_parser=p)
+
+
+def _common(p) -> None:
+    p.add_argument("out", metavar="OUT", help="output localization file")
+    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same files)")
+    p.add_argument("--format", dest="out_format", default=None, help="output format name")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def _no_kind(args) -> int:
+    args._parser.print_help()
+    return 2
+
+
+def _done(args, sim, written) -> int:
+    summary = {**{k: v for k, v in sim.to_dict().items() if k != "parameters"},
+               "out": str(written["localizations"]), "truth": str(written["truth"])}
+    if args.json:
+        print_json(summary)
+    else:
+        n = summary.get("n_localizations", "")
+        print(f"wrote {n} localizations to {written['localizations']} and the truth to "
+              f"{written['truth']}/")
+    return 0
+
+
+def _dendrite(args) -> int:
+    from ..simulate import dendrite, sample_mesh, write_simulation
+
+    drift = _read_drift(args.drift_table) if args.drift_table else None
+    common = dict(labeling_density_per_um2=args.labeling_density_per_um2,
+                  labeling_density_per_um3=args.labeling_density_per_um3,
+                  labeling_efficiency=args.labeling_efficiency,
+                  blinks_per_fluorophore=args.blinks_per_fluorophore,
+                  precision_xy_nm=args.precision_nm, axial_factor=args.axial_factor,
+                  drift_nm=args.drift_nm, drift=drift, n_frames=args.n_frames,
+                  background_rate_per_frame=args.background_rate_per_frame,
+                  n_fiducials=args.n_fiducials, label=args.label, rng=args.seed)
+    if args.mesh:
+        sim = sample_mesh(Path(args.mesh), **common)
+    else:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        sim = dendrite(n_spines=args.n_spines, spine_density_per_um=args.spine_density_per_um,
+                       shaft_length_nm=args.shaft_length_nm, shaft_radius_nm=args.shaft_radius_nm,
+                       curvature_per_um=args.curvature_per_um, classes=classes,
+                       mesh_step_nm=args.mesh_step_nm, **common)
+    return _done(args, sim, write_simulation(sim, Path(args.out), format=args.out_format))
+
+
+def _minflux(args) -> int:
+    from ..simulate import minflux_traces, write_simulation
+
+    sim = minflux_traces(n_emitters=args.n_emitters, ndim=args.ndim, precision_nm=args.precision_nm,
+                         localizations_per_trace=args.localizations_per_trace, time_s=args.time_s,
+                         invalid_fraction=args.invalid_fraction, drift_nm=args.drift_nm,
+                         rng=args.seed)
+    return _done(args, sim, write_simulation(sim, Path(args.out), format=args.out_format))
+
+
+def _synapses(args) -> int:
+    from ..simulate import write_simulation
+
+    try:
+        from ..simulate.synapses import synapses
+    except ModuleNotFoundError as exc:  # pragma: no cover - while the module is missing
+        raise ParameterError("the synapse simulator is not available in this version") from exc
+    sim = synapses(n_pre=args.n_pre, n_post=args.n_post, coupled_fraction=args.coupled_fraction,
+                   distance_mean_nm=args.distance_mean_nm, distance_sd_nm=args.distance_sd_nm,
+                   ndim=args.ndim, locs_per_object=args.locs_per_object,
+                   precision_nm=args.precision_nm, rng=args.seed)
+    written = write_simulation(sim, Path(args.out), format=args.out_format)
+    summary = {**{k: v for k, v in sim.to_dict().items() if k not in ("parameters", "region")},
+               "out": str(written["localizations"]), "truth": str(written["truth"])}
+    if args.json:
+        print_json(json.loads(json.dumps(summary, default=str)))
+    else:
+        print(f"wrote {sim.n_coupled} coupled pairs of {args.n_pre} pre / {args.n_post} post objects "
+              f"to {written['localizations']} and the truth to {written['truth']}/")
+    return 0
+
+
+def _read_drift(path):
+    import pyarrow as pa
+
+    path = Path(path)
+    if not path.exists():
+        raise FormatError("no such drift table", path=path)
+    try:
+        if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            import pyarrow.csv as pcsv
+
+            opts = pcsv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            table = pcsv.read_csv(path, parse_options=opts)
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FormatError(f"cannot be read as a drift table (Parquet or CSV with frame, dx_nm, "
+                          f"dy_nm[, dz_nm]): {exc}", path=path) from exc
+    missing = [c for c in ("frame", "dx_nm", "dy_nm") if c not in table.column_names]
+    if missing:
+        raise FormatError(f"drift table needs columns frame, dx_nm, dy_nm[, dz_nm]; missing "
+                          f"{missing}, found {table.column_names}", path=path)
+    return table
