@@ -44,12 +44,20 @@ def open_hdf5(path: Path, what: str):
         fh.close()
 
 
-def hdf5_keys(path: Path) -> set[str]:
-    """Top-level names of an HDF5 file (empty set when it cannot be opened)."""
+def hdf5_keys(path: Path, *, strict_suffixes: tuple[str, ...] = (".hdf5", ".h5")) -> set[str]:
+    """Top-level names of an HDF5 file, for sniffing.
+
+    A file that has the HDF5 signature but cannot be opened is reported as damaged
+    (:class:`FormatError`) when its name ends with one of ``strict_suffixes``; otherwise
+    the empty set is returned (it is simply not this format).
+    """
     import h5py
 
     try:
         with h5py.File(path, "r") as fh:
             return set(fh.keys())
-    except Exception:  # sniffing only: an unreadable file is simply not this format
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError/ValueError/KeyError...
+        if path.name.lower().endswith(tuple(strict_suffixes)):
+            raise FormatError("has the HDF5 signature but cannot be opened (truncated or "
+                              f"damaged file?): {exc}", path=path) from exc
         return set()

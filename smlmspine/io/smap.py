@@ -46,7 +46,7 @@ _PX_FIELDS = {"xpix": "px", "ypix": "px"}
 
 def _sniff(path: Path, head: bytes) -> bool:
     if head.startswith(MAT73_HEADER) or (is_hdf5(head) and path.name.lower().endswith(".mat")):
-        return "saveloc" in hdf5_keys(path)
+        return "saveloc" in hdf5_keys(path, strict_suffixes=("_sml.mat",))
     if head.startswith(MAT5_HEADER):
         from scipy.io import whosmat
 

@@ -65,7 +65,10 @@ def _sniff(path: Path, head: bytes) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return "manifest.json" in zf.namelist()
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - sniffing: not this format...
+        if path.name.lower().endswith(".smlm"):  # ...unless it says it is
+            raise FormatError(f"has the ZIP signature but cannot be opened (truncated or "
+                              f"damaged .smlm file?): {exc}", path=path) from exc
         return False
 
 
