@@ -173,29 +173,32 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
                                 parent[rp] = rq
 
     # 4. number clusters by the smallest input index of their core points
-    first = np.full(n, n, dtype=np.int64)  # per root: smallest input index
+    first = np.full(n, n, dtype=np.int64)  # per root: smallest input index of its cores
     for p in range(n):
         if core[p]:
             r = _find(parent, p)
             if order[p] < first[r]:
                 first[r] = order[p]
-    root_at = np.full(n, -1, dtype=np.int64)  # input index -> root whose first it is
     n_clusters = 0
     for p in range(n):
         if core[p] and parent[p] == p:
-            root_at[first[p]] = p
             n_clusters += 1
-    cluster_of_root = np.full(n, -1, dtype=np.int64)
-    label = 0
-    for i in range(n):
-        if root_at[i] >= 0:
-            cluster_of_root[root_at[i]] = label
-            label += 1
+    roots = np.empty(n_clusters, dtype=np.int64)
+    firsts = np.empty(n_clusters, dtype=np.int64)
+    j = 0
+    for p in range(n):
+        if core[p] and parent[p] == p:
+            roots[j] = p
+            firsts[j] = first[p]
+            j += 1
+    rank = np.argsort(firsts)
+    for j in range(n_clusters):
+        first[roots[rank[j]]] = j  # reuse: root -> cluster id
 
     labels = np.full(n, -1, dtype=np.int64)
     for p in range(n):
         if core[p]:
-            labels[order[p]] = cluster_of_root[_find(parent, p)]
+            labels[order[p]] = first[_find(parent, p)]
 
     # 5. border points
     for c in range(m):
@@ -268,6 +271,6 @@ def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int,
     for k, g in enumerate(grids):
         offsets += g.ravel() * strides[k + 1]
     rule = BORDER_LOWEST if border == "lowest" else BORDER_NEAREST
-    labels, n_clusters = _dbscan_sorted(pts, order.astype(np.int64), ukeys, starts, offsets,
+    labels, n_clusters = _dbscan_sorted(pts, order.astype(np.int64, copy=False), ukeys, starts, offsets,
                                         float(eps) * float(eps), int(min_samples), rule)
     return labels, int(n_clusters)

@@ -1,0 +1,230 @@
+"""Benchmark: smlmspine DBSCAN/HDBSCAN against scikit-learn (and locan when installed).
+
+Data: 3D localizations, half in Gaussian clusters (50 per cluster, sigma 20/20/40 nm),
+half uniform background in a slab 800 nm thick whose area grows with N (constant
+density). Every method runs in its own subprocess on the same saved data, under an
+address-space limit (``--mem-limit-gb``, default 12) and a wall-clock limit
+(``--timeout-s``); peak memory is the subprocess's maxrss, reported in total and above
+the baseline after loading the data (imports, data and JIT warm-up included in the
+baseline). Ratios are printed against scikit-learn measured in the same run.
+
+Usage::
+
+    python benchmarks/bench_cluster.py                      # 10^6 and 10^7
+    python benchmarks/bench_cluster.py --sizes 200000       # quick
+    python benchmarks/bench_cluster.py --methods smlmspine_dbscan sklearn_dbscan
+
+locan is run with ``--locan-python`` (default ``/work/peers-locan/bin/python``) when that
+interpreter exists and imports locan; otherwise it is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+EPS_NM = 40.0
+MIN_SAMPLES = 5
+MIN_CLUSTER_SIZE = 25
+PER_CLUSTER = 50
+
+METHODS = ("smlmspine_dbscan", "sklearn_dbscan", "locan_dbscan",
+           "smlmspine_hdbscan", "sklearn_hdbscan")
+
+
+def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 3)`` coordinates in nm and true cluster labels (-1 background)."""
+    rng = np.random.default_rng(seed)
+    n_clusters = n // 2 // PER_CLUSTER
+    side = np.sqrt(0.5 * n / (800.0 * 1e-6))  # background density 1e-6 per nm^3
+    hi = np.array([side, side, 800.0])
+    centres = rng.uniform(0, 1, (n_clusters, 3)) * hi
+    clustered = np.repeat(centres, PER_CLUSTER, axis=0) + rng.normal(
+        0, [20.0, 20.0, 40.0], (n_clusters * PER_CLUSTER, 3))
+    background = rng.uniform(0, 1, (n - clustered.shape[0], 3)) * hi
+    truth = np.concatenate([np.repeat(np.arange(n_clusters), PER_CLUSTER),
+                            np.full(background.shape[0], -1)])
+    return np.concatenate([clustered, background]), truth
+
+
+# --------------------------------------------------------------------------- worker
+def _maxrss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _worker(method: str, data: str, labels_out: str, mem_limit_gb: float) -> None:
+    import resource
+
+    limit = int(mem_limit_gb * 2 ** 30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    xyz = np.load(data)
+    small = xyz[:2000].copy()
+    if method.startswith("smlmspine"):
+        import pyarrow as pa
+
+        from smlmspine import cluster
+
+        def table(a):
+            return pa.table({"x": a[:, 0], "y": a[:, 1], "z": a[:, 2]})
+
+        if method == "smlmspine_dbscan":
+            def run(a):
+                return cluster.dbscan(table(a), eps_nm=EPS_NM, min_samples=MIN_SAMPLES,
+                                      border="lowest").column("cluster_id").to_numpy()
+        else:
+            def run(a):
+                return cluster.hdbscan(table(a), min_cluster_size=MIN_CLUSTER_SIZE,
+                                       min_samples=MIN_SAMPLES).column("cluster_id").to_numpy()
+    elif method == "sklearn_dbscan":
+        from sklearn.cluster import DBSCAN
+
+        def run(a):
+            return DBSCAN(eps=EPS_NM, min_samples=MIN_SAMPLES).fit(a).labels_
+    elif method == "sklearn_hdbscan":
+        from sklearn.cluster import HDBSCAN
+
+        def run(a):
+            return HDBSCAN(min_cluster_size=MIN_CLUSTER_SIZE, min_samples=MIN_SAMPLES).fit(a).labels_
+    elif method == "locan_dbscan":
+        import locan
+        import pandas as pd
+
+        def run(a):
+            locdata = locan.LocData.from_dataframe(
+                pd.DataFrame({"position_x": a[:, 0], "position_y": a[:, 1], "position_z": a[:, 2]}))
+            noise, collection = locan.cluster_dbscan(locdata, eps=EPS_NM,
+                                                     min_samples=MIN_SAMPLES)
+            return np.asarray([len(collection)])
+    else:
+        raise SystemExit(f"unknown method {method}")
+    t0 = time.perf_counter()
+    run(small)  # imports, JIT compilation (cached on disk after the first run)
+    warm_s = time.perf_counter() - t0
+    base = _maxrss_mb()
+    t0 = time.perf_counter()
+    labels = run(xyz)
+    elapsed = time.perf_counter() - t0
+    if labels.shape[0] == xyz.shape[0]:
+        np.save(labels_out, np.asarray(labels, dtype=np.int64))
+    print(json.dumps({"time_s": elapsed, "warmup_s": warm_s, "peak_mb": _maxrss_mb(),
+                      "baseline_mb": base}))
+
+
+# --------------------------------------------------------------------------- driver
+def _run_case(method: str, data: Path, workdir: Path, args) -> dict:
+    python = sys.executable
+    if method == "locan_dbscan":
+        python = args.locan_python
+        if not Path(python).exists():
+            return {"skipped": f"locan interpreter {python} not found"}
+        probe = subprocess.run([python, "-c", "import locan"], capture_output=True, text=True)
+        if probe.returncode:
+            return {"skipped": "locan not importable: " + probe.stderr.strip().splitlines()[-1]}
+    labels_out = workdir / f"labels_{method}.npy"
+    cmd = [python, os.path.abspath(__file__), "--worker", method, "--data", str(data),
+           "--labels-out", str(labels_out), "--mem-limit-gb", str(args.mem_limit_gb)]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout_s,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        return {"failed": f"timed out after {args.timeout_s:.0f} s"}
+    if proc.returncode:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        if "MemoryError" in proc.stderr or "Unable to allocate" in proc.stderr \
+                or proc.returncode in (-9, 137) or "bad_alloc" in proc.stderr:
+            return {"failed": f"out of memory under the {args.mem_limit_gb:g} GB limit ({tail[:120]})"}
+        return {"failed": f"exit {proc.returncode}: {tail[:200]}"}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_s"] = time.perf_counter() - t0
+    out["labels"] = labels_out if labels_out.exists() else None
+    return out
+
+
+def _fmt(res: dict) -> str:
+    if "skipped" in res:
+        return f"skipped ({res['skipped']})"
+    if "failed" in res:
+        return f"FAILED: {res['failed']}"
+    return (f"{res['time_s']:8.2f} s   peak {res['peak_mb']:8.0f} MB   above baseline "
+            f"{res['peak_mb'] - res['baseline_mb']:8.0f} MB   (warm-up {res['warmup_s']:.1f} s)")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--timeout-s", type=float, default=600.0)
+    p.add_argument("--mem-limit-gb", type=float, default=12.0)
+    p.add_argument("--locan-python", default="/work/peers-locan/bin/python")
+    p.add_argument("--skip-hdbscan-above", type=float, default=2e6,
+                   help="do not run HDBSCAN on more points than this (it would hit the timeout)")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--data", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--labels-out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        _worker(args.worker, args.data, args.labels_out, args.mem_limit_gb)
+        return 0
+    from sklearn.metrics import adjusted_rand_score
+
+    print(f"bench_cluster: eps {EPS_NM} nm, min_samples {MIN_SAMPLES}, HDBSCAN min_cluster_size "
+          f"{MIN_CLUSTER_SIZE}; memory limit {args.mem_limit_gb:g} GB, timeout "
+          f"{args.timeout_s:.0f} s per case; {os.cpu_count()} CPU(s)")
+    with tempfile.TemporaryDirectory(prefix="bench_cluster_") as tmp:
+        tmp = Path(tmp)
+        for size in args.sizes:
+            n = int(size)
+            xyz, truth = make_data(n)
+            data = tmp / f"xyz_{n}.npy"
+            np.save(data, xyz)
+            del xyz
+            print(f"\nN = {n:,} 3D localizations ({n // 2 // PER_CLUSTER:,} clusters + "
+                  f"{n - n // 2 // PER_CLUSTER * PER_CLUSTER:,} background)")
+            results = {}
+            for method in args.methods:
+                if "hdbscan" in method and n > args.skip_hdbscan_above:
+                    results[method] = {"skipped": f"N > --skip-hdbscan-above "
+                                                  f"{args.skip_hdbscan_above:.0e}"}
+                else:
+                    results[method] = _run_case(method, data, tmp, args)
+                print(f"  {method:<18} {_fmt(results[method])}", flush=True)
+            ok = {m: r for m, r in results.items() if "time_s" in r}
+            for ours, ref in (("smlmspine_dbscan", "sklearn_dbscan"),
+                              ("smlmspine_dbscan", "locan_dbscan"),
+                              ("smlmspine_hdbscan", "sklearn_hdbscan")):
+                if ours in ok and ref in ok:
+                    a, b = ok[ours], ok[ref]
+                    print(f"  {ours} vs {ref}: {b['time_s'] / a['time_s']:.1f}x faster, peak "
+                          f"memory {a['peak_mb'] / b['peak_mb']:.2f}x, above-baseline memory "
+                          f"{(a['peak_mb'] - a['baseline_mb']) / max(b['peak_mb'] - b['baseline_mb'], 1):.2f}x")
+                    la, lb = a.get("labels"), b.get("labels")
+                    if la is not None and lb is not None:
+                        x, y = np.load(la), np.load(lb)
+                        same = "identical" if np.array_equal(x, y) else \
+                            f"ARI {adjusted_rand_score(y, x):.4f}"
+                        print(f"    labels vs {ref}: {same}")
+            for m, r in ok.items():
+                if r.get("labels") is not None:
+                    lab = np.load(r["labels"])
+                    member = truth >= 0
+                    print(f"  {m}: {lab.max() + 1:,} clusters, noise fraction "
+                          f"{np.mean(lab < 0):.3f}, ARI vs truth on cluster members "
+                          f"{adjusted_rand_score(truth[member], lab[member]):.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
