@@ -1,0 +1,191 @@
+"""Numba kernels of the drift estimators (imported lazily by the estimators)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["mean_shift", "kernel_sums"]
+
+
+@njit(cache=True)
+def mean_shift(diff, start, sigmas, tol, max_iter):
+    """Fixed-point maximisation of sum_p exp(-|diff_p - d|^2 / 2 s^2) over d.
+
+    ``sigmas`` is a decreasing schedule of kernel widths; each is iterated to ``tol``.
+    """
+    P, D = diff.shape
+    d = start.copy()
+    new = np.zeros(D)
+    for s in sigmas:
+        inv = 0.5 / (s * s)
+        cut = 25.0  # exp(-25) ~ 1e-11: pairs beyond ~7 sigma do not count
+        for _ in range(max_iter):
+            sw = 0.0
+            for k in range(D):
+                new[k] = 0.0
+            for p in range(P):
+                r2 = 0.0
+                for k in range(D):
+                    t = diff[p, k] - d[k]
+                    r2 += t * t
+                e = r2 * inv
+                if e < cut:
+                    w = np.exp(-e)
+                    sw += w
+                    for k in range(D):
+                        new[k] += w * diff[p, k]
+            if sw <= 0.0:
+                return d
+            step = 0.0
+            for k in range(D):
+                v = new[k] / sw
+                if abs(v - d[k]) > step:
+                    step = abs(v - d[k])
+                d[k] = v
+            if step < tol:
+                break
+    return d
+
+
+@njit(cache=True)
+def kernel_sums(diff, idx, d, sigma, n):
+    """Per-localization kernel weight W_i and weighted difference sums (n, D)."""
+    P, D = diff.shape
+    W = np.zeros(n)
+    S = np.zeros((n, D))
+    inv = 0.5 / (sigma * sigma)
+    for p in range(P):
+        r2 = 0.0
+        for k in range(D):
+            t = diff[p, k] - d[k]
+            r2 += t * t
+        e = r2 * inv
+        if e < 25.0:
+            w = np.exp(-e)
+            i = idx[p]
+            W[i] += w
+            for k in range(D):
+                S[i, k] += w * diff[p, k]
+    return W, S
+
+
+@njit(cache=True)
+def _keys(pts, origin, cell, n):
+    N, D = pts.shape
+    keys = np.empty(N, np.int64)
+    for i in range(N):
+        key = 0
+        for k in range(D):
+            c = int(np.floor((pts[i, k] - origin[k]) / cell))
+            if c < 0:
+                c = 0
+            elif c >= n[k]:
+                c = n[k] - 1
+            key = key * n[k] + c
+        keys[i] = key
+    return keys
+
+
+@njit(cache=True)
+def grid_build(pts, origin, cell, n):
+    """Sort reference points by cell; return (order, sorted keys)."""
+    keys = _keys(pts, origin, cell, n)
+    order = np.argsort(keys, kind="mergesort")
+    return order, keys[order]
+
+
+@njit(cache=True)
+def _lower_bound(a, key):
+    lo, hi = 0, a.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j):
+    """Count (fill=False) or write (fill=True) pairs (query j, sorted-ref i) within r.
+
+    The last axis varies fastest in the cell key, so the 3 cells along it are one
+    contiguous run of the sorted keys: 3**(D-1) binary searches per query point.
+    """
+    Q, D = q.shape
+    cnt = 0
+    base = np.empty(D, np.int64)
+    ncomb = 3 ** (D - 1)
+    nl = n[D - 1]
+    for j in range(Q):
+        for k in range(D):
+            base[k] = int(np.floor((q[j, k] - origin[k]) / cell))
+        zl = max(base[D - 1] - 1, 0)
+        zh = min(base[D - 1] + 1, nl - 1)
+        if zl > zh:
+            continue
+        for comb in range(ncomb):
+            c = comb
+            ok = True
+            key = 0
+            for k in range(D - 1):
+                ck = base[k] + (c % 3 - 1)
+                c //= 3
+                if ck < 0 or ck >= n[k]:
+                    ok = False
+                    break
+                key = key * n[k] + ck
+            if not ok:
+                continue
+            key0 = key * nl + zl
+            key1 = key * nl + zh
+            i = _lower_bound(skeys, key0)
+            while i < skeys.size and skeys[i] <= key1:
+                d2 = 0.0
+                for k in range(D):
+                    t = q[j, k] - ref[i, k]
+                    d2 += t * t
+                if d2 <= r2:
+                    if fill:
+                        out_i[cnt] = i
+                        out_j[cnt] = j
+                    cnt += 1
+                i += 1
+    return cnt
+
+
+class GridIndex:
+    """Reference points hashed on a grid of cell size ``radius`` for fixed-radius pairs."""
+
+    def __init__(self, pts: np.ndarray, radius: float, *, bounds: tuple | None = None):
+        pts = np.ascontiguousarray(pts, dtype=np.float64)
+        self.radius = float(radius)
+        if bounds is None:
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+        else:
+            lo, hi = bounds
+        self.origin = np.asarray(lo, float) - 2 * radius
+        span = np.asarray(hi, float) + 2 * radius - self.origin
+        self.n = np.maximum(np.ceil(span / radius).astype(np.int64), 1)
+        order, self.skeys = grid_build(pts, self.origin, self.radius, self.n)
+        self.order = order
+        self.pts = pts[order]
+
+    def pairs(self, q: np.ndarray, radius: float | None = None):
+        """Pairs within ``radius`` (<= the index radius): (ref index, query index)."""
+        r = self.radius if radius is None else float(radius)
+        if r > self.radius * (1 + 1e-9):
+            raise ValueError("query radius exceeds the grid cell size")
+        q = np.ascontiguousarray(q, dtype=np.float64)
+        qorder = np.argsort(_keys(q, self.origin, self.radius, self.n), kind="stable")
+        qs = q[qorder]
+        dummy = np.empty(0, np.int64)
+        cnt = _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n,
+                               r * r, False, dummy, dummy)
+        oi = np.empty(cnt, np.int64)
+        oj = np.empty(cnt, np.int64)
+        _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n, r * r,
+                         True, oi, oj)
+        return self.order[oi], qorder[oj]

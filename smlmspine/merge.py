@@ -1,0 +1,275 @@
+"""Blink merging: one localization per emitter burst (STORM), one per trace (MINFLUX).
+
+:func:`merge_blinks` links localizations of the same emitter in consecutive frames (a
+dark gap of up to ``max_gap_frames`` frames allowed) that lie within ``radius_nm`` of
+the burst's running photon-weighted position, and replaces each burst by one
+localization: photon-weighted mean position, summed photons, combined precision
+``1 / sqrt(sum 1 / sigma_i^2)``, first frame, and the columns ``first_frame``,
+``last_frame`` and ``n_merged``.
+
+Defaults come from the data: ``radius_nm = 3 x`` the median ``precision_xy`` (the
+99 % radius of a 2D Gaussian of that width is 3.0 sigma) and ``max_gap_frames = 1``
+(one missed frame, e.g. a localization rejected by the fitter, does not split a
+burst). In 3D a link also needs ``|dz| <= radius_z_nm`` (default ``3 x`` the median
+``precision_z``, or ``3 x radius_nm`` without it).
+
+Tables without ``frame`` but with ``track_id`` (MINFLUX) are averaged per trace by
+:func:`smlmspine.minflux.average_traces` (one implementation for the package).
+
+Examples
+--------
+>>> from smlmspine.schema import make_table
+>>> t = make_table({"x": [0.0, 2.0, 500.0, 1.0], "y": [0.0, 0.0, 0.0, 0.0],
+...                 "frame": [0, 1, 1, 2], "photons": [100.0, 300.0, 50.0, 100.0]})
+>>> m = merge_blinks(t, radius_nm=20.0, max_gap_frames=0)
+>>> m.column("n_merged").to_pylist(), m.column("x").to_pylist()
+([3, 1], [1.4, 500.0])
+>>> m.column("photons").to_pylist()
+[500.0, 50.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import ParameterError, SchemaError
+from .schema import COLUMNS, make_table, unit_of, validate, with_history
+
+__all__ = ["merge_blinks", "default_merge_parameters"]
+
+_MAX_CELLS = 50_000_000
+
+
+def _median_positive(table: pa.Table, name: str) -> float | None:
+    if name not in table.column_names:
+        return None
+    v = np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.median(v)) if v.size else None
+
+
+def default_merge_parameters(table: pa.Table) -> dict[str, float]:
+    """The default ``radius_nm``, ``radius_z_nm`` and ``max_gap_frames`` for a table.
+
+    Raises
+    ------
+    ParameterError
+        When the table has no ``precision_xy`` to derive the radius from.
+    """
+    pxy = _median_positive(table, "precision_xy")
+    if pxy is None:
+        raise ParameterError("merge_blinks: the table has no 'precision_xy' column to derive "
+                             "the linking radius from; give radius_nm=")
+    pz = _median_positive(table, "precision_z")
+    return {"radius_nm": 3.0 * pxy, "radius_z_nm": 3.0 * pz if pz else 9.0 * pxy,
+            "max_gap_frames": 1}
+
+
+def _link_kernel(x, y, z, w, frame, r, rz, gap, cell, lo_x, lo_y, nx, ny):
+    """Greedy burst linking in frame order (compiled with numba by :func:`_link`).
+
+    Active bursts hang in singly linked lists per grid cell (cell of the first
+    localization, cell size >= 2 r); a localization joins the nearest burst in the 3x3
+    cells around it that was last seen at most ``gap + 1`` frames ago, is within ``r``
+    (and ``rz``) of the burst's photon-weighted position and has no localization in this
+    frame yet; otherwise it starts a new burst. Expired bursts are unlinked on the way.
+    """
+    n = x.size
+    head = np.full(nx * ny, -1, np.int64)
+    nxt = np.full(n, -1, np.int64)
+    sx = np.zeros(n)
+    sy = np.zeros(n)
+    sz = np.zeros(n)
+    sw = np.zeros(n)
+    last = np.zeros(n, np.int64)
+    label = np.empty(n, np.int64)
+    nb = 0
+    r2 = r * r
+    for i in range(n):
+        f = frame[i]
+        cx = int((x[i] - lo_x) // cell)
+        cy = int((y[i] - lo_y) // cell)
+        best = -1
+        bestd = r2
+        for ix in range(max(cx - 1, 0), min(cx + 2, nx)):
+            for iy in range(max(cy - 1, 0), min(cy + 2, ny)):
+                c = ix * ny + iy
+                prev = -1
+                b = head[c]
+                while b >= 0:
+                    nb_next = nxt[b]
+                    if last[b] < f - gap - 1:
+                        # expired: unlink
+                        if prev < 0:
+                            head[c] = nb_next
+                        else:
+                            nxt[prev] = nb_next
+                    else:
+                        if last[b] < f:
+                            mx = sx[b] / sw[b]
+                            my = sy[b] / sw[b]
+                            d2 = (x[i] - mx) ** 2 + (y[i] - my) ** 2
+                            if d2 <= bestd and abs(z[i] - sz[b] / sw[b]) <= rz:
+                                bestd = d2
+                                best = b
+                        prev = b
+                    b = nb_next
+        if best < 0:
+            best = nb
+            nb += 1
+            c = cx * ny + cy
+            nxt[best] = head[c]
+            head[c] = best
+        sx[best] += w[i] * x[i]
+        sy[best] += w[i] * y[i]
+        sz[best] += w[i] * z[i]
+        sw[best] += w[i]
+        last[best] = f
+        label[i] = best
+    return label
+
+
+_KERNEL = None
+
+
+def _link(*args):
+    global _KERNEL
+    if _KERNEL is None:
+        from numba import njit
+
+        _KERNEL = njit(cache=True)(_link_kernel)
+    return _KERNEL(*args)
+
+
+def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
+                 max_gap_frames: int | None = None, radius_z_nm: float | None = None) -> pa.Table:
+    """Merge the localizations of each emitter burst into one.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Localizations with ``frame`` (STORM). Without ``frame`` but with ``track_id``
+        (MINFLUX) the traces are averaged by :func:`smlmspine.minflux.average_traces`.
+    radius_nm : float, optional
+        Largest lateral distance in nm of a localization from the burst's running
+        position (default ``3 x`` median ``precision_xy``).
+    max_gap_frames : int, optional
+        Dark frames allowed inside a burst (default 1; 0 links consecutive frames only).
+    radius_z_nm : float, optional
+        Largest axial distance in nm (3D only; default ``3 x`` median ``precision_z``).
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per burst in order of first appearance: canonical columns aggregated
+        (x, y, z photon-weighted means, or plain means without ``photons``; photons
+        summed; precisions combined; ``frame``, ``time_s``, ``channel``, ids from the
+        first localization; ``background`` averaged), other numeric columns averaged,
+        non-numeric ones from the first localization, plus ``first_frame``,
+        ``last_frame`` and ``n_merged``. The history gets a ``merge.blinks`` step.
+    """
+    validate(table)
+    names = table.column_names
+    if "frame" not in names:
+        if "track_id" in names:
+            try:
+                from .minflux import average_traces
+            except ImportError as exc:  # pragma: no cover - depends on the MINFLUX module
+                raise ParameterError("this table has no 'frame' column but a 'track_id': "
+                                     "MINFLUX traces are averaged by "
+                                     "smlmspine.minflux.average_traces, which is not "
+                                     "available in this installation") from exc
+            return average_traces(table)
+        raise SchemaError(f"merge_blinks needs a 'frame' column (or 'track_id' for MINFLUX); "
+                          f"found {names}")
+    if radius_nm is None or (radius_z_nm is None and "z" in names):
+        defaults = default_merge_parameters(table) if radius_nm is None else {
+            "radius_nm": float(radius_nm),
+            "radius_z_nm": 3.0 * (_median_positive(table, "precision_z") or float(radius_nm))}
+    else:
+        defaults = {"radius_nm": float(radius_nm), "radius_z_nm": float("inf")}
+    r = float(radius_nm) if radius_nm is not None else defaults["radius_nm"]
+    rz = float(radius_z_nm) if radius_z_nm is not None else defaults["radius_z_nm"]
+    gap = 1 if max_gap_frames is None else max_gap_frames
+    if not r > 0:
+        raise ParameterError(f"radius_nm must be > 0, got {radius_nm}")
+    if not rz > 0:
+        raise ParameterError(f"radius_z_nm must be > 0, got {radius_z_nm}")
+    if int(gap) != gap or gap < 0:
+        raise ParameterError(f"max_gap_frames must be an integer >= 0, got {max_gap_frames}")
+    gap = int(gap)
+    n = table.num_rows
+    frame = table.column("frame").to_numpy()
+    order = np.argsort(frame, kind="stable")
+    x = table.column("x").to_numpy()
+    y = table.column("y").to_numpy()
+    is3d = "z" in names
+    z = table.column("z").to_numpy() if is3d else np.zeros(n)
+    w = np.ones(n)
+    if "photons" in names:
+        ph = np.asarray(table.column("photons").to_numpy(zero_copy_only=False), float)
+        w = np.where(np.isfinite(ph) & (ph > 0), ph, 0.0)
+        w = np.where(w > 0, w, 1e-9)
+    labels_sorted = np.zeros(0, np.int64)
+    if n:
+        cell = 2.0 * r
+        lo_x, lo_y = x.min(), y.min()
+        nx = int((x.max() - lo_x) // cell) + 1
+        ny = int((y.max() - lo_y) // cell) + 1
+        while nx * ny > _MAX_CELLS:
+            cell *= 2
+            nx = int((x.max() - lo_x) // cell) + 1
+            ny = int((y.max() - lo_y) // cell) + 1
+        labels_sorted = _link(np.ascontiguousarray(x[order]), np.ascontiguousarray(y[order]),
+                              np.ascontiguousarray(z[order]), np.ascontiguousarray(w[order]),
+                              np.ascontiguousarray(frame[order]).astype(np.int64), r,
+                              rz if is3d else np.inf, gap, cell, lo_x, lo_y, nx, ny)
+    labels = np.empty(n, np.int64)
+    labels[order] = labels_sorted
+    m = int(labels.max()) + 1 if n else 0
+    # first localization of each burst: its first occurrence in frame order
+    _, pos = np.unique(labels_sorted, return_index=True)
+    first_idx = order[pos]
+    count = np.bincount(labels, minlength=m)
+    sw = np.bincount(labels, weights=w, minlength=m)
+
+    def wmean(v):
+        return np.bincount(labels, weights=w * v, minlength=m) / sw
+
+    def mean(v):
+        return np.bincount(labels, weights=v, minlength=m) / count
+
+    cols: dict[str, object] = {}
+    units: dict[str, str] = {}
+    for name in names:
+        col = table.column(name)
+        if name in ("x", "y", "z"):
+            cols[name] = wmean(col.to_numpy())
+        elif name == "photons":
+            cols[name] = np.bincount(labels, weights=np.asarray(
+                col.to_numpy(zero_copy_only=False), float), minlength=m)
+        elif name in ("precision_xy", "precision_z"):
+            v = np.asarray(col.to_numpy(zero_copy_only=False), float)
+            cols[name] = 1.0 / np.sqrt(np.bincount(labels, weights=1.0 / v ** 2, minlength=m))
+        elif name == "background":
+            cols[name] = mean(np.asarray(col.to_numpy(zero_copy_only=False), float))
+        elif name in COLUMNS or not (pa.types.is_floating(col.type)):
+            cols[name] = col.take(pa.array(first_idx))
+        else:
+            cols[name] = mean(np.asarray(col.to_numpy(zero_copy_only=False), float))
+        if name not in COLUMNS:
+            u = unit_of(table, name)
+            if u is not None:
+                units[name] = u
+    cols["first_frame"] = frame[first_idx]
+    last = np.full(m, np.iinfo(np.int64).min, np.int64)
+    np.maximum.at(last, labels, frame.astype(np.int64))
+    cols["last_frame"] = last
+    cols["n_merged"] = count
+    units.update({"first_frame": "frame", "last_frame": "frame", "n_merged": "1"})
+    out = make_table(cols, units=units)
+    out = out.replace_schema_metadata(table.schema.metadata)
+    return with_history(out, "merge.blinks", {
+        "radius_nm": r, "radius_z_nm": rz if is3d else None, "max_gap_frames": gap,
+        "n_in": n, "n_out": m})
