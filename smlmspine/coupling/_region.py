@@ -285,17 +285,23 @@ class MaskRegion(Region):
         centers = np.asarray(centers, dtype=np.float64).reshape(-1, self.ndim)
         radii = np.asarray(radii, dtype=np.float64).reshape(-1)
         out = np.empty(radii.shape[0])
-        cache: dict[int, np.ndarray] = {}
-        for i in range(radii.shape[0]):
-            r = radii[i]
-            if r <= 0:
-                out[i] = float(self.contains(centers[i:i + 1])[0])
-                continue
-            key = int(math.ceil(math.log(r) * 64))  # directions shared by close radii
-            dirs = cache.get(key)
-            if dirs is None:
-                dirs = cache[key] = self._directions(math.exp(key / 64))
-            out[i] = self.contains(centers[i] + r * dirs).mean()
+        order = np.argsort(radii)
+        # batches of similar radii share one direction set (sized for the largest)
+        s = 0
+        while s < order.size:
+            r0 = radii[order[s]]
+            e = s + 1
+            while e < order.size and radii[order[e]] <= max(r0 * 1.05, r0 + 1e-9) and e - s < 512:
+                e += 1
+            idx = order[s:e]
+            rmax = radii[idx].max()
+            if rmax <= 0:
+                out[idx] = self.contains(centers[idx]).astype(float)
+            else:
+                dirs = self._directions(rmax)
+                pts = centers[idx, None, :] + radii[idx, None, None] * dirs[None, :, :]
+                out[idx] = self.contains(pts.reshape(-1, self.ndim)).reshape(idx.size, -1).mean(axis=1)
+            s = e
         return out
 
     def to_dict(self):

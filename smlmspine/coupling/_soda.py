@@ -262,18 +262,22 @@ def _ring_index(d, edges):
     return np.clip(k, 0, edges.size - 2)
 
 
-def _boundary_sum(pre, region, edges, ndim, n_nodes=4):
-    """``B_k = sum_i int_{R_k} w_i(y)^2 dy``: radial Gauss-Legendre per ring."""
+def _boundary_terms(pre, region, edges, ndim, n_nodes=4):
+    """Per-point boundary integrals ``b_ik = int_{R_k} w_i(y)^2 dy`` for points near the edge.
+
+    Returns ``(B, near, ratio)``: ``B_k = sum_i b_ik`` (``(K,)``), the indices of the
+    points closer to the edge than ``r_max`` and their ``b_ik / a_k`` (``(m, K)``; 1 for
+    interior points). Radial Gauss-Legendre, ``n_nodes`` per ring.
+    """
     a = ring_measure(edges, ndim)
     n1 = pre.shape[0]
-    B = n1 * a
-    if n1 == 0:
-        return B
-    near = np.flatnonzero(region.edge_distance(pre) < edges[-1])
-    if near.size == 0:
-        return B
-    xg, wg = np.polynomial.legendre.leggauss(n_nodes)
     K = edges.size - 1
+    B = n1 * a
+    near = np.flatnonzero(region.edge_distance(pre) < edges[-1]) if n1 else np.empty(0, np.int64)
+    ratio = np.ones((near.size, K))
+    if near.size == 0:
+        return B, near, ratio
+    xg, wg = np.polynomial.legendre.leggauss(n_nodes)
     lo, hi = edges[:-1], edges[1:]
     radii = (0.5 * (hi - lo)[:, None] * xg[None, :] + 0.5 * (hi + lo)[:, None])  # (K, n)
     weights = 0.5 * (hi - lo)[:, None] * wg[None, :]
@@ -283,15 +287,27 @@ def _boundary_sum(pre, region, edges, ndim, n_nodes=4):
         c = np.repeat(pre[idx], K * n_nodes, axis=0)
         r = np.tile(radii.reshape(-1), idx.size)
         w = region.edge_weights(c, r).reshape(idx.size, K, n_nodes)
-        # the weight w = 1/f and the measure of the ring part inside is f * jac dr:
-        # int w^2 dy over the ring inside Omega = int (1/f) jac dr
+        # the part of the ring inside Omega has measure f * jac dr and w = 1/f there:
+        # int w^2 dy over it = int (1/f) jac dr
         integ = np.sum(w * (jac * weights)[None], axis=2)  # (m, K)
+        ratio[s:s + idx.size] = integ / a[None, :]
         B += integ.sum(axis=0) - idx.size * a
-    return B
+    return B, near, ratio
 
 
-def _overlap_sum(pre, edges, ndim, n_bins=2000):
-    """``S_kl`` over ordered pairs of population-1 points closer than ``2 r_max``."""
+def _boundary_sum(pre, region, edges, ndim, n_nodes=4):
+    """``B_k = sum_i int_{R_k} w_i(y)^2 dy`` (see :func:`_boundary_terms`)."""
+    return _boundary_terms(pre, region, edges, ndim, n_nodes)[0]
+
+
+def _overlap_sum(pre, edges, ndim, n_bins=2000, near=None, ratio=None):
+    """``S_kl`` over ordered pairs of population-1 points closer than ``2 r_max``.
+
+    ``S_kl = sum_{i != i'} int_{R_k(x_i) cap R_l(x_i') cap Omega} w_i w_i'``, approximated
+    by the lens measure times ``u_ik u_i'l`` with ``u_ik = sqrt(b_ik / a_k)`` (the rms edge
+    weight of the ring; 1 for points farther than ``r_max`` from the edge, where it is
+    exact). Pairs of interior points are summed over a fine histogram of their distances.
+    """
     from scipy.spatial import cKDTree
 
     K = edges.size - 1
@@ -302,14 +318,42 @@ def _overlap_sum(pre, edges, ndim, n_bins=2000):
     if pp.shape[0] == 0:
         return np.zeros((K, K))
     d = np.linalg.norm(pre[pp[:, 0]] - pre[pp[:, 1]], axis=1)
+    u = None
+    S = np.zeros((K, K))
+    if near is not None and near.size:
+        u = np.ones((pre.shape[0], K))
+        u[near] = np.sqrt(np.maximum(ratio, 0.0))
+        is_near = np.zeros(pre.shape[0], bool)
+        is_near[near] = True
+        edge_pair = is_near[pp[:, 0]] | is_near[pp[:, 1]]
+        if np.any(edge_pair):
+            f = _lens_fn(ndim)
+            q = pp[edge_pair]
+            dq = d[edge_pair]
+            e = edges
+            for s in range(0, dq.size, 2000):
+                dd = dq[s:s + 2000]
+                L = f(e[None, :, None], e[None, None, :], dd[:, None, None])
+                O = L[:, 1:, 1:] - L[:, :-1, 1:] - L[:, 1:, :-1] + L[:, :-1, :-1]
+                ua, ub = u[q[s:s + 2000, 0]], u[q[s:s + 2000, 1]]
+                S += np.einsum("pk,pkl,pl->kl", ua, O, ub)
+            d = d[~edge_pair]
+        if d.size == 0:
+            return S + S.T
     # fine histogram; each bin evaluated at the mean distance of its pairs
     bins = np.linspace(0.0, r2, n_bins + 1)
     b = np.clip(np.searchsorted(bins, d, side="right") - 1, 0, n_bins - 1)
     cnt = np.bincount(b, minlength=n_bins).astype(np.float64)
     dsum = np.bincount(b, weights=d, minlength=n_bins)
     ok = cnt > 0
-    S = ring_overlap_matrix(edges, dsum[ok] / cnt[ok], ndim, counts=cnt[ok])
+    S = S + ring_overlap_matrix(edges, dsum[ok] / cnt[ok], ndim, counts=cnt[ok])
     return S + S.T  # ordered pairs (i, i') and (i', i)
+
+
+def _lens_fn(ndim):
+    from ._geometry import ball_intersection, disk_intersection
+
+    return disk_intersection if ndim == 2 else ball_intersection
 
 
 def _poisson_z(count, mean, var):
@@ -435,8 +479,8 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
     n_pairs = np.bincount(pk, minlength=K)[:K].astype(np.int64)
     C = np.bincount(pk, weights=pw, minlength=K)[:K]
     if null == "analytic":
-        B = _boundary_sum(p1, reg, edges, d)
-        S = _overlap_sum(p1, edges, d)
+        B, near, ratio = _boundary_terms(p1, reg, edges, d)
+        S = _overlap_sum(p1, edges, d, near=near, ratio=ratio)
         mu, cov = ring_moments(n1=n1, n2=n2, measure=measure, edges_nm=edges, ndim=d,
                                boundary_sum=B, overlap_sum=S)
         var = np.maximum(np.diag(cov), 1e-12)
