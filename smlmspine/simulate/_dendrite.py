@@ -185,6 +185,10 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
     rng = np.random.default_rng(rng)
     if label not in ("membrane", "volume"):
         raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
+    if int(n_frames) < 1:
+        raise ParameterError(f"n_frames must be >= 1, got {n_frames}")
+    if mesh_step_nm <= 0 or (spine_mesh_step_nm is not None and spine_mesh_step_nm <= 0):
+        raise ParameterError("mesh_step_nm and spine_mesh_step_nm must be > 0")
     if shaft_length_nm <= 0 or shaft_radius_nm <= 0:
         raise ParameterError("shaft_length_nm and shaft_radius_nm must be > 0")
     model = PhotophysicsModel(labeling_efficiency, blinks_per_fluorophore, frames_per_blink,
