@@ -165,9 +165,13 @@ def detect_format(path: str | Path) -> str:
 
 
 def _read_head(path: Path) -> bytes:
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as exc:  # e.g. name too long, permission denied on a parent folder
+        raise FormatError(f"cannot be read: {exc.strerror or exc}", path=path) from exc
+    if not exists:
         raise FormatError("no such file", path=path)
-    if path.is_dir():
+    if is_dir:
         raise FormatError("is a directory, expected a localization file", path=path)
     try:
         with open(path, "rb") as fh:

@@ -352,6 +352,10 @@ def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None
         if name == "precision_xy":
             continue  # handled below
         out = _FROM_CANONICAL.get(name, name)
+        clash = [n for n in names if n != name and _FROM_CANONICAL.get(n, n) == out]
+        if clash:
+            raise FormatError(f"columns {name!r} and {clash[0]!r} would both be Picasso field "
+                              f"{out!r}; rename one first", path=final_path, column=name)
         if name in PIXEL_FIELDS:
             nm = np.asarray(values, dtype=np.float64)
             values = _compact_float(nm / px)

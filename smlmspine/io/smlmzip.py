@@ -283,6 +283,9 @@ def write_smlm(table: pa.Table, path: Path, *, final_path: Path | None = None) -
         values = np.asarray(col.to_numpy(zero_copy_only=False))
         stored, dt = _storage(values, f.name, final_path)
         header = {"photons": "intensity"}.get(f.name, f.name)
+        if header in headers or (f.name == "intensity" and "photons" in table.column_names):
+            raise FormatError(f"columns 'photons' and 'intensity' would both be the .smlm header "
+                              "'intensity'; rename one first", path=final_path, column=f.name)
         meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
         headers.append(header)
         dtypes.append(dt)

@@ -91,6 +91,16 @@ def test_unreadable_file(tmp_path):
         p.chmod(0o644)
 
 
+def test_unreadable_paths(tmp_path):
+    long_name = tmp_path / ("a" * 300 + ".hdf5")  # ENAMETOOLONG from the OS
+    with pytest.raises(FormatError, match=r"a\.hdf5: cannot be read: File name too long"):
+        read(long_name)
+    mem = "/proc/self/mem"  # exists, but reading it from offset 0 fails even for root
+    if os.path.exists(mem):
+        with pytest.raises(FormatError, match=r"/proc/self/mem: cannot be read"):
+            read(mem)
+
+
 def _truncate(p, keep=0.5):
     data = p.read_bytes()
     p.write_bytes(data[:int(len(data) * keep)])

@@ -196,3 +196,10 @@ def test_writer_refuses_text_columns(tmp_path):
     with pytest.raises(FormatError, match="column 'label'.*numbers only"):
         write(t, tmp_path / "a.hdf5")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_refuses_field_name_clash(tmp_path):
+    t = make_table({"x": [1.0], "y": [2.0], "background": [3.0], "bg": [4.0]}, pixel_size_nm=100.0)
+    with pytest.raises(FormatError, match="'background' and 'bg' would both be Picasso field 'bg'"):
+        write(t, tmp_path / "a.hdf5")
+    assert list(tmp_path.iterdir()) == []

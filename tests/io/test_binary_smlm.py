@@ -112,3 +112,13 @@ def test_bad_archives(tmp_path):
     p = write_smlm_file(tmp_path / "noy.smlm", [("x", "float32", np.ones(2))])
     with pytest.raises(FormatError, match=r"noy\.smlm.*'y' is missing"):
         read(p)
+
+
+def test_writer_refuses_header_clash(tmp_path):
+    from smlmspine.io import write
+    from smlmspine.schema import make_table
+
+    t = make_table({"x": [1.0], "y": [2.0], "photons": [3.0], "intensity": [4.0]})
+    with pytest.raises(FormatError, match="both be the .smlm header 'intensity'"):
+        write(t, tmp_path / "a.smlm")
+    assert list(tmp_path.iterdir()) == []
