@@ -88,6 +88,8 @@ TABLE_REGISTRIES: dict[str, str] = {
     "spines": "smlmspine.morphology:SPINE_COLUMNS",
     "spine_profiles": "smlmspine.morphology:PROFILE_COLUMNS",
     "clusters": "smlmspine.cluster._stats:CLUSTER_COLUMNS",
+    "pairs": "smlmspine.coupling._soda:PAIR_COLUMNS",
+    "rings": "smlmspine.coupling._soda:RING_COLUMNS",
     "drift": "smlmspine.drift._model:DRIFT_COLUMNS",
     "minflux_localizations": "smlmspine.io.minflux:MINFLUX_COLUMNS",
     "trace_averages": "smlmspine.minflux:TRACE_COLUMNS",
