@@ -333,6 +333,30 @@ _CONVERT_RE = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion e
                          r"(?:\[[^\]]*\])?: invalid value '(.*)'", re.S)
 
 
+#: Bytes per parsed block: the streaming reader holds about one block of raw text per
+#: thread beside the growing table, which keeps the peak near 1.5x the table's size.
+_BLOCK_BYTES = 1 << 22
+
+
+def _stream_csv(source, *, read_options, parse_options, convert_options) -> pa.Table:
+    """Read with :func:`pyarrow.csv.open_csv` block by block into one (chunked) table.
+
+    The streaming reader keeps the peak memory at about the final table plus a few
+    blocks, where :func:`pyarrow.csv.read_csv` holds ~3x the table at its peak.
+    """
+    import pyarrow.csv as pcsv
+
+    reader = pcsv.open_csv(source, read_options=read_options, parse_options=parse_options,
+                           convert_options=convert_options)
+    batches = []
+    while True:
+        try:
+            batches.append(reader.read_next_batch())
+        except StopIteration:
+            break
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
 def _open_source(path: Path, end_offset: int | None):
     if end_offset is None:
         return str(path)
@@ -467,10 +491,10 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     raw = None
     for _attempt in range(len(names) * 2 + 2):
         try:
-            raw = pcsv.read_csv(
+            raw = _stream_csv(
                 _open_source(path, end_offset),
                 read_options=pcsv.ReadOptions(skip_rows=skip_lines, column_names=names,
-                                              use_threads=True, block_size=1 << 23),
+                                              use_threads=True, block_size=_BLOCK_BYTES),
                 parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"',
                                                 double_quote=True, newlines_in_values=False,
                                                 ignore_empty_lines=True),
@@ -531,7 +555,7 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
             if not col.type.equals(pa.float64()):
                 col = col.cast(pa.float64())
             if factor != 1.0:
-                col = pc.multiply(col, pa.scalar(factor, pa.float64()))
+                col = pc.multiply(col, _float_scalar(factor))
         elif r.target == "channel" and r.source == channel_names:
             continue
         columns[r.target] = col
@@ -566,6 +590,15 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
         raise FormatError(str(exc), path=path) from exc
 
 
+def _float_scalar(value: float) -> pa.Scalar:
+    """A float64 Arrow scalar built from raw bytes (``pa.scalar`` imports pandas, which
+    costs a noticeable fraction of a second on the first read of a process)."""
+    import struct
+
+    buf = pa.py_buffer(struct.pack("<d", float(value)))
+    return pa.Array.from_buffers(pa.float64(), 1, [None, buf])[0]
+
+
 _INT_TARGETS = [n for n, spec in COLUMNS.items() if pa.types.is_integer(spec.type)]
 
 
@@ -576,15 +609,18 @@ def _check_integral(columns, path, skip_lines, end_offset, original):
         col = columns.get(name)
         if col is None or not pa.types.is_floating(col.type):
             continue
-        ok = pc.and_(pc.is_finite(col), pc.equal(pc.floor(col), col))
-        ok = pc.and_(ok, pc.less(pc.abs(col), 2.0 ** 63))
-        if col.null_count == 0 and pc.all(ok).as_py():
-            columns[name] = pc.cast(col, pa.int64())
-            continue
-        flags = pc.fill_null(ok, False)
-        flags = flags.to_numpy(zero_copy_only=False)
-        row = int(np.flatnonzero(~flags)[0])
-        value = col[row].as_py() if hasattr(col, "__getitem__") else None
+        if col.null_count == 0:
+            try:  # a safe cast fails on any fraction, NaN, inf or overflow
+                columns[name] = pc.cast(col, pa.int64())
+                continue
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        values = col.to_numpy() if isinstance(col, pa.Array) else col.to_numpy()
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(values) | (values != np.floor(values)) | (np.abs(values) >= 2.0 ** 63)
+        row = int(np.flatnonzero(bad)[0])
+        value = col[row].as_py()
         line = _line_of_row(path, skip_lines, row, end_offset)
         shown = "missing" if value is None else repr(value)
         raise FormatError(f"{name} must be a whole number, found {shown}", path=path, line=line,

@@ -66,9 +66,17 @@ def sniff_delimiter(lines: list[str]) -> str | None:
     return best
 
 
+def _specific_format(path: Path, head: bytes) -> bool:
+    """Whether a dedicated text reader claims the content (they win over this one,
+    whatever the extension)."""
+    from . import nstorm, oni, rapidstorm, thunderstorm, zeiss
+
+    return any(m._sniff(path, head) for m in (rapidstorm, thunderstorm, zeiss, oni, nstorm))
+
+
 def _sniff(path: Path, head: bytes) -> bool:
     text = head_text(head)
-    if not text:
+    if not text or _specific_format(path, head):
         return False
     lines = text.splitlines()
     if len(text) == len(head) and not text.endswith("\n") and len(lines) > 1:

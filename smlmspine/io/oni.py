@@ -49,7 +49,8 @@ def _sniff(path: Path, head: bytes) -> bool:
     line = text.splitlines()[0] if text.splitlines() else ""
     if "," not in line:
         return False
-    parsed = [split_unit(n) for n in split_fields(line, ",")]
+    # ONI puts units in parentheses, "X (nm)" (ThunderSTORM uses brackets, "x [nm]")
+    parsed = [split_unit(n) if "[" not in n else (n, None) for n in split_fields(line, ",")]
     bases = {b.lower() for b, _ in parsed}
     xy = {b.lower() for b, u in parsed if b.lower() in ("x", "y") and u is not None
           and u.lower() in ("nm", "pix", "px")}

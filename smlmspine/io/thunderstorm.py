@@ -80,7 +80,7 @@ def _sniff(path: Path, head: bytes) -> bool:
 
 
 @register_reader("thunderstorm", extensions=(".csv",), sniff=_sniff,
-                 description="ThunderSTORM CSV (2D/3D, nm/um/px headers)", priority=50,
+                 description="ThunderSTORM CSV (2D/3D, nm/um/px headers)", priority=45,
                  options=("mapping",))
 def read_thunderstorm(path: str | Path, *, pixel_size_nm: float | None = None,
                       mapping: dict[str, str] | None = None) -> pa.Table:
@@ -168,7 +168,7 @@ def write_csv(table: pa.Table, path: Path, *, final_path: Path | None = None) ->
         if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
             raise FormatError(f"column {f.name!r} of type {t} cannot be written to CSV; "
                               "write Parquet instead", path=where, column=f.name)
-        if pa.types.is_floating(t):
+        if pa.types.is_floating(t) and f.name not in COLUMNS:
             col = _keep_float_look(col)
         arrays.append(col)
     out = pa.Table.from_arrays(arrays, names=headers)

@@ -191,3 +191,21 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert main(["info", str(p)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "line 4" in err and "Traceback" not in err
+
+
+def test_sniffers_are_exclusive(tmp_path):
+    """Every sample is claimed by exactly one dedicated text sniffer (whatever the
+    registration order), and the CSV writer's output is claimed by ThunderSTORM's."""
+    from smlmspine.io import nstorm, oni, rapidstorm, thunderstorm, write, zeiss
+    from smlmspine.schema import make_table
+
+    mods = {"thunderstorm": thunderstorm, "rapidstorm": rapidstorm, "zeiss": zeiss,
+            "oni": oni, "nstorm": nstorm}
+    paths = {fmt: sample(tmp_path, fmt, GOOD) for fmt in mods}
+    out = write(make_table({"x": [1.0], "y": [2.0], "frame": [1], "channel": [0],
+                            "photons": [3.0]}), tmp_path / "written.csv")
+    paths["thunderstorm-written"] = out
+    for fmt, p in paths.items():
+        head = p.read_bytes()
+        claims = [name for name, m in mods.items() if m._sniff(p, head)]
+        assert claims == [fmt.split("-")[0]], (fmt, claims)

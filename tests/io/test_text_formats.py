@@ -308,6 +308,7 @@ def test_text_tables_roundtrip_through_csv_writer(tmp_path):
                     [(1, 1, 1, 0, 5.5, 6.5, 7.5, 9.2, 2200, 12.3, 1.1, 250.0, 1, 0)])
     t = read(p)
     back = read(write(t, tmp_path / "o.csv"))
-    assert back.column_names == t.column_names
+    assert back.column_names == t.column_names, (back.column_names, t.column_names,
+                                                 (tmp_path / "o.csv").read_text())
     for c in t.column_names:
         assert back.column(c).to_pylist() == t.column(c).to_pylist(), c
