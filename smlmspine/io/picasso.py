@@ -380,7 +380,7 @@ def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None
         prec = np.asarray(_column_numpy(table, "precision_xy", final_path), dtype=np.float64)
         if "lpx" not in names and "lpy" not in names:
             arrays["lpx"] = arrays["lpy"] = _compact_float(prec / px)
-            col_meta["lpx"] = col_meta["lpy"] = {"unit": "nm"}
+            col_meta["lpx"], col_meta["lpy"] = {"unit": "nm"}, {"unit": "nm"}  # no YAML anchors
             m = table.schema.field("precision_xy").metadata or {}
             col_meta["precision_xy"] = {"original_name": m.get(b"original_name",
                                                                b"precision_xy").decode()}
