@@ -49,23 +49,37 @@ def cell_keys(coords, cell_size, mins, strides):
 
 
 @njit(cache=True)
-def _occupied_cells(skeys):
-    """Unique keys of sorted ``skeys`` and the start offset of each run (plus the end)."""
-    n = skeys.shape[0]
+def _occupied_cells(keys, order, starts_out):
+    """Unique keys of ``keys[order]`` (sorted); their run starts go to ``starts_out``.
+
+    ``starts_out`` has room for N + 1 entries; the number of cells M is returned with the
+    ``(M,)`` unique keys, and ``starts_out[:M + 1]`` holds the starts and the end.
+    """
+    n = order.shape[0]
     m = 0
     for i in range(n):
-        if i == 0 or skeys[i] != skeys[i - 1]:
+        if i == 0 or keys[order[i]] != keys[order[i - 1]]:
             m += 1
     ukeys = np.empty(m, dtype=np.int64)
-    starts = np.empty(m + 1, dtype=np.int64)
     j = 0
     for i in range(n):
-        if i == 0 or skeys[i] != skeys[i - 1]:
-            ukeys[j] = skeys[i]
-            starts[j] = i
+        if i == 0 or keys[order[i]] != keys[order[i - 1]]:
+            ukeys[j] = keys[order[i]]
+            starts_out[j] = i
             j += 1
-    starts[m] = n
-    return ukeys, starts
+    starts_out[m] = n
+    return ukeys, m
+
+
+@njit(cache=True)
+def _permute_rows(a, order, tmp):
+    """``a[:] = a[order]`` column by column, with one ``(N,)`` scratch array."""
+    n, d = a.shape
+    for k in range(d):
+        for i in range(n):
+            tmp[i] = a[order[i], k]
+        for i in range(n):
+            a[i, k] = tmp[i]
 
 
 @njit(cache=True)
@@ -109,8 +123,12 @@ def _find(parent, i):
 
 
 @njit(cache=True)
-def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border_rule):
-    """DBSCAN on points sorted by cell; returns labels in the input order."""
+def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border_rule,
+                   parent, first, labels):
+    """DBSCAN on points sorted by cell; fills ``labels`` (input order), returns the count.
+
+    ``parent`` and ``first`` are ``(N,)`` scratch arrays of the index type of ``order``.
+    """
     n, d = pts.shape
     m = ukeys.shape[0]
     nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
@@ -138,7 +156,8 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
                 core[p] = True
 
     # 3. union-find over core points (each pair visited once: cells c' >= c)
-    parent = np.arange(n)
+    for p in range(n):
+        parent[p] = p
     for c in range(m):
         has_core = False
         for p in range(starts[c], starts[c + 1]):
@@ -173,7 +192,7 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
                                 parent[rp] = rq
 
     # 4. number clusters by the smallest input index of their core points
-    first = np.full(n, n, dtype=np.int64)  # per root: smallest input index of its cores
+    first[:] = n  # per root: smallest input index of its cores
     for p in range(n):
         if core[p]:
             r = _find(parent, p)
@@ -195,7 +214,7 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
     for j in range(n_clusters):
         first[roots[rank[j]]] = j  # reuse: root -> cluster id
 
-    labels = np.full(n, -1, dtype=np.int64)
+    labels[:] = -1
     for p in range(n):
         if core[p]:
             labels[order[p]] = first[_find(parent, p)]
@@ -233,23 +252,30 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
                             best = lab
                             best_d2 = d2
             labels[order[p]] = best
-    return labels, n_clusters
+    return n_clusters
 
 
-def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int,
-                border: str = "nearest") -> tuple[np.ndarray, int]:
+def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int, border: str = "nearest",
+                overwrite_input: bool = False, index_dtype=None) -> tuple[np.ndarray, int]:
     """Exact DBSCAN labels of ``coords`` (``(N, D)`` float64, D in 1..3).
 
     Returns ``(labels, n_clusters)``; ``labels`` is ``(N,)`` int64 with -1 for noise.
-    The caller checks the parameters and that the coordinates are finite.
+    The caller checks the parameters and that the coordinates are finite. With
+    ``overwrite_input`` a C-contiguous float64 ``coords`` is reordered in place (saves
+    a copy). Scratch memory: about 40 bytes per point plus the sort. ``index_dtype``
+    forces the point index type (default int32 below 2^31 points, else int64).
     """
-    coords = np.ascontiguousarray(coords, dtype=np.float64)
-    n, d = coords.shape
+    if overwrite_input and coords.dtype == np.float64 and coords.flags.c_contiguous \
+            and coords.flags.writeable:
+        pts = coords
+    else:
+        pts = np.array(coords, dtype=np.float64, order="C")
+    n, d = pts.shape
     if n == 0:
         return np.empty(0, dtype=np.int64), 0
     cell_size = float(eps) * (1.0 + 1e-9)
-    mins = coords.min(axis=0)
-    extent = coords.max(axis=0) - mins
+    mins = pts.min(axis=0)
+    extent = pts.max(axis=0) - mins
     sizes = [int(np.floor(e / cell_size)) + 3 for e in extent]
     strides = np.ones(d, dtype=np.int64)
     total = 1
@@ -258,19 +284,23 @@ def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int,
         total *= sizes[k]
     if total >= 2 ** 62:
         raise OverflowError(f"extent {extent.tolist()} nm spans too many eps cells")
-    keys = cell_keys(coords, cell_size, mins, strides)
-    order = np.argsort(keys, kind="stable")
-    skeys = keys[order]
-    del keys
-    ukeys, starts = _occupied_cells(skeys)
-    del skeys
-    pts = coords[order]
+    index = index_dtype or (np.int32 if n < 2 ** 31 - 1 else np.int64)
+    keys = cell_keys(pts, cell_size, mins, strides)
+    order = np.argsort(keys, kind="stable").astype(index, copy=False)
+    starts = np.empty(n + 1, dtype=index)
+    ukeys, m = _occupied_cells(keys, order, starts)
+    starts = starts[:m + 1].copy()
+    scratch = keys.view(np.float64)  # the keys are no longer needed: reuse their memory
+    _permute_rows(pts, order, scratch)
+    del keys, scratch
     # key offsets of the neighbour rows: x offset -1, every y/z offset in {-1, 0, 1}
     grids = np.meshgrid(*([np.array([-1, 0, 1], dtype=np.int64)] * (d - 1)), indexing="ij")
     offsets = np.full(3 ** (d - 1), -1, dtype=np.int64)
     for k, g in enumerate(grids):
         offsets += g.ravel() * strides[k + 1]
     rule = BORDER_LOWEST if border == "lowest" else BORDER_NEAREST
-    labels, n_clusters = _dbscan_sorted(pts, order.astype(np.int64, copy=False), ukeys, starts, offsets,
-                                        float(eps) * float(eps), int(min_samples), rule)
+    labels = np.empty(n, dtype=np.int64)
+    n_clusters = _dbscan_sorted(pts, order, ukeys, starts, offsets, float(eps) * float(eps),
+                                int(min_samples), rule, np.empty(n, dtype=index),
+                                np.empty(n, dtype=index), labels)
     return labels, int(n_clusters)

@@ -112,7 +112,8 @@ def dbscan(table: pa.Table, *, eps_nm: float = 40.0, min_samples: int = 5,
         from ._dbscan import grid_dbscan
 
         try:
-            return grid_dbscan(coords, eps=eps, min_samples=k, border=border)
+            return grid_dbscan(coords, eps=eps, min_samples=k, border=border,
+                               overwrite_input=True)
         except OverflowError as exc:
             raise ParameterError(f"eps_nm={eps} is too small for the data extent: {exc}; "
                                  "use a larger eps_nm or cluster by groups") from None

@@ -101,6 +101,8 @@ def cluster_groups(table: pa.Table, *, dims: int, keep: np.ndarray, groups: np.n
                    ) -> tuple[np.ndarray, int]:
     """Run ``run(coords) -> (labels, n_clusters)`` on each group of kept rows.
 
+    ``coords`` given to ``run`` is a private array that ``run`` may overwrite.
+
     Returns the ``(N,)`` int64 labels (-1 noise and unselected rows) with ids unique across
     groups (groups in increasing order of their value, ids consecutive) and their number.
     """
@@ -110,13 +112,18 @@ def cluster_groups(table: pa.Table, *, dims: int, keep: np.ndarray, groups: np.n
     if rows.size == 0:
         return labels, 0
     coords = _coords(table, rows, dims)
-    if groups is None:
-        parts: list[np.ndarray] = [np.arange(rows.size)]
-    else:
-        g = groups[rows]
-        order = np.argsort(g, kind="stable")
-        cuts = np.flatnonzero(np.diff(g[order])) + 1
-        parts = np.split(order, cuts)
+    if groups is None:  # one group: hand over the private coordinate array, no copy
+        lab, k = run(coords)
+        del coords
+        lab = np.asarray(lab, dtype=np.int64)
+        if rows.size == n:
+            return lab, int(k)
+        labels[rows] = lab
+        return labels, int(k)
+    g = groups[rows]
+    order = np.argsort(g, kind="stable")
+    cuts = np.flatnonzero(np.diff(g[order])) + 1
+    parts = np.split(order, cuts)
     iterator: Iterable[np.ndarray] = parts
     if progress and len(parts) > 1:
         from tqdm import tqdm
