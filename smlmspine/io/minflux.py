@@ -164,6 +164,8 @@ _BOOL_FIELDS = {"vld", "act", "bot", "eot", "fnl"}
 _REQUIRED_TOP = ("tid", "tim", "vld")
 
 _NPY_MAGIC = b"\x93NUMPY"
+#: Localizations looked at to find the iteration that measures cfr (nested layout).
+_CFR_SAMPLE = 100_000
 _MAT_MAGIC = b"MATLAB 5.0 MAT-file"
 
 
@@ -216,7 +218,7 @@ HEAD_SAMPLE = 64 * 1024
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
         # object arrays (pickled) or a malformed header
         raise FormatError(f"not a readable MINFLUX .npy structured array: {exc}", path=path) from exc
@@ -239,7 +241,7 @@ def _arrays_from_structured(arr: np.ndarray) -> tuple[dict, dict | None]:
         itr_arr = arr["itr"]
         if itr_arr.ndim == 1:  # a single iteration stored without the iteration axis
             itr_arr = itr_arr[:, None]
-        return top, {n: itr_arr[n] for n in sub.names}
+        return top, itr_arr
     if "itr" in names:
         top["itr"] = arr["itr"]
     return top, None
@@ -370,8 +372,9 @@ def minflux_arrays(path: str | Path) -> tuple[str, dict, dict | None]:
         See :func:`detect_layout`.
     top : dict of str to ndarray
         Top-level fields, each of length N (nested: localizations; flat: iterations).
-    itr : dict of str to ndarray or None
-        Nested layout only: per-iteration fields of shape ``(N, n_iterations[, k])``.
+    itr : structured ndarray, dict of str to ndarray, or None
+        Nested layout only: the per-iteration records, shape ``(N, n_iterations)`` (``.npy``)
+        or a dict of fields of shape ``(N, n_iterations[, k])`` (``.mat``/``.json``).
     """
     path = Path(path)
     with open(path, "rb") as fh:
@@ -391,14 +394,14 @@ def minflux_arrays(path: str | Path) -> tuple[str, dict, dict | None]:
     return detect_layout(top, nested, path=path), top, nested
 
 
-def detect_layout(top: Mapping[str, np.ndarray], itr: Mapping[str, np.ndarray] | None, *,
-                  path: str | Path | None = None) -> str:
+def detect_layout(top: Mapping[str, np.ndarray], itr, *, path: str | Path | None = None) -> str:
     """``"nested"`` (per-localization records with an ``itr`` sub-record) or ``"flat"``
     (one record per iteration, with ``fnl``); anything else is a :class:`FormatError`."""
     if itr is not None:
-        if "loc" not in itr:
+        names = itr.dtype.names if isinstance(itr, np.ndarray) else tuple(itr)
+        if "loc" not in names:
             raise FormatError(f"the nested 'itr' record has no 'loc' field; found "
-                              f"{sorted(itr)}", path=path)
+                              f"{sorted(names)}", path=path)
         return "nested"
     if "loc" in top and "fnl" in top:
         return "flat"
@@ -412,20 +415,20 @@ def detect_layout(top: Mapping[str, np.ndarray], itr: Mapping[str, np.ndarray] |
 
 # --------------------------------------------------------------------------- conversion
 
-def _check_field(name: str, arr: np.ndarray, kind: str, path, shape_tail=None) -> np.ndarray:
+def _check_field(name: str, arr: np.ndarray, kind: str, path) -> np.ndarray:
+    """Check the dtype kind of a field (``float``: numeric; ``int``: integer-valued; ``bool``)."""
     arr = np.asarray(arr)
-    ok = {"float": arr.dtype.kind in "fiu", "int": arr.dtype.kind in "iu" or (
-        arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and
-        np.all(arr == np.round(arr))), "bool": arr.dtype.kind in "biu"}[kind]
-    if arr.dtype.kind == "f" and kind == "int" and arr.size == 0:
-        ok = True
+    k = arr.dtype.kind
+    if kind == "float":
+        ok = k in "fiu"
+    elif kind == "bool":
+        ok = k in "biu"
+    else:
+        ok = k in "iu" or (k == "f" and (arr.size == 0 or (
+            bool(np.all(np.isfinite(arr))) and bool(np.all(arr == np.round(arr))))))
     if not ok:
         raise FormatError(f"field {name!r} must be {kind}-valued, found dtype {arr.dtype}",
                           path=path, column=name)
-    if shape_tail is not None and arr.shape[-len(shape_tail):] != shape_tail and \
-            not (shape_tail == (3,) and arr.shape[-1:] == (2,)):
-        raise FormatError(f"field {name!r} must have trailing shape {shape_tail}, found "
-                          f"{arr.shape}", path=path, column=name)
     return arr
 
 
@@ -462,56 +465,73 @@ def _last_finite(loc: np.ndarray) -> np.ndarray:
     return last
 
 
-def _nested_to_columns(top: dict, itr: dict, path, keep_invalid: bool):
+def _nested_to_columns(top: dict, itr, path, keep_invalid: bool):
+    """Localizations of the nested layout; ``itr`` is a structured (N, I) array or a dict."""
     for name in _REQUIRED_TOP:
         if name not in top:
             raise FormatError(f"missing top-level field {name!r}; found {sorted(top)}", path=path,
                               column=name)
+    names = itr.dtype.names if isinstance(itr, np.ndarray) else tuple(itr)
     loc = _check_field("itr.loc", itr["loc"], "float", path)
     if loc.ndim != 3 or loc.shape[-1] not in (2, 3):
         raise FormatError(f"field 'itr.loc' must have shape (N, iterations, 3), found {loc.shape}",
                           path=path, column="itr.loc")
-    n = loc.shape[0]
+    n, n_it = loc.shape[:2]
     for name in _REQUIRED_TOP:
         if np.shape(top[name])[:1] != (n,):
             raise FormatError(f"field {name!r} has shape {np.shape(top[name])}, expected ({n},) "
                               "like 'itr'", path=path, column=name)
-    vld = _check_field("vld", top["vld"], "bool", path).astype(bool)
-    tid = _check_field("tid", top["tid"], "int", path)
-    tim = _check_field("tim", top["tim"], "float", path)
+    vld = np.asarray(_check_field("vld", top["vld"], "bool", path), dtype=bool)
+    _check_field("tid", top["tid"], "int", path)
+    _check_field("tim", top["tim"], "float", path)
     rows = np.arange(n) if keep_invalid else np.flatnonzero(vld)
-    loc_sel = np.asarray(loc[rows], dtype=np.float64)
-    last = _last_finite(loc_sel)
-    cfr_it = None
-    if "cfr" in itr:
-        efc = np.asarray(itr["efc"][rows], dtype=float) if "efc" in itr else None
-        cfr_it = _cfr_iteration(np.asarray(itr["cfr"][rows], dtype=float), efc)
+    # final iteration = last with a finite position; fast path when it is the last one
+    x_last = np.asarray(loc[rows, n_it - 1, 0], dtype=np.float64)
+    last = np.full(len(rows), n_it - 1, dtype=np.int64)
+    slow = ~np.isfinite(x_last)
+    if np.any(slow):
+        last[slow] = _last_finite(np.asarray(loc[rows[slow]], dtype=np.float64))
     has_pos = last >= 0
     if not np.all(has_pos):
         dropped = int(np.count_nonzero(~has_pos))
         warnings.warn(f"{path}: {dropped} localization attempt(s) without any finite position "
                       "were dropped", QualityWarning, stacklevel=3)
-        rows, last, loc_sel = rows[has_pos], last[has_pos], loc_sel[has_pos]
-    pos = loc_sel[np.arange(len(rows)), last]
+        rows, last = rows[has_pos], last[has_pos]
+    cfr_it = None
+    if "cfr" in names:
+        # which iteration measures the centre frequency is a property of the sequence:
+        # decide it on up to _CFR_SAMPLE evenly spaced localizations
+        sample = rows[::max(1, len(rows) // _CFR_SAMPLE)]
+        efc = np.asarray(itr["efc"][sample], dtype=float) if "efc" in names else None
+        cfr_it = _cfr_iteration(np.asarray(itr["cfr"][sample], dtype=float), efc)
+    if isinstance(itr, np.ndarray):
+        final = itr[rows, last]  # one gather of the final-iteration records
+        get = final.__getitem__
+    else:
+        for name in names:
+            if np.shape(itr[name])[:2] != (n, n_it):
+                raise FormatError(f"field 'itr.{name}' has shape {np.shape(itr[name])}, expected "
+                                  f"{(n, n_it)} (+ trailing axes)", path=path,
+                                  column=f"itr.{name}")
+
+        def get(name):
+            return np.asarray(itr[name])[rows, last]
+    pos = np.asarray(get("loc"), dtype=np.float64)
     per_itr: dict[str, np.ndarray] = {}
-    for name, val in itr.items():
+    for name in names:
         if name in ("loc", "itr"):
             continue
-        val = np.asarray(val)
-        if val.shape[:2] != loc.shape[:2]:
-            raise FormatError(f"field 'itr.{name}' has shape {val.shape}, expected "
-                              f"{loc.shape[:2]} (+ trailing axes)", path=path, column=f"itr.{name}")
         if name in ("cfr", "efc"):
             if cfr_it is None:
                 per_itr[name] = np.full(len(rows), np.nan)
             else:
-                v = np.asarray(val[rows, cfr_it], dtype=np.float64)
+                v = np.asarray(itr[name][rows, cfr_it], dtype=np.float64)
                 per_itr[name] = np.where(last >= cfr_it, v, np.nan)
         else:
-            per_itr[name] = np.asarray(val[rows, last])
+            per_itr[name] = np.asarray(get(name))
     top_sel = {name: np.asarray(v)[rows] for name, v in top.items() if np.ndim(v) >= 1 and
                np.shape(v)[0] == n}
-    return pos, last, top_sel, per_itr, cfr_it, int(loc.shape[1])
+    return pos, last, top_sel, per_itr, cfr_it, int(n_it)
 
 
 def _flat_to_columns(top: dict, path, keep_invalid: bool):
@@ -528,10 +548,10 @@ def _flat_to_columns(top: dict, path, keep_invalid: bool):
         if np.shape(v)[:1] != (m,):
             raise FormatError(f"field {name!r} has {np.shape(v)[:1]} records, expected {m}",
                               path=path, column=name)
-    itr_idx = _check_field("itr", top["itr"], "int", path).astype(np.int64)
-    tid = _check_field("tid", top["tid"], "int", path).astype(np.int64)
-    fnl = _check_field("fnl", top["fnl"], "bool", path).astype(bool)
-    vld = _check_field("vld", top["vld"], "bool", path).astype(bool)
+    itr_idx = np.asarray(_check_field("itr", top["itr"], "int", path), dtype=np.int64)
+    tid = np.asarray(_check_field("tid", top["tid"], "int", path), dtype=np.int64)
+    fnl = np.asarray(_check_field("fnl", top["fnl"], "bool", path), dtype=bool)
+    vld = np.asarray(_check_field("vld", top["vld"], "bool", path), dtype=bool)
     loc = np.asarray(loc, dtype=np.float64)
     # localization attempts: a new one starts after a final iteration or at a new trace
     start = np.ones(m, dtype=bool)
@@ -625,9 +645,9 @@ def _build_table(pos, iteration, top_sel, per_itr, *, path, layout, z_scale, req
     if has_z:
         cols["z"] = pos[:, 2] * (_M_TO_NM * z_scale)
     cols["time_s"] = tim
-    cols["track_id"] = tid.astype(np.int64)
+    cols["track_id"] = np.asarray(tid, dtype=np.int64)
     cols["iteration"] = np.asarray(iteration, dtype=np.int64)
-    cols["vld"] = np.asarray(top_sel["vld"]).astype(bool)
+    cols["vld"] = np.asarray(top_sel["vld"], dtype=bool)
     units = {"iteration": "1", "vld": "1"}
     original = {"x": "itr.loc[0]" if layout == "nested" else "loc[0]",
                 "y": "itr.loc[1]" if layout == "nested" else "loc[1]",
@@ -640,7 +660,7 @@ def _build_table(pos, iteration, top_sel, per_itr, *, path, layout, z_scale, req
         v = np.asarray(v)
         unit = _ITR_FIELDS.get(name, (None,))[0]
         if name in _LENGTH_FIELDS and v.dtype.kind in "fiu":
-            v = v.astype(np.float64) * _M_TO_NM
+            v = np.asarray(v, dtype=np.float64) * _M_TO_NM
         if v.ndim == 2:
             axes = "xyz"[:v.shape[1]]
             for j, ax in enumerate(axes):
@@ -650,16 +670,16 @@ def _build_table(pos, iteration, top_sel, per_itr, *, path, layout, z_scale, req
                 values[f"{name}_{ax}"] = (comp, unit)
             continue
         if name in ("efo", "efc", "cfr", "dcr", "eco", "ecc", "fbg"):
-            v = v.astype(np.float64)
+            v = np.asarray(v, dtype=np.float64)
         values[name] = (v, unit)
     for name, v in top_sel.items():
         if name in ("tid", "tim", "vld"):
             continue
         v = np.asarray(v)
         if name in _BOOL_FIELDS:
-            v = v.astype(bool)
+            v = np.asarray(v, dtype=bool)
         elif v.dtype.kind in "iu" and v.dtype != np.uint64:
-            v = v.astype(np.int64)
+            v = np.asarray(v, dtype=np.int64)
         values[name] = (v, _TOP_FIELDS.get(name, (None,))[0])
     seen = set()
     for name in order:
