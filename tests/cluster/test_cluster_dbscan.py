@@ -188,3 +188,18 @@ def test_bad_tables():
         dbscan(to_table(np.zeros((3, 2))), by="channel")
     with pytest.raises(ParameterError, match="too small"):
         dbscan(to_table(np.array([[0.0, 0.0], [1e15, 1e15]])), eps_nm=1e-6)
+
+
+def test_int64_index_path_and_kernel_input_untouched():
+    from smlmspine.cluster._dbscan import grid_dbscan
+
+    xyz, _ = gaussian_clusters(6, 30, dims=3, sigma_nm=25.0, spacing_nm=150.0,
+                               n_background=100, rng=10)
+    before = xyz.copy()
+    small, k32 = grid_dbscan(xyz, eps=30.0, min_samples=4, border="lowest")
+    wide, k64 = grid_dbscan(xyz, eps=30.0, min_samples=4, border="lowest",
+                            index_dtype=np.int64)
+    np.testing.assert_array_equal(xyz, before)  # overwrite_input=False keeps the input
+    np.testing.assert_array_equal(small, wide)
+    np.testing.assert_array_equal(small, _sklearn(xyz, 30.0, 4)[0])
+    assert k32 == k64 == small.max() + 1
