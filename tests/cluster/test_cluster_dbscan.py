@@ -203,3 +203,27 @@ def test_int64_index_path_and_kernel_input_untouched():
     np.testing.assert_array_equal(small, wide)
     np.testing.assert_array_equal(small, _sklearn(xyz, 30.0, 4)[0])
     assert k32 == k64 == small.max() + 1
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_recovers_simulated_synapses_per_channel(ndim):
+    from scipy.spatial.distance import pdist
+
+    from smlmspine.simulate.synapses import synapses
+
+    sim = synapses(n_pre=40, n_post=40, coupled_fraction=0.5, ndim=ndim,
+                   region_hi_nm=[20000.0] * ndim, locs_per_object=20,
+                   blinks_per_fluorophore=2, object_radius_nm=25.0, precision_nm=8.0, rng=5)
+    objects = sim.objects()
+    centres = np.column_stack([objects.column(c).to_numpy() for c in "xyz"[:ndim]])
+    channel = objects.column("channel").to_numpy()
+    for c in (0, 1):  # well separated within a channel: the premise of the test
+        assert pdist(centres[channel == c]).min() > 500.0
+    table = sim.localizations()
+    truth = np.concatenate([sim.pre_truth.column("cluster_id").to_numpy(),
+                            sim.post_truth.column("cluster_id").to_numpy() + 40])
+    labels = dbscan(table, eps_nm=40.0, min_samples=4, by="channel").column("cluster_id")
+    assert adjusted_rand_score(truth, labels.to_numpy()) >= 0.95
+    # coupled pre/post pairs sit ~100 nm apart: without by= some of them merge
+    merged = dbscan(table, eps_nm=40.0, min_samples=4).column("cluster_id").to_numpy()
+    assert merged.max() + 1 < 80

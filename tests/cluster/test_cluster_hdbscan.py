@@ -75,3 +75,15 @@ def test_groups_mask_and_small_inputs():
 def test_bad_parameters(kw):
     with pytest.raises(ParameterError):
         hdbscan(to_table(np.zeros((20, 2))), **kw)
+
+
+def test_recovers_simulated_synapses_per_channel():
+    from smlmspine.simulate.synapses import synapses
+
+    sim = synapses(n_pre=40, n_post=40, coupled_fraction=0.5, ndim=3,
+                   region_hi_nm=[20000.0] * 3, locs_per_object=20, blinks_per_fluorophore=2,
+                   object_radius_nm=25.0, precision_nm=8.0, rng=5)
+    truth = np.concatenate([sim.pre_truth.column("cluster_id").to_numpy(),
+                            sim.post_truth.column("cluster_id").to_numpy() + 40])
+    labels = hdbscan(sim.localizations(), min_cluster_size=10, by="channel")
+    assert adjusted_rand_score(truth, labels.column("cluster_id").to_numpy()) >= 0.95
