@@ -12,7 +12,9 @@ Generates an Abberior ``.npy`` export (nested m2205 layout, 2D, 5 iterations) wi
   are smlmspine's library imports).
 
 Prints the timings, the ratio pyMINFLUX / smlmspine, and the agreement of the two
-results (trace count, largest difference of the per-trace mean positions in nm).
+results (trace count, largest difference of the per-trace mean positions in nm). When the
+real exports in ``../shared/data/minflux`` are present, also compares both readers on
+them column by column.
 When pyMINFLUX is absent the peer is skipped with a note.
 
 Usage: ``python benchmarks/bench_minflux.py [--n 1000000] [--workdir DIR] [--keep]``
@@ -112,6 +114,60 @@ def run_smlmspine(path: Path) -> dict:
             "n_kept": kept.num_rows, "n_traces": avg.num_rows, "table": avg}
 
 
+_PEER_READ_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from pyminflux.reader import MinFluxReader
+    df = MinFluxReader(sys.argv[1], z_scaling_factor=0.7).processed_dataframe
+    np.savez(sys.argv[2], **{c: df[c].to_numpy() for c in
+                             ("tid", "tim", "x", "y", "z", "efo", "cfr", "eco", "dcr", "fbg")})
+""")
+
+
+def compare_real(workdir: Path) -> None:
+    """Column-by-column comparison with pyMINFLUX on the real exports in ../shared/data."""
+    import zipfile
+
+    from smlmspine.io.minflux import read_minflux
+
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "minflux"
+    python = os.environ.get("PYMINFLUX_PYTHON", "/work/peers-pyminflux/bin/python")
+    zips = sorted(shared.glob("*.npy.zip"))
+    if not zips or not Path(python).exists():
+        print(f"note: real-data comparison skipped (data in {shared}: {len(zips)} files; "
+              f"pyMINFLUX: {Path(python).exists()})")
+        return
+    script = workdir / "peer_read.py"
+    script.write_text(_PEER_READ_SCRIPT)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    for z in zips:
+        with zipfile.ZipFile(z) as zf:
+            member = [m for m in zf.namelist() if m.endswith(".npy")][0]
+            zf.extract(member, workdir)
+        npy = workdir / member
+        out = workdir / (npy.stem + "_peer.npz")
+        proc = subprocess.run([python, str(script), str(npy), str(out)], capture_output=True,
+                              text=True, env=env, timeout=600)
+        if proc.returncode != 0:
+            print(f"note: pyMINFLUX failed on {npy.name}: {proc.stderr.strip()[-400:]}")
+            continue
+        peer = np.load(out)
+        ours = read_minflux(npy)
+        diffs = []
+        for col, pcol in (("track_id", "tid"), ("time_s", "tim"), ("x", "x"), ("y", "y"),
+                          ("z", "z"), ("efo", "efo"), ("cfr", "cfr"), ("eco", "eco"),
+                          ("dcr", "dcr"), ("fbg", "fbg")):
+            b = peer[pcol].astype(float)
+            if col not in ours.column_names:  # 2D: pyMINFLUX keeps z = 0
+                diffs.append(f"{col} absent (peer max |z| {np.abs(b).max():g})")
+                continue
+            a = ours.column(col).to_numpy().astype(float)
+            diffs.append(f"{col} {np.nanmax(np.abs(a - b)):.2g}" if a.size == b.size else
+                         f"{col} COUNT {a.size} vs {b.size}")
+        print(f"real {npy.name}: {ours.num_rows} localizations (pyMINFLUX {peer['x'].size}); "
+              f"max |difference|: " + ", ".join(diffs))
+
+
 def run_pyminflux(path: Path, workdir: Path) -> dict | None:
     python = os.environ.get("PYMINFLUX_PYTHON", "/work/peers-pyminflux/bin/python")
     if not Path(python).exists():
@@ -143,6 +199,7 @@ def main(argv=None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"minflux_{args.n}.npy"
     try:
+        compare_real(workdir)
         t0 = time.perf_counter()
         generate(path, args.n)
         print(f"generated {args.n} localizations (2D, 5 iterations, nested m2205 layout): "
