@@ -136,3 +136,25 @@ def test_errors():
     bad = t.set_column(2, "cluster_id", pa.array([0.5, 0.5, 0.5]))
     with pytest.raises(SchemaError, match="integers"):
         cluster_statistics(bad)
+
+
+def test_2d_hull_kernel_matches_qhull():
+    from scipy.spatial import ConvexHull, QhullError
+
+    rng = np.random.default_rng(5)
+    counts = rng.integers(1, 30, 400)
+    counts[:3] = [3, 4, 2]
+    ids = np.repeat(np.arange(counts.size), counts)
+    xy = np.round(rng.normal(size=(ids.size, 2)) * rng.uniform(1, 80, (ids.size, 1)), 1)
+    xy[:3] = [[0, 0], [1, 1], [2, 2]]  # collinear
+    xy[3:7] = [[5, 5]] * 4  # identical
+    got = cluster_statistics(to_table(xy, cluster_id=ids)).column("convex_hull_area_nm2")
+    ref = np.full(counts.size, np.nan)
+    for k in range(counts.size):
+        try:
+            ref[k] = ConvexHull(xy[ids == k]).volume
+        except (QhullError, ValueError):
+            pass
+    ref[ref <= 0] = np.nan
+    assert np.isnan(got.to_numpy()[:3]).all()
+    np.testing.assert_allclose(got.to_numpy(), ref, rtol=1e-9, equal_nan=True)
