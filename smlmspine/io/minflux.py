@@ -191,7 +191,28 @@ def _descr_names(descr) -> set[str]:
     return {d[0] for d in descr if isinstance(d, tuple) and d and isinstance(d[0], str)}
 
 
+def _zip_member(path: Path) -> str | None:
+    """The single ``.npy`` member of a zip archive, else None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.namelist() if m.lower().endswith(".npy")
+                       and not m.startswith("__MACOSX/")]
+    except (zipfile.BadZipFile, OSError):
+        return None
+    return members[0] if len(members) == 1 else None
+
+
 def _sniff(path: Path, head: bytes) -> bool:
+    if head.startswith(b"PK\x03\x04"):
+        member = _zip_member(path)
+        if member is None:
+            return False
+        import zipfile
+
+        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
+            head = fh.read(4096)
     header = _npy_header(head)
     if header is not None:
         names = _descr_names(header.get("descr"))
@@ -216,9 +237,15 @@ HEAD_SAMPLE = 64 * 1024
 
 # --------------------------------------------------------------------------- loading
 
-def _load_npy(path: Path) -> np.ndarray:
+def _load_npy(path: Path, member: str | None = None) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False)
+        if member is None:
+            arr = np.load(path, allow_pickle=False)
+        else:
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
+                arr = np.lib.format.read_array(fh, allow_pickle=False)
     except ValueError as exc:
         # object arrays (pickled) or a malformed header
         raise FormatError(f"not a readable MINFLUX .npy structured array: {exc}", path=path) from exc
@@ -381,6 +408,11 @@ def minflux_arrays(path: str | Path) -> tuple[str, dict, dict | None]:
         head = fh.read(HEAD_SAMPLE)
     if head.startswith(_NPY_MAGIC):
         top, nested = _arrays_from_structured(_load_npy(path))
+    elif head.startswith(b"PK\x03\x04"):
+        member = _zip_member(path)
+        if member is None:
+            raise FormatError("a zip archive must hold exactly one .npy MINFLUX export", path=path)
+        top, nested = _arrays_from_structured(_load_npy(path, member))
     elif head.startswith(_MAT_MAGIC):
         top, nested = _load_mat(path)
     elif head.lstrip()[:1] in (b"[", b"{"):
@@ -711,8 +743,9 @@ def _build_table(pos, iteration, top_sel, per_itr, *, path, layout, z_scale, req
                          "cfr_iteration": cfr_it})
 
 
-@register_reader("minflux", extensions=(".npy", ".mat", ".json"), sniff=_sniff,
-                 description="Abberior MINFLUX export (.npy/.mat/.json; nested and flat layouts)",
+@register_reader("minflux", extensions=(".npy", ".mat", ".json", ".npy.zip"), sniff=_sniff,
+                 description="Abberior MINFLUX export (.npy/.mat/.json, zipped .npy; nested and "
+                             "flat layouts)",
                  priority=40, options=("keep_invalid", "z_scale", "require_3d"))
 def read_minflux(path: str | Path, *, pixel_size_nm: float | None = None,
                  keep_invalid: bool = False, z_scale: float = DEFAULT_Z_SCALE,
@@ -722,8 +755,9 @@ def read_minflux(path: str | Path, *, pixel_size_nm: float | None = None,
     Parameters
     ----------
     path : str or Path
-        ``.npy`` (NumPy structured array), ``.mat`` (MATLAB v5) or ``.json`` export, in the
-        nested (m2205) or flat (m2410+) layout; the layout is detected from the content.
+        ``.npy`` (NumPy structured array; also a zip archive holding one ``.npy``), ``.mat``
+        (MATLAB v5) or ``.json`` export, in the nested (m2205) or flat (m2410+) layout; the
+        layout is detected from the content.
     pixel_size_nm : None
         Unused (MINFLUX positions are in metres); accepted for the registry interface.
     keep_invalid : bool, default False

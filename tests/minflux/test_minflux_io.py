@@ -290,3 +290,54 @@ def test_z_scale_parameter_is_validated(tmp_path):
         t = read_minflux(path, z_scale=0.5)
     np.testing.assert_allclose(t.column("z").to_numpy(), [15.0, 25.0, -15.0])
     assert pa.types.is_float64(t.schema.field("z").type)
+
+
+@pytest.mark.shared_data
+def test_real_zipped_export_read_directly(real_minflux):
+    from minflux_samples import SHARED
+
+    zipped = SHARED / "3D_ValidOnly.npy.zip"
+    assert detect_format(zipped) == "minflux"
+    direct = smlmspine.read(zipped)
+    unzipped = smlmspine.read(real_minflux["3D"])
+    for name in ("x", "y", "z", "time_s", "track_id", "cfr"):
+        assert direct.column(name).equals(unzipped.column(name)), name
+
+
+def test_zip_with_several_exports_is_refused(tmp_path):
+    import zipfile
+
+    np.save(tmp_path / "a.npy", _nested_sample())
+    z = tmp_path / "two.npy.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(tmp_path / "a.npy", "a.npy")
+        zf.write(tmp_path / "a.npy", "b.npy")
+    with pytest.raises(FormatError, match="exactly one .npy"):
+        read_minflux(z)
+
+
+def test_flat_keep_invalid_and_tracking_cfr(tmp_path):
+    groups = [
+        # trace 1: cfr measured (iteration 1) only in its first localization (tracking)
+        (1, True, [(0, (1e-6, 1e-6, 0.0), 0.0), (1, (1.1e-6, 1e-6, 0.0), 0.35),
+                   (2, (1.2e-6, 1e-6, 0.0), 0.0)]),
+        (1, True, [(2, (1.3e-6, 1e-6, 0.0), 0.0)]),
+        (1, True, [(2, (1.4e-6, 1e-6, 0.0), 0.0)]),
+        # invalid attempt that reached iteration 1 only
+        (2, False, [(0, (2e-6, 2e-6, 0.0), 0.0), (1, (2.1e-6, 2e-6, 0.0), 0.9)]),
+        (4, True, [(0, (3e-6, 3e-6, 0.0), 0.0), (1, (3.1e-6, 3e-6, 0.0), 0.55),
+                   (2, (3.2e-6, 3e-6, 0.0), 0.0)]),
+    ]
+    path = tmp_path / "track.npy"
+    np.save(path, flat_array(groups))
+    t = read_minflux(path)
+    assert "z" not in t.column_names
+    assert t.column("track_id").to_pylist() == [1, 1, 1, 4]
+    np.testing.assert_allclose(t.column("x").to_numpy(), [1200.0, 1300.0, 1400.0, 3200.0])
+    # later localizations of trace 1 inherit the trace's cfr; trace 4 has its own
+    np.testing.assert_allclose(t.column("cfr").to_numpy(), [0.35, 0.35, 0.35, 0.55], rtol=1e-6)
+    k = read_minflux(path, keep_invalid=True)
+    assert k.column("vld").to_pylist() == [True, True, True, False, True]
+    assert k.column("iteration").to_pylist() == [2, 2, 2, 1, 2]
+    np.testing.assert_allclose(k.column("x").to_numpy()[3], 2100.0)
+    assert k.column("bot").to_pylist() == [False] * 5  # flat_array leaves bot/eot unset
