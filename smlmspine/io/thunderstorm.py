@@ -36,7 +36,7 @@ from ._registry import register_reader, register_writer
 from ._text import (LENGTH_UNITS_NM, PIXEL_UNITS, dedupe_names, head_text, header_roles,
                     read_header, read_text_table, split_fields, split_unit)
 
-__all__ = ["read_thunderstorm", "write_csv", "THUNDERSTORM_CANDIDATES", "CSV_HEADERS"]
+__all__ = ["read_thunderstorm", "write_csv", "csv_header_names", "THUNDERSTORM_CANDIDATES", "CSV_HEADERS"]
 
 #: Canonical column -> ThunderSTORM header base names, in priority order.
 THUNDERSTORM_CANDIDATES: dict[str, tuple[str, ...]] = {
