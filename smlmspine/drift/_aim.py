@@ -34,6 +34,9 @@ __all__ = ["aim_segments"]
 _MAX_TRACK = 1500
 #: Localizations per segment used by the global pass (a random subset beyond).
 _MAX_QUERY = 6000
+#: A segment whose intersection contrast is below ``min_contrast`` still counts as
+#: structured when its excess pair count is this many Poisson sigmas above background.
+_MIN_Z = 6.0
 
 
 def _mean_shift(diff: np.ndarray, start: np.ndarray, sigmas, *, tol: float = 1e-3,
@@ -85,17 +88,19 @@ def _stats(diff: np.ndarray, idx: np.ndarray, d: np.ndarray, sigma: float, n_seg
     return np.sqrt(var), int(ok.sum())
 
 
-def _contrast(diff: np.ndarray, d: np.ndarray, sigma: float, radius: float) -> float:
-    """Pair density at the estimate over the mean pair density in the search ball."""
+def _contrast(diff: np.ndarray, d: np.ndarray, sigma: float, radius: float):
+    """Pair density at the estimate over the mean pair density in the search ball, and
+    the excess of the kernel-weighted pair count over that background in Poisson sigmas."""
     from math import gamma, pi
 
     D = diff.shape[1]
     if len(diff) == 0:
-        return 0.0
+        return 0.0, 0.0
     w = np.exp(-np.sum((diff - d) ** 2, axis=1) * (0.5 / (sigma * sigma)))
-    kde = w.sum() / ((2 * pi) ** (D / 2) * sigma ** D)
+    norm = (2 * pi) ** (D / 2) * sigma ** D
     vol = pi ** (D / 2) / gamma(D / 2 + 1) * radius ** D
-    return float(kde / (len(diff) / vol))
+    bg = len(diff) / vol * norm  # expected weighted count without structure
+    return float(w.sum() / bg), float((w.sum() - bg) / np.sqrt(bg))
 
 
 def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: float | None,
@@ -136,6 +141,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     # ---------------- pass 1: tracking against a growing reference
     d1 = np.zeros((S, D))
     contrast = np.zeros(S)
+    zscore = np.zeros(S)
     first = int(np.argmax(valid))
     prev, prev2 = np.zeros(D), None
     sigmas = np.geomspace(R0 / 6, sig, 3)
@@ -158,7 +164,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
             start = _coarse_start(diff, R0)
             near = np.sum((diff - start) ** 2, axis=1) < (R0 / 2) ** 2
             dk = _mean_shift(diff[near], start, sigmas, tol=0.01)
-            contrast[k] = _contrast(diff, dk, sig, R0)
+            contrast[k], zscore[k] = _contrast(diff, dk, sig, R0)
             d1[k] = pred + dk
             prev2, prev = prev, d1[k].copy()
         sel = idx[rng.random(len(idx)) < track_p]
@@ -168,7 +174,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     tested = valid.copy()
     tested[first] = False
     if tested.any():
-        flat = tested & (contrast < min_contrast)
+        flat = tested & (contrast < min_contrast) & (zscore < _MIN_Z)
         if flat.sum() > 0.5 * tested.sum():
             raise ParameterError(
                 f"AIM: the localizations show no structure to match between segments "
@@ -215,5 +221,6 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     sg[:, :D] = s2 / scale
     used = {"kernel_nm": float(sig), "search_radius_nm": float(R0), "max_reference": int(max_reference),
             "min_per_segment": int(min_per_segment), "z_scale": float(zscale),
-            "median_contrast": float(np.median(contrast[tested])) if tested.any() else None}
+            "median_contrast": float(np.median(contrast[tested])) if tested.any() else None,
+            "min_zscore": float(np.min(zscore[tested])) if tested.any() else None}
     return out, sg, valid, used

@@ -48,26 +48,51 @@ def _detect(xy, frame_idx, n_frames, cell, min_presence):
     return out
 
 
-def _track(pts, fidx, n_frames, start, radius, update=5):
-    """Per-frame position (n_frames, D) of the emitter starting at ``start`` (NaN if absent)."""
-    order = np.argsort(fidx, kind="stable")
-    pts, fidx = pts[order], fidx[order]
-    bounds = np.searchsorted(fidx, np.arange(n_frames + 1))
-    traj = np.full((n_frames, pts.shape[1]), np.nan)
-    pos = np.asarray(start, float).copy()
-    recent = []
+def _track_kernel(pts, bounds, n_frames, start, radius, update):
+    D = pts.shape[1]
+    traj = np.full((n_frames, D), np.nan)
+    pos = start.copy()
+    buf = np.empty((update, D))
+    nbuf = 0
+    r2 = radius * radius
     for f in range(n_frames):
         a, b = bounds[f], bounds[f + 1]
-        if b > a:
-            d2 = np.sum((pts[a:b, :2] - pos[:2]) ** 2, axis=1)
-            k = int(np.argmin(d2))
-            if d2[k] <= radius * radius:
-                traj[f] = pts[a + k]
-                recent.append(pts[a + k])
-        if len(recent) >= update:
-            pos = np.median(np.asarray(recent), axis=0)
-            recent = []
+        best, bestd = -1, r2
+        for i in range(a, b):
+            d2 = (pts[i, 0] - pos[0]) ** 2 + (pts[i, 1] - pos[1]) ** 2
+            if d2 <= bestd:
+                bestd, best = d2, i
+        if best >= 0:
+            for k in range(D):
+                traj[f, k] = pts[best, k]
+                buf[nbuf, k] = pts[best, k]
+            nbuf += 1
+        if nbuf == update:
+            for k in range(D):
+                pos[k] = np.median(buf[:, k])
+            nbuf = 0
     return traj
+
+
+_TRACK = None
+
+
+def _track(pts, fidx, n_frames, start, radius, update=5):
+    """Per-frame position (n_frames, D) of the emitter starting at ``start`` (NaN if absent).
+
+    Each frame takes the localization nearest (in xy) to the running position within
+    ``radius``; the running position is the median of the last ``update`` picks.
+    """
+    global _TRACK
+    if _TRACK is None:
+        from numba import njit
+
+        _TRACK = njit(cache=True)(_track_kernel)
+    order = np.argsort(fidx, kind="stable")
+    pts = np.ascontiguousarray(pts[order], dtype=np.float64)
+    bounds = np.searchsorted(fidx[order], np.arange(n_frames + 1)).astype(np.int64)
+    return _TRACK(pts, bounds, int(n_frames), np.asarray(start, np.float64), float(radius),
+                  int(update))
 
 
 def estimate_fiducial(table: pa.Table, *, dims=None, smoothing=1.0, segment_frames=None,
@@ -117,7 +142,16 @@ def estimate_fiducial(table: pa.Table, *, dims=None, smoothing=1.0, segment_fram
             continue
         p0 = np.median(pts[near], axis=0)
         traj = _track(pts[sub], fidx[sub], n_frames, p0, tr)
-        if np.mean(np.isfinite(traj[:, 0])) >= min_presence:
+        if np.mean(np.isfinite(traj[:, 0])) < min_presence:
+            continue
+        # the same fiducial found from two neighbouring cells: keep the first
+        dup = False
+        for other in trajs:
+            both = np.isfinite(traj[:, 0]) & np.isfinite(other[:, 0])
+            if both.any() and np.median(np.hypot(*(traj[both, :2] - other[both, :2]).T)) < tr:
+                dup = True
+                break
+        if not dup:
             trajs.append(traj)
     if not trajs:
         raise ParameterError(
