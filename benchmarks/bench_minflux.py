@@ -17,7 +17,11 @@ real exports in ``../shared/data/minflux`` are present, also compares both reade
 them column by column.
 When pyMINFLUX is absent the peer is skipped with a note.
 
-Usage: ``python benchmarks/bench_minflux.py [--n 1000000] [--workdir DIR] [--keep]``
+Finally times :func:`smlmspine.minflux.average_traces` alone on ``--average-rows``
+(default 10^7) rows against a pandas groupby computing the same statistics.
+
+Usage: ``python benchmarks/bench_minflux.py [--n 1000000] [--average-rows 10000000]
+[--workdir DIR] [--keep]``
 """
 
 from __future__ import annotations
@@ -189,11 +193,38 @@ def run_pyminflux(path: Path, workdir: Path) -> dict | None:
     return res
 
 
+def bench_average(n_rows: int) -> None:
+    """average_traces on n_rows (sorted and shuffled track ids) vs a pandas groupby."""
+    from smlmspine.minflux import average_traces
+    from smlmspine.schema import make_table
+
+    rng = np.random.default_rng(1)
+    tid = np.sort(rng.integers(0, n_rows // 10, n_rows))
+    table = make_table({"x": rng.normal(0, 1e4, n_rows), "y": rng.normal(0, 1e4, n_rows),
+                        "z": rng.normal(0, 300, n_rows), "time_s": np.arange(n_rows) * 1e-4,
+                        "track_id": tid})
+    shuffled = table.take(rng.permutation(n_rows))
+    for label, tab in (("sorted", table), ("shuffled", shuffled)):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = average_traces(tab)
+        print(f"average_traces {n_rows} rows ({label} ids) -> {out.num_rows} traces: "
+              f"{time.perf_counter() - t0:.2f} s wall / {time.process_time() - c0:.2f} s CPU")
+    for label, tab in (("sorted", table), ("shuffled", shuffled)):
+        df = tab.to_pandas()
+        c0, t0 = time.process_time(), time.perf_counter()
+        df.groupby("track_id").agg({"x": ["mean", "std", "count"], "y": ["mean", "std"],
+                                    "z": ["mean", "std"], "time_s": ["mean", "min", "max"]})
+        print(f"pandas groupby (same statistics, {label} ids): "
+              f"{time.perf_counter() - t0:.2f} s wall / {time.process_time() - c0:.2f} s CPU")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="localizations (default 10^6)")
     ap.add_argument("--workdir", default=None, help="folder for the generated file")
     ap.add_argument("--keep", action="store_true", help="keep the generated file")
+    ap.add_argument("--average-rows", type=int, default=10_000_000,
+                    help="rows for the average_traces scaling run (0: skip; default 10^7)")
     args = ap.parse_args(argv)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_minflux_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -229,6 +260,8 @@ def main(argv=None) -> int:
             print(f"agreement: {len(common)} common traces of {len(tid)} / {len(s['tid'])}; "
                   f"max |mean difference| x {dx.max():.2e} nm, y {dy.max():.2e} nm; "
                   f"counts identical: {same_n}")
+        if args.average_rows:
+            bench_average(args.average_rows)
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
