@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 __all__ = ["circle_fraction_halfspaces", "cross_k_counts"]
 
@@ -38,16 +38,17 @@ _GL_W = np.array([0.1012285362903763, 0.2223810344533745, 0.3137066458778873,
 
 
 @njit(cache=True)
-def _arc_fraction(cx, cy, s, nx, ny, off, m):
-    """Fraction of the circle (cx, cy, radius s) inside the half-planes nx*x+ny*y <= off."""
+def _arc_fraction_buf(cx, cy, s, nx, ny, off, m, lo, hi):
+    """Fraction of the circle (cx, cy, radius s) inside the half-planes nx*x+ny*y <= off.
+
+    ``lo``/``hi`` are scratch buffers of length >= 2 m (no allocation here).
+    """
     if s <= 0.0:
         for k in range(m):
             if nx[k] * cx + ny[k] * cy > off[k]:
                 return 0.0
         return 1.0
     two_pi = 2.0 * math.pi
-    lo = np.empty(2 * m)
-    hi = np.empty(2 * m)
     q = 0
     for k in range(m):
         norm = math.hypot(nx[k], ny[k])
@@ -63,7 +64,6 @@ def _arc_fraction(cx, cy, s, nx, ny, off, m):
         h = math.acos(e / s)
         c = math.atan2(ny[k], nx[k])
         a = c - h
-        bnd = c + h
         a = a - two_pi * math.floor(a / two_pi)
         bnd = a + 2.0 * h
         if bnd > two_pi:
@@ -79,26 +79,42 @@ def _arc_fraction(cx, cy, s, nx, ny, off, m):
             q += 1
     if q == 0:
         return 1.0
-    order = np.argsort(lo[:q])
-    total = 0.0
-    cur_lo = lo[order[0]]
-    cur_hi = hi[order[0]]
+    # insertion sort by lo (q <= 2 m, small)
     for t in range(1, q):
-        j = order[t]
-        if lo[j] <= cur_hi:
-            if hi[j] > cur_hi:
-                cur_hi = hi[j]
+        kl = lo[t]
+        kh = hi[t]
+        u = t - 1
+        while u >= 0 and lo[u] > kl:
+            lo[u + 1] = lo[u]
+            hi[u + 1] = hi[u]
+            u -= 1
+        lo[u + 1] = kl
+        hi[u + 1] = kh
+    total = 0.0
+    cur_lo = lo[0]
+    cur_hi = hi[0]
+    for t in range(1, q):
+        if lo[t] <= cur_hi:
+            if hi[t] > cur_hi:
+                cur_hi = hi[t]
         else:
             total += cur_hi - cur_lo
-            cur_lo = lo[j]
-            cur_hi = hi[j]
+            cur_lo = lo[t]
+            cur_hi = hi[t]
     total += cur_hi - cur_lo
     f = 1.0 - total / two_pi
     return f if f > 0.0 else 0.0
 
 
 @njit(cache=True)
-def _slice_fraction(c, r, t, A, b, nx, ny, off):
+def _arc_fraction(cx, cy, s, nx, ny, off, m):
+    lo = np.empty(2 * m + 2)
+    hi = np.empty(2 * m + 2)
+    return _arc_fraction_buf(cx, cy, s, nx, ny, off, m, lo, hi)
+
+
+@njit(cache=True)
+def _slice_fraction(c, r, t, A, b, nx, ny, off, lo, hi):
     """Circle fraction of the slice at height t of the sphere (c, r) in a 3D polytope."""
     m = A.shape[0]
     s2 = r * r - t * t
@@ -108,7 +124,7 @@ def _slice_fraction(c, r, t, A, b, nx, ny, off):
         nx[k] = A[k, 0]
         ny[k] = A[k, 1]
         off[k] = b[k] - A[k, 2] * z
-    return _arc_fraction(c[0], c[1], s, nx, ny, off, m)
+    return _arc_fraction_buf(c[0], c[1], s, nx, ny, off, m, lo, hi)
 
 
 @njit(cache=True)
@@ -117,6 +133,8 @@ def _sphere_fraction(c, r, A, b, n_panels):
     nx = np.empty(m)
     ny = np.empty(m)
     off = np.empty(m)
+    lo = np.empty(2 * m + 2)
+    hi = np.empty(2 * m + 2)
     # panel breakpoints in t: -r, r, plus where an axis-aligned face starts cutting the
     # slice circle (t = +-sqrt(r^2 - e^2)) and where a z-face cuts (t = e)
     brk = np.empty(4 * m + 2 + n_panels + 1)
@@ -150,11 +168,11 @@ def _sphere_fraction(c, r, A, b, n_panels):
             u = _GL_X[g]
             t = mid + half * 0.5 * (3.0 * u - u * u * u)
             jac = half * 1.5 * (1.0 - u * u)
-            total += jac * _GL_W[g] * _slice_fraction(c, r, t, A, b, nx, ny, off)
+            total += jac * _GL_W[g] * _slice_fraction(c, r, t, A, b, nx, ny, off, lo, hi)
     return total / (2.0 * r)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def circle_fraction_halfspaces(centers, radii, A, b, n_panels):
     """Fraction of each circle/sphere ``(centers[i], radii[i])`` inside ``A p <= b``."""
     n, d = centers.shape
@@ -165,7 +183,7 @@ def circle_fraction_halfspaces(centers, radii, A, b, n_panels):
     for k in range(m):
         nx[k] = A[k, 0]
         ny[k] = A[k, 1]
-    for i in range(n):
+    for i in prange(n):
         r = radii[i]
         if d == 2:
             out[i] = _arc_fraction(centers[i, 0], centers[i, 1], r, nx, ny, b, m)
