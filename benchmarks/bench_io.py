@@ -12,7 +12,9 @@ times and measures the peak memory of, each in a fresh subprocess:
   says it was skipped.
 
 Peak memory is the process's ``ru_maxrss``; the figure compared with the table size is
-the peak minus the RSS measured right before the read (imports excluded).
+the peak minus the RSS measured right before the read (imports excluded). CPU time
+(user + system, all threads) is printed beside the wall time: on a loaded machine it is
+the steadier figure, and wall / CPU shows how much the multithreaded parsers gained.
 
 Targets (issue 2): time <= 1.3x the pyarrow floor, >= 4x faster than locan, peak memory
 <= 2.5x the final table's size.
@@ -101,10 +103,13 @@ def worker(method: str, path: str) -> None:
     else:
         raise SystemExit(f"unknown method {method}")
     before = _rss_now_kb()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     out = fn(path)
     elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    peak = r1.ru_maxrss
     if method in ("smlmspine", "pyarrow"):
         rows, nbytes = out.num_rows, out.nbytes
     elif method == "pandas":
@@ -112,7 +117,8 @@ def worker(method: str, path: str) -> None:
     else:
         df = out.data
         rows, nbytes = len(df), int(df.memory_usage(deep=True).sum())
-    print(json.dumps({"method": method, "time_s": elapsed, "peak_kb": peak, "before_kb": before,
+    print(json.dumps({"method": method, "time_s": elapsed, "cpu_s": cpu, "peak_kb": peak,
+                      "before_kb": before,
                       "rows": rows, "nbytes": nbytes}))
 
 
@@ -185,7 +191,8 @@ def main(argv=None) -> int:
                 best["peak_kb"] = max(r["peak_kb"] for r in runs)
                 results[m] = best
                 delta_mb = (best["peak_kb"] - best["before_kb"]) / 1024
-                print(f"  {m:<10} {best['time_s']:8.2f} s   peak RSS {best['peak_kb'] / 1024:8.0f} MB"
+                print(f"  {m:<10} {best['time_s']:8.2f} s wall {best['cpu_s']:8.2f} s CPU"
+                      f"   peak RSS {best['peak_kb'] / 1024:8.0f} MB"
                       f"  (+{delta_mb:.0f} MB during the read)   rows {best['rows']:,}"
                       f"   result {best['nbytes'] / 1e6:,.0f} MB")
             s = results.get("smlmspine")
@@ -199,10 +206,15 @@ def main(argv=None) -> int:
             if "pandas" in results:
                 print(f"    pandas / smlmspine time        : "
                       f"{results['pandas']['time_s'] / s['time_s']:.2f}x faster")
+            if "pyarrow" in results:
+                r = s["cpu_s"] / results["pyarrow"]["cpu_s"]
+                print(f"    smlmspine / pyarrow CPU time   : {r:.2f}x")
             if "locan" in results:
                 r = results["locan"]["time_s"] / s["time_s"]
                 print(f"    locan / smlmspine time         : {r:.2f}x faster   (target >= 4x: "
                       f"{'met' if r >= 4 else 'NOT met'})")
+                r = results["locan"]["cpu_s"] / s["cpu_s"]
+                print(f"    locan / smlmspine CPU time     : {r:.2f}x")
             else:
                 print("    locan: skipped (not installed or failed)")
             mem = (s["peak_kb"] - s["before_kb"]) * 1024 / s["nbytes"]
