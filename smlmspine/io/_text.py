@@ -415,7 +415,8 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
                     float_columns: Iterable[str] = (), default_length_unit: str | None = None,
                     extra_units: Mapping[str, str] | None = None,
                     extra_metadata: Mapping | None = None,
-                    channel_names: str | None = None) -> pa.Table:
+                    channel_names: str | None = None,
+                    ignore_columns: Iterable[str] = ()) -> pa.Table:
     """Stream a delimited text file into the canonical localization table.
 
     Parameters
@@ -449,6 +450,9 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     channel_names : str, optional
         Source column of string channel names: the canonical ``channel`` gets integer
         codes (sorted names -> 0, 1, ...) and the names are kept.
+    ignore_columns : iterable of str
+        Names (in ``names``) of columns to drop, e.g. the empty field a trailing
+        delimiter creates.
 
     Returns
     -------
@@ -475,6 +479,16 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     unknown = role_sources - set(names)
     if unknown:
         raise FormatError(f"column(s) {sorted(unknown)} not in the header {list(names)}", path=path)
+
+    # Units first: a pixel file without a pixel size fails before a long read.
+    factors: dict[str, float] = {}
+    pixel_used = None
+    for r in roles:
+        if r.target in _NUMERIC_LENGTH:
+            factors[r.target] = length_factor_nm(r.unit, pixel_size_nm=pixel_size_nm, path=path,
+                                                 column=r.source, default_unit=default_length_unit)
+            if normalize_unit(r.unit or default_length_unit) in PIXEL_UNITS:
+                pixel_used = float(pixel_size_nm)
 
     # Explicit types where they are known; the rest is inferred (and widened on retry).
     types: dict[str, pa.DataType] = {}
@@ -544,14 +558,10 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     columns: dict[str, object] = {}
     original: dict[str, str] = {}
     units: dict[str, str] = {}
-    pixel_used = None
     for r in roles:
         col = raw.column(r.source)
         if r.target in _NUMERIC_LENGTH:
-            factor = length_factor_nm(r.unit, pixel_size_nm=pixel_size_nm, path=path,
-                                      column=r.source, default_unit=default_length_unit)
-            if normalize_unit(r.unit or default_length_unit) in PIXEL_UNITS:
-                pixel_used = float(pixel_size_nm)
+            factor = factors[r.target]
             if not col.type.equals(pa.float64()):
                 col = col.cast(pa.float64())
             if factor != 1.0:
@@ -571,8 +581,9 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     _check_finite(columns, path, skip_lines, end_offset, original)
     _check_integral(columns, path, skip_lines, end_offset, original)
     extra_units = dict(extra_units or {})
+    ignore = set(ignore_columns)
     for name in names:
-        if name in role_sources and name != channel_names:
+        if (name in role_sources and name != channel_names) or name in ignore:
             continue
         col = raw.column(name)
         if pa.types.is_null(col.type):

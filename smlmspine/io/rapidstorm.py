@@ -173,7 +173,8 @@ def read_rapidstorm(path: str | Path, *, pixel_size_nm: float | None = None,
     path = Path(path)
     if tracks not in ("localizations", "centers"):
         raise ParameterError(f"tracks must be 'localizations' or 'centers', got {tracks!r}")
-    header = read_header(path, what="a rapidSTORM file")[0]
+    lines = read_header(path, n_lines=2, what="a rapidSTORM file")
+    header = lines[0]
     if not re.match(r"\s*#\s*<localizations[\s>]", header):
         raise FormatError("the first line is not a rapidSTORM header '# <localizations ...>'; "
                           f"found {header[:60]!r}", path=path, line=1)
@@ -188,9 +189,13 @@ def read_rapidstorm(path: str | Path, *, pixel_size_nm: float | None = None,
         if need not in targets:
             raise FormatError(f"the header declares no {ident} field (the {need} coordinate); "
                               f"found {names}", path=path, line=1)
-    return read_text_table(path, fmt="rapidstorm", names=names, delimiter=" ", skip_lines=1,
-                           roles=roles, pixel_size_nm=pixel_size_nm, extra_units=extra_units,
-                           float_columns=names)
+    ignore = []
+    if len(lines) > 1 and lines[1].endswith(" "):  # values written with a trailing space
+        ignore = ["__trailing_space__"]
+    return read_text_table(path, fmt="rapidstorm", names=names + ignore, delimiter=" ",
+                           skip_lines=1, roles=roles, pixel_size_nm=pixel_size_nm,
+                           extra_units=extra_units, float_columns=names,
+                           ignore_columns=ignore)
 
 
 def _read_tracks(path: Path, fields: list[dict], members: list[dict], *, pixel_size_nm,

@@ -66,6 +66,14 @@ def test_rapidstorm_units(tmp_path, unit, factor, pix):
             read(p)
 
 
+def test_rapidstorm_trailing_space_and_crlf(tmp_path):
+    p = tmp_path / "locs.txt"
+    p.write_bytes((rs_header(RS_FIELDS_3D[:4]) + "\r\n1.5 2.5 3.5 7 \r\n4.5 5.5 6.5 8 \r\n").encode())
+    t = read(p)
+    assert t.column_names == ["x", "y", "z", "frame"]
+    assert t.column("z").to_pylist() == [3.5, 6.5] and t.column("frame").to_pylist() == [7, 8]
+
+
 def test_rapidstorm_track_file(tmp_path):
     p = tmp_path / "tracks.txt"
     outer = [("Position-0-0", "nanometer"), ("Position-1-0", "nanometer"),
