@@ -49,6 +49,10 @@ def register(sub) -> None:
     d.add_argument("--mesh", default=None, metavar="FILE",
                    help="label this surface (PLY/OBJ/OFF/STL, nm) instead of a generated dendrite")
     d.add_argument("--mesh-step-nm", type=float, default=25.0, help="fragment mesh lattice step (default 25)")
+    d.add_argument("--mesh-max-faces", type=int, default=None,
+                   help="decimate the fragment mesh to at most this many triangles")
+    d.add_argument("--spine-mesh-max-faces", type=int, default=None,
+                   help="decimate each spine mesh to at most this many triangles")
     d.set_defaults(func=_dendrite)
 
     m = ss.add_parser("minflux", help="MINFLUX traces with quality fields",
@@ -127,7 +131,8 @@ def _dendrite(args) -> int:
         sim = dendrite(n_spines=args.n_spines, spine_density_per_um=args.spine_density_per_um,
                        shaft_length_nm=args.shaft_length_nm, shaft_radius_nm=args.shaft_radius_nm,
                        curvature_per_um=args.curvature_per_um, classes=classes,
-                       mesh_step_nm=args.mesh_step_nm, **common)
+                       mesh_step_nm=args.mesh_step_nm, mesh_max_faces=args.mesh_max_faces,
+                       spine_mesh_max_faces=args.spine_mesh_max_faces, **common)
     return _done(args, sim, write_simulation(sim, Path(args.out), format=args.out_format))
 
 

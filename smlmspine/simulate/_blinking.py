@@ -27,7 +27,13 @@ def mortensen_precision(photons, background, *, psf_sigma_nm: float, pixel_size_
     n = np.asarray(photons, float)
     b = np.asarray(background, float)
     sa2 = psf_sigma_nm ** 2 + pixel_size_nm ** 2 / 12.0
-    return np.sqrt(sa2 / n * (16.0 / 9.0 + 8.0 * np.pi * sa2 * b * b / (n * pixel_size_nm ** 2)))
+    out = b * b
+    out *= 8.0 * np.pi * sa2 / pixel_size_nm ** 2
+    out /= n
+    out += 16.0 / 9.0
+    out *= sa2
+    out /= n
+    return np.sqrt(out, out=out) if isinstance(out, np.ndarray) else np.sqrt(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +93,16 @@ class PhotophysicsModel:
         if self.precision_xy_nm is not None:
             ref = mortensen_precision(self.photons_median, self.background_photons,
                                       psf_sigma_nm=self.psf_sigma_nm, pixel_size_nm=self.pixel_size_nm)
-            sxy = sxy * (self.precision_xy_nm / ref)
+            sxy *= self.precision_xy_nm / ref
         return sxy, self.axial_factor * sxy
 
     def draw_photons(self, n: int, rng, *, median: float | None = None):
-        ph = (self.photons_median if median is None else median) * np.exp(
-            rng.normal(0.0, self.photons_sigma_log, n))
-        bg = self.background_photons * np.exp(rng.normal(0.0, 0.2, n))
+        ph = rng.normal(0.0, self.photons_sigma_log, n)
+        np.exp(ph, out=ph)
+        ph *= self.photons_median if median is None else median
+        bg = rng.normal(0.0, 0.2, n)
+        np.exp(bg, out=bg)
+        bg *= self.background_photons
         return ph, bg
 
 

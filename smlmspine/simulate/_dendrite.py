@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ParameterError
+from ..errors import ParameterError, QualityWarning
 from ..schema import make_table, spec_table, with_history
 from ._blinking import PhotophysicsModel, blink
 from ._drift import drift_from_table, smooth_drift
@@ -97,6 +97,7 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
              drift_nm: float = 150.0, drift_z_nm: float | None = None, drift=None,
              n_fiducials: int = 0, fiducial_photons: float = 50000.0,
              mesh_step_nm: float = 25.0, spine_mesh_step_nm: float | None = None,
+             mesh_max_faces: int | None = None, spine_mesh_max_faces: int | None = None,
              rng=None) -> DendriteSimulation:
     """Simulate a 3D STORM acquisition of a dendrite with spines, with ground truth.
 
@@ -167,6 +168,10 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
     spine_mesh_step_nm : float, optional
         Lattice step of the spine meshes; default ``min(mesh_step_nm, neck / 8)``
         (at least 4 nm).
+    mesh_max_faces, spine_mesh_max_faces : int, optional
+        Decimate the fragment / spine meshes to at most this many triangles (quadric
+        decimation, open3d) before labeling and measuring, to keep files small; a
+        decimation that would break watertightness is skipped with a QualityWarning.
     rng : int or numpy.random.Generator, optional
         Seed; the same seed gives identical output.
 
@@ -224,11 +229,12 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
 
     lo_b, hi_b = geom.bounds()
     offset = np.array([_XY_MARGIN_NM - lo_b[0], _XY_MARGIN_NM - lo_b[1], 0.0])
-    fv, ff = geom.mesh(step_nm=mesh_step_nm)
+    fv, ff = _decimate(*geom.mesh(step_nm=mesh_step_nm), mesh_max_faces)
     spine_local = {}
     for k, sp in enumerate(geom.spines):
         step = spine_mesh_step_nm or max(min(mesh_step_nm, sp.params.neck_diameter_nm / 8.0), 4.0)
-        spine_local[sp.spine_id] = (geom.spine_mesh(k, step_nm=step), step)
+        spine_local[sp.spine_id] = (_decimate(*geom.spine_mesh(k, step_nm=step),
+                                              spine_mesh_max_faces), step)
     # --- fluorophores
     if label == "membrane":
         pts, sid = _membrane_emitters(geom, fv, ff, spine_local, labeling_density_per_um2, rng)
@@ -266,7 +272,9 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
         max_elevation_deg=max_elevation_deg, label=label,
         labeling_density_per_um2=labeling_density_per_um2,
         labeling_density_per_um3=labeling_density_per_um3, head_enrichment=head_enrichment,
-        mesh_step_nm=mesh_step_nm, offset_nm=offset.tolist())
+        mesh_step_nm=mesh_step_nm, spine_mesh_step_nm=spine_mesh_step_nm,
+        mesh_max_faces=mesh_max_faces, spine_mesh_max_faces=spine_mesh_max_faces,
+        offset_nm=offset.tolist())
     return _acquire(pts, sid, mesh=frag, spine_meshes=spine_meshes, spines_table=spines_table,
                     model=model, n_frames=n_frames, background_rate_per_frame=background_rate_per_frame,
                     drift_nm=drift_nm, drift_z_nm=drift_z_nm, drift=drift, n_fiducials=n_fiducials,
@@ -338,6 +346,30 @@ def sample_mesh(mesh, *, label: str = "membrane", labeling_density_per_um2: floa
                     drift_nm=drift_nm, drift_z_nm=drift_z_nm, drift=drift,
                     n_fiducials=n_fiducials, fiducial_photons=fiducial_photons,
                     parameters=parameters, rng=rng)
+
+
+def _decimate(v, f, max_faces):
+    """Quadric decimation to ``max_faces`` triangles, kept only if still watertight."""
+    if max_faces is None or len(f) <= max_faces:
+        return v, f
+    if max_faces < 4:
+        raise ParameterError(f"mesh_max_faces / spine_mesh_max_faces must be >= 4, got {max_faces}")
+    import warnings
+
+    import open3d as o3d
+    import trimesh
+
+    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(v),
+                                  o3d.utility.Vector3iVector(f.astype(np.int32)))
+    m = m.simplify_quadric_decimation(int(max_faces))
+    v2 = np.asarray(m.vertices, float)
+    f2 = np.asarray(m.triangles, np.int64)
+    t = trimesh.Trimesh(v2, f2, process=False)
+    if not (t.is_watertight and t.is_winding_consistent and t.volume > 0):
+        warnings.warn(f"decimating a mesh to {max_faces} faces would break it; kept the "
+                      f"{len(f)}-face mesh", QualityWarning, stacklevel=3)
+        return v, f
+    return v2, f2
 
 
 def _load_mesh(path):
@@ -441,87 +473,86 @@ def _volume_emitters(geom, density, head_enrichment, rng):
 def _acquire(pts, sid, *, mesh, spine_meshes, spines_table, model, n_frames,
              background_rate_per_frame, drift_nm, drift_z_nm, drift, n_fiducials,
              fiducial_photons, parameters, rng) -> DendriteSimulation:
-    """Emitters -> blinking localizations with noise, drift, background and beads."""
+    """Emitters -> blinking localizations with noise, drift, background and beads.
+
+    Only the emitter index and frame of each localization are drawn before sorting by
+    frame; the i.i.d. quantities (photons, noise) are drawn in the final row order, which
+    keeps 10^7 localizations fast and light (one 1D array per column).
+    """
     n_frames = int(n_frames)
     if n_frames < 1:
         raise ParameterError(f"n_frames must be >= 1, got {n_frames}")
     if background_rate_per_frame < 0 or n_fiducials < 0:
         raise ParameterError("background_rate_per_frame and n_fiducials must be >= 0")
+    pts = np.asarray(pts, float).reshape(-1, 3)
     n_em = len(pts)
     # drift
     if drift is not None:
         dr = drift_from_table(drift, n_frames)
     else:
         dr = smooth_drift(n_frames, drift_nm=drift_nm, drift_z_nm=drift_z_nm, rng=rng)
-    # fluorophores
+    # fluorophores, then beads (below the fragment, on in ~98 % of the frames)
     em_idx, frame = blink(n_em, n_frames=n_frames, model=model, rng=rng)
-    # fiducial beads: below the fragment, on in ~98 % of the frames
     lo = np.asarray(mesh.bounds[0], float)
     hi = np.asarray(mesh.bounds[1], float)
     pad = 500.0
     bead_pos = np.column_stack([rng.uniform(lo[0] - pad, hi[0] + pad, n_fiducials),
                                 rng.uniform(lo[1] - pad, hi[1] + pad, n_fiducials),
                                 np.full(n_fiducials, lo[2] - 100.0)])
-    bead_frames = np.tile(np.arange(n_frames), n_fiducials)
-    bead_em = np.repeat(np.arange(n_fiducials) + n_em, n_frames)
+    bead_frames = np.tile(np.arange(n_frames, dtype=np.int64), n_fiducials)
+    bead_em = np.repeat(np.arange(n_fiducials, dtype=np.int64) + n_em, n_frames)
     on = rng.random(len(bead_frames)) < 0.98
-    bead_frames, bead_em = bead_frames[on], bead_em[on]
-    em_all = np.concatenate([pts.reshape(-1, 3), bead_pos])
-    emitter = np.concatenate([em_idx, bead_em])
-    frame = np.concatenate([frame, bead_frames])
-    n_sig = len(emitter)
-    ph, bg = model.draw_photons(n_sig, rng)
-    if n_fiducials:
-        ph[len(em_idx):] *= fiducial_photons / model.photons_median
-    # background
     n_bg = int(rng.poisson(background_rate_per_frame * n_frames))
-    bg_pos = lo - pad + rng.random((n_bg, 3)) * (hi - lo + 2 * pad)
     bg_frame = rng.integers(0, n_frames, n_bg)
-    bg_ph, bg_bg = model.draw_photons(n_bg, rng)
-    # assemble, then sort by frame
-    photons = np.concatenate([ph, bg_ph])
-    background = np.concatenate([bg, bg_bg])
+    emitter = np.concatenate([em_idx, bead_em[on], np.full(n_bg, -1, dtype=np.int64)])
+    frames = np.concatenate([frame, bead_frames[on], bg_frame]).astype(np.int64)
+    del em_idx, frame, bead_frames, bead_em, on, bg_frame
+    n_loc = np.bincount(emitter[emitter >= 0], minlength=n_em + n_fiducials).astype(np.int64)
+    key = frames.astype(np.uint16 if n_frames <= 65536 else np.uint32)
+    order = np.argsort(key, kind="stable")
+    del key
+    emitter = emitter[order]
+    frames = frames[order]
+    del order
+    n = len(emitter)
+    is_bg = emitter < 0
+    # emitter table with a sentinel row for background (index -1)
+    em_all = np.concatenate([pts, bead_pos, np.full((1, 3), np.nan)])
+    em_sid = np.concatenate([sid, np.full(n_fiducials + 1, -1, dtype=np.int64)])
+    is_fid = emitter >= n_em
+    photons, background = model.draw_photons(n, rng)
+    if n_fiducials:
+        photons[is_fid] *= fiducial_photons / model.photons_median
     sxy, sz = model.precision(photons, background)
-    frames = np.concatenate([frame, bg_frame]).astype(np.int64)
-    true = np.concatenate([em_all[emitter], np.full((n_bg, 3), np.nan)])
-    noise = rng.standard_normal((n_sig + n_bg, 3))
-    noise[:, :2] *= sxy[:, None]
-    noise[:, 2] *= sz
-    obs = np.empty_like(true)
-    obs[:n_sig] = true[:n_sig] + noise[:n_sig] + dr[frames[:n_sig]]
-    obs[n_sig:] = bg_pos
-    em_id = np.concatenate([emitter, np.full(n_bg, -1, dtype=np.int64)])
-    em_sid = np.concatenate([sid, np.full(n_fiducials, -1, dtype=np.int64)])
-    loc_sid = np.concatenate([em_sid[emitter], np.full(n_bg, -1, dtype=np.int64)])
-    is_bg = np.zeros(n_sig + n_bg, bool)
-    is_bg[n_sig:] = True
-    is_fid = np.zeros(n_sig + n_bg, bool)
-    is_fid[len(em_idx):n_sig] = True
-    order = np.argsort(frames, kind="stable")
-    locs = make_table({"x": obs[order, 0], "y": obs[order, 1], "z": obs[order, 2],
-                       "frame": frames[order], "photons": photons[order],
-                       "background": background[order], "precision_xy": sxy[order],
-                       "precision_z": sz[order]}, format="simulation")
-    locs = with_history(locs, "simulate." + str(parameters.get("kind", "dendrite")),
-                        {**parameters, **_model_params(model), "n_frames": n_frames,
-                         "background_rate_per_frame": background_rate_per_frame,
-                         "drift_nm": drift_nm, "drift_z_nm": drift_z_nm,
-                         "user_drift": drift is not None, "n_fiducials": n_fiducials})
-    truth = spec_table(TRUTH_LOCALIZATIONS, {
-        "emitter_id": em_id[order], "x_true": true[order, 0], "y_true": true[order, 1],
-        "z_true": true[order, 2], "spine_id": loc_sid[order], "is_background": is_bg[order],
-        "is_fiducial": is_fid[order]})
-    n_loc = np.bincount(emitter, minlength=len(em_all))
-    emitters = spec_table(TRUTH_EMITTERS, {
-        "emitter_id": np.arange(len(em_all), dtype=np.int64), "x_nm": em_all[:, 0],
-        "y_nm": em_all[:, 1], "z_nm": em_all[:, 2], "spine_id": em_sid,
-        "is_fiducial": np.arange(len(em_all)) >= n_em, "n_localizations": n_loc.astype(np.int64)})
-    drift_table = spec_table(TRUTH_DRIFT, {"frame": np.arange(n_frames, dtype=np.int64),
-                                           "dx_nm": dr[:, 0], "dy_nm": dr[:, 1], "dz_nm": dr[:, 2]})
+    box_lo, box_size = lo - pad, hi - lo + 2 * pad
+    bg_pos = box_lo + rng.random((int(is_bg.sum()), 3)) * box_size
+    obs, true = {}, {}
+    for k, name in enumerate("xyz"):
+        t = em_all[:, k][emitter]
+        o = rng.standard_normal(n)
+        o *= sxy if k < 2 else sz
+        o += t
+        o += dr[:, k][frames]
+        o[is_bg] = bg_pos[:, k]
+        obs[name], true[name] = o, t
+    locs = make_table({"x": obs["x"], "y": obs["y"], "z": obs["z"], "frame": frames,
+                       "photons": photons, "background": background, "precision_xy": sxy,
+                       "precision_z": sz}, format="simulation")
     params = {**parameters, **_model_params(model), "n_frames": n_frames,
               "background_rate_per_frame": background_rate_per_frame, "drift_nm": drift_nm,
               "drift_z_nm": drift_z_nm, "user_drift": drift is not None,
               "n_fiducials": n_fiducials, "fiducial_photons": fiducial_photons}
+    locs = with_history(locs, "simulate." + str(parameters.get("kind", "dendrite")), params)
+    truth = spec_table(TRUTH_LOCALIZATIONS, {
+        "emitter_id": emitter, "x_true": true["x"], "y_true": true["y"], "z_true": true["z"],
+        "spine_id": em_sid[emitter], "is_background": is_bg, "is_fiducial": is_fid})
+    em_all = em_all[:-1]
+    emitters = spec_table(TRUTH_EMITTERS, {
+        "emitter_id": np.arange(len(em_all), dtype=np.int64), "x_nm": em_all[:, 0],
+        "y_nm": em_all[:, 1], "z_nm": em_all[:, 2], "spine_id": em_sid[:-1],
+        "is_fiducial": np.arange(len(em_all)) >= n_em, "n_localizations": n_loc})
+    drift_table = spec_table(TRUTH_DRIFT, {"frame": np.arange(n_frames, dtype=np.int64),
+                                           "dx_nm": dr[:, 0], "dy_nm": dr[:, 1], "dz_nm": dr[:, 2]})
     return DendriteSimulation(locs, truth, emitters, spines_table, drift_table, mesh,
                               dict(spine_meshes), params)
 
