@@ -1,17 +1,20 @@
 """Blink merging: one localization per emitter burst (STORM), one per trace (MINFLUX).
 
 :func:`merge_blinks` links localizations of the same emitter in consecutive frames (a
-dark gap of up to ``max_gap_frames`` frames allowed) that lie within ``radius_nm`` of
-the burst's running photon-weighted position, and replaces each burst by one
+dark gap of up to ``max_gap_frames`` frames allowed) and replaces each burst by one
 localization: photon-weighted mean position, summed photons, combined precision
 ``1 / sqrt(sum 1 / sigma_i^2)``, first frame, and the columns ``first_frame``,
 ``last_frame`` and ``n_merged``.
 
-Defaults come from the data: ``radius_nm = 3 x`` the median ``precision_xy`` (the
-99 % radius of a 2D Gaussian of that width is 3.0 sigma) and ``max_gap_frames = 1``
-(one missed frame, e.g. a localization rejected by the fitter, does not split a
-burst). In 3D a link also needs ``|dz| <= radius_z_nm`` (default ``3 x`` the median
-``precision_z``, or ``3 x radius_nm`` without it).
+Linking test. By default it adapts to each localization's precision: a localization
+of precision ``s_i`` joins a burst of combined precision ``s_b`` when its distance to
+the burst's photon-weighted position is at most ``n_sigma * sqrt(s_i^2 + s_b^2)``
+(``n_sigma = 3.5``, laterally with ``precision_xy`` and axially with ``precision_z``),
+so a dim localization with a wide scatter is not split off while bright ones are held
+to a tight radius; for median precision ``s`` that is a radius of about ``5 s``
+between two single localizations. With ``radius_nm`` (and ``radius_z_nm``) a fixed
+distance is used instead. ``max_gap_frames = 1`` by default: one missed frame (a
+localization the fitter rejected) does not split a burst.
 
 Tables without ``frame`` but with ``track_id`` (MINFLUX) are averaged per trace by
 :func:`smlmspine.minflux.average_traces` (one implementation for the package).
@@ -36,9 +39,12 @@ import pyarrow as pa
 from .errors import ParameterError, SchemaError
 from .schema import COLUMNS, make_table, unit_of, validate, with_history
 
-__all__ = ["merge_blinks", "default_merge_parameters"]
+__all__ = ["merge_blinks", "default_merge_parameters", "DEFAULT_N_SIGMA"]
 
 _MAX_CELLS = 50_000_000
+#: Default adaptive linking threshold in combined standard deviations (a true link of
+#: 2D Gaussian scatter fails it with probability exp(-3.5^2 / 2) = 0.2 %).
+DEFAULT_N_SIGMA = 3.5
 
 
 def _median_positive(table: pa.Table, name: str) -> float | None:
@@ -49,31 +55,48 @@ def _median_positive(table: pa.Table, name: str) -> float | None:
     return float(np.median(v)) if v.size else None
 
 
+def _precisions(table: pa.Table, name: str) -> np.ndarray:
+    """Variances (nm^2) from a precision column; missing/invalid -> median, clipped at p99."""
+    v = np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
+    good = np.isfinite(v) & (v > 0)
+    if not good.any():
+        raise ParameterError(f"merge_blinks: column {name!r} holds no positive precision")
+    v = np.where(good, v, np.median(v[good]))
+    v = np.minimum(v, np.percentile(v, 99))
+    return v * v
+
+
 def default_merge_parameters(table: pa.Table) -> dict[str, float]:
-    """The default ``radius_nm``, ``radius_z_nm`` and ``max_gap_frames`` for a table.
+    """The default linking parameters for a table, with the typical distances they give.
+
+    ``typical_radius_nm`` / ``typical_radius_z_nm`` are the adaptive linking distances
+    for two localizations of median precision: ``n_sigma * sqrt(2) * median``.
 
     Raises
     ------
     ParameterError
-        When the table has no ``precision_xy`` to derive the radius from.
+        When the table has no ``precision_xy`` to derive the distances from.
     """
     pxy = _median_positive(table, "precision_xy")
     if pxy is None:
         raise ParameterError("merge_blinks: the table has no 'precision_xy' column to derive "
-                             "the linking radius from; give radius_nm=")
-    pz = _median_positive(table, "precision_z")
-    return {"radius_nm": 3.0 * pxy, "radius_z_nm": 3.0 * pz if pz else 9.0 * pxy,
-            "max_gap_frames": 1}
+                             "the linking distance from; give radius_nm=")
+    pz = _median_positive(table, "precision_z") or 3.0 * pxy
+    k = DEFAULT_N_SIGMA * np.sqrt(2.0)
+    return {"n_sigma": DEFAULT_N_SIGMA, "max_gap_frames": 1, "typical_radius_nm": k * pxy,
+            "typical_radius_z_nm": k * pz}
 
 
-def _link_kernel(x, y, z, w, frame, r, rz, gap, cell, lo_x, lo_y, nx, ny):
+def _link_kernel(x, y, z, w, frame, v, vz, k2, r, rz, gap, cell, lo_x, lo_y, nx, ny):
     """Greedy burst linking in frame order (compiled with numba by :func:`_link`).
 
     Active bursts hang in singly linked lists per grid cell (cell of the first
-    localization, cell size >= 2 r); a localization joins the nearest burst in the 3x3
-    cells around it that was last seen at most ``gap + 1`` frames ago, is within ``r``
-    (and ``rz``) of the burst's photon-weighted position and has no localization in this
-    frame yet; otherwise it starts a new burst. Expired bursts are unlinked on the way.
+    localization, cell size >= 2 x the largest linking distance); a localization joins
+    the closest burst in the 3x3 cells around it that was last seen at most ``gap + 1``
+    frames ago, has no localization in this frame yet and passes the distance test to
+    the burst's photon-weighted position: ``d^2 <= k2 (v_i + 1 / sum 1/v_j)`` with the
+    variances ``v`` (adaptive, ``k2 > 0``) or ``d <= r`` and ``|dz| <= rz`` (fixed).
+    Otherwise it starts a new burst. Expired bursts are unlinked on the way.
     """
     n = x.size
     head = np.full(nx * ny, -1, np.int64)
@@ -82,16 +105,17 @@ def _link_kernel(x, y, z, w, frame, r, rz, gap, cell, lo_x, lo_y, nx, ny):
     sy = np.zeros(n)
     sz = np.zeros(n)
     sw = np.zeros(n)
+    sv = np.zeros(n)
+    svz = np.zeros(n)
     last = np.zeros(n, np.int64)
     label = np.empty(n, np.int64)
     nb = 0
-    r2 = r * r
     for i in range(n):
         f = frame[i]
         cx = int((x[i] - lo_x) // cell)
         cy = int((y[i] - lo_y) // cell)
         best = -1
-        bestd = r2
+        bestd = 2.0
         for ix in range(max(cx - 1, 0), min(cx + 2, nx)):
             for iy in range(max(cy - 1, 0), min(cy + 2, ny)):
                 c = ix * ny + iy
@@ -110,8 +134,19 @@ def _link_kernel(x, y, z, w, frame, r, rz, gap, cell, lo_x, lo_y, nx, ny):
                             mx = sx[b] / sw[b]
                             my = sy[b] / sw[b]
                             d2 = (x[i] - mx) ** 2 + (y[i] - my) ** 2
-                            if d2 <= bestd and abs(z[i] - sz[b] / sw[b]) <= rz:
-                                bestd = d2
+                            dz = z[i] - sz[b] / sw[b]
+                            if k2 > 0:
+                                # chi-square test against the combined uncertainty
+                                lim = k2 * (v[i] + 1.0 / sv[b])
+                                limz = k2 * (vz[i] + 1.0 / svz[b])
+                                score = d2 / lim
+                                okz = dz * dz <= limz
+                            else:
+                                lim = r * r
+                                score = d2 / lim
+                                okz = abs(dz) <= rz
+                            if score <= 1.0 and okz and score < bestd:
+                                bestd = score
                                 best = b
                         prev = b
                     b = nb_next
@@ -125,6 +160,8 @@ def _link_kernel(x, y, z, w, frame, r, rz, gap, cell, lo_x, lo_y, nx, ny):
         sy[best] += w[i] * y[i]
         sz[best] += w[i] * z[i]
         sw[best] += w[i]
+        sv[best] += 1.0 / v[i]
+        svz[best] += 1.0 / vz[i]
         last[best] = f
         label[i] = best
     return label
@@ -143,7 +180,8 @@ def _link(*args):
 
 
 def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
-                 max_gap_frames: int | None = None, radius_z_nm: float | None = None) -> pa.Table:
+                 max_gap_frames: int | None = None, radius_z_nm: float | None = None,
+                 n_sigma: float = DEFAULT_N_SIGMA) -> pa.Table:
     """Merge the localizations of each emitter burst into one.
 
     Parameters
@@ -152,12 +190,19 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
         Localizations with ``frame`` (STORM). Without ``frame`` but with ``track_id``
         (MINFLUX) the traces are averaged by :func:`smlmspine.minflux.average_traces`.
     radius_nm : float, optional
-        Largest lateral distance in nm of a localization from the burst's running
-        position (default ``3 x`` median ``precision_xy``).
+        Fixed largest lateral distance in nm of a localization from the burst's running
+        position. Default: the adaptive test (below) from ``precision_xy``.
     max_gap_frames : int, optional
         Dark frames allowed inside a burst (default 1; 0 links consecutive frames only).
     radius_z_nm : float, optional
-        Largest axial distance in nm (3D only; default ``3 x`` median ``precision_z``).
+        Fixed largest axial distance in nm with ``radius_nm`` (3D; default ``3 x`` the
+        median ``precision_z``, or ``3 x radius_nm`` without it).
+    n_sigma : float
+        Adaptive test (no ``radius_nm``): a localization with precision ``s_i`` joins a
+        burst whose combined precision is ``s_b`` when its lateral distance is at most
+        ``n_sigma * sqrt(s_i^2 + s_b^2)`` (and likewise in z with ``precision_z``, or
+        ``3 x precision_xy`` without it). Precisions are clipped at their 99th
+        percentile.
 
     Returns
     -------
@@ -183,28 +228,42 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
             return average_traces(table)
         raise SchemaError(f"merge_blinks needs a 'frame' column (or 'track_id' for MINFLUX); "
                           f"found {names}")
-    if radius_nm is None or (radius_z_nm is None and "z" in names):
-        defaults = default_merge_parameters(table) if radius_nm is None else {
-            "radius_nm": float(radius_nm),
-            "radius_z_nm": 3.0 * (_median_positive(table, "precision_z") or float(radius_nm))}
-    else:
-        defaults = {"radius_nm": float(radius_nm), "radius_z_nm": float("inf")}
-    r = float(radius_nm) if radius_nm is not None else defaults["radius_nm"]
-    rz = float(radius_z_nm) if radius_z_nm is not None else defaults["radius_z_nm"]
     gap = 1 if max_gap_frames is None else max_gap_frames
-    if not r > 0:
-        raise ParameterError(f"radius_nm must be > 0, got {radius_nm}")
-    if not rz > 0:
-        raise ParameterError(f"radius_z_nm must be > 0, got {radius_z_nm}")
     if int(gap) != gap or gap < 0:
         raise ParameterError(f"max_gap_frames must be an integer >= 0, got {max_gap_frames}")
     gap = int(gap)
+    if not n_sigma > 0:
+        raise ParameterError(f"n_sigma must be > 0, got {n_sigma}")
+    is3d = "z" in names
     n = table.num_rows
+    adaptive = radius_nm is None
+    if adaptive:
+        if "precision_xy" not in names:
+            raise ParameterError("merge_blinks: the table has no 'precision_xy' column to derive "
+                                 "the linking distance from; give radius_nm=")
+        vxy = _precisions(table, "precision_xy")
+        vz = _precisions(table, "precision_z") if "precision_z" in names else vxy * 9.0
+        reach = float(n_sigma * np.sqrt(2.0 * vxy.max())) if n else 1.0
+        r, rz = reach, float(n_sigma * np.sqrt(2.0 * vz.max())) if n else 1.0
+    else:
+        r = float(radius_nm)
+        if not r > 0:
+            raise ParameterError(f"radius_nm must be > 0, got {radius_nm}")
+        if radius_z_nm is None:
+            pz = _median_positive(table, "precision_z")
+            rz = 3.0 * pz if pz else 3.0 * r
+        else:
+            rz = float(radius_z_nm)
+        vxy = vz = np.ones(n)
+        reach = r
+    if not rz > 0:
+        raise ParameterError(f"radius_z_nm must be > 0, got {radius_z_nm}")
+    if adaptive and radius_z_nm is not None:
+        raise ParameterError("radius_z_nm needs radius_nm (the adaptive test uses precision_z)")
     frame = table.column("frame").to_numpy()
     order = np.argsort(frame, kind="stable")
     x = table.column("x").to_numpy()
     y = table.column("y").to_numpy()
-    is3d = "z" in names
     z = table.column("z").to_numpy() if is3d else np.zeros(n)
     w = np.ones(n)
     if "photons" in names:
@@ -213,7 +272,7 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
         w = np.where(w > 0, w, 1e-9)
     labels_sorted = np.zeros(0, np.int64)
     if n:
-        cell = 2.0 * r
+        cell = 2.0 * reach
         lo_x, lo_y = x.min(), y.min()
         nx = int((x.max() - lo_x) // cell) + 1
         ny = int((y.max() - lo_y) // cell) + 1
@@ -221,9 +280,10 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
             cell *= 2
             nx = int((x.max() - lo_x) // cell) + 1
             ny = int((y.max() - lo_y) // cell) + 1
-        labels_sorted = _link(np.ascontiguousarray(x[order]), np.ascontiguousarray(y[order]),
-                              np.ascontiguousarray(z[order]), np.ascontiguousarray(w[order]),
-                              np.ascontiguousarray(frame[order]).astype(np.int64), r,
+        c = np.ascontiguousarray
+        labels_sorted = _link(c(x[order]), c(y[order]), c(z[order]), c(w[order]),
+                              c(frame[order]).astype(np.int64), c(vxy[order]), c(vz[order]),
+                              float(n_sigma) ** 2 if adaptive else 0.0, r,
                               rz if is3d else np.inf, gap, cell, lo_x, lo_y, nx, ny)
     labels = np.empty(n, np.int64)
     labels[order] = labels_sorted
@@ -271,5 +331,6 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
     out = make_table(cols, units=units)
     out = out.replace_schema_metadata(table.schema.metadata)
     return with_history(out, "merge.blinks", {
-        "radius_nm": r, "radius_z_nm": rz if is3d else None, "max_gap_frames": gap,
-        "n_in": n, "n_out": m})
+        "mode": "adaptive" if adaptive else "fixed", "n_sigma": float(n_sigma) if adaptive else None,
+        "radius_nm": None if adaptive else r, "radius_z_nm": None if adaptive or not is3d else rz,
+        "max_gap_frames": gap, "n_in": n, "n_out": m})
