@@ -220,7 +220,8 @@ def _read_tracks(path: Path, fields: list[dict], members: list[dict], *, pixel_s
                 raise FormatError(f"truncated track row: expected at least {n_outer + 1} "
                                   f"values, found {values.size}", path=path, line=number)
             count = values[n_outer]
-            if count < 0 or count != int(count) or values.size != n_outer + 1 + int(count) * n_member:
+            if (not np.isfinite(count) or count < 0 or count != int(count)
+                    or values.size != n_outer + 1 + int(count) * n_member):
                 raise FormatError(f"track row holds {values.size} values, expected "
                                   f"{n_outer} track fields + 1 count + {count:g} x {n_member} "
                                   "member fields", path=path, line=number)

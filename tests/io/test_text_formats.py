@@ -105,6 +105,17 @@ def test_rapidstorm_track_bad_count(tmp_path):
     assert exc.value.line == 3
 
 
+@pytest.mark.parametrize("count", ["nan", "inf", "-1", "1.5"])
+def test_rapidstorm_track_bad_count_values(tmp_path, count):
+    from smlmspine.io.rapidstorm import read_rapidstorm
+
+    p = tmp_path / "tracks.txt"
+    f = [("Position-0-0", "nanometer"), ("Position-1-0", "nanometer")]
+    p.write_text(rs_header(f, f) + f"\n1 2 {count} 1 2\n")
+    with pytest.raises(FormatError, match="line 2"):
+        read_rapidstorm(p)
+
+
 def test_rapidstorm_header_without_x(tmp_path):
     p = tmp_path / "locs.txt"
     p.write_text(rs_header([("Position-1-0", "nanometer")]) + "\n1\n")
