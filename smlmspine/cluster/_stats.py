@@ -56,21 +56,11 @@ CLUSTER_COLUMNS = column_specs(
 def _hull_measures(points: np.ndarray, starts: np.ndarray, counts: np.ndarray, d: int
                    ) -> np.ndarray:
     """Convex hull area (2D) or volume (3D) per cluster, NaN when degenerate."""
+    from ._hull import hull_areas_2d, hull_volumes_3d
+
     if d == 2:
-        from ._hull import hull_areas_2d
-
         return hull_areas_2d(points, starts, counts)
-    from scipy.spatial import ConvexHull, QhullError
-
-    out = np.full(counts.size, np.nan)
-    for i in np.flatnonzero(counts >= d + 1):
-        pts = points[starts[i]:starts[i] + counts[i]]
-        try:
-            out[i] = ConvexHull(pts).volume
-        except (QhullError, ValueError):
-            continue
-    out[out <= 0] = np.nan
-    return out
+    return hull_volumes_3d(points, starts, counts)
 
 
 def _column_numpy(table: pa.Table, name: str, rows: np.ndarray, dtype) -> np.ndarray:
@@ -94,8 +84,8 @@ def cluster_statistics(table: pa.Table, *, dims: int | None = None, by: str | No
         Grouping column reported in ``group``; ``"auto"`` takes the one the clustering
         used (table metadata ``smlmspine.cluster_by``), ``None`` reports -1.
     hulls : bool, default True
-        Compute convex hulls: 2D with a compiled monotone chain over all clusters at
-        once, 3D with scipy/Qhull (one call per cluster, about 0.1 ms each). ``False``
+        Compute convex hulls: 2D with a compiled monotone chain, 3D with a compiled
+        incremental hull for clusters up to 1000 points and scipy/Qhull above. ``False``
         leaves hulls and densities NaN.
 
     Returns

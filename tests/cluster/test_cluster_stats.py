@@ -158,3 +158,30 @@ def test_2d_hull_kernel_matches_qhull():
     ref[ref <= 0] = np.nan
     assert np.isnan(got.to_numpy()[:3]).all()
     np.testing.assert_allclose(got.to_numpy(), ref, rtol=1e-9, equal_nan=True)
+
+
+def test_3d_hull_kernel_matches_qhull():
+    from scipy.spatial import ConvexHull, QhullError
+
+    from smlmspine.cluster._hull import hull_volumes_3d
+
+    rng = np.random.default_rng(6)
+    counts = rng.integers(1, 60, 300)
+    counts[:4] = [4, 5, 3, 6]
+    ids = np.repeat(np.arange(counts.size), counts)
+    xyz = np.round(rng.normal(size=(ids.size, 3)) * rng.uniform(1, 80, (ids.size, 1)), 1)
+    xyz[:4] = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]  # coplanar
+    xyz[4:9] = [[1, 2, 3]] * 5  # identical
+    got = cluster_statistics(to_table(xyz, cluster_id=ids)).column("convex_hull_volume_nm3")
+    ref = np.full(counts.size, np.nan)
+    for k in range(counts.size):
+        try:
+            ref[k] = ConvexHull(xyz[ids == k]).volume
+        except (QhullError, ValueError):
+            pass
+    ref[ref <= 0] = np.nan
+    assert np.isnan(got.to_numpy()[:3]).all()
+    np.testing.assert_allclose(got.to_numpy(), ref, rtol=1e-9, equal_nan=True)
+    ball = _ball(3000, 100.0, 3, rng=7)  # one big cluster through the kernel, not Qhull
+    vol = hull_volumes_3d(ball, np.array([0]), np.array([3000]), max_points=5000)
+    assert vol[0] == pytest.approx(ConvexHull(ball).volume, rel=1e-9)
