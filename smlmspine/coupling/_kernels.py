@@ -12,9 +12,9 @@ Geometry of Ripley's isotropic edge correction for convex regions given as half-
   ``f2(t)`` the (exact) circle fraction of the slice at height ``t`` (radius
   ``sqrt(r^2 - t^2)``, half-spaces with a z component become shifted half-planes). The
   integral is computed with composite Gauss-Legendre quadrature (8 nodes, with a
-  polynomial change of variable that is flat at the panel ends) on panels split where an
-  axis-aligned face starts to cut the slice, so boxes are integrated to ~1e-6 and other
-  polytopes to ~1e-4.
+  polynomial change of variable that is flat at the panel ends) on panels split at the
+  heights where a face starts to cut the slice circle (``t = e n_z +- |n_xy|
+  sqrt(r^2 - e^2)``), so boxes are integrated to ~1e-6 and other polytopes to ~1e-4.
 
 Also the cell-list cross-pair counter used by cross Ripley K on 10^6 points.
 """
@@ -137,18 +137,18 @@ def _sphere_fraction(c, r, A, b, n_panels):
     hi = np.empty(2 * m + 2)
     # panel breakpoints in t: -r, r, plus where an axis-aligned face starts cutting the
     # slice circle (t = +-sqrt(r^2 - e^2)) and where a z-face cuts (t = e)
-    brk = np.empty(4 * m + 2 + n_panels + 1)
+    brk = np.empty(2 * m + n_panels + 1)
     q = 0
     for k in range(m):
+        # heights where face k starts to cut the slice circle (or to remove all of it):
+        # (e - nz t)^2 = |n_xy|^2 (r^2 - t^2)  =>  t = e nz +- |n_xy| sqrt(r^2 - e^2)
         e = b[k] - (A[k, 0] * c[0] + A[k, 1] * c[1] + A[k, 2] * c[2])
-        if abs(A[k, 2]) < 1e-12 and abs(e) < r:
-            tt = math.sqrt(r * r - e * e)
-            brk[q] = tt
+        if abs(e) < r:
+            nxy = math.hypot(A[k, 0], A[k, 1])
+            root = nxy * math.sqrt(r * r - e * e)
+            brk[q] = e * A[k, 2] + root
             q += 1
-            brk[q] = -tt
-            q += 1
-        elif abs(abs(A[k, 2]) - 1.0) < 1e-12 and abs(e) < r:
-            brk[q] = e * A[k, 2]
+            brk[q] = e * A[k, 2] - root
             q += 1
     for p in range(n_panels + 1):
         brk[q] = -r + 2.0 * r * p / n_panels

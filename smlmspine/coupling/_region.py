@@ -224,7 +224,12 @@ class MaskRegion(Region):
         if not self.mask.any():
             raise ParameterError("mask region is empty (no True pixel)")
         self.ndim = mask.ndim
-        vs = np.broadcast_to(np.asarray(voxel_size_nm, dtype=np.float64), (self.ndim,)).copy()
+        vs = np.asarray(voxel_size_nm, dtype=np.float64).reshape(-1)
+        if vs.size == 1:
+            vs = np.repeat(vs, self.ndim)
+        if vs.size != self.ndim:
+            raise ParameterError(f"voxel_size_nm needs 1 or {self.ndim} values (x, y[, z]) for a "
+                                 f"{self.ndim}D mask, got {vs.tolist()}")
         if np.any(vs <= 0):
             raise ParameterError(f"voxel_size_nm must be positive, got {vs.tolist()}")
         self.voxel_size_nm = vs  # x, y, (z)
@@ -487,6 +492,9 @@ def read_mask_region(path, *, voxel_size_nm=None, origin_nm=None) -> MaskRegion:
     if size is None:
         raise FormatError("the mask has no pixel size; pass voxel_size_nm (--voxel-size-nm)",
                           path=path)
+    if np.size(size) not in (1, arr.ndim):
+        raise FormatError(f"the mask is {arr.ndim}D but its pixel size has {np.size(size)} values "
+                          f"({size}); pass voxel_size_nm (--voxel-size-nm)", path=path)
     return MaskRegion(arr != 0, voxel_size_nm=size, origin_nm=origin_nm)
 
 
