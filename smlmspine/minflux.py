@@ -306,9 +306,11 @@ def average_traces(table: pa.Table, *, precision: str = "sem",
         for c in dims:
             v = np.asarray(sorted_values(c), dtype=np.float64)
             mean = _reduce_sum(v, starts) / cnt
-            dev = v - np.repeat(mean, counts)
+            dev = np.repeat(mean, counts)
+            np.subtract(v, dev, out=dev)  # two-pass variance, in place
+            np.multiply(dev, dev, out=dev)
             with np.errstate(invalid="ignore", divide="ignore"):
-                var[c] = _reduce_sum(dev * dev, starts) / (cnt - 1.0)
+                var[c] = _reduce_sum(dev, starts) / (cnt - 1.0)
             out[c] = mean
         with np.errstate(invalid="ignore", divide="ignore"):
             pxy = np.sqrt((var["x"] + var["y"]) / 2.0 / cnt)

@@ -341,3 +341,12 @@ def test_flat_keep_invalid_and_tracking_cfr(tmp_path):
     assert k.column("iteration").to_pylist() == [2, 2, 2, 1, 2]
     np.testing.assert_allclose(k.column("x").to_numpy()[3], 2100.0)
     assert k.column("bot").to_pylist() == [False] * 5  # flat_array leaves bot/eot unset
+
+
+@pytest.mark.parametrize("version", ["m2205", "m2410"])
+def test_single_record_mat_keeps_vector_fields(tmp_path, version):
+    t = make_table({"x": [12.0], "y": [-4.0], "z": [21.0], "time_s": [0.25], "track_id": [3]})
+    path = write_abberior_npy(t, tmp_path / "one.mat", n_iterations=1, version=version)
+    back = read_minflux(path)
+    np.testing.assert_allclose([back.column(c)[0].as_py() for c in ("x", "y", "z")],
+                               [12.0, -4.0, 21.0])
