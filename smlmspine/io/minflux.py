@@ -312,11 +312,18 @@ def _records(cols: dict, *, ndim, n_iterations, version, z_scale) -> np.ndarray:
 
 
 @register_writer("minflux", extensions=(".npy",),
-                 description="Abberior MINFLUX .npy (nested m2205 layout; simulated exports)",
+                 description="Abberior MINFLUX .npy (nested m2205 layout; needs time_s and "
+                             "track_id; keeps positions, vld and MINFLUX quality columns only)",
                  options=("ndim", "n_iterations", "version", "z_scale"))
 def _write_registry(table: pa.Table, tmp_path: Path, *, final_path: Path | None = None,
                     ndim: int | None = None, n_iterations: int = 5, version: str = "m2205",
                     z_scale: float = DEFAULT_Z_SCALE) -> None:
+    missing = [c for c in ("time_s", "track_id") if c not in table.column_names]
+    if missing:
+        raise FormatError(f"a MINFLUX .npy needs column(s) {missing} (MINFLUX time and trace id); "
+                          "this table looks like camera (STORM) data: write .parquet/.csv, or "
+                          "call smlmspine.io.minflux.write_abberior_npy to fill defaults",
+                          path=final_path)
     try:
         arr = _records(_table_columns(table), ndim=ndim, n_iterations=n_iterations,
                        version=version, z_scale=z_scale)

@@ -350,3 +350,10 @@ def test_single_record_mat_keeps_vector_fields(tmp_path, version):
     back = read_minflux(path)
     np.testing.assert_allclose([back.column(c)[0].as_py() for c in ("x", "y", "z")],
                                [12.0, -4.0, 21.0])
+
+
+def test_registry_writer_refuses_camera_tables(tmp_path):
+    storm = make_table({"x": [1.0], "y": [2.0], "frame": [0], "photons": [500.0]})
+    with pytest.raises(FormatError, match="needs column"):
+        smlmspine.write(storm, tmp_path / "storm.npy")
+    assert not (tmp_path / "storm.npy").exists()
