@@ -208,15 +208,28 @@ class PlacedSpine:
             return neck
         radii = np.array([0.5 * prm.head_length_nm, 0.5 * prm.head_diameter_nm,
                           0.5 * prm.head_diameter_nm])
-        head = sd_ellipsoid(p, self.head_center, self._frame(), radii)
-        return smooth_min(neck, head, 0.5 * self.neck_radius_nm)
+        k = 0.5 * self.neck_radius_nm
+        # |p - c| - r_max bounds the head's value from below; where that bound already
+        # exceeds neck + k the smooth minimum is the neck's value, so the (costly)
+        # ellipsoid is only evaluated elsewhere. The result is identical.
+        c = self.head_center
+        bound = np.sqrt(np.einsum("ij,ij->i", p - c, p - c)) - radii.max()
+        near = np.flatnonzero(bound < neck + k)
+        head = bound
+        if near.size:
+            head[near] = sd_ellipsoid(p[near], c, self._frame(), radii)
+        return smooth_min(neck, head, k)
 
     def region(self, p: np.ndarray, *, margin_nm: float = 0.0) -> np.ndarray:
         """Mask of points in this spine's region (beyond the base plane, near the axis)."""
-        d = p - self.base
+        s0, e0, r0 = self.segment()
+        out = np.zeros(len(p), dtype=bool)
+        box = _in_box(p, np.minimum(s0, e0) - r0 - margin_nm, np.maximum(s0, e0) + r0 + margin_nm)
+        d = p[box] - self.base
         t = d @ self.axis
         radial = np.sqrt(np.maximum(np.einsum("ij,ij->i", d, d) - t * t, 0.0))
-        return (t > 0) & (radial < self.cut_radius_nm + margin_nm)
+        out[box[(t > 0) & (radial < self.cut_radius_nm + margin_nm)]] = True
+        return out
 
     def segment(self):
         """Bounding capsule (start, end, radius) for overlap checks."""
@@ -293,11 +306,17 @@ class DendriteGeometry:
         return mesh_implicit(lambda p: self.spine_sdf(k, p), lo, hi, step_nm=step_nm)
 
 
+def _in_box(p, lo, hi):
+    """Indices of the points inside the axis-aligned box [lo, hi]."""
+    idx = np.flatnonzero((p[:, 0] >= lo[0]) & (p[:, 0] <= hi[0]))
+    q = p[idx]
+    return idx[(q[:, 1] >= lo[1]) & (q[:, 1] <= hi[1]) & (q[:, 2] >= lo[2]) & (q[:, 2] <= hi[2])]
+
+
 def _near_segment(p, a, b, radius):
     lo = np.minimum(a, b) - radius
     hi = np.maximum(a, b) + radius
-    box = np.flatnonzero((p[:, 0] >= lo[0]) & (p[:, 0] <= hi[0]) & (p[:, 1] >= lo[1])
-                         & (p[:, 1] <= hi[1]) & (p[:, 2] >= lo[2]) & (p[:, 2] <= hi[2]))
+    box = _in_box(p, lo, hi)
     out = np.zeros(len(p), dtype=bool)
     q = p[box]
     ab = b - a
