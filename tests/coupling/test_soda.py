@@ -156,7 +156,7 @@ def test_monte_carlo_null_on_raw_localizations():
     pre = sim.pre_localizations.filter(_inside(sim, sim.pre_localizations))
     post = sim.post_localizations.filter(_inside(sim, sim.post_localizations))
     res = soda(pre, post, region=sim.region, r_max_nm=300, ring_nm=20, null="shift",
-               n_simulations=39, rng=0)
+               n_simulations=19, rng=0)
     assert res.coupled and res.p_value <= 0.05
     assert 60 <= res.mean_coupling_distance_weighted_nm <= 110
     sim0 = synapses(n_pre=200, n_post=200, coupled_fraction=0.0, region_hi_nm=(8000, 8000),
@@ -164,11 +164,11 @@ def test_monte_carlo_null_on_raw_localizations():
     pre0 = sim0.pre_localizations.filter(_inside(sim0, sim0.pre_localizations))
     post0 = sim0.post_localizations.filter(_inside(sim0, sim0.post_localizations))
     res0 = soda(pre0, post0, region=sim0.region, r_max_nm=300, ring_nm=20, null="csr",
-                n_simulations=39, rng=0)
+                n_simulations=19, rng=0)
     # clustered localizations against CSR would be "significant" with the analytic null;
     # the Monte-Carlo null of the coupling rings is what is compared here
     res_shift = soda(pre0, post0, region=sim0.region, r_max_nm=300, ring_nm=20, null="shift",
-                     n_simulations=39, rng=0)
+                     n_simulations=19, rng=0)
     assert not res_shift.coupled
     assert res0.null == "csr"
 
