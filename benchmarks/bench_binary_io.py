@@ -12,6 +12,9 @@ subprocess (best of ``--repeats``), with the peak memory above the pre-read base
 * ``smlmspine.write`` of the canonical table back to Picasso HDF5, to ``.smlm`` and to
   Parquet, and ``smlmspine.read`` of the ``.smlm`` and Parquet files.
 
+Peak memory: the process's high-water mark (``VmHWM``, reset through
+``/proc/self/clear_refs`` just before the timed call) minus its RSS at that moment, so the
+setup (e.g. reading the table before a write) does not count. Linux only.
 Ratios are printed against the h5py floor and Picasso, measured in the same run.
 
 Usage::
@@ -35,15 +38,20 @@ DEFAULT_PICASSO = "/work/peers-picasso/bin/python"
 ROOT = Path(__file__).resolve().parent.parent
 
 _MEASURE = r"""
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
+def status(key):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(key))
 {setup}
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import gc; gc.collect()
+with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
+    fh.write("5")
+base = status("VmRSS:")
 t0 = time.perf_counter()
 {body}
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"s": dt, "peak_mb": (peak - base) / 1024}}))
+print(json.dumps({{"s": dt, "peak_mb": (status("VmHWM:") - base) / 1024}}))
 """
 
 _WARM = "import smlmspine, smlmspine.io; smlmspine.io.readers()"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import FormatError
 
-__all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5", "hdf5_keys"]
+__all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5",
+           "hdf5_keys"]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: MATLAB v7.3 files are HDF5 files with a 512-byte user block that starts with this text.

@@ -214,9 +214,9 @@ def read_picasso(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.
         spec = saved_cols.get("precision_xy")
         if isinstance(spec, dict) and spec.get("original_name"):
             originals["precision_xy"] = spec["original_name"]
+    hist = saved.get("history") if isinstance(saved.get("history"), list) else None
     table = make_table(columns, units=units, original_names=originals, source=str(path),
-                       format="picasso", pixel_size_nm=px,
-                       history=saved.get("history") if isinstance(saved.get("history"), list) else None,
+                       format="picasso", pixel_size_nm=px, history=hist,
                        extra_metadata={"picasso_info": _strip_own(info)} if info else None)
     return _restore_field_metadata(table, saved_cols)
 
