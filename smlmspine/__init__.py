@@ -25,7 +25,7 @@ from .errors import FormatError, ParameterError, SchemaError, SmlmSpineError  # 
 
 # Public submodules, loaded on first attribute access.
 _SUBMODULES = (
-    "schema", "errors", "io", "simulate", "minflux", "drift", "merge", "cluster",
+    "schema", "errors", "io", "simulate", "minflux", "filtering", "drift", "merge", "cluster",
     "envelope", "morphology", "voxel", "coupling", "pipeline", "cli", "testing",
 )
 # Public functions re-exported from submodules: name -> "module:attribute".

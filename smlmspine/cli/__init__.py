@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except SmlmSpineError as exc:
         print(f"smlmspine {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `smlmspine info FILE | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("smlmspine: interrupted", file=sys.stderr)
         return 130

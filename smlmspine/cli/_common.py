@@ -21,6 +21,10 @@ def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> N
                         help="pixel size in nm for pixel-unit files that do not store one")
     parser.add_argument("--map", dest="mapping", default=None, metavar="COL=SRC,...",
                         help="column mapping for generic CSV/TSV, e.g. x=X_pos,y=Y_pos,frame=t")
+    parser.add_argument("--keep-invalid", action="store_true",
+                        help="MINFLUX input: keep localizations flagged invalid (vld false)")
+    parser.add_argument("--z-scale", type=float, default=None, metavar="F",
+                        help="MINFLUX input: axial foreshortening factor applied to z (default 0.7)")
 
 
 def parse_mapping(text: str | None) -> dict[str, str] | None:
@@ -47,15 +51,32 @@ def parse_mapping(text: str | None) -> dict[str, str] | None:
 
 
 def read_input(args: argparse.Namespace, *, attr: str = "in"):
-    """Read the input file named by ``args.<attr>`` with the common options."""
-    from ..io import read
+    """Read the input file named by ``args.<attr>`` with the common options.
 
+    Reader-specific flags (``--map`` for generic CSV, ``--keep-invalid``/``--z-scale`` for
+    MINFLUX) are passed only to a reader that takes them; for any other format they are a
+    :class:`ParameterError` rather than silently ignored.
+    """
+    from ..io import detect_format, read, readers
+
+    path = Path(getattr(args, attr))
     options = {}
     mapping = parse_mapping(getattr(args, "mapping", None))
     if mapping:
         options["mapping"] = mapping
-    return read(Path(getattr(args, attr)), format=getattr(args, "in_format", None),
-                pixel_size_nm=getattr(args, "pixel_size_nm", None), **options)
+    if getattr(args, "keep_invalid", False):
+        options["keep_invalid"] = True
+    if getattr(args, "z_scale", None) is not None:
+        options["z_scale"] = args.z_scale
+    fmt = getattr(args, "in_format", None)
+    if options:
+        fmt = fmt or detect_format(path)
+        reader = readers().get(fmt)
+        unknown = [k for k in options if reader is not None and k not in reader.options]
+        if unknown:
+            flags = ", ".join("--" + {"mapping": "map"}.get(k, k).replace("_", "-") for k in unknown)
+            raise ParameterError(f"{flags} does not apply to {path} (format {fmt!r})")
+    return read(path, format=fmt, pixel_size_nm=getattr(args, "pixel_size_nm", None), **options)
 
 
 def print_json(obj) -> None:

@@ -5,14 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ParameterError
-from ._common import add_input_options, parse_mapping
-
-
-def _add_minflux_read_options(p) -> None:
-    p.add_argument("--keep-invalid", action="store_true",
-                   help="MINFLUX input: keep localizations flagged invalid (vld false)")
-    p.add_argument("--z-scale", type=float, default=None, metavar="F",
-                   help="MINFLUX input: axial foreshortening factor applied to z (default 0.7)")
+from ._common import add_input_options, read_input
 
 
 def _add_output(p) -> None:
@@ -37,7 +30,6 @@ def register(sub) -> None:
                    help="minimum localizations per trace (needs track_id); applied after --where")
     p.add_argument("--max-trace-length", type=int, default=None, metavar="N",
                    help="maximum localizations per trace")
-    _add_minflux_read_options(p)
     p.set_defaults(func=_filter)
 
     p = sub.add_parser(
@@ -52,7 +44,6 @@ def register(sub) -> None:
                         "weighted mean from the input precision columns")
     p.add_argument("--min-trace-length", type=int, default=1, metavar="N",
                    help="drop traces with fewer localizations first (default 1)")
-    _add_minflux_read_options(p)
     p.set_defaults(func=_average)
 
     p = sub.add_parser(
@@ -66,31 +57,7 @@ def register(sub) -> None:
                    help="dcr threshold (repeatable for more than two colours)")
     p.add_argument("--per-localization", action="store_true",
                    help="classify each localization by its own dcr instead of its trace's mean")
-    _add_minflux_read_options(p)
     p.set_defaults(func=_split)
-
-
-def _read(args):
-    from ..io import detect_format, read
-
-    path = Path(args.__dict__["in"])
-    options = {}
-    mapping = parse_mapping(getattr(args, "mapping", None))
-    if mapping:
-        options["mapping"] = mapping
-    minflux_opts = {}
-    if getattr(args, "keep_invalid", False):
-        minflux_opts["keep_invalid"] = True
-    if getattr(args, "z_scale", None) is not None:
-        minflux_opts["z_scale"] = args.z_scale
-    fmt = args.in_format
-    if minflux_opts:
-        fmt = fmt or detect_format(path)
-        if fmt != "minflux":
-            flags = ", ".join("--" + k.replace("_", "-") for k in minflux_opts)
-            raise ParameterError(f"{flags} only applies to MINFLUX input; {path} is {fmt!r}")
-        options.update(minflux_opts)
-    return read(path, format=fmt, pixel_size_nm=getattr(args, "pixel_size_nm", None), **options)
 
 
 def _write(args, table) -> Path:
@@ -105,7 +72,7 @@ def _filter(args) -> int:
 
     if not args.where and args.min_trace_length is None and args.max_trace_length is None:
         raise ParameterError("nothing to filter: give --where and/or --min-trace-length")
-    table = _read(args)
+    table = read_input(args)
     n_in = table.num_rows
     out = filter_where(table, args.where) if args.where else table
     if args.min_trace_length is not None or args.max_trace_length is not None:
@@ -119,7 +86,7 @@ def _filter(args) -> int:
 def _average(args) -> int:
     from ..minflux import average_traces
 
-    table = _read(args)
+    table = read_input(args)
     out = average_traces(table, precision=args.precision, min_localizations=args.min_trace_length)
     path = _write(args, out)
     print(f"averaged {table.num_rows} localizations into {out.num_rows} traces; wrote {path}")
@@ -131,7 +98,7 @@ def _split(args) -> int:
 
     from ..minflux import split_channels_by_dcr
 
-    table = _read(args)
+    table = read_input(args)
     out = split_channels_by_dcr(table, thresholds=args.dcr_threshold,
                                 per_trace=not args.per_localization)
     path = _write(args, out)
