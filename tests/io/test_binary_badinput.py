@@ -203,5 +203,30 @@ def test_fuzz_only_format_errors(tmp_path, magic, body, ext):
         table = read(p)
     except FormatError as exc:
         assert p.name in str(exc)
+        assert "could not be read as" not in str(exc)  # a clear message, not the safety net
     else:  # anything accepted must be a valid canonical table
         assert {"x", "y"} <= set(table.column_names)
+
+
+_KEYS = ["format_version", "formats", "files", "name", "type", "format", "mode", "headers",
+         "dtype", "shape", "units", "rows", "offset", "columns", "smlm-table(binary)", "x", "y"]
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 100) | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(_KEYS), c, max_size=6),
+    max_leaves=30)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(manifest=_json, body=st.binary(max_size=64))
+def test_fuzz_smlm_manifest(tmp_path, manifest, body):
+    import json
+
+    p = tmp_path / "fuzz.smlm"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        zf.writestr("table0.bin", body)
+    try:
+        read(p)
+    except FormatError as exc:
+        assert "fuzz.smlm" in str(exc) and "could not be read as" not in str(exc)
