@@ -1,0 +1,504 @@
+"""Spine isolation: shaft centreline and radius, protrusions, individual spines.
+
+Method (docs/envelope.md):
+
+1. Background: localizations whose distance to their 8th nearest neighbour exceeds
+   ``background_factor`` (5) times the median of that distance are background (-1).
+2. Shaft centreline: points are projected on their main (PCA) axis and cut into slices
+   of ``slice_nm``; in each slice, in the plane perpendicular to the local axis, a robust
+   centre and radius are fitted (membrane: circle fit; volume: mean and
+   ``sqrt(2 <rho^2>)`` of a filled disc), each round keeping only points within 1.25
+   radii, so that spines (a minority) do not pull it. The centres are smoothed (cubic
+   least-squares in the slice coordinate), the radii by a running median; a second
+   round repeats this with slices along the fitted curve.
+3. Height of every point above the shaft surface = distance to the centreline minus the
+   local radius. Points higher than ``margin_nm`` are protrusion candidates, split into
+   spines with DBSCAN (``eps_nm``); clusters of fewer than ``min_localizations`` are
+   dropped.
+4. Each spine's axis is the direction from the centreline to its centroid, made
+   perpendicular to the local shaft tangent; its base is where the axis leaves the shaft
+   surface; it owns every point beyond the base plane (the plane through the base
+   perpendicular to the axis) within its cut radius of the axis (the 98th percentile of
+   its candidates' distance to the axis, plus ``margin_nm``). A point claimed by two
+   spines goes to the nearer axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import ParameterError, SchemaError
+from ..schema import column_specs, coordinates, spec_table, with_columns, with_history
+
+__all__ = ["isolate_spines", "IsolatedSpines", "Centreline", "SPINE_COLUMNS"]
+
+#: Columns of the per-spine table of :func:`isolate_spines`.
+SPINE_COLUMNS = column_specs(
+    ("spine_id", pa.int64(), "1", "spine label, as in the localization table's spine_id"),
+    ("n_localizations", pa.int64(), "1", "localizations assigned to the spine"),
+    ("base_x_nm", pa.float64(), "nm", "base point (the axis meets the shaft surface), x"),
+    ("base_y_nm", pa.float64(), "nm", "base point, y"),
+    ("base_z_nm", pa.float64(), "nm", "base point, z"),
+    ("axis_x", pa.float64(), "1", "unit spine axis (base to tip), x"),
+    ("axis_y", pa.float64(), "1", "unit spine axis, y"),
+    ("axis_z", pa.float64(), "1", "unit spine axis, z"),
+    ("length_nm", pa.float64(), "nm", "98th percentile of the localizations' distance "
+                                      "from the base plane along the axis"),
+    ("cut_radius_nm", pa.float64(), "nm", "radius around the axis that holds the spine"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Centreline:
+    """Fitted shaft centreline: samples along the curve with local tangent and radius.
+
+    Attributes
+    ----------
+    points_nm : (M, 3) ndarray of float
+    tangents : (M, 3) ndarray of float
+        Unit tangents.
+    radius_nm : (M,) ndarray of float
+        Shaft radius at each sample (robust per-slice fit, smoothed).
+    """
+
+    points_nm: np.ndarray
+    tangents: np.ndarray
+    radius_nm: np.ndarray
+
+    def project(self, p: np.ndarray):
+        """Nearest sample, distance to the centreline and local radius of each point."""
+        from scipy.spatial import cKDTree
+
+        _, j = cKDTree(self.points_nm).query(p)
+        rel = p - self.points_nm[j]
+        t = self.tangents[j]
+        along = np.einsum("ij,ij->i", rel, t)
+        radial = rel - along[:, None] * t
+        return j, np.linalg.norm(radial, axis=1), self.radius_nm[j], radial
+
+
+@dataclass(frozen=True, eq=False)
+class IsolatedSpines:
+    """Result of :func:`isolate_spines`.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        The input table with ``spine_id`` (-1 for shaft and background).
+    spines : pyarrow.Table
+        One row per spine (:data:`SPINE_COLUMNS`), in increasing ``spine_id``.
+    centreline : Centreline or None
+        The shaft model (None when no shaft could be fitted).
+    is_background : (N,) ndarray of bool
+        Localizations taken as background.
+    parameters : dict
+    """
+
+    table: pa.Table
+    spines: pa.Table
+    centreline: Any
+    is_background: np.ndarray
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def n_spines(self) -> int:
+        return self.spines.num_rows
+
+    def to_dict(self) -> dict:
+        return {"n_spines": self.n_spines, "n_localizations": self.table.num_rows,
+                "n_background": int(self.is_background.sum()),
+                "parameters": dict(self.parameters)}
+
+
+def _background(p: np.ndarray, factor: float, k: int = 8) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    if len(p) <= k:
+        return np.zeros(len(p), bool)
+    d, _ = cKDTree(p).query(p, k=k + 1, workers=1)
+    dk = d[:, -1]
+    return dk > factor * np.median(dk)
+
+
+def _frame(t: np.ndarray):
+    u = np.cross(t, [0.0, 0.0, 1.0])
+    if np.linalg.norm(u) < 1e-6:
+        u = np.cross(t, [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    return u, np.cross(t, u)
+
+
+def _slice_fit(q: np.ndarray, label: str):
+    """Robust centre (2,) and radius of a shaft cross-section from (n, 2) points."""
+    c = np.median(q, axis=0)
+    rho = np.linalg.norm(q - c, axis=1)
+    r = np.median(rho) * (1.0 if label == "membrane" else np.sqrt(2.0))
+    for _ in range(4):
+        keep = rho < 1.25 * r
+        if keep.sum() < 10:
+            break
+        qk = q[keep]
+        if label == "membrane":
+            # algebraic (Kasa) circle fit
+            a = np.c_[2 * qk, np.ones(len(qk))]
+            b = (qk ** 2).sum(1)
+            sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+            c = sol[:2]
+            rho = np.linalg.norm(q - c, axis=1)
+            # the ring only: not the spines outside, nor an end cap's disc inside
+            ring = (rho < 1.25 * r) & (rho > 0.6 * r)
+            r = float(np.median(rho[ring])) if ring.sum() >= 10 else r
+        else:
+            c = qk.mean(0)
+            rho = np.linalg.norm(q - c, axis=1)
+            r = float(np.sqrt(2.0 * np.mean(rho[rho < 1.25 * r] ** 2)))
+    return c, r
+
+
+def _running_median(x: np.ndarray, w: int = 5) -> np.ndarray:
+    h = w // 2
+    return np.array([np.median(x[max(0, i - h):i + h + 1]) for i in range(len(x))])
+
+
+def _robust_polyfit(x, y, deg, rounds: int = 4):
+    """Polynomial fit of the (n, 3) points ``y`` over ``x`` with Huber reweighting."""
+    w = np.ones(len(x))
+    for _ in range(rounds):
+        coef = [np.polyfit(x, y[:, k], deg, w=w) for k in range(3)]
+        fit = np.stack([np.polyval(c, x) for c in coef], 1)
+        res = np.linalg.norm(y - fit, axis=1)
+        scale = 1.5 * max(float(np.median(res)), 1e-6)
+        w = np.sqrt(np.where(res <= scale, 1.0, scale / np.maximum(res, 1e-12)))
+    return coef
+
+
+def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float) -> Centreline:
+    m = p.mean(0)
+    _, _, vt = np.linalg.svd(p - m, full_matrices=False)
+    e1 = vt[0]
+    s = (p - m) @ e1
+    tang_of = None
+    curve = None
+    for rnd in range(2):
+        if rnd == 1:
+            j, *_ = curve.project(p)
+            s = curve_s[j]
+        lo, hi = s.min(), s.max()
+        nb = max(int(np.ceil((hi - lo) / slice_nm)), 1)
+        edges = np.linspace(lo, hi, nb + 1)
+        which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, nb - 1)
+        cs, cc, rr = [], [], []
+        counts = np.bincount(which, minlength=nb)
+        min_count = max(30, 0.5 * np.median(counts[counts > 0]))  # skip partial end slices
+        for b in range(nb):
+            sel = which == b
+            if counts[b] < min_count:
+                continue
+            sc = 0.5 * (edges[b] + edges[b + 1])
+            if rnd == 0:
+                t = e1
+                origin = m + sc * e1
+            else:
+                k = int(np.argmin(np.abs(curve_s - sc)))
+                t = curve.tangents[k]
+                origin = curve.points_nm[k]
+            u, w = _frame(t)
+            rel = p[sel] - origin
+            q = np.c_[rel @ u, rel @ w]
+            c2, r = _slice_fit(q, label)
+            cs.append(sc)
+            cc.append(origin + c2[0] * u + c2[1] * w)
+            rr.append(r)
+        if len(cs) < 2:
+            raise ParameterError("cannot fit a shaft: fewer than 2 slices hold 30 localizations; "
+                                 "use a smaller slice_nm or give spine labels")
+        cs, cc, rr = np.array(cs), np.array(cc), np.array(rr)
+        deg = int(min(3, len(cs) - 1))
+        coef = _robust_polyfit(cs, cc, deg)
+        ss = np.linspace(lo, hi, 2000)
+        pts = np.stack([np.polyval(c, ss) for c in coef], 1)
+        der = np.stack([np.polyval(np.polyder(c), ss) for c in coef], 1) if deg > 0 else \
+            np.tile(e1, (len(ss), 1))
+        der /= np.linalg.norm(der, axis=1, keepdims=True)
+        rad = np.interp(ss, cs, _running_median(rr))
+        # arc-length-like parameter of the samples (for the second round's slices)
+        seg = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
+        curve_s = lo + seg
+        curve = Centreline(pts, der, rad)
+    return curve
+
+
+def _spine_frames(p, lab, n_lab, curve: Centreline | None):
+    """Axis, base and spine-frame quantities of each labelled group."""
+    out = []
+    centre = p.mean(0)
+    for k in range(n_lab):
+        q = p[lab == k]
+        cen = q.mean(0)
+        if curve is not None:
+            j, dist, rad, radial = curve.project(cen[None, :])
+            c = curve.points_nm[j[0]]
+            t = curve.tangents[j[0]]
+            a = cen - c
+            a -= (a @ t) * t
+            if np.linalg.norm(a) < 1e-9:
+                a = radial[0]
+            a /= max(np.linalg.norm(a), 1e-12)
+            base = c + rad[0] * a
+        else:
+            # no shaft model: main axis of the spine, pointing away from the whole cloud
+            _, _, vt = np.linalg.svd(q - cen, full_matrices=False)
+            a = vt[0] if (cen - centre) @ vt[0] >= 0 else -vt[0]
+            base = cen + ((q - cen) @ a).min() * a
+        out.append((base, a))
+    return out
+
+
+def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: str | None = None,
+                   margin_nm: float | str = "auto", eps_nm: float | str = "auto",
+                   min_localizations: int = 50, min_height_nm: float = 150.0,
+                   slice_nm: float = 500.0,
+                   background_factor: float = 5.0) -> IsolatedSpines:
+    """Separate the dendritic shaft from its spines and label each spine.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        3D localization table (x, y, z in nm) of one dendrite fragment.
+    label : {"membrane", "volume"}
+        What was labelled (changes the shaft cross-section model).
+    spine_labels : str, optional
+        Name of an integer column that already labels the spines (>= 0; -1 or
+        negative = shaft/background): no detection, only base points and axes.
+    margin_nm : float or "auto"
+        Height above the fitted shaft surface beyond which a point is a protrusion
+        candidate, nm. ``"auto"``: 60 nm plus 4 times the median precision along the
+        point's radial direction (from ``precision_xy``/``precision_z``; 10 nm and 25 nm
+        when the table has none); the cut radius adds ``60 + 4 max(sigma_xy, sigma_z)``.
+    eps_nm : float or "auto"
+        DBSCAN radius that splits the candidates into spines, nm. ``"auto"``: 2.5 times
+        the median distance to the 4th nearest neighbour of the localizations.
+    min_localizations : int
+        Smallest spine kept, localizations (default 50).
+    min_height_nm : float
+        A candidate cluster is a spine only if its 98th-percentile height above the shaft
+        surface reaches this (default 150 nm): rejects bumps of shaft noise.
+    slice_nm : float
+        Slice thickness of the centreline fit, nm (default 500).
+    background_factor : float
+        Background threshold on the 8th-neighbour distance, times its median (default 5).
+
+    Returns
+    -------
+    IsolatedSpines
+        ``table`` with ``spine_id``, per-spine ``spines`` table, the ``centreline``.
+
+    Raises
+    ------
+    ParameterError
+        Bad parameters, 2D data, too few localizations to fit a shaft.
+
+    Examples
+    --------
+    >>> from smlmspine.schema import make_table
+    >>> rng = np.random.default_rng(0)
+    >>> th, x = rng.uniform(0, 2 * np.pi, 20000), rng.uniform(0, 6000, 20000)
+    >>> shaft = np.c_[x, 400 * np.cos(th), 400 * np.sin(th)]          # tube, r = 400 nm
+    >>> u = rng.normal(size=(1500, 3)); u /= np.linalg.norm(u, axis=1)[:, None]
+    >>> head = u * 200 + [3000, 0, 1000]                                # a head above it
+    >>> t = np.linspace(0, 1, 300)[:, None]
+    >>> neck = np.array([3000, 0, 400]) * (1 - t) + np.array([3000, 0, 800]) * t
+    >>> p = np.r_[shaft, head, neck] + rng.normal(0, 10, (21800, 3))
+    >>> res = isolate_spines(make_table({"x": p[:, 0], "y": p[:, 1], "z": p[:, 2]}))
+    >>> res.n_spines, [round(v, 1) for v in res.spines.column("axis_z").to_pylist()]
+    (1, [1.0])
+    """
+    if label not in ("membrane", "volume"):
+        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
+    if "z" not in table.column_names:
+        raise SchemaError("spine isolation needs 3D localizations: the table has no 'z' column")
+    if int(min_localizations) < 4:
+        raise ParameterError(f"min_localizations must be >= 4, got {min_localizations!r}")
+    for name, val in (("slice_nm", slice_nm), ("background_factor", background_factor)):
+        if not (np.isfinite(val) and val > 0):
+            raise ParameterError(f"{name} must be a positive number, got {val!r}")
+    p = coordinates(table, dims=3)
+    n = len(p)
+    if n < 100:
+        raise ParameterError(f"spine isolation needs at least 100 localizations, got {n}")
+    bg = _background(p, float(background_factor))
+    fg = ~bg
+    params: dict[str, Any] = {"label": label, "spine_labels": spine_labels,
+                              "min_localizations": int(min_localizations),
+                              "slice_nm": float(slice_nm),
+                              "background_factor": float(background_factor)}
+    sxy, sz = _precision(table)
+    auto_margin = margin_nm == "auto"
+    if auto_margin:
+        margin = 60.0 + 4.0 * max(sxy, sz)
+    else:
+        margin = _positive("margin_nm", margin_nm)
+    params["margin_nm"] = "auto" if auto_margin else margin
+    params["min_height_nm"] = float(min_height_nm)
+    if spine_labels is not None:
+        if spine_labels not in table.column_names:
+            raise SchemaError(f"spine_labels: no column {spine_labels!r}; found "
+                              f"{table.column_names}")
+        raw = np.asarray(table.column(spine_labels).to_numpy(zero_copy_only=False))
+        if not np.issubdtype(raw.dtype, np.integer):
+            raise SchemaError(f"spine_labels column {spine_labels!r} must hold integers, "
+                              f"found {raw.dtype}")
+        ids, lab = np.unique(np.where(raw >= 0, raw, -1), return_inverse=True)
+        if ids.size and ids[0] < 0:
+            lab = lab - 1
+            ids = ids[1:]
+        shaft = lab < 0
+        curve = None
+        if shaft.sum() >= 300:
+            try:
+                curve = _fit_centreline(p[shaft & fg], label=label, slice_nm=slice_nm)
+            except ParameterError:
+                curve = None
+        frames = _spine_frames(p, lab, len(ids), curve)
+        return _result(table, p, lab, ids, frames, curve, bg, params, margin)
+    curve = _fit_centreline(p[fg], label=label, slice_nm=float(slice_nm))
+    j, dist, rad, radial = curve.project(p)
+    height = dist - rad
+    if auto_margin:
+        # 60 nm plus 4 sigma of the precision along the radial direction of each point
+        rz = radial[:, 2] / np.maximum(dist, 1e-12)
+        thr = 60.0 + 4.0 * np.sqrt(sxy ** 2 * (1 - rz ** 2) + sz ** 2 * rz ** 2)
+    else:
+        thr = margin
+    cand = fg & (height > thr)
+    if eps_nm == "auto":
+        from ._alpha import point_spacing_nm
+
+        sub = p[fg][:: max(1, fg.sum() // 50000)]
+        eps = 2.5 * point_spacing_nm(sub) * (max(1, fg.sum() // 50000)) ** (1 / 3)
+    else:
+        eps = _positive("eps_nm", eps_nm)
+    params["eps_nm"] = float(eps)
+    lab = np.full(n, -1, np.int64)
+    if cand.sum() >= int(min_localizations):
+        from sklearn.cluster import DBSCAN
+
+        cl = DBSCAN(eps=float(eps), min_samples=5).fit_predict(p[cand])
+        sizes = np.bincount(cl[cl >= 0]) if (cl >= 0).any() else np.zeros(0, int)
+        hc = height[cand]
+        big = [k for k in np.flatnonzero(sizes >= int(min_localizations))
+               if np.percentile(hc[cl == k], 98) >= float(min_height_nm)]
+        big = np.asarray(big, np.int64)
+        remap = np.full(len(sizes) + 1, -1, np.int64)
+        remap[big] = np.arange(len(big))
+        lab[cand] = remap[cl]
+    n_lab = int(lab.max()) + 1 if (lab >= 0).any() else 0
+    frames = _spine_frames(p, lab, n_lab, curve)
+    lab, n_lab, frames = _merge_duplicates(p, lab, n_lab, frames, curve)
+    # grow each spine down to its base plane, within its cut radius
+    best = np.full(n, np.inf)
+    out = np.full(n, -1, np.int64)
+    for k, (base, a) in enumerate(frames):
+        q = p[lab == k] - base
+        tq = q @ a
+        rq = np.sqrt(np.maximum((q * q).sum(1) - tq * tq, 0))
+        cut = float(np.percentile(rq, 98)) + margin
+        d = p - base
+        t_ = d @ a
+        r_ = np.sqrt(np.maximum(np.einsum("ij,ij->i", d, d) - t_ * t_, 0))
+        mine = fg & (t_ > 0) & (r_ < cut) & (r_ < best)
+        # a point of another spine's candidate cluster stays there
+        mine &= (lab < 0) | (lab == k)
+        out[mine] = k
+        best[mine] = r_[mine]
+    ids = np.arange(n_lab)
+    return _result(table, p, out, ids, frames, curve, bg, params, margin)
+
+
+def _merge_duplicates(p, lab, n_lab, frames, curve, max_angle_deg: float = 30.0):
+    """Merge a candidate cluster into a larger one whose region holds its base."""
+    if n_lab < 2:
+        return lab, n_lab, frames
+    sizes = np.bincount(lab[lab >= 0], minlength=n_lab)
+    order = np.argsort(-sizes)
+    target = np.arange(n_lab)
+    cuts = []
+    for k in range(n_lab):
+        q = p[lab == k] - frames[k][0]
+        t = q @ frames[k][1]
+        cuts.append(float(np.percentile(np.sqrt(np.maximum((q * q).sum(1) - t * t, 0)), 98)))
+    cos_max = np.cos(np.radians(max_angle_deg))
+    for i, k in enumerate(order):
+        for big in order[:i]:
+            if target[big] != big:
+                continue
+            bb, ab = frames[big]
+            d = frames[k][0] - bb
+            radial = np.linalg.norm(d - (d @ ab) * ab)
+            if frames[k][1] @ ab > cos_max and radial < cuts[big]:
+                target[k] = big
+                break
+    if np.all(target == np.arange(n_lab)):
+        return lab, n_lab, frames
+    keep = np.unique(target)
+    new_id = np.full(n_lab, -1, np.int64)
+    new_id[keep] = np.arange(len(keep))
+    lab = np.where(lab >= 0, new_id[target[np.maximum(lab, 0)]], -1)
+    return lab, len(keep), _spine_frames(p, lab, len(keep), curve)
+
+
+def _result(table, p, lab, ids, frames, curve, bg, params, margin):
+    rows = {name: [] for name in SPINE_COLUMNS}
+    keep_ids = []
+    for k, (base, a) in enumerate(frames):
+        sel = lab == k
+        if not sel.any():
+            continue
+        q = p[sel] - base
+        tq = q @ a
+        rq = np.sqrt(np.maximum((q * q).sum(1) - tq * tq, 0))
+        keep_ids.append(k)
+        rows["spine_id"].append(int(ids[k]))
+        rows["n_localizations"].append(int(sel.sum()))
+        for c, v in zip("xyz", base):
+            rows[f"base_{c}_nm"].append(float(v))
+        for c, v in zip("xyz", a):
+            rows[f"axis_{c}"].append(float(v))
+        rows["length_nm"].append(float(np.percentile(tq, 98)))
+        rows["cut_radius_nm"].append(float(np.percentile(rq, 98)) + margin)
+    spine_id = np.where(lab >= 0, np.asarray(ids, np.int64)[np.maximum(lab, 0)] if len(ids)
+                        else -1, -1)
+    out = with_columns(table, {"spine_id": spine_id})
+    out = with_history(out, "envelope.isolate_spines", params)
+    spines = spec_table(SPINE_COLUMNS, rows, metadata={"source_step": "envelope.isolate_spines"})
+    return IsolatedSpines(out, spines, curve, bg, params)
+
+
+def _precision(table) -> tuple[float, float]:
+    """Median lateral and axial precision (nm); 10 nm / 25 nm when the table has none."""
+    out = []
+    for name, default in (("precision_xy", 10.0), ("precision_z", None)):
+        val = default
+        if name in table.column_names:
+            v = np.asarray(table.column(name).to_numpy(zero_copy_only=False), float)
+            v = v[np.isfinite(v)]
+            if v.size:
+                val = float(np.median(v))
+        out.append(val)
+    if out[1] is None:
+        out[1] = 2.5 * out[0]
+    return out[0], out[1]
+
+
+def _positive(name, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{name} must be a number in nm or 'auto', got {value!r}") from exc
+    if not (np.isfinite(v) and v > 0):
+        raise ParameterError(f"{name} must be a positive number, got {value!r}")
+    return v
