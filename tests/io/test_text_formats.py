@@ -296,13 +296,24 @@ def test_generic_bad_mapping(tmp_path):
 
 def test_generic_int_column_widened_when_later_rows_are_float(tmp_path):
     p = tmp_path / "c.csv"
-    n = 300_000   # spans several pyarrow blocks
-    lines = ["x,y,score"] + [f"{i}.5,{i}.25,{i}" for i in range(n)] + ["1.0,2.0,3.5"]
+    n = 120_000   # beyond the 1 MiB type-inference sample
+    lines = ["x,y,score,label"] + [f"{i}.5,{i}.25,{i},{i}" for i in range(n)] + ["1.0,2.0,3.5,abc"]
     p.write_text("\n".join(lines) + "\n")
     t = read(p, coordinate_unit="nm")
     assert t.num_rows == n + 1
-    assert t.column("score").type.to_pandas_dtype() == np.float64
-    assert t.column("score")[-1].as_py() == 3.5
+    assert str(t.column("score").type) == "double"
+    assert t.column("score")[-1].as_py() == 3.5 and t.column("score")[7].as_py() == 7.0
+    assert str(t.column("label").type) == "string"
+    assert t.column("label")[-1].as_py() == "abc" and t.column("label")[7].as_py() == "7"
+    # a number that does not fit a canonical integer column is an error with its line
+    p.write_text("\n".join(lines[:-1] + ["1.0,2.0,3,4", "1,2,3,4"]).replace("label", "frame")
+                 + "\n")
+    t = read(p, coordinate_unit="nm")
+    assert t.column("frame")[-1].as_py() == 4
+    p.write_text("\n".join(lines[:-1] + ["1.0,2.0,3,4.5"]).replace("label", "frame") + "\n")
+    with pytest.raises(FormatError, match="whole number, found 4.5") as exc:
+        read(p, coordinate_unit="nm")
+    assert exc.value.line == n + 2
 
 
 def test_cli_map_passes_mapping(tmp_path, capsys):
