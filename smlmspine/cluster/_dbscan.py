@@ -83,11 +83,12 @@ def _permute_rows(a, order, tmp):
 
 
 @njit(cache=True)
-def _neighbour_cells(ukeys, c, offsets, out):
+def _neighbour_cells(ukeys, c, offsets, out, width=3):
     """Fill ``out`` with the indices of the occupied neighbour cells of cell ``c``.
 
-    ``offsets`` are the key offsets of the neighbour rows (x offset -1); the three cells
-    of a row have consecutive keys, so one binary search per row finds them.
+    ``offsets`` are the key offsets of the first cell of each neighbour row; the
+    ``width`` cells of a row have consecutive keys, so one binary search per row finds
+    them.
     """
     key = ukeys[c]
     m = ukeys.shape[0]
@@ -106,12 +107,26 @@ def _neighbour_cells(ukeys, c, offsets, out):
                 lo = mid + 1
             else:
                 hi = mid
-        for j in range(lo, min(lo + 3, m)):
-            if ukeys[j] > target + 2:
+        for j in range(lo, min(lo + width, m)):
+            if ukeys[j] > target + width - 1:
                 break
             out[n_out] = j
             n_out += 1
     return n_out
+
+
+@njit(cache=True)
+def fine_keys(pts, rows, cell_size, mins, strides):
+    """Cell keys of ``pts[rows]`` on a grid padded by two cells on every side."""
+    d = pts.shape[1]
+    keys = np.empty(rows.shape[0], dtype=np.int64)
+    for i in range(rows.shape[0]):
+        key = 0
+        for k in range(d):
+            c = np.int64(np.floor((pts[rows[i], k] - mins[k]) / cell_size)) + 2
+            key += c * strides[k]
+        keys[i] = key
+    return keys
 
 
 @njit(cache=True)
@@ -123,12 +138,8 @@ def _find(parent, i):
 
 
 @njit(cache=True)
-def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border_rule,
-                   parent, first, labels):
-    """DBSCAN on points sorted by cell; fills ``labels`` (input order), returns the count.
-
-    ``parent`` and ``first`` are ``(N,)`` scratch arrays of the index type of ``order``.
-    """
+def _core_flags(pts, ukeys, starts, offsets, eps2, min_samples):
+    """Core point flags of points sorted by eps-cell."""
     n, d = pts.shape
     m = ukeys.shape[0]
     nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
@@ -155,9 +166,16 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
             if count >= min_samples:
                 core[p] = True
 
+    return core
+
+
+@njit(cache=True)
+def _union_coarse(pts, ukeys, starts, offsets, eps2, core, parent):
+    """Union-find over core points on the eps grid (fallback when no fine grid fits)."""
+    d = pts.shape[1]
+    m = ukeys.shape[0]
+    nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
     # 3. union-find over core points (each pair visited once: cells c' >= c)
-    for p in range(n):
-        parent[p] = p
     for c in range(m):
         has_core = False
         for p in range(starts[c], starts[c + 1]):
@@ -191,6 +209,67 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
                             else:
                                 parent[rp] = rq
 
+
+
+@njit(cache=True)
+def _union_fine(pts, rows, fukeys, fstarts, foffsets, eps2, parent):
+    """Union-find over core points on a grid of side eps / sqrt(D).
+
+    ``rows`` lists the core points (positions in ``pts``) sorted by fine cell. Two points
+    of one fine cell are within eps, so a cell's core points are joined without any
+    distance; two cells need one pair within eps (a witness), and none is searched for
+    when the cells are already joined. This keeps dense clusters (fiducials) linear.
+    """
+    d = pts.shape[1]
+    m = fukeys.shape[0]
+    nb = np.empty(5 * foffsets.shape[0], dtype=np.int64)
+    for f in range(m):
+        a = rows[fstarts[f]]
+        for i in range(fstarts[f] + 1, fstarts[f + 1]):
+            ra = _find(parent, a)
+            rb = _find(parent, rows[i])
+            if ra != rb:
+                if ra < rb:
+                    parent[rb] = ra
+                else:
+                    parent[ra] = rb
+    for f in range(m):
+        n_nb = _neighbour_cells(fukeys, f, foffsets, nb, 5)
+        for t in range(n_nb):
+            g = nb[t]
+            if g <= f:
+                continue
+            rf = _find(parent, rows[fstarts[f]])
+            rg = _find(parent, rows[fstarts[g]])
+            if rf == rg:
+                continue
+            found = False
+            for i in range(fstarts[f], fstarts[f + 1]):
+                p = rows[i]
+                for j in range(fstarts[g], fstarts[g + 1]):
+                    q = rows[j]
+                    d2 = 0.0
+                    for k in range(d):
+                        diff = pts[p, k] - pts[q, k]
+                        d2 += diff * diff
+                    if d2 <= eps2:
+                        found = True
+                        break
+                if found:
+                    break
+            if found:
+                if rf < rg:
+                    parent[rg] = rf
+                else:
+                    parent[rf] = rg
+
+
+@njit(cache=True)
+def _label(pts, order, ukeys, starts, offsets, eps2, core, parent, first, labels, border_rule):
+    """Cluster numbering and border points; fills ``labels`` (input order)."""
+    n, d = pts.shape
+    m = ukeys.shape[0]
+    nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
     # 4. number clusters by the smallest input index of their core points
     first[:] = n  # per root: smallest input index of its cores
     for p in range(n):
@@ -255,15 +334,19 @@ def _dbscan_sorted(pts, order, ukeys, starts, offsets, eps2, min_samples, border
     return n_clusters
 
 
+
+
 def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int, border: str = "nearest",
-                overwrite_input: bool = False, index_dtype=None) -> tuple[np.ndarray, int]:
+                overwrite_input: bool = False, index_dtype=None, fine_grid: bool = True
+                ) -> tuple[np.ndarray, int]:
     """Exact DBSCAN labels of ``coords`` (``(N, D)`` float64, D in 1..3).
 
     Returns ``(labels, n_clusters)``; ``labels`` is ``(N,)`` int64 with -1 for noise.
     The caller checks the parameters and that the coordinates are finite. With
     ``overwrite_input`` a C-contiguous float64 ``coords`` is reordered in place (saves
     a copy). Scratch memory: about 40 bytes per point plus the sort. ``index_dtype``
-    forces the point index type (default int32 below 2^31 points, else int64).
+    forces the point index type (default int32 below 2^31 points, else int64);
+    ``fine_grid=False`` joins core points on the eps grid (the fallback, for tests).
     """
     if overwrite_input and coords.dtype == np.float64 and coords.flags.c_contiguous \
             and coords.flags.writeable:
@@ -293,14 +376,52 @@ def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int, border: str
     scratch = keys.view(np.float64)  # the keys are no longer needed: reuse their memory
     _permute_rows(pts, order, scratch)
     del keys, scratch
-    # key offsets of the neighbour rows: x offset -1, every y/z offset in {-1, 0, 1}
-    grids = np.meshgrid(*([np.array([-1, 0, 1], dtype=np.int64)] * (d - 1)), indexing="ij")
-    offsets = np.full(3 ** (d - 1), -1, dtype=np.int64)
-    for k, g in enumerate(grids):
-        offsets += g.ravel() * strides[k + 1]
+    offsets = _row_offsets(strides, 1)  # neighbour rows: x offset -1, y/z in {-1, 0, 1}
+    e2 = float(eps) * float(eps)
+    core = _core_flags(pts, ukeys, starts, offsets, e2, int(min_samples))
+    parent = np.arange(n, dtype=index)
+    _union(pts, core, parent, ukeys, starts, offsets, eps=float(eps), mins=mins,
+           extent=extent, fine_grid=fine_grid)
     rule = BORDER_LOWEST if border == "lowest" else BORDER_NEAREST
     labels = np.empty(n, dtype=np.int64)
-    n_clusters = _dbscan_sorted(pts, order, ukeys, starts, offsets, float(eps) * float(eps),
-                                int(min_samples), rule, np.empty(n, dtype=index),
-                                np.empty(n, dtype=index), labels)
+    n_clusters = _label(pts, order, ukeys, starts, offsets, e2, core, parent,
+                        np.empty(n, dtype=index), labels, rule)
     return labels, int(n_clusters)
+
+
+def _row_offsets(strides: np.ndarray, reach: int) -> np.ndarray:
+    """Key offsets of the first cell (x offset -reach) of every neighbour row."""
+    d = strides.shape[0]
+    steps = np.arange(-reach, reach + 1, dtype=np.int64)
+    grids = np.meshgrid(*([steps] * (d - 1)), indexing="ij")
+    offsets = np.full((2 * reach + 1) ** (d - 1), -reach, dtype=np.int64)
+    for k, g in enumerate(grids):
+        offsets += g.ravel() * strides[k + 1]
+    return offsets
+
+
+def _union(pts, core, parent, ukeys, starts, offsets, *, eps, mins, extent, fine_grid=True):
+    """Join core points within eps: on the fine grid, or on the eps grid if it overflows."""
+    d = pts.shape[1]
+    e2 = eps * eps
+    cell = eps / np.sqrt(d) * (1.0 - 1e-9)
+    sizes = [int(np.floor(e / cell)) + 5 for e in extent]
+    strides = np.ones(d, dtype=np.int64)
+    total = 1
+    for k in range(d):
+        strides[k] = total
+        total *= sizes[k]
+    if total >= 2 ** 62 or cell <= 0 or not fine_grid:
+        _union_coarse(pts, ukeys, starts, offsets, e2, core, parent)
+        return
+    rows = np.flatnonzero(core).astype(parent.dtype, copy=False)
+    if rows.size == 0:
+        return
+    fkeys = fine_keys(pts, rows, cell, mins, strides)
+    forder = np.argsort(fkeys, kind="stable").astype(parent.dtype, copy=False)
+    fstarts = np.empty(rows.size + 1, dtype=parent.dtype)
+    fukeys, m = _occupied_cells(fkeys, forder, fstarts)
+    del fkeys
+    rows = rows[forder]
+    del forder
+    _union_fine(pts, rows, fukeys, fstarts[:m + 1], _row_offsets(strides, 2), e2, parent)

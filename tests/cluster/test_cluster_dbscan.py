@@ -227,3 +227,17 @@ def test_recovers_simulated_synapses_per_channel(ndim):
     # coupled pre/post pairs sit ~100 nm apart: without by= some of them merge
     merged = dbscan(table, eps_nm=40.0, min_samples=4).column("cluster_id").to_numpy()
     assert merged.max() + 1 < 80
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_dense_cluster_and_eps_grid_fallback(dims):
+    from smlmspine.cluster._dbscan import grid_dbscan
+
+    rng = np.random.default_rng(11)
+    fiducial = rng.normal(0, 8.0, (2500, dims))  # thousands of localizations within eps
+    xyz = np.concatenate([fiducial, fiducial[:200] + 60.0, rng.uniform(-400, 400, (400, dims))])
+    ref = _sklearn(xyz, 15.0, 5)[0]
+    fine, _ = grid_dbscan(xyz, eps=15.0, min_samples=5, border="lowest")
+    coarse, _ = grid_dbscan(xyz, eps=15.0, min_samples=5, border="lowest", fine_grid=False)
+    np.testing.assert_array_equal(fine, ref)
+    np.testing.assert_array_equal(coarse, ref)
