@@ -39,6 +39,11 @@ def register(sub) -> None:
                    help="ring significance threshold: 'universal' = sqrt(2 ln n_pre), or a number")
     p.add_argument("--no-bias-correction", action="store_true",
                    help="plain SODA: count coupling only in significant rings")
+    p.add_argument("--index", choices=("pairs", "points"), default=None,
+                   help="coupled counts: 'pairs' (objects, one partner each; default with the "
+                        "analytic null) or 'points' (localizations; default with shift/csr)")
+    p.add_argument("--outside", choices=("error", "drop"), default="error",
+                   help="points outside the region: refuse (default) or leave out with a warning")
     p.add_argument("--ndim", type=int, choices=(2, 3), default=None, help="force 2D or 3D")
     p.add_argument("--channel-column", default=None, help="split one input file by this column")
     p.add_argument("--pre", dest="pre_value", default="0", help="value of the pre channel (0)")
@@ -158,7 +163,9 @@ def _couple(args) -> int:
         warnings.simplefilter("always", QualityWarning)
         res = soda(pre, post, region=region, r_max_nm=args.r_max_nm, ring_nm=args.ring_nm,
                    ndim=args.ndim, threshold=threshold, bias_correction=not args.no_bias_correction,
-                   null=args.null, n_simulations=args.n_simulations, rng=args.seed)
+                   null=args.null, n_simulations=args.n_simulations, outside=args.outside,
+                   index=args.index,
+                   rng=args.seed)
     for w in caught:
         print(f"smlmspine couple: warning: {w.message}", file=__import__("sys").stderr)
     out = Path(args.outdir)
@@ -178,7 +185,9 @@ def _couple(args) -> int:
 
         p1 = as_points(pre, ndim=res.ndim)
         p2 = as_points(post, ndim=res.ndim)
-        rip = cross_k_envelope(p1, p2, radii_nm=res.r_edges_nm[1:], region=_plain(region, p1, p2),
+        reg = _plain(region, p1, p2)
+        p1, p2 = p1[reg.contains(p1)], p2[reg.contains(p2)]
+        rip = cross_k_envelope(p1, p2, radii_nm=res.r_edges_nm[1:], region=reg,
                                n_simulations=19, null="csr" if args.null != "shift" else "shift",
                                rng=args.seed, warn_region=False)
         plot_coupling(res, out / "coupling.png", ripley=rip)
@@ -197,8 +206,6 @@ def _couple(args) -> int:
 
 
 def _plain(region, p1, p2):
-    if isinstance(region, str):
-        from ..coupling import make_region
+    from ..coupling import make_region
 
-        return make_region(region, np.vstack([p1, p2]), warn=False)
-    return region
+    return make_region(region, np.vstack([p1, p2]), warn=False)

@@ -32,9 +32,11 @@ Let population 1 (pre, ``n1`` points ``x_i``) and population 2 (post, ``n2`` poi
    probability ``p_ij = min(1, w_ij e_k / C_k)``. The number of coupled pairs
    ``N_c = sum_ij p_ij`` is the number of coupled objects of each population when every
    object has at most one partner (a synapse); coupling index of population 1:
-   ``min(1, N_c / n1)``, of population 2: ``min(1, N_c / n2)``. (Capping each object's
-   ``sum p`` at 1 instead biases the index low when coupling is dense, because the
-   probability of a ring is spread over its background pairs too.)
+   ``min(1, N_c / n1)``, of population 2: ``min(1, N_c / n2)`` (``index="pairs"``).
+   Capping each object's ``sum p`` at 1 instead (``index="points"``, the default for the
+   Monte-Carlo nulls on raw localizations, where every localization of an object pairs
+   with many of its partner) biases the index low when coupling is dense among objects,
+   because the probability of a ring is spread over its background pairs too.
    Mean coupling distance: probability-weighted ``sum p_ij d_ij / sum p_ij``
    (``mean_coupling_distance_weighted_nm``) and unweighted over the pairs with
    ``p_ij > 0`` (``mean_coupling_distance_nm``; includes background pairs of the
@@ -59,12 +61,13 @@ the ring means and covariances by Monte Carlo instead.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ParameterError
+from ..errors import ParameterError, QualityWarning
 from ..schema import column_specs, spec_table
 from ._geometry import background_mean_distance, ring_measure, ring_overlap_matrix
 from ._points import as_points, common_ndim
@@ -401,7 +404,8 @@ def _mc_counts(pre, post, region, edges, null, n_sim, rng, weights_fn):
 def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20.0,
          ndim: int | None = None, threshold: float | str = "universal",
          bias_correction: bool = True, null: str = "analytic", n_simulations: int = 99,
-         voxel_size_nm=None, rng=None, warn_region: bool = True) -> SodaResult:
+         voxel_size_nm=None, outside: str = "error", index: str | None = None, rng=None,
+         warn_region: bool = True) -> SodaResult:
     """SODA coupling analysis between two point populations (2D or 3D).
 
     Parameters
@@ -430,6 +434,14 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
         Monte-Carlo realisations for ``null="shift"|"csr"``.
     voxel_size_nm : float or sequence, optional
         Pixel size of a mask region given as an array or a TIFF path.
+    index : {"pairs", "points"}, optional
+        How coupled counts are formed: ``"pairs"`` (``N_c = sum p_ij`` coupled objects in
+        each population, for objects with at most one partner; default with the analytic
+        null) or ``"points"`` (``sum_j min(1, sum_i p_ij)``: points with a partner, for
+        raw localizations where each has many; default with the Monte-Carlo nulls).
+    outside : {"error", "drop"}
+        Points outside the region raise a ParameterError, or are left out with a
+        QualityWarning (``pair_pre``/``pair_post`` keep the input row indices).
     rng : numpy Generator, int or None
         Random source of the Monte-Carlo null.
 
@@ -461,11 +473,19 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
     reg = make_region(region, allpts, voxel_size_nm=voxel_size_nm, warn=warn_region)
     if not isinstance(reg, Region):  # pragma: no cover - make_region always returns one
         raise ParameterError("invalid region")
-    if p1.shape[0]:
-        inside1, inside2 = reg.contains(p1), reg.contains(p2)
-        if not inside1.all() or not inside2.all():
-            raise ParameterError(f"{int((~inside1).sum())} pre and {int((~inside2).sum())} post "
-                                 "point(s) lie outside the region; crop them or enlarge the region")
+    if outside not in ("error", "drop"):
+        raise ParameterError(f"outside must be 'error' or 'drop', got {outside!r}")
+    inside1, inside2 = reg.contains(p1), reg.contains(p2)
+    rows1, rows2 = np.arange(p1.shape[0]), np.arange(p2.shape[0])
+    if not inside1.all() or not inside2.all():
+        msg = (f"{int((~inside1).sum())} pre and {int((~inside2).sum())} post point(s) lie "
+               "outside the region")
+        if outside == "error":
+            raise ParameterError(msg + "; crop them, enlarge the region or pass outside='drop' "
+                                       "(CLI: --outside drop)")
+        warnings.warn(msg + "; they are left out", QualityWarning, stacklevel=2)
+        rows1, rows2 = np.flatnonzero(inside1), np.flatnonzero(inside2)
+        p1, p2 = p1[rows1], p2[rows2]
     n1, n2 = p1.shape[0], p2.shape[0]
     if n1 == 0 or n2 == 0:
         raise ParameterError(f"SODA needs points in both populations (got {n1} pre, {n2} post)")
@@ -512,11 +532,23 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
     ratio = np.where(window & (C > 0), np.maximum(excess, 0.0) / np.where(C > 0, C, 1.0), 0.0)
     prob = np.minimum(1.0, pw * ratio[pk])
     tot = prob.sum()
-    # each coupled pair is one coupled object of either population (one partner each)
-    n_cpost, n_cpre = min(float(n2), float(tot)), min(float(n1), float(tot))
+    if index is None:
+        index = "pairs" if null == "analytic" else "points"
+    if index == "pairs":
+        # each coupled pair is one coupled object of either population (one partner each)
+        n_cpost, n_cpre = min(float(n2), float(tot)), min(float(n1), float(tot))
+    elif index == "points":
+        # probability that a point has at least one partner, capped per point (many
+        # localizations of one object pair with many of its partner)
+        n_cpost = float(np.minimum(1.0, np.bincount(pj, weights=prob, minlength=n2)).sum())
+        n_cpre = float(np.minimum(1.0, np.bincount(pi, weights=prob, minlength=n1)).sum())
+    else:
+        raise ParameterError(f"index must be 'pairs' or 'points', got {index!r}")
     mean_w = float((prob * pd).sum() / tot) if tot > 0 else float("nan")
     mean_u = float(pd[prob > 0].mean()) if tot > 0 else float("nan")
-    params = {"r_max_nm": r_max, "ring_nm": float(ring_nm), "n_rings": K, "threshold": thr,
+    params = {"r_max_nm": r_max, "outside": outside, "index": index,
+              "n_left_out": [int(inside1.size - rows1.size), int(inside2.size - rows2.size)],
+              "ring_nm": float(ring_nm), "n_rings": K, "threshold": thr,
               "threshold_rule": threshold if isinstance(threshold, str) else "fixed",
               "bias_correction": bool(bias_correction), "null": null,
               "n_simulations": int(n_simulations) if null != "analytic" else 0,
@@ -530,7 +562,7 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
         coupling_index_pre=n_cpre / n1, coupling_index_post=n_cpost / n2,
         n_coupled_pre=n_cpre, n_coupled_post=n_cpost, n_coupled_pairs=float(tot),
         mean_coupling_distance_nm=mean_u, mean_coupling_distance_weighted_nm=mean_w,
-        p_value=p_value, pair_pre=pi, pair_post=pj, pair_distance_nm=pd, pair_ring=pk,
+        p_value=p_value, pair_pre=rows1[pi], pair_post=rows2[pj], pair_distance_nm=pd, pair_ring=pk,
         pair_weight=pw, pair_probability=prob, parameters=params)
 
 

@@ -229,3 +229,20 @@ def test_centroid_tables_and_3d_mask():
     res = soda(pre, sim.post_objects, region=sim.region, r_max_nm=200, ring_nm=20)
     assert res.ndim == 3
     assert abs(res.coupling_index_post - 0.5) <= 0.07
+
+
+def test_points_outside_region_can_be_dropped():
+    sim = synapses(n_pre=200, n_post=200, coupled_fraction=0.5, distance_mean_nm=60,
+                   distance_sd_nm=10, region_hi_nm=(6000, 6000), rng=12)
+    pre = np.vstack([np.asarray(sim.pre_objects.select(["x", "y"]).to_pandas()), [[-50.0, 10.0]]])
+    post = np.asarray(sim.post_objects.select(["x", "y"]).to_pandas())
+    with pytest.raises(ParameterError, match="outside='drop'"):
+        soda(pre, post, region=sim.region, r_max_nm=200)
+    with pytest.warns(QualityWarning, match="1 pre and 0 post"):
+        res = soda(pre, post, region=sim.region, r_max_nm=200, outside="drop")
+    ref = soda(pre[:-1], post, region=sim.region, r_max_nm=200)
+    assert res.coupling_index_post == pytest.approx(ref.coupling_index_post)
+    np.testing.assert_array_equal(res.pair_pre, ref.pair_pre)
+    assert res.parameters["n_left_out"] == [1, 0]
+    with pytest.raises(ParameterError, match="index must be"):
+        soda(pre[:-1], post, region=sim.region, index="objects")
