@@ -14,7 +14,8 @@ Geometry of Ripley's isotropic edge correction for convex regions given as half-
   integral is computed with composite Gauss-Legendre quadrature (8 nodes, with a
   polynomial change of variable that is flat at the panel ends) on panels split at the
   heights where a face starts to cut the slice circle (``t = e n_z +- |n_xy|
-  sqrt(r^2 - e^2)``), so boxes are integrated to ~1e-6 and other polytopes to ~1e-4.
+  sqrt(r^2 - e^2)``), so boxes and single-face cuts of any polytope are integrated to
+  ~1e-6, points near an edge between two tilted faces to ~1e-4.
 
 Also the cell-list cross-pair counter used by cross Ripley K on 10^6 points.
 """

@@ -91,3 +91,21 @@ def test_couple_cli_with_tiff_mask(tmp_path):
     # sd of the index is ~0.025 here (400 objects, 30 um^2); 3 sd
     assert abs(summary["coupling_index_post"] - 0.5) < 0.075
     assert summary["warnings"] == []
+
+
+def test_rotated_polytope_sphere_fraction():
+    """A rotated cube as a convex hull: a sphere cut by one face keeps 1 - (1 - e/r)/2."""
+    from smlmspine.coupling._region import _convex_from_points
+
+    a, b = 0.5, 0.3
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    rot = rx @ rz
+    corners = np.array([[x, y, z] for x in (0, 1000) for y in (0, 1000) for z in (0, 1000)], float)
+    reg = _convex_from_points(corners @ rot.T)
+    assert reg.measure == pytest.approx(1e9)
+    c = np.array([[80.0, 500.0, 500.0]]) @ rot.T
+    assert reg.fraction_inside(c, [200.0])[0] == pytest.approx(0.7, abs=1e-5)
+    corner = np.array([[0.0, 0.0, 500.0]]) @ rot.T
+    # where two faces meet, the kink of the arc union is not a panel end: ~1e-4
+    assert reg.fraction_inside(corner, [100.0])[0] == pytest.approx(0.25, abs=5e-4)
