@@ -32,6 +32,7 @@ _LAZY = {
     "DendriteSimulation": "._dendrite:DendriteSimulation",
     "SpineParameters": "._geometry:SpineParameters",
     "SPINE_CLASSES": "._geometry:SPINE_CLASSES",
+    "DEFAULT_CLASSES": "._geometry:DEFAULT_CLASSES",
     "CLASS_DEFAULTS": "._geometry:CLASS_DEFAULTS",
     "draw_spine_parameters": "._geometry:draw_spine_parameters",
     "SpineMeasurement": "._measure:SpineMeasurement",

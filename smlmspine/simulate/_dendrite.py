@@ -12,7 +12,7 @@ from ..errors import ParameterError, QualityWarning
 from ..schema import make_table, spec_table, with_history
 from ._blinking import PhotophysicsModel, blink
 from ._drift import drift_from_table, smooth_drift
-from ._geometry import (SPINE_CLASSES, SpineParameters, build_geometry, class_sequence,
+from ._geometry import (DEFAULT_CLASSES, SpineParameters, build_geometry, class_sequence,
                         draw_spine_parameters)
 from ._labeling import sample_surface, sample_volume
 from ._measure import measure_spine
@@ -82,7 +82,7 @@ class DendriteSimulation:
 
 def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
              shaft_radius_nm: float = 400.0, shaft_length_nm: float = 10000.0,
-             curvature_per_um: float = 0.0, classes: Sequence[str] = SPINE_CLASSES,
+             curvature_per_um: float = 0.0, classes: Sequence[str] = DEFAULT_CLASSES,
              class_weights: Mapping[str, float] | None = None,
              spines: Sequence[SpineParameters | Mapping[str, Any]] | None = None,
              fillet_nm: float = 120.0, max_elevation_deg: float = 45.0,
@@ -118,7 +118,8 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
     curvature_per_um : float
         Centreline curvature, 1/um (0 = straight; at most a 90 degree bend).
     classes : sequence of str
-        Classes to draw from (uniformly, or with ``class_weights``).
+        Classes to draw from (uniformly, or with ``class_weights``): thin, mushroom,
+        stubby, filopodium (the default) and branched (two heads on one trunk).
     spines : sequence of SpineParameters or dict, optional
         Explicit per-spine parameters (overrides ``n_spines``/``classes``); a dict may
         give only ``spine_class`` and some fields, the rest is drawn.
@@ -444,27 +445,20 @@ def _volume_emitters(geom, density, head_enrichment, rng):
             sid = geom.spine_ids(pts)
             drop = np.zeros(len(pts), bool)
             for sp in geom.spines:
-                if not sp.params.has_head:
-                    continue
-                r = np.array([0.5 * sp.params.head_length_nm, 0.5 * sp.params.head_diameter_nm,
-                              0.5 * sp.params.head_diameter_nm])
-                inh = (sid == sp.spine_id) & (sd_ellipsoid(pts, sp.head_center, sp._frame(), r) < 0)
-                drop |= inh & (rng.random(len(pts)) > head_enrichment)
+                for c, fr, r in sp.heads():
+                    inh = (sid == sp.spine_id) & (sd_ellipsoid(pts, c, fr, r) < 0)
+                    drop |= inh & (rng.random(len(pts)) > head_enrichment)
             pts = pts[~drop]
         else:
             for sp in geom.spines:
-                if not sp.params.has_head:
-                    continue
-                r = np.array([0.5 * sp.params.head_length_nm, 0.5 * sp.params.head_diameter_nm,
-                              0.5 * sp.params.head_diameter_nm])
-                rr = r.max()
-                fr = sp._frame()
+                for c, fr, r in sp.heads():
+                    rr = r.max()
 
-                def inside(p, sp=sp, r=r, fr=fr):
-                    return (sd_ellipsoid(p, sp.head_center, fr, r) < 0) & (geom.sdf(p) < 0)
+                    def inside(p, c=c, r=r, fr=fr):
+                        return (sd_ellipsoid(p, c, fr, r) < 0) & (geom.sdf(p) < 0)
 
-                extra.append(sample_volume(inside, sp.head_center - rr, sp.head_center + rr,
-                                           density_per_um3=density * (head_enrichment - 1.0), rng=rng))
+                    extra.append(sample_volume(inside, c - rr, c + rr, rng=rng,
+                                               density_per_um3=density * (head_enrichment - 1.0)))
     if extra:
         pts = np.concatenate([pts] + extra)
     return pts, geom.spine_ids(pts)

@@ -21,10 +21,14 @@ import numpy as np
 from ..errors import ParameterError
 from ._implicit import mesh_implicit, sd_capsule, sd_ellipsoid, smooth_min
 
-__all__ = ["SpineParameters", "SPINE_CLASSES", "CLASS_DEFAULTS", "draw_spine_parameters",
+__all__ = ["SpineParameters", "SPINE_CLASSES", "DEFAULT_CLASSES", "CLASS_DEFAULTS", "draw_spine_parameters",
            "Shaft", "PlacedSpine", "DendriteGeometry", "build_geometry", "class_sequence"]
 
-SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium")
+SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium", "branched")
+#: Classes drawn by default (branched spines are opt-in: ``classes=(..., "branched")``).
+DEFAULT_CLASSES = ("thin", "mushroom", "stubby", "filopodium")
+#: Branched spines: angle of each branch to the trunk axis, degrees.
+BRANCH_ANGLE_DEG = 35.0
 
 #: Class distributions: parameter -> (median, coefficient of variation) of a log-normal.
 #: Literature values (Harris & Stevens 1989; Harris et al. 1992; Arellano et al. 2007;
@@ -40,6 +44,9 @@ CLASS_DEFAULTS: dict[str, dict[str, tuple[float, float]]] = {
                "head_diameter_nm": (500.0, 0.15), "head_length_nm": (450.0, 0.15)},
     "filopodium": {"neck_diameter_nm": (120.0, 0.2), "neck_length_nm": (1800.0, 0.2),
                    "head_diameter_nm": (0.0, 0.0), "head_length_nm": (0.0, 0.0)},
+    # two thin-like heads on a shared trunk (Harris et al. 1992: "branched", ~2 %)
+    "branched": {"neck_diameter_nm": (120.0, 0.2), "neck_length_nm": (900.0, 0.2),
+                 "head_diameter_nm": (450.0, 0.2), "head_length_nm": (450.0, 0.2)},
 }
 _BOUNDS = {"neck_diameter_nm": (50.0, 400.0), "neck_length_nm": (0.0, 2500.0),
            "head_diameter_nm": (300.0, 1500.0), "head_length_nm": (300.0, 1500.0)}
@@ -51,9 +58,11 @@ class SpineParameters:
 
     Parameters
     ----------
-    spine_class : {"thin", "mushroom", "stubby", "filopodium"}
+    spine_class : {"thin", "mushroom", "stubby", "filopodium", "branched"}
     neck_diameter_nm, neck_length_nm : float
-        Neck (capsule) diameter and length from the shaft surface to the head, nm.
+        Neck (capsule) diameter and length from the shaft surface to the head, nm. A
+        branched spine's trunk is half of the neck length; two branches of the other
+        half diverge at +-35 degrees along the shaft, each ending in a head.
     head_diameter_nm, head_length_nm : float
         Head ellipsoid: diameter across and extent along the spine axis, nm;
         0 for a headless spine (filopodium).
@@ -165,60 +174,87 @@ class PlacedSpine:
     fillet_nm: float
     position_nm: float
     azimuth_deg: float
+    branch_dir: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     @property
     def neck_radius_nm(self) -> float:
         return 0.5 * self.params.neck_diameter_nm
 
     @property
-    def head_center(self) -> np.ndarray:
+    def is_branched(self) -> bool:
+        return self.params.spine_class == "branched"
+
+    def _branches(self):
+        """(start, end, direction) of the neck segments beyond the trunk."""
+        nl = self.params.neck_length_nm
+        if not self.is_branched:
+            return [(self.base, self.base + self.axis * nl, self.axis)]
+        j = self.base + self.axis * (0.5 * nl)
+        a = np.deg2rad(BRANCH_ANGLE_DEG)
+        out = []
+        for sign in (1.0, -1.0):
+            u = np.cos(a) * self.axis + sign * np.sin(a) * self.branch_dir
+            out.append((j, j + u * (0.5 * nl), u))
+        return out
+
+    def heads(self):
+        """(centre, frame (3, 3), semi-axes (3,)) of each head ellipsoid (none without)."""
         p = self.params
-        return self.base + self.axis * (p.neck_length_nm + 0.45 * p.head_length_nm)
+        if not p.has_head:
+            return []
+        radii = np.array([0.5 * p.head_length_nm, 0.5 * p.head_diameter_nm,
+                          0.5 * p.head_diameter_nm])
+        return [(end + u * (0.45 * p.head_length_nm), _frame_for(u), radii)
+                for _, end, u in self._branches()]
+
+    @property
+    def head_center(self) -> np.ndarray:
+        return self.heads()[0][0]
 
     @property
     def tip_distance_nm(self) -> float:
         """Design distance base -> tip along the axis (before blending)."""
         p = self.params
-        if p.has_head:
-            return p.neck_length_nm + 0.95 * p.head_length_nm
-        return p.neck_length_nm + self.neck_radius_nm
+        reach = 0.95 * p.head_length_nm if p.has_head else self.neck_radius_nm
+        return max(float((end + u * reach - self.base) @ self.axis) for _, end, u in self._branches())
 
     @property
     def cut_radius_nm(self) -> float:
         """Radius around the axis that holds the whole spine (incl. fillet)."""
         p = self.params
         r = max(0.5 * p.head_diameter_nm if p.has_head else 0.0, self.neck_radius_nm + self.fillet_nm)
+        if self.is_branched:
+            lateral = np.sin(np.deg2rad(BRANCH_ANGLE_DEG)) * (0.5 * p.neck_length_nm + 0.95 * p.head_length_nm)
+            r = max(r, lateral + 0.5 * p.head_diameter_nm)
         return r + 60.0
 
     def _frame(self) -> np.ndarray:
-        a = self.axis
-        u = np.cross(a, [0.0, 0.0, 1.0])
-        if np.linalg.norm(u) < 1e-6:
-            u = np.cross(a, [1.0, 0.0, 0.0])
-        u /= np.linalg.norm(u)
-        return np.stack([a, u, np.cross(a, u)])
+        return _frame_for(self.axis)
 
     def sdf(self, p: np.ndarray, *, inside_shaft_nm: float) -> np.ndarray:
-        """The spine alone (neck + head), starting ``inside_shaft_nm`` below the base."""
+        """The spine alone (necks + heads), starting ``inside_shaft_nm`` below the base."""
         prm = self.params
+        r = self.neck_radius_nm
+        k = 0.5 * r
         start = self.base - self.axis * inside_shaft_nm
-        end = self.base + self.axis * prm.neck_length_nm
-        neck = sd_capsule(p, start, end, self.neck_radius_nm)
-        if not prm.has_head:
-            return neck
-        radii = np.array([0.5 * prm.head_length_nm, 0.5 * prm.head_diameter_nm,
-                          0.5 * prm.head_diameter_nm])
-        k = 0.5 * self.neck_radius_nm
-        # |p - c| - r_max bounds the head's value from below; where that bound already
-        # exceeds neck + k the smooth minimum is the neck's value, so the (costly)
-        # ellipsoid is only evaluated elsewhere. The result is identical.
-        c = self.head_center
-        bound = np.sqrt(np.einsum("ij,ij->i", p - c, p - c)) - radii.max()
-        near = np.flatnonzero(bound < neck + k)
-        head = bound
-        if near.size:
-            head[near] = sd_ellipsoid(p[near], c, self._frame(), radii)
-        return smooth_min(neck, head, k)
+        if self.is_branched:
+            j = self.base + self.axis * (0.5 * prm.neck_length_nm)
+            f = sd_capsule(p, start, j, r)
+            for a, b, _ in self._branches():
+                f = smooth_min(f, sd_capsule(p, a, b, r), k)
+        else:
+            f = sd_capsule(p, start, self.base + self.axis * prm.neck_length_nm, r)
+        for c, frame, radii in self.heads():
+            # |p - c| - r_max bounds the head's value from below; where that bound
+            # already exceeds f + k the smooth minimum is f, so the (costly) ellipsoid
+            # is only evaluated elsewhere. The result is identical.
+            bound = np.sqrt(np.einsum("ij,ij->i", p - c, p - c)) - radii.max()
+            near = np.flatnonzero(bound < f + k)
+            head = bound
+            if near.size:
+                head[near] = sd_ellipsoid(p[near], c, frame, radii)
+            f = smooth_min(f, head, k)
+        return f
 
     def region(self, p: np.ndarray, *, margin_nm: float = 0.0) -> np.ndarray:
         """Mask of points in this spine's region (beyond the base plane, near the axis)."""
@@ -306,6 +342,15 @@ class DendriteGeometry:
         return mesh_implicit(lambda p: self.spine_sdf(k, p), lo, hi, step_nm=step_nm)
 
 
+def _frame_for(a: np.ndarray) -> np.ndarray:
+    """Rows: ``a`` and two unit vectors completing a right-handed frame."""
+    u = np.cross(a, [0.0, 0.0, 1.0])
+    if np.linalg.norm(u) < 1e-6:
+        u = np.cross(a, [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    return np.stack([a, u, np.cross(a, u)])
+
+
 def _in_box(p, lo, hi):
     """Indices of the points inside the axis-aligned box [lo, hi]."""
     idx = np.flatnonzero((p[:, 0] >= lo[0]) & (p[:, 0] <= hi[0]))
@@ -336,7 +381,7 @@ def _segment_distance(a0, a1, b0, b1) -> float:
 def build_geometry(params: list[SpineParameters], *, shaft_radius_nm: float, shaft_length_nm: float,
                    curvature_per_um: float = 0.0, fillet_nm: float = 120.0,
                    max_elevation_deg: float = 45.0, min_gap_nm: float = 50.0,
-                   rng=None, max_tries: int = 400) -> DendriteGeometry:
+                   rng=None, max_tries: int = 300, max_restarts: int = 5) -> DendriteGeometry:
     """Place spines on a shaft without overlap (rejection sampling)."""
     rng = np.random.default_rng(rng)
     if shaft_radius_nm <= 0 or shaft_length_nm <= 0:
@@ -348,6 +393,29 @@ def build_geometry(params: list[SpineParameters], *, shaft_radius_nm: float, sha
     if kappa != 0 and abs(1 / kappa) < 4 * shaft_radius_nm:
         raise ParameterError("curvature radius must be at least 4 shaft radii")
     shaft = Shaft(float(shaft_radius_nm), float(shaft_length_nm), float(kappa))
+    last_error = None
+    for _attempt in range(max_restarts):
+        try:
+            placed = _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng,
+                                max_tries)
+        except _PackingError as exc:
+            last_error = exc
+            continue
+        placed.sort(key=lambda sp: sp.position_nm)
+        placed = [replace(sp, spine_id=i) for i, sp in enumerate(placed)]
+        return DendriteGeometry(shaft, tuple(placed), float(fillet_nm))
+    raise ParameterError(
+        f"could not place {len(params)} spines on a {shaft_length_nm / 1000:.1f} um "
+        "shaft without overlap; use fewer spines (n_spines / spine_density_per_um), "
+        "a longer shaft (shaft_length_nm) or a larger max_elevation_deg") from last_error
+
+
+class _PackingError(Exception):
+    pass
+
+
+def _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng, max_tries):
+    shaft_length_nm = shaft.length_nm
     # biggest spines first (easier packing); ids follow the position along the shaft
     order = sorted(range(len(params)), key=lambda i: -_size(params[i], fillet_nm))
     placed: list[PlacedSpine] = []
@@ -375,13 +443,8 @@ def build_geometry(params: list[SpineParameters], *, shaft_radius_nm: float, sha
                 raise ParameterError(f"spine {sid} at position_nm={prm.position_nm}, "
                                      f"azimuth_deg={prm.azimuth_deg} overlaps another spine")
         else:
-            raise ParameterError(
-                f"could not place {len(params)} spines on a {shaft_length_nm / 1000:.1f} um "
-                "shaft without overlap; use fewer spines (n_spines / spine_density_per_um), "
-                "a longer shaft (shaft_length_nm) or a larger max_elevation_deg")
-    placed.sort(key=lambda sp: sp.position_nm)
-    placed = [replace(sp, spine_id=i) for i, sp in enumerate(placed)]
-    return DendriteGeometry(shaft, tuple(placed), float(fillet_nm))
+            raise _PackingError(f"spine {sid} found no free place")
+    return placed
 
 
 def _size(prm: SpineParameters, fillet_nm: float) -> float:
@@ -404,7 +467,7 @@ def _place(shaft, sid, prm, fillet_nm, max_elev_deg, rng):
     axis = np.cos(a) * n + np.sin(a) * np.array([0.0, 0.0, 1.0])
     axis /= np.linalg.norm(axis)
     base = c + shaft.radius_nm * axis
-    return PlacedSpine(sid, prm, base, axis, float(fillet_nm), float(s), float(az))
+    return PlacedSpine(sid, prm, base, axis, float(fillet_nm), float(s), float(az), t.copy())
 
 
 def class_sequence(classes, n: int, *, rng, weights: Mapping[str, float] | None = None) -> list[str]:

@@ -40,7 +40,7 @@ TRUTH_EMITTERS = column_specs(
 #: Per spine: class, design parameters, placement and measurements on the true mesh.
 TRUTH_SPINES = column_specs(
     ("spine_id", i64, "1", "spine id"),
-    ("spine_class", s, "1", "thin, mushroom, stubby or filopodium"),
+    ("spine_class", s, "1", "thin, mushroom, stubby, filopodium or branched"),
     ("neck_min_diameter_nm", f64, "nm", "smallest equivalent cross-section diameter between base and head (measured)"),
     ("neck_length_nm", f64, "nm", "base to head start along the axis (measured)"),
     ("head_diameter_nm", f64, "nm", "largest equivalent cross-section diameter in the distal 3/4 (measured)"),

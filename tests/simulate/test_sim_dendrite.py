@@ -111,11 +111,16 @@ def test_membrane_labeling_density_and_position(sim):
         assert len(p) == row.n_emitters and np.all(t > 0) and t.max() <= row.length_nm + 1
 
 
-def test_volume_label_density_inside():
-    sim = dendrite(n_spines=1, classes=["mushroom"], shaft_length_nm=2500.0, label="volume",
-                   labeling_density_per_um3=2000.0, n_frames=500, rng=3)
+def test_volume_label_density_inside_with_head_enrichment():
+    sim = dendrite(spines=[SpineParameters("mushroom", 200.0, 500.0, 800.0, 800.0)],
+                   shaft_length_nm=2500.0, label="volume", labeling_density_per_um3=2000.0,
+                   head_enrichment=3.0, n_frames=500, rng=3)
     em = sim.emitters.to_pandas()
-    assert len(em) / (sim.mesh.volume * 1e-9) == pytest.approx(2000.0, rel=0.05)
+    v_spine = sim.spines.column("volume_um3").to_numpy()[0]
+    v_shaft = sim.mesh.volume * 1e-9 - v_spine
+    assert (em.spine_id == -1).sum() / v_shaft == pytest.approx(2000.0, rel=0.06)
+    v_head = np.pi / 6 * 0.8 ** 3  # the head ellipsoid gets 2x extra density
+    assert (em.spine_id == 0).sum() / (v_spine + 2 * v_head) == pytest.approx(2000.0, rel=0.08)
     from smlmspine.simulate._dendrite import _mesh_inside
 
     pts = em[["x_nm", "y_nm", "z_nm"]].to_numpy()

@@ -87,3 +87,19 @@ def test_overfull_shaft_and_bad_class_raise():
         build_geometry(prm, shaft_radius_nm=400, shaft_length_nm=2000, rng=0)
     with pytest.raises(ParameterError, match="spine_class"):
         SpineParameters("huge", 200, 500, 800, 800)
+
+
+def test_branched_spine_two_heads():
+    from smlmspine.simulate import measure_spine as measure
+
+    g = build_geometry([SpineParameters("branched", 120.0, 900.0, 450.0, 450.0)],
+                       shaft_radius_nm=400, shaft_length_nm=3000, rng=0)
+    sp = g.spines[0]
+    assert len(sp.heads()) == 2
+    v, f = g.spine_mesh(0, step_nm=15.0)
+    m = trimesh.Trimesh(v, f, process=False)
+    assert m.is_watertight and m.body_count == 1
+    meas = measure(v, f, base_nm=sp.base, axis=sp.axis)
+    # the widest section cuts both (round) heads: equivalent diameter sqrt(2) x 450 nm
+    assert meas.head_diameter_nm == pytest.approx(np.sqrt(2) * 450.0, rel=0.03)
+    assert meas.neck_min_diameter_nm == pytest.approx(120.0, rel=0.06)
