@@ -55,11 +55,12 @@ def test_dendrite_cli_mesh_and_drift_table(tmp_path):
     assert np.median(read(out).column("precision_xy").to_numpy()) == pytest.approx(20.0, rel=0.05)
 
 
-def test_minflux_cli_abberior_npy_reads_back(tmp_path):
-    out = tmp_path / "mf.npy"
+@pytest.mark.parametrize("ext", [".npy", ".json", ".mat"])
+def test_minflux_cli_abberior_export_reads_back(tmp_path, ext):
+    out = tmp_path / f"mf{ext}"
     assert main(["simulate", "minflux", str(out), "--seed", "2", "--n-emitters", "30"]) == 0
     truth = pq.read_table(tmp_path / "mf.truth" / "localizations.parquet")
-    back = read(out)
+    back = read(out, format="minflux")
     from smlmspine.simulate import minflux_traces
 
     sim = minflux_traces(n_emitters=30, rng=2)

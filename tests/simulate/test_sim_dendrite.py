@@ -161,3 +161,21 @@ def test_seed_reproducible_small():
 def test_bad_parameters(kw, match):
     with pytest.raises(ParameterError, match=match):
         dendrite(n_spines=1, shaft_length_nm=2000.0, **kw)
+
+
+def test_volume_label_on_a_user_mesh():
+    box = trimesh.creation.box(extents=[2000.0, 1000.0, 500.0])
+    sim = sample_mesh(box, label="volume", labeling_density_per_um3=3000.0, n_frames=200, rng=2)
+    pts = sim.emitters.to_pandas()[["x_nm", "y_nm", "z_nm"]].to_numpy()
+    assert len(pts) / (box.volume * 1e-9) == pytest.approx(3000.0, rel=0.06)  # 1 um^3
+    assert np.all(np.abs(pts) <= [1000.0, 500.0, 250.0])
+    open_mesh = trimesh.Trimesh(box.vertices, box.faces[:-2], process=False)
+    with pytest.raises(ParameterError, match="watertight"):
+        sample_mesh(open_mesh, label="volume", rng=0)
+
+
+def test_public_names_resolve():
+    import smlmspine.simulate as simulate
+
+    for name in simulate.__all__:
+        assert getattr(simulate, name) is not None, name
