@@ -254,11 +254,9 @@ def _pairs(pre, post, r_max):
     t1, t2 = cKDTree(pre), cKDTree(post)
     sp = t1.sparse_distance_matrix(t2, r_max, output_type="ndarray")
     i, j, d = sp["i"].astype(np.int64), sp["j"].astype(np.int64), sp["v"].astype(np.float64)
-    keep = d > 0.0
-    # d == 0 is kept in ring 0 (coincident objects are coupled at distance 0)
-    keep[:] = True
+    # coincident points (d == 0) fall in ring 0
     order = np.lexsort((j, i))
-    return i[order][keep[order]], j[order][keep[order]], d[order][keep[order]]
+    return i[order], j[order], d[order]
 
 
 def _ring_index(d, edges):
@@ -552,8 +550,7 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
               "threshold_rule": threshold if isinstance(threshold, str) else "fixed",
               "bias_correction": bool(bias_correction), "null": null,
               "n_simulations": int(n_simulations) if null != "analytic" else 0,
-              "region": reg.to_dict() if reg.kind != "mask" else
-              {k: v for k, v in reg.to_dict().items()}}
+              "region": reg.to_dict()}
     return SodaResult(
         ndim=d, n_pre=n1, n_post=n2, region_measure_nm_d=float(measure), null=null, threshold=thr,
         r_edges_nm=edges, n_pairs=n_pairs, weighted_count=C, expected=mu, covariance=cov,
