@@ -110,7 +110,10 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    bench_soda(2000, 2, rng)  # warm-up (numba compile)
+    print("warm-up runs (include numba compilation when the cache is cold):")
+    bench_soda(2000, 2, rng)
+    bench_soda(2000, 3, rng)
+    print("timed runs:")
     t1 = bench_soda(10_000, 2, rng)
     t3 = bench_soda(10_000, 3, rng)
     if not args.quick:
