@@ -33,7 +33,7 @@ __all__ = ["aim_segments"]
 #: Localizations per segment used by the tracking pass (a random subset beyond).
 _MAX_TRACK = 1500
 #: Localizations per segment used by the global pass (a random subset beyond).
-_MAX_QUERY = 6000
+_MAX_QUERY = 4000
 #: A segment whose intersection contrast is below ``min_contrast`` still counts as
 #: structured when its excess pair count is this many Poisson sigmas above background.
 _MIN_Z = 6.0
@@ -46,6 +46,15 @@ def _mean_shift(diff: np.ndarray, start: np.ndarray, sigmas, *, tol: float = 1e-
     return mean_shift(np.ascontiguousarray(diff, dtype=np.float64),
                       np.asarray(start, dtype=np.float64),
                       np.asarray(sigmas, dtype=np.float64), float(tol), int(max_iter))
+
+
+def _newton(diff: np.ndarray, start: np.ndarray, sigma: float, *, tol: float = 1e-3,
+            max_iter: int = 20) -> np.ndarray:
+    from ._kernels import newton_peak
+
+    return newton_peak(np.ascontiguousarray(diff, dtype=np.float64),
+                       np.asarray(start, dtype=np.float64), float(sigma), float(tol),
+                       int(max_iter))
 
 
 def _coarse_start(diff: np.ndarray, radius: float) -> np.ndarray:
@@ -156,14 +165,14 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
             sub = idx if len(idx) <= _MAX_TRACK else rng.choice(idx, _MAX_TRACK, replace=False)
             sp = pts[sub] - pred
             ref = np.concatenate(ref_parts)
-            ri, qj = GridIndex(ref, R0, bounds=bounds).pairs(sp)
+            ri, qj, diff = GridIndex(ref, R0, bounds=bounds).pairs(sp)
             if len(ri) < 10:
                 valid[k] = False
                 continue
-            diff = sp[qj] - ref[ri]
             start = _coarse_start(diff, R0)
-            near = np.sum((diff - start) ** 2, axis=1) < (R0 / 2) ** 2
-            dk = _mean_shift(diff[near], start, sigmas, tol=0.01)
+            near = np.sum((diff - start) ** 2, axis=1) < (R0 / 3) ** 2
+            dk = _mean_shift(diff[near], start, sigmas[:-1], tol=0.05, max_iter=10)
+            dk = _newton(diff[near], dk, sig, tol=0.01)
             contrast[k], zscore[k] = _contrast(diff, dk, sig, R0)
             d1[k] = pred + dk
             prev2, prev = prev, d1[k].copy()
@@ -192,7 +201,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     corrected = pts - np.where(valid[labels][:, None], d1[labels], 0.0)
     sel = np.flatnonzero((rng.random(len(pts)) < keep_p) & valid[labels])
     ref_pts, ref_lab = corrected[sel], labels[sel]
-    R2 = 3.5 * sig
+    R2 = 3.0 * sig
     grid = GridIndex(ref_pts, R2)
     d2 = np.full((S, D), np.nan)
     s2 = np.full((S, D), np.nan)
@@ -201,14 +210,13 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
         if len(idx) > _MAX_QUERY:
             idx = np.sort(rng.choice(idx, _MAX_QUERY, replace=False))
         sp = corrected[idx]
-        ri, qj = grid.pairs(sp)
+        ri, qj, diff = grid.pairs(sp)
         keep = ref_lab[ri] != k
-        ri, qj = ri[keep], qj[keep]
+        ri, qj, diff = ri[keep], qj[keep], diff[keep]
         if len(ri) < 10:
             valid[k] = False
             continue
-        diff = sp[qj] - ref_pts[ri]
-        dk = _mean_shift(diff, np.zeros(D), [sig])
+        dk = _newton(diff, np.zeros(D), sig)
         sd, _ = _stats(diff, qj, dk, sig, len(idx))
         d2[k] = d1[k] + dk
         s2[k] = sd

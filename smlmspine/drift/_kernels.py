@@ -108,7 +108,7 @@ def _lower_bound(a, key):
 
 
 @njit(cache=True)
-def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j):
+def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out_d):
     """Count (fill=False) or write (fill=True) pairs (query j, sorted-ref i) within r.
 
     The last axis varies fastest in the cell key, so the 3 cells along it are one
@@ -151,6 +151,8 @@ def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j):
                     if fill:
                         out_i[cnt] = i
                         out_j[cnt] = j
+                        for k in range(D):
+                            out_d[cnt, k] = q[j, k] - ref[i, k]
                     cnt += 1
                 i += 1
     return cnt
@@ -174,7 +176,11 @@ class GridIndex:
         self.pts = pts[order]
 
     def pairs(self, q: np.ndarray, radius: float | None = None):
-        """Pairs within ``radius`` (<= the index radius): (ref index, query index)."""
+        """Pairs within ``radius`` (<= the index radius).
+
+        Returns the reference indices, the query indices and the differences
+        ``q[j] - ref[i]`` ``(P, D)``.
+        """
         r = self.radius if radius is None else float(radius)
         if r > self.radius * (1 + 1e-9):
             raise ValueError("query radius exceeds the grid cell size")
@@ -182,10 +188,104 @@ class GridIndex:
         qorder = np.argsort(_keys(q, self.origin, self.radius, self.n), kind="stable")
         qs = q[qorder]
         dummy = np.empty(0, np.int64)
+        dd = np.empty((0, q.shape[1]))
         cnt = _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n,
-                               r * r, False, dummy, dummy)
+                               r * r, False, dummy, dummy, dd)
         oi = np.empty(cnt, np.int64)
         oj = np.empty(cnt, np.int64)
+        od = np.empty((cnt, q.shape[1]))
         _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n, r * r,
-                         True, oi, oj)
-        return self.order[oi], qorder[oj]
+                         True, oi, oj, od)
+        return self.order[oi], qorder[oj], od
+
+
+@njit(cache=True)
+def newton_peak(diff, start, sigma, tol, max_iter):
+    """Maximise f(d) = sum_p exp(-|diff_p - d|^2 / 2 sigma^2) by Newton steps.
+
+    Falls back to a mean-shift step when the Hessian is not negative definite; a step
+    is limited to ``sigma``. Converges quadratically near the peak, where plain
+    mean-shift slows down on a strong background of unrelated pairs.
+    """
+    P, D = diff.shape
+    d = start.copy()
+    inv = 0.5 / (sigma * sigma)
+    s2 = sigma * sigma
+    g = np.zeros(D)
+    H = np.zeros((D, D))
+    m = np.zeros(D)
+    r = np.zeros(D)
+    for _ in range(max_iter):
+        sw = 0.0
+        for a in range(D):
+            g[a] = 0.0
+            m[a] = 0.0
+            for b in range(D):
+                H[a, b] = 0.0
+        for p in range(P):
+            r2 = 0.0
+            for a in range(D):
+                r[a] = diff[p, a] - d[a]
+                r2 += r[a] * r[a]
+            e = r2 * inv
+            if e < 25.0:
+                w = np.exp(-e)
+                sw += w
+                for a in range(D):
+                    g[a] += w * r[a]
+                    m[a] += w * diff[p, a]
+                    for b in range(D):
+                        H[a, b] += w * r[a] * r[b]
+        if sw <= 0.0:
+            return d
+        # Hessian of f (up to the factor 1/s2): sum w (r r^T / s2 - I)
+        for a in range(D):
+            for b in range(D):
+                H[a, b] = H[a, b] / s2
+            H[a, a] -= sw
+        step = np.zeros(D)
+        ok = True
+        # solve H step = -g (D <= 3) by Cholesky of -H
+        A = -H
+        L = np.zeros((D, D))
+        for i in range(D):
+            for j in range(i + 1):
+                acc = A[i, j]
+                for k in range(j):
+                    acc -= L[i, k] * L[j, k]
+                if i == j:
+                    if acc <= 0.0:
+                        ok = False
+                        break
+                    L[i, i] = np.sqrt(acc)
+                else:
+                    L[i, j] = acc / L[j, j]
+            if not ok:
+                break
+        if ok:
+            y = np.zeros(D)
+            for i in range(D):
+                acc = g[i]
+                for k in range(i):
+                    acc -= L[i, k] * y[k]
+                y[i] = acc / L[i, i]
+            for i in range(D - 1, -1, -1):
+                acc = y[i]
+                for k in range(i + 1, D):
+                    acc -= L[k, i] * step[k]
+                step[i] = acc / L[i, i]
+        else:
+            for a in range(D):
+                step[a] = m[a] / sw - d[a]
+        big = 0.0
+        for a in range(D):
+            big = max(big, abs(step[a]))
+        if big > sigma:
+            for a in range(D):
+                step[a] *= sigma / big
+            big = sigma
+        for a in range(D):
+            d[a] += step[a]
+        if big < tol:
+            break
+    return d
