@@ -78,6 +78,8 @@ def _sniff(path: Path, head: bytes) -> bool:
     text = head_text(head)
     if not text or _specific_format(path, head):
         return False
+    if text.lstrip()[:1] in ("{", "[", "<"):  # JSON / XML, not a delimited table
+        return False
     lines = text.splitlines()
     if len(text) == len(head) and not text.endswith("\n") and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut by the head limit

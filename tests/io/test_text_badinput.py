@@ -209,3 +209,12 @@ def test_sniffers_are_exclusive(tmp_path):
         head = p.read_bytes()
         claims = [name for name, m in mods.items() if m._sniff(p, head)]
         assert claims == [fmt.split("-")[0]], (fmt, claims)
+
+
+@pytest.mark.parametrize("content", ['{"x": 1, "y": 2}\n', '[1, 2, 3]\n', '<a b="1,2"/>\n',
+                                     "just one column\nof words\n"])
+def test_generic_sniffer_rejects_non_tables(tmp_path, content):
+    p = tmp_path / "thing.txt"
+    p.write_text(content)
+    with pytest.raises(FormatError, match="unknown format"):
+        detect_format(p)
