@@ -159,7 +159,7 @@ def write_csv(table: pa.Table, path: Path, *, final_path: Path | None = None) ->
     if len(set(headers)) != len(headers):
         dup = sorted({h for h in headers if headers.count(h) > 1})
         raise FormatError(f"two columns would get the same CSV header {dup}", path=where)
-    arrays = []
+    arrays, needs_quotes = [], False
     for f, col in zip(table.schema, table.columns):
         t = f.type
         if pa.types.is_dictionary(t):
@@ -168,16 +168,34 @@ def write_csv(table: pa.Table, path: Path, *, final_path: Path | None = None) ->
         if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
             raise FormatError(f"column {f.name!r} of type {t} cannot be written to CSV; "
                               "write Parquet instead", path=where, column=f.name)
-        if pa.types.is_floating(t) and f.name not in COLUMNS:
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            needs_quotes = needs_quotes or _has_special(col)
+        elif pa.types.is_floating(t) and f.name not in COLUMNS:
             col = _keep_float_look(col)
         arrays.append(col)
-    out = pa.Table.from_arrays(arrays, names=headers)
-    pcsv.write_csv(out, str(path), write_options=pcsv.WriteOptions(include_header=True,
-                                                                    batch_size=1 << 16))
+    out = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+    # Quoted header as ThunderSTORM writes it; values unquoted unless a text column holds
+    # a delimiter, quote or line break (then pyarrow quotes every text value).
+    header = ",".join('"' + h.replace('"', '""') + '"' for h in headers) + "\n"
+    with open(path, "wb") as fh:
+        fh.write(header.encode("utf-8"))
+        pcsv.write_csv(out, fh, write_options=pcsv.WriteOptions(
+            include_header=False, batch_size=1 << 16,
+            quoting_style="needed" if needs_quotes else "none"))
+
+
+def _has_special(col) -> bool:
+    import pyarrow.compute as pc
+
+    if len(col) == 0:
+        return False
+    hit = pc.any(pc.match_substring_regex(col, r'[,"\r\n]'))
+    return bool(hit.as_py())
 
 
 def _keep_float_look(col):
-    """Write integral floats as ``1.0`` (not ``1``) so they read back as floats.
+    """Write integral floats as ``1.0`` (not ``1``) so they read back as floats
+    (as text, written unquoted unless the file needs quoting).
 
     Only a column whose finite values are all integers below 2**53 is rewritten (e.g.
     ThunderSTORM's ``id``); any other float column goes to the CSV writer unchanged.

@@ -226,3 +226,15 @@ def test_columns_canonical_registry_fully_mapped():
     assert set(CSV_HEADERS) == set(COLUMNS) == set(THUNDERSTORM_CANDIDATES)
     for name, header in CSV_HEADERS.items():
         assert header.split(" [")[0] == THUNDERSTORM_CANDIDATES[name][0]
+
+
+def test_writer_quotes_only_when_needed(tmp_path):
+    t = make_table({"x": [1.0, 2.0], "y": [3.0, 4.0], "id": [1.0, 2.0], "name": ["a b", None]})
+    out = write(t, tmp_path / "plain.csv")
+    assert out.read_text().splitlines() == ['"x [nm]","y [nm]","id","name"', "1,3,1.0,a b",
+                                            "2,4,2.0,"]
+    _table_equal_values(t, read(out))
+    t2 = make_table({"x": [1.0], "y": [3.0], "id": [1.0], "name": ['say "hi", then go']})
+    out2 = write(t2, tmp_path / "quoted.csv")
+    assert out2.read_text().splitlines()[1] == '1,3,"1.0","say ""hi"", then go"'
+    _table_equal_values(t2, read(out2))
