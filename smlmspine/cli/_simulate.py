@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ..errors import FormatError, ParameterError
@@ -48,6 +49,9 @@ def register(sub) -> None:
     d.add_argument("--n-fiducials", type=int, default=0, help="fiducial beads (default 0)")
     d.add_argument("--mesh", default=None, metavar="FILE",
                    help="label this surface (PLY/OBJ/OFF/STL, nm) instead of a generated dendrite")
+    d.add_argument("--spine-mesh", action="append", default=[], metavar="FILE",
+                   help="with --mesh: a segmented spine mesh (repeat for several); its id is the "
+                        "number in the file name (spine_3.ply -> 3), else its position")
     d.add_argument("--mesh-step-nm", type=float, default=25.0, help="fragment mesh lattice step (default 25)")
     d.add_argument("--mesh-max-faces", type=int, default=None,
                    help="decimate the fragment mesh to at most this many triangles")
@@ -124,8 +128,17 @@ def _dendrite(args) -> int:
                   drift_nm=args.drift_nm, drift=drift, n_frames=args.n_frames,
                   background_rate_per_frame=args.background_rate_per_frame,
                   n_fiducials=args.n_fiducials, label=args.label, rng=args.seed)
+    if args.spine_mesh and not args.mesh:
+        raise ParameterError("--spine-mesh needs --mesh (the whole surface to label)")
     if args.mesh:
-        sim = sample_mesh(Path(args.mesh), **common)
+        spines = {}
+        for i, f in enumerate(args.spine_mesh):
+            digits = re.findall(r"\d+", Path(f).stem)
+            sid = int(digits[-1]) if digits else i
+            if sid in spines:
+                raise ParameterError(f"two --spine-mesh files give spine id {sid}")
+            spines[sid] = Path(f)
+        sim = sample_mesh(Path(args.mesh), spine_meshes=spines or None, **common)
     else:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
         sim = dendrite(n_spines=args.n_spines, spine_density_per_um=args.spine_density_per_um,

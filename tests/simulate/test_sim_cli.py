@@ -55,6 +55,25 @@ def test_dendrite_cli_mesh_and_drift_table(tmp_path):
     assert np.median(read(out).column("precision_xy").to_numpy()) == pytest.approx(20.0, rel=0.05)
 
 
+def test_dendrite_cli_user_mesh_with_spine_meshes(tmp_path):
+    body = trimesh.creation.icosphere(subdivisions=4, radius=1000.0)
+    bump = trimesh.creation.icosphere(subdivisions=3, radius=300.0)
+    bump.apply_translation([0.0, 0.0, 1000.0])
+    trimesh.util.concatenate([body, bump]).export(tmp_path / "cell.ply")
+    bump.export(tmp_path / "spine_7.ply")
+    out = tmp_path / "cell.parquet"
+    assert main(["simulate", "dendrite", str(out), "--mesh", str(tmp_path / "cell.ply"),
+                 "--spine-mesh", str(tmp_path / "spine_7.ply"), "--seed", "1", "--n-frames", "100"]) == 0
+    spines = pq.read_table(tmp_path / "cell.truth" / "spines.parquet").to_pandas()
+    assert spines.spine_id.tolist() == [7]
+    assert spines.volume_um3[0] == pytest.approx(bump.volume * 1e-9)
+    truth = pq.read_table(tmp_path / "cell.truth" / "emitters.parquet").to_pandas()
+    pts = truth[truth.spine_id == 7][["x_nm", "y_nm", "z_nm"]].to_numpy()
+    assert len(pts) == spines.n_emitters[0] > 0
+    assert np.all(np.linalg.norm(pts - [0.0, 0.0, 1000.0], axis=1) < 306.0)
+    assert (tmp_path / "cell.truth" / "spine_7.ply").exists()
+
+
 @pytest.mark.parametrize("ext", [".npy", ".json", ".mat"])
 def test_minflux_cli_abberior_export_reads_back(tmp_path, ext):
     out = tmp_path / f"mf{ext}"
