@@ -21,6 +21,9 @@ def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> N
                         help="pixel size in nm for pixel-unit files that do not store one")
     parser.add_argument("--map", dest="mapping", default=None, metavar="COL=SRC,...",
                         help="column mapping for generic CSV/TSV, e.g. x=X_pos,y=Y_pos,frame=t")
+    parser.add_argument("--coordinate-unit", default=None, metavar="UNIT",
+                        help="unit of x/y/z in a generic CSV or foreign Parquet/Arrow file whose "
+                             "header does not state one (nm, um, ...); never guessed")
     parser.add_argument("--keep-invalid", action="store_true",
                         help="MINFLUX input: keep localizations flagged invalid (vld false)")
     parser.add_argument("--z-scale", type=float, default=None, metavar="F",
@@ -64,6 +67,8 @@ def read_input(args: argparse.Namespace, *, attr: str = "in"):
     mapping = parse_mapping(getattr(args, "mapping", None))
     if mapping:
         options["mapping"] = mapping
+    if getattr(args, "coordinate_unit", None):
+        options["coordinate_unit"] = args.coordinate_unit
     if getattr(args, "keep_invalid", False):
         options["keep_invalid"] = True
     if getattr(args, "z_scale", None) is not None:

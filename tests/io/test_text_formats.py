@@ -322,9 +322,13 @@ def test_cli_map_passes_mapping(tmp_path, capsys):
     p = tmp_path / "c.csv"
     p.write_text("X_pos,Y_pos,t\n1.5,2.5,7\n")
     out = tmp_path / "o.parquet"
-    # the CLI has no --coordinate-unit: a header without units cannot be converted
+    # a header without units cannot be converted unless the unit is given
     assert main(["convert", str(p), str(out), "--map", "x=X_pos,y=Y_pos,frame=t"]) == 2
     assert "coordinate_unit" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["convert", str(p), str(out), "--map", "x=X_pos,y=Y_pos,frame=t",
+                 "--coordinate-unit", "um"]) == 0
+    assert read(out).column("x").to_pylist() == [1500.0]
     q = tmp_path / "d.csv"
     q.write_text("X_pos [nm],Y_pos [nm],t\n1.5,2.5,7\n")
     assert main(["convert", str(q), str(out), "--map", "x=X_pos [nm],y=Y_pos [nm],frame=t"]) == 0
