@@ -1,3 +1,67 @@
-"""Spine envelopes (placeholder during development)."""
-from ._alpha import alpha_shape
-from ._reconstruct import Envelope
+"""Spine envelopes: isolate spines in a dendrite point cloud, reconstruct closed meshes.
+
+- :func:`alpha_shape`: 3D alpha shape from one Delaunay tetrahedralization (cavities
+  filled, manifold repair, ``alpha_nm="auto"``), as a checked :class:`Envelope`.
+- :func:`reconstruct`: envelope of one object whose surface lies on the data surface:
+  the alpha surface moved onto the membrane (``label="membrane"``) or onto the boundary
+  of the blurred solid (``label="volume"``), or Open3D Poisson.
+- :func:`isolate_spines`: shaft centreline and radius, protrusions, one ``spine_id`` per
+  spine with its base point and axis (or given labels).
+- :func:`mesh_spines` / :func:`write_meshes`: everything for ``smlmspine mesh``.
+- :func:`check_mesh` / :func:`repair_mesh`: validity (closed, manifold, one body) and
+  the repair chain.
+
+Every mesh is in nm. Heavy dependencies (open3d, trimesh, scipy) load on first use.
+
+Examples
+--------
+>>> import numpy as np
+>>> from smlmspine import envelope
+>>> rng = np.random.default_rng(0)
+>>> p = rng.normal(size=(3000, 3))
+>>> p = 150.0 * p / np.linalg.norm(p, axis=1, keepdims=True)      # sphere, r = 150 nm
+>>> env = envelope.alpha_shape(p + rng.normal(0, 5, p.shape), alpha_nm=60.0)
+>>> env.is_watertight, env.reason
+(True, '')
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "alpha_shape": "._alpha:alpha_shape",
+    "AlphaComplex": "._alpha:AlphaComplex",
+    "Envelope": "._reconstruct:Envelope",
+    "reconstruct": "._reconstruct:reconstruct",
+    "isolate_spines": "._isolate:isolate_spines",
+    "IsolatedSpines": "._isolate:IsolatedSpines",
+    "Centreline": "._isolate:Centreline",
+    "SPINE_COLUMNS": "._isolate:SPINE_COLUMNS",
+    "mesh_spines": "._export:mesh_spines",
+    "SpineMeshes": "._export:SpineMeshes",
+    "write_meshes": "._export:write_meshes",
+    "export_mesh": "._export:export_mesh",
+    "spine_mesh_table": "._export:spine_mesh_table",
+    "SPINE_MESH_COLUMNS": "._export:SPINE_MESH_COLUMNS",
+    "MESH_FORMATS": "._export:MESH_FORMATS",
+    "check_mesh": "._repair:check_mesh",
+    "repair_mesh": "._repair:repair_mesh",
+    "marching_tetrahedra": "._repair:marching_tetrahedra",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'smlmspine.envelope' has no attribute {name!r}")
+    module, attr = target.split(":")
+    value = getattr(importlib.import_module(module, __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

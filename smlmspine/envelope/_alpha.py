@@ -87,11 +87,33 @@ class AlphaComplex:
         held[self.simplices[keep].ravel()] = True
         return float(held[self.vertex_of].mean()) if len(self.points) else 0.0
 
-    def solid(self, alpha_nm: float, *, repair_rounds: int = 4):
-        """Solid tetrahedra mask, the fraction of points held, and the boundary faces."""
+    def face_radii(self) -> np.ndarray:
+        """(T, 4) circumradius of the triangle opposite each vertex of each tetrahedron."""
+        cached = self.__dict__.get("_face_radii")
+        if cached is not None:
+            return cached
+        p, s = self.points, self.simplices
+        out = np.empty(s.shape)
+        for i in range(4):
+            a, b, c = (p[s[:, (i + k) % 4]] for k in (1, 2, 3))
+            la, lb, lc = (np.linalg.norm(b - c, axis=1), np.linalg.norm(c - a, axis=1),
+                          np.linalg.norm(a - b, axis=1))
+            area2 = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[:, i] = np.where(area2 > 0, la * lb * lc / (2.0 * area2), np.inf)
+        object.__setattr__(self, "_face_radii", out)
+        return out
+
+    def solid(self, alpha_nm: float, *, repair_rounds: int = 4, gap_nm: float = 0.0):
+        """Solid tetrahedra mask, the fraction of points held, and the boundary faces.
+
+        ``gap_nm`` > 0: an empty region counts as outside only if it reaches the convex
+        hull through triangles of circumradius >= ``gap_nm``; regions behind smaller
+        openings (holes in a sampled membrane) are filled.
+        """
         keep = self.radii_nm < alpha_nm
         keep = self._main_component(keep)
-        keep = self._fill_cavities(keep)
+        keep = self._fill_cavities(keep, gap_nm)
         faces = self._boundary(keep)
         for _ in range(repair_rounds):
             bad = _bad_tets(self.simplices, faces)
@@ -100,7 +122,7 @@ class AlphaComplex:
             add = bad & ~keep & (self.radii_nm < 2.0 * alpha_nm)
             if not add.any():
                 break
-            keep = self._fill_cavities(keep | add)
+            keep = self._fill_cavities(keep | add, gap_nm)
             faces = self._boundary(keep)
         return keep, self._held(keep), faces
 
@@ -124,7 +146,7 @@ class AlphaComplex:
         out[idx[lk == best]] = True
         return out
 
-    def _fill_cavities(self, keep):
+    def _fill_cavities(self, keep, gap_nm: float = 0.0):
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
@@ -140,6 +162,9 @@ class AlphaComplex:
         n = np.where(n < 0, outside, n)
         ok = (n == outside)
         ok[~ok] = free[n[~ok]]
+        if gap_nm > 0:
+            wide = self.face_radii()[idx].ravel() >= gap_nm
+            ok &= wide | (n == outside)
         g = coo_matrix((np.ones(int(ok.sum())), (t[ok], n[ok])), shape=(nt + 1,) * 2)
         _, lab = connected_components(g, directed=False)
         enclosed = free & (lab[:nt] != lab[outside])
@@ -276,7 +301,7 @@ def _alpha_grid(points: np.ndarray, radii: np.ndarray) -> np.ndarray:
     return start * 1.15 ** np.arange(n)
 
 
-def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99):
+def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99, gap_factor: float = 0.0):
     """Closed 3D alpha shape of a point cloud, cavities filled, as a checked envelope.
 
     Parameters
@@ -290,7 +315,11 @@ def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99):
         least ``min_fraction`` of the points.
     min_fraction : float
         Fraction of the points the body must hold for ``"auto"`` (default 0.99), and
-        below which a fixed-alpha result is flagged.
+        below which a fixed-alpha result is flagged in ``note``.
+    gap_factor : float
+        Fill enclosed regions whose openings to the outside are all narrower than
+        ``gap_factor * alpha`` (triangle circumradius): closes a sampled membrane shell
+        with holes. 0 (default) fills only fully enclosed cavities.
 
     Returns
     -------
@@ -326,12 +355,15 @@ def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99):
             raise ParameterError(f"alpha_nm must be a number or 'auto', got {alpha_nm!r}") from exc
         if not alpha > 0 or not np.isfinite(alpha):
             raise ParameterError(f"alpha_nm must be a positive finite number, got {alpha_nm!r}")
+    if not float(gap_factor) >= 0:
+        raise ParameterError(f"gap_factor must be >= 0, got {gap_factor!r}")
     cx = AlphaComplex.build(points)
-    return _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction, Envelope=Envelope)
+    return _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction, Envelope=Envelope,
+                           gap_factor=float(gap_factor))
 
 
 def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label="volume",
-                    extra=None):
+                    extra=None, gap_factor: float = 0.0):
     import trimesh
 
     from ._repair import check_mesh
@@ -352,7 +384,7 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label
                 lo = mid + 1
         chosen = None
         for k in range(lo, len(grid)):
-            keep, frac, faces = cx.solid(grid[k])
+            keep, frac, faces = cx.solid(grid[k], gap_nm=gap_factor * grid[k])
             reason = _faces_reason(cx.points, faces, check_mesh)
             if not reason and frac >= min_fraction:
                 chosen = (grid[k], keep, frac, faces, "")
@@ -361,12 +393,12 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label
                 break
         if chosen is None:
             a = grid[lo]
-            keep, frac, faces = cx.solid(a)
+            keep, frac, faces = cx.solid(a, gap_nm=gap_factor * a)
             chosen = (a, keep, frac, faces, _faces_reason(cx.points, faces, check_mesh))
         alpha, keep, frac, faces, reason = chosen
     else:
         alpha = float(alpha_nm)
-        keep, frac, faces = cx.solid(alpha)
+        keep, frac, faces = cx.solid(alpha, gap_nm=gap_factor * alpha)
         reason = _faces_reason(cx.points, faces, check_mesh)
     used = np.unique(faces)
     remap = np.full(len(cx.points), -1, np.int64)
@@ -376,7 +408,8 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label
     if frac < min_fraction:
         note = (f"the body holds {100 * frac:.1f} % of the points (< {100 * min_fraction:g} %): "
                 f"alpha_nm={alpha:.4g} is too small for this point density")
-    params = {"alpha_nm": float(alpha), "alpha_auto": auto, "min_fraction": float(min_fraction)}
+    params = {"alpha_nm": float(alpha), "alpha_auto": auto, "min_fraction": float(min_fraction),
+              "gap_factor": float(gap_factor)}
     params.update(extra or {})
     return Envelope(mesh=mesh, is_watertight=not reason, reason=reason, method="alpha",
                     label=label, alpha_nm=float(alpha), held_fraction=frac,

@@ -70,12 +70,13 @@ class Envelope:
 
 
 _LABELS = ("membrane", "volume")
-_METHODS = ("auto", "alpha", "shell", "poisson")
+_METHODS = ("auto", "alpha", "shell", "poisson", "voxel")
 
 
 def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_nm="auto",
                 precision_nm: float | None = None, smooth: int = 10,
-                min_fraction: float = 0.99, correct_bias: bool = True):
+                min_fraction: float = 0.99, correct_bias: bool = True,
+                voxel_nm: float | None = None, max_voxels: int = 30_000_000):
     """Closed envelope of one object (spine, dendrite) from its localizations.
 
     Parameters
@@ -92,13 +93,14 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
         vertex is moved along its normal onto the local fit of the localizations: the
         mean depth of the shell (membrane) or the equal-mass boundary of the blurred
         solid (volume). ``"poisson"``: Open3D screened Poisson reconstruction from
-        normals oriented by the alpha shape (membrane only). ``"auto"``: ``"shell"``.
+        normals oriented by the alpha shape (membrane only). ``"voxel"``: see Notes.
+        ``"auto"``: ``"shell"``.
     alpha_nm : float or "auto"
         Alpha radius of the underlying alpha shape, see :func:`alpha_shape`.
-    precision_nm : float, optional
-        Localization precision (1 sigma, nm). Sets the depth window of the surface fit;
-        estimated from the shell thickness (membrane) or from the point spacing (volume)
-        when not given.
+    precision_nm : float or (float, float), optional
+        Localization precision (1 sigma, nm), isotropic or ``(lateral, axial)``. Sets the
+        depth windows of the surface fit (along each vertex normal); estimated from the
+        shell thickness (membrane) or as half the point spacing (volume) when not given.
     smooth : int
         Taubin smoothing iterations (lambda 0.5, mu -0.53) after the fit; Taubin
         smoothing shrinks volume by well under 1 % for 10 iterations on meshes with
@@ -109,9 +111,26 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
         For ``method="alpha"``: apply the inward fit (default True). False gives the raw
         alpha shape.
 
+    voxel_nm : float, optional
+        ``method="voxel"``: voxel size of the solid (default: half the point
+        spacing, the median distance to the 4th nearest neighbour, at least
+        ``precision / 2``), enlarged when the grid would exceed ``max_voxels``.
+    max_voxels : int
+        Largest voxel grid (default 3e7).
+
     Returns
     -------
     Envelope
+
+    Notes
+    -----
+    ``"voxel"`` (experimental): the enclosed solid is found on a voxel grid (occupied voxels dilated by 1.5 point spacings, enclosed space filled,
+    eroded back; see :func:`~smlmspine.envelope.voxel_solid_mesh`), which closes holes of
+    a sparsely sampled membrane, and its closed surface is fitted onto the mid-surface
+    of the localizations as above. On simulated membrane spines it still underestimates
+    volumes (the fill fails where the shell has wide holes); prefer ``"shell"``. An open
+    shell (a spine cut at its base) must be closed by the caller,
+    e.g. with a disc of points (:func:`mesh_spines` does).
 
     Examples
     --------
@@ -133,13 +152,16 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
     if method == "poisson" and label != "membrane":
         raise ParameterError("method='poisson' needs a membrane label (oriented surface "
                              "samples); use method='shell' or 'alpha' for volume labels")
-    if precision_nm is not None and not (np.isfinite(precision_nm) and precision_nm > 0):
-        raise ParameterError(f"precision_nm must be a positive number, got {precision_nm!r}")
+    precision = _precision_pair(precision_nm)
     if int(smooth) < 0:
         raise ParameterError(f"smooth must be >= 0, got {smooth!r}")
+    if method == "voxel":
+        return _membrane_shell(label, points, precision=precision, smooth=int(smooth),
+                               voxel_nm=voxel_nm, max_voxels=max_voxels)
     cx = AlphaComplex.build(points)
+    gap = 0.0
     base = _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
-                           Envelope=Envelope, label=label)
+                           Envelope=Envelope, label=label, gap_factor=gap)
     params = dict(base.parameters, label=label, method=method, smooth=int(smooth),
                   precision_nm=precision_nm, correct_bias=bool(correct_bias))
     if not base.is_watertight:
@@ -148,9 +170,49 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
         return _finish(base, base.mesh, method, params, smooth=int(smooth))
     if method == "poisson":
         return _poisson(cx.points, base, params, smooth=int(smooth))
-    mesh, sigma = _fit_surface(cx.points, base.mesh, label=label, precision_nm=precision_nm)
-    params["precision_used_nm"] = float(sigma)
+    mesh, sigma = _fit_surface(cx.points, base.mesh, label=label, precision_nm=precision)
+    params["precision_used_nm"] = list(sigma)
     return _finish(base, mesh, method, params, smooth=int(smooth))
+
+
+def _membrane_shell(label, points, *, precision, smooth, voxel_nm, max_voxels) -> Envelope:
+    import trimesh
+
+    from ._alpha import _check_points, point_spacing_nm
+    from ._repair import voxel_solid_mesh
+
+    pts = _check_points(points)
+    spacing = point_spacing_nm(pts)
+    pitch = float(voxel_nm) if voxel_nm is not None else max(
+        0.5 * spacing, 0.5 * min(precision) if precision else 0.0)
+    if not (np.isfinite(pitch) and pitch > 0):
+        raise ParameterError(f"voxel_nm must be a positive number, got {voxel_nm!r}")
+    ext = np.ptp(pts, axis=0) + 2 * (1.5 * spacing + 4 * pitch)
+    while np.prod(ext / pitch) > max_voxels:
+        pitch *= 1.25
+    close = max(1, int(np.ceil(1.5 * spacing / pitch)))
+    v, f = voxel_solid_mesh(pts, pitch_nm=pitch, close_voxels=close)
+    params = {"label": label, "method": "voxel", "voxel_nm": pitch, "close_voxels": close,
+              "smooth": smooth, "precision_nm": precision}
+    base = Envelope(mesh=trimesh.Trimesh(v, f, process=False), is_watertight=len(f) > 0,
+                    reason="" if len(f) else "no enclosed solid", method="voxel",
+                    label=label, alpha_nm=float("nan"), held_fraction=float("nan"),
+                    n_points=len(pts), parameters=params)
+    if not len(f):
+        return base
+    mesh, sigma = _fit_surface(pts, base.mesh, label=label, precision_nm=precision)
+    params["precision_used_nm"] = list(sigma)
+    return _finish(base, mesh, "voxel", params, smooth=smooth)
+
+
+def _precision_pair(value):
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value, dtype=float)) if not isinstance(value, str) else None
+    if arr is None or arr.size not in (1, 2) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ParameterError("precision_nm must be a positive number or a (lateral, axial) "
+                             f"pair of positive numbers in nm, got {value!r}")
+    return (float(arr[0]), float(arr[-1]))
 
 
 def _replace(env: Envelope, **kw) -> Envelope:
@@ -226,9 +288,10 @@ def _fit_surface(points, mesh, *, label, precision_nm, spacing_alpha=None):
     sigma = precision_nm
     if sigma is None:
         nrm0 = _vertex_normals(mesh)
-        sigma = _estimate_sigma(points, np.asarray(mesh.vertices), nrm0, tree, spacing) \
+        est = _estimate_sigma(points, np.asarray(mesh.vertices), nrm0, tree, spacing) \
             if label == "membrane" else 0.5 * spacing
-    sigma = float(sigma)
+        sigma = (est, est)
+    sigma = (float(sigma[0]), float(sigma[1]))
     cur = mesh.copy()
     for pas in range(2):
         v = np.asarray(cur.vertices, float)
@@ -237,7 +300,8 @@ def _fit_surface(points, mesh, *, label, precision_nm, spacing_alpha=None):
         nrm = _vertex_normals(sm)
         curv = None
         if pas == 1:
-            curv = np.clip(_mean_curvature(sm, smooth_rings=3), -0.5 / sigma, 0.5 / sigma)
+            cmax = 0.5 / max(sigma)
+            curv = np.clip(_mean_curvature(sm, smooth_rings=3), -cmax, cmax)
         off = _offsets(points, tree, v, nrm, cur.faces, label=label, sigma=sigma,
                        spacing=spacing, curv=curv, first=pas == 0)
         nxt = cur.copy()
@@ -249,24 +313,32 @@ def _fit_surface(points, mesh, *, label, precision_nm, spacing_alpha=None):
 
 
 def _offsets(points, tree, v, nrm, faces, *, label, sigma, spacing, curv, first):
-    """Signed offset along ``nrm`` from each vertex to the fitted data surface (nm)."""
-    r_lat = max(2.0 * spacing, 1.5 * sigma)
+    """Signed offset along ``nrm`` from each vertex to the fitted data surface (nm).
+
+    ``sigma`` is ``(sigma_xy, sigma_z)``: the precision along each vertex normal is
+    ``sqrt(sigma_xy^2 (1 - n_z^2) + sigma_z^2 n_z^2)``.
+    """
+    sxy, sz = sigma
+    sv = np.sqrt(sxy ** 2 * (1.0 - nrm[:, 2] ** 2) + sz ** 2 * nrm[:, 2] ** 2)
+    smax = max(sxy, sz)
+    r_lat = max(2.0 * spacing, 1.5 * smax)
     # volume: the interior slab [x_lo - length, x_lo] of the equal-mass estimate
-    extra = 4.0 * sigma if first else 0.0   # alpha vertices sit outside the surface
-    x_lo = -(extra + 3.0 * sigma + spacing)
-    length = 2.0 * sigma + 2.0 * spacing
+    extra = 4.0 * sv if first else 0.0   # alpha vertices sit outside the surface
+    x_lo = -(extra + 3.0 * sv + spacing)
+    length = 2.0 * sv + 2.0 * spacing
     if label == "membrane":
-        lo_d, hi_d = (-6.0 * sigma, 2.0 * sigma) if first else (-4.0 * sigma, 4.0 * sigma)
+        lo_d, hi_d = (-6.0 * sv, 2.0 * sv) if first else (-4.0 * sv, 4.0 * sv)
     else:
-        lo_d, hi_d = x_lo - length - spacing, 6.0 * sigma + 2.0 * spacing
-    lists = tree.query_ball_point(v, np.hypot(r_lat, max(-lo_d, hi_d)), workers=1)
+        lo_d, hi_d = x_lo - length - spacing, 6.0 * sv + 2.0 * spacing
+    reach = float(np.max(np.maximum(-lo_d, hi_d)))
+    lists = tree.query_ball_point(v, np.hypot(r_lat, reach), workers=1)
     lens = np.fromiter((len(x) for x in lists), np.int64, len(lists))
     vid = np.repeat(np.arange(len(v)), lens)
     pid = np.fromiter((i for x in lists for i in x), np.int64, int(lens.sum()))
     rel = points[pid] - v[vid]
     d = np.einsum("ij,ij->i", rel, nrm[vid])
     lat2 = np.einsum("ij,ij->i", rel, rel) - d * d
-    sel = (lat2 < r_lat * r_lat) & (d > lo_d) & (d < hi_d)
+    sel = (lat2 < r_lat * r_lat) & (d > lo_d[vid]) & (d < hi_d[vid])
     vid, d, lat2 = vid[sel], d[sel], lat2[sel]
     nv = len(v)
     h = np.zeros(nv) if curv is None else curv
@@ -278,10 +350,10 @@ def _offsets(points, tree, v, nrm, faces, *, label, sigma, spacing, curv, first)
         # start where the shell is expected: ~2 sigma inside the alpha vertices (first
         # pass), on the surface (second pass); never from a plain mean, which the far
         # wall of a thin neck would pull inward
-        off = np.full(nv, -2.0 * sigma if first else 0.0)
+        off = -2.0 * sv if first else np.zeros(nv)
         for _ in range(5):
             delta = d - off[vid]
-            keep = np.abs(delta) < 2.5 * sigma
+            keep = np.abs(delta) < 2.5 * sv[vid]
             w = np.clip((1.0 + h[vid] * delta) ** 2, 0.25, 4.0) * keep
             c = np.bincount(vid, w, minlength=nv)
             off = np.where(c > 0, np.bincount(vid, w * d, minlength=nv) / np.maximum(c, 1e-300),
@@ -291,12 +363,12 @@ def _offsets(points, tree, v, nrm, faces, *, label, sigma, spacing, curv, first)
     else:
         # equal-mass boundary of a blurred solid: with x_lo deep enough inside, the
         # points beyond x_lo equal the interior density times (s - x_lo)
-        above = np.bincount(vid[d > x_lo], minlength=nv).astype(float)
-        slab = (d <= x_lo) & (d > x_lo - length)
+        above = np.bincount(vid[d > x_lo[vid]], minlength=nv).astype(float)
+        slab = (d <= x_lo[vid]) & (d > (x_lo - length)[vid])
         rho = np.bincount(vid[slab], minlength=nv) / length
         off = np.where(rho > 0, x_lo + above / np.maximum(rho, 1e-300), 0.0)
         cnt = np.bincount(vid[slab], minlength=nv).astype(float)
-        lim = (-x_lo, 2.0 * sigma)
+        lim = (-x_lo, 2.0 * sv)
     good = cnt >= 3
     off = np.clip(np.where(good, off, 0.0), -lim[0], lim[1])
     # spread the offsets over the surface (weighted by support) to tame the noise

@@ -1,0 +1,324 @@
+"""From a localization table to one checked envelope per spine, a dendrite envelope, files.
+
+:func:`mesh_spines` isolates the spines (or uses given labels), closes open membrane
+shells at their cut (spine base plane; dendrite ends) with a disc of points, reconstructs
+every spine and the whole dendrite, and builds the per-spine table
+(:data:`SPINE_MESH_COLUMNS`, ``data_schemas/spine_meshes.json``). :func:`write_meshes`
+writes ``spine_<id>.<ext>``, ``dendrite.<ext>`` and ``spines.parquet``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import FormatError, ParameterError
+from ..schema import ColumnSpec, column_specs, coordinates, spec_table
+
+__all__ = ["mesh_spines", "SpineMeshes", "write_meshes", "export_mesh", "spine_mesh_table",
+           "SPINE_MESH_COLUMNS", "MESH_FORMATS"]
+
+MESH_FORMATS = ("ply", "obj", "stl", "glb")
+
+#: Columns of ``spines.parquet`` as written by ``smlmspine mesh``. The morphology stage
+#: extends this registry with its features (pass ``registry=`` to
+#: :func:`spine_mesh_table`).
+SPINE_MESH_COLUMNS: dict[str, ColumnSpec] = column_specs(
+    ("spine_id", pa.int64(), "1", "spine label, as in the localization table's spine_id"),
+    ("n_localizations", pa.int64(), "1", "localizations assigned to the spine"),
+    ("base_x_nm", pa.float64(), "nm", "base point (the spine axis meets the shaft surface), x"),
+    ("base_y_nm", pa.float64(), "nm", "base point, y"),
+    ("base_z_nm", pa.float64(), "nm", "base point, z"),
+    ("axis_x", pa.float64(), "1", "unit spine axis (base to tip), x"),
+    ("axis_y", pa.float64(), "1", "unit spine axis, y"),
+    ("axis_z", pa.float64(), "1", "unit spine axis, z"),
+    ("is_watertight", pa.bool_(), "1", "the mesh is closed, two-manifold, consistently "
+                                      "oriented and one body"),
+    ("reason", pa.string(), "1", "why is_watertight is false (empty when true)"),
+    ("method", pa.string(), "1", "reconstruction method (alpha, shell, poisson)"),
+    ("alpha_nm", pa.float64(), "nm", "alpha radius of the underlying alpha shape"),
+    ("volume_um3", pa.float64(), "um^3", "enclosed volume of the mesh (NaN when not watertight)"),
+    ("surface_area_um2", pa.float64(), "um^2", "surface area of the mesh, including the base cap"),
+    ("mesh_file", pa.string(), "1", "file name of the spine mesh in the output folder "
+                                   "(empty when not written)"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class SpineMeshes:
+    """Result of :func:`mesh_spines`.
+
+    Attributes
+    ----------
+    envelopes : dict of int to Envelope
+        One per spine, by ``spine_id``.
+    dendrite : Envelope or None
+        The whole fragment (shaft + spines).
+    isolation : IsolatedSpines
+        The isolation used (labelled table, base points, axes, centreline).
+    spines : pyarrow.Table
+        Per-spine table (:data:`SPINE_MESH_COLUMNS`), ``mesh_file`` empty until written.
+    parameters : dict
+    """
+
+    envelopes: Mapping[int, Any]
+    dendrite: Any
+    isolation: Any
+    spines: pa.Table
+    parameters: dict = field(default_factory=dict)
+
+
+def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, band_nm: float,
+              spacing_nm: float) -> np.ndarray:
+    """Points filling the opening of a membrane shell at the plane (origin, normal).
+
+    The shell points within ``band_nm`` of the plane give the opening's outline (their
+    projected convex hull); the disc is filled on a square grid of ``spacing_nm``.
+    """
+    from matplotlib.path import Path as MplPath
+    from scipy.spatial import ConvexHull, QhullError
+
+    rel = points - origin
+    t = rel @ normal
+    near = rel[np.abs(t) < band_nm]
+    if len(near) < 8:
+        return np.empty((0, 3))
+    u = np.cross(normal, [0.0, 0.0, 1.0])
+    if np.linalg.norm(u) < 1e-6:
+        u = np.cross(normal, [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    w = np.cross(normal, u)
+    q = np.c_[near @ u, near @ w]
+    try:
+        hull = ConvexHull(q)
+    except QhullError:
+        return np.empty((0, 3))
+    poly = q[hull.vertices]
+    lo, hi = poly.min(0), poly.max(0)
+    step = max(float(spacing_nm), 1e-6)
+    gx, gy = np.meshgrid(np.arange(lo[0], hi[0] + step, step), np.arange(lo[1], hi[1] + step, step))
+    g = np.c_[gx.ravel(), gy.ravel()]
+    # shrink the outline slightly: the disc must close the opening, not stick out of it
+    c = poly.mean(0)
+    inside = MplPath(c + 0.9 * (poly - c)).contains_points(g)
+    g = g[inside]
+    return origin + g[:, :1] * u + g[:, 1:] * w
+
+
+def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto",
+                alpha_nm="auto", spine_labels: str | None = None, smooth: int = 10,
+                precision_nm=None, dendrite: bool = True, dendrite_max_points: int = 150_000,
+                progress: bool = False, isolation=None, **isolate_options) -> SpineMeshes:
+    """Isolate spines and reconstruct a checked closed envelope for each, plus the dendrite.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        3D localization table of one dendrite fragment (nm).
+    label, method, alpha_nm, smooth : see :func:`reconstruct`
+    spine_labels : str, optional
+        Column with given spine labels (see :func:`isolate_spines`).
+    precision_nm : float or (float, float), optional
+        Localization precision; default: the median ``precision_xy`` / ``precision_z`` of
+        the table (estimated from the data when the table has none).
+    dendrite : bool
+        Also reconstruct the whole fragment (default True).
+    dendrite_max_points : int
+        The dendrite envelope uses at most this many localizations (a fixed-seed random
+        subset), which bounds its Delaunay time; default 150 000.
+    progress : bool
+        tqdm progress bar over spines on stderr.
+    isolation : IsolatedSpines, optional
+        A precomputed isolation (skips :func:`isolate_spines`).
+    **isolate_options
+        Passed to :func:`isolate_spines` (``margin_nm``, ``eps_nm``, ...).
+
+    Returns
+    -------
+    SpineMeshes
+    """
+    from ._alpha import point_spacing_nm
+    from ._isolate import _precision, isolate_spines
+    from ._reconstruct import reconstruct
+
+    if int(dendrite_max_points) < 100:
+        raise ParameterError(f"dendrite_max_points must be >= 100, got {dendrite_max_points!r}")
+    iso = isolation if isolation is not None else isolate_spines(
+        table, label=label, spine_labels=spine_labels, **isolate_options)
+    if precision_nm is None:
+        have = any(c in table.column_names for c in ("precision_xy", "precision_z"))
+        precision_nm = _precision(table) if have else None
+    p = coordinates(iso.table, dims=3)
+    sid = iso.table.column("spine_id").to_numpy()
+    rows: list[dict] = []
+    envs: dict[int, Any] = {}
+    spines = iso.spines.to_pydict()
+    ids = spines["spine_id"]
+    it = range(len(ids))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="spine meshes", unit="spine", file=None)
+    for i in it:
+        k = int(ids[i])
+        q = p[sid == k]
+        base = np.array([spines["base_x_nm"][i], spines["base_y_nm"][i], spines["base_z_nm"][i]])
+        axis = np.array([spines["axis_x"][i], spines["axis_y"][i], spines["axis_z"][i]])
+        pts = q
+        if label == "membrane" and len(q) >= 4:
+            sp = point_spacing_nm(q) if len(q) >= 5 else 20.0
+            band = 2.0 * sp + (max(precision_nm) if precision_nm else 2.0 * sp)
+            cap = _cap_disc(q, base, axis, band_nm=band, spacing_nm=0.6 * sp)
+            pts = np.r_[q, cap]
+        try:
+            env = reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
+                              precision_nm=precision_nm, smooth=smooth)
+        except ParameterError as exc:
+            env = _failed(f"reconstruction impossible: {exc}", label, method, len(q))
+        envs[k] = env
+        rows.append(_row(k, int(len(q)), base, axis, env))
+    dend = None
+    if dendrite:
+        keep = ~iso.is_background
+        pd_ = p[keep]
+        if len(pd_) > dendrite_max_points:
+            pick = np.random.default_rng(0).choice(len(pd_), int(dendrite_max_points), replace=False)
+            pd_ = pd_[np.sort(pick)]
+        if label == "membrane" and iso.centreline is not None and len(pd_) >= 5:
+            pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_), precision_nm)]
+        try:
+            dend = reconstruct(pd_, label=label, method=method, alpha_nm=alpha_nm,
+                               precision_nm=precision_nm, smooth=smooth)
+        except ParameterError as exc:
+            dend = _failed(f"reconstruction impossible: {exc}", label, method, len(pd_))
+    params = {"label": label, "method": method, "alpha_nm": alpha_nm, "smooth": int(smooth),
+              "precision_nm": precision_nm, "dendrite": bool(dendrite),
+              "dendrite_max_points": int(dendrite_max_points),
+              "isolation": dict(iso.parameters)}
+    return SpineMeshes(envs, dend, iso, spine_mesh_table(rows), params)
+
+
+def _end_caps(p, curve, spacing, precision_nm):
+    """Discs closing the two ends of a membrane-labelled shaft (open where it was cut)."""
+    out = []
+    for end, sign in ((0, -1.0), (-1, 1.0)):
+        c = curve.points_nm[end]
+        t = curve.tangents[end] * sign
+        reach = float(np.max((p - c) @ t))
+        origin = c + reach * t
+        band = 2.0 * spacing + (max(precision_nm) if precision_nm else 2.0 * spacing)
+        rel = p - origin
+        near_axis = np.linalg.norm(rel - np.outer(rel @ t, t), axis=1) < 1.2 * curve.radius_nm[end]
+        disc = _cap_disc(p[near_axis], origin - 0.5 * band * t, t, band_nm=band,
+                         spacing_nm=0.6 * spacing)
+        out.append(disc)
+    return np.concatenate(out) if out else np.empty((0, 3))
+
+
+def _failed(reason, label, method, n):
+    import trimesh
+
+    from ._reconstruct import Envelope
+
+    return Envelope(mesh=trimesh.Trimesh(), is_watertight=False, reason=reason, method=method,
+                    label=label, alpha_nm=float("nan"), held_fraction=0.0, n_points=int(n))
+
+
+def _row(k, n, base, axis, env) -> dict:
+    return {"spine_id": k, "n_localizations": n,
+            "base_x_nm": float(base[0]), "base_y_nm": float(base[1]), "base_z_nm": float(base[2]),
+            "axis_x": float(axis[0]), "axis_y": float(axis[1]), "axis_z": float(axis[2]),
+            "is_watertight": bool(env.is_watertight), "reason": env.reason,
+            "method": env.method, "alpha_nm": float(env.alpha_nm),
+            "volume_um3": env.volume_nm3 * 1e-9 if env.is_watertight else float("nan"),
+            "surface_area_um2": float(env.mesh.area) * 1e-6 if len(env.mesh.faces) else float("nan"),
+            "mesh_file": ""}
+
+
+def spine_mesh_table(rows: list[Mapping[str, Any]], *,
+                     registry: Mapping[str, ColumnSpec] = SPINE_MESH_COLUMNS) -> pa.Table:
+    """Build the per-spine table from row dicts, in increasing ``spine_id``.
+
+    ``registry`` may extend :data:`SPINE_MESH_COLUMNS` with more columns (each row must
+    then give them).
+
+    Examples
+    --------
+    >>> spine_mesh_table([]).num_rows
+    0
+    """
+    rows = sorted(rows, key=lambda r: r["spine_id"])
+    cols = {name: [r[name] for r in rows] for name in registry}
+    if not rows:
+        cols = {name: pa.array([], type=spec.type) for name, spec in registry.items()}
+    return spec_table(registry, cols, metadata={"source_step": "envelope.mesh_spines"})
+
+
+def export_mesh(mesh, path: str | Path, *, spine_id: int | None = None,
+                file_format: str | None = None) -> Path:
+    """Write one mesh (nm coordinates) as PLY, OBJ, STL or GLB, atomically.
+
+    PLY and OBJ carry a header comment ``smlmspine spine_id=<id> units=nm``.
+    """
+    from ..io import atomic_output
+
+    path = Path(path)
+    fmt = (file_format or path.suffix.lstrip(".")).lower()
+    if fmt not in MESH_FORMATS:
+        raise FormatError(f"mesh format must be one of {', '.join(MESH_FORMATS)}, got "
+                          f"{fmt!r}", path=path)
+    tag = "smlmspine " + (f"spine_id={spine_id} " if spine_id is not None else "dendrite ") \
+        + "units=nm"
+    if fmt == "obj":
+        data = mesh.export(file_type="obj", header=tag, include_normals=False)
+        data = data.encode() if isinstance(data, str) else data
+    else:
+        data = mesh.export(file_type=fmt)
+        if fmt == "ply":
+            head, sep, rest = data.partition(b"end_header\n")
+            lines = [ln for ln in head.split(b"\n") if ln and not ln.startswith(b"comment")]
+            lines.insert(2, b"comment " + tag.encode())
+            data = b"\n".join(lines) + b"\n" + sep + rest
+    with atomic_output(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return path
+
+
+def write_meshes(result: SpineMeshes, outdir: str | Path, *, file_format: str = "ply") -> pa.Table:
+    """Write ``spine_<id>.<ext>``, ``dendrite.<ext>`` and ``spines.parquet`` to ``outdir``.
+
+    Meshes that are not watertight are written too (their row says why), never silently.
+    Returns the per-spine table as written (``mesh_file`` filled in).
+    """
+    import pyarrow.parquet as pq
+
+    from ..io import atomic_output
+
+    outdir = Path(outdir)
+    if file_format not in MESH_FORMATS:
+        raise ParameterError(f"file_format must be one of {MESH_FORMATS}, got {file_format!r}")
+    if outdir.exists() and not outdir.is_dir():
+        raise FormatError("output path exists and is not a folder", path=outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k in result.spines.column("spine_id").to_pylist():
+        env = result.envelopes[k]
+        name = f"spine_{k}.{file_format}"
+        if len(env.mesh.faces):
+            export_mesh(env.mesh, outdir / name, spine_id=k, file_format=file_format)
+            files.append(name)
+        else:
+            files.append("")
+    if result.dendrite is not None and len(result.dendrite.mesh.faces):
+        export_mesh(result.dendrite.mesh, outdir / f"dendrite.{file_format}",
+                    file_format=file_format)
+    tbl = result.spines
+    idx = tbl.schema.get_field_index("mesh_file")
+    tbl = tbl.set_column(idx, tbl.schema.field(idx), pa.array(files, pa.string()))
+    with atomic_output(outdir / "spines.parquet") as tmp:
+        pq.write_table(tbl, tmp)
+    return tbl
