@@ -43,7 +43,7 @@ if dims == 3:
     cols.update(z=d["z"], precision_z=d["pz"])
 t = make_table(cols)
 estimate_drift(make_table({k: v[:20000] for k, v in cols.items()}), method=method,
-               segment_frames=1000)  # compile numba kernels outside the timing
+               segment_frames=50)  # compile numba kernels outside the timing
 t0 = time.perf_counter()
 m = estimate_drift(t, method=method)
 dt = time.perf_counter() - t0

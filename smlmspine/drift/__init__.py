@@ -119,7 +119,7 @@ def estimate_drift(table: pa.Table, *, method: str = "aim", segment_frames: int 
     if method == "aim":
         allowed = {"kernel_nm", "search_radius_nm", "max_reference", "min_per_segment",
                    "min_contrast"}
-        defaults = {"min_per_segment": 200, "max_reference": 200_000, "min_contrast": 1.5,
+        defaults = {"min_per_segment": 200, "max_reference": 100_000, "min_contrast": 1.1,
                     "kernel_nm": None, "search_radius_nm": None}
         n_default = 100
     else:

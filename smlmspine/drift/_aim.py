@@ -21,6 +21,7 @@ so the kernel follows the anisotropic localization precision.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -33,10 +34,10 @@ __all__ = ["aim_segments"]
 #: Localizations per segment used by the tracking pass (a random subset beyond).
 _MAX_TRACK = 1500
 #: Localizations per segment used by the global pass (a random subset beyond).
-_MAX_QUERY = 4000
-#: A segment whose intersection contrast is below ``min_contrast`` still counts as
-#: structured when its excess pair count is this many Poisson sigmas above background.
-_MIN_Z = 6.0
+_MAX_QUERY = 2500
+#: A segment is structureless when its excess pair count at the optimum is less than
+#: this many Poisson sigmas above the background (or its contrast < ``min_contrast``).
+_MIN_Z = 4.0
 
 
 def _mean_shift(diff: np.ndarray, start: np.ndarray, sigmas, *, tol: float = 1e-3,
@@ -98,8 +99,12 @@ def _stats(diff: np.ndarray, idx: np.ndarray, d: np.ndarray, sigma: float, n_seg
 
 
 def _contrast(diff: np.ndarray, d: np.ndarray, sigma: float, radius: float):
-    """Pair density at the estimate over the mean pair density in the search ball, and
-    the excess of the kernel-weighted pair count over that background in Poisson sigmas."""
+    """Pair density at the estimate over the background pair density, and the excess of
+    the kernel-weighted pair count over that background in Poisson sigmas.
+
+    The background is the density of pair differences in the shell between half the
+    search radius and the search radius (away from the peak).
+    """
     from math import gamma, pi
 
     D = diff.shape[1]
@@ -107,8 +112,11 @@ def _contrast(diff: np.ndarray, d: np.ndarray, sigma: float, radius: float):
         return 0.0, 0.0
     w = np.exp(-np.sum((diff - d) ** 2, axis=1) * (0.5 / (sigma * sigma)))
     norm = (2 * pi) ** (D / 2) * sigma ** D
-    vol = pi ** (D / 2) / gamma(D / 2 + 1) * radius ** D
-    bg = len(diff) / vol * norm  # expected weighted count without structure
+    unit = pi ** (D / 2) / gamma(D / 2 + 1)
+    r = np.sqrt(np.sum(diff * diff, axis=1))
+    shell = np.count_nonzero(r >= radius / 2)
+    vol = unit * radius ** D * (1 - 0.5 ** D)
+    bg = max(shell, 1) / vol * norm  # expected weighted count without structure
     return float(w.sum() / bg), float((w.sum() - bg) / np.sqrt(bg))
 
 
@@ -131,7 +139,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     sig = float(kernel_nm) if kernel_nm is not None else max(np.sqrt(2) * prep.precision_xy_nm, 3.0)
     if not sig > 0:
         raise ParameterError(f"kernel_nm must be > 0, got {kernel_nm}")
-    R0 = float(search_radius_nm) if search_radius_nm is not None else max(6.0 * sig, 50.0)
+    R0 = float(search_radius_nm) if search_radius_nm is not None else max(4.0 * sig, 50.0)
     if R0 < 2 * sig:
         raise ParameterError(f"search_radius_nm ({R0:g}) must be at least twice the kernel "
                              f"width ({sig:g} nm)")
@@ -146,7 +154,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
             f"localizations (counts {np.bincount(prep.seg, minlength=S).tolist()[:10]}...); "
             "use longer segments")
     keep_p = min(1.0, max_reference / max(len(pts), 1))
-    track_p = min(1.0, max(max_reference // 4, 1) / max(len(pts), 1))
+    track_p = min(1.0, max(max_reference // 2, 1) / max(len(pts), 1))
     # ---------------- pass 1: tracking against a growing reference
     d1 = np.zeros((S, D))
     contrast = np.zeros(S)
@@ -183,17 +191,20 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     tested = valid.copy()
     tested[first] = False
     if tested.any():
-        flat = tested & (contrast < min_contrast) & (zscore < _MIN_Z)
+        flat = tested & ((contrast < min_contrast) | (zscore < _MIN_Z))
         if flat.sum() > 0.5 * tested.sum():
             raise ParameterError(
                 f"AIM: the localizations show no structure to match between segments "
-                f"(median intersection contrast {np.median(contrast[tested]):.2f} < "
-                f"{min_contrast:g} in {int(flat.sum())} of {int(tested.sum())} segments); "
+                f"(median intersection contrast {np.median(contrast[tested]):.2f}, median "
+                f"excess {np.median(zscore[tested]):.1f} sigma; {int(flat.sum())} of "
+                f"{int(tested.sum())} segments below contrast {min_contrast:g} or "
+                f"{_MIN_Z:g} sigma); "
                 "a drift estimate would be noise. Use fiducials (method='fiducial') or "
                 "longer segments.")
         if flat.any():
             warnings.warn(f"AIM: {int(flat.sum())} of {int(tested.sum())} segments show no "
-                          f"matching structure (contrast < {min_contrast:g}); they are "
+                          f"matching structure (contrast < {min_contrast:g} or excess < "
+                          f"{_MIN_Z:g} sigma); they are "
                           "interpolated from their neighbours", QualityWarning, stacklevel=3)
             valid &= ~flat
     # ---------------- pass 2: every segment against all other corrected segments
@@ -205,21 +216,35 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     grid = GridIndex(ref_pts, R2)
     d2 = np.full((S, D), np.nan)
     s2 = np.full((S, D), np.nan)
-    for k in np.flatnonzero(valid):
+    todo = np.flatnonzero(valid)
+    queries = {}
+    for k in todo:  # draw the subsets in a fixed order: results do not depend on threads
         idx = members[k]
         if len(idx) > _MAX_QUERY:
             idx = np.sort(rng.choice(idx, _MAX_QUERY, replace=False))
+        queries[k] = idx
+
+    def one(k):
+        idx = queries[k]
         sp = corrected[idx]
         ri, qj, diff = grid.pairs(sp)
         keep = ref_lab[ri] != k
-        ri, qj, diff = ri[keep], qj[keep], diff[keep]
-        if len(ri) < 10:
-            valid[k] = False
-            continue
-        dk = _newton(diff, np.zeros(D), sig)
+        qj, diff = qj[keep], diff[keep]
+        if len(qj) < 10:
+            return k, None, None
+        dk = _newton(diff, np.zeros(D), sig, tol=0.01)
         sd, _ = _stats(diff, qj, dk, sig, len(idx))
-        d2[k] = d1[k] + dk
-        s2[k] = sd
+        return k, dk, sd
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
+        for k, dk, sd in pool.map(one, todo):
+            if dk is None:
+                valid[k] = False
+                continue
+            d2[k] = d1[k] + dk
+            s2[k] = sd
     if valid.sum() < 2:
         raise ParameterError("AIM: fewer than two segments could be matched; the data are too "
                              "sparse for this segmentation")

@@ -8,7 +8,7 @@ from numba import njit
 __all__ = ["mean_shift", "kernel_sums"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mean_shift(diff, start, sigmas, tol, max_iter):
     """Fixed-point maximisation of sum_p exp(-|diff_p - d|^2 / 2 s^2) over d.
 
@@ -48,7 +48,7 @@ def mean_shift(diff, start, sigmas, tol, max_iter):
     return d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def kernel_sums(diff, idx, d, sigma, n):
     """Per-localization kernel weight W_i and weighted difference sums (n, D)."""
     P, D = diff.shape
@@ -70,7 +70,7 @@ def kernel_sums(diff, idx, d, sigma, n):
     return W, S
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _keys(pts, origin, cell, n):
     N, D = pts.shape
     keys = np.empty(N, np.int64)
@@ -87,7 +87,7 @@ def _keys(pts, origin, cell, n):
     return keys
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def grid_build(pts, origin, cell, n):
     """Sort reference points by cell; return (order, sorted keys)."""
     keys = _keys(pts, origin, cell, n)
@@ -95,7 +95,7 @@ def grid_build(pts, origin, cell, n):
     return order, keys[order]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lower_bound(a, key):
     lo, hi = 0, a.size
     while lo < hi:
@@ -107,7 +107,7 @@ def _lower_bound(a, key):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out_d):
     """Count (fill=False) or write (fill=True) pairs (query j, sorted-ref i) within r.
 
@@ -199,7 +199,7 @@ class GridIndex:
         return self.order[oi], qorder[oj], od
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def newton_peak(diff, start, sigma, tol, max_iter):
     """Maximise f(d) = sum_p exp(-|diff_p - d|^2 / 2 sigma^2) by Newton steps.
 

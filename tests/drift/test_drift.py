@@ -227,3 +227,23 @@ def test_no_warning_on_clean_data(sim3d):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         estimate_drift(sim3d.localizations, method="aim", dims=2, segment_frames=500)
+
+
+@pytest.fixture(scope="module")
+def sim_1e6():
+    from smlmspine.simulate import dendrite
+
+    return dendrite(shaft_length_nm=10000, n_frames=20000, blinks_per_fluorophore=40,
+                    drift_nm=200, rng=2024)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["aim", "rcc"])
+@pytest.mark.parametrize("dims", [3, 2])
+def test_residual_at_1e6_localizations(sim_1e6, method, dims):
+    assert sim_1e6.localizations.num_rows > 700_000
+    model = estimate_drift(sim_1e6.localizations, method=method, dims=dims)
+    rms = _residual(model, sim_1e6, dims=dims)
+    assert np.all(rms[:2] <= 2.0), rms
+    if dims == 3:
+        assert rms[2] <= 5.0, rms
