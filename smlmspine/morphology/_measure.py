@@ -18,7 +18,8 @@ class SpineMeasurement:
 
     Definitions (docs/morphology.md): sections are perpendicular to the centreline,
     every ``step_nm``; the equivalent diameter of a section is 2*sqrt(A/pi). The head is
-    at the section of largest diameter; the neck minimum is the narrowest section
+    at the section of largest diameter in the distal half (a flared base is not a
+    head); the neck minimum is the narrowest section
     between the base and the head; the head-neck boundary is the first section distal
     of the neck minimum whose diameter exceeds ``head_neck_threshold`` x the neck
     minimum. ``neck_length_nm`` runs from the base to that boundary.
@@ -157,7 +158,10 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
     if d.size == 0:
         raise ParameterError("no cross-section of the mesh encloses its centreline; "
                              "is the mesh closed and is the base right?")
-    i_head = int(np.argmax(d))
+    # The head is the widest section of the distal half: a flared base is not a head.
+    distal = np.flatnonzero(s >= length / 2)
+    half = int(distal[0]) if distal.size else 0
+    i_head = half + int(np.argmax(d[half:]))
     head_d = float(d[i_head])
     i_neck = int(np.argmin(d[: i_head + 1]))
     neck_min = float(d[i_neck])

@@ -27,7 +27,7 @@ SPINE_COLUMNS = column_specs(
     ("neck_min_diameter_nm", _F64, "nm", "smallest equivalent diameter 2*sqrt(A/pi) between base and head"),
     ("neck_mean_diameter_nm", _F64, "nm", "mean equivalent diameter from the base to the head-neck boundary"),
     ("neck_length_nm", _F64, "nm", "centreline length from the base to the head-neck boundary"),
-    ("head_diameter_nm", _F64, "nm", "largest equivalent diameter of a cross-section"),
+    ("head_diameter_nm", _F64, "nm", "largest equivalent diameter of a cross-section in the distal half"),
     ("head_volume_um3", _F64, "um^3", "volume distal of the head-neck boundary plane"),
     ("volume_um3", _F64, "um^3", "enclosed volume (NaN if the mesh is not watertight)"),
     ("surface_area_um2", _F64, "um^2", "mesh surface area"),

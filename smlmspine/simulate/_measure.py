@@ -9,7 +9,8 @@ along the unit spine axis, the mesh is the spine cut at the base plane ``t = 0``
   (perpendicular to the axis); equivalent diameter ``d(t) = 2 sqrt(A(t) / pi)``,
   sampled at ``t_j = (j + 1/2) dt``;
 - ``length_nm``: largest ``t`` of the mesh (base to tip along the axis);
-- ``head_diameter_nm``: the largest ``d(t)`` (at ``t_head``);
+- ``head_diameter_nm``: the largest ``d(t)`` in the distal half ``t >= length / 2`` (at
+  ``t_head``; a flared base is not a head);
 - ``neck_min_diameter_nm``: the smallest ``d(t)`` over ``0 <= t <= t_head`` (at ``t_neck``);
 - ``neck_length_nm``: the head-neck boundary is the first ``t >= t_neck`` where ``d(t)``
   exceeds ``head_neck_threshold`` (1.2) x the neck minimum (linearly interpolated); the
@@ -166,7 +167,9 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
     ts = (np.arange(n) + 0.5) * dt
     area = cross_section_areas(v, fa, base, a, ts)
     d = 2.0 * np.sqrt(area / np.pi)
-    j_head = int(np.argmax(d))
+    # The head is the widest section of the distal half: a flared base is not a head.
+    half = n // 2
+    j_head = half + int(np.argmax(d[half:]))
     head_d = float(d[j_head])
     j_neck = int(np.argmin(d[: j_head + 1]))
     neck_min = float(d[j_neck])
