@@ -10,6 +10,8 @@ baseline). Ratios are printed against scikit-learn measured in the same run.
 
 Usage::
 
+    python benchmarks/bench_cluster.py --sizes 1e7 --per-cluster 500 \
+        --methods smlmspine_dbscan sklearn_dbscan           # dense clusters
     python benchmarks/bench_cluster.py                      # 10^6 and 10^7
     python benchmarks/bench_cluster.py --sizes 200000       # quick
     python benchmarks/bench_cluster.py --methods smlmspine_dbscan sklearn_dbscan
@@ -40,15 +42,17 @@ METHODS = ("smlmspine_dbscan", "sklearn_dbscan", "locan_dbscan",
            "smlmspine_hdbscan", "sklearn_hdbscan")
 
 
-def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_data(n: int, seed: int = 0, per_cluster: int = PER_CLUSTER
+              ) -> tuple[np.ndarray, np.ndarray]:
     """``(n, 3)`` coordinates in nm and true cluster labels (-1 background).
 
-    Half of the points are in Gaussian clusters of 50 (sigma 20 nm lateral, 40 nm axial)
+    Half of the points are in Gaussian clusters of ``per_cluster`` (sigma 20 nm lateral,
+    40 nm axial)
     centred on a jittered square lattice of pitch 400 nm, at a random depth in a slab
     800 nm thick; the other half is uniform background over the same slab.
     """
     rng = np.random.default_rng(seed)
-    n_clusters = n // 2 // PER_CLUSTER
+    n_clusters = n // 2 // per_cluster
     side = int(np.ceil(np.sqrt(n_clusters)))
     pitch = 400.0
     grid = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1)
@@ -56,11 +60,11 @@ def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     centres[:, :2] = (grid.reshape(-1, 2)[:n_clusters] + 0.5) * pitch \
         + rng.uniform(-0.15, 0.15, (n_clusters, 2)) * pitch
     centres[:, 2] = rng.uniform(100.0, 700.0, n_clusters)
-    clustered = np.repeat(centres, PER_CLUSTER, axis=0) + rng.normal(
-        0, [20.0, 20.0, 40.0], (n_clusters * PER_CLUSTER, 3))
+    clustered = np.repeat(centres, per_cluster, axis=0) + rng.normal(
+        0, [20.0, 20.0, 40.0], (n_clusters * per_cluster, 3))
     hi = np.array([side * pitch, side * pitch, 800.0])
     background = rng.uniform(0, 1, (n - clustered.shape[0], 3)) * hi
-    truth = np.concatenate([np.repeat(np.arange(n_clusters), PER_CLUSTER),
+    truth = np.concatenate([np.repeat(np.arange(n_clusters), per_cluster),
                             np.full(background.shape[0], -1)])
     return np.concatenate([clustered, background]), truth
 
@@ -188,6 +192,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=float, nargs="+", default=[1e6, 1e7])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--timeout-s", type=float, default=600.0)
+    p.add_argument("--per-cluster", type=int, default=PER_CLUSTER,
+                   help="localizations per cluster (e.g. 500 for dense, many-blink clusters)")
     p.add_argument("--hdbscan-timeout-s", type=float, default=300.0,
                    help="wall-clock limit of the HDBSCAN cases")
     p.add_argument("--mem-limit-gb", type=float, default=12.0)
@@ -211,14 +217,15 @@ def main(argv=None) -> int:
         timed_out: dict[str, int] = {}
         for size in args.sizes:
             n = int(size)
-            xyz, truth = make_data(n)
+            xyz, truth = make_data(n, per_cluster=args.per_cluster)
             data = tmp / f"xyz_{n}.npy"
             np.save(data, xyz)
             for k, c in enumerate("xyz"):
                 np.save(tmp / f"xyz_{n}_{c}.npy", np.ascontiguousarray(xyz[:, k]))
             del xyz
-            print(f"\nN = {n:,} 3D localizations ({n // 2 // PER_CLUSTER:,} clusters + "
-                  f"{n - n // 2 // PER_CLUSTER * PER_CLUSTER:,} background)")
+            k = n // 2 // args.per_cluster
+            print(f"\nN = {n:,} 3D localizations ({k:,} clusters of {args.per_cluster} + "
+                  f"{n - k * args.per_cluster:,} background)")
             results = {}
             for method in args.methods:
                 if method in timed_out:
