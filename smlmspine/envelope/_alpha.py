@@ -198,9 +198,13 @@ def _check_points(points) -> np.ndarray:
         raise ParameterError(f"'points' must have shape (N, 3), got {pts.shape}")
     if not np.isfinite(pts).all():
         raise ParameterError("'points' holds NaN or inf coordinates")
-    n_unique = len(np.unique(pts, axis=0)) if len(pts) < 10 else len(pts)
+    n_unique = len(np.unique(pts, axis=0))
     if n_unique < 4:
         raise ParameterError(f"a 3D envelope needs at least 4 distinct points, got {n_unique}")
+    sv = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
+    if sv[2] <= 1e-9 * sv[0]:
+        raise ParameterError(f"points: all {len(pts)} points are coplanar or collinear "
+                             "(no 3D extent); a 3D envelope needs a volume")
     return pts
 
 
@@ -405,9 +409,17 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label
     remap[used] = np.arange(len(used))
     mesh = trimesh.Trimesh(cx.points[used], remap[faces], process=False)
     note = ""
+    if reason and len(faces):
+        from ._repair import repair_mesh
+
+        fixed, reason2, steps = repair_mesh(mesh)
+        if not reason2:
+            mesh, note = fixed, f"alpha surface was invalid ({reason}); repaired: " + ", ".join(steps)
+            reason = ""
     if frac < min_fraction:
-        note = (f"the body holds {100 * frac:.1f} % of the points (< {100 * min_fraction:g} %): "
-                f"alpha_nm={alpha:.4g} is too small for this point density")
+        note = (note + "; " if note else "") + (
+            f"the body holds {100 * frac:.1f} % of the points (< {100 * min_fraction:g} %): "
+            f"alpha_nm={alpha:.4g} is too small for this point density")
     params = {"alpha_nm": float(alpha), "alpha_auto": auto, "min_fraction": float(min_fraction),
               "gap_factor": float(gap_factor)}
     params.update(extra or {})

@@ -258,7 +258,7 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None):
     Steps, stopping at the first that yields a valid mesh: (1) trimesh clean-up
     (merge vertices, drop degenerate and duplicate faces, fill small holes, fix
     normals, keep the largest body); (2) voxel remesh: voxelize at ``pitch_nm`` (default:
-    1/40 of the largest extent), close by one voxel, fill cavities, keep the largest
+    1/80 of the largest extent), close by one voxel, fill cavities, keep the largest
     component, marching tetrahedra.
 
     Returns
@@ -291,7 +291,7 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None):
     if len(mesh.vertices) == 0:
         return m, reason or "empty mesh", steps
     ext = float(np.ptp(mesh.vertices, axis=0).max())
-    pitch = float(pitch_nm) if pitch_nm else max(ext / 40.0, 1e-9)
+    pitch = float(pitch_nm) if pitch_nm else max(ext / 80.0, 1e-9)
     try:
         v, f = voxel_remesh(mesh, pitch_nm=pitch)
         steps.append(f"voxel remesh (pitch {pitch:.3g} nm)")
