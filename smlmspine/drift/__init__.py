@@ -72,7 +72,7 @@ def estimate_drift(table: pa.Table, *, method: str = "aim", segment_frames: int 
     method : {"aim", "rcc", "fiducial"}
         Estimator (see the module docs).
     segment_frames : int, optional
-        Segment length in frames. Default: the acquisition cut into equal spans (100
+        Segment length in frames. Default: the acquisition cut into equal spans (50
         for AIM, 20 for RCC, fewer when a segment would get too few localizations).
         Ignored by ``"fiducial"``, which works per frame.
     segment_seconds : float, optional
@@ -121,7 +121,7 @@ def estimate_drift(table: pa.Table, *, method: str = "aim", segment_frames: int 
                    "min_contrast"}
         defaults = {"min_per_segment": 200, "max_reference": 100_000, "min_contrast": 1.1,
                     "kernel_nm": None, "search_radius_nm": None}
-        n_default = 100
+        n_default = 50
     else:
         allowed = {"pixel_nm", "blur_nm", "max_shift_nm", "rejection_nm", "min_per_segment",
                    "min_contrast"}

@@ -213,7 +213,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     sel = np.flatnonzero((rng.random(len(pts)) < keep_p) & valid[labels])
     ref_pts, ref_lab = corrected[sel], labels[sel]
     R2 = 3.0 * sig
-    grid = GridIndex(ref_pts, R2)
+    grid = GridIndex(ref_pts, R2, labels=ref_lab)
     d2 = np.full((S, D), np.nan)
     s2 = np.full((S, D), np.nan)
     todo = np.flatnonzero(valid)
@@ -227,9 +227,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
     def one(k):
         idx = queries[k]
         sp = corrected[idx]
-        ri, qj, diff = grid.pairs(sp)
-        keep = ref_lab[ri] != k
-        qj, diff = qj[keep], diff[keep]
+        _, qj, diff = grid.pairs(sp, skip_label=int(k))
         if len(qj) < 10:
             return k, None, None
         dk = _newton(diff, np.zeros(D), sig, tol=0.01)

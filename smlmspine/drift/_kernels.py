@@ -108,7 +108,8 @@ def _lower_bound(a, key):
 
 
 @njit(cache=True, nogil=True)
-def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out_d):
+def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out_d,
+                     labels, skip):
     """Count (fill=False) or write (fill=True) pairs (query j, sorted-ref i) within r.
 
     The last axis varies fastest in the cell key, so the 3 cells along it are one
@@ -143,6 +144,9 @@ def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out
             key1 = key * nl + zh
             i = _lower_bound(skeys, key0)
             while i < skeys.size and skeys[i] <= key1:
+                if labels[i] == skip:
+                    i += 1
+                    continue
                 d2 = 0.0
                 for k in range(D):
                     t = q[j, k] - ref[i, k]
@@ -161,7 +165,8 @@ def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out
 class GridIndex:
     """Reference points hashed on a grid of cell size ``radius`` for fixed-radius pairs."""
 
-    def __init__(self, pts: np.ndarray, radius: float, *, bounds: tuple | None = None):
+    def __init__(self, pts: np.ndarray, radius: float, *, bounds: tuple | None = None,
+                 labels: np.ndarray | None = None):
         pts = np.ascontiguousarray(pts, dtype=np.float64)
         self.radius = float(radius)
         if bounds is None:
@@ -174,9 +179,12 @@ class GridIndex:
         order, self.skeys = grid_build(pts, self.origin, self.radius, self.n)
         self.order = order
         self.pts = pts[order]
+        self.labels = (np.zeros(len(pts), np.int64) if labels is None
+                       else np.asarray(labels, np.int64)[order])
 
-    def pairs(self, q: np.ndarray, radius: float | None = None):
-        """Pairs within ``radius`` (<= the index radius).
+    def pairs(self, q: np.ndarray, radius: float | None = None, *, skip_label: int = -2**62):
+        """Pairs within ``radius`` (<= the index radius), reference points labelled
+        ``skip_label`` left out.
 
         Returns the reference indices, the query indices and the differences
         ``q[j] - ref[i]`` ``(P, D)``.
@@ -190,12 +198,12 @@ class GridIndex:
         dummy = np.empty(0, np.int64)
         dd = np.empty((0, q.shape[1]))
         cnt = _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n,
-                               r * r, False, dummy, dummy, dd)
+                               r * r, False, dummy, dummy, dd, self.labels, skip_label)
         oi = np.empty(cnt, np.int64)
         oj = np.empty(cnt, np.int64)
         od = np.empty((cnt, q.shape[1]))
         _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n, r * r,
-                         True, oi, oj, od)
+                         True, oi, oj, od, self.labels, skip_label)
         return self.order[oi], qorder[oj], od
 
 
