@@ -70,10 +70,12 @@ class Envelope:
 
 
 _LABELS = ("membrane", "volume")
-#: Membrane shells: empty regions behind openings narrower than this many alphas are
-#: filled (holes of a sampled membrane), see :func:`alpha_shape`'s ``gap_factor``. 0 (off):
-#: on simulated spines 1.5 over-filled concavities (median volume ratio 1.22).
-MEMBRANE_GAP_FACTOR = 0.0
+#: Membrane shells whose alpha solid is a thin wall (holes of a sparsely sampled
+#: membrane): empty regions behind openings narrower than this many alphas are filled
+#: (see :func:`alpha_shape`'s ``gap_factor``). Used only when that more than doubles the
+#: volume: always bridging over-fills concavities (median volume ratio 1.22 on simulated
+#: spines).
+LEAKY_GAP_FACTOR = 1.5
 _METHODS = ("auto", "alpha", "shell", "poisson", "voxel")
 
 
@@ -163,9 +165,18 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
         return _membrane_shell(label, points, precision=precision, smooth=int(smooth),
                                voxel_nm=voxel_nm, max_voxels=max_voxels)
     cx = AlphaComplex.build(points)
-    gap = MEMBRANE_GAP_FACTOR if label == "membrane" else 0.0
     base = _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
-                           Envelope=Envelope, label=label, gap_factor=gap)
+                           Envelope=Envelope, label=label)
+    if label == "membrane" and base.is_watertight:
+        # a sampled membrane with holes wider than alpha leaves a thin-walled solid; if
+        # bridging openings up to LEAKY_GAP_FACTOR alphas more than doubles the volume,
+        # the shell was leaky: use the bridged solid
+        bridged = _alpha_envelope(cx, alpha_nm=base.alpha_nm, min_fraction=min_fraction,
+                                  Envelope=Envelope, label=label, gap_factor=LEAKY_GAP_FACTOR)
+        if bridged.is_watertight and base.mesh.volume < 0.5 * bridged.mesh.volume:
+            base = _replace(bridged, note=(bridged.note + "; " if bridged.note else "")
+                            + "leaky membrane shell: openings up to "
+                            f"{LEAKY_GAP_FACTOR:g} alpha bridged")
     params = dict(base.parameters, label=label, method=method, smooth=int(smooth),
                   precision_nm=precision_nm, correct_bias=bool(correct_bias))
     if not base.is_watertight:
