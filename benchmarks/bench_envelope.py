@@ -6,7 +6,8 @@ Usage::
                                         [--label membrane] [--skip-dendrite]
 
 Part 1: filled ball (r = 1 um, uniform, no noise) and noisy sphere surface (r = 1 um,
-sigma = 10 nm) of N points; smlmspine.envelope.alpha_shape (auto alpha) and Open3D's
+sigma = 10 nm; also with ``gap_factor=1.5``, which bridges holes of the sampled shell) of
+N points; smlmspine.envelope.alpha_shape (auto alpha) and Open3D's
 ``create_from_point_cloud_alpha_shape`` at the same alpha: time, watertightness, volume
 error vs the analytic volume. Part 2: a simulated dendrite with about the requested
 number of localizations -> isolate_spines + mesh_spines (every spine and the dendrite),
@@ -45,15 +46,17 @@ def bench_alpha(sizes):
     r = 1000.0
     vol = 4 / 3 * np.pi * r ** 3
     print("\n== alpha shapes (time s, watertight, volume error vs truth) ==")
-    print(f"{'case':<22}{'N':>8} | {'smlmspine':>10} {'wt':>4} {'vol err':>8} | "
+    print(f"{'case':<24}{'N':>8} | {'smlmspine':>10} {'wt':>4} {'vol err':>8} | "
           f"{'open3d':>8} {'wt':>4} {'vol err':>8} | {'ratio':>6}")
     for n in sizes:
-        for name, pts in (("ball", _ball(n, r, rng)), ("sphere sigma=10nm", _sphere(n, r, 10.0, rng))):
+        sph = _sphere(n, r, 10.0, rng)
+        for name, pts, gap in (("ball", _ball(n, r, rng), 0.0), ("sphere sigma=10nm", sph, 0.0),
+                               ("sphere, gap_factor 1.5", sph, 1.5)):
             t0 = time.perf_counter()
-            env = alpha_shape(pts)
+            env = alpha_shape(pts, gap_factor=gap)
             t_ours = time.perf_counter() - t0
             err = env.volume_nm3 / vol - 1 if env.is_watertight else float("nan")
-            line = (f"{name:<22}{n:>8} | {t_ours:>10.3f} {str(env.is_watertight)[0]:>4} "
+            line = (f"{name:<24}{n:>8} | {t_ours:>10.3f} {str(env.is_watertight)[0]:>4} "
                     f"{100 * err:>7.1f}% | ")
             if o3d is not None:
                 pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
