@@ -77,6 +77,16 @@ class AlphaComplex:
         return cls(pts, s, tri.neighbors.astype(np.int64), _circumradii(pts - centre, s),
                    vertex_of)
 
+    def solid_volume(self, alpha_nm: float, *, gap_nm: float = 0.0) -> float:
+        """Volume (nm^3) of the alpha solid (main component, cavities filled)."""
+        keep = self._fill_cavities(self._main_component(self.radii_nm < alpha_nm), gap_nm)
+        s = self.simplices[keep]
+        p = self.points
+        a = p[s[:, 0]]
+        det = np.einsum("ij,ij->i", p[s[:, 1]] - a,
+                        np.cross(p[s[:, 2]] - a, p[s[:, 3]] - a))
+        return float(np.abs(det).sum() / 6.0)
+
     def held_fraction(self, alpha_nm: float) -> float:
         """Fraction of the points held by the main solid component at ``alpha_nm``."""
         keep = self._main_component(self.radii_nm < alpha_nm)

@@ -167,7 +167,9 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
     cx = AlphaComplex.build(points)
     base = _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
                            Envelope=Envelope, label=label)
-    if label == "membrane" and base.is_watertight:
+    a0 = base.alpha_nm
+    if (label == "membrane" and base.is_watertight and cx.solid_volume(a0)
+            < 0.5 * cx.solid_volume(a0, gap_nm=LEAKY_GAP_FACTOR * a0)):
         # a sampled membrane with holes wider than alpha leaves a thin-walled solid; if
         # bridging openings up to LEAKY_GAP_FACTOR alphas more than doubles the volume,
         # the shell was leaky: use the bridged solid
@@ -346,10 +348,12 @@ def _offsets(points, tree, v, nrm, faces, *, label, sigma, spacing, curv, first)
     else:
         lo_d, hi_d = x_lo - length - spacing, 6.0 * sv + 2.0 * spacing
     reach = float(np.max(np.maximum(-lo_d, hi_d)))
-    lists = tree.query_ball_point(v, np.hypot(r_lat, reach), workers=1)
-    lens = np.fromiter((len(x) for x in lists), np.int64, len(lists))
-    vid = np.repeat(np.arange(len(v)), lens)
-    pid = np.fromiter((i for x in lists for i in x), np.int64, int(lens.sum()))
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(v).sparse_distance_matrix(tree, np.hypot(r_lat, reach),
+                                              output_type="ndarray")
+    vid = pairs["i"].astype(np.int64)
+    pid = pairs["j"].astype(np.int64)
     rel = points[pid] - v[vid]
     d = np.einsum("ij,ij->i", rel, nrm[vid])
     lat2 = np.einsum("ij,ij->i", rel, rel) - d * d
