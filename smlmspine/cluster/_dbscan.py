@@ -11,7 +11,12 @@ Algorithm (exact DBSCAN, memory O(N)):
 2. Core points: a point is core when at least ``min_samples`` points (itself included,
    as in scikit-learn) lie within ``eps`` (``d^2 <= eps^2``, the comparison scikit-learn's
    KD-tree makes). Counting stops at ``min_samples``.
-3. Core points within ``eps`` of each other are joined with a union-find forest.
+3. Core points within ``eps`` of each other are joined with a union-find forest, on a
+   second grid of side ``eps / sqrt(D)``: the core points of one such cell are within
+   ``eps`` of each other and are joined without computing distances; two cells are
+   joined by the first pair found within ``eps``, and not searched at all when already
+   joined. Dense clusters (fiducials) thus cost about O(n), not O(n^2). If that grid would
+   overflow a 64-bit key, the pairs are tested on the eps grid instead.
 4. Clusters are numbered by the smallest input index of their core points (the order
    scikit-learn numbers them in).
 5. Each non-core point with a core point within ``eps`` (a border point) gets either the

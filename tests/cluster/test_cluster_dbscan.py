@@ -241,3 +241,11 @@ def test_dense_cluster_and_eps_grid_fallback(dims):
     coarse, _ = grid_dbscan(xyz, eps=15.0, min_samples=5, border="lowest", fine_grid=False)
     np.testing.assert_array_equal(fine, ref)
     np.testing.assert_array_equal(coarse, ref)
+
+
+def test_progress_bar_over_groups(capsys):
+    xyz, _ = gaussian_clusters(4, 20, dims=2, rng=12)
+    t = to_table(xyz, spine_id=np.repeat([0, 1, 2, 3], 20))
+    labels = dbscan(t, eps_nm=30.0, min_samples=4, by="spine_id", progress=True)
+    assert labels.column("cluster_id").to_numpy().max() == 3
+    assert "clustering groups" in capsys.readouterr().err
