@@ -119,7 +119,7 @@ def estimate_drift(table: pa.Table, *, method: str = "aim", segment_frames: int 
     if method == "aim":
         allowed = {"kernel_nm", "search_radius_nm", "max_reference", "min_per_segment",
                    "min_contrast"}
-        defaults = {"min_per_segment": 200, "max_reference": 100_000, "min_contrast": 1.1,
+        defaults = {"min_per_segment": 200, "max_reference": 60_000, "min_contrast": 1.1,
                     "kernel_nm": None, "search_radius_nm": None}
         n_default = 50
     else:
@@ -149,7 +149,8 @@ def estimate_drift(table: pa.Table, *, method: str = "aim", segment_frames: int 
               "n_segments_used": int(valid.sum()), "ndim": prep.ndim, "smoothing": smoothing,
               **used}
     return smooth_segments(prep.axis, prep.seg_t[valid], d[valid], s[valid], prep.t_eval,
-                           ndim=prep.ndim, smoothing=smoothing, method=method, params=params)
+                           ndim=prep.ndim, smoothing=smoothing, method=method, params=params,
+                           noise_floor=method == "aim")
 
 
 def correct(table: pa.Table, *, method: str = "aim", segment_frames: int | None = None,

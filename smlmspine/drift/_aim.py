@@ -59,17 +59,10 @@ def _newton(diff: np.ndarray, start: np.ndarray, sigma: float, *, tol: float = 1
 
 
 def _coarse_start(diff: np.ndarray, radius: float) -> np.ndarray:
-    """Mode of the pair-difference histogram (bins radius/8, smoothed by one bin)."""
-    from scipy.ndimage import gaussian_filter
+    """Mode of the pair-difference histogram (bins radius/8, smoothed over 3 bins)."""
+    from ._kernels import coarse_mode
 
-    D = diff.shape[1]
-    nb = 16
-    edges = [np.linspace(-radius, radius, nb + 1)] * D
-    h, _ = np.histogramdd(diff, bins=edges)
-    h = gaussian_filter(h, 1.0, mode="constant")
-    k = np.unravel_index(np.argmax(h), h.shape)
-    centres = (edges[0][:-1] + edges[0][1:]) / 2
-    return np.array([centres[i] for i in k])
+    return coarse_mode(np.ascontiguousarray(diff, dtype=np.float64), float(radius), 16)
 
 
 def _stats(diff: np.ndarray, idx: np.ndarray, d: np.ndarray, sigma: float, n_seg: int):
@@ -107,17 +100,17 @@ def _contrast(diff: np.ndarray, d: np.ndarray, sigma: float, radius: float):
     """
     from math import gamma, pi
 
+    from ._kernels import peak_and_shell
+
     D = diff.shape[1]
     if len(diff) == 0:
         return 0.0, 0.0
-    w = np.exp(-np.sum((diff - d) ** 2, axis=1) * (0.5 / (sigma * sigma)))
+    wsum, shell = peak_and_shell(diff, np.asarray(d, np.float64), float(sigma), float(radius))
     norm = (2 * pi) ** (D / 2) * sigma ** D
     unit = pi ** (D / 2) / gamma(D / 2 + 1)
-    r = np.sqrt(np.sum(diff * diff, axis=1))
-    shell = np.count_nonzero(r >= radius / 2)
     vol = unit * radius ** D * (1 - 0.5 ** D)
     bg = max(shell, 1) / vol * norm  # expected weighted count without structure
-    return float(w.sum() / bg), float((w.sum() - bg) / np.sqrt(bg))
+    return float(wsum / bg), float((wsum - bg) / np.sqrt(bg))
 
 
 def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: float | None,
@@ -127,7 +120,7 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
 
     Returns also the parameters actually used.
     """
-    from ._kernels import GridIndex
+    from ._kernels import GridIndex, within
 
     rng = np.random.default_rng(rng)
     D = prep.ndim
@@ -178,9 +171,9 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
                 valid[k] = False
                 continue
             start = _coarse_start(diff, R0)
-            near = np.sum((diff - start) ** 2, axis=1) < (R0 / 3) ** 2
-            dk = _mean_shift(diff[near], start, sigmas[:-1], tol=0.05, max_iter=10)
-            dk = _newton(diff[near], dk, sig, tol=0.01)
+            near = within(diff, start, R0 / 3)
+            dk = _mean_shift(near, start, sigmas[:-1], tol=0.05, max_iter=10)
+            dk = _newton(near, dk, sig, tol=0.01)
             contrast[k], zscore[k] = _contrast(diff, dk, sig, R0)
             d1[k] = pred + dk
             prev2, prev = prev, d1[k].copy()

@@ -297,3 +297,101 @@ def newton_peak(diff, start, sigma, tol, max_iter):
         if big < tol:
             break
     return d
+
+
+@njit(cache=True, nogil=True)
+def coarse_mode(diff, radius, nb):
+    """Centre of the most populated bin of the pair-difference histogram, smoothed by a
+    box of 3 bins per axis (bins of 2 radius / nb)."""
+    P, D = diff.shape
+    size = 2.0 * radius / nb
+    total = nb ** D
+    h = np.zeros(total)
+    for p in range(P):
+        key = 0
+        ok = True
+        for k in range(D):
+            c = int((diff[p, k] + radius) / size)
+            if c < 0 or c >= nb:
+                ok = False
+                break
+            key = key * nb + c
+        if ok:
+            h[key] += 1.0
+    best, bestv = 0, -1.0
+    idx = np.zeros(D, np.int64)
+    for key in range(total):
+        c = key
+        for k in range(D - 1, -1, -1):
+            idx[k] = c % nb
+            c //= nb
+        v = 0.0
+        for comb in range(3 ** D):
+            cc = comb
+            nk = 0
+            ok = True
+            for k in range(D):
+                j = idx[k] + (cc % 3) - 1
+                cc //= 3
+                if j < 0 or j >= nb:
+                    ok = False
+                    break
+                nk = nk * nb + j
+            if ok:
+                v += h[nk]
+        if v > bestv:
+            bestv, best = v, key
+    out = np.zeros(D)
+    c = best
+    for k in range(D - 1, -1, -1):
+        out[k] = -radius + (c % nb + 0.5) * size
+        c //= nb
+    return out
+
+
+@njit(cache=True, nogil=True)
+def within(diff, centre, radius):
+    """Rows of ``diff`` within ``radius`` of ``centre`` (a copy)."""
+    P, D = diff.shape
+    r2 = radius * radius
+    keep = np.zeros(P, np.bool_)
+    n = 0
+    for p in range(P):
+        d2 = 0.0
+        for k in range(D):
+            t = diff[p, k] - centre[k]
+            d2 += t * t
+        if d2 < r2:
+            keep[p] = True
+            n += 1
+    out = np.empty((n, D))
+    j = 0
+    for p in range(P):
+        if keep[p]:
+            for k in range(D):
+                out[j, k] = diff[p, k]
+            j += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def peak_and_shell(diff, d, sigma, radius):
+    """Kernel-weighted pair count at ``d`` and the number of pairs with |diff| >= radius/2."""
+    P, D = diff.shape
+    inv = 0.5 / (sigma * sigma)
+    sw = 0.0
+    shell = 0
+    h2 = 0.25 * radius * radius
+    for p in range(P):
+        r2 = 0.0
+        a2 = 0.0
+        for k in range(D):
+            t = diff[p, k] - d[k]
+            r2 += t * t
+            a2 += diff[p, k] * diff[p, k]
+        e = r2 * inv
+        if e < 25.0:
+            sw += np.exp(-e)
+        if a2 >= h2:
+            shell += 1
+    return sw, shell

@@ -261,15 +261,16 @@ class DriftModel:
 
 def smooth_segments(axis: str, seg_t: np.ndarray, seg_d: np.ndarray, seg_sigma: np.ndarray,
                     t_eval: np.ndarray, *, ndim: int, smoothing: float | None = 1.0,
-                    method: str, params: dict) -> DriftModel:
+                    method: str, params: dict, noise_floor: bool = False) -> DriftModel:
     """Turn per-segment estimates into a :class:`DriftModel` sampled at ``t_eval``.
 
     Each axis is fit with a cubic smoothing spline (``scipy.interpolate.UnivariateSpline``,
     weights ``1/sigma``, smoothing factor ``s = smoothing * S`` for ``S`` segments, i.e.
     residuals of about one sigma on average); ``smoothing=0`` interpolates, fewer than
-    four segments use linear interpolation. The result is referenced to its first
-    sample. The uncertainty is the segment sigma interpolated linearly (conservative:
-    the spline averages neighbouring segments).
+    four segments use linear interpolation. With ``noise_floor`` (AIM) the segment
+    sigmas are floored at the scatter seen in the third differences of the estimates. The result is
+    referenced to its first sample. The uncertainty is the (floored) segment sigma
+    interpolated linearly (conservative: the spline averages neighbouring segments).
     """
     seg_t = np.asarray(seg_t, float)
     order = np.argsort(seg_t)
@@ -281,6 +282,8 @@ def smooth_segments(axis: str, seg_t: np.ndarray, seg_d: np.ndarray, seg_sigma: 
     for k in range(ndim):
         y, s = seg_d[:, k], seg_sigma[:, k]
         s = np.where(np.isfinite(s) & (s > 0), s, np.nanmedian(s[s > 0]) if np.any(s > 0) else 1.0)
+        if noise_floor:
+            s = np.maximum(s, _noise_floor(y))
         if S >= 4 and smoothing is not None:
             out[:, k] = _spline(seg_t, y, 1.0 / np.maximum(s, 1e-3), float(smoothing) * S)(te)
         elif S >= 2:
@@ -296,16 +299,33 @@ def smooth_segments(axis: str, seg_t: np.ndarray, seg_d: np.ndarray, seg_sigma: 
 
 
 def _spline(t, y, w, s):
-    """Cubic smoothing spline; when FITPACK cannot meet ``s`` it is relaxed (x2, up to 5x)."""
+    """Cubic smoothing spline; when FITPACK cannot meet ``s`` it is relaxed (x2, three
+    times) and, failing that, the segment estimates are interpolated (``s = 0``)."""
     import warnings
 
     from scipy.interpolate import UnivariateSpline
 
-    for _ in range(6):
+    for _ in range(4):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             spl = UnivariateSpline(t, y, w=w, k=3, s=s)
         if not caught:
             return spl
         s = 2 * s if s > 0 else 1.0
-    return spl
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return UnivariateSpline(t, y, k=3, s=0)
+
+
+def _noise_floor(y: np.ndarray) -> float:
+    """Scatter of the segment estimates from their third differences (robust).
+
+    For a smooth drift sampled densely, the third difference ``y[i+3] - 3 y[i+2] +
+    3 y[i+1] - y[i]`` is dominated by the estimation noise (variance ``20 sigma^2``);
+    used as a floor for the reported sigmas, which ignore correlations between
+    matched localizations.
+    """
+    if y.size < 6:
+        return 0.0
+    d3 = np.diff(y, 3)
+    return float(1.4826 * np.median(np.abs(d3 - np.median(d3))) / np.sqrt(20.0))
