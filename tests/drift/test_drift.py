@@ -247,3 +247,20 @@ def test_residual_at_1e6_localizations(sim_1e6, method, dims):
     assert np.all(rms[:2] <= 2.0), rms
     if dims == 3:
         assert rms[2] <= 5.0, rms
+
+
+def test_spline_never_blows_up_on_underestimated_sigmas():
+    """Regression: tiny reported sigmas made FITPACK fail and return a wild curve."""
+    from smlmspine.drift._model import smooth_segments
+
+    rng = np.random.default_rng(0)
+    t = np.linspace(100, 9900, 50)
+    truth = 120 * np.sin(t / 1500.0) + 0.01 * t
+    y = truth + rng.normal(0, 0.5, t.size)           # real scatter 0.5 nm
+    d = np.column_stack([y, y, np.full_like(y, np.nan)])
+    s = np.full((t.size, 3), 0.05)                    # reported 10x too small
+    for floor in (False, True):
+        m = smooth_segments("frame", t, d, s, np.arange(10000), ndim=2, smoothing=1.0,
+                            method="aim", params={}, noise_floor=floor)
+        est = m.at(t)[:, 0] + (y[0] - m.at(t[:1])[0, 0])
+        assert np.max(np.abs(est - y)) < 5.0
