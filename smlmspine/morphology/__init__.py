@@ -29,8 +29,8 @@ from ._classify import (ML_FEATURES, SPINE_CLASSES, ClassRules, TrainingReport, 
 from ._measure import FEATURE_NAMES, SpineMeasurement, find_base, measure_spine
 from ._neckfit import NeckFit, fit_neck_diameter, radial_distances
 from ._sections import centreline, cross_section, section_profile
-from ._tables import (PROFILE_COLUMNS, SPINE_COLUMNS, _iter_paths, features_table, load_mesh,
-                      plot_profile, profile_table)
+from ._tables import (PROFILE_COLUMNS, SPINE_COLUMNS, SPINE_MESH_FEATURE_COLUMNS, _iter_paths,
+                      features_table, load_mesh, plot_profile, profile_table)
 
 __all__ = [
     "measure_spine", "measure_meshes", "SpineMeasurement", "FEATURE_NAMES", "find_base",
@@ -39,6 +39,7 @@ __all__ = [
     "classify_rules", "classify_table", "ClassRules", "SPINE_CLASSES", "train_classifier",
     "TrainingReport", "load_model", "ML_FEATURES",
     "features_table", "profile_table", "SPINE_COLUMNS", "PROFILE_COLUMNS", "load_mesh",
+    "SPINE_MESH_FEATURE_COLUMNS",
     "plot_profile",
 ]
 

@@ -12,7 +12,7 @@ from ..errors import FormatError, ParameterError
 from ..schema import column_specs, spec_table
 from ._measure import SpineMeasurement
 
-__all__ = ["SPINE_COLUMNS", "PROFILE_COLUMNS", "features_table", "profile_table", "load_mesh",
+__all__ = ["SPINE_COLUMNS", "PROFILE_COLUMNS", "SPINE_MESH_FEATURE_COLUMNS", "features_table", "profile_table", "load_mesh",
            "MESH_UNITS_NM", "plot_profile"]
 
 MESH_UNITS_NM = {"nm": 1.0, "um": 1000.0}
@@ -44,6 +44,18 @@ SPINE_COLUMNS = column_specs(
     ("neck_fit_diameter_err_nm", _F64, "nm", "standard error of neck_fit_diameter_nm"),
     ("spine_class", pa.string(), "", "class: thin, mushroom, stubby, filopodium, branched"),
 )
+
+def _mesh_feature_columns():
+    from ..envelope._export import SPINE_MESH_COLUMNS
+
+    extra = {k: v for k, v in SPINE_COLUMNS.items() if k not in SPINE_MESH_COLUMNS and k != "source"}
+    return {**SPINE_MESH_COLUMNS, **extra}
+
+
+#: Columns of ``spines.parquet`` written by ``smlmspine mesh`` and ``smlmspine run``: the
+#: envelope's per-spine columns followed by the morphology features and class
+#: (``data_schemas/spine_meshes.json``).
+SPINE_MESH_FEATURE_COLUMNS = _mesh_feature_columns()
 
 #: Columns of a per-spine cross-section profile table (``data_schemas/spine_profiles.json``).
 PROFILE_COLUMNS = column_specs(
