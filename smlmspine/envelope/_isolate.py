@@ -19,7 +19,7 @@ Method (docs/envelope.md):
    perpendicular to the local shaft tangent; its base is where the axis leaves the shaft
    surface; it owns every point beyond the base plane (the plane through the base
    perpendicular to the axis) within its cut radius of the axis (the 98th percentile of
-   its candidates' distance to the axis, plus ``margin_nm``). A point claimed by two
+   its candidates' distance to the axis, plus 60 nm + 2 sigma). A point claimed by two
    spines goes to the nearer axis.
 """
 
@@ -278,7 +278,8 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
         Height above the fitted shaft surface beyond which a point is a protrusion
         candidate, nm. ``"auto"``: 60 nm plus 4 times the median precision along the
         point's radial direction (from ``precision_xy``/``precision_z``; 10 nm and 25 nm
-        when the table has none); the cut radius adds ``60 + 4 max(sigma_xy, sigma_z)``.
+        when the table has none); the cut radius then adds ``60 + 2 max(sigma_xy, sigma_z)``
+        (a fixed ``margin_nm`` is used for both).
     eps_nm : float or "auto"
         DBSCAN radius that splits the candidates into spines, nm. ``"auto"``: 2.5 times
         the median distance to the 4th nearest neighbour of the localizations.
@@ -400,13 +401,17 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     frames = _spine_frames(p, lab, n_lab, curve)
     lab, n_lab, frames = _merge_duplicates(p, lab, n_lab, frames, curve)
     # grow each spine down to its base plane, within its cut radius
+    pad = 60.0 + 2.0 * max(sxy, sz) if auto_margin else margin
+    params["cut_pad_nm"] = float(pad)
+    cuts: list[float] = []
     best = np.full(n, np.inf)
     out = np.full(n, -1, np.int64)
     for k, (base, a) in enumerate(frames):
         q = p[lab == k] - base
         tq = q @ a
         rq = np.sqrt(np.maximum((q * q).sum(1) - tq * tq, 0))
-        cut = float(np.percentile(rq, 98)) + margin
+        cut = float(np.percentile(rq, 98)) + pad
+        cuts.append(cut)
         d = p - base
         t_ = d @ a
         r_ = np.sqrt(np.maximum(np.einsum("ij,ij->i", d, d) - t_ * t_, 0))
@@ -416,7 +421,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
         out[mine] = k
         best[mine] = r_[mine]
     ids = np.arange(n_lab)
-    return _result(table, p, out, ids, frames, curve, bg, params, margin)
+    return _result(table, p, out, ids, frames, curve, bg, params, margin, cuts)
 
 
 def _merge_duplicates(p, lab, n_lab, frames, curve, max_angle_deg: float = 30.0):
@@ -451,7 +456,7 @@ def _merge_duplicates(p, lab, n_lab, frames, curve, max_angle_deg: float = 30.0)
     return lab, len(keep), _spine_frames(p, lab, len(keep), curve)
 
 
-def _result(table, p, lab, ids, frames, curve, bg, params, margin):
+def _result(table, p, lab, ids, frames, curve, bg, params, margin, cuts=None):
     rows = {name: [] for name in SPINE_COLUMNS}
     keep_ids = []
     for k, (base, a) in enumerate(frames):
@@ -469,7 +474,7 @@ def _result(table, p, lab, ids, frames, curve, bg, params, margin):
         for c, v in zip("xyz", a):
             rows[f"axis_{c}"].append(float(v))
         rows["length_nm"].append(float(np.percentile(tq, 98)))
-        rows["cut_radius_nm"].append(float(np.percentile(rq, 98)) + margin)
+        rows["cut_radius_nm"].append(cuts[k] if cuts is not None else float(rq.max()))
     spine_id = np.where(lab >= 0, np.asarray(ids, np.int64)[np.maximum(lab, 0)] if len(ids)
                         else -1, -1)
     out = with_columns(table, {"spine_id": spine_id})
