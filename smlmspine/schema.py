@@ -88,6 +88,7 @@ TABLE_REGISTRIES: dict[str, str] = {
     "spines": "smlmspine.morphology:SPINE_COLUMNS",
     "spine_profiles": "smlmspine.morphology:PROFILE_COLUMNS",
     "clusters": "smlmspine.cluster._stats:CLUSTER_COLUMNS",
+    "spine_meshes": "smlmspine.envelope._export:SPINE_MESH_COLUMNS",
     "pairs": "smlmspine.coupling._soda:PAIR_COLUMNS",
     "rings": "smlmspine.coupling._soda:RING_COLUMNS",
     "drift": "smlmspine.drift._model:DRIFT_COLUMNS",
