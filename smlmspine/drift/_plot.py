@@ -29,7 +29,8 @@ def plot_model(model, path: Path, *, title: str | None = None) -> Path:
                             label="1 sigma")
         if len(model.segment_t):
             seg = model.segment_d_nm[:, k]
-            off = np.interp(model.segment_t[0], t, d) - seg[0]
+            # Segment estimates are relative: align them to the curve robustly.
+            off = float(np.nanmedian(np.interp(model.segment_t, t, d) - seg))
             ax.plot(model.segment_t, seg + off, ".", ms=3, color="k", label="segments")
         ax.set_ylabel(f"d{name} (nm)")
         ax.grid(alpha=0.3)
