@@ -102,7 +102,10 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
                 if fit is not None:
                     feats.update(neck_fit_diameter_nm=fit.diameter_nm,
                                  neck_fit_diameter_err_nm=fit.diameter_err_nm)
-                feats["spine_class"] = classify_rules(d, rules)
+                # the point-based neck fit (NaN when the localizations show no neck)
+                # feeds the head test (ClassRules)
+                feats["spine_class"] = classify_rules(
+                    {**d, "neck_fit_diameter_nm": feats["neck_fit_diameter_nm"]}, rules)
         rows.append({**row, **feats, "reason": reason})
     cols = {name: [r[name] for r in rows] for name in SPINE_MESH_FEATURE_COLUMNS}
     if not rows:

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..errors import FormatError, ParameterError
 
-__all__ = ["ClassRules", "classify_rules", "classify_table", "train_classifier",
+__all__ = ["ClassRules", "classify_rules", "has_head", "classify_table", "train_classifier",
            "TrainingReport", "load_model", "SPINE_CLASSES", "ML_FEATURES"]
 
 SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium", "branched")
@@ -27,11 +27,24 @@ ML_FEATURES = ("length_nm", "neck_min_diameter_nm", "neck_mean_diameter_nm", "ne
 class ClassRules:
     """Thresholds of the rule-based classes (after Rodriguez et al. 2008, NeuronStudio).
 
-    A spine with ``n_tips > 1`` is branched. Otherwise, with a head (head/neck diameter
-    ratio > ``head_neck_ratio``): mushroom if the head diameter >= ``mushroom_head_nm``,
-    else thin. Without a head: filopodium if length >= ``filopodium_min_length_nm`` and
-    length/diameter >= ``filopodium_aspect_ratio``; thin if length/head diameter >
-    ``thin_aspect_ratio``; else stubby.
+    A spine with ``n_tips > 1`` is branched. Otherwise it has a head when its head
+    diameter exceeds the neck diameter by the ratio ``head_neck_ratio`` (1.1) AND by
+    more than ``head_margin_nm`` (50 nm, ~4 x the lateral precision of 3D STORM: a
+    noise allowance, since the widest of many noisy sections of a headless protrusion
+    comes out wider than its narrowest; 0 disables it). With a head: mushroom if the
+    head diameter >= ``mushroom_head_nm`` (350 nm), else thin. Without a head:
+    filopodium if length >= ``filopodium_min_length_nm`` (1 um) and length/head
+    diameter >= ``filopodium_aspect_ratio`` (6); thin if length/head diameter >
+    ``thin_aspect_ratio`` (2.5); else stubby.
+
+    The neck diameter of the head test is the point-based fit ``neck_fit_diameter_nm``
+    when the features have a finite one and ``use_neck_fit`` (it is unbiased; mesh neck
+    minima of noisy envelopes are pinched or inflated), else ``neck_min_diameter_nm``.
+    With ``require_neck_fit`` (default), a spine whose features carry a
+    ``neck_fit_diameter_nm`` that is NaN (the localizations were fitted but do not
+    support a neck: too few of them along a too short or too wide neck segment) has no
+    head; features without that key (meshes measured without localizations) use the
+    mesh neck.
     """
 
     head_neck_ratio: float = 1.1
@@ -39,10 +52,37 @@ class ClassRules:
     mushroom_head_nm: float = 350.0
     filopodium_aspect_ratio: float = 6.0
     filopodium_min_length_nm: float = 1000.0
+    head_margin_nm: float = 50.0
+    use_neck_fit: bool = True
+    require_neck_fit: bool = True
+
+
+def _neck_for_head_test(features: dict, rules: ClassRules) -> float:
+    """Neck diameter used by the head test (NaN: no neck the localizations support)."""
+    mesh_neck = float(features["neck_min_diameter_nm"])
+    if not rules.use_neck_fit or "neck_fit_diameter_nm" not in features:
+        return mesh_neck
+    fit = features["neck_fit_diameter_nm"]
+    fit = float("nan") if fit is None else float(fit)
+    if np.isfinite(fit) and fit > 0:
+        return fit
+    return float("nan") if rules.require_neck_fit else mesh_neck
+
+
+def has_head(features: dict, rules: ClassRules = ClassRules()) -> bool:
+    """Whether a spine has a head by the rules' head test (see :class:`ClassRules`)."""
+    head = float(features["head_diameter_nm"])
+    neck = _neck_for_head_test(features, rules)
+    if not (np.isfinite(neck) and neck > 0 and np.isfinite(head)):
+        return False
+    return head / neck > rules.head_neck_ratio and head - neck > rules.head_margin_nm
 
 
 def classify_rules(features: dict, rules: ClassRules = ClassRules()) -> str:
     """Class of one spine from its features (a dict with the morphology feature names).
+
+    Uses ``n_tips``, ``head_diameter_nm``, ``length_nm``, ``neck_min_diameter_nm`` and,
+    when present, ``neck_fit_diameter_nm`` (see :class:`ClassRules`).
 
     Examples
     --------
@@ -52,12 +92,15 @@ def classify_rules(features: dict, rules: ClassRules = ClassRules()) -> str:
     >>> classify_rules({"n_tips": 1, "head_neck_ratio": 1.0, "head_diameter_nm": 500.0,
     ...                 "length_nm": 600.0, "neck_min_diameter_nm": 480.0})
     'stubby'
+    >>> classify_rules({"n_tips": 1, "head_diameter_nm": 150.0, "length_nm": 1800.0,
+    ...                 "neck_min_diameter_nm": 60.0, "neck_fit_diameter_nm": 125.0})
+    'filopodium'
     """
     if features.get("n_tips", 1) > 1:
         return "branched"
-    head = features["head_diameter_nm"]
-    length = features["length_nm"]
-    if features["head_neck_ratio"] > rules.head_neck_ratio:
+    head = float(features["head_diameter_nm"])
+    length = float(features["length_nm"])
+    if has_head(features, rules):
         return "mushroom" if head >= rules.mushroom_head_nm else "thin"
     if length >= rules.filopodium_min_length_nm and length / head >= rules.filopodium_aspect_ratio:
         return "filopodium"

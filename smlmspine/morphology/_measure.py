@@ -95,14 +95,28 @@ def find_base(mesh, *, base_point_nm=None) -> tuple[np.ndarray, np.ndarray | Non
     return b, -sign * main, "heuristic"
 
 
-def _n_tips(mesh, geodesic: np.ndarray, step_nm: float, min_branch_nm: float) -> int:
-    """Number of distal tips: connected vertex sets beyond each geodesic level."""
+def _n_tips(mesh, geodesic: np.ndarray, step_nm: float, min_branch_nm: float,
+            height: np.ndarray | None = None, min_height_fraction: float = 0.5) -> int:
+    """Number of distal tips (branches) of a spine mesh.
+
+    For geodesic levels from the base, the vertices beyond the level split into
+    connected components (over the mesh edges). A component is a branch when it reaches
+    ``min_branch_nm`` beyond the level (geodesically) AND it is distal: it reaches an
+    axial ``height`` (distance from the base along the spine axis) of at least
+    ``min_height_fraction`` x the spine's largest height. The second condition rejects
+    side lobes near the base of wide, short spines. Branches must also end in distinct
+    tips: the tip (farthest vertex) of each counted branch lies >= ``min_branch_nm``
+    from the tips of the others, so two sheets of one noisy envelope top (reconstructed
+    stubby spines) are one tip. The count is the largest number of branches at any level.
+    """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     e = np.asarray(mesh.edges_unique)
+    v = np.asarray(mesh.vertices, float)
     best = 1
     gmax = geodesic.max()
+    hmin = -np.inf if height is None else min_height_fraction * float(np.max(height))
     for level in np.arange(step_nm, gmax - min_branch_nm, max(step_nm * 4, min_branch_nm / 4)):
         keep = geodesic > level
         idx = np.flatnonzero(keep)
@@ -113,10 +127,23 @@ def _n_tips(mesh, geodesic: np.ndarray, step_nm: float, min_branch_nm: float) ->
         ee = e[keep[e[:, 0]] & keep[e[:, 1]]]
         n, lab = connected_components(coo_matrix((np.ones(len(ee)), (remap[ee[:, 0]], remap[ee[:, 1]])),
                                                  shape=(idx.size, idx.size)), directed=False)
-        # Count only components that reach min_branch_nm beyond the level.
+        # Count only components that reach min_branch_nm beyond the level and are distal.
         far = np.zeros(n, bool)
         np.maximum.at(far, lab, geodesic[idx] > level + min_branch_nm)
-        best = max(best, int(far.sum()))
+        if height is not None:
+            distal = np.zeros(n, bool)
+            np.maximum.at(distal, lab, height[idx] >= hmin)
+            far &= distal
+        if far.sum() < 2:
+            continue
+        # Distinct branches have tips >= min_branch_nm apart (not two sheets of one top).
+        tips = []
+        for c in np.flatnonzero(far):
+            members = idx[lab == c]
+            tip = v[members[np.argmax(geodesic[members])]]
+            if all(np.linalg.norm(tip - t) >= min_branch_nm for t in tips):
+                tips.append(tip)
+        best = max(best, len(tips))
     return best
 
 
@@ -193,7 +220,9 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
     cvd = float(dist.std() / dist.mean()) if dist.mean() > 0 else float("nan")
     tip = np.asarray(mesh.vertices)[int(np.argmax(geo))]
     open_angle = _angle_deg(centroid - base, tip - base)
-    tips = _n_tips(mesh, geo, step_nm, min_branch_nm)
+    axis_u = axis if axis is not None else (centroid - base)
+    axis_u = axis_u / (np.linalg.norm(axis_u) or 1.0)
+    tips = _n_tips(mesh, geo, step_nm, min_branch_nm, height=(np.asarray(mesh.vertices) - base) @ axis_u)
     return SpineMeasurement(
         length_nm=length, neck_min_diameter_nm=neck_min, neck_mean_diameter_nm=neck_mean,
         neck_length_nm=neck_length, head_diameter_nm=head_d,

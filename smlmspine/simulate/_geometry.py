@@ -31,25 +31,43 @@ DEFAULT_CLASSES = ("thin", "mushroom", "stubby", "filopodium")
 BRANCH_ANGLE_DEG = 35.0
 
 #: Class distributions: parameter -> (median, coefficient of variation) of a log-normal.
-#: Literature values (Harris & Stevens 1989; Harris et al. 1992; Arellano et al. 2007;
-#: Tønnesen et al. 2014): thin necks ~100 nm wide and long, small heads; mushroom necks
-#: ~200 nm, head ~0.8 um (volume ~0.27 um^3); stubby: no neck; filopodia: long, thin,
-#: headless.
+#: Sizes from the literature (Harris & Stevens 1989; Harris et al. 1992; Arellano et al.
+#: 2007; Tønnesen et al. 2014), chosen so that every class satisfies the published
+#: rule criteria it is scored with (Rodriguez et al. 2008, NeuronStudio: a head when the
+#: head/neck diameter ratio > 1.1; mushroom when that head is >= 0.35 um, thin below;
+#: headless spines thin when length/width > 2.5, stubby otherwise):
+#:
+#: - thin: neck ~100 nm wide and ~0.8 um long, small head ~0.28 um (< 0.35 um, clipped
+#:   to ``_CLASS_BOUNDS``); head/neck ~2.8;
+#: - mushroom: neck ~200 nm, head ~0.8 um (volume ~0.27 um^3);
+#: - stubby: no constriction and no separate head: a short wide protrusion (capsule of
+#:   ~0.5 um width and ~0.3 um + its cap length), length/width ~1.1 < 2.5;
+#: - filopodium: long (~1.8 um), thin (~120 nm), headless;
+#: - branched: two thin-like heads on a shared trunk (Harris et al. 1992: ~2 %).
 CLASS_DEFAULTS: dict[str, dict[str, tuple[float, float]]] = {
     "thin": {"neck_diameter_nm": (100.0, 0.25), "neck_length_nm": (800.0, 0.3),
-             "head_diameter_nm": (450.0, 0.2), "head_length_nm": (500.0, 0.2)},
+             "head_diameter_nm": (280.0, 0.1), "head_length_nm": (340.0, 0.15)},
     "mushroom": {"neck_diameter_nm": (200.0, 0.2), "neck_length_nm": (500.0, 0.3),
                  "head_diameter_nm": (800.0, 0.12), "head_length_nm": (800.0, 0.12)},
-    "stubby": {"neck_diameter_nm": (400.0, 0.15), "neck_length_nm": (50.0, 0.3),
-               "head_diameter_nm": (500.0, 0.15), "head_length_nm": (450.0, 0.15)},
+    "stubby": {"neck_diameter_nm": (500.0, 0.15), "neck_length_nm": (300.0, 0.3),
+               "head_diameter_nm": (0.0, 0.0), "head_length_nm": (0.0, 0.0)},
     "filopodium": {"neck_diameter_nm": (120.0, 0.2), "neck_length_nm": (1800.0, 0.2),
                    "head_diameter_nm": (0.0, 0.0), "head_length_nm": (0.0, 0.0)},
-    # two thin-like heads on a shared trunk (Harris et al. 1992: "branched", ~2 %)
     "branched": {"neck_diameter_nm": (120.0, 0.2), "neck_length_nm": (900.0, 0.2),
                  "head_diameter_nm": (450.0, 0.2), "head_length_nm": (450.0, 0.2)},
 }
-_BOUNDS = {"neck_diameter_nm": (50.0, 400.0), "neck_length_nm": (0.0, 2500.0),
-           "head_diameter_nm": (300.0, 1500.0), "head_length_nm": (300.0, 1500.0)}
+_BOUNDS = {"neck_diameter_nm": (50.0, 700.0), "neck_length_nm": (0.0, 2500.0),
+           "head_diameter_nm": (200.0, 1500.0), "head_length_nm": (200.0, 1500.0)}
+#: Per-class bounds that keep a drawn spine inside its class's rule criteria.
+_CLASS_BOUNDS = {("thin", "head_diameter_nm"): (200.0, 330.0),
+                 ("thin", "neck_diameter_nm"): (50.0, 180.0),
+                 ("mushroom", "head_diameter_nm"): (450.0, 1500.0),
+                 ("mushroom", "neck_diameter_nm"): (80.0, 400.0),
+                 ("stubby", "neck_diameter_nm"): (350.0, 700.0),
+                 ("stubby", "neck_length_nm"): (0.0, 600.0),
+                 ("filopodium", "neck_diameter_nm"): (60.0, 200.0),
+                 ("filopodium", "neck_length_nm"): (1200.0, 2500.0),
+                 ("branched", "neck_diameter_nm"): (60.0, 200.0)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +131,7 @@ def draw_spine_parameters(spine_class: str, *, rng=None, **overrides) -> SpinePa
             values[name] = 0.0
             continue
         v = median * np.exp(rng.normal(0.0, np.sqrt(np.log1p(cv * cv))))
-        lo, hi = _BOUNDS[name]
-        if spine_class == "stubby" and name == "neck_length_nm":
-            lo = 0.0
+        lo, hi = _CLASS_BOUNDS.get((spine_class, name), _BOUNDS[name])
         values[name] = float(np.clip(v, lo, hi))
     if values["head_diameter_nm"] > 0:
         values["neck_diameter_nm"] = min(values["neck_diameter_nm"], 0.85 * values["head_diameter_nm"])

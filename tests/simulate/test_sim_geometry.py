@@ -77,7 +77,8 @@ def test_spine_classes_follow_literature_defaults():
     vol = [np.pi / 6 * p.head_diameter_nm ** 2 * p.head_length_nm * 1e-9 for p in mush]
     assert np.median(vol) == pytest.approx(0.27, rel=0.15)
     for p in mush + thin:
-        assert 50 <= p.neck_diameter_nm <= 400 and 300 <= p.head_diameter_nm <= 1500
+        assert 50 <= p.neck_diameter_nm <= 400 and 200 <= p.head_diameter_nm <= 1500
+    assert all(p.head_diameter_nm < 350 for p in thin) and all(p.head_diameter_nm >= 350 for p in mush)
     assert not draw_spine_parameters("filopodium", rng=1).has_head
 
 
