@@ -43,6 +43,7 @@ def bench_alpha(sizes):
         o3d = None
         print("open3d not installed: peer skipped")
     rng = np.random.default_rng(0)
+    alpha_shape(_ball(500, 100.0, rng))  # warm-up: imports (scipy.spatial, trimesh)
     r = 1000.0
     vol = 4 / 3 * np.pi * r ** 3
     print("\n== alpha shapes (time s, watertight, volume error vs truth) ==")
