@@ -13,6 +13,7 @@ detected spines to true ones by their base points, and prints:
 - the same with MINFLUX-like precision (sigma ~3 nm) unless --no-minflux.
 
 Usage: python benchmarks/validate_morphology.py [--spines 100] [--seed 1] [--no-minflux]
+       [--only-minflux] [--branched]
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def _naive_alpha_neck(points, base, axis, step_nm):
         return np.nan
 
 
-def run_case(name, *, n_spines, seed, precision_xy_nm, axial_factor, density, naive=True):
+def run_case(name, *, n_spines, seed, precision_xy_nm, axial_factor, density, naive=True,
+             classes=None):
     from smlmspine.pipeline import run
     from smlmspine.schema import coordinates
     from smlmspine.simulate import dendrite
@@ -70,7 +72,8 @@ def run_case(name, *, n_spines, seed, precision_xy_nm, axial_factor, density, na
     while n_true < n_spines:
         sim = dendrite(n_spines=per, shaft_length_nm=per / 1.2 * 1000.0, label="membrane",
                        labeling_density_per_um2=density, precision_xy_nm=precision_xy_nm,
-                       axial_factor=axial_factor, rng=seed + k)
+                       axial_factor=axial_factor, rng=seed + k,
+                       **({"classes": classes} if classes else {}))
         k += 1
         with tempfile.TemporaryDirectory() as tmp:
             res = run(sim.localizations, tmp, quiet=True)
@@ -122,6 +125,11 @@ def _report(name, rows, n_true, n_found, secs):
               f"{100 * np.median(e):5.1f} %  90th pct {100 * np.percentile(e, 90):5.1f} %")
     agree = np.mean([r["class_true"] == r["class_found"] for r in rows]) if rows else float("nan")
     print(f"  rule-based class agreement with truth: {100 * agree:.1f} %")
+    per = []
+    for cls in sorted({r["class_true"] for r in rows}):
+        sel = [r["class_true"] == r["class_found"] for r in rows if r["class_true"] == cls]
+        per.append(f"{cls} {sum(sel)}/{len(sel)}")
+    print("  per class: " + ", ".join(per))
     confusion = {}
     for r in rows:
         confusion[(r["class_true"], r["class_found"])] = confusion.get((r["class_true"], r["class_found"]), 0) + 1
@@ -134,13 +142,19 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-minflux", action="store_true")
     ap.add_argument("--no-naive", action="store_true")
+    ap.add_argument("--only-minflux", action="store_true")
+    ap.add_argument("--branched", action="store_true",
+                    help="also simulate branched spines (not among the simulator's default classes)")
     args = ap.parse_args(argv)
-    run_case("3D STORM, membrane label, sigma_xy 12 nm, sigma_z 33 nm", n_spines=args.spines,
-             seed=args.seed, precision_xy_nm=12.0, axial_factor=2.75, density=500.0,
-             naive=not args.no_naive)
+    classes = ("thin", "mushroom", "stubby", "filopodium", "branched") if args.branched else None
+    if not args.only_minflux:
+        run_case("3D STORM, membrane label, sigma_xy 12 nm, sigma_z 33 nm", n_spines=args.spines,
+                 seed=args.seed, precision_xy_nm=12.0, axial_factor=2.75, density=500.0,
+                 naive=not args.no_naive, classes=classes)
     if not args.no_minflux:
         run_case("MINFLUX-like, membrane label, sigma 3 nm", n_spines=args.spines, seed=args.seed + 100,
-                 precision_xy_nm=3.0, axial_factor=1.0, density=500.0, naive=not args.no_naive)
+                 precision_xy_nm=3.0, axial_factor=1.0, density=500.0, naive=not args.no_naive,
+                 classes=classes)
     return 0
 
 

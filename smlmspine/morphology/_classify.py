@@ -40,11 +40,13 @@ class ClassRules:
     The neck diameter of the head test is the point-based fit ``neck_fit_diameter_nm``
     when the features have a finite one and ``use_neck_fit`` (it is unbiased; mesh neck
     minima of noisy envelopes are pinched or inflated), else ``neck_min_diameter_nm``.
-    With ``require_neck_fit`` (default), a spine whose features carry a
-    ``neck_fit_diameter_nm`` that is NaN (the localizations were fitted but do not
-    support a neck: too few of them along a too short or too wide neck segment) has no
-    head; features without that key (meshes measured without localizations) use the
-    mesh neck.
+    A spine whose features carry a ``neck_fit_diameter_nm`` that is NaN (its
+    localizations were fitted but do not support a neck: too few of them along a short
+    or wide neck segment, as at the pinched base of a reconstructed stubby spine) is
+    tested against its mesh neck with the stricter ratio ``unconfirmed_head_neck_ratio``
+    (2.5; ``inf``: no head without a fitted neck; 1.1: the plain rule). Features
+    without that key (meshes measured without localizations) use the mesh neck and
+    ``head_neck_ratio``.
     """
 
     head_neck_ratio: float = 1.1
@@ -54,28 +56,28 @@ class ClassRules:
     filopodium_min_length_nm: float = 1000.0
     head_margin_nm: float = 50.0
     use_neck_fit: bool = True
-    require_neck_fit: bool = True
+    unconfirmed_head_neck_ratio: float = 2.5
 
 
-def _neck_for_head_test(features: dict, rules: ClassRules) -> float:
-    """Neck diameter used by the head test (NaN: no neck the localizations support)."""
+def _neck_for_head_test(features: dict, rules: ClassRules) -> tuple[float, float]:
+    """Neck diameter and head/neck ratio threshold of the head test."""
     mesh_neck = float(features["neck_min_diameter_nm"])
     if not rules.use_neck_fit or "neck_fit_diameter_nm" not in features:
-        return mesh_neck
+        return mesh_neck, rules.head_neck_ratio
     fit = features["neck_fit_diameter_nm"]
     fit = float("nan") if fit is None else float(fit)
     if np.isfinite(fit) and fit > 0:
-        return fit
-    return float("nan") if rules.require_neck_fit else mesh_neck
+        return fit, rules.head_neck_ratio
+    return mesh_neck, max(rules.unconfirmed_head_neck_ratio, rules.head_neck_ratio)
 
 
 def has_head(features: dict, rules: ClassRules = ClassRules()) -> bool:
     """Whether a spine has a head by the rules' head test (see :class:`ClassRules`)."""
     head = float(features["head_diameter_nm"])
-    neck = _neck_for_head_test(features, rules)
+    neck, ratio = _neck_for_head_test(features, rules)
     if not (np.isfinite(neck) and neck > 0 and np.isfinite(head)):
         return False
-    return head / neck > rules.head_neck_ratio and head - neck > rules.head_margin_nm
+    return head / neck > ratio and head - neck > rules.head_margin_nm
 
 
 def classify_rules(features: dict, rules: ClassRules = ClassRules()) -> str:
