@@ -61,7 +61,7 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
     :func:`smlmspine.morphology.measure_spine`, its neck diameter is also fitted to its
     localizations (:func:`~smlmspine.morphology.neck_fit_for_spine`), and it is classified
     with the rules. Returns ``meshes.spines`` extended with the feature columns
-    (:data:`smlmspine.morphology.SPINE_MESH_FEATURE_COLUMNS`); spines whose mesh is
+    (:data:`smlmspine.morphology.SPINE_MESH_FEATURE_COLUMNS`, ``data_schemas/spine_mesh_features.json``); spines whose mesh is
     not watertight or cannot be measured get NaN features and the reason.
     """
     from .morphology import (ClassRules, SPINE_MESH_FEATURE_COLUMNS, classify_rules,

@@ -70,3 +70,17 @@ def test_run_refuses_2d_input_and_bad_options(small_dendrite, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     with pytest.raises(Exception, match="drift"):
         run(small_dendrite.localizations, tmp_path / "x", drift="magic")
+
+
+def test_mesh_cli_adds_morphology_features(small_dendrite, tmp_path):
+    from smlmspine.envelope import SPINE_MESH_COLUMNS
+    from smlmspine.morphology import SPINE_MESH_FEATURE_COLUMNS
+
+    src = write(small_dendrite.localizations, tmp_path / "sim.parquet")
+    assert main(["mesh", str(src), "-o", str(tmp_path / "m"), "--no-progress", "--no-dendrite"]) == 0
+    t = pq.read_table(tmp_path / "m" / "spines.parquet")
+    assert t.column_names == list(SPINE_MESH_FEATURE_COLUMNS)
+    assert t.num_rows >= 2 and set(t.column("spine_class").to_pylist()) >= {"mushroom"}
+    assert main(["mesh", str(src), "-o", str(tmp_path / "n"), "--no-progress", "--no-dendrite",
+                 "--no-features"]) == 0
+    assert pq.read_table(tmp_path / "n" / "spines.parquet").column_names == list(SPINE_MESH_COLUMNS)

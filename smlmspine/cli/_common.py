@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ParameterError
 
-__all__ = ["add_input_options", "read_input", "parse_mapping", "print_json"]
+__all__ = ["add_input_options", "read_input", "parse_mapping", "parse_alpha", "print_json"]
 
 
 def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> None:
@@ -82,6 +82,22 @@ def read_input(args: argparse.Namespace, *, attr: str = "in"):
             flags = ", ".join("--" + {"mapping": "map"}.get(k, k).replace("_", "-") for k in unknown)
             raise ParameterError(f"{flags} does not apply to {path} (format {fmt!r})")
     return read(path, format=fmt, pixel_size_nm=getattr(args, "pixel_size_nm", None), **options)
+
+
+def parse_alpha(text: str) -> float | str:
+    """``--alpha-nm``: a radius in nm or ``auto``.
+
+    Examples
+    --------
+    >>> parse_alpha("auto"), parse_alpha("80")
+    ('auto', 80.0)
+    """
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(f"--alpha-nm must be a number in nm or 'auto', got {text!r}") from None
 
 
 def print_json(obj) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_input_options, read_input
+from ._common import add_input_options, parse_alpha, read_input
 
 
 def register(sub) -> None:
@@ -33,24 +33,31 @@ def register(sub) -> None:
                    help="Taubin smoothing iterations (default: 10; 0 = none)")
     p.add_argument("--no-dendrite", action="store_true", help="skip the whole-dendrite mesh")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-features", action="store_true",
+                   help="skip the morphology features and classes (spines.parquet then follows "
+                        "data_schemas/spine_meshes.json instead of spine_mesh_features.json)")
+    p.add_argument("--step-nm", type=float, default=10.0,
+                   help="cross-section spacing of the morphology features (nm)")
     p.set_defaults(func=_mesh)
 
 
 def _mesh(args) -> int:
-    from ..envelope import mesh_spines, write_meshes
-    from ..errors import ParameterError
+    from dataclasses import replace
 
-    alpha = args.alpha_nm
-    if alpha != "auto":
-        try:
-            alpha = float(alpha)
-        except ValueError:
-            raise ParameterError(f"--alpha-nm must be a number in nm or 'auto', got {alpha!r}") \
-                from None
+    from ..envelope import mesh_spines, write_meshes
+
+    alpha = parse_alpha(args.alpha_nm)
     table = read_input(args, attr="in")
     res = mesh_spines(table, label=args.label, method=args.method, alpha_nm=alpha,
                       spine_labels=args.spine_labels, smooth=args.smooth,
                       dendrite=not args.no_dendrite, progress=not args.no_progress)
+    if not args.no_features:
+        from ..pipeline import spine_features
+
+        res = replace(res, spines=spine_features(res, label=args.label,
+                                                 precision_nm=res.parameters.get("precision_nm"),
+                                                 step_nm=args.step_nm,
+                                                 progress=not args.no_progress))
     out = write_meshes(res, Path(args.output), file_format=args.mesh_format)
     ok = sum(out.column("is_watertight").to_pylist())
     dnote = ""

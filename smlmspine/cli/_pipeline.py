@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_input_options
+from ._common import add_input_options, parse_alpha
 
 
 def register(sub) -> None:
@@ -32,16 +32,10 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    from ..errors import ParameterError
     from ..pipeline import run
     from ._common import read_input
 
-    alpha = args.alpha_nm
-    if alpha != "auto":
-        try:
-            alpha = float(alpha)
-        except ValueError:
-            raise ParameterError(f"--alpha-nm must be a number or 'auto', got {alpha!r}") from None
+    alpha = parse_alpha(args.alpha_nm)
     table = read_input(args, attr="in")
     res = run(table, args.output, label=args.label, drift=args.drift,
               segment_frames=args.segment_frames, merge=not args.no_merge, method=args.method,
