@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._tetra import CORNERS as _CORNERS
+from .._tetra import TETS as _TETS
+from .._tetra import tetra_surface
+
 __all__ = ["check_mesh", "repair_mesh", "marching_tetrahedra", "largest_body",
            "voxel_solid_mesh"]
 
-# Kuhn split of the unit cube into 6 tetrahedra along the 0-7 diagonal; corner index
-# c = dx + 2*dy + 4*dz (translation invariant, so neighbouring cubes agree on faces).
-_TETS = np.array([[0, 1, 3, 7], [0, 1, 5, 7], [0, 2, 3, 7],
-                  [0, 2, 6, 7], [0, 4, 5, 7], [0, 4, 6, 7]])
-_CORNERS = np.array([[(c >> 0) & 1, (c >> 1) & 1, (c >> 2) & 1] for c in range(8)])
 
 
 def _edge_table(faces: np.ndarray):
@@ -173,49 +172,12 @@ def marching_tetrahedra(values: np.ndarray, *, level: float = 0.0, spacing: floa
     cid, cin = cid[mixed], cin[mixed]
     tv = cid[:, _TETS].reshape(-1, 4)
     tin = cin[:, _TETS].reshape(-1, 4)
-    case = (tin * np.array([1, 2, 4, 8])).sum(1)
-    ea_list, eb_list = [], []
-    for c in range(1, 15):
-        sel = case == c
-        if not sel.any():
-            continue
-        t = tv[sel]
-        ins = [i for i in range(4) if (c >> i) & 1]
-        outs = [i for i in range(4) if not (c >> i) & 1]
-        if len(ins) == 1 or len(outs) == 1:
-            lone, others = (ins[0], outs) if len(ins) == 1 else (outs[0], ins)
-            tris = [[(lone, o) for o in others]]
-        else:
-            (i, j), (k, l) = ins, outs
-            tris = [[(i, k), (i, l), (j, l)], [(i, k), (j, l), (j, k)]]
-        for tri in tris:
-            ea_list.append(np.stack([t[:, p[0]] for p in tri], 1))
-            eb_list.append(np.stack([t[:, p[1]] for p in tri], 1))
-    if not ea_list:
-        return np.empty((0, 3)), np.empty((0, 3), np.int64)
-    ea, eb = np.concatenate(ea_list), np.concatenate(eb_list)
-    a_in = inside[ea]
-    p_in, p_out = np.where(a_in, ea, eb), np.where(a_in, eb, ea)
-    n = np.int64(flat.size)
-    key = p_in.astype(np.int64) * n + p_out
-    ukey, inv = np.unique(key.ravel(), return_inverse=True)
-    faces = inv.reshape(-1, 3).astype(np.int64)
-    ki, ko = ukey // n, ukey % n
-    fi, fo = flat[ki], flat[ko]
-    s = np.clip(fi / (fi - fo), 1e-3, 1 - 1e-3)
+    org = np.asarray(origin, float)
 
     def xyz(idx):
-        return np.stack(np.unravel_index(idx, tuple(shape)), 1).astype(float)
+        return np.stack(np.unravel_index(idx, tuple(shape)), 1).astype(float) * spacing + org
 
-    pi, po = xyz(ki), xyz(ko)
-    verts = (pi + s[:, None] * (po - pi)) * spacing + np.asarray(origin, float)
-    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    nrm = np.cross(v1 - v0, v2 - v0)
-    k0 = key[:, 0]
-    d = xyz(k0 % n) - xyz(k0 // n)
-    flip = np.einsum("ij,ij->i", nrm, d) < 0
-    faces[flip] = faces[flip][:, ::-1]
-    return verts, faces
+    return tetra_surface(tv, tin, flat, xyz)
 
 
 def voxel_remesh(mesh_or_points, *, pitch_nm: float, closing_voxels: int = 1,

@@ -15,13 +15,12 @@ from typing import Callable
 
 import numpy as np
 
+from .._tetra import CORNERS as _CORNERS
+from .._tetra import TETS as _TETS
+from .._tetra import tetra_surface
+
 __all__ = ["smooth_min", "sd_capsule", "sd_ellipsoid", "mesh_implicit"]
 
-# Kuhn split of the unit cube into 6 tetrahedra along the 0-7 diagonal; corner index
-# c = dx + 2*dy + 4*dz. Translation invariant, so neighbouring cubes agree on faces.
-_TETS = np.array([[0, 1, 3, 7], [0, 1, 5, 7], [0, 2, 3, 7],
-                  [0, 2, 6, 7], [0, 4, 5, 7], [0, 4, 6, 7]])
-_CORNERS = np.array([[(c >> 0) & 1, (c >> 1) & 1, (c >> 2) & 1] for c in range(8)])
 
 
 def smooth_min(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
@@ -164,50 +163,7 @@ def _mesh_implicit(f, lo, hi, *, step_nm, coarse_factor, lipschitz):
     # tetrahedra
     tv = corner_idx[:, _TETS].reshape(-1, 4)      # compact point indices
     tin = inside[:, _TETS].reshape(-1, 4)
-    case = (tin * np.array([1, 2, 4, 8])).sum(1)
-    tris_a, tris_b = [], []  # edge endpoints (in, out) of the 3 triangle vertices
-    for c in range(1, 15):
-        sel = case == c
-        if not sel.any():
-            continue
-        t = tv[sel]
-        ins = [i for i in range(4) if (c >> i) & 1]
-        outs = [i for i in range(4) if not (c >> i) & 1]
-        if len(ins) == 1 or len(outs) == 1:
-            lone, others = (ins[0], outs) if len(ins) == 1 else (outs[0], ins)
-            edges = [[(lone, o) for o in others]]
-        else:
-            (i, j), (k, l) = ins, outs
-            edges = [[(i, k), (i, l), (j, l)], [(i, k), (j, l), (j, k)]]
-        for tri in edges:
-            a = np.stack([t[:, e[0]] for e in tri], 1)
-            b = np.stack([t[:, e[1]] for e in tri], 1)
-            tris_a.append(a)
-            tris_b.append(b)
-    ea = np.concatenate(tris_a)  # (T, 3)
-    eb = np.concatenate(tris_b)
-    # put every edge as (inside point, outside point)
-    a_in = vals[ea] < 0
-    p_in = np.where(a_in, ea, eb)
-    p_out = np.where(a_in, eb, ea)
-    npts = np.int64(len(ugid))
-    key = p_in.astype(np.int64) * npts + p_out
-    ukey, inv = np.unique(key.ravel(), return_inverse=True)
-    faces = inv.reshape(-1, 3).astype(np.int64)
-    ki, ko = ukey // npts, ukey % npts
-    fi, fo = vals[ki], vals[ko]
-    s = np.clip(fi / (fi - fo), 1e-3, 1.0 - 1e-3)
-    pi = lo + _ijk(ugid[ki], n_fine) * h
-    po = lo + _ijk(ugid[ko], n_fine) * h
-    verts = pi + s[:, None] * (po - pi)
-    # orient outward: the normal must point from the inside point to the outside point
-    v0, v1, v2 = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-    nrm = np.cross(v1 - v0, v2 - v0)
-    k0 = key[:, 0]
-    d = (lo + _ijk(ugid[k0 % npts], n_fine) * h) - (lo + _ijk(ugid[k0 // npts], n_fine) * h)
-    flip = np.einsum("ij,ij->i", nrm, d) < 0
-    faces[flip] = faces[flip][:, ::-1]
-    return verts, faces
+    return tetra_surface(tv, tin, vals, lambda idx: lo + _ijk(ugid[idx], n_fine) * h)
 
 
 def _gid(ijk: np.ndarray, n: np.ndarray) -> np.ndarray:
