@@ -3,7 +3,7 @@
 Stages are plain-function modules that take a localization table (``pyarrow.Table``,
 coordinates in nm) and return new tables or results::
 
-    io -> drift -> cluster -> envelope -> morphology -> voxel -> coupling
+    io -> drift/merge -> cluster -> envelope -> morphology -> coupling
     simulate (ground truth)
 
 Submodules are imported lazily so that ``import smlmspine`` stays fast.
@@ -26,7 +26,7 @@ from .errors import FormatError, ParameterError, SchemaError, SmlmSpineError  # 
 # Public submodules, loaded on first attribute access.
 _SUBMODULES = (
     "schema", "errors", "io", "simulate", "minflux", "filtering", "drift", "merge", "cluster",
-    "envelope", "morphology", "voxel", "coupling", "pipeline", "cli", "testing",
+    "envelope", "morphology", "coupling", "pipeline", "cli", "testing",
 )
 # Public functions re-exported from submodules: name -> "module:attribute".
 _LAZY_FUNCTIONS = {
