@@ -132,31 +132,120 @@ def _frame(t: np.ndarray):
     return u, np.cross(t, u)
 
 
-def _slice_fit(q: np.ndarray, label: str):
-    """Robust centre (2,) and radius of a shaft cross-section from (n, 2) points."""
+def _slice_fit(q: np.ndarray, label: str, n_sectors: int = 24, prior=None):
+    """Robust centre (2,) and radius of a shaft cross-section from (n, 2) points.
+
+    Spines must be a minority of the cross-section's *angular* coverage, not of its
+    points (a big head can hold more points than the shaft ring in its slice): every
+    point is weighted by 1 / (points in its angular sector around the current centre),
+    so each occupied sector weighs the same, and points far from the current circle
+    get zero weight (Tukey biweight on the radial residual, membrane) or are cut at
+    1.25 radii (volume).
+    """
     c = np.median(q, axis=0)
     rho = np.linalg.norm(q - c, axis=1)
-    r = np.median(rho) * (1.0 if label == "membrane" else np.sqrt(2.0))
-    for _ in range(4):
-        keep = rho < 1.25 * r
-        if keep.sum() < 10:
-            break
-        qk = q[keep]
+    r = float(np.median(rho)) * (1.0 if label == "membrane" else np.sqrt(2.0))
+    if len(q) < 10:
+        return c, r
+    if label == "membrane":
+        c, r = _coverage_circle(q, n_sectors=n_sectors, prior=prior)
+        rho = np.linalg.norm(q - c, axis=1)
+    for it in range(8):
+        d = q - c
+        ang = np.arctan2(d[:, 1], d[:, 0])
+        sec = np.minimum(((ang + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64),
+                         n_sectors - 1)
+        w_ang = 1.0 / np.bincount(sec, minlength=n_sectors)[sec]
         if label == "membrane":
-            # algebraic (Kasa) circle fit
-            a = np.c_[2 * qk, np.ones(len(qk))]
-            b = (qk ** 2).sum(1)
+            res = rho - r
+            scale = _weighted_median(np.abs(res), w_ang) * 1.4826
+            scale = max(scale, 0.02 * r, 2.0)
+            # Tukey biweight from the coverage circle: spine points get no weight
+            k = 4.685 * scale
+            w = w_ang * np.where(np.abs(res) < k, (1 - (res / k) ** 2) ** 2, 0.0)
+            # not an end cap's disc inside either
+            w = np.where(rho > 0.6 * r, w, 0.0)
+            if np.count_nonzero(w) < 10:
+                break
+            sw = np.sqrt(w)
+            a = np.c_[2 * q, np.ones(len(q))] * sw[:, None]
+            b = (q ** 2).sum(1) * sw
             sol, *_ = np.linalg.lstsq(a, b, rcond=None)
             c = sol[:2]
             rho = np.linalg.norm(q - c, axis=1)
-            # the ring only: not the spines outside, nor an end cap's disc inside
-            ring = (rho < 1.25 * r) & (rho > 0.6 * r)
-            r = float(np.median(rho[ring])) if ring.sum() >= 10 else r
+            ring = w > 0
+            r = _weighted_median(rho[ring], w[ring])
         else:
-            c = qk.mean(0)
+            keep = rho < 1.25 * r
+            if keep.sum() < 10:
+                break
+            wk = w_ang[keep]
+            c = (q[keep] * wk[:, None]).sum(0) / wk.sum()
             rho = np.linalg.norm(q - c, axis=1)
-            r = float(np.sqrt(2.0 * np.mean(rho[rho < 1.25 * r] ** 2)))
-    return c, r
+            keep = rho < 1.25 * r
+            r = float(np.sqrt(2.0 * np.average(rho[keep] ** 2, weights=w_ang[keep])))
+    return c, float(r)
+
+
+def _coverage_circle(q: np.ndarray, *, n_sectors: int = 24, n_trials: int = 256,
+                     max_points: int = 2000, prior=None):
+    """Circle through 3 points (random, fixed seed) that covers most angular sectors.
+
+    Each hypothesis is scored by the number of sectors (around its own centre) holding at
+    ``max(3, 1/4 of its mean per sector)`` points within ``0.1 rho_med + 25 nm`` of the
+    circle and fewer points inside the circle than in the band (a membrane ring is
+    hollow), ties broken by the number of such points: a spine, however many points it
+    holds, covers few sectors.
+    """
+    rng = np.random.default_rng(0)
+    qs = q[np.sort(rng.choice(len(q), max_points, replace=False))] if len(q) > max_points else q
+    m0 = qs.mean(0)
+    qs = qs - m0
+    idx = rng.integers(0, len(qs), (n_trials, 3))
+    a, b, cc = qs[idx[:, 0]], qs[idx[:, 1]], qs[idx[:, 2]]
+    d = 2 * (a[:, 0] * (b[:, 1] - cc[:, 1]) + b[:, 0] * (cc[:, 1] - a[:, 1])
+             + cc[:, 0] * (a[:, 1] - b[:, 1]))
+    a2, b2, c2 = (a ** 2).sum(1), (b ** 2).sum(1), (cc ** 2).sum(1)
+    ok = np.abs(d) > 1e-9
+    d = np.where(ok, d, 1.0)
+    ux = (a2 * (b[:, 1] - cc[:, 1]) + b2 * (cc[:, 1] - a[:, 1]) + c2 * (a[:, 1] - b[:, 1])) / d
+    uy = (a2 * (cc[:, 0] - b[:, 0]) + b2 * (a[:, 0] - cc[:, 0]) + c2 * (b[:, 0] - a[:, 0])) / d
+    u = np.c_[ux, uy]
+    r = np.linalg.norm(a - u, axis=1)
+    ext = float(np.ptp(qs, axis=0).max())
+    ok &= (r > 1e-6) & (r < ext)
+    if prior is not None:
+        # near the previous round's centreline: a sectioned spine head is a circle too
+        pc, pr = np.asarray(prior[0], float) - m0, float(prior[1])
+        ok &= (np.linalg.norm(u - pc, axis=1) < 0.5 * pr) & (r > 0.6 * pr) & (r < 1.6 * pr)
+        if not ok.any():
+            return pc + m0, pr
+    dv = qs[None, :, :] - u[:, None, :]
+    rho = np.sqrt((dv ** 2).sum(-1))
+    # one band for every hypothesis (a band growing with r favours big circles)
+    band = 0.1 * float(np.median(np.linalg.norm(qs - np.median(qs, 0), axis=1))) + 25.0
+    inl = (np.abs(rho - r[:, None]) < band) & ok[:, None]
+    sec = ((np.arctan2(dv[..., 1], dv[..., 0]) + np.pi) / (2 * np.pi) * n_sectors)
+    sec = np.minimum(sec.astype(np.int64), n_sectors - 1) + n_sectors * np.arange(n_trials)[:, None]
+    per = np.bincount(sec[inl], minlength=n_trials * n_sectors).reshape(n_trials, n_sectors)
+    # a membrane ring is hollow: a sector whose inside holds more points than its band
+    # (a circle drawn inside a filled blob of points) does not count
+    inside = (rho < r[:, None] - band) & ok[:, None]
+    per_in = np.bincount(sec[inside], minlength=n_trials * n_sectors).reshape(n_trials,
+                                                                              n_sectors)
+    per = np.where(per_in > per, 0, per)
+    # a sector counts when it holds a quarter of the hypothesis' mean per sector: a
+    # circle that runs through the dense ring on one side only covers few sectors
+    need = np.maximum(3.0, 0.25 * per.sum(1, keepdims=True) / n_sectors)
+    score = (per >= need).sum(1) * (len(qs) + 1) + inl.sum(1)
+    best = int(np.argmax(score))
+    return u[best] + m0, float(r[best])
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    o = np.argsort(x)
+    cw = np.cumsum(w[o])
+    return float(x[o][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
 def _running_median(x: np.ndarray, w: int = 5) -> np.ndarray:
@@ -209,7 +298,10 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float) -> Centreline
             u, w = _frame(t)
             rel = p[sel] - origin
             q = np.c_[rel @ u, rel @ w]
-            c2, r = _slice_fit(q, label)
+            prior = None
+            if rnd == 1:
+                prior = (np.zeros(2), float(curve.radius_nm[k]))
+            c2, r = _slice_fit(q, label, prior=prior)
             cs.append(sc)
             cc.append(origin + c2[0] * u + c2[1] * w)
             rr.append(r)
