@@ -69,11 +69,11 @@ class Centreline:
     tangents: np.ndarray
     radius_nm: np.ndarray
 
-    def project(self, p: np.ndarray):
+    def project(self, p: np.ndarray, *, workers: int = 1):
         """Nearest sample, distance to the centreline and local radius of each point."""
         from scipy.spatial import cKDTree
 
-        _, j = cKDTree(self.points_nm).query(p)
+        _, j = cKDTree(self.points_nm).query(p, workers=workers)
         rel = p - self.points_nm[j]
         t = self.tangents[j]
         along = np.einsum("ij,ij->i", rel, t)
@@ -114,12 +114,12 @@ class IsolatedSpines:
                 "parameters": dict(self.parameters)}
 
 
-def _background(p: np.ndarray, factor: float, k: int = 8) -> np.ndarray:
+def _background(p: np.ndarray, factor: float, k: int = 8, workers: int = 1) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     if len(p) <= k:
         return np.zeros(len(p), bool)
-    d, _ = cKDTree(p).query(p, k=k + 1, workers=1)
+    d, _ = cKDTree(p).query(p, k=k + 1, workers=workers)
     dk = d[:, -1]
     return dk > factor * np.median(dk)
 
@@ -265,7 +265,8 @@ def _robust_polyfit(x, y, deg, rounds: int = 4):
     return coef
 
 
-def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float) -> Centreline:
+def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int = 1,
+                    max_slice_points: int = 6000) -> Centreline:
     m = p.mean(0)
     _, _, vt = np.linalg.svd(p - m, full_matrices=False)
     e1 = vt[0]
@@ -274,7 +275,7 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float) -> Centreline
     curve = None
     for rnd in range(2):
         if rnd == 1:
-            j, *_ = curve.project(p)
+            j, *_ = curve.project(p, workers=workers)
             s = curve_s[j]
         lo, hi = s.min(), s.max()
         nb = max(int(np.ceil((hi - lo) / slice_nm)), 1)
@@ -301,6 +302,10 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float) -> Centreline
             prior = None
             if rnd == 1:
                 prior = (np.zeros(2), float(curve.radius_nm[k]))
+            if len(q) > max_slice_points:
+                # a fixed-seed subset: the ring fit needs a few thousand points, not 10^5
+                q = q[np.sort(np.random.default_rng(b).choice(len(q), max_slice_points,
+                                                              replace=False))]
             c2, r = _slice_fit(q, label, prior=prior)
             cs.append(sc)
             cc.append(origin + c2[0] * u + c2[1] * w)
@@ -354,7 +359,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
                    margin_nm: float | str = "auto", eps_nm: float | str = "auto",
                    min_localizations: int = 50, min_height_nm: float = 150.0,
                    slice_nm: float = 500.0,
-                   background_factor: float = 5.0) -> IsolatedSpines:
+                   background_factor: float = 5.0, workers: int = -1) -> IsolatedSpines:
     """Separate the dendritic shaft from its spines and label each spine.
 
     Parameters
@@ -384,6 +389,9 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
         Slice thickness of the centreline fit, nm (default 500).
     background_factor : float
         Background threshold on the 8th-neighbour distance, times its median (default 5).
+    workers : int
+        Threads for the neighbour searches and DBSCAN (scipy/scikit-learn convention:
+        -1 = all cores, the default). The result does not depend on it.
 
     Returns
     -------
@@ -423,7 +431,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     n = len(p)
     if n < 100:
         raise ParameterError(f"spine isolation needs at least 100 localizations, got {n}")
-    bg = _background(p, float(background_factor))
+    bg = _background(p, float(background_factor), workers=workers)
     fg = ~bg
     params: dict[str, Any] = {"label": label, "spine_labels": spine_labels,
                               "min_localizations": int(min_localizations),
@@ -458,8 +466,8 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
                 curve = None
         frames = _spine_frames(p, lab, len(ids), curve)
         return _result(table, p, lab, ids, frames, curve, bg, params, margin)
-    curve = _fit_centreline(p[fg], label=label, slice_nm=float(slice_nm))
-    j, dist, rad, radial = curve.project(p)
+    curve = _fit_centreline(p[fg], label=label, slice_nm=float(slice_nm), workers=workers)
+    j, dist, rad, radial = curve.project(p, workers=workers)
     height = dist - rad
     if auto_margin:
         # 60 nm plus 4 sigma of the precision along the radial direction of each point
@@ -473,7 +481,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
 
         pf = p[fg]
         probe = pf[:: max(1, len(pf) // 20000)]    # spacing of the full data, probed
-        dk, _ = cKDTree(pf).query(probe, k=5)
+        dk, _ = cKDTree(pf).query(probe, k=5, workers=workers)
         eps = 3.0 * float(np.median(dk[:, -1]))
     else:
         eps = _positive("eps_nm", eps_nm)
@@ -482,7 +490,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     if cand.sum() >= int(min_localizations):
         from sklearn.cluster import DBSCAN
 
-        cl = DBSCAN(eps=float(eps), min_samples=5).fit_predict(p[cand])
+        cl = DBSCAN(eps=float(eps), min_samples=5, n_jobs=workers).fit_predict(p[cand])
         sizes = np.bincount(cl[cl >= 0]) if (cl >= 0).any() else np.zeros(0, int)
         hc = height[cand]
         big = [k for k in np.flatnonzero(sizes >= int(min_localizations))
