@@ -145,3 +145,16 @@ def test_spine_meshes_simulated_membrane(membrane_dendrite):
         j = int(np.argmin(np.linalg.norm(tb - b, axis=1)))
         ratios.append(sp["volume_um3"][i] / (sim.spine_meshes[j].volume * 1e-9))
     assert 0.85 < np.median(ratios) < 1.15, ratios
+
+
+def test_spine_meshes_independent_of_worker_count(membrane_dendrite):
+    sim = membrane_dendrite
+    iso = isolate_spines(sim.localizations, label="membrane", workers=2)
+    one = mesh_spines(sim.localizations, label="membrane", isolation=iso, dendrite=False,
+                      workers=1)
+    two = mesh_spines(sim.localizations, label="membrane", isolation=iso, dendrite=False,
+                      workers=2)          # 8 spines: a pool of 2 processes
+    assert one.spines.equals(two.spines)
+    for k, env in one.envelopes.items():
+        assert np.array_equal(env.mesh.vertices, two.envelopes[k].mesh.vertices)
+        assert np.array_equal(env.mesh.faces, two.envelopes[k].mesh.faces)
