@@ -17,6 +17,7 @@ timed per stage, with detection and assignment scores against the truth.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -76,7 +77,7 @@ def bench_alpha(sizes):
             print(line + f"   (alpha {env.alpha_nm:.0f} nm)")
 
 
-def bench_dendrite(n_locs, label):
+def bench_dendrite(n_locs, label, workers=-1):
     from smlmspine import simulate
     from smlmspine.envelope import isolate_spines, mesh_spines
 
@@ -95,10 +96,11 @@ def bench_dendrite(n_locs, label):
     print(f"\n== dendrite ({label}): {n} localizations, {n_spines} spines "
           f"(simulated in {t_sim:.1f} s) ==")
     t0 = time.perf_counter()
-    iso = isolate_spines(sim.localizations, label=label)
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2-core machine); workers={workers}")
+    iso = isolate_spines(sim.localizations, label=label, workers=workers)
     t_iso = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = mesh_spines(sim.localizations, label=label, isolation=iso)
+    res = mesh_spines(sim.localizations, label=label, isolation=iso, workers=workers)
     t_mesh = time.perf_counter() - t0
     pred = iso.table.column("spine_id").to_numpy()
     truth = sim.truth.column("spine_id").to_numpy()
@@ -117,7 +119,7 @@ def bench_dendrite(n_locs, label):
     f1 = 2 * tp / (2 * tp + (pred >= 0).sum() - tp + (truth >= 0).sum() - tp)
     wt = sum(res.spines.column("is_watertight").to_pylist())
     print(f"isolation {t_iso:.1f} s; meshes (spines + dendrite) {t_mesh:.1f} s; "
-          f"total {t_iso + t_mesh:.1f} s")
+          f"total {t_iso + t_mesh:.1f} s (load average after: {os.getloadavg()[0]:.2f})")
     print(f"spines found {iso.n_spines}/{len(sizes)}; recall(>=200 locs) "
           f"{len(big & matched) / max(len(big), 1):.3f}; precision "
           f"{len(matched) / max(iso.n_spines, 1):.3f}; assignment F1 {f1:.3f}")
@@ -144,10 +146,12 @@ def main():
     ap.add_argument("--dendrite-locs", type=float, default=1e6)
     ap.add_argument("--label", choices=("membrane", "volume"), default="membrane")
     ap.add_argument("--skip-dendrite", action="store_true")
+    ap.add_argument("--workers", type=int, default=-1,
+                    help="processes/threads for isolation and spine meshes (-1: all cores)")
     args = ap.parse_args()
     bench_alpha(args.sizes)
     if not args.skip_dendrite:
-        bench_dendrite(int(args.dendrite_locs), args.label)
+        bench_dendrite(int(args.dendrite_locs), args.label, args.workers)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, ban
 def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto",
                 alpha_nm="auto", spine_labels: str | None = None, smooth: int = 10,
                 precision_nm=None, dendrite: bool = True, dendrite_max_points: int = 150_000,
-                spine_max_points: int = 1_500,
+                spine_max_points: int = 20_000,
                 progress: bool = False, isolation=None, workers: int = -1,
                 **isolate_options) -> SpineMeshes:
     """Isolate spines and reconstruct a checked closed envelope for each, plus the dendrite.
@@ -134,11 +134,10 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
         subset), which bounds its Delaunay time; default 150 000.
     spine_max_points : int
         A spine with more localizations is reconstructed from a fixed-seed random subset
-        of this many (default 1 500). Denser sampling makes the automatic alpha small
-        against the membrane's blur (sigma_z ~30 nm), and the fitted surfaces of thin,
-        filopodial and stubby spines then fold (volume ratio to the simulator's truth on
-        a 10^6-localization dendrite, 12 spines: median 0.53 at 3 000 points, 0.82 at
-        1 500); mushroom volumes are the same (0.99-1.02) and the time drops ~3x.
+        of this many (default 20 000: one Delaunay of 2x10^4 points). Membrane spines
+        are also thinned to a point spacing of about the largest precision (see
+        docs/envelope.md: denser sampling made the surfaces of thin, filopodial and
+        stubby spines fold).
     progress : bool
         tqdm progress bar over spines on stderr.
     isolation : IsolatedSpines, optional
@@ -156,7 +155,6 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
     """
     from ._alpha import point_spacing_nm
     from ._isolate import _precision, isolate_spines
-    from ._reconstruct import reconstruct
 
     for name, val in (("dendrite_max_points", dendrite_max_points),
                       ("spine_max_points", spine_max_points)):
@@ -185,25 +183,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
     opts = {"label": label, "method": method, "alpha_nm": alpha_nm,
             "precision_nm": precision_nm, "smooth": smooth,
             "spine_max_points": int(spine_max_points)}
-    n_workers = _n_workers(workers, len(jobs))
-    if n_workers > 1:
-        # one process per core: Qhull and the surface fit hold the GIL for much of their
-        # time. Every spine's result depends on its own points only (fixed seeds), so
-        # the output does not depend on the worker count.
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods()
-                             else "spawn")
-        with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex:
-            futs = [ex.submit(_mesh_one, *job, **opts) for job in jobs]
-            done = _progress(futs, progress, lambda f: f.result())
-    else:
-        done = _progress(jobs, progress, lambda job: _mesh_one(*job, **opts))
-    for (k, q, base, axis), env in zip(jobs, done):
-        envs[k] = env
-        rows.append(_row(k, len(q), base, axis, env))
-    dend = None
+    pd_ = None
     if dendrite:
         keep = ~iso.is_background
         pd_ = p[keep]
@@ -212,11 +192,31 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
             pd_ = pd_[np.sort(pick)]
         if label == "membrane" and iso.centreline is not None and len(pd_) >= 5:
             pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_), precision_nm)]
-        try:
-            dend = reconstruct(pd_, label=label, method=method, alpha_nm=alpha_nm,
-                               precision_nm=precision_nm, smooth=smooth)
-        except ParameterError as exc:
-            dend = _failed(f"reconstruction impossible: {exc}", label, method, len(pd_))
+    dopts = {k: v for k, v in opts.items() if k != "spine_max_points"}
+    n_workers = _n_workers(workers, len(jobs))
+    dend = None
+    if n_workers > 1:
+        # one process per core: Qhull and the surface fit hold the GIL for much of their
+        # time. Every spine's result depends on its own points only (fixed seeds), so
+        # the output does not depend on the worker count. The dendrite (the largest
+        # job) goes first, so that it runs beside the spines.
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods()
+                             else "spawn")
+        with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex:
+            fd = ex.submit(_mesh_dendrite, pd_, **dopts) if pd_ is not None else None
+            futs = [ex.submit(_mesh_one, *job, **opts) for job in jobs]
+            done = _progress(futs, progress, lambda f: f.result())
+            dend = fd.result() if fd is not None else None
+    else:
+        done = _progress(jobs, progress, lambda job: _mesh_one(*job, **opts))
+        if pd_ is not None:
+            dend = _mesh_dendrite(pd_, **dopts)
+    for (k, q, base, axis), env in zip(jobs, done):
+        envs[k] = env
+        rows.append(_row(k, len(q), base, axis, env))
     params = {"label": label, "method": method, "alpha_nm": alpha_nm, "smooth": int(smooth),
               "precision_nm": precision_nm, "dendrite": bool(dendrite),
               "dendrite_max_points": int(dendrite_max_points),
@@ -245,6 +245,16 @@ def _progress(items, progress, fn):
     return [fn(x) for x in items]
 
 
+def _mesh_dendrite(pts, *, label, method, alpha_nm, precision_nm, smooth):
+    from ._reconstruct import reconstruct
+
+    try:
+        return reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
+                           precision_nm=precision_nm, smooth=smooth)
+    except ParameterError as exc:
+        return _failed(f"reconstruction impossible: {exc}", label, method, len(pts))
+
+
 def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth,
               spine_max_points):
     """The envelope of one spine from its localizations (in a worker process or not)."""
@@ -252,8 +262,18 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
     from ._reconstruct import reconstruct
 
     n_q = len(q)
-    if n_q > spine_max_points:
-        pick = np.random.default_rng(k).choice(n_q, int(spine_max_points), replace=False)
+    n_use = min(n_q, int(spine_max_points))
+    if label == "membrane" and precision_nm and n_q >= 300:
+        # thin the membrane to a point spacing of about the largest precision: denser,
+        # the automatic alpha (2.5 spacings) gets small against the blur of the shell and
+        # the fitted surfaces of thin, filopodial and stubby spines fold. Spacing of a
+        # sampled surface ~ n^(-1/2).
+        sp0 = point_spacing_nm(q[:: max(1, n_q // 5000)]) * np.sqrt(min(1.0, 5000 / n_q))
+        target = float(np.max(precision_nm))
+        if sp0 < target:
+            n_use = min(n_use, max(300, int(n_q * (sp0 / target) ** 2)))
+    if n_use < n_q:
+        pick = np.random.default_rng(k).choice(n_q, n_use, replace=False)
         q = q[np.sort(pick)]
     pts = q
     if label == "membrane" and len(q) >= 4:
@@ -276,12 +296,11 @@ def _drop_skirt(q, base, axis, *, spacing_nm, band_nm, precision_nm):
     holds a noisy layer of shaft membrane just above its base plane, wider than the
     spine (a "skirt"). Capped with the disc, it made a thin pancake that the surface
     fit folded (stubby spine volumes 0.05-0.5 of the truth). The spine's own outline
-    is taken just above that layer (``t0 = 2.5 sigma`` along the axis); below ``t0``
-    only points inside that outline (grown by one spacing + 2 sigma) are kept.
+    is taken just above that layer (``t0 = 2.5 sigma`` along the axis: per 15-degree
+    sector around the axis, the median distance of the points in
+    ``[t0, t0 + band]``); below ``t0`` only points inside that outline (grown by one
+    spacing + 2 sigma) are kept.
     """
-    from matplotlib.path import Path as MplPath
-    from scipy.spatial import ConvexHull, QhullError
-
     if precision_nm:
         sxy, sz = (precision_nm if np.ndim(precision_nm) else (precision_nm, precision_nm))
         sig = float(np.sqrt(sxy ** 2 * (1 - axis[2] ** 2) + sz ** 2 * axis[2] ** 2))
@@ -300,17 +319,22 @@ def _drop_skirt(q, base, axis, *, spacing_nm, band_nm, precision_nm):
     u /= np.linalg.norm(u)
     w = np.cross(axis, u)
     xy = np.c_[rel @ u, rel @ w]
-    try:
-        hull = ConvexHull(xy[above])
-    except QhullError:
+    # outline: per angular sector around the axis, the median distance of the points
+    # just above t0 (the spine's wall; the noise tail of the shaft layer is a minority)
+    n_sec = 24
+    rho = np.hypot(xy[:, 0], xy[:, 1])
+    sec = np.minimum(((np.arctan2(xy[:, 1], xy[:, 0]) + np.pi) / (2 * np.pi) * n_sec)
+                     .astype(np.int64), n_sec - 1)
+    out = np.full(n_sec, np.nan)
+    for s_ in range(n_sec):
+        r_s = rho[above & (sec == s_)]
+        if r_s.size >= 3:
+            out[s_] = np.median(r_s)
+    if np.isnan(out).all():
         return q
-    poly = xy[above][hull.vertices]
-    c = poly.mean(0)
-    rad = np.linalg.norm(poly - c, axis=1)
-    grow = spacing_nm + 2.0 * sig
-    poly = c + (poly - c) * ((rad + grow) / np.maximum(rad, 1e-9))[:, None]
+    out = np.where(np.isnan(out), np.nanmedian(out), out)
     keep = ~low
-    keep[low] = MplPath(poly).contains_points(xy[low])
+    keep[low] = rho[low] < out[sec[low]] + spacing_nm + 2.0 * sig
     return q[keep]
 
 
