@@ -113,7 +113,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
                 alpha_nm="auto", spine_labels: str | None = None, smooth: int = 10,
                 precision_nm=None, dendrite: bool = True, dendrite_max_points: int = 150_000,
                 spine_max_points: int = 20_000,
-                progress: bool = False, isolation=None, workers: int = -1,
+                progress: bool = False, isolation=None, workers: int = 1,
                 **isolate_options) -> SpineMeshes:
     """Isolate spines and reconstruct a checked closed envelope for each, plus the dendrite.
 
@@ -143,9 +143,12 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
     isolation : IsolatedSpines, optional
         A precomputed isolation (skips :func:`isolate_spines`).
     workers : int
-        Processes for the spine envelopes (-1 = all cores, the default; 1 = none). A
-        pool is used only with at least 4 spines per worker (starting one costs 1-2 s).
-        The result does not depend on it. Also passed to :func:`isolate_spines`.
+        Processes for the spine envelopes and the dendrite (1 = none, the default; -1 =
+        all cores). A pool is used only with at least 4 spines per worker (starting one
+        costs 1-2 s). Worker processes import the calling script again, so a script
+        needs the ``if __name__ == "__main__":`` guard (without it the pool fails and
+        the meshes are made in this process, with a RuntimeWarning). The result does
+        not depend on it. Also passed to :func:`isolate_spines` (threads).
     **isolate_options
         Passed to :func:`isolate_spines` (``margin_nm``, ``eps_nm``, ...).
 
@@ -205,12 +208,22 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
 
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods()
                              else "spawn")
-        with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex:
-            fd = ex.submit(_mesh_dendrite, pd_, **dopts) if pd_ is not None else None
-            futs = [ex.submit(_mesh_one, *job, **opts) for job in jobs]
-            done = _progress(futs, progress, lambda f: f.result())
-            dend = fd.result() if fd is not None else None
-    else:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex:
+                fd = ex.submit(_mesh_dendrite, pd_, **dopts) if pd_ is not None else None
+                futs = [ex.submit(_mesh_one, *job, **opts) for job in jobs]
+                done = _progress(futs, progress, lambda f: f.result())
+                dend = fd.result() if fd is not None else None
+        except (BrokenProcessPool, OSError) as exc:
+            # e.g. a calling script without an ``if __name__ == "__main__":`` guard
+            import warnings
+
+            warnings.warn(f"spine meshes: process pool failed ({exc!r}); meshing in this "
+                          "process (workers=1 avoids the pool)", RuntimeWarning, stacklevel=2)
+            n_workers = 1
+    if n_workers <= 1:
         done = _progress(jobs, progress, lambda job: _mesh_one(*job, **opts))
         if pd_ is not None:
             dend = _mesh_dendrite(pd_, **dopts)
