@@ -267,7 +267,9 @@ def smooth_segments(axis: str, seg_t: np.ndarray, seg_d: np.ndarray, seg_sigma: 
     Each axis is fit with a cubic smoothing spline (``scipy.interpolate.UnivariateSpline``,
     weights ``1/sigma``, smoothing factor ``s = smoothing * S`` for ``S`` segments, i.e.
     residuals of about one sigma on average); ``smoothing=0`` interpolates, fewer than
-    four segments use linear interpolation. With ``noise_floor`` (AIM) the segment
+    four segments use linear interpolation; outside the span of the segment times the
+    curve continues straight, with the slope between the spline's two outermost segments
+    (no cubic extrapolation). With ``noise_floor`` (AIM) the segment
     sigmas are floored at the scatter seen in the third differences of the estimates. The result is
     referenced to its first sample. The uncertainty is the (floored) segment sigma
     interpolated linearly (conservative: the spline averages neighbouring segments).
@@ -285,7 +287,15 @@ def smooth_segments(axis: str, seg_t: np.ndarray, seg_d: np.ndarray, seg_sigma: 
         if noise_floor:
             s = np.maximum(s, _noise_floor(y))
         if S >= 4 and smoothing is not None:
-            out[:, k] = _spline(seg_t, y, 1.0 / np.maximum(s, 1e-3), float(smoothing) * S)(te)
+            spl = _spline(seg_t, y, 1.0 / np.maximum(s, 1e-3), float(smoothing) * S)
+            # Inside the segment span the spline; beyond it (at most half a segment) a
+            # straight line through the spline at the two outermost segments on each side
+            # (cubic extrapolation can swing wildly).
+            ends = spl(seg_t[[0, 1, -2, -1]])
+            lo_slope = (ends[1] - ends[0]) / (seg_t[1] - seg_t[0])
+            hi_slope = (ends[3] - ends[2]) / (seg_t[-1] - seg_t[-2])
+            out[:, k] = spl(np.clip(te, seg_t[0], seg_t[-1])) \
+                + np.minimum(te - seg_t[0], 0.0) * lo_slope + np.maximum(te - seg_t[-1], 0.0) * hi_slope
         elif S >= 2:
             out[:, k] = np.interp(te, seg_t, y)
         else:
