@@ -35,6 +35,10 @@ def register(sub) -> None:
     p.add_argument("--head-neck-ratio", type=float, default=1.1)
     p.add_argument("--thin-aspect-ratio", type=float, default=2.5)
     p.add_argument("--mushroom-head-nm", type=float, default=350.0)
+    p.add_argument("--head-margin-nm", type=float, default=50.0,
+                   help="a head must exceed the neck by more than this (noise allowance, nm)")
+    p.add_argument("--no-neck-fit", action="store_true",
+                   help="classify with the mesh neck even where a point-based neck fit exists")
     p.set_defaults(func=_classify)
 
     p = sub.add_parser("train", help="train a spine classifier on labelled features",
@@ -116,7 +120,8 @@ def _classify(args) -> int:
     table = _read_table(args.features)
     model = load_model(args.model) if args.model else None
     rules = ClassRules(head_neck_ratio=args.head_neck_ratio, thin_aspect_ratio=args.thin_aspect_ratio,
-                       mushroom_head_nm=args.mushroom_head_nm)
+                       mushroom_head_nm=args.mushroom_head_nm, head_margin_nm=args.head_margin_nm,
+                       use_neck_fit=not args.no_neck_fit)
     out = classify_table(table, rules=rules, model=model)
     _write_table(out, args.output)
     counts = {}
