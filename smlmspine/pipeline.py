@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import FormatError, ParameterError
-from .schema import coordinates, with_history
+from .schema import coordinates, jsonable, with_history
 
 __all__ = ["run", "RunResult", "spine_features", "DRIFT_METHODS"]
 
@@ -236,16 +236,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         "seconds": time.perf_counter() - t0,
     }
     with atomic_output(outdir / "run.json") as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2, default=_json_default))
+        Path(tmp).write_text(json.dumps(jsonable(summary), indent=2))
     return RunResult(outdir, localizations, spines, summary)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def _version() -> str:

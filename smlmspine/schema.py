@@ -40,7 +40,7 @@ __all__ = [
     "SCHEMA_VERSION", "ColumnSpec", "COLUMNS", "COORDINATES", "META_PREFIX",
     "field", "make_table", "validate", "sanitize_name", "unit_of", "metadata",
     "history", "with_history", "with_columns", "coordinates", "ndim", "canonical_schema",
-    "table_schema_columns", "TABLE_REGISTRIES", "column_specs", "spec_table",
+    "table_schema_columns", "TABLE_REGISTRIES", "column_specs", "spec_table", "jsonable",
 ]
 
 SCHEMA_VERSION = "1"
@@ -356,18 +356,31 @@ def with_history(table: pa.Table, step: str, params: Mapping[str, Any] | None = 
     return _with_meta(table, {"history": history(table) + [entry], **metadata_updates})
 
 
-def _jsonable(obj):
+def jsonable(obj):
+    """A JSON-compatible copy of ``obj``: numpy scalars/arrays to Python, non-finite
+    floats to ``None`` (JSON has no NaN), unknown objects to their ``str``.
+
+    Examples
+    --------
+    >>> jsonable({"a": np.float64(1.5), "b": [np.nan, 2], "c": np.arange(2)})
+    {'a': 1.5, 'b': [None, 2], 'c': [0, 1]}
+    """
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        return jsonable(obj.item())
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return jsonable(obj.tolist())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return str(obj)
+
+
+_jsonable = jsonable
 
 
 def with_columns(table: pa.Table, columns: Mapping[str, Any], *,

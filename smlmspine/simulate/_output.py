@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from ..errors import FormatError, ParameterError
 from ..io import atomic_output
+from ..schema import jsonable
 
 __all__ = ["write_simulation", "truth_folder", "write_ply"]
 
@@ -85,7 +86,7 @@ def write_simulation(sim, path, *, format: str | None = None) -> dict:
         summary = sim.to_dict()
     else:
         raise ParameterError(f"cannot write a {type(sim).__name__}; expected a simulation result")
-    files.append(_text(json.dumps(_jsonable(summary), indent=2, sort_keys=True) + "\n",
+    files.append(_text(json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n",
                        folder / "parameters.json"))
     return {"localizations": path, "truth": folder, "files": files}
 
@@ -132,19 +133,3 @@ def write_ply(mesh, path, *, comments=()) -> Path:
             fh.write(v.tobytes())
             fh.write(faces.tobytes())
     return path
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
