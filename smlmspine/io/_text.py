@@ -357,6 +357,66 @@ def _stream_csv(source, *, read_options, parse_options, convert_options) -> pa.T
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 
+#: Bytes of text per chunk of the parallel reader.
+_CHUNK_BYTES = 16 << 20
+
+
+def _parallel_csv(path: Path, *, skip_lines: int, read_options, parse_options,
+                  convert_options) -> pa.Table:
+    """Parse a memory-mapped file in newline-aligned chunks on all cores.
+
+    The streaming reader decodes blocks one after another; here every chunk (about
+    ``_CHUNK_BYTES`` of text, cut after a newline: values never hold newlines) is parsed
+    by :func:`pyarrow.csv.read_csv` in a thread pool (pyarrow releases the GIL), at most
+    two chunks per core in flight, so the peak stays near the final table plus a few
+    chunks while the wall time approaches pyarrow's multithreaded floor.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.csv as pcsv
+
+    mm = pa.memory_map(str(path), "r")
+    size = mm.size()
+    data = mm.read_buffer(size)
+    view = memoryview(data)
+    def next_line(pos: int) -> int:
+        """Offset just after the newline at or after ``pos`` (``size`` if none)."""
+        k = bytes(view[pos:pos + (1 << 20)]).find(b"\n")
+        if k < 0:
+            k = bytes(view[pos:]).find(b"\n")
+        return size if k < 0 else pos + k + 1
+
+    start = 0
+    for _ in range(skip_lines):
+        start = next_line(start)
+    bounds = [start]
+    while bounds[-1] < size:
+        cut = bounds[-1] + _CHUNK_BYTES
+        bounds.append(size if cut >= size else next_line(cut))
+    ropts = pcsv.ReadOptions(skip_rows=0, column_names=read_options.column_names,
+                             use_threads=False, block_size=_CHUNK_BYTES + (2 << 20))
+
+    def parse(lo_hi):
+        lo, hi = lo_hi
+        return pcsv.read_csv(pa.BufferReader(data.slice(lo, hi - lo)), read_options=ropts,
+                             parse_options=parse_options, convert_options=convert_options)
+
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    if not spans:
+        spans = [(start, start)]
+    workers = max(1, min(os.cpu_count() or 1, len(spans)))
+    tables = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        for span in spans:
+            pending.append(pool.submit(parse, span))
+            if len(pending) >= 2 * workers:
+                tables.append(pending.pop(0).result())
+        tables.extend(f.result() for f in pending)
+    return pa.concat_tables(tables)
+
+
 _SAMPLE_BYTES = 1 << 20
 
 
@@ -551,8 +611,10 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     raw = None
     for _attempt in range(len(names) * 2 + 2):
         try:
-            raw = _stream_csv(
-                _open_source(path, end_offset),
+            reader = _parallel_csv if end_offset is None and path.stat().st_size > 2 * _CHUNK_BYTES \
+                else (lambda p, skip_lines, **kw: _stream_csv(_open_source(p, end_offset), **kw))
+            raw = reader(
+                path, skip_lines=skip_lines,
                 read_options=pcsv.ReadOptions(skip_rows=skip_lines, column_names=names,
                                               use_threads=True, block_size=_BLOCK_BYTES),
                 parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"',
