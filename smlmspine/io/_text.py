@@ -363,57 +363,62 @@ _CHUNK_BYTES = 16 << 20
 
 def _parallel_csv(path: Path, *, skip_lines: int, read_options, parse_options,
                   convert_options) -> pa.Table:
-    """Parse a memory-mapped file in newline-aligned chunks on all cores.
+    """Parse a file in newline-aligned chunks on all cores.
 
     The streaming reader decodes blocks one after another; here every chunk (about
-    ``_CHUNK_BYTES`` of text, cut after a newline: values never hold newlines) is parsed
-    by :func:`pyarrow.csv.read_csv` in a thread pool (pyarrow releases the GIL), at most
-    two chunks per core in flight, so the peak stays near the final table plus a few
-    chunks while the wall time approaches pyarrow's multithreaded floor.
+    ``_CHUNK_BYTES`` of text, cut after a newline: values never hold newlines) is read
+    with ``os.pread`` and parsed by :func:`pyarrow.csv.read_csv` in a thread pool
+    (pyarrow releases the GIL), at most one chunk per core plus one in flight, so the
+    peak stays near the final table plus a few chunks while the wall time approaches
+    pyarrow's multithreaded floor.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow.csv as pcsv
 
-    mm = pa.memory_map(str(path), "r")
-    size = mm.size()
-    data = mm.read_buffer(size)
-    view = memoryview(data)
-    def next_line(pos: int) -> int:
-        """Offset just after the newline at or after ``pos`` (``size`` if none)."""
-        k = bytes(view[pos:pos + (1 << 20)]).find(b"\n")
-        if k < 0:
-            k = bytes(view[pos:]).find(b"\n")
-        return size if k < 0 else pos + k + 1
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
 
-    start = 0
-    for _ in range(skip_lines):
-        start = next_line(start)
-    bounds = [start]
-    while bounds[-1] < size:
-        cut = bounds[-1] + _CHUNK_BYTES
-        bounds.append(size if cut >= size else next_line(cut))
-    ropts = pcsv.ReadOptions(skip_rows=0, column_names=read_options.column_names,
-                             use_threads=False, block_size=_CHUNK_BYTES + (2 << 20))
+        def next_line(pos: int) -> int:
+            """Offset just after the newline at or after ``pos`` (``size`` if none)."""
+            while pos < size:
+                block = os.pread(fd, 1 << 16, pos)
+                k = block.find(b"\n")
+                if k >= 0:
+                    return pos + k + 1
+                pos += len(block)
+            return size
 
-    def parse(lo_hi):
-        lo, hi = lo_hi
-        return pcsv.read_csv(pa.BufferReader(data.slice(lo, hi - lo)), read_options=ropts,
-                             parse_options=parse_options, convert_options=convert_options)
+        start = 0
+        for _ in range(skip_lines):
+            start = next_line(start)
+        bounds = [start]
+        while bounds[-1] < size:
+            cut = bounds[-1] + _CHUNK_BYTES
+            bounds.append(size if cut >= size else next_line(cut))
+        ropts = pcsv.ReadOptions(skip_rows=0, column_names=read_options.column_names,
+                                 use_threads=False, block_size=_CHUNK_BYTES + (2 << 20))
 
-    spans = list(zip(bounds[:-1], bounds[1:]))
-    if not spans:
-        spans = [(start, start)]
-    workers = max(1, min(os.cpu_count() or 1, len(spans)))
-    tables = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = []
-        for span in spans:
-            pending.append(pool.submit(parse, span))
-            if len(pending) >= 2 * workers:
-                tables.append(pending.pop(0).result())
-        tables.extend(f.result() for f in pending)
+        def parse(lo_hi):
+            lo, hi = lo_hi
+            buf = pa.py_buffer(os.pread(fd, hi - lo, lo))
+            return pcsv.read_csv(pa.BufferReader(buf), read_options=ropts,
+                                 parse_options=parse_options, convert_options=convert_options)
+
+        spans = list(zip(bounds[:-1], bounds[1:])) or [(start, start)]
+        workers = max(1, min(os.cpu_count() or 1, len(spans)))
+        tables = []
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = []
+            for span in spans:
+                pending.append(pool.submit(parse, span))
+                if len(pending) > workers:
+                    tables.append(pending.pop(0).result())
+            tables.extend(f.result() for f in pending)
+    finally:
+        os.close(fd)
     return pa.concat_tables(tables)
 
 
