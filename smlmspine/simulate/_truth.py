@@ -43,7 +43,7 @@ TRUTH_SPINES = column_specs(
     ("spine_class", s, "1", "thin, mushroom, stubby, filopodium or branched"),
     ("neck_min_diameter_nm", f64, "nm", "smallest equivalent cross-section diameter between base and head (measured)"),
     ("neck_length_nm", f64, "nm", "base to head start along the axis (measured)"),
-    ("head_diameter_nm", f64, "nm", "largest equivalent cross-section diameter in the distal 3/4 (measured)"),
+    ("head_diameter_nm", f64, "nm", "largest equivalent cross-section diameter in the distal half (measured)"),
     ("head_volume_um3", f64, "um^3", "volume beyond the head start (measured)"),
     ("volume_um3", f64, "um^3", "volume of the spine beyond its base plane (measured)"),
     ("length_nm", f64, "nm", "base to tip along the axis (measured)"),
