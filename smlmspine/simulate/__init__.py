@@ -24,7 +24,7 @@ True
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 _LAZY = {
     "dendrite": "._dendrite:dendrite",
@@ -51,21 +51,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'smlmspine.simulate' has no attribute {name!r}")
-    module, attr = target.split(":")
-    try:
-        mod = importlib.import_module(module, __name__)
-    except ModuleNotFoundError as exc:
-        if name == "synapses" and exc.name == f"{__name__}.synapses":
-            raise AttributeError("smlmspine.simulate.synapses is not available yet") from exc
-        raise
-    value = getattr(mod, attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
