@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import add_input_options, read_input
+from ._common import add_input_options, read_input, write_results
 
 
 def register(sub) -> None:
@@ -70,33 +70,8 @@ def _cluster(args) -> int:
     stats_note = ""
     if args.stats:
         stats = cluster_statistics(out, hulls=not args.no_hulls)
-        stats_path = _write_results(stats, Path(args.stats))
+        stats_path = write_results(stats, Path(args.stats), what="statistics")
         stats_note = f"; statistics to {stats_path}"
     print(f"{args.method}: {n_clusters} clusters in {out.num_rows} localizations, noise "
           f"fraction {noise:.3f}; wrote {path}{stats_note}", file=sys.stdout)
     return 0
-
-
-def _write_results(table, path: Path) -> Path:
-    """Write a results table (not a localization table) by extension, atomically."""
-    import pyarrow.csv as pacsv
-    import pyarrow.feather as feather
-    import pyarrow.parquet as pq
-
-    from ..errors import FormatError
-    from ..io import atomic_output
-
-    ext = path.suffix.lower()
-    writers = {".parquet": lambda t, p: pq.write_table(t, p),
-               ".csv": lambda t, p: pacsv.write_csv(t, p),
-               ".tsv": lambda t, p: pacsv.write_csv(t, p, pacsv.WriteOptions(delimiter="\t")),
-               ".arrow": lambda t, p: feather.write_feather(t, p),
-               ".feather": lambda t, p: feather.write_feather(t, p)}
-    if ext not in writers:
-        raise FormatError(f"cannot tell the statistics format from extension {ext!r}; use "
-                          f"one of {', '.join(writers)}", path=path)
-    if not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise FormatError(f"output folder {str(path.parent)!r} does not exist", path=path)
-    with atomic_output(path) as tmp:
-        writers[ext](table, tmp)
-    return path

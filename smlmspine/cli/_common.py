@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..errors import ParameterError
 
-__all__ = ["add_input_options", "read_input", "parse_mapping", "parse_alpha", "print_json"]
+__all__ = ["add_input_options", "read_input", "parse_mapping", "parse_alpha", "print_json",
+           "write_results"]
 
 
 def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> None:
@@ -104,3 +105,29 @@ def print_json(obj) -> None:
     """Print exactly one JSON object on stdout."""
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def write_results(table, path: Path, *, what: str = "table") -> Path:
+    """Write a results table (statistics, features: not a localization table) by its
+    extension (.parquet, .csv, .tsv, .arrow, .feather), atomically."""
+    import pyarrow.csv as pacsv
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    from ..errors import FormatError
+    from ..io import atomic_output
+
+    ext = path.suffix.lower()
+    writers = {".parquet": lambda t, p: pq.write_table(t, p),
+               ".csv": lambda t, p: pacsv.write_csv(t, p),
+               ".tsv": lambda t, p: pacsv.write_csv(t, p, pacsv.WriteOptions(delimiter="\t")),
+               ".arrow": lambda t, p: feather.write_feather(t, p),
+               ".feather": lambda t, p: feather.write_feather(t, p)}
+    if ext not in writers:
+        raise FormatError(f"cannot tell the {what} format from extension {ext!r}; use "
+                          f"one of {', '.join(writers)}", path=path)
+    if not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise FormatError(f"output folder {str(path.parent)!r} does not exist", path=path)
+    with atomic_output(path) as tmp:
+        writers[ext](table, tmp)
+    return path

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import ParameterError
+from ._common import write_results
 
 
 def register(sub) -> None:
@@ -70,21 +71,6 @@ def _read_table(path: str):
         raise FormatError(f"not a readable features table: {exc}", path=p) from exc
 
 
-def _write_table(table, path: str) -> Path:
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    from ..io import atomic_output
-
-    out = Path(path)
-    with atomic_output(out) as tmp:
-        if out.suffix.lower() == ".csv":
-            pacsv.write_csv(table, tmp)
-        else:
-            pq.write_table(table, tmp)
-    return out
-
-
 def _measure(args) -> int:
     from ..morphology import measure_meshes, plot_profile, profile_table
 
@@ -100,14 +86,14 @@ def _measure(args) -> int:
             base = [v * 1000.0 for v in base]
     table, meas = measure_meshes(args.meshes, units=args.units, base_point_nm=base,
                                  step_nm=args.step_nm, progress=True)
-    _write_table(table, args.output)
+    write_results(table, Path(args.output))
     for folder in (args.profiles, args.plots):
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
     for src, sid, m in zip(table.column("source").to_pylist(), table.column("spine_id").to_pylist(), meas):
         stem = Path(src).stem
         if args.profiles:
-            _write_table(profile_table(m, spine_id=sid), str(Path(args.profiles) / f"{stem}_profile.parquet"))
+            write_results(profile_table(m, spine_id=sid), Path(args.profiles) / f"{stem}_profile.parquet")
         if args.plots:
             plot_profile(m, Path(args.plots) / f"{stem}_profile.png", title=stem)
     print(f"measured {table.num_rows} spine mesh(es) -> {args.output}")
@@ -123,7 +109,7 @@ def _classify(args) -> int:
                        mushroom_head_nm=args.mushroom_head_nm, head_margin_nm=args.head_margin_nm,
                        use_neck_fit=not args.no_neck_fit)
     out = classify_table(table, rules=rules, model=model)
-    _write_table(out, args.output)
+    write_results(out, Path(args.output))
     counts = {}
     for c in out.column("spine_class").to_pylist():
         counts[c] = counts.get(c, 0) + 1
