@@ -217,11 +217,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     localizations = with_history(meshes.isolation.table, "pipeline.run", params)
     write(localizations, outdir / "localizations.parquet")
     if drift_model is not None:
-        write_drift = drift_model.to_table()
-        import pyarrow.csv as pacsv
-
-        with atomic_output(outdir / "drift.csv") as tmp:
-            pacsv.write_csv(write_drift, tmp)
+        drift_model.write_csv(outdir / "drift.csv")
         drift_model.plot(outdir / "drift.png")
     classes: dict[str, int] = {}
     for c in spines.column("spine_class").to_pylist():
