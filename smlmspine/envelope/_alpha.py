@@ -2,7 +2,9 @@
 
 Method (docs/envelope.md):
 
-1. ``scipy.spatial.Delaunay`` once per object; circumradius of every tetrahedron.
+1. One Delaunay tetrahedralization per object (numba Bowyer-Watson with certified
+   predicates, :mod:`._delaunay`; Qhull via ``scipy.spatial.Delaunay`` when the input is
+   too degenerate to decide in double precision); circumradius of every tetrahedron.
 2. Keep the tetrahedra with circumradius ``< alpha`` (the regularized alpha solid: no
    dangling triangles or edges).
 3. Keep the face-connected component that holds the most points; fill cavities: every
@@ -54,28 +56,30 @@ class AlphaComplex:
     vertex_of: np.ndarray
 
     @classmethod
-    def build(cls, points: np.ndarray) -> "AlphaComplex":
-        from scipy.spatial import Delaunay, QhullError
+    def build(cls, points: np.ndarray, *, delaunay: str = "auto") -> "AlphaComplex":
+        """Tetrahedralize ``points`` ((N, 3), nm).
 
-        pts = _check_points(points)
+        ``delaunay="auto"`` (default): the numba kernel of :mod:`._delaunay` (exact
+        decisions, else Qhull); ``"qhull"``: always ``scipy.spatial.Delaunay``. Both give
+        the same tetrahedra for points in general position (in another order).
+        """
+        if delaunay not in ("auto", "qhull"):
+            raise ParameterError(f"delaunay must be 'auto' or 'qhull', got {delaunay!r}")
+        pts, first, vertex_of = _check_points(points, return_distinct=True)
         centre = pts.mean(0)
-        try:
-            try:
-                tri = Delaunay(pts - centre, qhull_options="Qbb Qc Q12")
-            except QhullError:
-                # degenerate input (e.g. exactly co-spherical points): joggle it
-                tri = Delaunay(pts - centre, qhull_options="QJ Qbb")
-        except QhullError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "qhull error"
-            raise ParameterError(
-                f"points: cannot tetrahedralize {len(pts)} points (coplanar, collinear or "
-                f"all duplicates?): {first}") from exc
-        s = tri.simplices.astype(np.int64)
-        vertex_of = np.arange(len(pts))
-        if len(tri.coplanar):
-            vertex_of[tri.coplanar[:, 0]] = tri.coplanar[:, 2]
-        return cls(pts, s, tri.neighbors.astype(np.int64), _circumradii(pts - centre, s),
-                   vertex_of)
+        q = pts - centre
+        res = None
+        if delaunay == "auto":
+            from ._delaunay import delaunay as _kernel_delaunay
+
+            res = _kernel_delaunay(q, None if len(first) == len(pts) else first)
+        if res is not None:
+            s, nb = res
+        else:
+            s, nb, vertex_of = _qhull(q)
+        from ._alpha_kernels import circumradii
+
+        return cls(pts, s, nb, circumradii(q, s), vertex_of)
 
     def solid_volume(self, alpha_nm: float, *, gap_nm: float = 0.0) -> float:
         """Volume (nm^3) of the alpha solid (main component, cavities filled)."""
@@ -93,9 +97,12 @@ class AlphaComplex:
         return self._held(keep)
 
     def _held(self, keep) -> float:
-        held = np.zeros(len(self.points), bool)
-        held[self.simplices[keep].ravel()] = True
-        return float(held[self.vertex_of].mean()) if len(self.points) else 0.0
+        from ._alpha_kernels import held_fraction
+
+        if not len(self.points):
+            return 0.0
+        return float(held_fraction(np.ascontiguousarray(keep, bool), self.simplices,
+                                   np.ascontiguousarray(self.vertex_of, np.int64)))
 
     def face_radii(self) -> np.ndarray:
         """(T, 4) circumradius of the triangle opposite each vertex of each tetrahedron."""
@@ -121,85 +128,87 @@ class AlphaComplex:
         hull through triangles of circumradius >= ``gap_nm``; regions behind smaller
         openings (holes in a sampled membrane) are filled.
         """
+        keep, held, faces, _ = self._solid(alpha_nm, repair_rounds=repair_rounds,
+                                           gap_nm=gap_nm)
+        return keep, held, faces
+
+    def _solid(self, alpha_nm: float, *, repair_rounds: int = 4, gap_nm: float = 0.0):
+        """:meth:`solid` plus whether the faces are manifold: True (no edge in more than
+        two faces, every vertex one fan of faces), False (some left after the repair)."""
         keep = self.radii_nm < alpha_nm
         keep = self._main_component(keep)
         keep = self._fill_cavities(keep, gap_nm)
         faces = self._boundary(keep)
+        manifold = False
         for _ in range(repair_rounds):
-            bad = _bad_tets(self.simplices, faces)
-            if bad is None:
+            found, add = self._repair_candidates(faces, keep, 2.0 * alpha_nm)
+            if not found:
+                manifold = True
                 break
-            add = bad & ~keep & (self.radii_nm < 2.0 * alpha_nm)
             if not add.any():
+                manifold = False
                 break
             keep = self._fill_cavities(keep | add, gap_nm)
             faces = self._boundary(keep)
-        return keep, self._held(keep), faces
+        else:  # rounds used up: is the last surface manifold?
+            manifold = not self._repair_candidates(faces, keep, 0.0)[0]
+        return keep, self._held(keep), faces, manifold
 
     def _main_component(self, keep):
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
+        from ._alpha_kernels import main_component
 
-        if not keep.any():
-            return keep
-        idx = np.flatnonzero(keep)
-        nb = self.neighbors[idx]
-        t = np.repeat(idx, 4)
-        n = nb.ravel()
-        ok = (n >= 0)
-        ok[ok] = keep[n[ok]]
-        g = coo_matrix((np.ones(int(ok.sum())), (t[ok], n[ok])), shape=(len(keep),) * 2)
-        _, lab = connected_components(g, directed=False)
-        lk = lab[idx]
-        best = int(np.argmax(np.bincount(lk)))  # the component with most tetrahedra
-        out = np.zeros_like(keep)
-        out[idx[lk == best]] = True
-        return out
+        return main_component(np.ascontiguousarray(keep, bool), self.neighbors)
 
     def _fill_cavities(self, keep, gap_nm: float = 0.0):
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
+        from ._alpha_kernels import fill_cavities
 
-        free = ~keep
-        if not free.any():
-            return keep
-        nt = len(keep)
-        idx = np.flatnonzero(free)
-        nb = self.neighbors[idx]
-        t = np.repeat(idx, 4)
-        n = nb.ravel()
-        outside = nt  # virtual node: everything beyond the convex hull
-        n = np.where(n < 0, outside, n)
-        ok = (n == outside)
-        ok[~ok] = free[n[~ok]]
-        if gap_nm > 0:
-            wide = self.face_radii()[idx].ravel() >= gap_nm
-            ok &= wide | (n == outside)
-        g = coo_matrix((np.ones(int(ok.sum())), (t[ok], n[ok])), shape=(nt + 1,) * 2)
-        _, lab = connected_components(g, directed=False)
-        enclosed = free & (lab[:nt] != lab[outside])
-        return keep | enclosed
+        gap = float(gap_nm)
+        fr = self.face_radii() if gap > 0 else np.empty((0, 4))
+        return fill_cavities(np.ascontiguousarray(keep, bool), self.neighbors, fr, gap)
 
     def _boundary(self, keep):
-        idx = np.flatnonzero(keep)
-        if idx.size == 0:
-            return np.empty((0, 3), np.int64)
-        nb = self.neighbors[idx]
-        other = np.where(nb >= 0, keep[np.maximum(nb, 0)], False)
-        ti, fi = np.nonzero(~other)
-        tet = self.simplices[idx[ti]]
-        opp = tet[np.arange(len(fi)), fi]
-        # face = the other three vertices, in an even permutation order
-        faces = np.stack([tet[np.arange(len(fi)), (fi + k) % 4] for k in (1, 2, 3)], 1)
-        p = self.points
-        a, b, c = p[faces[:, 0]], p[faces[:, 1]], p[faces[:, 2]]
-        nrm = np.cross(b - a, c - a)
-        flip = np.einsum("ij,ij->i", nrm, p[opp] - a) > 0
-        faces[flip] = faces[flip][:, ::-1]
-        return faces
+        from ._alpha_kernels import boundary_faces
+
+        return boundary_faces(np.ascontiguousarray(keep, bool), self.simplices, self.neighbors,
+                              self.points)
+
+    def _repair_candidates(self, faces, keep, limit_nm: float):
+        """(found, add): non-manifold edges/vertices of ``faces`` and the removed
+        tetrahedra with circumradius < ``limit_nm`` touching them."""
+        from ._alpha_kernels import repair_candidates
+
+        if len(faces) == 0:
+            return False, np.zeros(len(keep), bool)
+        return repair_candidates(faces, len(self.points), self.simplices,
+                                 np.ascontiguousarray(keep, bool), self.radii_nm,
+                                 float(limit_nm))
 
 
-def _check_points(points) -> np.ndarray:
+def _qhull(q: np.ndarray):
+    """Qhull's Delaunay of the (centred) points: simplices, neighbours, vertex_of."""
+    from scipy.spatial import Delaunay, QhullError
+
+    try:
+        try:
+            tri = Delaunay(q, qhull_options="Qbb Qc Q12")
+        except QhullError:
+            # degenerate input (e.g. exactly co-spherical points): joggle it
+            tri = Delaunay(q, qhull_options="QJ Qbb")
+    except QhullError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "qhull error"
+        raise ParameterError(
+            f"points: cannot tetrahedralize {len(q)} points (coplanar, collinear or "
+            f"all duplicates?): {first}") from exc
+    vertex_of = np.arange(len(q))
+    if len(tri.coplanar):
+        vertex_of[tri.coplanar[:, 0]] = tri.coplanar[:, 2]
+    return tri.simplices.astype(np.int64), tri.neighbors.astype(np.int64), vertex_of
+
+
+def _check_points(points, *, return_distinct: bool = False):
+    """Validated (N, 3) float array; with ``return_distinct`` also the index of the
+    first occurrence of every distinct point (increasing) and, for every point, that of
+    its first copy."""
     try:
         pts = np.asarray(points, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -208,85 +217,27 @@ def _check_points(points) -> np.ndarray:
         raise ParameterError(f"'points' must have shape (N, 3), got {pts.shape}")
     if not np.isfinite(pts).all():
         raise ParameterError("'points' holds NaN or inf coordinates")
-    n_unique = len(np.unique(pts, axis=0))
+    # duplicates: lexicographic sort (stable: the first copy comes first in its group)
+    order = np.lexsort(pts.T[::-1])
+    ps = pts[order]
+    new = np.ones(len(pts), bool)
+    new[1:] = (ps[1:] != ps[:-1]).any(1)
+    n_unique = int(new.sum())
     if n_unique < 4:
         raise ParameterError(f"a 3D envelope needs at least 4 distinct points, got {n_unique}")
     sv = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
     if sv[2] <= 1e-9 * sv[0]:
         raise ParameterError(f"points: all {len(pts)} points are coplanar or collinear "
                              "(no 3D extent); a 3D envelope needs a volume")
-    return pts
-
-
-def _circumradii(p: np.ndarray, s: np.ndarray) -> np.ndarray:
-    a = p[s[:, 0]]
-    u, v, w = p[s[:, 1]] - a, p[s[:, 2]] - a, p[s[:, 3]] - a
-    vw, wu, uv = np.cross(v, w), np.cross(w, u), np.cross(u, v)
-    det = np.einsum("ij,ij->i", u, vw)
-    num = (np.einsum("ij,ij->i", u, u)[:, None] * vw + np.einsum("ij,ij->i", v, v)[:, None] * wu
-           + np.einsum("ij,ij->i", w, w)[:, None] * uv)
-    scale = (np.einsum("ij,ij->i", u, u) * np.einsum("ij,ij->i", v, v)
-             * np.einsum("ij,ij->i", w, w)) ** 0.5
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.sqrt(np.einsum("ij,ij->i", num, num)) / (2.0 * np.abs(det))
-    r[~(np.abs(det) > 1e-12 * scale)] = np.inf
-    return r
-
-
-def _bad_tets(simplices, faces):
-    """Tetrahedra touching non-manifold edges or vertices of ``faces`` (None if none)."""
-    if len(faces) == 0:
-        return None
-    nv = np.int64(simplices.max() + 1)
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.minimum(e[:, 0], e[:, 1]) * nv + np.maximum(e[:, 0], e[:, 1])
-    uk, cnt = np.unique(key, return_counts=True)
-    bad_edges = uk[cnt > 2]
-    bad_vertices = _nonmanifold_vertices(faces, nv)
-    if bad_edges.size == 0 and bad_vertices.size == 0:
-        return None
-    bad = np.zeros(len(simplices), bool)
-    if bad_edges.size:
-        for i, j in ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)):
-            a, b = simplices[:, i], simplices[:, j]
-            k = np.minimum(a, b) * nv + np.maximum(a, b)
-            bad |= np.isin(k, bad_edges)
-    if bad_vertices.size:
-        bad |= np.isin(simplices, bad_vertices).any(1)
-    return bad
-
-
-def _nonmanifold_vertices(faces, nv):
-    """Vertices whose incident faces form more than one edge-connected fan."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    nf = len(faces)
-    fid = np.repeat(np.arange(nf), 3)
-    e = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 1).reshape(-1, 2)
-    key = np.minimum(e[:, 0], e[:, 1]) * nv + np.maximum(e[:, 0], e[:, 1])
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    same = ks[1:] == ks[:-1]
-    # only pair edges used exactly twice (non-manifold edges are handled separately)
-    i = np.flatnonzero(same)
-    if i.size == 0:
-        return np.empty(0, np.int64)
-    fa, fb = fid[order[i]], fid[order[i + 1]]
-    ea = e[order[i]]
-    corner = np.arange(3 * nf).reshape(-1, 3)
-
-    def corner_of(f, v):
-        return corner[f, np.argmax(faces[f] == v[:, None], axis=1)]
-
-    rows = np.concatenate([corner_of(fa, ea[:, 0]), corner_of(fa, ea[:, 1])])
-    cols = np.concatenate([corner_of(fb, ea[:, 0]), corner_of(fb, ea[:, 1])])
-    g = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(3 * nf,) * 2)
-    _, lab = connected_components(g, directed=False)
-    pairs = np.unique(faces.ravel().astype(np.int64) * (3 * nf) + lab)
-    v = pairs // (3 * nf)
-    uv, cnt = np.unique(v, return_counts=True)
-    return uv[cnt > 1]
+    if not return_distinct:
+        return pts
+    if n_unique == len(pts):
+        idx = np.arange(len(pts))
+        return pts, idx, idx
+    heads = order[new]
+    vertex_of = np.empty(len(pts), np.int64)
+    vertex_of[order] = heads[np.cumsum(new) - 1]
+    return pts, np.sort(heads), vertex_of
 
 
 #: ``alpha_nm="auto"`` never goes below this many times the point spacing (the median
@@ -398,11 +349,13 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label
                 lo = mid + 1
         chosen = None
         for k in range(lo, len(grid)):
-            keep, frac, faces = cx.solid(grid[k], gap_nm=gap_factor * grid[k])
-            reason = _faces_reason(cx.points, faces, check_mesh)
-            if not reason and frac >= min_fraction:
-                chosen = (grid[k], keep, frac, faces, "")
-                break
+            keep, frac, faces, manifold = cx._solid(grid[k], gap_nm=gap_factor * grid[k])
+            # not manifold: an edge in > 2 faces or a vertex with > 1 fan of faces, which
+            # check_mesh rejects (it is the slower test, run only on the survivors)
+            if frac >= min_fraction and manifold:
+                if not _faces_reason(cx.points, faces, check_mesh):
+                    chosen = (grid[k], keep, frac, faces, "")
+                    break
             if k - lo >= 12:
                 break
         if chosen is None:
