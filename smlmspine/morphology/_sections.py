@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, dijkstra
-from scipy.spatial import ConvexHull, QhullError
+from scipy.sparse.csgraph import dijkstra
 
 from ..errors import ParameterError
 
@@ -92,14 +91,32 @@ def centreline(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | None = N
     return pts, s
 
 
-def _plane_basis(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.array([1.0, 0, 0]) if abs(normal[0]) < 0.9 else np.array([0, 1.0, 0])
-    u = np.cross(normal, a)
-    u /= np.linalg.norm(u)
-    return u, np.cross(normal, u)
+def _plane_bases(normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In-plane orthonormal bases ``(u, w)``, each (K, 3), of unit normals (K, 3)."""
+    a = np.where((np.abs(normals[:, 0]) < 0.9)[:, None], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+    u = np.cross(normals, a)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return u, np.cross(normals, u)
 
 
-def cross_section(mesh, origin: np.ndarray, normal: np.ndarray, *, _cache: dict | None = None) -> dict | None:
+def _mesh_arrays(mesh) -> dict:
+    """What the plane/mesh intersection needs, computed once per mesh.
+
+    Vertices are centred on their mean so that signed plane distances do not lose
+    digits to a large coordinate offset (cells imaged far from the origin).
+    """
+    v = np.asarray(mesh.vertices, dtype=float)
+    centre = v.mean(axis=0) if len(v) else np.zeros(3)
+    fe = np.asarray(mesh.faces_unique_edges)
+    return {"v": v - centre, "centre": centre, "faces": np.asarray(mesh.faces), "fe": fe,
+            "fn": np.asarray(mesh.face_normals), "n_edges": int(fe.max()) + 1 if fe.size else 0}
+
+
+# Planes per block: one bit per plane in a 64-bit word per vertex.
+_BLOCK_PLANES = 64
+
+
+def cross_section(mesh, origin: np.ndarray, normal: np.ndarray) -> dict | None:
     """The cross-section loop of a closed mesh that encloses ``origin`` in the plane.
 
     Returns
@@ -108,52 +125,64 @@ def cross_section(mesh, origin: np.ndarray, normal: np.ndarray, *, _cache: dict 
         ``area_nm2``, ``diameter_nm`` (equivalent 2*sqrt(A/pi)), ``min_width_nm`` and
         ``max_width_nm`` (minimum/maximum Feret width of the loop), ``perimeter_nm``;
         ``None`` when no loop of the mesh encloses the origin.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> box = trimesh.creation.box(extents=[100.0, 200.0, 300.0])
+    >>> sec = cross_section(box, [0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
+    >>> round(sec["area_nm2"]), round(sec["min_width_nm"])
+    (20000, 100)
     """
-    normal = np.asarray(normal, float) / np.linalg.norm(normal)
-    v = np.asarray(mesh.vertices, dtype=float)
-    faces = np.asarray(mesh.faces)
-    if _cache is None or "fe" not in _cache:
-        fe = np.asarray(mesh.faces_unique_edges)
-        fn = np.asarray(mesh.face_normals)
-        if _cache is not None:
-            _cache.update(fe=fe, fn=fn)
-    else:
-        fe, fn = _cache["fe"], _cache["fn"]
-    d = (v - origin) @ normal
-    pos = d >= 0
-    fpos = pos[faces]
-    nposf = fpos.sum(axis=1)
-    cross = (nposf == 1) | (nposf == 2)
-    if not np.any(cross):
-        return None
-    cf = faces[cross]
-    cfe = fe[cross]
-    # Face edges in trimesh order: (v0,v1), (v1,v2), (v2,v0).
-    a_idx = cf[:, [0, 1, 2]]
-    b_idx = cf[:, [1, 2, 0]]
-    crosses = pos[a_idx] != pos[b_idx]  # exactly two per crossing face
-    da, db = d[a_idx], d[b_idx]
-    t = np.where(crosses, da / np.where(crosses, da - db, 1.0), 0.0)
-    pts = v[a_idx] + t[..., None] * (v[b_idx] - v[a_idx])
-    sel = np.argsort(~crosses, axis=1, kind="stable")[:, :2]
-    rows = np.arange(len(cf))[:, None]
-    p0, p1 = pts[rows, sel][:, 0], pts[rows, sel][:, 1]
-    e0, e1 = cfe[rows, sel][:, 0], cfe[rows, sel][:, 1]
+    origin = np.asarray(origin, float).reshape(1, 3)
+    normal = np.asarray(normal, float).reshape(1, 3)
+    return _cross_sections(_mesh_arrays(mesh), origin, normal)[0]
+
+
+def _cross_sections(arrs: dict, origins: np.ndarray, normals: np.ndarray) -> list[dict | None]:
+    """:func:`cross_section` for K planes at once (origins, normals: (K, 3)).
+
+    Planes are processed in blocks of 64: each vertex gets a 64-bit word of the sides
+    of the planes it lies on, so that the faces cut by any plane of the block come from
+    three word operations per face; only those (plane, face) pairs are intersected.
+    """
+    k = len(origins)
+    out: list[dict | None] = [None] * k
+    if k == 0 or len(arrs["faces"]) == 0:
+        return out
+    for b in range(0, k, _BLOCK_PLANES):
+        out[b:b + _BLOCK_PLANES] = _cross_sections_block(arrs, origins[b:b + _BLOCK_PLANES],
+                                                          normals[b:b + _BLOCK_PLANES])
+    return out
+
+
+def _cross_sections_block(arrs: dict, origins: np.ndarray, normals: np.ndarray) -> list[dict | None]:
+    v, fn = arrs["v"], arrs["fn"]
+    k = len(origins)
+    normals = normals / np.linalg.norm(normals, axis=1, keepdims=True)
+    org = origins - arrs["centre"]
+    kern = _kernels()
+    # Segments: one per (section, crossing face), ordered by section, then face.
+    sec, fi, p0, p1, e0, e1 = kern["plane_cuts"](v, arrs["faces"], arrs["fe"], normals,
+                                                 np.einsum("kj,kj->k", org, normals))
+    out: list[dict | None] = [None] * k
+    if sec.size == 0:
+        return out
     # Orient each segment along normal x face_normal (consistent for an outward mesh).
-    direction = np.cross(normal, fn[cross])
+    nrm = normals[sec]
+    direction = np.cross(nrm, fn[fi])
     flip = np.einsum("ij,ij->i", p1 - p0, direction) < 0
     p0, p1 = np.where(flip[:, None], p1, p0), np.where(flip[:, None], p0, p1)
-    u, w = _plane_basis(normal)
-    a2 = np.stack([(p0 - origin) @ u, (p0 - origin) @ w], axis=1)
-    b2 = np.stack([(p1 - origin) @ u, (p1 - origin) @ w], axis=1)
-    # Loops: connected components of the graph whose nodes are crossed mesh edges.
-    uniq, inv = np.unique(np.r_[e0, e1], return_inverse=True)
-    n = len(uniq)
-    i0, i1 = inv[: len(e0)], inv[len(e0):]
-    ncomp, lab = connected_components(coo_matrix((np.ones(len(i0)), (i0, i1)), shape=(n, n)),
-                                      directed=False)
-    seg_lab = lab[i0]
-    # Point-in-loop by ray casting along +u from the origin (at 2D (0, 0)).
+    u, w = _plane_bases(normals)
+    us, ws, os_ = u[sec], w[sec], org[sec]
+    q0, q1 = p0 - os_, p1 - os_
+    a2 = np.stack([np.einsum("ij,ij->i", q0, us), np.einsum("ij,ij->i", q0, ws)], axis=1)
+    b2 = np.stack([np.einsum("ij,ij->i", q1, us), np.einsum("ij,ij->i", q1, ws)], axis=1)
+    # Loops: segments of a section joined through the mesh edges they share.
+    seg_lab, ncomp = kern["loop_labels"](sec, e0, e1, max(arrs["n_edges"], 1))
+    comp_sec = np.zeros(ncomp, dtype=np.int64)
+    comp_sec[seg_lab] = sec
+    # Point-in-loop by ray casting along +u from the section's origin (at 2D (0, 0)).
     ya, yb = a2[:, 1], b2[:, 1]
     straddle = (ya > 0) != (yb > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -162,35 +191,298 @@ def cross_section(mesh, origin: np.ndarray, normal: np.ndarray, *, _cache: dict 
     parity = np.bincount(seg_lab[hits], minlength=ncomp) % 2
     inside = np.flatnonzero(parity == 1)
     if inside.size == 0:
-        return None
+        return out
     signed = 0.5 * (a2[:, 0] * b2[:, 1] - b2[:, 0] * a2[:, 1])
     areas = np.bincount(seg_lab, weights=signed, minlength=ncomp)
-    # The innermost enclosing loop is the one of smallest |area|.
-    comp = inside[np.argmin(np.abs(areas[inside]))]
-    m = seg_lab == comp
-    area = abs(float(areas[comp]))
-    loop_pts = np.vstack([a2[m], b2[m]])
-    perim = float(np.linalg.norm(b2[m] - a2[m], axis=1).sum())
-    min_w, max_w = _feret(loop_pts)
-    return {"area_nm2": area, "diameter_nm": 2.0 * np.sqrt(area / np.pi),
-            "min_width_nm": min_w, "max_width_nm": max_w, "perimeter_nm": perim}
+    perims = np.bincount(seg_lab, weights=np.linalg.norm(b2 - a2, axis=1), minlength=ncomp)
+    # Per section, the innermost enclosing loop is the one of smallest |area| (loops
+    # that enclose the same point are nested, so their areas differ).
+    order = np.lexsort((np.abs(areas[inside]), comp_sec[inside]))
+    cand = inside[order]
+    keep = np.r_[True, comp_sec[cand][1:] != comp_sec[cand][:-1]]
+    chosen = cand[keep]
+    # Feret widths of the chosen loops: their segment end points, grouped per loop.
+    rank = -np.ones(ncomp, dtype=np.int64)
+    rank[chosen] = np.arange(len(chosen))
+    m = rank[seg_lab] >= 0
+    grp = np.r_[rank[seg_lab[m]], rank[seg_lab[m]]]
+    px, py = np.r_[a2[m, 0], b2[m, 0]], np.r_[a2[m, 1], b2[m, 1]]
+    srt = np.argsort(grp, kind="stable")
+    counts = np.bincount(grp, minlength=len(chosen))
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    widths = np.empty((len(chosen), 2))
+    kern["feret"](px[srt], py[srt], starts, counts, widths)
+    for j, c in enumerate(chosen):
+        area = abs(float(areas[c]))
+        out[int(comp_sec[c])] = {"area_nm2": area, "diameter_nm": 2.0 * np.sqrt(area / np.pi),
+                                 "min_width_nm": float(widths[j, 0]),
+                                 "max_width_nm": float(widths[j, 1]),
+                                 "perimeter_nm": float(perims[c])}
+    return out
 
 
-def _feret(points2d: np.ndarray) -> tuple[float, float]:
-    try:
-        hull = points2d[ConvexHull(points2d).vertices]
-    except (QhullError, ValueError):
-        ext = np.ptp(points2d, axis=0) if len(points2d) else np.zeros(2)
-        return float(ext.min()), float(ext.max())
-    diff = hull[:, None, :] - hull[None, :, :]
-    max_w = float(np.sqrt((diff ** 2).sum(-1)).max())
-    edges = np.roll(hull, -1, axis=0) - hull
-    lens = np.linalg.norm(edges, axis=1)
-    ok = lens > 0
-    nrm = np.stack([-edges[ok, 1], edges[ok, 0]], axis=1) / lens[ok, None]
-    widths = np.abs(np.einsum("ekd,ed->ek", hull[None, :, :] - hull[ok][:, None, :], nrm))
-    min_w = float(widths.max(axis=1).min()) if len(widths) else 0.0
-    return min_w, max_w
+def _feret_many(x, y, starts, counts, out):
+    """Minimum and maximum Feret width of many 2D point sets (numba kernel).
+
+    Each set (``x``/``y`` from ``starts`` for ``counts`` points) is sorted by x, then
+    y, and gets its convex hull by the monotone chain; the maximum width is the largest
+    distance between hull vertices, the minimum width the smallest, over hull edges, of
+    the largest distance of a hull vertex from the edge's line. Hull edges shorter than
+    1e-9 x the maximum width (near-duplicate points) give no direction. Sets without an
+    area (fewer than 3 hull vertices) get the smaller and larger extent along x and y.
+    """
+    largest = 0
+    for c in range(counts.shape[0]):
+        largest = max(largest, counts[c])
+    hull = np.empty(2 * largest + 2, dtype=np.int64)
+    xs = np.empty(largest)
+    ys = np.empty(largest)
+    order = np.empty(largest, dtype=np.int64)
+    for c in range(starts.shape[0]):
+        n = counts[c]
+        if n == 0:
+            out[c, 0] = 0.0
+            out[c, 1] = 0.0
+            continue
+        px = x[starts[c]:starts[c] + n]
+        py = y[starts[c]:starts[c] + n]
+        # Heapsort by x, then y (plain loops: np.argsort makes numba compile for seconds).
+        for i in range(n):
+            order[i] = i
+        end = n
+        start = n // 2
+        while end > 1:
+            if start > 0:
+                start -= 1
+                root = start
+            else:
+                end -= 1
+                t = order[0]
+                order[0] = order[end]
+                order[end] = t
+                root = 0
+            while True:  # sift down
+                child = 2 * root + 1
+                if child >= end:
+                    break
+                a = order[child]
+                if child + 1 < end:
+                    b = order[child + 1]
+                    if px[a] < px[b] or (px[a] == px[b] and py[a] < py[b]):
+                        child += 1
+                a = order[root]
+                b = order[child]
+                if not (px[a] < px[b] or (px[a] == px[b] and py[a] < py[b])):
+                    break
+                order[root] = b
+                order[child] = a
+                root = child
+        for i in range(n):
+            xs[i] = px[order[i]]
+            ys[i] = py[order[i]]
+        k = 0
+        for i in range(n):  # lower hull
+            while k >= 2:
+                a = hull[k - 2]
+                b = hull[k - 1]
+                if (xs[b] - xs[a]) * (ys[i] - ys[a]) - (ys[b] - ys[a]) * (xs[i] - xs[a]) > 0:
+                    break
+                k -= 1
+            hull[k] = i
+            k += 1
+        lower = k + 1
+        for i in range(n - 2, -1, -1):  # upper hull
+            while k >= lower:
+                a = hull[k - 2]
+                b = hull[k - 1]
+                if (xs[b] - xs[a]) * (ys[i] - ys[a]) - (ys[b] - ys[a]) * (xs[i] - xs[a]) > 0:
+                    break
+                k -= 1
+            hull[k] = i
+            k += 1
+        h = k - 1  # the last hull point repeats the first
+        if h < 3:
+            ex = xs[n - 1] - xs[0]  # sorted by x
+            lo = ys[0]
+            hi = ys[0]
+            for i in range(n):
+                lo = min(lo, ys[i])
+                hi = max(hi, ys[i])
+            ey = hi - lo
+            out[c, 0] = min(ex, ey)
+            out[c, 1] = max(ex, ey)
+            continue
+        best = 0.0
+        for i in range(h):
+            for j in range(i + 1, h):
+                dx = xs[hull[i]] - xs[hull[j]]
+                dy = ys[hull[i]] - ys[hull[j]]
+                if dx * dx + dy * dy > best:
+                    best = dx * dx + dy * dy
+        max_w = np.sqrt(best)
+        min_w = np.inf
+        for i in range(h):
+            a = hull[i]
+            b = hull[i + 1]
+            ex = xs[b] - xs[a]
+            ey = ys[b] - ys[a]
+            length = np.sqrt(ex * ex + ey * ey)
+            if length <= 1e-9 * max_w:
+                continue
+            nx = -ey / length
+            ny = ex / length
+            far = 0.0
+            for j in range(h):
+                dist = abs((xs[hull[j]] - xs[a]) * nx + (ys[hull[j]] - ys[a]) * ny)
+                if dist > far:
+                    far = dist
+            if far < min_w:
+                min_w = far
+        out[c, 0] = min_w
+        out[c, 1] = max_w
+
+
+def _plane_cuts(v, faces, fe, normals, offsets):
+    """Segments cut from a mesh by up to 64 planes (numba kernel).
+
+    A vertex is on the positive side of plane j when ``v . n_j - offset_j >= 0``; its
+    sides form a 64-bit word, and a face is cut by the planes whose bit differs between
+    its vertices. For each (plane, cut face), ordered by plane, then face, the two cut
+    edges (first two in the order (v0,v1), (v1,v2), (v2,v0)) give the segment end
+    points ``p0``, ``p1`` (linear interpolation of the signed distances) and the edge
+    ids ``e0``, ``e1`` (``fe``: unique-edge id of each face edge).
+    """
+    nv = v.shape[0]
+    nf = faces.shape[0]
+    k = normals.shape[0]
+    one = np.uint64(1)
+    words = np.zeros(nv, dtype=np.uint64)
+    for i in range(nv):
+        w = np.uint64(0)
+        for j in range(k):
+            if v[i, 0] * normals[j, 0] + v[i, 1] * normals[j, 1] + v[i, 2] * normals[j, 2] - offsets[j] >= 0:
+                w |= one << np.uint64(j)
+        words[i] = w
+    cut = np.empty(nf, dtype=np.uint64)
+    counts = np.zeros(k + 1, dtype=np.int64)
+    for f in range(nf):
+        a = words[faces[f, 0]]
+        b = words[faces[f, 1]]
+        c = words[faces[f, 2]]
+        x = (a | b | c) & ~(a & b & c)
+        cut[f] = x
+        if x != 0:
+            for j in range(k):
+                if (x >> np.uint64(j)) & one:
+                    counts[j + 1] += 1
+    fill = np.empty(k, dtype=np.int64)  # next row of each plane's segments
+    n = 0
+    for j in range(k):
+        fill[j] = n
+        n += counts[j + 1]
+    sec = np.empty(n, dtype=np.int64)
+    fi = np.empty(n, dtype=np.int64)
+    p0 = np.empty((n, 3))
+    p1 = np.empty((n, 3))
+    e0 = np.empty(n, dtype=np.int64)
+    e1 = np.empty(n, dtype=np.int64)
+    d = np.empty(3)
+    for f in range(nf):
+        x = cut[f]
+        if x == 0:
+            continue
+        for j in range(k):
+            if not (x >> np.uint64(j)) & one:
+                continue
+            r = fill[j]
+            fill[j] += 1
+            sec[r] = j
+            fi[r] = f
+            for q in range(3):
+                i = faces[f, q]
+                d[q] = v[i, 0] * normals[j, 0] + v[i, 1] * normals[j, 1] + v[i, 2] * normals[j, 2] - offsets[j]
+            first = 0 if (d[0] >= 0) != (d[1] >= 0) else 1
+            second = 2 if (d[2] >= 0) != (d[0] >= 0) else 1
+            for m in range(2):
+                q = first if m == 0 else second
+                ia = faces[f, q]
+                ib = faces[f, (q + 1) % 3]
+                t = d[q] / (d[q] - d[(q + 1) % 3])
+                for c3 in range(3):
+                    val = v[ia, c3] + t * (v[ib, c3] - v[ia, c3])
+                    if m == 0:
+                        p0[r, c3] = val
+                    else:
+                        p1[r, c3] = val
+                if m == 0:
+                    e0[r] = fe[f, q]
+                else:
+                    e1[r] = fe[f, q]
+    return sec, fi, p0, p1, e0, e1
+
+
+def _loop_labels(sec, e0, e1, n_edges):
+    """Loop label of each segment (numba kernel): union-find over segments of one
+    section that share a cut mesh edge. Labels are 0..n_loops-1 in order of each loop's
+    first segment. Returns ``(labels, n_loops)``."""
+    n = sec.shape[0]
+    parent = np.arange(n)
+    owner = np.full(n_edges, -1, dtype=np.int64)
+    touched = np.empty(2 * n, dtype=np.int64)
+    nt = 0
+    cur = -1
+    for i in range(n):
+        if sec[i] != cur:
+            for t in range(nt):
+                owner[touched[t]] = -1
+            nt = 0
+            cur = sec[i]
+        for m in range(2):
+            e = e0[i] if m == 0 else e1[i]
+            o = owner[e]
+            if o < 0:
+                owner[e] = i
+                touched[nt] = e
+                nt += 1
+                continue
+            a = i
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            while parent[o] != o:
+                parent[o] = parent[parent[o]]
+                o = parent[o]
+            if a != o:
+                if a < o:
+                    parent[o] = a
+                else:
+                    parent[a] = o
+    labels = np.empty(n, dtype=np.int64)
+    ids = np.full(n, -1, dtype=np.int64)
+    nl = 0
+    for i in range(n):
+        a = i
+        while parent[a] != a:
+            a = parent[a]
+        if ids[a] < 0:
+            ids[a] = nl
+            nl += 1
+        labels[i] = ids[a]
+    return labels, nl
+
+
+_KERNELS: dict = {}
+
+
+def _kernels() -> dict:
+    """The numba kernels of this module, compiled (or loaded from numba's cache) once."""
+    if not _KERNELS:
+        from numba import njit
+
+        for name, fn in (("plane_cuts", _plane_cuts), ("loop_labels", _loop_labels),
+                         ("feret", _feret_many)):
+            _KERNELS[name] = njit(cache=True, nogil=True)(fn)
+    return _KERNELS
 
 
 def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.0,
@@ -210,34 +502,36 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
                         geodesic=geodesic)
     half = max(2 * step_nm, smooth_nm)
     length = float(s[-1])
-    cache: dict = {}
+    arrs = _mesh_arrays(mesh)
 
-    def _section_at(sv):
-        k = int(np.clip(np.searchsorted(s, sv), 1, len(s) - 1))
-        f = (sv - s[k - 1]) / max(s[k] - s[k - 1], 1e-12)
-        p = pts[k - 1] + f * (pts[k] - pts[k - 1])
-        # Tangent from a window of +-half for stability.
-        lo = pts[max(np.searchsorted(s, sv - half) - 1, 0)]
-        hi = pts[min(np.searchsorted(s, sv + half), len(pts) - 1)]
-        tangent = hi - lo
-        if np.linalg.norm(tangent) == 0:
-            return p, None
-        return p, cross_section(mesh, p, tangent, _cache=cache)
+    def _planes(sv):
+        # Centreline points at arc lengths sv (M,), and tangents over a window of +-half.
+        k = np.clip(np.searchsorted(s, sv), 1, len(s) - 1)
+        f = (sv - s[k - 1]) / np.maximum(s[k] - s[k - 1], 1e-12)
+        p = pts[k - 1] + f[:, None] * (pts[k] - pts[k - 1])
+        lo = pts[np.maximum(np.searchsorted(s, sv - half) - 1, 0)]
+        hi = pts[np.minimum(np.searchsorted(s, sv + half), len(pts) - 1)]
+        return p, hi - lo
+
+    def _sections_at(sv):
+        p, tangent = _planes(sv)
+        ok = np.flatnonzero(np.linalg.norm(tangent, axis=1) > 0)
+        secs: list[dict | None] = [None] * len(sv)
+        for i, sec in zip(ok, _cross_sections(arrs, p[ok], tangent[ok])):
+            secs[i] = sec
+        return p, secs
 
     # Closer to the base than about one base radius, an oblique plane cuts the base
     # cap: start at the radius of a first section near the base (and >= step/2).
     start = max(step_nm / 2, smooth_nm / 2)
-    _, first = _section_at(min(start, length / 2))
+    first = _sections_at(np.array([min(start, length / 2)]))[1][0]
     if first is not None:
         start = max(start, first["diameter_nm"] / 2)
     samples = np.arange(start, length, step_nm)
-    rows = []
-    for sv in samples:
-        p, sec = _section_at(sv)
-        if sec is None:
-            continue
-        rows.append((sv, *p, sec["area_nm2"], sec["diameter_nm"], sec["min_width_nm"],
-                     sec["max_width_nm"], sec["perimeter_nm"]))
+    points, secs = _sections_at(samples)
+    rows = [(sv, *p, sec["area_nm2"], sec["diameter_nm"], sec["min_width_nm"],
+             sec["max_width_nm"], sec["perimeter_nm"])
+            for sv, p, sec in zip(samples, points, secs) if sec is not None]
     arr = np.array(rows, dtype=float).reshape(-1, 9)
     keys = ("s_nm", "x_nm", "y_nm", "z_nm", "area_nm2", "diameter_nm", "min_width_nm",
             "max_width_nm", "perimeter_nm")
