@@ -247,12 +247,24 @@ AUTO_MIN_SPACINGS = 2.5
 
 
 def point_spacing_nm(points: np.ndarray) -> float:
-    """Median distance from a point to its 4th nearest neighbour (nm)."""
-    from scipy.spatial import cKDTree
+    """Median distance from a point to its 4th nearest neighbour (nm).
 
-    k = min(5, len(points))
-    d, _ = cKDTree(points).query(points, k=k)
-    nn = d[:, -1]
+    Copies of a point count as neighbours at distance 0; points whose 4th neighbour is
+    such a copy are left out of the median (1.0 when none is left).
+    """
+    pts = np.ascontiguousarray(points, dtype=float)
+    if len(pts) < 2:
+        return 1.0
+    k = min(5, len(pts))  # the point itself is the first
+    nn = np.empty(0)
+    if pts.ndim == 2 and pts.shape[1] == 3 and np.isfinite(pts).all():
+        from ._alpha_kernels import kth_neighbor_distances
+
+        nn = kth_neighbor_distances(pts, k)  # exact: the same values as cKDTree's
+    if len(nn) != len(pts):
+        from scipy.spatial import cKDTree
+
+        nn = cKDTree(pts).query(pts, k=k)[0][:, -1]
     nn = nn[nn > 0]
     return float(np.median(nn)) if nn.size else 1.0
 

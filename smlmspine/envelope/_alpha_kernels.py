@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["circumradii", "main_component", "fill_cavities", "boundary_faces",
-           "repair_candidates", "held_fraction"]
+           "repair_candidates", "held_fraction", "kth_neighbor_distances"]
 
 
 @njit(cache=True, nogil=True)
@@ -211,6 +211,7 @@ def repair_candidates(faces, n_vertices, simplices, keep, radii, limit):
     nv = np.int64(n_vertices)
     ne = 3 * nf
     key, order = _edge_order(faces, nv)
+    flat = faces.ravel()  # corner c = vertex flat[c] of face c // 3
     # corners (face, position) joined across every edge shared by two or more faces
     parent = np.arange(ne)
     n_bad_edges = 0
@@ -225,16 +226,16 @@ def repair_candidates(faces, n_vertices, simplices, keep, radii, limit):
             bad_edges[n_bad_edges] = kv
             n_bad_edges += 1
         for i in range(s, e - 1):
-            fa = order[i] // 3
-            fb = order[i + 1] // 3
-            for x in (kv // nv, kv % nv):
-                ca = -1
-                cb = -1
-                for j in range(3):
-                    if faces[fa, j] == x:
-                        ca = 3 * fa + j
-                    if faces[fb, j] == x:
-                        cb = 3 * fb + j
+            # edge entry 3 f + j joins corner 3 f + j to corner 3 f + (j + 1) % 3
+            ea = order[i]
+            eb = order[i + 1]
+            a0 = ea
+            a1 = ea - ea % 3 + (ea % 3 + 1) % 3
+            b0 = eb
+            b1 = eb - eb % 3 + (eb % 3 + 1) % 3
+            if flat[a0] != flat[b0]:
+                b0, b1 = b1, b0
+            for ca, cb in ((a0, b0), (a1, b1)):
                 ra = _find(parent, ca)
                 rb = _find(parent, cb)
                 if ra != rb:
@@ -245,7 +246,7 @@ def repair_candidates(faces, n_vertices, simplices, keep, radii, limit):
     bad_vertex = np.zeros(nv, np.bool_)
     n_bad_vertices = 0
     for c in range(ne):
-        v = faces[c // 3, c % 3]
+        v = flat[c]
         r = _find(parent, c)
         if root[v] < 0:
             root[v] = r
@@ -336,3 +337,132 @@ def held_fraction(keep, simplices, vertex_of):
         if held[vertex_of[i]]:
             n += 1
     return n / vertex_of.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def _push(best, d2, k):
+    """Insert d2 into the sorted k smallest values ``best``."""
+    if d2 >= best[k - 1]:
+        return
+    i = k - 1
+    while i > 0 and best[i - 1] > d2:
+        best[i] = best[i - 1]
+        i -= 1
+    best[i] = d2
+
+
+@njit(cache=True, nogil=True)
+def kth_neighbor_distances(P, k):
+    """Distance from every point to its k-th nearest point, itself and copies included
+    (as ``cKDTree(P).query(P, k)[0][:, -1]``), exact, on a uniform cell grid; an empty
+    array when the points are too clustered for one grid (use a k-d tree)."""
+    n = P.shape[0]
+    out = np.empty(n)
+    best = np.empty(k)
+    lo = np.empty(3)
+    ext = np.empty(3)
+    for a in range(3):
+        lo[a] = P[:, a].min()
+        ext[a] = P[:, a].max() - lo[a]
+    # cell size ~ the median k-th neighbour distance of a sample (speed only, not result)
+    ns = min(n, 32)
+    step = max(n // ns, 1)
+    samp = np.empty(ns)
+    for s in range(ns):
+        i = s * step
+        best[:] = np.inf
+        for j in range(n):
+            dx = P[i, 0] - P[j, 0]
+            dy = P[i, 1] - P[j, 1]
+            dz = P[i, 2] - P[j, 2]
+            _push(best, dx * dx + dy * dy + dz * dz, k)
+        samp[s] = best[k - 1]
+    h = 0.7 * np.sqrt(np.median(samp))
+    big = max(ext[0], ext[1], ext[2])
+    if not h > 1e-9 * big:
+        h = max(big / max(n, 1) ** (1.0 / 3.0), 1e-300)
+    dims = np.empty(3, np.int64)
+    while True:
+        total = 1
+        for a in range(3):
+            dims[a] = np.int64(ext[a] / h) + 1
+            total *= dims[a]
+        if total <= 4 * n + 64:
+            break
+        h *= 1.25
+    cell = np.empty(n, np.int64)
+    start = np.zeros(total + 1, np.int64)
+    for i in range(n):
+        c = 0
+        for a in (2, 1, 0):
+            ia = min(np.int64((P[i, a] - lo[a]) / h), dims[a] - 1)
+            c = c * dims[a] + ia
+        cell[i] = c
+        start[c + 1] += 1
+    for c in range(total):
+        start[c + 1] += start[c]
+    crowd = 0.0  # mean number of points in a point's cell
+    for c in range(total):
+        crowd += (start[c + 1] - start[c]) ** 2 / n
+    if crowd > 64.0:  # clustered far apart: the uniform grid is no good
+        return np.empty(0)
+    fill = start[:-1].copy()
+    members = np.empty(n, np.int64)
+    for i in range(n):
+        members[fill[cell[i]]] = i
+        fill[cell[i]] += 1
+    # the points in cell order: cells are read contiguously, queries go cell by cell
+    S = np.empty((n, 3))
+    for m in range(n):
+        for a in range(3):
+            S[m, a] = P[members[m], a]
+    nx = dims[0]
+    ny = dims[1]
+    nz = dims[2]
+    r_max = max(nx, ny, nz)
+    for mi in range(n):
+        i = members[mi]
+        ci = cell[i]
+        cx = ci % nx
+        cy = (ci // nx) % ny
+        cz = ci // (nx * ny)
+        # distance from the point to the faces of its own cell (less a rounding margin):
+        # points in rings > r are at least r h + off away
+        off = h
+        for a in range(3):
+            ca = cx if a == 0 else (cy if a == 1 else cz)
+            f = P[i, a] - (lo[a] + ca * h)
+            off = min(off, f, h - f)
+        off = max(off - 1e-6 * h, 0.0)
+        best[:] = np.inf
+        r = 0
+        while True:
+            for dz in range(-r, r + 1):
+                z = cz + dz
+                if z < 0 or z >= nz:
+                    continue
+                for dy in range(-r, r + 1):
+                    y = cy + dy
+                    if y < 0 or y >= ny:
+                        continue
+                    edge = abs(dz) == r or abs(dy) == r
+                    dx = -r
+                    while dx <= r:
+                        x = cx + dx
+                        if 0 <= x < nx:
+                            c = (z * ny + y) * nx + x
+                            for m in range(start[c], start[c + 1]):
+                                ex = S[mi, 0] - S[m, 0]
+                                ey = S[mi, 1] - S[m, 1]
+                                ez = S[mi, 2] - S[m, 2]
+                                _push(best, ex * ex + ey * ey + ez * ez, k)
+                        if edge or dx == r:
+                            dx += 1
+                        else:
+                            dx = r  # inner rows: only the two end cells are on the ring
+            lim = r * h + off
+            if best[k - 1] <= lim * lim or r > r_max:
+                break
+            r += 1
+        out[i] = np.sqrt(best[k - 1])
+    return out

@@ -524,14 +524,17 @@ def delaunay(points: np.ndarray, vertices: np.ndarray | None = None):
     if len(idx) < 4:
         return None
     order = _insertion_order(pts, idx)
+    # the points in insertion order: neighbouring insertions read neighbouring memory
+    q = np.ascontiguousarray(pts[order])
+    seq = np.arange(len(order))
     cap = 8 * len(idx) + 64
     hash_size = 1 << 14
     for _ in range(4):
-        status, s, nb = _kernel(pts, order, len(pts), cap, hash_size)
+        status, s, nb = _kernel(q, seq, len(q), cap, hash_size)
         if status != _CAPACITY:
             break
         cap *= 4  # more tetrahedra than 8 per point, or a huge conflict region
         hash_size *= 4
     if status != _OK:
         return None
-    return s, nb
+    return order[s], nb

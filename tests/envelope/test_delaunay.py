@@ -279,3 +279,25 @@ def test_kernels_match_reference(shape):
                 n_bad += 1
                 np.testing.assert_array_equal(add, bad & ~filled & (cx.radii_nm < 2 * alpha))
     assert n_bad > 0  # the non-manifold branch was exercised
+
+
+@pytest.mark.parametrize("case", ["sphere", "duplicates", "elongated", "clusters", "five"])
+def test_point_spacing_same_as_kdtree(case):
+    from smlmspine.envelope._alpha import point_spacing_nm
+    from smlmspine.envelope._alpha_kernels import kth_neighbor_distances
+
+    rng = np.random.default_rng(6)
+    p = {"sphere": lambda: sphere_surface(5000, 500.0, 10.0, rng),
+         "duplicates": lambda: np.repeat(rng.random((1000, 3)) * 100, 3, axis=0),
+         "elongated": lambda: rng.random((3000, 3)) * [2e4, 50, 50],
+         "clusters": lambda: np.r_[rng.normal(0, 5, (3000, 3)), rng.normal(1e6, 5, (3000, 3))],
+         "five": lambda: rng.random((5, 3))}[case]()
+    k = min(5, len(p))
+    ref = cKDTree(p).query(p, k=k)[0][:, -1]
+    d = kth_neighbor_distances(p, k)
+    if case == "clusters":
+        assert len(d) == 0  # too clustered for one grid: point_spacing_nm uses the k-d tree
+    else:
+        np.testing.assert_array_equal(d, ref)
+    ref = ref[ref > 0]
+    assert point_spacing_nm(p) == (float(np.median(ref)) if ref.size else 1.0)
