@@ -9,7 +9,9 @@ Part 1: filled ball (r = 1 um, uniform, no noise) and noisy sphere surface (r = 
 sigma = 10 nm; also with ``gap_factor=1.5``, which bridges holes of the sampled shell) of
 N points; smlmspine.envelope.alpha_shape (auto alpha) and Open3D's
 ``create_from_point_cloud_alpha_shape`` at the same alpha: time, watertightness, volume
-error vs the analytic volume. Part 2: a simulated dendrite with about the requested
+error vs the analytic volume; and the Delaunay tetrahedralization alone (smlmspine's
+numba kernel, scipy/Qhull, Open3D's ``TetraMesh.create_from_point_cloud``, also Qhull).
+Part 2: a simulated dendrite with about the requested
 number of localizations -> isolate_spines + mesh_spines (every spine and the dendrite),
 timed per stage, with detection and assignment scores against the truth.
 """
@@ -75,6 +77,43 @@ def bench_alpha(sizes):
                 line += (f"{t_o3d:>8.3f} {str(wt)[0]:>4} {100 * e3:>7.1f}% | "
                          f"{t_o3d / t_ours:>6.2f}")
             print(line + f"   (alpha {env.alpha_nm:.0f} nm)")
+    bench_delaunay(sizes, o3d)
+
+
+def bench_delaunay(sizes, o3d):
+    """Delaunay tetrahedralization alone: wall and CPU seconds (best of 3)."""
+    from scipy.spatial import Delaunay
+
+    from smlmspine.envelope._delaunay import delaunay
+
+    rng = np.random.default_rng(1)
+    delaunay(_ball(100, 1.0, rng))  # compile / load the kernel
+    print(f"\n== Delaunay only (best of 3; load average {os.getloadavg()[0]:.2f}, "
+          f"{os.cpu_count()} cores) ==")
+    print(f"{'case':<24}{'N':>8} | {'kernel':>15} | {'qhull':>15} | {'open3d':>15} | tets")
+    for n in sizes:
+        for name, pts in (("ball", _ball(n, 1000.0, rng)),
+                          ("sphere sigma=10nm", _sphere(n, 1000.0, 10.0, rng))):
+            q = pts - pts.mean(0)
+            runs = {"kernel": lambda: delaunay(q)[0],
+                    "qhull": lambda: Delaunay(q, qhull_options="Qbb Qc Q12").simplices}
+            if o3d is not None:
+                runs["open3d"] = lambda: np.asarray(o3d.geometry.TetraMesh.create_from_point_cloud(
+                    o3d.geometry.PointCloud(o3d.utility.Vector3dVector(q)))[0].tetras)
+            cells, n_tets = [], []
+            for key in ("kernel", "qhull", "open3d"):
+                if key not in runs:
+                    cells.append(f"{'-':>15}")
+                    continue
+                best = (np.inf, np.inf)
+                for _ in range(3):
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    tets = runs[key]()
+                    best = min(best, (time.perf_counter() - w0, time.process_time() - c0))
+                n_tets.append(len(tets))
+                cells.append(f"{best[0]:>6.3f} s ({best[1]:.3f})")
+            print(f"{name:<24}{n:>8} | " + " | ".join(cells) + f" | {n_tets}")
+    print("(wall s, CPU s in brackets)")
 
 
 def bench_dendrite(n_locs, label, workers=-1):
