@@ -118,7 +118,7 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
 def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "membrane",
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
-        pixel_size_nm: float | None = None, quiet: bool = False, **read_options) -> RunResult:
+        neck_surface: bool = True, pixel_size_nm: float | None = None, quiet: bool = False, **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -138,6 +138,9 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     mesh_format : {"ply", "obj", "stl", "glb"}
     step_nm : float
         Cross-section spacing of the morphology.
+    neck_surface : bool
+        Refit the necks of membrane envelopes to the localizations (see
+        :func:`smlmspine.envelope.mesh_spines`).
 
     Returns
     -------
@@ -156,7 +159,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         raise FormatError("output path exists and is not a folder", path=outdir)
     params = {"label": label, "drift": drift, "segment_frames": segment_frames, "merge": merge,
               "method": method, "alpha_nm": alpha_nm, "mesh_format": mesh_format,
-              "step_nm": step_nm, "pixel_size_nm": pixel_size_nm, "read_options": read_options}
+              "step_nm": step_nm, "neck_surface": bool(neck_surface), "pixel_size_nm": pixel_size_nm, "read_options": read_options}
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
     if isinstance(source, pa.Table):
@@ -199,7 +202,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
 
     t = time.perf_counter()
     meshes = envelope.mesh_spines(table, label=label, method=method, alpha_nm=alpha_nm,
-                                  progress=not quiet)
+                                  neck_surface=neck_surface, progress=not quiet)
     stages["mesh"] = {"n_spines": meshes.spines.num_rows,
                       "n_watertight": int(np.sum(meshes.spines.column("is_watertight").to_numpy(
                           zero_copy_only=False))) if meshes.spines.num_rows else 0,

@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--smooth", type=int, default=10,
                    help="Taubin smoothing iterations (default: 10; 0 = none)")
     p.add_argument("--no-dendrite", action="store_true", help="skip the whole-dendrite mesh")
+    p.add_argument("--no-neck-surface", action="store_true",
+                   help="keep the shell surface of membrane necks (default: refit each neck "
+                        "to its localizations as a blurred membrane tube)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-features", action="store_true",
                    help="skip the morphology features and classes (spines.parquet then follows "
@@ -50,7 +53,8 @@ def _mesh(args) -> int:
     table = read_input(args, attr="in")
     res = mesh_spines(table, label=args.label, method=args.method, alpha_nm=alpha,
                       spine_labels=args.spine_labels, smooth=args.smooth,
-                      dendrite=not args.no_dendrite, progress=not args.no_progress)
+                      dendrite=not args.no_dendrite, neck_surface=not args.no_neck_surface,
+                      progress=not args.no_progress)
     if not args.no_features:
         from ..pipeline import spine_features
 

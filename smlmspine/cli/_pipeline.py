@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--mesh-format", dest="mesh_format", choices=["ply", "obj", "stl", "glb"], default="ply",
                    help="mesh file format (default ply)")
     p.add_argument("--step-nm", type=float, default=10.0, help="cross-section spacing (nm)")
+    p.add_argument("--no-neck-surface", action="store_true",
+                   help="keep the shell surface of membrane necks (default: refit each neck "
+                        "to its localizations as a blurred membrane tube)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_run)
 
@@ -39,7 +42,8 @@ def _run(args) -> int:
     table = read_input(args, attr="in")
     res = run(table, args.output, label=args.label, drift=args.drift,
               segment_frames=args.segment_frames, merge=not args.no_merge, method=args.method,
-              alpha_nm=alpha, mesh_format=args.mesh_format, step_nm=args.step_nm, quiet=args.quiet)
+              alpha_nm=alpha, mesh_format=args.mesh_format, step_nm=args.step_nm,
+              neck_surface=not args.no_neck_surface, quiet=args.quiet)
     s = res.summary
     print(f"{s['n_spines']} spines in {args.output}: "
           + (", ".join(f"{k} {v}" for k, v in sorted(s["classes"].items())) or "none classified"))

@@ -112,7 +112,7 @@ def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, ban
 def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto",
                 alpha_nm="auto", spine_labels: str | None = None, smooth: int = 10,
                 precision_nm=None, dendrite: bool = True, dendrite_max_points: int = 150_000,
-                spine_max_points: int = 20_000,
+                spine_max_points: int = 20_000, neck_surface: bool = True,
                 progress: bool = False, isolation=None, workers: int = 1,
                 **isolate_options) -> SpineMeshes:
     """Isolate spines and reconstruct a checked closed envelope for each, plus the dendrite.
@@ -138,6 +138,12 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
         are also thinned to a point spacing of about the largest precision (see
         docs/envelope.md: denser sampling made the surfaces of thin, filopodial and
         stubby spines fold).
+    neck_surface : bool
+        Membrane spines (with a known precision): replace the neck part of each
+        envelope by the maximum-likelihood tube of a blurred membrane ring fitted to
+        the localizations in ~300 nm windows along the centreline
+        (:func:`smlmspine.morphology.fit_neck_surface`, docs/morphology.md). Default
+        True; the spine table's ``note`` says where it was applied.
     progress : bool
         tqdm progress bar over spines on stderr.
     isolation : IsolatedSpines, optional
@@ -185,7 +191,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
         jobs.append((int(ids[i]), q, base, axis))
     opts = {"label": label, "method": method, "alpha_nm": alpha_nm,
             "precision_nm": precision_nm, "smooth": smooth,
-            "spine_max_points": int(spine_max_points)}
+            "spine_max_points": int(spine_max_points), "neck_surface": bool(neck_surface)}
     pd_ = None
     if dendrite:
         keep = ~iso.is_background
@@ -195,7 +201,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
             pd_ = pd_[np.sort(pick)]
         if label == "membrane" and iso.centreline is not None and len(pd_) >= 5:
             pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_), precision_nm)]
-    dopts = {k: v for k, v in opts.items() if k != "spine_max_points"}
+    dopts = {k: v for k, v in opts.items() if k not in ("spine_max_points", "neck_surface")}
     n_workers = _n_workers(workers, len(jobs))
     dend = None
     if n_workers > 1:
@@ -233,7 +239,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
     params = {"label": label, "method": method, "alpha_nm": alpha_nm, "smooth": int(smooth),
               "precision_nm": precision_nm, "dendrite": bool(dendrite),
               "dendrite_max_points": int(dendrite_max_points),
-              "spine_max_points": int(spine_max_points),
+              "spine_max_points": int(spine_max_points), "neck_surface": bool(neck_surface),
               "isolation": dict(iso.parameters)}
     return SpineMeshes(envs, dend, iso, spine_mesh_table(rows), params)
 
@@ -269,7 +275,7 @@ def _mesh_dendrite(pts, *, label, method, alpha_nm, precision_nm, smooth):
 
 
 def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth,
-              spine_max_points):
+              spine_max_points, neck_surface=False):
     """The envelope of one spine from its localizations (in a worker process or not)."""
     from ._alpha import point_spacing_nm
     from ._reconstruct import reconstruct
@@ -296,10 +302,34 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
         cap = _cap_disc(q, base, axis, band_nm=band, spacing_nm=0.6 * sp)
         pts = np.r_[q, cap]
     try:
-        return reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
-                           precision_nm=precision_nm, smooth=smooth)
+        env = reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
+                          precision_nm=precision_nm, smooth=smooth)
     except ParameterError as exc:
         return _failed(f"reconstruction impossible: {exc}", label, method, len(q))
+    if neck_surface and label == "membrane" and precision_nm and env.is_watertight:
+        env = _with_neck_surface(env, q, base, axis, precision_nm)
+    return env
+
+
+def _with_neck_surface(env, q, base, axis, precision_nm):
+    """The envelope with its neck refitted to the localizations (see mesh_spines)."""
+    from dataclasses import replace
+
+    from ..morphology._necksurface import fit_neck_surface
+    from ._repair import check_mesh
+
+    mesh, fit = fit_neck_surface(env.mesh, q, base, precision_nm=precision_nm, base_axis=axis)
+    params = dict(env.parameters, neck_surface=fit.to_dict())
+    if not fit.applied:
+        return replace(env, parameters=params)
+    reason = check_mesh(mesh.vertices, mesh.faces)
+    if reason:   # never pass on a broken mesh: keep the shell surface and say why
+        params["neck_surface"]["applied"] = False
+        params["neck_surface"]["reason"] = f"refitted neck not valid ({reason})"
+        return replace(env, parameters=params)
+    note = (env.note + "; " if env.note else "") + (
+        f"neck refitted to the localizations over {fit.s_start_nm:.0f}-{fit.s_end_nm:.0f} nm")
+    return replace(env, mesh=mesh, parameters=params, note=note)
 
 
 def _drop_skirt(q, base, axis, *, spacing_nm, band_nm, precision_nm):

@@ -28,6 +28,7 @@ from ._classify import (ML_FEATURES, SPINE_CLASSES, ClassRules, TrainingReport, 
                         classify_table, has_head, load_model, train_classifier)
 from ._measure import FEATURE_NAMES, SpineMeasurement, find_base, measure_spine
 from ._neckfit import NeckFit, fit_neck_diameter, radial_distances
+from ._necksurface import NeckSurfaceFit, fit_neck_surface
 from ._sections import centreline, cross_section, section_profile
 from ._tables import (PROFILE_COLUMNS, SPINE_COLUMNS, SPINE_MESH_FEATURE_COLUMNS, _iter_paths,
                       features_table, load_mesh, plot_profile, profile_table)
@@ -36,6 +37,7 @@ __all__ = [
     "measure_spine", "measure_meshes", "SpineMeasurement", "FEATURE_NAMES", "find_base",
     "section_profile", "centreline", "cross_section",
     "fit_neck_diameter", "radial_distances", "neck_fit_for_spine", "NeckFit",
+    "fit_neck_surface", "NeckSurfaceFit",
     "classify_rules", "classify_table", "has_head", "ClassRules", "SPINE_CLASSES", "train_classifier",
     "TrainingReport", "load_model", "ML_FEATURES",
     "features_table", "profile_table", "SPINE_COLUMNS", "PROFILE_COLUMNS", "load_mesh",

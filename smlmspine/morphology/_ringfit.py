@@ -1,0 +1,141 @@
+"""Maximum-likelihood fit of a blurred membrane ring to localizations in a slab.
+
+Model (one cross-section window of a tubular neck): in the section plane, with the
+basis ``u`` (horizontal, perpendicular to the tube axis) and ``v = axis x u``, the
+membrane is a circle of radius ``R`` around ``(c_u, c_v)``; every localization is a
+point of the circle blurred by a Gaussian with the *anisotropic* localization
+precision projected onto the plane (``sigma_u = sigma_xy``, ``sigma_v^2 =
+sigma_xy^2 (1 - v_z^2) + sigma_z^2 v_z^2``: 3D STORM blurs a tilted neck far more along
+``v``). A uniform background over the fitted disc of radius ``r_max`` takes stray
+points (of a head or shaft at the window's ends). Parameters ``(c_u, c_v, log R,
+logit b)`` are fitted by BFGS with the analytic gradient (numba kernel); the circle
+is integrated over ``K = 48`` angles.
+
+Unlike the radial Rice fit (:func:`fit_neck_diameter`), the centre is free (the
+centreline of a noisy mesh is off by 10-20 nm) and the blur needs no isotropic
+approximation, which biased thin 3D STORM necks by +9 % (simulated spines, sigma_xy 12,
+sigma_z 33 nm).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["fit_ring", "section_basis"]
+
+_K = 48
+
+
+def section_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal ``(u, v)`` of the plane perpendicular to ``axis``; ``u`` horizontal."""
+    a = np.asarray(axis, float)
+    a = a / np.linalg.norm(a)
+    u = np.cross(a, [0.0, 0.0, 1.0])
+    if np.linalg.norm(u) < 1e-6:
+        u = np.array([1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    return u, np.cross(a, u)
+
+
+def _nll_grad(x, uv, su, sv, log_area, ct, st):
+    cu, cv = x[0], x[1]
+    # clamped (a line search may probe wild values): R <= 160 um, 1e-13 < b < 1 - 1e-13
+    lr = min(max(x[2], -10.0), 12.0)
+    lb = min(max(x[3], -30.0), 30.0)
+    r = np.exp(lr)
+    b = 1.0 / (1.0 + np.exp(-lb))
+    k = ct.size
+    lnorm = np.log(2.0 * np.pi * su * sv) + np.log(k)
+    g = np.zeros(4)
+    f = 0.0
+    q = np.empty(k)
+    for i in range(uv.shape[0]):
+        m = -1e300
+        for j in range(k):
+            du = (uv[i, 0] - cu - r * ct[j]) / su
+            dv = (uv[i, 1] - cv - r * st[j]) / sv
+            q[j] = -0.5 * (du * du + dv * dv)
+            if q[j] > m:
+                m = q[j]
+        s0 = 0.0
+        su_ = 0.0
+        sv_ = 0.0
+        sr = 0.0
+        for j in range(k):
+            e = np.exp(q[j] - m)
+            du = (uv[i, 0] - cu - r * ct[j]) / su
+            dv = (uv[i, 1] - cv - r * st[j]) / sv
+            s0 += e
+            su_ += e * du / su
+            sv_ += e * dv / sv
+            sr += e * (du * ct[j] / su + dv * st[j] / sv)
+        if s0 <= 0.0:
+            return np.inf, g
+        lring = m + np.log(s0) - lnorm
+        a1 = np.log1p(-b) + lring
+        a2 = np.log(b) - log_area
+        mx = max(a1, a2)
+        lp = mx + np.log(np.exp(a1 - mx) + np.exp(a2 - mx))
+        f -= lp
+        w = np.exp(a1 - lp)          # posterior weight of the ring
+        g[0] -= w * su_ / s0
+        g[1] -= w * sv_ / s0
+        g[2] -= w * r * sr / s0
+        # d log p / d lb = (1 - w) (1 - b) - w b
+        g[3] -= (1.0 - w) * (1.0 - b) - w * b
+    return f, g
+
+
+_KERNEL = None
+
+
+def _kernel():
+    """The numba-compiled ``_nll_grad`` (compiled on first use, cached on disk)."""
+    global _KERNEL
+    if _KERNEL is None:
+        from numba import njit
+
+        _KERNEL = njit(cache=True, nogil=True, error_model="numpy")(_nll_grad)
+    return _KERNEL
+
+
+def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: float,
+             radius0_nm: float) -> tuple[float, float, float, float] | None:
+    """Fit a blurred ring to 2D section coordinates (nm, centred on the guessed axis).
+
+    Returns ``(radius_nm, centre_u_nm, centre_v_nm, ring_fraction)`` or None when fewer
+    than 20 points lie within ``r_max_nm``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> phi = rng.uniform(0, 2 * np.pi, 400)
+    >>> uv = 50.0 * np.c_[np.cos(phi), np.sin(phi)] + rng.normal(0, 1, (400, 2)) * [12.0, 30.0]
+    >>> r, cu, cv, frac = fit_ring(uv + [8.0, -5.0], sigma_u_nm=12.0, sigma_v_nm=30.0,
+    ...                            r_max_nm=150.0, radius0_nm=70.0)
+    >>> abs(r - 50.0) < 4, abs(cu - 8.0) < 5
+    (True, True)
+    """
+    from scipy import optimize
+
+    uv = np.asarray(uv, float)
+    uv = np.ascontiguousarray(uv[np.hypot(uv[:, 0], uv[:, 1]) < r_max_nm])
+    if len(uv) < 20:
+        return None
+    th = np.linspace(0.0, 2.0 * np.pi, _K, endpoint=False)
+    ct, st = np.cos(th), np.sin(th)
+    f = _kernel()
+    args = (uv, float(sigma_u_nm), float(sigma_v_nm), float(np.log(np.pi * r_max_nm ** 2)), ct, st)
+    best = None
+    for r0 in (radius0_nm, 0.6 * radius0_nm):
+        # BFGS: the parameters are unbounded by construction (log R, logit b); scipy's
+        # L-BFGS-B cost 10x more per fit in its own overhead here
+        res = optimize.minimize(f, [0.0, 0.0, np.log(max(r0, 5.0)), -3.0], args=args, jac=True,
+                                method="BFGS", options={"gtol": 1e-4})
+        if best is None or res.fun < best.fun:
+            best = res
+    cu, cv, lr, lb = best.x
+    r = float(np.exp(lr))
+    if not (np.isfinite(r) and r < r_max_nm and np.hypot(cu, cv) < r_max_nm):
+        return None
+    return r, float(cu), float(cv), float(1.0 - 1.0 / (1.0 + np.exp(-lb)))
