@@ -31,6 +31,10 @@ _EPS = 2.0 ** -53  # Shewchuk's epsilon: half an ulp of 1.0
 _O3D_BOUND = (7.0 + 56.0 * _EPS) * _EPS
 _ISP_BOUND = (16.0 + 224.0 * _EPS) * _EPS
 
+#: room for one insertion (conflict region, boundary faces, hash table of their edges);
+#: multiplied by 4 on a retry when an insertion needs more
+_SCRATCH = 1 << 14
+
 # failure codes of the kernel (0 = success)
 _OK, _UNCERTAIN, _WALK, _TOPOLOGY, _START, _CAPACITY = 0, 1, 2, 3, 4, 5
 
@@ -291,6 +295,8 @@ def _cavity(P, V, Nb, mark, stamp, t, p, inf, stack, conf, bt, bk):
                 if c == 0:
                     return 0, 0, _UNCERTAIN
                 if c > 0:
+                    if n_conf == conf.shape[0]:
+                        return 0, 0, _CAPACITY
                     mark[w] = stamp
                     stack[n_stack] = w
                     n_stack += 1
@@ -397,15 +403,17 @@ def _kernel(P, order, n_total, cap, hash_size):
     V = np.empty((cap, 4), np.int32)
     Nb = np.empty((cap, 4), np.int32)
     Nb[:] = -1
-    mark = np.zeros(cap, np.int64)
+    mark = np.zeros(cap, np.int32)
     dead = np.zeros(cap, np.bool_)
     free = np.empty(cap, np.int32)
-    stack = np.empty(cap, np.int32)
-    conf = np.empty(cap, np.int32)
-    bt = np.empty(cap, np.int32)
-    bk = np.empty(cap, np.int32)
-    keys = np.empty(3 * cap, np.int64)
-    ids = np.empty(3 * cap, np.int64)
+    # scratch for one insertion: conflict region and boundary faces (a region too large
+    # for them returns _CAPACITY and the caller retries with more room)
+    stack = np.empty(hash_size, np.int32)
+    conf = np.empty(hash_size, np.int32)
+    bt = np.empty(hash_size, np.int32)
+    bk = np.empty(hash_size, np.int32)
+    keys = np.empty(hash_size, np.int64)
+    ids = np.empty(hash_size, np.int64)
     hkey = np.empty(hash_size, np.int64)
     hkey[:] = -1
     hval = np.empty(hash_size, np.int64)
@@ -429,7 +437,7 @@ def _kernel(P, order, n_total, cap, hash_size):
         if t < 0:
             status = _WALK
             break
-        stamp = j + 1
+        stamp = np.int32(j + 1)
         n_conf, n_b, status = _cavity(P, V, Nb, mark, stamp, t, p, inf, stack, conf, bt, bk)
         if status != _OK:
             break
@@ -528,7 +536,7 @@ def delaunay(points: np.ndarray, vertices: np.ndarray | None = None):
     q = np.ascontiguousarray(pts[order])
     seq = np.arange(len(order))
     cap = 8 * len(idx) + 64
-    hash_size = 1 << 14
+    hash_size = _SCRATCH
     for _ in range(4):
         status, s, nb = _kernel(q, seq, len(q), cap, hash_size)
         if status != _CAPACITY:

@@ -301,3 +301,14 @@ def test_point_spacing_same_as_kdtree(case):
         np.testing.assert_array_equal(d, ref)
     ref = ref[ref > 0]
     assert point_spacing_nm(p) == (float(np.median(ref)) if ref.size else 1.0)
+
+
+def test_kernel_retries_with_more_room(monkeypatch):
+    """A conflict region too large for the scratch space: retried with 4x the room."""
+    from smlmspine.envelope import _delaunay
+
+    rng = np.random.default_rng(7)
+    p = sphere_surface(3000, 500.0, 10.0, rng)
+    monkeypatch.setattr(_delaunay, "_SCRATCH", 64)
+    s, _ = _delaunay.delaunay(p)
+    np.testing.assert_array_equal(canon_tets(s), canon_tets(Delaunay(p).simplices))
