@@ -121,3 +121,23 @@ def test_cross_section_of_a_hollow_mesh_is_its_outer_contour():
     shell = trimesh.util.concatenate([outer, cavity])
     sec = cross_section(shell, [0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
     assert abs(sec["diameter_nm"] / 400.0 - 1) < 0.01
+
+
+def test_ring_fit_follows_a_tilted_axis():
+    """A 300 nm window whose guessed axis is 15 degrees off the tube's: with the axial
+    coordinates the fit models the tilt and stays unbiased; without, the smear widens it
+    (by ~8 % here)."""
+    rng = np.random.default_rng(11)
+    r_nm = 35.0
+    true_axis = np.array([0.0, 0.0, 1.0])
+    guess = np.array([np.sin(np.radians(15)), 0.0, np.cos(np.radians(15))])
+    u, v = section_basis(guess)
+    with_t, without_t = [], []
+    for _ in range(10):
+        p = _tube_points(rng, r_nm, true_axis, 250) - [0.0, 0.0, 150.0]
+        uv, t = np.c_[p @ u, p @ v], p @ guess
+        kw = dict(sigma_u_nm=SXY, sigma_v_nm=SXY, r_max_nm=r_nm + 4 * SZ, radius0_nm=50.0)
+        with_t.append(fit_ring(uv, t_nm=t, **kw)[0])
+        without_t.append(fit_ring(uv, **kw)[0])
+    assert abs(np.mean(with_t) / r_nm - 1) < 0.05
+    assert np.mean(without_t) / r_nm - 1 > 0.05

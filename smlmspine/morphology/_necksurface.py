@@ -21,7 +21,7 @@ Procedure (all lengths along the mesh centreline from the base):
 2. The region minus ``end_margin_nm`` at the head end is cut into
    ``max(1, round(length / window_nm))`` equal windows; in each the localizations
    within the slab are fitted with the blurred-ring model (anisotropic precision,
-   free centre, uniform background). A fit is kept when its radius lies within
+   free centre and axis tilt, uniform background). A fit is kept when its radius lies within
    ``[0.25, 2.5]`` x the mesh's median radius there and the ring holds >= 50 % of
    the slab's points.
 3. Radius and centre are interpolated linearly between window centres (constant
@@ -140,7 +140,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         uv = np.c_[rel[sel] @ u, rel[sel] @ v]
         r_max = max(1.5 * r_mesh, r_mesh + 4.0 * max(sxy, sz), 100.0)
         sv = float(np.sqrt(sxy ** 2 * (1.0 - v[2] ** 2) + sz ** 2 * v[2] ** 2))
-        out = fit_ring(uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max, radius0_nm=r_mesh)
+        out = fit_ring(uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max, radius0_nm=r_mesh,
+                       t_nm=t[sel])
         if out is None:
             continue
         r_fit, cu, cv, frac = out

@@ -38,7 +38,9 @@ def section_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nll_grad(x, uv, su, sv, log_area, ct, st):
-    cu, cv = x[0], x[1]
+    # uv: (n, 3) section coordinates and the axial coordinate t (centred in the window);
+    # the axis may be tilted: the centre is (cu + gu t, cv + gv t)
+    cu0, cv0, gu, gv = x[0], x[1], x[4], x[5]
     # clamped (a line search may probe wild values): R <= 160 um, 1e-13 < b < 1 - 1e-13
     lr = min(max(x[2], -10.0), 12.0)
     lb = min(max(x[3], -30.0), 30.0)
@@ -46,10 +48,12 @@ def _nll_grad(x, uv, su, sv, log_area, ct, st):
     b = 1.0 / (1.0 + np.exp(-lb))
     k = ct.size
     lnorm = np.log(2.0 * np.pi * su * sv) + np.log(k)
-    g = np.zeros(4)
+    g = np.zeros(6)
     f = 0.0
     q = np.empty(k)
     for i in range(uv.shape[0]):
+        cu = cu0 + gu * uv[i, 2]
+        cv = cv0 + gv * uv[i, 2]
         m = -1e300
         for j in range(k):
             du = (uv[i, 0] - cu - r * ct[j]) / su
@@ -80,10 +84,16 @@ def _nll_grad(x, uv, su, sv, log_area, ct, st):
         w = np.exp(a1 - lp)          # posterior weight of the ring
         g[0] -= w * su_ / s0
         g[1] -= w * sv_ / s0
+        g[4] -= w * su_ / s0 * uv[i, 2]
+        g[5] -= w * sv_ / s0 * uv[i, 2]
         g[2] -= w * r * sr / s0
         # d log p / d lb = (1 - w) (1 - b) - w b
         g[3] -= (1.0 - w) * (1.0 - b) - w * b
     return f, g
+
+
+def _first4(fg):
+    return fg[0], fg[1][:4]
 
 
 _KERNEL = None
@@ -100,8 +110,14 @@ def _kernel():
 
 
 def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: float,
-             radius0_nm: float) -> tuple[float, float, float, float] | None:
+             radius0_nm: float, t_nm: np.ndarray | None = None
+             ) -> tuple[float, float, float, float] | None:
     """Fit a blurred ring to 2D section coordinates (nm, centred on the guessed axis).
+
+    With ``t_nm`` (each point's coordinate along the guessed axis) the tube's axis may
+    be tilted against the guessed one (two more parameters, the centre's drift per nm
+    of ``t``): a window axis a few degrees off otherwise smears the ring by
+    ``window * sin(angle)`` and widens thin necks.
 
     Returns ``(radius_nm, centre_u_nm, centre_v_nm, ring_fraction)`` or None when fewer
     than 20 points lie within ``r_max_nm``.
@@ -119,9 +135,13 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
     from scipy import optimize
 
     uv = np.asarray(uv, float)
-    uv = np.ascontiguousarray(uv[np.hypot(uv[:, 0], uv[:, 1]) < r_max_nm])
-    if len(uv) < 20:
+    t = np.zeros(len(uv)) if t_nm is None else np.asarray(t_nm, float)
+    sel = np.hypot(uv[:, 0], uv[:, 1]) < r_max_nm
+    if sel.sum() < 20:
         return None
+    t = t[sel] - (t[sel].mean() if t_nm is not None else 0.0)
+    uv = np.ascontiguousarray(np.c_[uv[sel], t])
+    tilt = t_nm is not None
     th = np.linspace(0.0, 2.0 * np.pi, _K, endpoint=False)
     ct, st = np.cos(th), np.sin(th)
     f = _kernel()
@@ -130,11 +150,16 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
     for r0 in (radius0_nm, 0.6 * radius0_nm):
         # BFGS: the parameters are unbounded by construction (log R, logit b); scipy's
         # L-BFGS-B cost 10x more per fit in its own overhead here
-        res = optimize.minimize(f, [0.0, 0.0, np.log(max(r0, 5.0)), -3.0], args=args, jac=True,
-                                method="BFGS", options={"gtol": 1e-4})
+        x0 = [0.0, 0.0, np.log(max(r0, 5.0)), -3.0]
+        if tilt:
+            res = optimize.minimize(f, x0 + [0.0, 0.0], args=args, jac=True, method="BFGS",
+                                    options={"gtol": 1e-4})
+        else:   # no tilt: the gradient's last two entries are dropped
+            res = optimize.minimize(lambda y, *a: _first4(f(np.r_[y, 0.0, 0.0], *a)), x0,
+                                    args=args, jac=True, method="BFGS", options={"gtol": 1e-4})
         if best is None or res.fun < best.fun:
             best = res
-    cu, cv, lr, lb = best.x
+    cu, cv, lr, lb = best.x[:4]
     r = float(np.exp(lr))
     if not (np.isfinite(r) and r < r_max_nm and np.hypot(cu, cv) < r_max_nm):
         return None
