@@ -118,7 +118,7 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
 def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "membrane",
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
-        neck_surface: bool = True, pixel_size_nm: float | None = None, quiet: bool = False, **read_options) -> RunResult:
+        neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None, quiet: bool = False, **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -141,6 +141,10 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     neck_surface : bool
         Refit the necks of membrane envelopes to the localizations (see
         :func:`smlmspine.envelope.mesh_spines`).
+    workers : int
+        Processes for the spine envelopes (see :func:`smlmspine.envelope.mesh_spines`;
+        1 = none, -1 = all cores; a calling script then needs the
+        ``if __name__ == "__main__":`` guard). The result does not depend on it.
 
     Returns
     -------
@@ -159,7 +163,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         raise FormatError("output path exists and is not a folder", path=outdir)
     params = {"label": label, "drift": drift, "segment_frames": segment_frames, "merge": merge,
               "method": method, "alpha_nm": alpha_nm, "mesh_format": mesh_format,
-              "step_nm": step_nm, "neck_surface": bool(neck_surface), "pixel_size_nm": pixel_size_nm, "read_options": read_options}
+              "step_nm": step_nm, "neck_surface": bool(neck_surface), "workers": int(workers), "pixel_size_nm": pixel_size_nm, "read_options": read_options}
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
     if isinstance(source, pa.Table):
@@ -202,7 +206,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
 
     t = time.perf_counter()
     meshes = envelope.mesh_spines(table, label=label, method=method, alpha_nm=alpha_nm,
-                                  neck_surface=neck_surface, progress=not quiet)
+                                  neck_surface=neck_surface, workers=workers,
+                                  progress=not quiet)
     stages["mesh"] = {"n_spines": meshes.spines.num_rows,
                       "n_watertight": int(np.sum(meshes.spines.column("is_watertight").to_numpy(
                           zero_copy_only=False))) if meshes.spines.num_rows else 0,

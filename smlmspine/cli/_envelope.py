@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--no-neck-surface", action="store_true",
                    help="keep the shell surface of membrane necks (default: refit each neck "
                         "to its localizations as a blurred membrane tube)")
+    p.add_argument("--workers", type=int, default=-1, metavar="N",
+                   help="processes for the spine envelopes (default -1: all cores; 1: none); "
+                        "the result does not depend on it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-features", action="store_true",
                    help="skip the morphology features and classes (spines.parquet then follows "
@@ -54,6 +57,7 @@ def _mesh(args) -> int:
     res = mesh_spines(table, label=args.label, method=args.method, alpha_nm=alpha,
                       spine_labels=args.spine_labels, smooth=args.smooth,
                       dendrite=not args.no_dendrite, neck_surface=not args.no_neck_surface,
+                      workers=args.workers,
                       progress=not args.no_progress)
     if not args.no_features:
         from ..pipeline import spine_features

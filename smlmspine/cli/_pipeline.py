@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--no-neck-surface", action="store_true",
                    help="keep the shell surface of membrane necks (default: refit each neck "
                         "to its localizations as a blurred membrane tube)")
+    p.add_argument("--workers", type=int, default=-1, metavar="N",
+                   help="processes for the spine envelopes (default -1: all cores; 1: none); "
+                        "the result does not depend on it")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_run)
 
@@ -43,7 +46,7 @@ def _run(args) -> int:
     res = run(table, args.output, label=args.label, drift=args.drift,
               segment_frames=args.segment_frames, merge=not args.no_merge, method=args.method,
               alpha_nm=alpha, mesh_format=args.mesh_format, step_nm=args.step_nm,
-              neck_surface=not args.no_neck_surface, quiet=args.quiet)
+              neck_surface=not args.no_neck_surface, workers=args.workers, quiet=args.quiet)
     s = res.summary
     print(f"{s['n_spines']} spines in {args.output}: "
           + (", ".join(f"{k} {v}" for k, v in sorted(s["classes"].items())) or "none classified"))
