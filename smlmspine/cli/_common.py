@@ -131,3 +131,13 @@ def write_results(table, path: Path, *, what: str = "table") -> Path:
     with atomic_output(path) as tmp:
         writers[ext](table, tmp)
     return path
+
+
+def add_envelope_options(p) -> None:
+    """Options of the spine envelopes shared by ``mesh`` and ``run``."""
+    p.add_argument("--no-neck-surface", action="store_true",
+                   help="keep the shell surface of membrane necks (default: refit each neck "
+                        "to its localizations as a blurred membrane tube)")
+    p.add_argument("--workers", type=int, default=-1, metavar="N",
+                   help="processes for the spine envelopes (default -1: all cores; 1: none); "
+                        "the result does not depend on it")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_input_options, parse_alpha, read_input
+from ._common import add_envelope_options, add_input_options, parse_alpha, read_input
 
 
 def register(sub) -> None:
@@ -32,12 +32,7 @@ def register(sub) -> None:
     p.add_argument("--smooth", type=int, default=10,
                    help="Taubin smoothing iterations (default: 10; 0 = none)")
     p.add_argument("--no-dendrite", action="store_true", help="skip the whole-dendrite mesh")
-    p.add_argument("--no-neck-surface", action="store_true",
-                   help="keep the shell surface of membrane necks (default: refit each neck "
-                        "to its localizations as a blurred membrane tube)")
-    p.add_argument("--workers", type=int, default=-1, metavar="N",
-                   help="processes for the spine envelopes (default -1: all cores; 1: none); "
-                        "the result does not depend on it")
+    add_envelope_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-features", action="store_true",
                    help="skip the morphology features and classes (spines.parquet then follows "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_input_options, parse_alpha
+from ._common import add_envelope_options, add_input_options, parse_alpha
 
 
 def register(sub) -> None:
@@ -27,12 +27,7 @@ def register(sub) -> None:
     p.add_argument("--mesh-format", dest="mesh_format", choices=["ply", "obj", "stl", "glb"], default="ply",
                    help="mesh file format (default ply)")
     p.add_argument("--step-nm", type=float, default=10.0, help="cross-section spacing (nm)")
-    p.add_argument("--no-neck-surface", action="store_true",
-                   help="keep the shell surface of membrane necks (default: refit each neck "
-                        "to its localizations as a blurred membrane tube)")
-    p.add_argument("--workers", type=int, default=-1, metavar="N",
-                   help="processes for the spine envelopes (default -1: all cores; 1: none); "
-                        "the result does not depend on it")
+    add_envelope_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_run)
 

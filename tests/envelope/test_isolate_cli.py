@@ -158,3 +158,22 @@ def test_spine_meshes_independent_of_worker_count(membrane_dendrite):
     for k, env in one.envelopes.items():
         assert np.array_equal(env.mesh.vertices, two.envelopes[k].mesh.vertices)
         assert np.array_equal(env.mesh.faces, two.envelopes[k].mesh.faces)
+
+
+def test_neck_surface_switch(membrane_dendrite):
+    """mesh_spines refits necks by default (said in each spine's parameters and note) and
+    keeps the shell surface with neck_surface=False; the meshes stay valid either way."""
+    sim = membrane_dendrite
+    iso = isolate_spines(sim.localizations, label="membrane")
+    on = mesh_spines(sim.localizations, label="membrane", isolation=iso, dendrite=False)
+    off = mesh_spines(sim.localizations, label="membrane", isolation=iso, dendrite=False,
+                      neck_surface=False)
+    assert on.parameters["neck_surface"] and not off.parameters["neck_surface"]
+    applied = [k for k, env in on.envelopes.items()
+               if env.parameters.get("neck_surface", {}).get("applied")]
+    assert applied, "no neck was refitted on a dendrite with thin and mushroom spines"
+    for k in applied:
+        assert "neck refitted" in on.envelopes[k].note
+        assert on.envelopes[k].is_watertight
+        assert "neck refitted" not in off.envelopes[k].note
+    assert all("neck_surface" not in env.parameters for env in off.envelopes.values())
