@@ -183,7 +183,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         r_fit, cu, cv, frac = out
         if not (0.25 * r_mesh <= r_fit <= 2.5 * r_mesh) or frac < 0.5:
             continue
-        kept.append((0.5 * (a + b), r_fit, cen + cu * u + cv * v, ax, int(len(uv)), r_mesh))
+        kept.append((0.5 * (a + b), r_fit, cen + cu * u + cv * v, int(len(uv))))
     if not kept:
         return mesh, NeckSurfaceFit(False, "no accepted ring fit", s0, s1)
     ks = np.array([k[0] for k in kept])
@@ -223,4 +223,4 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     out_mesh = mesh.copy()
     out_mesh.vertices = v_
     return out_mesh, NeckSurfaceFit(True, "", s0, s_end,
-                                    [(k[0], 2 * k[1], k[4]) for k in kept])
+                                    [(k[0], 2 * k[1], k[3]) for k in kept])
