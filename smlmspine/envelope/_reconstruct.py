@@ -215,13 +215,9 @@ def _enclosed_fraction(inner, outer, *, n_samples: int = 6000) -> float:
     enclosed, < 0.5 % of the bridged concavities of mushroom spines."""
     import open3d as o3d
 
-    def scene(m):
-        sc = o3d.t.geometry.RaycastingScene()
-        sc.add_triangles(o3d.core.Tensor(np.asarray(m.vertices, np.float32)),
-                         o3d.core.Tensor(np.asarray(m.faces, np.uint32)))
-        return sc
+    from .._raycast import ray_scene
 
-    s_in, s_out = scene(inner), scene(outer)
+    s_in, s_out = ray_scene(inner.vertices, inner.faces), ray_scene(outer.vertices, outer.faces)
     lo, hi = outer.bounds
     q = np.random.default_rng(0).uniform(lo, hi, (n_samples, 3)).astype(np.float32)
     added = ((s_out.compute_occupancy(o3d.core.Tensor(q)).numpy() > 0.5)
@@ -383,9 +379,9 @@ def _inner_depth(v, nrm, faces) -> np.ndarray:
     """
     import open3d as o3d
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(v, np.float32)),
-                        o3d.core.Tensor(np.asarray(faces, np.uint32)))
+    from .._raycast import ray_scene
+
+    scene = ray_scene(v, faces)
     eps = 1e-3 * float(np.ptp(v, axis=0).max() or 1.0)
     rays = np.c_[v - eps * nrm, -nrm].astype(np.float32)
     hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(float)

@@ -418,9 +418,9 @@ def _signed_distance(mesh):
     """``f(points) -> signed distance`` to a closed mesh (negative inside), via open3d."""
     import open3d as o3d
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)),
-                        o3d.core.Tensor(np.asarray(mesh.faces, np.uint32)))
+    from .._raycast import ray_scene
+
+    scene = ray_scene(mesh.vertices, mesh.faces)
 
     def dist(p):
         q = o3d.core.Tensor(np.asarray(p, np.float32))
@@ -432,9 +432,9 @@ def _signed_distance(mesh):
 def _mesh_inside(mesh):
     import open3d as o3d
 
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)),
-                        o3d.core.Tensor(np.asarray(mesh.faces, np.uint32)))
+    from .._raycast import ray_scene
+
+    scene = ray_scene(mesh.vertices, mesh.faces)
 
     def inside(p):
         occ = scene.compute_occupancy(o3d.core.Tensor(p.astype(np.float32)))
