@@ -226,6 +226,23 @@ def _tips_kernel():
     return _TIPS
 
 
+def head_neck_indices(s: np.ndarray, d: np.ndarray, length: float,
+                      threshold: float) -> tuple[int, int, int | None]:
+    """Sections of the head, the neck minimum and the head-neck boundary of a profile.
+
+    The head is the widest section of the distal half (``s >= length / 2``: a flared base
+    is not a head), the neck minimum the narrowest section up to the head, the boundary
+    the first section from the neck minimum on wider than ``threshold`` x that minimum
+    (None when there is none).
+    """
+    distal = np.flatnonzero(s >= length / 2)
+    half = int(distal[0]) if distal.size else 0
+    i_head = half + int(np.argmax(d[half:]))
+    i_neck = int(np.argmin(d[: i_head + 1]))
+    above = np.flatnonzero(d[i_neck: i_head + 1] > threshold * d[i_neck])
+    return i_head, i_neck, (i_neck + int(above[0]) if above.size else None)
+
+
 def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm: float = 30.0,
                   head_neck_threshold: float = 1.2, min_branch_nm: float = 200.0) -> SpineMeasurement:
     """Measure one closed spine mesh (coordinates in nm).
@@ -264,18 +281,9 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
     if d.size == 0:
         raise ParameterError("no cross-section of the mesh encloses its centreline; "
                              "is the mesh closed and is the base right?")
-    # The head is the widest section of the distal half: a flared base is not a head.
-    distal = np.flatnonzero(s >= length / 2)
-    half = int(distal[0]) if distal.size else 0
-    i_head = half + int(np.argmax(d[half:]))
+    i_head, i_neck, boundary = head_neck_indices(s, d, length, head_neck_threshold)
     head_d = float(d[i_head])
-    i_neck = int(np.argmin(d[: i_head + 1]))
     neck_min = float(d[i_neck])
-    boundary = None
-    for k in range(i_neck, i_head + 1):
-        if d[k] > head_neck_threshold * neck_min:
-            boundary = k
-            break
     if boundary is None or boundary == 0:
         neck_length = 0.0
         neck_mean = neck_min

@@ -78,13 +78,13 @@ VERTICES_PER_RING = 16
 MAX_SUBDIVISIONS = 1
 
 
-def _fine_enough(mesh, c, s, s_lo, s_hi, edge_nm):
+def _fine_enough(mesh, tree, s, s_lo, s_hi, edge_nm):
     """The mesh, subdivided (each triangle into 4, at most MAX_SUBDIVISIONS times) until
-    the edges of its neck region [s_lo, s_hi] are mostly (90 %) shorter than ``edge_nm``."""
-    from scipy.spatial import cKDTree
+    the edges of its neck region [s_lo, s_hi] are mostly (90 %) shorter than ``edge_nm``
+    (``tree``: k-d tree of the centreline points, arc lengths ``s``)."""
     import trimesh
 
-    _, j = cKDTree(c).query(np.asarray(mesh.vertices))
+    _, j = tree.query(np.asarray(mesh.vertices))
     near = (s[j] >= s_lo - 50.0) & (s[j] <= s_hi)
     e = np.asarray(mesh.edges_unique)
     sel = near[e[:, 0]] | near[e[:, 1]]
@@ -130,6 +130,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     """
     from scipy.spatial import cKDTree
 
+    from ._measure import head_neck_indices
     from ._ringfit import fit_ring, section_basis
     from ._sections import section_profile
 
@@ -146,13 +147,9 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         return mesh, NeckSurfaceFit(False, "too few cross-sections")
     c = np.c_[prof["x_nm"], prof["y_nm"], prof["z_nm"]]
     ds = _smooth(d, max(1, int(round(smooth_profile_nm / step_nm))))
-    length = float(prof["length_nm"])
-    distal = np.flatnonzero(s >= length / 2)
-    half = int(distal[0]) if distal.size else 0
-    i_head = half + int(np.argmax(ds[half:]))
-    i_min = int(np.argmin(ds[: i_head + 1]))
-    above = np.flatnonzero(ds[i_min: i_head + 1] > head_neck_threshold * ds[i_min])
-    i_end = i_min + int(above[0]) if above.size else i_head
+    i_head, _, i_end = head_neck_indices(s, ds, float(prof["length_nm"]), head_neck_threshold)
+    if i_end is None:
+        i_end = i_head
     s0, s1 = float(s[0]), float(s[i_end]) - end_margin_nm
     if s1 - s0 < min_neck_nm:
         return mesh, NeckSurfaceFit(False, "no neck region", s0, s1)
@@ -191,11 +188,11 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     # fitted centre offset from the mesh centreline, interpolated along s
     c_at = np.array([c[int(np.argmin(np.abs(s - k[0])))] for k in kept])
     koff = np.array([k[2] for k in kept]) - c_at
-    mesh = _fine_enough(mesh, c, s, s0, s1 + end_margin_nm + ramp_nm,
+    tree = cKDTree(c)
+    mesh = _fine_enough(mesh, tree, s, s0, s1 + end_margin_nm + ramp_nm,
                         2.0 * np.pi * float(kr.min()) / VERTICES_PER_RING)
     v_ = np.asarray(mesh.vertices, float)
     # nearest centreline point of each vertex (dense centreline at step_nm)
-    tree = cKDTree(c)
     dist, j = tree.query(v_)
     sv_ = s[j]
     s_end = s1 + end_margin_nm
