@@ -176,7 +176,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
     a0 = base.alpha_nm
     if label == "membrane" and base.is_watertight:
         v0, v1 = cx.solid_volume(a0), cx.solid_volume(a0, gap_nm=LEAKY_GAP_FACTOR * a0)
-        if v0 < 0.5 * v1 or v0 < v1 / (1.0 + HOLLOW_MIN_ADDED):
+        if v0 * (1.0 + HOLLOW_MIN_ADDED) < v1:   # (includes the doubling case below)
             # a sampled membrane with holes wider than alpha leaves a hollow or thin-walled
             # solid. Bridging openings up to LEAKY_GAP_FACTOR alphas fills it; use the
             # bridged solid if that more than doubles the volume, or if what it adds lies
