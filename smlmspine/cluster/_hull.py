@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._hull2d import monotone_chain
+
 __all__ = ["hull_areas_2d", "hull_volumes_3d"]
 
 
@@ -17,28 +19,7 @@ def _areas(x, y, starts, counts, out):
         n = counts[c]
         if n < 3:
             continue
-        k = 0
-        for i in range(s, s + n):  # lower hull
-            while k >= 2:
-                a = scratch[k - 2]
-                b = scratch[k - 1]
-                cross = (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a])
-                if cross > 0:
-                    break
-                k -= 1
-            scratch[k] = i
-            k += 1
-        lower = k + 1
-        for i in range(s + n - 2, s - 1, -1):  # upper hull
-            while k >= lower:
-                a = scratch[k - 2]
-                b = scratch[k - 1]
-                cross = (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a])
-                if cross > 0:
-                    break
-                k -= 1
-            scratch[k] = i
-            k += 1
+        k = monotone_chain(x, y, s, n, scratch)
         # scratch[:k] is closed (last == first); shoelace relative to the first vertex
         x0 = x[scratch[0]]
         y0 = y[scratch[0]]

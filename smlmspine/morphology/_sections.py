@@ -284,26 +284,7 @@ def _feret_many(x, y, starts, counts, out):
         for i in range(n):
             xs[i] = px[order[i]]
             ys[i] = py[order[i]]
-        k = 0
-        for i in range(n):  # lower hull
-            while k >= 2:
-                a = hull[k - 2]
-                b = hull[k - 1]
-                if (xs[b] - xs[a]) * (ys[i] - ys[a]) - (ys[b] - ys[a]) * (xs[i] - xs[a]) > 0:
-                    break
-                k -= 1
-            hull[k] = i
-            k += 1
-        lower = k + 1
-        for i in range(n - 2, -1, -1):  # upper hull
-            while k >= lower:
-                a = hull[k - 2]
-                b = hull[k - 1]
-                if (xs[b] - xs[a]) * (ys[i] - ys[a]) - (ys[b] - ys[a]) * (xs[i] - xs[a]) > 0:
-                    break
-                k -= 1
-            hull[k] = i
-            k += 1
+        k = _monotone_chain(xs, ys, 0, n, hull)
         h = k - 1  # the last hull point repeats the first
         if h < 3:
             ex = xs[n - 1] - xs[0]  # sorted by x
@@ -476,12 +457,16 @@ def _loop_labels(sec, e0, e1, n_edges):
 
 
 _KERNELS: dict = {}
+_monotone_chain = None   # smlmspine._hull2d.monotone_chain, set when the kernels compile
 
 
 def _kernels() -> dict:
     """The numba kernels of this module, compiled (or loaded from numba's cache) once."""
     if not _KERNELS:
+        global _monotone_chain
         from numba import njit
+
+        from .._hull2d import monotone_chain as _monotone_chain  # called by _feret_many
 
         for name, fn in (("plane_cuts", _plane_cuts), ("loop_labels", _loop_labels),
                          ("feret", _feret_many)):
