@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,9 +160,22 @@ def detect_format(path: str | Path) -> str:
         except Exception:  # a sniffer must never take the whole detection down
             continue
     raise FormatError(
-        "unknown format: no reader recognises the content "
-        f"(known formats: {', '.join(sorted(_READERS))}); pass format= (CLI: --format), "
-        "or for a custom CSV format='csv' with a column mapping", path=path)
+        f"unknown format: no reader recognises the content{_first_line_hint(head)}; "
+        "layouts tried, in order: "
+        + "; ".join(f"{r.name} ({r.description})" for r in candidates)
+        + ". Pass format= (CLI: --format), or for a custom CSV format='csv' with a column "
+        "mapping", path=path)
+
+
+def _first_line_hint(head: bytes) -> str:
+    """`` (first line: '...')`` when the head is text, else `` (binary content)``."""
+    from ._text import head_text
+
+    text = head_text(head)
+    if text is None:
+        return " (binary content)"
+    line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    return f" (first line: {line[:80]!r})"
 
 
 def _read_head(path: Path) -> bytes:
@@ -280,9 +294,42 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
     return path
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read with
+    :func:`os.umask` under a lock, setting the most restrictive mask (``0o077``) for
+    the instant of the swap, so a file another thread creates meanwhile is never made
+    more readable than intended.
+
+    Examples
+    --------
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask & 0o777
+
+
 @contextmanager
 def atomic_output(path: str | Path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it
+    (``0o666`` masked by the current umask), not the ``0o600`` of
+    :func:`tempfile.mkstemp`, so group members can read outputs when the umask says so.
 
     Examples
     --------
@@ -292,6 +339,8 @@ def atomic_output(path: str | Path):
     ...     _ = tmp.write_text("ok")
     >>> (d / "a.txt").read_text()
     'ok'
+    >>> oct((d / "a.txt").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+    True
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -300,6 +349,8 @@ def atomic_output(path: str | Path):
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # chmod after the writer ran: a writer may have replaced the temporary file
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

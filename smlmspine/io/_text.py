@@ -45,7 +45,8 @@ from ..schema import COLUMNS, COORDINATES, make_table, sanitize_name
 __all__ = [
     "Role", "LENGTH_UNITS_NM", "PIXEL_UNITS", "PHOTON_UNITS", "split_unit", "normalize_unit",
     "length_factor_nm", "head_text", "read_header", "first_lines", "split_fields", "read_text_table",
-    "check_mapping", "find_nul", "header_roles", "dedupe_names",
+    "check_mapping", "find_nul", "header_roles", "dedupe_names", "header_fields",
+    "choose_delimiter", "sniff_lines", "TEXT_DELIMITERS",
 ]
 
 #: Length units, as nm per unit (lower-case keys; see :func:`normalize_unit`).
@@ -201,6 +202,95 @@ def split_fields(line: str, delimiter: str) -> list[str]:
     except (csv.Error, StopIteration):
         row = line.split(delimiter)
     return [f.strip() for f in row]
+
+
+#: Delimiters the text readers recognise (re-saved files use any of them).
+TEXT_DELIMITERS = (",", ";", "\t")
+
+
+def header_fields(line: str, delimiter: str) -> list[str]:
+    """Header names of ``line`` split on ``delimiter``.
+
+    Besides the usual layouts (names bare or each quoted) this reads a header that a
+    spreadsheet re-saved as *one* quoted field with doubled inner quotes
+    (``"id,""frame"",""x [nm]""`` and a closing quote): a single field that holds the
+    delimiter is split again.
+
+    Examples
+    --------
+    >>> whole = '"' + 'id,""frame"",""x [nm]""' + '"'
+    >>> header_fields(whole, ",")
+    ['id', 'frame', 'x [nm]']
+    >>> header_fields('"frame";"x [nm]";"y [nm]"', ";")
+    ['frame', 'x [nm]', 'y [nm]']
+    """
+    fields = split_fields(line, delimiter)
+    if len(fields) == 1 and delimiter in fields[0] and line.lstrip().startswith('"'):
+        inner = split_fields(fields[0], delimiter)
+        if len(inner) > 1:
+            return inner
+    return fields
+
+
+def choose_delimiter(lines: Sequence[str], preferred: str = ",",
+                     delimiters: Sequence[str] = TEXT_DELIMITERS) -> tuple[str, list[str]]:
+    """Delimiter and header names of a delimited text file, from its first lines.
+
+    ``lines[0]`` is the header, the others the first data rows. The delimiter that
+    splits the header into the most fields (at least 2) *and* every given row into as
+    many wins; ties go to ``preferred``, then to the order of ``delimiters``. When no
+    delimiter is consistent with the rows (e.g. a truncated first row) the header alone
+    decides, so the reader reports the bad row with its line. Content only: the file
+    name plays no part.
+
+    Returns
+    -------
+    delimiter : str
+        ``preferred`` when nothing splits the header into 2 or more fields.
+    names : list of str
+        The header split on it (see :func:`header_fields`).
+
+    Examples
+    --------
+    >>> choose_delimiter(["frame;x [nm];y [nm]", "1;2,5;3"])
+    (';', ['frame', 'x [nm]', 'y [nm]'])
+    >>> choose_delimiter(["x\\ty\\tframe", "1.5\\t2\\t7"], preferred=",")
+    ('\\t', ['x', 'y', 'frame'])
+    """
+    order = [preferred] + [d for d in delimiters if d != preferred]
+    rows = [ln for ln in lines[1:] if ln.strip()]
+    best = best_header = None
+    for d in order:
+        names = header_fields(lines[0], d) if lines else []
+        n = len(names)
+        if n < 2:
+            continue
+        if best_header is None or n > len(best_header[1]):
+            best_header = (d, names)
+        if all(len(split_fields(r, d)) == n for r in rows):
+            if best is None or n > len(best[1]):
+                best = (d, names)
+    chosen = best or best_header
+    if chosen is None:
+        return preferred, header_fields(lines[0], preferred) if lines else []
+    return chosen
+
+
+def sniff_lines(head: bytes, n: int = 6, *, stop_at_nul: bool = False) -> list[str] | None:
+    """The first ``n`` complete lines of a file head (text only), for the sniffers.
+
+    A last line cut by the head limit is dropped (the first line is always kept).
+    ``None`` when the head is not text.
+    """
+    text = head_text(head, stop_at_nul=stop_at_nul)
+    if not text:
+        return None
+    lines = text.splitlines()
+    from ._registry import HEAD_BYTES
+
+    if len(head) >= HEAD_BYTES and not text.endswith(("\n", "\r")) and len(lines) > 1:
+        lines = lines[:-1]
+    return lines[:n]
 
 
 def check_mapping(mapping: Mapping[str, str] | None, names: Sequence[str], *, path) -> dict[str, str]:
@@ -426,7 +516,8 @@ _SAMPLE_BYTES = 1 << 20
 
 
 def _infer_types(path: Path, names: Sequence[str], *, skip_lines: int, delimiter: str,
-                 end_offset: int | None, known: Mapping[str, pa.DataType]) -> dict[str, pa.DataType]:
+                 end_offset: int | None, known: Mapping[str, pa.DataType],
+                 newlines_in_values: bool = False) -> dict[str, pa.DataType]:
     """Column types inferred by pyarrow from the first MiB of the file (header included).
 
     Columns that are empty in the sample become float64. Any problem in the sample is
@@ -447,7 +538,8 @@ def _infer_types(path: Path, names: Sequence[str], *, skip_lines: int, delimiter
             read_options=pcsv.ReadOptions(skip_rows=skip_lines, column_names=list(names),
                                           use_threads=False),
             parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"',
-                                            double_quote=True, newlines_in_values=False,
+                                            double_quote=True,
+                                            newlines_in_values=newlines_in_values,
                                             ignore_empty_lines=True),
             convert_options=pcsv.ConvertOptions(column_types=dict(known), null_values=[""],
                                                 strings_can_be_null=True,
@@ -482,36 +574,120 @@ def _iter_lines(path: Path, end_offset: int | None):
             yield number, raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-def _line_of_row(path: Path, skip_lines: int, row: int, end_offset: int | None) -> int | None:
-    """1-based file line of the 0-based data ``row`` (blank lines are skipped by the parser)."""
-    k = -1
-    for number, text in _iter_lines(path, end_offset):
-        if number <= skip_lines or not text:
+def _iter_records(path: Path, skip_lines: int, delimiter: str | None, end_offset: int | None):
+    """Yield ``(line_number, fields)`` of every non-blank data record after the header.
+
+    ``line_number`` is the 1-based line where the record starts; a quoted value may
+    hold line breaks, so a record can span several lines (parsed with :mod:`csv`, as
+    pyarrow parses it). ``delimiter=None`` yields the raw text of each line instead.
+    """
+    import itertools
+
+    lines = (text + "\n" for number, text in _iter_lines(path, end_offset)
+             if number > skip_lines)
+    if delimiter is None:
+        for number, text in enumerate(lines, start=skip_lines + 1):
+            if text.strip("\r\n"):
+                yield number, text.rstrip("\r\n")
+        return
+    reader = csv.reader(lines, delimiter=delimiter, quotechar='"')
+    consumed = 0
+    for fields in itertools.chain.from_iterable(iter(lambda: [_next_row(reader)], [None])):
+        if fields is None:
+            return
+        start = skip_lines + consumed + 1
+        consumed = reader.line_num
+        if not fields or fields == [""]:
             continue
-        k += 1
+        yield start, [f.strip() for f in fields]
+
+
+def _next_row(reader):
+    try:
+        return next(reader)
+    except (StopIteration, csv.Error):
+        return None
+
+
+def _line_of_row(path: Path, skip_lines: int, row: int, end_offset: int | None,
+                 delimiter: str | None = None) -> int | None:
+    """1-based file line of the 0-based data ``row`` (blank lines are skipped by the parser)."""
+    for k, (number, _) in enumerate(_iter_records(path, skip_lines, delimiter, end_offset)):
         if k == row:
             return number
     return None
 
 
 def _locate_parse_error(path, skip_lines, delimiter, expected, end_offset):
-    for number, text in _iter_lines(path, end_offset):
-        if number <= skip_lines or not text:
-            continue
-        n = len(split_fields(text, delimiter))
-        if n != expected:
-            return number, n
+    for number, fields in _iter_records(path, skip_lines, delimiter, end_offset):
+        if len(fields) != expected:
+            return number, len(fields)
     return None, None
 
 
 def _locate_bad_value(path, skip_lines, delimiter, col_index, value, end_offset):
-    for number, text in _iter_lines(path, end_offset):
-        if number <= skip_lines or not text:
-            continue
-        fields = split_fields(text, delimiter)
+    for number, fields in _iter_records(path, skip_lines, delimiter, end_offset):
         if col_index < len(fields) and fields[col_index] == value.strip():
             return number
     return None
+
+
+def _data_region(path: Path, skip_lines: int, end_offset: int | None) -> tuple[int, int]:
+    """Byte offsets ``(start, end)`` of the data rows (after ``skip_lines`` lines)."""
+    end = path.stat().st_size if end_offset is None else end_offset
+    start = 0
+    with open(path, "rb") as fh:
+        for _ in range(skip_lines):
+            line = fh.readline()
+            if not line:
+                break
+            start += len(line)
+    return min(start, end), end
+
+
+def _region_has_quote(path: Path, start: int, end: int) -> bool:
+    """Whether the bytes ``[start, end)`` hold a double quote (memchr on a memory map)."""
+    import mmap
+
+    if end <= start:
+        return False
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return mm.find(b'"', start, end) >= 0
+
+
+def _check_complete(path: Path, start: int, end: int, delimiter: str) -> None:
+    """Warn when the data do not end with a line break: the last row may be cut.
+
+    A row cut short of its field count is already an error (truncated row); a row cut
+    inside its *last* value still parses (``21.5`` -> ``2``), and no reader can tell
+    that from a file whose writer omitted the final line break, so this is a
+    :class:`~smlmspine.errors.QualityWarning` naming the line and the value.
+    """
+    import warnings
+
+    from ..errors import QualityWarning
+
+    if end <= start:
+        return
+    with open(path, "rb") as fh:
+        tail_at = max(start, end - (1 << 16))
+        fh.seek(tail_at)
+        tail = fh.read(end - tail_at)
+        if tail.endswith((b"\n", b"\r")):
+            return
+        fh.seek(0)
+        n_newlines, pos = 0, 0
+        while pos < end:
+            block = fh.read(min(1 << 24, end - pos))
+            if not block:
+                break
+            n_newlines += block.count(b"\n")
+            pos += len(block)
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace").rstrip("\r")
+    fields = split_fields(last, delimiter) if last.strip() else [""]
+    warnings.warn(f"{path}, line {n_newlines + 1}: the file does not end with a line break, "
+                  f"so its last row may be truncated (last value {fields[-1][:40]!r}); check "
+                  "that the file was copied completely", QualityWarning, stacklevel=4)
 
 
 def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimiter: str,
@@ -610,20 +786,27 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     # explicit types for all columns take ~40 % less CPU than pyarrow's per-block
     # inference, and integer columns stay integers (widened on retry if a later row
     # needs it).
+    # A quote in the data may hide a line break inside a value: then blocks must be cut
+    # by pyarrow's quote-aware chunker (newlines_in_values) and the newline-aligned
+    # parallel chunks below are not safe, so such files are streamed.
+    data_start, data_end = _data_region(path, skip_lines, end_offset)
+    quoted = _region_has_quote(path, data_start, data_end)
     types.update(_infer_types(path, names, skip_lines=skip_lines, delimiter=delimiter,
-                              end_offset=end_offset, known=types))
+                              end_offset=end_offset, known=types, newlines_in_values=quoted))
 
     raw = None
     for _attempt in range(len(names) * 2 + 2):
         try:
-            reader = _parallel_csv if end_offset is None and path.stat().st_size > 2 * _CHUNK_BYTES \
+            parallel = (not quoted and end_offset is None
+                        and path.stat().st_size > 2 * _CHUNK_BYTES)
+            reader = _parallel_csv if parallel \
                 else (lambda p, skip_lines, **kw: _stream_csv(_open_source(p, end_offset), **kw))
             raw = reader(
                 path, skip_lines=skip_lines,
                 read_options=pcsv.ReadOptions(skip_rows=skip_lines, column_names=names,
                                               use_threads=True, block_size=_BLOCK_BYTES),
                 parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"',
-                                                double_quote=True, newlines_in_values=False,
+                                                double_quote=True, newlines_in_values=quoted,
                                                 ignore_empty_lines=True),
                 convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""],
                                                     strings_can_be_null=True,
@@ -645,8 +828,13 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
                     types[col] = widened
                     continue
                 line = _locate_bad_value(path, skip_lines, delimiter, idx, value, end_offset)
+                hint = ""
+                if delimiter != "," and re.fullmatch(r"\s*[-+]?\d+,\d+\s*", value):
+                    hint = ("; decimal commas are not read (units and separators are never "
+                            "guessed): export with '.' as the decimal separator")
                 raise FormatError(f"cannot read value {value[:40]!r} as a number "
-                                  f"(expected {typ})", path=path, line=line, column=col) from None
+                                  f"(expected {typ}){hint}", path=path, line=line,
+                                  column=col) from None
             m = _PARSE_RE.search(msg)
             if m:
                 expected = int(m.group(1))
@@ -691,8 +879,11 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
         codes = pc.index_in(name_col, value_set=pa.array(uniq, pa.string()))
         columns["channel"] = pc.fill_null(codes, -1).cast(pa.int64())
         original["channel"] = channel_names
-    _check_finite(columns, path, skip_lines, end_offset, original)
-    _check_integral(columns, path, skip_lines, end_offset, original)
+    where = (path, skip_lines, end_offset, original, delimiter)
+    _check_finite(columns, *where)
+    _check_integral(columns, *where)
+    _check_frame_sign(columns, *where)
+    _check_complete(path, data_start, data_end, delimiter)
     extra_units = dict(extra_units or {})
     ignore = set(ignore_columns)
     for name in names:
@@ -726,7 +917,7 @@ def _float_scalar(value: float) -> pa.Scalar:
 _INT_TARGETS = [n for n, spec in COLUMNS.items() if pa.types.is_integer(spec.type)]
 
 
-def _check_integral(columns, path, skip_lines, end_offset, original):
+def _check_integral(columns, path, skip_lines, end_offset, original, delimiter=None):
     """Cast float-typed integer columns (frame written as ``1.0``) to int64, or raise
     naming the first line holding a non-integer or missing value."""
     for name in _INT_TARGETS:
@@ -745,13 +936,13 @@ def _check_integral(columns, path, skip_lines, end_offset, original):
             bad = ~np.isfinite(values) | (values != np.floor(values)) | (np.abs(values) >= 2.0 ** 63)
         row = int(np.flatnonzero(bad)[0])
         value = col[row].as_py()
-        line = _line_of_row(path, skip_lines, row, end_offset)
+        line = _line_of_row(path, skip_lines, row, end_offset, delimiter)
         shown = "missing" if value is None else repr(value)
         raise FormatError(f"{name} must be a whole number, found {shown}", path=path, line=line,
                           column=original.get(name, name))
 
 
-def _check_finite(columns, path, skip_lines, end_offset, original):
+def _check_finite(columns, path, skip_lines, end_offset, original, delimiter=None):
     for name in COORDINATES:
         if name not in columns:
             continue
@@ -762,8 +953,27 @@ def _check_finite(columns, path, skip_lines, end_offset, original):
         arr = col.to_numpy() if isinstance(col, pa.Array) else col.to_numpy()
         bad_rows = np.flatnonzero(~np.isfinite(np.asarray(arr, dtype=float)))
         row = int(bad_rows[0])
-        line = _line_of_row(path, skip_lines, row, end_offset)
+        line = _line_of_row(path, skip_lines, row, end_offset, delimiter)
         value = "missing" if np.isnan(arr[row]) and col.null_count else repr(float(arr[row]))
         raise FormatError(f"coordinate {name} is not finite ({value}) in {bad_rows.size} row(s); "
                           "localizations need finite coordinates", path=path, line=line,
                           column=original.get(name, name))
+
+
+def _check_frame_sign(columns, path, skip_lines, end_offset, original, delimiter=None):
+    """Frames count from 0 (rapidSTORM) or 1 (ThunderSTORM, ZEN): a negative frame is
+    a damaged or foreign column, reported with its line."""
+    col = columns.get("frame")
+    if col is None or len(col) == 0 or not pa.types.is_integer(col.type):
+        return
+    low = pc.min(col).as_py()
+    if low is None or low >= 0:
+        return
+    values = np.asarray(col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array)
+                        else col.to_numpy())
+    row = int(np.flatnonzero(values < 0)[0])
+    n_bad = int(np.count_nonzero(values < 0))
+    line = _line_of_row(path, skip_lines, row, end_offset, delimiter)
+    raise FormatError(f"frame must be >= 0 (frames count from 0 or 1), found {int(values[row])} "
+                      f"in {n_bad} row(s)", path=path, line=line,
+                      column=original.get("frame", "frame"))

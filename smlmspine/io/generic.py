@@ -30,8 +30,8 @@ import pyarrow as pa
 from ..errors import FormatError, ParameterError
 from ..schema import COLUMNS
 from ._registry import register_reader
-from ._text import (LENGTH_UNITS_NM, PIXEL_UNITS, dedupe_names, head_text, header_roles,
-                    normalize_unit, read_header, read_text_table, split_fields)
+from ._text import (LENGTH_UNITS_NM, PIXEL_UNITS, dedupe_names, head_text, header_fields,
+                    header_roles, normalize_unit, read_header, read_text_table, split_fields)
 
 __all__ = ["read_generic", "sniff_delimiter", "GENERIC_CANDIDATES"]
 
@@ -51,6 +51,9 @@ def sniff_delimiter(lines: list[str]) -> str | None:
     """The delimiter among ``,``, ``;``, tab that splits ``lines`` into the same number
     (>= 2) of fields, preferring the one giving most fields; ``None`` if none does.
 
+    ``lines[0]`` is the header; one re-saved as a single quoted field is split again
+    (see :func:`smlmspine.io._text.header_fields`).
+
     Examples
     --------
     >>> sniff_delimiter(["a;b;c", "1;2,5;3"])
@@ -58,7 +61,8 @@ def sniff_delimiter(lines: list[str]) -> str | None:
     """
     best, best_n = None, 1
     for d in ("\t", ";", ","):
-        counts = {len(split_fields(line, d)) for line in lines if line.strip()}
+        counts = {len(header_fields(line, d) if i == 0 else split_fields(line, d))
+                  for i, line in enumerate(lines) if line.strip()}
         if len(counts) == 1:
             n = counts.pop()
             if n > best_n:
@@ -139,7 +143,7 @@ def read_generic(path: str | Path, *, pixel_size_nm: float | None = None,
         if delimiter not in _DELIMITERS:
             raise ParameterError(f"delimiter must be ',', ';' or tab, got {delimiter!r}")
         delim = _DELIMITERS[delimiter]
-    names = dedupe_names(split_fields(lines[0], delim))
+    names = dedupe_names(header_fields(lines[0], delim))
     if len(names) < 2:
         raise FormatError(f"the header splits into one field on {delim!r}; wrong delimiter?",
                           path=path, line=1)

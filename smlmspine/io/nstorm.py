@@ -32,8 +32,8 @@ import pyarrow as pa
 
 from ..errors import FormatError
 from ._registry import register_reader
-from ._text import (dedupe_names, head_text, header_roles, read_header, read_text_table,
-                    split_fields)
+from ._text import (choose_delimiter, dedupe_names, header_roles, read_header, read_text_table,
+                    sniff_lines)
 
 __all__ = ["read_nstorm", "NSTORM_CANDIDATES", "NSTORM_NM_COLUMNS"]
 
@@ -49,12 +49,11 @@ _RAW = {"X": "x_raw", "Y": "y_raw", "Z": "z_raw"}
 
 
 def _sniff(path: Path, head: bytes) -> bool:
-    text = head_text(head)
-    if not text:
+    lines = sniff_lines(head)
+    if not lines:
         return False
-    line = text.splitlines()[0] if text.splitlines() else ""
-    names = split_fields(line, "\t")
-    return "\t" in line and "Channel Name" in names and ("Xc" in names or "X" in names) \
+    _, names = choose_delimiter(lines, "\t")
+    return len(names) >= 2 and "Channel Name" in names and ("Xc" in names or "X" in names) \
         and ("Yc" in names or "Y" in names)
 
 
@@ -80,11 +79,12 @@ def read_nstorm(path: str | Path, *, pixel_size_nm: float | None = None,
         Canonical table, coordinates in nm.
     """
     path = Path(path)
-    header = read_header(path, what="an N-STORM text export")[0]
-    if "\t" not in header:
-        raise FormatError("the header is not tab-separated; N-STORM exports use tabs",
-                          path=path, line=1)
-    names = dedupe_names(split_fields(header, "\t"))
+    lines = read_header(path, n_lines=6, what="an N-STORM text export")
+    delimiter, names = choose_delimiter(lines, "\t")
+    if len(names) < 2:
+        raise FormatError("the header does not split into fields on tab, ',' or ';'; N-STORM "
+                          "exports are tab-separated", path=path, line=1)
+    names = dedupe_names(names)
     fixed = {n: "nm" for n in names if n in NSTORM_NM_COLUMNS}
     roles, extra_units = header_roles(names, NSTORM_CANDIDATES, mapping=mapping, path=path,
                                       fixed_units=fixed, targets=_RAW)
@@ -96,6 +96,6 @@ def read_nstorm(path: str | Path, *, pixel_size_nm: float | None = None,
             raise FormatError(f"missing coordinate column {col!r}; found {names}", path=path,
                               line=1)
     channel = "Channel Name" if "Channel Name" in names and "channel" not in targets else None
-    return read_text_table(path, fmt="nstorm", names=names, delimiter="\t", skip_lines=1,
+    return read_text_table(path, fmt="nstorm", names=names, delimiter=delimiter, skip_lines=1,
                            roles=roles, pixel_size_nm=pixel_size_nm, extra_units=extra_units,
                            channel_names=channel, float_columns=list(fixed))

@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from ..errors import FormatError
 from ._registry import register_reader
-from ._text import (LENGTH_UNITS_NM, dedupe_names, head_text, header_roles, read_header,
-                    read_text_table, split_fields, split_unit)
+from ._text import (LENGTH_UNITS_NM, choose_delimiter, dedupe_names, header_roles, read_header,
+                    read_text_table, sniff_lines, split_unit)
 
 __all__ = ["read_oni", "ONI_CANDIDATES"]
 
@@ -43,14 +43,14 @@ ONI_CANDIDATES: dict[str, tuple[str, ...]] = {
 
 
 def _sniff(path: Path, head: bytes) -> bool:
-    text = head_text(head)
-    if not text:
+    lines = sniff_lines(head)
+    if not lines:
         return False
-    line = text.splitlines()[0] if text.splitlines() else ""
-    if "," not in line:
+    _, names = choose_delimiter(lines, ",")
+    if len(names) < 2:
         return False
     # ONI puts units in parentheses, "X (nm)" (ThunderSTORM uses brackets, "x [nm]")
-    parsed = [split_unit(n) if "[" not in n else (n, None) for n in split_fields(line, ",")]
+    parsed = [split_unit(n) if "[" not in n else (n, None) for n in names]
     bases = {b.lower() for b, _ in parsed}
     xy = {b.lower() for b, u in parsed if b.lower() in ("x", "y") and u is not None
           and u.lower() in ("nm", "pix", "px")}
@@ -92,11 +92,12 @@ def read_oni(path: str | Path, *, pixel_size_nm: float | None = None,
         Canonical table, coordinates in nm.
     """
     path = Path(path)
-    header = read_header(path, what="an ONI Nanoimager CSV export")[0]
-    names = dedupe_names(split_fields(header, ","))
+    lines = read_header(path, n_lines=6, what="an ONI Nanoimager CSV export")
+    delimiter, names = choose_delimiter(lines, ",")
+    names = dedupe_names(names)
     if len(names) < 2:
-        raise FormatError("the header is not comma-separated; ONI exports use commas",
-                          path=path, line=1)
+        raise FormatError("the header does not split into fields on ',', ';' or tab; ONI "
+                          "exports are comma-separated", path=path, line=1)
     chosen = _prefer_nm(names)
     chosen.update(mapping or {})
     roles, extra_units = header_roles(names, ONI_CANDIDATES, mapping=chosen, path=path)
@@ -105,5 +106,5 @@ def read_oni(path: str | Path, *, pixel_size_nm: float | None = None,
         if need not in targets:
             raise FormatError(f"missing coordinate column {col!r}; found {names}", path=path,
                               line=1)
-    return read_text_table(path, fmt="oni", names=names, delimiter=",", skip_lines=1,
+    return read_text_table(path, fmt="oni", names=names, delimiter=delimiter, skip_lines=1,
                            roles=roles, pixel_size_nm=pixel_size_nm, extra_units=extra_units)

@@ -51,7 +51,7 @@ import pyarrow as pa
 from ..errors import FormatError, ParameterError
 from ..schema import make_table
 from ._text import (PHOTON_UNITS, PIXEL_UNITS, Role, dedupe_names, head_text,
-                    length_factor_nm, read_header, read_text_table)
+                    length_factor_nm, read_header, read_text_table, split_fields)
 from ._registry import register_reader
 
 __all__ = ["read_rapidstorm", "parse_rapidstorm_header", "RAPIDSTORM_ROLES"]
@@ -189,13 +189,33 @@ def read_rapidstorm(path: str | Path, *, pixel_size_nm: float | None = None,
         if need not in targets:
             raise FormatError(f"the header declares no {ident} field (the {need} coordinate); "
                               f"found {names}", path=path, line=1)
+    delimiter = _data_delimiter(lines[1] if len(lines) > 1 else "", len(names))
     ignore = []
-    if len(lines) > 1 and lines[1].endswith(" "):  # values written with a trailing space
+    if len(lines) > 1 and lines[1].endswith(delimiter):  # values written with a trailing space
         ignore = ["__trailing_space__"]
-    return read_text_table(path, fmt="rapidstorm", names=names + ignore, delimiter=" ",
+    return read_text_table(path, fmt="rapidstorm", names=names + ignore, delimiter=delimiter,
                            skip_lines=1, roles=roles, pixel_size_nm=pixel_size_nm,
                            extra_units=extra_units, float_columns=names,
                            ignore_columns=ignore)
+
+
+def _data_delimiter(line: str, n_fields: int) -> str:
+    """rapidSTORM separates values by single spaces; a file re-saved by a spreadsheet
+    may use tabs, ``,`` or ``;``. The separator that splits the first data row into the
+    declared number of fields wins (a trailing separator allowed); else a space.
+
+    Examples
+    --------
+    >>> _data_delimiter("1.5\\t2.5\\t3", 3), _data_delimiter("1.5 2.5 3 ", 3)
+    ('\\t', ' ')
+    """
+    for d in (" ", "\t", ",", ";"):
+        parts = split_fields(line, d)
+        if parts and parts[-1] == "" and line.endswith(d):
+            parts = parts[:-1]
+        if len(parts) == n_fields:
+            return d
+    return " "
 
 
 def _read_tracks(path: Path, fields: list[dict], members: list[dict], *, pixel_size_nm,

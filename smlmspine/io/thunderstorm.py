@@ -33,8 +33,8 @@ import pyarrow as pa
 from ..errors import FormatError
 from ..schema import COLUMNS
 from ._registry import register_reader, register_writer
-from ._text import (LENGTH_UNITS_NM, PIXEL_UNITS, dedupe_names, head_text, header_roles,
-                    read_header, read_text_table, split_fields, split_unit)
+from ._text import (LENGTH_UNITS_NM, PIXEL_UNITS, choose_delimiter, dedupe_names, header_roles,
+                    read_header, read_text_table, sniff_lines, split_unit)
 
 __all__ = ["read_thunderstorm", "write_csv", "csv_header_names", "THUNDERSTORM_CANDIDATES", "CSV_HEADERS"]
 
@@ -70,13 +70,11 @@ def _is_coordinate_header(names: list[str]) -> bool:
 
 
 def _sniff(path: Path, head: bytes) -> bool:
-    text = head_text(head)
-    if not text:
+    lines = sniff_lines(head)
+    if not lines:
         return False
-    line = text.splitlines()[0] if text.splitlines() else ""
-    if "," not in line:
-        return False
-    return _is_coordinate_header(split_fields(line, ","))
+    _, names = choose_delimiter(lines, ",")
+    return len(names) >= 2 and _is_coordinate_header(names)
 
 
 @register_reader("thunderstorm", extensions=(".csv",), sniff=_sniff,
@@ -107,21 +105,21 @@ def read_thunderstorm(path: str | Path, *, pixel_size_nm: float | None = None,
         non-numeric or non-finite coordinates, pixel units without ``pixel_size_nm``.
     """
     path = Path(path)
-    header = read_header(path, what="a ThunderSTORM CSV file")[0]
-    names = dedupe_names(split_fields(header, ","))
+    lines = read_header(path, n_lines=6, what="a ThunderSTORM CSV file")
+    delimiter, names = choose_delimiter(lines, ",")
+    names = dedupe_names(names)
     if len(names) < 2:
-        for d, label in ((";", "semicolons"), ("\t", "tabs"), (" ", "spaces")):
-            if d in header:
-                raise FormatError(f"the header is separated by {label}, ThunderSTORM CSV uses "
-                                  "commas; read it with format='csv' (generic reader)",
-                                  path=path, line=1)
+        hint = " (separated by spaces?)" if " " in lines[0] else ""
+        raise FormatError(f"the header does not split into fields on ',', ';' or tab{hint}; "
+                          "ThunderSTORM CSV has a comma-separated header with 'x [nm]', "
+                          "'y [nm]', ...", path=path, line=1)
     roles, extra_units = header_roles(names, THUNDERSTORM_CANDIDATES, mapping=mapping, path=path)
     targets = {r.target for r in roles}
     for need in ("x", "y"):
         if need not in targets:
             raise FormatError(f"missing coordinate column '{need} [nm]' (or [px], [um]); "
                               f"found {names}", path=path, line=1)
-    return read_text_table(path, fmt="thunderstorm", names=names, delimiter=",",
+    return read_text_table(path, fmt="thunderstorm", names=names, delimiter=delimiter,
                            skip_lines=1, roles=roles, pixel_size_nm=pixel_size_nm,
                            extra_units=extra_units)
 
@@ -150,12 +148,22 @@ def write_csv(table: pa.Table, path: Path, *, final_path: Path | None = None) ->
     Raises
     ------
     FormatError
-        A column holds nested data (lists, structs) that CSV cannot represent.
+        A column holds nested data (lists, structs) that CSV cannot represent, or a
+        frame is negative (the readers would refuse the file).
     """
     import pyarrow.csv as pcsv
 
     where = final_path or path
     headers = csv_header_names(table)
+    if "frame" in table.column_names and table.num_rows:
+        import pyarrow.compute as pc
+
+        low = pc.min(table.column("frame")).as_py()
+        if low is not None and low < 0:
+            # the text readers refuse negative frames (a damaged column): never write a
+            # file that cannot be read back
+            raise FormatError(f"frame {low} is negative; frames count from 0 or 1 and the "
+                              "CSV readers refuse negative frames", path=where, column="frame")
     if len(set(headers)) != len(headers):
         dup = sorted({h for h in headers if headers.count(h) > 1})
         raise FormatError(f"two columns would get the same CSV header {dup}", path=where)

@@ -34,8 +34,8 @@ import pyarrow as pa
 
 from ..errors import FormatError
 from ._registry import register_reader
-from ._text import (dedupe_names, head_text, header_roles, read_header, read_text_table,
-                    split_fields)
+from ._text import (choose_delimiter, dedupe_names, header_roles, read_header, read_text_table,
+                    sniff_lines)
 
 __all__ = ["read_zeiss", "ZEISS_CANDIDATES"]
 
@@ -48,12 +48,12 @@ ZEISS_CANDIDATES: dict[str, tuple[str, ...]] = {
 
 
 def _sniff(path: Path, head: bytes) -> bool:
-    text = head_text(head, stop_at_nul=True)
-    if not text:
+    lines = sniff_lines(head, stop_at_nul=True)
+    if not lines:
         return False
-    line = text.splitlines()[0] if text.splitlines() else ""
-    names = [n.lower() for n in split_fields(line, "\t")]
-    return ("\t" in line and any(n.startswith("position x") for n in names)
+    _, names = choose_delimiter(lines, "\t")
+    names = [n.lower() for n in names]
+    return (len(names) >= 2 and any(n.startswith("position x") for n in names)
             and any(n.startswith("position y") for n in names)
             and ("first frame" in names or "number photons" in names))
 
@@ -90,11 +90,13 @@ def read_zeiss(path: str | Path, *, pixel_size_nm: float | None = None,
         Canonical table, coordinates in nm.
     """
     path = Path(path)
-    header = read_header(path, stop_at_nul=True, what="a Zeiss ZEN text export")[0]
-    if "\t" not in header:
-        raise FormatError("the header is not tab-separated; Zeiss ZEN exports use tabs",
-                          path=path, line=1)
-    names = dedupe_names(split_fields(header, "\t"))
+    lines = read_header(path, n_lines=6, stop_at_nul=True, what="a Zeiss ZEN text export")
+    header = lines[0]
+    delimiter, names = choose_delimiter(lines, "\t")
+    if len(names) < 2:
+        raise FormatError("the header does not split into fields on tab, ',' or ';'; Zeiss "
+                          "ZEN exports are tab-separated", path=path, line=1)
+    names = dedupe_names(names)
     roles, extra_units = header_roles(names, ZEISS_CANDIDATES, mapping=mapping, path=path)
     targets = {r.target for r in roles}
     for need, col in (("x", "Position X [nm]"), ("y", "Position Y [nm]")):
@@ -105,6 +107,6 @@ def read_zeiss(path: str | Path, *, pixel_size_nm: float | None = None,
     if end is not None and end <= len(header) + 1:
         raise FormatError("no localizations: the file has a header but no data rows",
                           path=path, line=2)
-    return read_text_table(path, fmt="zeiss", names=names, delimiter="\t", skip_lines=1,
+    return read_text_table(path, fmt="zeiss", names=names, delimiter=delimiter, skip_lines=1,
                            roles=roles, pixel_size_nm=pixel_size_nm, end_offset=end,
                            extra_units=extra_units)
