@@ -32,7 +32,8 @@ def register(sub) -> None:
                                    "or a model trained with `smlmspine train`.")
     p.add_argument("features", metavar="FEATURES")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
-    p.add_argument("--model", default=None, help="classifier saved by `smlmspine train`")
+    p.add_argument("--model", default=None,
+                   help="classifier saved by `smlmspine train` (a JSON model file; pickles are refused)")
     p.add_argument("--head-neck-ratio", type=float, default=1.1)
     p.add_argument("--thin-aspect-ratio", type=float, default=2.5)
     p.add_argument("--mushroom-head-nm", type=float, default=350.0)
@@ -48,7 +49,8 @@ def register(sub) -> None:
     p.add_argument("features", metavar="FEATURES")
     p.add_argument("--labels", required=True, metavar="LABELS.csv",
                    help="CSV with columns source or spine_id, and label")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.json",
+                   help="model file (JSON data: the forest's parameters, never code)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
@@ -118,10 +120,7 @@ def _classify(args) -> int:
 
 
 def _train(args) -> int:
-    import pickle
-
-    from ..io import atomic_output
-    from ..morphology import train_classifier
+    from ..morphology import save_model, train_classifier
 
     table = _read_table(args.features)
     labels = _read_table(args.labels)
@@ -136,8 +135,6 @@ def _train(args) -> int:
     if missing:
         raise ParameterError(f"{len(missing)} spine(s) have no label (e.g. {missing[0]!r})")
     model, report = train_classifier(table, [lab[k] for k in keys], n_folds=args.folds, rng=args.seed)
-    with atomic_output(Path(args.output)) as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump(model, fh)
+    save_model(model, Path(args.output))
     print(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -24,8 +24,9 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from ._classify import (ML_FEATURES, SPINE_CLASSES, ClassRules, TrainingReport, classify_rules,
-                        classify_table, has_head, load_model, train_classifier)
+from ._classify import (ML_FEATURES, SPINE_CLASSES, ClassifierModel, ClassRules, TrainingReport,
+                        classify_rules, classify_table, has_head, load_model, save_model,
+                        train_classifier)
 from ._measure import FEATURE_NAMES, SpineMeasurement, find_base, measure_spine
 from ._neckfit import NeckFit, fit_neck_diameter, radial_distances
 from ._necksurface import NeckSurfaceFit, fit_neck_surface
@@ -39,7 +40,7 @@ __all__ = [
     "fit_neck_diameter", "radial_distances", "neck_fit_for_spine", "NeckFit",
     "fit_neck_surface", "NeckSurfaceFit",
     "classify_rules", "classify_table", "has_head", "ClassRules", "SPINE_CLASSES", "train_classifier",
-    "TrainingReport", "load_model", "ML_FEATURES",
+    "TrainingReport", "load_model", "save_model", "ClassifierModel", "ML_FEATURES",
     "features_table", "profile_table", "SPINE_COLUMNS", "PROFILE_COLUMNS", "load_mesh",
     "SPINE_MESH_FEATURE_COLUMNS",
     "plot_profile",

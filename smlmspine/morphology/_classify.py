@@ -1,19 +1,23 @@
-"""Spine classes: NeuronStudio-style rules, and trainable scikit-learn classifiers."""
+"""Spine classes: NeuronStudio-style rules, and trainable scikit-learn classifiers.
+
+Trained classifiers are saved and loaded as JSON data (:mod:`._model`), never pickled.
+"""
 
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from ..errors import FormatError, ParameterError
+from ..errors import ParameterError
+from ._model import ClassifierModel, load_model, save_model
 
 __all__ = ["ClassRules", "classify_rules", "has_head", "classify_table", "train_classifier",
-           "TrainingReport", "load_model", "SPINE_CLASSES", "ML_FEATURES"]
+           "TrainingReport", "load_model", "save_model", "ClassifierModel", "SPINE_CLASSES",
+           "ML_FEATURES"]
 
 SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium", "branched")
 
@@ -112,10 +116,13 @@ def classify_rules(features: dict, rules: ClassRules = ClassRules()) -> str:
 
 
 def classify_table(features: pa.Table, *, rules: ClassRules = ClassRules(), model=None) -> pa.Table:
-    """Add a ``spine_class`` column (rules, or a trained model when given)."""
+    """Add a ``spine_class`` column (rules, or a trained :class:`ClassifierModel` when given)."""
     if model is not None:
-        X = _matrix(features, model.get("features", ML_FEATURES))
-        labels = [str(v) for v in model["pipeline"].predict(X)]
+        if not isinstance(model, ClassifierModel):
+            raise ParameterError(f"model must be a ClassifierModel (from train_classifier or "
+                                 f"load_model); got {type(model).__name__}")
+        X = _matrix(features, model.features)
+        labels = [str(v) for v in model.predict(X)]
         method = "model"
     else:
         rows = features.to_pylist()
@@ -159,8 +166,9 @@ class TrainingReport:
 def train_classifier(features: pa.Table, labels, *, n_folds: int = 5, rng=0):
     """Train a random-forest pipeline (imputation + forest) on spine features.
 
-    Returns ``(model, TrainingReport)``; ``model`` is a dict with the pipeline and the
-    feature names, saved with :func:`save_model`.
+    Returns ``(model, TrainingReport)``; ``model`` is a :class:`ClassifierModel` (the
+    fitted parameters as arrays; the scikit-learn pipeline in ``model.sklearn_pipeline``),
+    saved with :func:`save_model` as JSON.
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
@@ -187,17 +195,4 @@ def train_classifier(features: pa.Table, labels, *, n_folds: int = 5, rng=0):
     cm = confusion_matrix(y, pred, labels=classes)
     report = TrainingReport(float(np.mean(acc)), float(np.std(acc)), folds, tuple(classes.tolist()),
                             tuple(tuple(int(v) for v in row) for row in cm), len(y))
-    return {"pipeline": pipe, "features": ML_FEATURES, "classes": tuple(classes.tolist())}, report
-
-
-def load_model(path: str | Path) -> dict:
-    """Load a classifier saved by ``smlmspine train`` (a pickle: load only your own files)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise FormatError(f"not a smlmspine classifier model: {exc}", path=path) from exc
-    if not isinstance(model, dict) or "pipeline" not in model:
-        raise FormatError("not a smlmspine classifier model (no 'pipeline')", path=path)
-    return model
+    return ClassifierModel.from_pipeline(pipe, ML_FEATURES, n_samples=len(y)), report
