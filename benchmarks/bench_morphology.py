@@ -63,10 +63,13 @@ def simulated_meshes(n, faces, seed):
     while len(out) < n:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sim = simulate.dendrite(n_spines=min(10, n - len(out)), shaft_length_nm=10000.0,
-                                    classes=("thin", "mushroom", "stubby", "filopodium", "branched"),
-                                    n_frames=100, mesh_step_nm=80.0, spine_mesh_max_faces=faces,
-                                    rng=seed + k)
+            sim = simulate.dendrite(
+                geometry=simulate.Geometry(
+                    n_spines=min(10, n - len(out)), shaft_length_nm=10000.0,
+                    classes=("thin", "mushroom", "stubby", "filopodium", "branched")),
+                acquisition=simulate.Acquisition(n_frames=100),
+                meshing=simulate.Meshing(mesh_step_nm=80.0, spine_mesh_max_faces=faces),
+                rng=seed + k)
         k += 1
         spines = sim.spines.to_pylist()
         for row in spines:

@@ -38,8 +38,9 @@ def main(argv=None) -> int:
     base = 110000 / 15000 * length          # localizations at 500 /um^2 (membrane)
     factor = max(args.locs / base, 0.05)
     t0 = time.perf_counter()
-    sim = simulate.dendrite(n_spines=n_spines, shaft_length_nm=length, rng=5,
-                            labeling_density_per_um2=500.0 * factor, label="membrane")
+    sim = simulate.dendrite(geometry=simulate.Geometry(n_spines=n_spines, shaft_length_nm=length),
+                            rng=5, labeling=simulate.Labeling(labeling_density_per_um2=500.0 * factor,
+                                                              label="membrane"))
     n = sim.localizations.num_rows
     print(f"simulated {n} localizations, {n_spines} spines in {time.perf_counter() - t0:.1f} s")
     with tempfile.TemporaryDirectory() as tmp:

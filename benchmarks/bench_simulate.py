@@ -34,19 +34,21 @@ def main(argv=None) -> int:
     import open3d  # noqa: F401  (import cost excluded from the timings)
     import trimesh  # noqa: F401
 
-    from smlmspine.simulate import dendrite, minflux_traces
+    from smlmspine.simulate import Acquisition, Labeling, dendrite, minflux_traces
 
     print("smlmspine.simulate.dendrite (10 um shaft, 15 spines, membrane label)")
     print(f"{'density/um2':>12} {'n_frames':>9} {'localizations':>14} {'wall s':>8} {'cpu s':>8} "
           f"{'cpu us/loc':>10}")
     # geometry only (no fluorophores) to separate meshing from the acquisition
-    _, wg, cg = _timed(lambda: dendrite(rng=1, labeling_density_per_um2=0.0, n_frames=1))
+    _, wg, cg = _timed(lambda: dendrite(rng=1, labeling=Labeling(labeling_density_per_um2=0.0),
+                                        acquisition=Acquisition(n_frames=1)))
     print(f"{'geometry':>12} {'':>9} {'0':>14} {wg:8.2f} {cg:8.2f}")
     runs = [(500.0, 20000), (5000.0, 50000), (50000.0, 100000)]
     if args.large:
         runs.append((80000.0, 100000))
     for dens, nf in runs:
-        sim, w, c = _timed(lambda: dendrite(rng=1, labeling_density_per_um2=dens, n_frames=nf))
+        sim, w, c = _timed(lambda: dendrite(rng=1, labeling=Labeling(labeling_density_per_um2=dens),
+                                            acquisition=Acquisition(n_frames=nf)))
         n = sim.localizations.num_rows
         print(f"{dens:12.0f} {nf:9d} {n:14d} {w:8.2f} {c:8.2f} {1e6 * max(c - cg, 0.0) / n:8.3f}")
         del sim

@@ -117,17 +117,21 @@ def _done(args, sim, written) -> int:
 
 
 def _dendrite(args) -> int:
-    from ..simulate import dendrite, sample_mesh, write_simulation
+    from ..simulate import (Acquisition, DriftModel, Geometry, Labeling, Meshing,
+                            PhotophysicsModel, dendrite, sample_mesh, write_simulation)
 
     drift = _read_drift(args.drift_table) if args.drift_table else None
-    common = dict(labeling_density_per_um2=args.labeling_density_per_um2,
-                  labeling_density_per_um3=args.labeling_density_per_um3,
-                  labeling_efficiency=args.labeling_efficiency,
-                  blinks_per_fluorophore=args.blinks_per_fluorophore,
-                  precision_xy_nm=args.precision_nm, axial_factor=args.axial_factor,
-                  drift_nm=args.drift_nm, drift=drift, n_frames=args.n_frames,
-                  background_rate_per_frame=args.background_rate_per_frame,
-                  n_fiducials=args.n_fiducials, label=args.label, rng=args.seed)
+    groups = dict(
+        labeling=Labeling(label=args.label, labeling_density_per_um2=args.labeling_density_per_um2,
+                          labeling_density_per_um3=args.labeling_density_per_um3),
+        photophysics=PhotophysicsModel(labeling_efficiency=args.labeling_efficiency,
+                                       blinks_per_fluorophore=args.blinks_per_fluorophore,
+                                       precision_xy_nm=args.precision_nm,
+                                       axial_factor=args.axial_factor),
+        acquisition=Acquisition(n_frames=args.n_frames,
+                                background_rate_per_frame=args.background_rate_per_frame,
+                                n_fiducials=args.n_fiducials),
+        drift=DriftModel(drift_nm=args.drift_nm, table=drift), rng=args.seed)
     if args.spine_mesh and not args.mesh:
         raise ParameterError("--spine-mesh needs --mesh (the whole surface to label)")
     if args.mesh:
@@ -138,14 +142,16 @@ def _dendrite(args) -> int:
             if sid in spines:
                 raise ParameterError(f"two --spine-mesh files give spine id {sid}")
             spines[sid] = Path(f)
-        sim = sample_mesh(Path(args.mesh), spine_meshes=spines or None, **common)
+        sim = sample_mesh(Path(args.mesh), spine_meshes=spines or None, **groups)
     else:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-        sim = dendrite(n_spines=args.n_spines, spine_density_per_um=args.spine_density_per_um,
-                       shaft_length_nm=args.shaft_length_nm, shaft_radius_nm=args.shaft_radius_nm,
-                       curvature_per_um=args.curvature_per_um, classes=classes,
-                       mesh_step_nm=args.mesh_step_nm, mesh_max_faces=args.mesh_max_faces,
-                       spine_mesh_max_faces=args.spine_mesh_max_faces, **common)
+        geometry = Geometry(n_spines=args.n_spines, spine_density_per_um=args.spine_density_per_um,
+                            shaft_length_nm=args.shaft_length_nm,
+                            shaft_radius_nm=args.shaft_radius_nm,
+                            curvature_per_um=args.curvature_per_um, classes=classes)
+        meshing = Meshing(mesh_step_nm=args.mesh_step_nm, mesh_max_faces=args.mesh_max_faces,
+                          spine_mesh_max_faces=args.spine_mesh_max_faces)
+        sim = dendrite(geometry=geometry, meshing=meshing, **groups)
     return _done(args, sim, write_simulation(sim, Path(args.out), format=args.out_format))
 
 

@@ -1,9 +1,11 @@
 """Ground-truth simulations: dendrites with spines, blinking, drift, MINFLUX, synapses.
 
 Every generator takes keyword-only parameters with units in their names and an
-``rng`` seed, and returns a frozen result holding the localization table (canonical
-columns only), the ground-truth tables (described in ``data_schemas/truth_*.json``)
-and, for geometry, the true meshes.
+``rng`` seed (the STORM simulators take them in frozen parameter groups:
+:class:`Geometry`, :class:`Meshing`, :class:`Labeling`, :class:`PhotophysicsModel`,
+:class:`Acquisition`, :class:`DriftModel`), and returns a frozen result holding the
+localization table (canonical columns only), the ground-truth tables (described in
+``data_schemas/truth_*.json``) and, for geometry, the true meshes.
 
 - :func:`dendrite`: 3D STORM of a dendrite fragment with spines (membrane or volume
   label), blinking, precision from photons, background, drift, beads.
@@ -39,6 +41,11 @@ _LAZY = {
     "measure_spine": "._measure:measure_spine",
     "cross_section_areas": "._measure:cross_section_areas",
     "PhotophysicsModel": "._blinking:PhotophysicsModel",
+    "Geometry": "._settings:Geometry",
+    "Meshing": "._settings:Meshing",
+    "Labeling": "._settings:Labeling",
+    "Acquisition": "._settings:Acquisition",
+    "DriftModel": "._settings:DriftModel",
     "mortensen_precision": "._blinking:mortensen_precision",
     "smooth_drift": "._drift:smooth_drift",
     "minflux_traces": "._minflux:minflux_traces",

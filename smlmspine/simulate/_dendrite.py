@@ -16,6 +16,7 @@ from ._geometry import (DEFAULT_CLASSES, SpineParameters, build_geometry, class_
                         draw_spine_parameters)
 from ._labeling import sample_surface, sample_volume
 from ._measure import measure_spine
+from ._settings import Acquisition, DriftModel, Geometry, Labeling, Meshing, check_group, group_dict
 from ._truth import TRUTH_DRIFT, TRUTH_EMITTERS, TRUTH_LOCALIZATIONS, TRUTH_SPINES
 
 __all__ = ["DendriteSimulation", "dendrite", "sample_mesh"]
@@ -80,24 +81,9 @@ class DendriteSimulation:
         return write_simulation(self, path, format=format)
 
 
-def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
-             shaft_radius_nm: float = 400.0, shaft_length_nm: float = 10000.0,
-             curvature_per_um: float = 0.0, classes: Sequence[str] = DEFAULT_CLASSES,
-             class_weights: Mapping[str, float] | None = None,
-             spines: Sequence[SpineParameters | Mapping[str, Any]] | None = None,
-             fillet_nm: float = 120.0, max_elevation_deg: float = 45.0,
-             label: str = "membrane", labeling_density_per_um2: float = 500.0,
-             labeling_density_per_um3: float = 3000.0, head_enrichment: float = 1.0,
-             labeling_efficiency: float = 0.8, blinks_per_fluorophore: float = 3.0,
-             frames_per_blink: float = 1.5, photons_median: float = 1500.0,
-             photons_sigma_log: float = 0.5, background_photons: float = 20.0,
-             psf_sigma_nm: float = 150.0, pixel_size_nm: float = 160.0,
-             axial_factor: float = 2.5, precision_xy_nm: float | None = None,
-             background_rate_per_frame: float = 0.1, n_frames: int = 20000,
-             drift_nm: float = 150.0, drift_z_nm: float | None = None, drift=None,
-             n_fiducials: int = 0, fiducial_photons: float = 50000.0,
-             mesh_step_nm: float = 25.0, spine_mesh_step_nm: float | None = None,
-             mesh_max_faces: int | None = None, spine_mesh_max_faces: int | None = None,
+def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None,
+             labeling: Labeling | None = None, photophysics: PhotophysicsModel | None = None,
+             acquisition: Acquisition | None = None, drift: DriftModel | None = None,
              rng=None) -> DendriteSimulation:
     """Simulate a 3D STORM acquisition of a dendrite with spines, with ground truth.
 
@@ -109,72 +95,22 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
 
     Parameters
     ----------
-    n_spines : int, optional
-        Number of spines; default ``round(spine_density_per_um * length_um)``.
-    spine_density_per_um : float
-        Spines per um of shaft when ``n_spines`` is not given.
-    shaft_radius_nm, shaft_length_nm : float
-        Shaft radius (0.3-0.8 um is typical) and length, nm.
-    curvature_per_um : float
-        Centreline curvature, 1/um (0 = straight; at most a 90 degree bend).
-    classes : sequence of str
-        Classes to draw from (uniformly, or with ``class_weights``): thin, mushroom,
-        stubby, filopodium (the default) and branched (two heads on one trunk).
-    spines : sequence of SpineParameters or dict, optional
-        Explicit per-spine parameters (overrides ``n_spines``/``classes``); a dict may
-        give only ``spine_class`` and some fields, the rest is drawn.
-    fillet_nm : float
-        Width of the smooth blend between spine and shaft, nm.
-    max_elevation_deg : float
-        Largest angle of a random spine axis out of the xy-plane.
-    label : {"membrane", "volume"}
-        Fluorophores on the surface (MemBright-like) or inside (cytosolic, actin-like).
-    labeling_density_per_um2 : float
-        Membrane label: fluorophores placed per um^2 of surface.
-    labeling_density_per_um3 : float
-        Volume label: fluorophores placed per um^3.
-    head_enrichment : float
-        Volume label: density factor inside spine heads (1 = uniform).
-    labeling_efficiency : float
-        Probability that a placed fluorophore is ever detected.
-    blinks_per_fluorophore, frames_per_blink : float
-        Mean on-events per detected fluorophore and mean on-frames per event
-        (geometric distributions); one localization per on frame.
-    photons_median, photons_sigma_log : float
-        Log-normal photons per localization.
-    background_photons : float
-        Mean background photons per pixel.
-    psf_sigma_nm, pixel_size_nm : float
-        Enter the precision formula (Mortensen et al. 2010); defaults give a median
-        lateral precision of ~12 nm.
-    axial_factor : float
-        Axial precision / lateral precision.
-    precision_xy_nm : float, optional
-        Rescale precisions so that the median localization has this lateral precision.
-    background_rate_per_frame : float
-        Mean false localizations per frame (uniform in the box around the fragment).
-    n_frames : int
-        Camera frames.
-    drift_nm, drift_z_nm : float
-        Default smooth drift: largest lateral excursion, and largest axial one
-        (default ``drift_nm / 2``); 0 for none.
-    drift : table, optional
-        User drift (``frame, dx_nm, dy_nm[, dz_nm]``), interpolated; overrides
-        ``drift_nm``.
-    n_fiducials : int
-        Fiducial beads (on in every frame, ``fiducial_photons`` photons) on the
-        coverslip below the fragment.
-    mesh_step_nm : float
-        Lattice step of the fragment mesh, nm.
-    spine_mesh_step_nm : float, optional
-        Lattice step of the spine meshes; default ``min(mesh_step_nm, neck / 8)``
-        (at least 4 nm).
-    mesh_max_faces, spine_mesh_max_faces : int, optional
-        Decimate the fragment / spine meshes to at most this many triangles (quadric
-        decimation, open3d) before labeling and measuring, to keep files small; a
-        decimation that would break watertightness is skipped with a QualityWarning.
+    geometry : Geometry, optional
+        Shaft and spines (number, classes, explicit spines, fillet, elevation).
+    meshing : Meshing, optional
+        Lattice steps and decimation of the true meshes.
+    labeling : Labeling, optional
+        Membrane or volume label and its density.
+    photophysics : PhotophysicsModel, optional
+        Detection efficiency, blinking, photons, precision.
+    acquisition : Acquisition, optional
+        Frames, background localizations, fiducial beads.
+    drift : DriftModel, optional
+        Smooth random drift or a user drift table.
     rng : int or numpy.random.Generator, optional
         Seed; the same seed gives identical output.
+
+    ``None`` for a group means its defaults (see :mod:`smlmspine.simulate._settings`).
 
     Returns
     -------
@@ -182,28 +118,24 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
 
     Examples
     --------
-    >>> sim = dendrite(n_spines=2, shaft_length_nm=3000.0, n_frames=2000, rng=1)
+    >>> sim = dendrite(geometry=Geometry(n_spines=2, shaft_length_nm=3000.0),
+    ...                acquisition=Acquisition(n_frames=2000), rng=1)
     >>> sim.spines.num_rows, sim.mesh.is_watertight
     (2, True)
     >>> sim.localizations.num_rows == sim.truth.num_rows
     True
     """
     rng = np.random.default_rng(rng)
-    if label not in ("membrane", "volume"):
-        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
-    if int(n_frames) < 1:
-        raise ParameterError(f"n_frames must be >= 1, got {n_frames}")
-    if mesh_step_nm <= 0 or (spine_mesh_step_nm is not None and spine_mesh_step_nm <= 0):
-        raise ParameterError("mesh_step_nm and spine_mesh_step_nm must be > 0")
-    if shaft_length_nm <= 0 or shaft_radius_nm <= 0:
-        raise ParameterError("shaft_length_nm and shaft_radius_nm must be > 0")
-    model = PhotophysicsModel(labeling_efficiency, blinks_per_fluorophore, frames_per_blink,
-                              photons_median, photons_sigma_log, background_photons,
-                              psf_sigma_nm, pixel_size_nm, axial_factor, precision_xy_nm)
+    g = check_group(geometry, Geometry, "geometry")
+    msh = check_group(meshing, Meshing, "meshing")
+    lab = check_group(labeling, Labeling, "labeling")
+    model = check_group(photophysics, PhotophysicsModel, "photophysics")
+    acq = check_group(acquisition, Acquisition, "acquisition")
+    dm = check_group(drift, DriftModel, "drift")
     # --- spine parameters
-    if spines is not None:
+    if g.spines is not None:
         params = []
-        for i, sp in enumerate(spines):
+        for i, sp in enumerate(g.spines):
             if isinstance(sp, SpineParameters):
                 params.append(sp)
             elif isinstance(sp, Mapping):
@@ -216,31 +148,30 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
                 raise ParameterError(f"spines[{i}] must be SpineParameters or a dict, "
                                      f"got {type(sp).__name__}")
     else:
+        n_spines = g.n_spines
         if n_spines is None:
-            n_spines = int(round(spine_density_per_um * shaft_length_nm / 1000.0))
-        if n_spines < 0:
-            raise ParameterError(f"n_spines must be >= 0, got {n_spines}")
-        cls = class_sequence(classes, int(n_spines), rng=rng, weights=class_weights)
+            n_spines = int(round(g.spine_density_per_um * g.shaft_length_nm / 1000.0))
+        cls = class_sequence(g.classes, int(n_spines), rng=rng, weights=g.class_weights)
         params = [draw_spine_parameters(c, rng=rng) for c in cls]
-    geom = build_geometry(params, shaft_radius_nm=shaft_radius_nm, shaft_length_nm=shaft_length_nm,
-                          curvature_per_um=curvature_per_um, fillet_nm=fillet_nm,
-                          max_elevation_deg=max_elevation_deg, rng=rng)
+    geom = build_geometry(params, shaft_radius_nm=g.shaft_radius_nm,
+                          shaft_length_nm=g.shaft_length_nm, curvature_per_um=g.curvature_per_um,
+                          fillet_nm=g.fillet_nm, max_elevation_deg=g.max_elevation_deg, rng=rng)
     # --- meshes (local coordinates, shifted at the end)
     import trimesh
 
     lo_b, hi_b = geom.bounds()
     offset = np.array([_XY_MARGIN_NM - lo_b[0], _XY_MARGIN_NM - lo_b[1], 0.0])
-    fv, ff = _decimate(*geom.mesh(step_nm=mesh_step_nm), mesh_max_faces)
+    fv, ff = _decimate(*geom.mesh(step_nm=msh.mesh_step_nm), msh.mesh_max_faces)
     spine_local = {}
     for k, sp in enumerate(geom.spines):
-        step = spine_mesh_step_nm or max(min(mesh_step_nm, sp.params.neck_diameter_nm / 8.0), 4.0)
+        step = msh.spine_mesh_step_nm or max(min(msh.mesh_step_nm, sp.params.neck_diameter_nm / 8.0), 4.0)
         spine_local[sp.spine_id] = (_decimate(*geom.spine_mesh(k, step_nm=step),
-                                              spine_mesh_max_faces), step)
+                                              msh.spine_mesh_max_faces), step)
     # --- fluorophores
-    if label == "membrane":
-        pts, sid = _membrane_emitters(geom, fv, ff, spine_local, labeling_density_per_um2, rng)
+    if lab.label == "membrane":
+        pts, sid = _membrane_emitters(geom, fv, ff, spine_local, lab.labeling_density_per_um2, rng)
     else:
-        pts, sid = _volume_emitters(geom, labeling_density_per_um3, head_enrichment, rng)
+        pts, sid = _volume_emitters(geom, lab.labeling_density_per_um3, lab.head_enrichment, rng)
     pts = pts + offset
     # --- spine truth table
     spine_meshes = {}
@@ -267,30 +198,18 @@ def dendrite(*, n_spines: int | None = None, spine_density_per_um: float = 1.5,
                                              for k, v in rows.items()})
     frag = trimesh.Trimesh(fv + offset, ff, process=False)
     parameters = dict(
-        kind="dendrite", n_spines=len(geom.spines), spine_density_per_um=spine_density_per_um,
-        shaft_radius_nm=shaft_radius_nm, shaft_length_nm=shaft_length_nm,
-        curvature_per_um=curvature_per_um, classes=list(classes), fillet_nm=fillet_nm,
-        max_elevation_deg=max_elevation_deg, label=label,
-        labeling_density_per_um2=labeling_density_per_um2,
-        labeling_density_per_um3=labeling_density_per_um3, head_enrichment=head_enrichment,
-        mesh_step_nm=mesh_step_nm, spine_mesh_step_nm=spine_mesh_step_nm,
-        mesh_max_faces=mesh_max_faces, spine_mesh_max_faces=spine_mesh_max_faces,
+        kind="dendrite", n_spines=len(geom.spines), spine_density_per_um=g.spine_density_per_um,
+        shaft_radius_nm=g.shaft_radius_nm, shaft_length_nm=g.shaft_length_nm,
+        curvature_per_um=g.curvature_per_um, classes=list(g.classes), fillet_nm=g.fillet_nm,
+        max_elevation_deg=g.max_elevation_deg, **group_dict(lab), **group_dict(msh),
         offset_nm=offset.tolist())
     return _acquire(pts, sid, mesh=frag, spine_meshes=spine_meshes, spines_table=spines_table,
-                    model=model, n_frames=n_frames, background_rate_per_frame=background_rate_per_frame,
-                    drift_nm=drift_nm, drift_z_nm=drift_z_nm, drift=drift, n_fiducials=n_fiducials,
-                    fiducial_photons=fiducial_photons, parameters=parameters, rng=rng)
+                    model=model, acquisition=acq, drift=dm, parameters=parameters, rng=rng)
 
 
-def sample_mesh(mesh, *, label: str = "membrane", labeling_density_per_um2: float = 500.0,
-                labeling_density_per_um3: float = 3000.0, labeling_efficiency: float = 0.8,
-                blinks_per_fluorophore: float = 3.0, frames_per_blink: float = 1.5,
-                photons_median: float = 1500.0, photons_sigma_log: float = 0.5,
-                background_photons: float = 20.0, psf_sigma_nm: float = 150.0,
-                pixel_size_nm: float = 160.0, axial_factor: float = 2.5,
-                precision_xy_nm: float | None = None, background_rate_per_frame: float = 0.1,
-                n_frames: int = 20000, drift_nm: float = 150.0, drift_z_nm: float | None = None,
-                drift=None, n_fiducials: int = 0, fiducial_photons: float = 50000.0,
+def sample_mesh(mesh, *, labeling: Labeling | None = None,
+                photophysics: PhotophysicsModel | None = None,
+                acquisition: Acquisition | None = None, drift: DriftModel | None = None,
                 spine_meshes: Mapping[int, Any] | None = None, spine_tolerance_nm: float = 5.0,
                 rng=None) -> DendriteSimulation:
     """Label any surface mesh (e.g. an EM reconstruction) with the STORM model.
@@ -300,12 +219,14 @@ def sample_mesh(mesh, *, label: str = "membrane", labeling_density_per_um2: floa
     mesh : trimesh.Trimesh or str or Path
         The surface in nm (a path is loaded with trimesh: PLY, OBJ, OFF, STL). Volume
         labeling needs a watertight mesh.
-    label, labeling_density_per_um2, ... :
-        As in :func:`dendrite`.
+    labeling, photophysics, acquisition, drift :
+        Parameter groups, as in :func:`dendrite` (``labeling.head_enrichment`` is not
+        used: a user mesh has no known heads).
     spine_meshes : mapping of int to trimesh.Trimesh (or path), optional
         Segmented spines (e.g. from the same EM reconstruction), by spine id: an
         emitter inside one, or within ``spine_tolerance_nm`` of its surface, gets its
         ``spine_id``. Without them ``spine_id`` is -1 everywhere.
+    rng : int or numpy.random.Generator, optional
 
     Returns
     -------
@@ -318,33 +239,32 @@ def sample_mesh(mesh, *, label: str = "membrane", labeling_density_per_um2: floa
     --------
     >>> import trimesh
     >>> sphere = trimesh.creation.icosphere(subdivisions=3, radius=500.0)
-    >>> sim = sample_mesh(sphere, n_frames=1000, rng=0)
+    >>> sim = sample_mesh(sphere, acquisition=Acquisition(n_frames=1000), rng=0)
     >>> sim.emitters.num_rows > 1000
     True
     """
     import trimesh
 
     rng = np.random.default_rng(rng)
+    lab = check_group(labeling, Labeling, "labeling")
+    model = check_group(photophysics, PhotophysicsModel, "photophysics")
+    acq = check_group(acquisition, Acquisition, "acquisition")
+    dm = check_group(drift, DriftModel, "drift")
     if not isinstance(mesh, trimesh.Trimesh):
         mesh = _load_mesh(mesh)
-    if label not in ("membrane", "volume"):
-        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
-    model = PhotophysicsModel(labeling_efficiency, blinks_per_fluorophore, frames_per_blink,
-                              photons_median, photons_sigma_log, background_photons,
-                              psf_sigma_nm, pixel_size_nm, axial_factor, precision_xy_nm)
     v = np.asarray(mesh.vertices, float)
     f = np.asarray(mesh.faces, np.int64)
     if len(f) == 0:
         raise ParameterError("the mesh has no faces")
-    if label == "membrane":
-        pts = sample_surface(v, f, density_per_um2=labeling_density_per_um2, rng=rng)[0]
+    if lab.label == "membrane":
+        pts = sample_surface(v, f, density_per_um2=lab.labeling_density_per_um2, rng=rng)[0]
     else:
         if not mesh.is_watertight:
             raise ParameterError("volume labeling needs a watertight mesh; this one is not "
                                  "(use label='membrane' or repair the mesh)")
         inside = _mesh_inside(mesh)
-        pts = sample_volume(inside, v.min(0), v.max(0), density_per_um3=labeling_density_per_um3,
-                            rng=rng)
+        pts = sample_volume(inside, v.min(0), v.max(0),
+                            density_per_um3=lab.labeling_density_per_um3, rng=rng)
     sid = np.full(len(pts), -1, dtype=np.int64)
     loaded = {}
     for k, sm in sorted((spine_meshes or {}).items()):
@@ -362,13 +282,11 @@ def sample_mesh(mesh, *, label: str = "membrane", labeling_density_per_um2: floa
             rows[name].append(vals[name])
     empty = spec_table(TRUTH_SPINES, {k: pa.array(v, type=TRUTH_SPINES[k].type)
                                       for k, v in rows.items()})
-    parameters = dict(kind="mesh", label=label, labeling_density_per_um2=labeling_density_per_um2,
-                      labeling_density_per_um3=labeling_density_per_um3)
+    parameters = dict(kind="mesh", label=lab.label,
+                      labeling_density_per_um2=lab.labeling_density_per_um2,
+                      labeling_density_per_um3=lab.labeling_density_per_um3)
     return _acquire(pts, sid, mesh=mesh, spine_meshes=loaded, spines_table=empty, model=model,
-                    n_frames=n_frames, background_rate_per_frame=background_rate_per_frame,
-                    drift_nm=drift_nm, drift_z_nm=drift_z_nm, drift=drift,
-                    n_fiducials=n_fiducials, fiducial_photons=fiducial_photons,
-                    parameters=parameters, rng=rng)
+                    acquisition=acq, drift=dm, parameters=parameters, rng=rng)
 
 
 def _decimate(v, f, max_faces):
@@ -501,27 +419,25 @@ def _volume_emitters(geom, density, head_enrichment, rng):
     return pts, geom.spine_ids(pts)
 
 
-def _acquire(pts, sid, *, mesh, spine_meshes, spines_table, model, n_frames,
-             background_rate_per_frame, drift_nm, drift_z_nm, drift, n_fiducials,
-             fiducial_photons, parameters, rng) -> DendriteSimulation:
+def _acquire(pts, sid, *, mesh, spine_meshes, spines_table, model, acquisition, drift,
+             parameters, rng) -> DendriteSimulation:
     """Emitters -> blinking localizations with noise, drift, background and beads.
 
     Only the emitter index and frame of each localization are drawn before sorting by
     frame; the i.i.d. quantities (photons, noise) are drawn in the final row order, which
     keeps 10^7 localizations fast and light (one 1D array per column).
     """
-    n_frames = int(n_frames)
-    if n_frames < 1:
-        raise ParameterError(f"n_frames must be >= 1, got {n_frames}")
-    if background_rate_per_frame < 0 or n_fiducials < 0:
-        raise ParameterError("background_rate_per_frame and n_fiducials must be >= 0")
+    n_frames = int(acquisition.n_frames)
+    n_fiducials = int(acquisition.n_fiducials)
+    background_rate_per_frame = acquisition.background_rate_per_frame
+    fiducial_photons = acquisition.fiducial_photons
     pts = np.asarray(pts, float).reshape(-1, 3)
     n_em = len(pts)
     # drift
-    if drift is not None:
-        dr = drift_from_table(drift, n_frames)
+    if drift.table is not None:
+        dr = drift_from_table(drift.table, n_frames)
     else:
-        dr = smooth_drift(n_frames, drift_nm=drift_nm, drift_z_nm=drift_z_nm, rng=rng)
+        dr = smooth_drift(n_frames, drift_nm=drift.drift_nm, drift_z_nm=drift.drift_z_nm, rng=rng)
     # fluorophores, then beads (below the fragment, on in ~98 % of the frames)
     em_idx, frame = blink(n_em, n_frames=n_frames, model=model, rng=rng)
     lo = np.asarray(mesh.bounds[0], float)
@@ -570,8 +486,8 @@ def _acquire(pts, sid, *, mesh, spine_meshes, spines_table, model, n_frames,
                        "photons": photons, "background": background, "precision_xy": sxy,
                        "precision_z": sz}, format="simulation")
     params = {**parameters, **_model_params(model), "n_frames": n_frames,
-              "background_rate_per_frame": background_rate_per_frame, "drift_nm": drift_nm,
-              "drift_z_nm": drift_z_nm, "user_drift": drift is not None,
+              "background_rate_per_frame": background_rate_per_frame, "drift_nm": drift.drift_nm,
+              "drift_z_nm": drift.drift_z_nm, "user_drift": drift.table is not None,
               "n_fiducials": n_fiducials, "fiducial_photons": fiducial_photons}
     locs = with_history(locs, "simulate." + str(parameters.get("kind", "dendrite")), params)
     truth = spec_table(TRUTH_LOCALIZATIONS, {

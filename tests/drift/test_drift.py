@@ -20,10 +20,11 @@ from ._synth import dendrite_like, residual_rms
 @pytest.fixture(scope="module")
 def sim3d():
     """~10^5 localizations of a simulated 3D dendrite with 200 nm of smooth 3D drift."""
-    from smlmspine.simulate import dendrite
+    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
 
-    return dendrite(shaft_length_nm=5000, n_frames=10000, blinks_per_fluorophore=8,
-                    drift_nm=200, rng=3)
+    return dendrite(geometry=Geometry(shaft_length_nm=5000), acquisition=Acquisition(n_frames=10000),
+                    photophysics=PhotophysicsModel(blinks_per_fluorophore=8),
+                    drift=DriftModel(drift_nm=200), rng=3)
 
 
 def _residual(model, sim, dims=3):
@@ -69,10 +70,12 @@ def test_2d_rcc_synthetic():
 
 
 def test_fiducials_three_beads_sub_nm():
-    from smlmspine.simulate import dendrite
+    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
 
-    sim = dendrite(shaft_length_nm=5000, n_frames=10000, blinks_per_fluorophore=3,
-                   drift_nm=200, n_fiducials=3, rng=5)
+    sim = dendrite(geometry=Geometry(shaft_length_nm=5000),
+                   acquisition=Acquisition(n_frames=10000, n_fiducials=3),
+                   photophysics=PhotophysicsModel(blinks_per_fluorophore=3),
+                   drift=DriftModel(drift_nm=200), rng=5)
     model = estimate_drift(sim.localizations, method="fiducial")
     assert model.params["n_fiducials"] == 3
     rms = _residual(model, sim)
@@ -243,10 +246,11 @@ def test_no_warning_on_clean_data(sim3d):
 
 @pytest.fixture(scope="module")
 def sim_1e6():
-    from smlmspine.simulate import dendrite
+    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
 
-    return dendrite(shaft_length_nm=10000, n_frames=20000, blinks_per_fluorophore=40,
-                    drift_nm=200, rng=2024)
+    return dendrite(geometry=Geometry(shaft_length_nm=10000), acquisition=Acquisition(n_frames=20000),
+                    photophysics=PhotophysicsModel(blinks_per_fluorophore=40),
+                    drift=DriftModel(drift_nm=200), rng=2024)
 
 
 @pytest.mark.slow

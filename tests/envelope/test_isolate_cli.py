@@ -37,8 +37,10 @@ def _scores(pred, truth, min_size=200):
 def membrane_dendrite():
     from smlmspine import simulate
 
-    return simulate.dendrite(n_spines=8, shaft_length_nm=7000, rng=11, drift_nm=0,
-                             label="membrane", n_frames=5000)
+    return simulate.dendrite(geometry=simulate.Geometry(n_spines=8, shaft_length_nm=7000), rng=11,
+                             drift=simulate.DriftModel(drift_nm=0),
+                             labeling=simulate.Labeling(label="membrane"),
+                             acquisition=simulate.Acquisition(n_frames=5000))
 
 
 def test_isolation_membrane_simulated(membrane_dendrite):
@@ -57,8 +59,10 @@ def test_isolation_membrane_simulated(membrane_dendrite):
 def test_isolation_volume_simulated():
     from smlmspine import simulate
 
-    sim = simulate.dendrite(n_spines=20, shaft_length_nm=15000, rng=2, drift_nm=0,
-                            label="volume", curvature_per_um=0.05)
+    sim = simulate.dendrite(geometry=simulate.Geometry(n_spines=20, shaft_length_nm=15000,
+                                                       curvature_per_um=0.05),
+                            rng=2, drift=simulate.DriftModel(drift_nm=0),
+                            labeling=simulate.Labeling(label="volume"))
     res = isolate_spines(sim.localizations, label="volume")
     recall, precision, f1 = _scores(res.table.column("spine_id").to_numpy(),
                                     sim.truth.column("spine_id").to_numpy())

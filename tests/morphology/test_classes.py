@@ -13,11 +13,12 @@ ALL_CLASSES = ("thin", "mushroom", "stubby", "filopodium", "branched")
 
 @pytest.fixture(scope="module")
 def true_spines():
-    from smlmspine.simulate import dendrite, draw_spine_parameters
+    from smlmspine.simulate import Acquisition, Geometry, dendrite, draw_spine_parameters
 
     rng = np.random.default_rng(2000)
     params = [draw_spine_parameters(c, rng=rng) for c in ALL_CLASSES for _ in range(2)]
-    sim = dendrite(spines=params, shaft_length_nm=11000.0, n_frames=500, rng=2000)
+    sim = dendrite(geometry=Geometry(spines=params, shaft_length_nm=11000.0),
+                   acquisition=Acquisition(n_frames=500), rng=2000)
     t = sim.spines.to_pylist()
     out = []
     for row in t:
@@ -82,10 +83,11 @@ def test_head_test_uses_the_neck_fit_and_a_noise_margin():
 @pytest.mark.slow
 def test_classes_of_reconstructed_storm_spines():
     from smlmspine.pipeline import run
-    from smlmspine.simulate import dendrite
+    from smlmspine.simulate import Geometry, Labeling, PhotophysicsModel, dendrite
 
-    sim = dendrite(n_spines=12, shaft_length_nm=10000.0, label="membrane", precision_xy_nm=12.0,
-                   axial_factor=2.75, rng=3000)
+    sim = dendrite(geometry=Geometry(n_spines=12, shaft_length_nm=10000.0),
+                   labeling=Labeling(label="membrane"),
+                   photophysics=PhotophysicsModel(precision_xy_nm=12.0, axial_factor=2.75), rng=3000)
     with tempfile.TemporaryDirectory() as tmp:
         res = run(sim.localizations, tmp, quiet=True)
     found = res.spines.to_pydict()

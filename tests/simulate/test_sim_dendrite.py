@@ -7,7 +7,9 @@ import trimesh
 
 from smlmspine.errors import ParameterError
 from smlmspine.schema import COLUMNS, validate
-from smlmspine.simulate import SpineParameters, dendrite, mortensen_precision, sample_mesh
+from smlmspine.simulate import (Acquisition, DriftModel, Geometry, Labeling, Meshing,
+                                PhotophysicsModel, SpineParameters, dendrite, mortensen_precision,
+                                sample_mesh)
 
 SPINES = [SpineParameters("mushroom", 200.0, 600.0, 800.0, 800.0),
           SpineParameters("thin", 100.0, 700.0, 450.0, 500.0)]
@@ -15,8 +17,10 @@ SPINES = [SpineParameters("mushroom", 200.0, 600.0, 800.0, 800.0),
 
 @pytest.fixture(scope="module")
 def sim():
-    return dendrite(spines=SPINES, shaft_length_nm=4000.0, n_frames=5000, n_fiducials=2,
-                    background_rate_per_frame=0.2, labeling_density_per_um2=400.0, rng=7)
+    return dendrite(geometry=Geometry(spines=SPINES, shaft_length_nm=4000.0),
+                    acquisition=Acquisition(n_frames=5000, n_fiducials=2,
+                                            background_rate_per_frame=0.2),
+                    labeling=Labeling(labeling_density_per_um2=400.0), rng=7)
 
 
 def _col(t, name):
@@ -112,9 +116,11 @@ def test_membrane_labeling_density_and_position(sim):
 
 
 def test_volume_label_density_inside_with_head_enrichment():
-    sim = dendrite(spines=[SpineParameters("mushroom", 200.0, 500.0, 800.0, 800.0)],
-                   shaft_length_nm=2500.0, label="volume", labeling_density_per_um3=2000.0,
-                   head_enrichment=3.0, n_frames=500, rng=3)
+    sim = dendrite(geometry=Geometry(spines=[SpineParameters("mushroom", 200.0, 500.0, 800.0, 800.0)],
+                                     shaft_length_nm=2500.0),
+                   labeling=Labeling(label="volume", labeling_density_per_um3=2000.0,
+                                     head_enrichment=3.0),
+                   acquisition=Acquisition(n_frames=500), rng=3)
     em = sim.emitters.to_pandas()
     v_spine = sim.spines.column("volume_um3").to_numpy()[0]
     v_shaft = sim.mesh.volume * 1e-9 - v_spine
@@ -130,7 +136,8 @@ def test_volume_label_density_inside_with_head_enrichment():
 def test_user_drift_table_and_mesh_sampling():
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=1000.0)
     drift = pa.table({"frame": [0, 999], "dx_nm": [0.0, 100.0], "dy_nm": [0.0, -50.0]})
-    sim = sample_mesh(sphere, n_frames=1000, drift=drift, precision_xy_nm=15.0, rng=5)
+    sim = sample_mesh(sphere, acquisition=Acquisition(n_frames=1000), drift=DriftModel(table=drift),
+                      photophysics=PhotophysicsModel(precision_xy_nm=15.0), rng=5)
     np.testing.assert_allclose(sim.drift.column("dx_nm").to_numpy(), np.linspace(0, 100, 1000))
     np.testing.assert_allclose(sim.drift.column("dz_nm").to_numpy(), 0.0)
     em = sim.emitters.to_pandas()
@@ -142,7 +149,8 @@ def test_user_drift_table_and_mesh_sampling():
 
 
 def test_seed_reproducible_small():
-    kw = dict(n_spines=1, classes=["stubby"], shaft_length_nm=2000.0, n_frames=300, mesh_step_nm=40.0)
+    kw = dict(geometry=Geometry(n_spines=1, classes=["stubby"], shaft_length_nm=2000.0),
+              acquisition=Acquisition(n_frames=300), meshing=Meshing(mesh_step_nm=40.0))
     a, b = dendrite(rng=11, **kw), dendrite(rng=11, **kw)
     assert a.localizations.equals(b.localizations)
     assert a.truth.to_pandas().equals(b.truth.to_pandas())  # NaN-aware (background rows)
@@ -151,27 +159,34 @@ def test_seed_reproducible_small():
     assert not a.localizations.equals(c.localizations)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"label": "surface"}, "label"),
-    ({"n_frames": 0}, "n_frames"),
-    ({"labeling_efficiency": 1.5}, "labeling_efficiency"),
-    ({"classes": ["giant"]}, "unknown spine class"),
-    ({"curvature_per_um": 1.0}, "curvature"),
+@pytest.mark.parametrize("group, kw, match", [
+    (Labeling, {"label": "surface"}, "label"),
+    (Acquisition, {"n_frames": 0}, "n_frames"),
+    (PhotophysicsModel, {"labeling_efficiency": 1.5}, "labeling_efficiency"),
+    (Geometry, {"classes": ["giant"]}, "unknown spine class"),
+    (Meshing, {"mesh_step_nm": 0.0}, "mesh_step_nm"),
+    (DriftModel, {"drift_nm": -1.0}, "drift_nm"),
 ])
-def test_bad_parameters(kw, match):
+def test_bad_parameters(group, kw, match):
     with pytest.raises(ParameterError, match=match):
-        dendrite(n_spines=1, shaft_length_nm=2000.0, **kw)
+        group(**kw)
+
+
+def test_bad_geometry_is_refused():
+    with pytest.raises(ParameterError, match="curvature"):
+        dendrite(geometry=Geometry(n_spines=1, shaft_length_nm=2000.0, curvature_per_um=1.0))
 
 
 def test_volume_label_on_a_user_mesh():
     box = trimesh.creation.box(extents=[2000.0, 1000.0, 500.0])
-    sim = sample_mesh(box, label="volume", labeling_density_per_um3=3000.0, n_frames=200, rng=2)
+    sim = sample_mesh(box, labeling=Labeling(label="volume", labeling_density_per_um3=3000.0),
+                      acquisition=Acquisition(n_frames=200), rng=2)
     pts = sim.emitters.to_pandas()[["x_nm", "y_nm", "z_nm"]].to_numpy()
     assert len(pts) / (box.volume * 1e-9) == pytest.approx(3000.0, rel=0.06)  # 1 um^3
     assert np.all(np.abs(pts) <= [1000.0, 500.0, 250.0])
     open_mesh = trimesh.Trimesh(box.vertices, box.faces[:-2], process=False)
     with pytest.raises(ParameterError, match="watertight"):
-        sample_mesh(open_mesh, label="volume", rng=0)
+        sample_mesh(open_mesh, labeling=Labeling(label="volume"), rng=0)
 
 
 def test_public_names_resolve():

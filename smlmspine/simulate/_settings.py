@@ -1,0 +1,209 @@
+"""Parameter groups of the 3D STORM simulator (:func:`dendrite`, :func:`sample_mesh`).
+
+Each group is a frozen dataclass with the simulator's defaults; a function takes the
+groups it needs (``geometry=``, ``meshing=``, ``labeling=``, ``photophysics=``,
+``acquisition=``, ``drift=``) and ``None`` means the defaults. A setting lives in one
+group only, so adding one touches that group (and, for the CLI, one option).
+
+Field names are those of the recorded ``parameters`` (``parameters.json`` of a written
+simulation), so ``{**group_dict(g) for g in groups}`` is the flat parameter record.
+
+Examples
+--------
+>>> Acquisition(n_frames=500).n_frames
+500
+>>> Labeling(label="surface")
+Traceback (most recent call last):
+...
+smlmspine.errors.ParameterError: label must be 'membrane' or 'volume', got 'surface'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
+
+from ..errors import ParameterError
+from ._blinking import PhotophysicsModel
+from ._geometry import DEFAULT_CLASSES, SPINE_CLASSES, SpineParameters
+
+__all__ = ["Geometry", "Meshing", "Labeling", "Acquisition", "DriftModel",
+           "PhotophysicsModel", "group_dict", "check_group"]
+
+@dataclass(frozen=True)
+class Geometry:
+    """Shaft and spines of :func:`smlmspine.simulate.dendrite`.
+
+    Parameters
+    ----------
+    n_spines : int, optional
+        Number of spines; default ``round(spine_density_per_um * shaft length in um)``.
+    spine_density_per_um : float
+        Spines per um of shaft when ``n_spines`` is not given.
+    shaft_radius_nm, shaft_length_nm : float
+        Shaft radius (0.3-0.8 um is typical) and length, nm.
+    curvature_per_um : float
+        Centreline curvature, 1/um (0 = straight; at most a 90 degree bend).
+    classes : sequence of str
+        Classes to draw from (uniformly, or with ``class_weights``): thin, mushroom,
+        stubby, filopodium (the default) and branched (two heads on one trunk).
+    class_weights : mapping of str to float, optional
+    spines : sequence of SpineParameters or dict, optional
+        Explicit per-spine parameters (overrides ``n_spines``/``classes``); a dict may
+        give only ``spine_class`` and some fields, the rest is drawn.
+    fillet_nm : float
+        Width of the smooth blend between spine and shaft, nm.
+    max_elevation_deg : float
+        Largest angle of a random spine axis out of the xy-plane.
+    """
+
+    n_spines: int | None = None
+    spine_density_per_um: float = 1.5
+    shaft_radius_nm: float = 400.0
+    shaft_length_nm: float = 10000.0
+    curvature_per_um: float = 0.0
+    classes: Sequence[str] = DEFAULT_CLASSES
+    class_weights: Mapping[str, float] | None = None
+    spines: Sequence[SpineParameters | Mapping[str, Any]] | None = None
+    fillet_nm: float = 120.0
+    max_elevation_deg: float = 45.0
+
+    def __post_init__(self):
+        if not (self.shaft_length_nm > 0 and self.shaft_radius_nm > 0):
+            raise ParameterError("shaft_length_nm and shaft_radius_nm must be > 0")
+        if self.n_spines is not None and int(self.n_spines) < 0:
+            raise ParameterError(f"n_spines must be >= 0, got {self.n_spines}")
+        if isinstance(self.classes, str):
+            raise ParameterError(f"classes must be a sequence of class names, got the string "
+                                 f"{self.classes!r}")
+        object.__setattr__(self, "classes", tuple(self.classes))
+        for c in self.classes:
+            if c not in SPINE_CLASSES:
+                raise ParameterError(f"unknown spine class {c!r}; choose from {SPINE_CLASSES}")
+        if self.spines is not None:
+            object.__setattr__(self, "spines", tuple(self.spines))
+
+
+@dataclass(frozen=True)
+class Meshing:
+    """Lattice steps and decimation of the true meshes.
+
+    Parameters
+    ----------
+    mesh_step_nm : float
+        Lattice step of the fragment mesh, nm.
+    spine_mesh_step_nm : float, optional
+        Lattice step of the spine meshes; default ``min(mesh_step_nm, neck / 8)``
+        (at least 4 nm).
+    mesh_max_faces, spine_mesh_max_faces : int, optional
+        Decimate the fragment / spine meshes to at most this many triangles (quadric
+        decimation, open3d) before labeling and measuring, to keep files small; a
+        decimation that would break watertightness is skipped with a QualityWarning.
+    """
+
+    mesh_step_nm: float = 25.0
+    spine_mesh_step_nm: float | None = None
+    mesh_max_faces: int | None = None
+    spine_mesh_max_faces: int | None = None
+
+    def __post_init__(self):
+        if not self.mesh_step_nm > 0 or (self.spine_mesh_step_nm is not None
+                                         and not self.spine_mesh_step_nm > 0):
+            raise ParameterError("mesh_step_nm and spine_mesh_step_nm must be > 0")
+
+
+@dataclass(frozen=True)
+class Labeling:
+    """Where fluorophores are placed.
+
+    Parameters
+    ----------
+    label : {"membrane", "volume"}
+        Fluorophores on the surface (MemBright-like) or inside (cytosolic, actin-like).
+    labeling_density_per_um2 : float
+        Membrane label: fluorophores placed per um^2 of surface.
+    labeling_density_per_um3 : float
+        Volume label: fluorophores placed per um^3.
+    head_enrichment : float
+        Volume label: density factor inside spine heads (1 = uniform).
+    """
+
+    label: str = "membrane"
+    labeling_density_per_um2: float = 500.0
+    labeling_density_per_um3: float = 3000.0
+    head_enrichment: float = 1.0
+
+    def __post_init__(self):
+        if self.label not in ("membrane", "volume"):
+            raise ParameterError(f"label must be 'membrane' or 'volume', got {self.label!r}")
+        if self.labeling_density_per_um2 < 0 or self.labeling_density_per_um3 < 0:
+            raise ParameterError("labeling_density_per_um2 and labeling_density_per_um3 must be >= 0")
+        if self.head_enrichment < 0:
+            raise ParameterError(f"head_enrichment must be >= 0, got {self.head_enrichment}")
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Frames, background localizations and fiducial beads.
+
+    Parameters
+    ----------
+    n_frames : int
+        Camera frames.
+    background_rate_per_frame : float
+        Mean false localizations per frame (uniform in the box around the sample).
+    n_fiducials : int
+        Fiducial beads (on in ~98 % of the frames) on the coverslip below the sample.
+    fiducial_photons : float
+        Median photons of a bead localization.
+    """
+
+    n_frames: int = 20000
+    background_rate_per_frame: float = 0.1
+    n_fiducials: int = 0
+    fiducial_photons: float = 50000.0
+
+    def __post_init__(self):
+        if int(self.n_frames) < 1:
+            raise ParameterError(f"n_frames must be >= 1, got {self.n_frames}")
+        if self.background_rate_per_frame < 0 or self.n_fiducials < 0:
+            raise ParameterError("background_rate_per_frame and n_fiducials must be >= 0")
+
+
+@dataclass(frozen=True)
+class DriftModel:
+    """Stage drift added to the localizations.
+
+    Parameters
+    ----------
+    drift_nm : float
+        Default smooth drift: largest lateral excursion, nm (0 = none).
+    drift_z_nm : float, optional
+        Largest axial excursion (default ``drift_nm / 2``).
+    table : pyarrow.Table or pandas.DataFrame, optional
+        User drift (``frame, dx_nm, dy_nm[, dz_nm]``), interpolated; overrides
+        ``drift_nm``.
+    """
+
+    drift_nm: float = 150.0
+    drift_z_nm: float | None = None
+    table: Any = None
+
+    def __post_init__(self):
+        if self.drift_nm < 0 or (self.drift_z_nm is not None and self.drift_z_nm < 0):
+            raise ParameterError("drift_nm and drift_z_nm must be >= 0")
+
+
+def check_group(value, cls, name: str):
+    """``value`` if it is a ``cls``, ``cls()`` for None, else a ParameterError."""
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise ParameterError(f"{name}= must be a smlmspine.simulate.{cls.__name__}, got "
+                             f"{type(value).__name__}")
+    return value
+
+
+def group_dict(group) -> dict:
+    """The fields of a parameter group as a flat dict (shallow)."""
+    return {f.name: getattr(group, f.name) for f in fields(group)}
