@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_input_options, print_json, read_input
+from ._common import POSITIVE, Outputs, add_input_options, print_json, read_input, table_output
 
 
 def register(sub) -> None:
@@ -27,7 +27,7 @@ def register(sub) -> None:
     add_input_options(p, name="IN")
     p.add_argument("out", metavar="OUT", help="output file")
     p.add_argument("--to", dest="out_format", default=None, help="output format name")
-    p.add_argument("--out-pixel-size-nm", type=float, default=None,
+    p.add_argument("--out-pixel-size-nm", type=POSITIVE, default=None,
                    help="camera pixel size in nm for pixel-unit outputs (Picasso .hdf5); default: "
                         "the pixel size the input was read with, else --pixel-size-nm")
     p.set_defaults(func=_convert)
@@ -67,7 +67,11 @@ def _info(args) -> int:
     for key in ("frame_range", "time_range_s"):
         if info.get(key):
             print(f"{key + ':':<17}{info[key][0]} .. {info[key][1]}")
-    for axis, (lo, hi) in info["bounds_nm"].items():
+    for axis, bounds in info["bounds_nm"].items():
+        if bounds is None:  # a table without rows has no bounds
+            print(f"{axis} bounds (nm):   none (no localizations)")
+            continue
+        lo, hi = bounds
         print(f"{axis} bounds (nm):   {lo:.1f} .. {hi:.1f}  (extent {hi - lo:.1f})")
     print("columns:")
     for col in info["columns"]:
@@ -78,6 +82,12 @@ def _info(args) -> int:
 
 
 def _convert(args) -> int:
+    with Outputs() as outputs:
+        target = table_output(outputs, args.out, option="OUT", format=args.out_format)
+        return _convert_to(args, target)
+
+
+def _convert_to(args, target: Path) -> int:
     from ..io import write, writers
     from ..io._registry import _suffix
 
@@ -100,6 +110,6 @@ def _convert(args) -> int:
 
             raise ParameterError(f"--out-pixel-size-nm: the {name or 'chosen'} writer stores nm "
                                  "and takes no pixel size")
-    out = write(table, Path(args.out), format=args.out_format, **options)
+    out = write(table, target, format=args.out_format, **options)
     print(f"wrote {table.num_rows} localizations to {out}")
     return 0

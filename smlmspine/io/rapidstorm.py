@@ -50,7 +50,7 @@ import pyarrow as pa
 
 from ..errors import FormatError, ParameterError
 from ..schema import make_table
-from ._text import (PHOTON_UNITS, PIXEL_UNITS, Role, dedupe_names, head_text,
+from ._text import (PHOTON_UNITS, PIXEL_UNITS, Role, _check_complete, dedupe_names, head_text,
                     length_factor_nm, read_header, read_text_table, split_fields)
 from ._registry import register_reader
 
@@ -222,9 +222,9 @@ def _read_tracks(path: Path, fields: list[dict], members: list[dict], *, pixel_s
                  centers: bool) -> pa.Table:
     """Track files have a variable number of values per line: parsed line by line."""
     n_outer, n_member = len(fields), len(members)
-    outer_rows, member_rows, member_track = [], [], []
+    outer_rows, member_rows, member_track, track_lines = [], [], [], []
     with open(path, "rb") as fh:
-        fh.readline()
+        header_bytes = len(fh.readline())
         for number, raw in enumerate(fh, start=2):
             text = raw.decode("utf-8", errors="replace").strip()
             if not text:
@@ -246,6 +246,7 @@ def _read_tracks(path: Path, fields: list[dict], members: list[dict], *, pixel_s
                                   f"{n_outer} track fields + 1 count + {count:g} x {n_member} "
                                   "member fields", path=path, line=number)
             track = len(outer_rows)
+            track_lines.append(number)
             outer_rows.append(values[:n_outer + 1])
             m = values[n_outer + 1:].reshape(int(count), n_member)
             member_rows.append(m)
@@ -281,6 +282,12 @@ def _read_tracks(path: Path, fields: list[dict], members: list[dict], *, pixel_s
                 raise FormatError(f"coordinate {r.target} is not finite in "
                                   f"{int(np.sum(~np.isfinite(values)))} row(s)", path=path,
                                   column=r.source)
+        elif r.target == "frame" and np.any(values < 0):
+            row = int(np.flatnonzero(values < 0)[0])
+            line = track_lines[row] if centers else track_lines[int(track_ids[row])]
+            raise FormatError(f"frame must be >= 0 (frames count from 0 or 1), found "
+                              f"{values[row]:g} in {int(np.sum(values < 0))} row(s)", path=path,
+                              line=line, column=r.source)
         elif r.unit and r.target not in ("frame",):
             units[r.target] = r.unit
         columns[r.target] = values
@@ -295,6 +302,7 @@ def _read_tracks(path: Path, fields: list[dict], members: list[dict], *, pixel_s
                 units[name] = extra_units[name]
     if counts is not None:
         columns["n_localizations"] = counts.astype(np.int64)
+    _check_complete(path, header_bytes, path.stat().st_size, " ")
     try:
         return make_table(columns, units=units, original_names=original, source=str(path),
                           format="rapidstorm", pixel_size_nm=pixel_used,
