@@ -655,6 +655,37 @@ def _region_has_quote(path: Path, start: int, end: int) -> bool:
         return mm.find(b'"', start, end) >= 0
 
 
+def _check_quotes_closed(path: Path, start: int, end: int, skip_lines: int) -> None:
+    """Refuse data with an odd number of double quotes.
+
+    A quoted value that is never closed makes the parser read the rest of the file as
+    that one value: rows vanish without an error. In well-formed CSV every quoted value
+    has an opening and a closing quote and inner quotes are doubled, so the count is
+    even. The error names the line where the last unbalanced quote opens.
+    """
+    count = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        pos = start
+        while pos < end:
+            block = fh.read(min(1 << 24, end - pos))
+            if not block:
+                break
+            count += block.count(b'"')
+            pos += len(block)
+    if count % 2 == 0:
+        return
+    opened, odd = None, False
+    for number, text in _iter_lines(path, end):
+        if number <= skip_lines:
+            continue
+        if text.count('"') % 2:
+            odd = not odd
+            opened = number if odd else None
+    raise FormatError('a quoted value is never closed (odd number of \'"\' in the data): the '
+                      "rest of the file would be read as one value", path=path, line=opened)
+
+
 def _check_complete(path: Path, start: int, end: int, delimiter: str) -> None:
     """Warn when the data do not end with a line break: the last row may be cut.
 
@@ -791,6 +822,8 @@ def read_text_table(path: str | Path, *, fmt: str, names: Sequence[str], delimit
     # parallel chunks below are not safe, so such files are streamed.
     data_start, data_end = _data_region(path, skip_lines, end_offset)
     quoted = _region_has_quote(path, data_start, data_end)
+    if quoted:
+        _check_quotes_closed(path, data_start, data_end, skip_lines)
     types.update(_infer_types(path, names, skip_lines=skip_lines, delimiter=delimiter,
                               end_offset=end_offset, known=types, newlines_in_values=quoted))
 

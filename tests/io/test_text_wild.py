@@ -366,3 +366,22 @@ def test_info_on_a_table_without_rows(tmp_path, capsys):
     assert doc["n_localizations"] == 0 and doc["bounds_nm"] == {"x": None, "y": None}
     assert doc["frame_range"] is None
     assert os.path.getsize(p) > 0
+
+
+def test_unclosed_quote_is_an_error_not_lost_rows(tmp_path):
+    """pyarrow reads everything after an unclosed quote as one value (rows 4.. would
+    vanish into the note of row 3); the reader refuses the file naming the line."""
+    p = tmp_path / "open.csv"
+    p.write_text('"frame","x [nm]","y [nm]","note"\n1,1.5,2.5,"ok"\n2,3.5,4.5,"a, ""b"""\n'
+                 '3,5.5,6.5,"never closed\n4,7.5,8.5,"x"\n5,9.5,10.5,y\n')
+    with pytest.raises(FormatError, match=r"open\.csv, line 4: a quoted value is never closed"):
+        read(p)
+
+
+def test_text_with_quotes_commas_and_line_breaks_round_trips(tmp_path):
+    notes = ['plain', 'a, "quoted" b', 'two\nlines', '', 'end"']
+    t = make_table({"x": [1.0, 2.0, 3.0, 4.0, 5.0], "y": [0.5] * 5, "frame": [0, 1, 2, 3, 4],
+                    "note": notes})
+    back = read(write(t, tmp_path / "o.csv"))
+    assert back.column("note").to_pylist() == [n if n else None for n in notes]
+    assert back.column("x").to_pylist() == [1.0, 2.0, 3.0, 4.0, 5.0]
