@@ -198,15 +198,57 @@ HEAD_SAMPLE = 64 * 1024
 
 # --------------------------------------------------------------------------- loading
 
+def _check_npy_size(fh, available: int, path: Path, what: str) -> None:
+    """Refuse a ``.npy`` whose header declares more data than ``available`` bytes.
+
+    ``fh`` is positioned at the start of the ``.npy``; it is left there. A header that
+    claims a huge shape is refused here, before NumPy allocates the array.
+    """
+    start = fh.tell()
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:  # (3, 0): same layout as 2.0 with a UTF-8 header; np.load checks the rest
+            shape, dtype = None, None
+        header_end = fh.tell() - start
+    except ValueError as exc:
+        raise FormatError(f"not a readable .npy header: {exc}", path=path) from exc
+    finally:
+        fh.seek(start)
+    if shape is None:
+        return
+    count = 1
+    for k in shape:
+        count *= int(k)
+    declared = count * int(dtype.itemsize)
+    if declared > available - header_end:
+        raise FormatError(f"the .npy header declares shape {tuple(shape)} of {dtype.itemsize}-byte "
+                          f"records = {declared:,} bytes, but {what} holds only "
+                          f"{max(available - header_end, 0):,} bytes of data (truncated file or "
+                          "forged header); refusing before allocating", path=path)
+
+
 def _load_npy(path: Path, member: str | None = None) -> np.ndarray:
     try:
         if member is None:
-            arr = np.load(path, allow_pickle=False)
+            with open(path, "rb") as fh:
+                _check_npy_size(fh, path.stat().st_size, path, "the file")
+                arr = np.lib.format.read_array(fh, allow_pickle=False)
         else:
             import zipfile
 
-            with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-                arr = np.lib.format.read_array(fh, allow_pickle=False)
+            with zipfile.ZipFile(path) as zf:
+                size = zf.getinfo(member).file_size
+                with zf.open(member) as fh:
+                    # the check reads the header; a zip stream cannot seek back cheaply
+                    _check_npy_size(_Rewindable(fh), size, path, f"member {member!r}")
+                with zf.open(member) as fh:
+                    arr = np.lib.format.read_array(fh, allow_pickle=False)
+    except FormatError:
+        raise
     except ValueError as exc:
         # object arrays (pickled) or a malformed header
         raise FormatError(f"not a readable MINFLUX .npy structured array: {exc}", path=path) from exc
@@ -218,6 +260,24 @@ def _load_npy(path: Path, member: str | None = None) -> np.ndarray:
     if arr.ndim != 1:
         raise FormatError(f"expected a 1-D structured array, found shape {arr.shape}", path=path)
     return arr
+
+
+class _Rewindable:
+    """Enough of a file object for :func:`_check_npy_size` on a zip stream (reads only)."""
+
+    def __init__(self, fh):
+        self._fh, self._pos = fh, 0
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int) -> None:
+        self._pos = pos  # only used to return to the start; the stream is reopened after
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self._pos += len(data)
+        return data
 
 
 def _arrays_from_structured(arr: np.ndarray) -> tuple[dict, dict | None]:

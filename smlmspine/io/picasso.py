@@ -59,11 +59,55 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".yaml")
 
 
+#: Most YAML nodes a sidecar may expand to (aliases counted at their full size): Picasso
+#: sidecars hold tens of nodes; a "billion laughs" file of a few hundred bytes expands to
+#: hundreds of millions.
+MAX_YAML_NODES = 100_000
+#: Largest sidecar read (bytes).
+MAX_YAML_BYTES = 16 << 20
+
+
+class _YamlBudgetError(Exception):
+    """The sidecar's aliases expand beyond :data:`MAX_YAML_NODES`, or an alias is recursive."""
+
+
 def _yaml_loader():
     import yaml
+    from yaml.events import AliasEvent
 
     class _Loader(yaml.SafeLoader):
-        """Safe loader that reads Picasso's ``!!python/...`` tags as plain data."""
+        """Safe loader that reads Picasso's ``!!python/...`` tags as plain data and refuses
+        alias expansion beyond :data:`MAX_YAML_NODES` nodes (and recursive aliases)."""
+
+        def compose_document(self):
+            self._sizes = {}
+            try:
+                return super().compose_document()
+            finally:
+                self._sizes = {}
+
+        def compose_node(self, parent, index):
+            if self.check_event(AliasEvent):
+                anchor = self.peek_event().anchor
+                target = self.anchors.get(anchor)
+                if target is not None and id(target) not in self._sizes:
+                    raise _YamlBudgetError(f"alias *{anchor} refers to a node that contains it "
+                                           "(recursive alias)")
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                if isinstance(node, yaml.SequenceNode):
+                    size = 1 + sum(self._sizes.get(id(c), 1) for c in node.value)
+                elif isinstance(node, yaml.MappingNode):
+                    size = 1 + sum(self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1)
+                                   for k, v in node.value)
+                else:
+                    size = 1
+                self._sizes[id(node)] = size
+            if size > MAX_YAML_NODES:
+                raise _YamlBudgetError(f"its aliases expand to more than {MAX_YAML_NODES:,} "
+                                       "nodes (a 'billion laughs' file?)")
+            return node
 
     def _python_tag(loader, suffix, node):
         if isinstance(node, yaml.SequenceNode):
@@ -83,16 +127,23 @@ def read_sidecar(path: str | Path) -> list[dict] | None:
     Raises
     ------
     FormatError
-        When the sidecar exists but is not valid YAML.
+        When the sidecar exists but is not valid YAML, is larger than
+        :data:`MAX_YAML_BYTES`, or its aliases expand beyond :data:`MAX_YAML_NODES` nodes.
     """
     import yaml
 
     yml = sidecar_path(path)
     if not yml.is_file():
         return None
+    size = yml.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise FormatError(f"Picasso YAML sidecar has {size:,} bytes; refusing more than "
+                          f"{MAX_YAML_BYTES:,} (Picasso writes a few kB)", path=yml)
     try:
         with open(yml, encoding="utf-8") as fh:
             docs = list(yaml.load_all(fh, Loader=_yaml_loader()))
+    except _YamlBudgetError as exc:
+        raise FormatError(f"Picasso YAML sidecar refused: {exc}", path=yml) from None
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         raise FormatError(f"Picasso YAML sidecar is not readable YAML: {exc}", path=yml) from exc
     return [d if isinstance(d, dict) else {"value": d} for d in docs if d is not None]
@@ -214,6 +265,18 @@ def read_picasso(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.
         spec = saved_cols.get("precision_xy")
         if isinstance(spec, dict) and spec.get("original_name"):
             originals["precision_xy"] = spec["original_name"]
+        # lpx/lpy that smlmspine derived from precision_xy for Picasso are not source columns
+        for name in ("lpx", "lpy"):
+            spec = saved_cols.get(name)
+            if isinstance(spec, dict) and spec.get("derived_from") == "precision_xy":
+                del columns[name]
+                units.pop(name, None)
+                originals.pop(name, None)
+    for name in PIXEL_FIELDS:
+        spec = saved_cols.get(name)
+        if name in columns and name not in COLUMNS and isinstance(spec, dict) \
+                and spec.get("type") == "float":
+            columns[name] = columns[name].astype(np.float32)  # the writer's input type
     hist = saved.get("history") if isinstance(saved.get("history"), list) else None
     table = make_table(columns, units=units, original_names=originals, source=str(path),
                        format="picasso", pixel_size_nm=px, history=hist,
@@ -343,6 +406,10 @@ def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None
     from .. import __version__
 
     final_path = Path(final_path if final_path is not None else path)
+    for target in (final_path, sidecar_path(final_path)):
+        if target.is_dir():  # checked first: the sidecar must not outlive a failed write
+            raise FormatError(f"{target.name} is a directory; cannot write the Picasso file "
+                              "and its sidecar there", path=final_path)
     px = _writer_pixel_size(table, pixel_size_nm, final_path)
     names = table.column_names
     arrays: dict[str, np.ndarray] = {}
@@ -376,11 +443,15 @@ def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None
             col_meta[out] = {"original_name": m.get("original_name", name)}
         else:
             col_meta[out] = {k: m[k] for k in ("unit", "original_name", "description") if k in m}
+            if name in PIXEL_FIELDS:  # stored in px: the reader restores the Arrow type
+                col_meta[out]["type"] = str(table.schema.field(name).type)
     if "precision_xy" in names:
         prec = np.asarray(_column_numpy(table, "precision_xy", final_path), dtype=np.float64)
         if "lpx" not in names and "lpy" not in names:
             arrays["lpx"] = arrays["lpy"] = _compact_float(prec / px)
-            col_meta["lpx"], col_meta["lpy"] = {"unit": "nm"}, {"unit": "nm"}  # no YAML anchors
+            # derived for Picasso only: the reader drops them again (no YAML anchors)
+            col_meta["lpx"] = {"unit": "nm", "derived_from": "precision_xy"}
+            col_meta["lpy"] = {"unit": "nm", "derived_from": "precision_xy"}
             m = table.schema.field("precision_xy").metadata or {}
             col_meta["precision_xy"] = {"original_name": m.get(b"original_name",
                                                                b"precision_xy").decode()}

@@ -21,16 +21,23 @@ Columns: ``xnm``/``ynm``/``znm`` -> ``x``/``y``/``z``, ``frame`` (kept 1-based),
 kept under its sanitized name (unit ``nm`` when the SMAP name ends in ``nm``, ``px`` for
 ``xpix``/``ypix``). ``cam_pixelsize_um`` of the first file becomes the table metadata
 ``camera_pixel_size_nm`` (coordinates are already in nm, so ``pixel_size_nm`` is null).
+
+All ``loc`` fields must have one entry per localization: a mapped field (``xnm``,
+``frame``, ``phot``, ...) of another length is a :class:`~smlmspine.errors.FormatError`;
+any other field of another length is dropped with a
+:class:`~smlmspine.errors.QualityWarning` naming it and its length (and listed in the
+table metadata ``smap_skipped_fields``).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from ..errors import FormatError
+from ..errors import FormatError, QualityWarning
 from ..schema import make_table
 from ._hdf5 import MAT5_HEADER, MAT73_HEADER, hdf5_keys, is_hdf5, open_hdf5
 from ._registry import register_reader
@@ -104,10 +111,23 @@ def _to_table(fields: dict[str, np.ndarray], cam_um, path: Path) -> pa.Table:
             raise FormatError(f"saveloc.loc has no {required!r} field; found {sorted(fields)}",
                               path=path, column=required)
     n = fields["xnm"].shape[0]
-    columns, units, originals, skipped = {}, {}, {}, []
+    lengths = {name: int(values.shape[0]) for name, values in fields.items()}
+    bad_core = {name: k for name, k in lengths.items() if k != n and name in SMAP_COLUMNS}
+    if bad_core:
+        raise FormatError(f"saveloc.loc fields have different lengths: 'xnm' has {n} entries but "
+                          + ", ".join(f"{name!r} has {k}" for name, k in sorted(bad_core.items()))
+                          + " (damaged or inconsistent file)", path=path,
+                          column=sorted(bad_core)[0])
+    skipped = sorted(name for name, k in lengths.items() if k != n)
+    if skipped:
+        warnings.warn(f"{path}: dropped saveloc.loc field(s) whose length differs from the "
+                      f"{n} localizations: " + ", ".join(f"{name!r} ({lengths[name]} entries)"
+                                                         for name in skipped)
+                      + "; listed in the table metadata 'smap_skipped_fields'", QualityWarning,
+                      stacklevel=3)
+    columns, units, originals = {}, {}, {}
     for name, values in fields.items():
-        if values.shape[0] != n:
-            skipped.append(name)
+        if name in skipped:
             continue
         target = SMAP_COLUMNS.get(name, name)
         if values.dtype.kind == "f" and target in ("frame", "channel"):

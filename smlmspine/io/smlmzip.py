@@ -34,6 +34,7 @@ original names and history so the file reads back unchanged.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -44,7 +45,9 @@ from ..errors import FormatError
 from ..schema import COLUMNS, make_table, metadata
 from ._registry import register_reader, register_writer
 
-__all__ = ["read_smlm", "write_smlm", "LENGTH_UNITS_NM"]
+__all__ = ["read_smlm", "write_smlm", "LENGTH_UNITS_NM", "HEADER_VOCABULARY",
+           "MAX_TABLE_BYTES", "MAX_MANIFEST_BYTES", "check_zip_entry", "read_entry",
+           "table_budget_bytes"]
 
 #: Length units accepted in the manifest, as nm per unit.
 LENGTH_UNITS_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "micrometer": 1e3,
@@ -52,11 +55,33 @@ LENGTH_UNITS_NM = {"nm": 1.0, "nanometer": 1.0, "um": 1e3, "µm": 1e3, "micromet
 _TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 _DTYPES = {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
            "float32", "float64"}
-_HEADER_MAP = {"intensity": "photons", "z_precision": "precision_z"}
-_LENGTH_HEADERS = {"x", "y", "z", "x_precision", "y_precision", "z_precision", "precision_xy",
-                   "precision_z", "x_original", "y_original", "z_original", "x_position",
-                   "y_position"}
+#: Header vocabularies of other tools -> canonical column (smlmspine, the reference
+#: implementation and ShareLoc, locan ``LocData`` property keys, rapidSTORM-era ShareLoc
+#: tables). Matched case-sensitively after stripping a unit in brackets (``"x [nm]"``).
+HEADER_VOCABULARY = {
+    "x": "x", "position_x": "x", "x_position": "x",
+    "y": "y", "position_y": "y", "y_position": "y",
+    "z": "z", "position_z": "z", "z_position": "z",
+    "frame": "frame",
+    "intensity": "photons", "Amplitude_0_0": "photons",
+    "background": "background", "local_background": "background",
+    "LocalBackground_0_0": "background",
+    "uncertainty": "precision_xy", "uncertainty_xy": "precision_xy",
+    "z_precision": "precision_z", "uncertainty_z": "precision_z",
+    "channel": "channel",
+}
+#: Non-canonical headers that are lengths (nm unless the manifest states a unit).
+_LENGTH_EXTRA = {"x_precision", "y_precision", "x_original", "y_original", "z_original",
+                 "uncertainty_x", "uncertainty_y", "psf_sigma", "psf_sigma_x", "psf_sigma_y",
+                 "psf_sigma_z", "psf_width"}
+_LENGTH_HEADERS = set(COLUMNS) & {"x", "y", "z", "precision_xy", "precision_z"}
 _FORMAT_NAME = "smlm-table(binary)"
+#: Largest manifest.json read (bytes).
+MAX_MANIFEST_BYTES = 64 << 20
+#: Largest decompressed table data accepted (bytes); ``None``: half the physical memory.
+MAX_TABLE_BYTES: int | None = None
+#: DEFLATE cannot expand more than ~1032x; a larger declared ratio is a forged entry.
+_DEFLATE_MAX_RATIO = 1100
 
 
 def _sniff(path: Path, head: bytes) -> bool:
@@ -72,11 +97,72 @@ def _sniff(path: Path, head: bytes) -> bool:
         return False
 
 
+def table_budget_bytes() -> int | None:
+    """Decompressed bytes one ``.smlm`` may hold: :data:`MAX_TABLE_BYTES`, else half the
+    physical memory (``None`` when that is unknown)."""
+    if MAX_TABLE_BYTES is not None:
+        return int(MAX_TABLE_BYTES)
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_zip_entry(info: zipfile.ZipInfo, path: Path, *, expected: int | None = None,
+                    budget: int | None = None) -> None:
+    """Check a ZIP entry's declared sizes before decompressing it (zip-bomb guard).
+
+    The declared uncompressed size must equal ``expected`` (when given), stay within
+    ``budget`` bytes, and be reachable from the compressed size (DEFLATE: at most
+    ~1100x; stored: equal).
+    """
+    name, size, csize = info.filename, info.file_size, info.compress_size
+    if expected is not None and size != expected:
+        raise FormatError(f"table file {name!r} declares {size:,} bytes, expected rows x record "
+                          f"size = {expected:,} from the manifest (truncated, damaged or "
+                          "inconsistent file)", path=path)
+    if budget is not None and size > budget:
+        raise FormatError(f"entry {name!r} would decompress to {size:,} bytes, more than the "
+                          f"{budget:,}-byte budget; refusing (zip bomb, or raise "
+                          "smlmspine.io.smlmzip.MAX_TABLE_BYTES)", path=path)
+    if info.compress_type == zipfile.ZIP_STORED and size != csize:
+        raise FormatError(f"stored entry {name!r} declares {size:,} bytes but holds {csize:,}",
+                          path=path)
+    if info.compress_type == zipfile.ZIP_DEFLATED and size > _DEFLATE_MAX_RATIO * csize + 1024:
+        raise FormatError(f"entry {name!r} declares {size:,} bytes from {csize:,} compressed "
+                          "bytes, beyond what DEFLATE can produce (forged sizes: zip bomb?)",
+                          path=path)
+
+
+def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytearray:
+    """Decompress one (checked) entry streaming into a buffer of its declared size;
+    more data than declared is an error, never an unbounded allocation."""
+    out = bytearray(info.file_size)
+    view = memoryview(out)
+    pos = 0
+    with zf.open(info) as fh:
+        while True:
+            chunk = fh.read(min(8 << 20, max(info.file_size - pos, 0) + 1))
+            if not chunk:
+                break
+            if pos + len(chunk) > info.file_size:
+                raise FormatError(f"entry {info.filename!r} decompresses to more than its "
+                                  f"declared {info.file_size:,} bytes", path=path)
+            view[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+    if pos != info.file_size:
+        raise FormatError(f"entry {info.filename!r} holds {pos:,} bytes, declared "
+                          f"{info.file_size:,} (truncated?)", path=path)
+    return out
+
+
 def _manifest(zf: zipfile.ZipFile, path: Path) -> dict:
     if "manifest.json" not in zf.namelist():
         raise FormatError("the ZIP archive has no manifest.json (not an .smlm file)", path=path)
+    info = zf.getinfo("manifest.json")
+    check_zip_entry(info, path, budget=MAX_MANIFEST_BYTES)
     try:
-        manifest = json.loads(zf.read("manifest.json").decode("utf-8"))
+        manifest = json.loads(bytes(read_entry(zf, info, path)).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"manifest.json is not valid UTF-8 JSON: {exc}", path=path) from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list) \
@@ -84,6 +170,77 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict:
         raise FormatError("manifest.json lacks the 'formats' object or the 'files' list",
                           path=path)
     return manifest
+
+
+def _count(value, what: str, path: Path) -> int:
+    """A non-negative integer from the manifest; numeric strings (``"10"``, as protobuf
+    JSON writes 64-bit integers) are accepted."""
+    v = value
+    if isinstance(v, str):
+        try:
+            v = float(v.strip()) if v.strip() else None
+        except ValueError:
+            v = None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) \
+            or v < 0 or v != int(v):
+        raise FormatError(f"{what} is {value!r}, expected a non-negative whole number",
+                          path=path)
+    return int(v)
+
+
+def _number(value, what: str, path: Path) -> float:
+    try:
+        v = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise FormatError(f"{what} is {value!r}, expected a number", path=path) from None
+    if isinstance(value, bool) or not np.isfinite(v):
+        raise FormatError(f"{what} is {value!r}, expected a finite number", path=path)
+    return v
+
+
+def _is_scalar_shape(shp, path: Path, header: str) -> bool:
+    """Shape entries ``1``, ``"1"``, ``[1]``, ``["1"]`` (or all-ones lists) mean one value."""
+    items = shp if isinstance(shp, list) else [shp]
+    try:
+        return bool(items) and all(_count(k, f"shape of column {header!r}", path) == 1
+                                   for k in items)
+    except FormatError:
+        return False
+
+
+def _split_unit(header: str) -> tuple[str, str | None]:
+    """``"x [nm]"`` -> ``("x", "nm")``; other headers unchanged."""
+    h = header.strip()
+    if h.endswith(("]", ")")) and ("[" in h or "(" in h):
+        i = max(h.rfind("["), h.rfind("("))
+        return h[:i].strip(), h[i + 1:-1].strip() or None
+    return h, None
+
+
+def _unit_text(unit) -> str | None:
+    if unit is None:
+        return None
+    u = str(unit).strip()
+    return None if u in ("", "1") else u
+
+
+def _meta_units(manifest: dict) -> dict[str, str]:
+    """Units stated in a locan ``locdata_meta`` block (``localization_properties`` /
+    ``properties``: lists of ``{name, unit}``), by property name."""
+    meta = manifest.get("locdata_meta")
+    out: dict[str, str] = {}
+    if not isinstance(meta, dict):
+        return out
+    for key in ("properties", "localization_properties"):
+        props = meta.get(key)
+        if not isinstance(props, list):
+            continue
+        for prop in props:
+            if isinstance(prop, dict) and isinstance(prop.get("name"), str):
+                unit = _unit_text(prop.get("unit"))
+                if unit:
+                    out[prop["name"]] = unit
+    return out
 
 
 def _read_table_file(zf, info: dict, fmt: dict, path: Path, own_cols: dict) -> tuple[dict, dict]:
@@ -96,42 +253,45 @@ def _read_table_file(zf, info: dict, fmt: dict, path: Path, own_cols: dict) -> t
                           "of the same length", path=path)
     shapes = fmt.get("shape") or [1] * len(headers)
     units = fmt.get("units") or [None] * len(headers)
-    if len(shapes) != len(headers) or len(units) != len(headers):
+    if not isinstance(shapes, list) or not isinstance(units, list) or \
+            len(shapes) != len(headers) or len(units) != len(headers):
         raise FormatError(f"format {info.get('format')!r}: 'shape'/'units' do not match the "
                           f"{len(headers)} headers", path=path)
+    dtypes = [str(dt).strip().lower() for dt in dtypes]  # locan writes e.g. "Uint32"
     for h, dt, shp in zip(headers, dtypes, shapes):
         if dt not in _DTYPES:
             raise FormatError(f"column {h!r} has dtype {dt!r}; supported: {sorted(_DTYPES)}",
                               path=path, column=str(h))
-        if shp not in (1, [1]):
-            raise FormatError(f"column {h!r} has shape {shp}; only scalar columns (shape 1) "
-                              "are supported", path=path, column=str(h))
+        if not _is_scalar_shape(shp, path, str(h)):
+            raise FormatError(f"column {h!r} has shape {shp!r} (several values per row); only "
+                              "scalar columns (shape 1) are supported", path=path, column=str(h))
     # the reference readers drop a leading '_' (unless smlmspine wrote that header itself)
     headers = [str(h)[1:] if str(h).startswith("_") and str(h) not in own_cols else str(h)
                for h in headers]
     record = np.dtype([(f"c{i}", np.dtype(dt).newbyteorder("<")) for i, dt in enumerate(dtypes)])
-    try:
-        raw = zf.read(name)
-    except KeyError:
+    if not isinstance(name, str) or name not in zf.namelist():
         raise FormatError(f"manifest names table file {name!r}, which is not in the archive",
-                          path=path) from None
-    rows = info.get("rows")
-    if not isinstance(rows, int) or rows < 0:
-        raise FormatError(f"file {name!r}: 'rows' is {rows!r}, expected a count", path=path)
-    if len(raw) != rows * record.itemsize:
-        raise FormatError(f"table file {name!r} has {len(raw)} bytes, expected rows x record "
-                          f"size = {rows} x {record.itemsize} (truncated?)", path=path)
+                          path=path)
+    rows = _count(info.get("rows"), f"file {name!r}: 'rows'", path)
+    entry = zf.getinfo(name)
+    check_zip_entry(entry, path, expected=rows * record.itemsize, budget=table_budget_bytes())
+    raw = read_entry(zf, entry, path)
     data = np.frombuffer(raw, dtype=record, count=rows)
     offsets = info.get("offset") or {}
+    if not isinstance(offsets, dict):
+        raise FormatError(f"file {name!r}: 'offset' must be an object, found {offsets!r}",
+                          path=path)
     cols, col_units = {}, {}
     for i, h in enumerate(headers):
         values = data[f"c{i}"].astype(data[f"c{i}"].dtype.newbyteorder("="))
-        if h in offsets and offsets[h]:
-            values = values.astype(np.float64) + float(offsets[h])
+        if h in offsets:
+            off = _number(offsets[h], f"file {name!r}: offset of {h!r}", path)
+            if off != 0.0:
+                values = values.astype(np.float64) + off
         if h in cols:
             raise FormatError(f"header {h!r} appears twice", path=path, column=h)
         cols[h] = values
-        col_units[h] = units[i]
+        col_units[h] = _unit_text(units[i])
     return cols, col_units
 
 
@@ -203,23 +363,34 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
         col_units["channel"] = None
         extra["smlm_channels"] = order
 
-    columns, units, originals = {}, {}, {}
+    columns, units, originals, sources = {}, {}, {}, {}
+    meta_units = _meta_units(manifest)
     for h, values in merged.items():
         saved = own_cols.get(h, {}) if isinstance(own_cols.get(h), dict) else {}
-        unit = col_units.get(h)
-        target = _HEADER_MAP.get(h, h)
-        if h == "time" and unit in _TIME_UNITS_S:
+        base, bracket_unit = _split_unit(h)
+        if saved.get("type"):  # a non-canonical column smlmspine wrote: keep its name
+            target = h
+        else:
+            target = HEADER_VOCABULARY.get(base, base)
+        unit = _stated_unit(h, base, col_units.get(h), bracket_unit, meta_units, path)
+        if base == "time" and unit in _TIME_UNITS_S and not saved.get("type"):
             target, values = "time_s", values.astype(np.float64) * _TIME_UNITS_S[unit]
             unit = "s"
-        if target in _LENGTH_HEADERS or h in _LENGTH_HEADERS:
-            # lengths are nm by default; writers often leave the generic default '1'
-            unit = "nm" if unit in (None, "", "1") else unit
+        if target in _LENGTH_HEADERS or base in _LENGTH_EXTRA:
+            # the format's rule: lengths are nm unless 'units' says otherwise (writers
+            # often leave the generic default '1' or an empty string)
+            unit = unit or "nm"
             if unit not in LENGTH_UNITS_NM:
                 raise FormatError(f"column {h!r} has unit {unit!r}, not a length unit "
-                                  f"({', '.join(LENGTH_UNITS_NM)})", path=path, column=h)
+                                  f"({', '.join(LENGTH_UNITS_NM)}); a pixel unit cannot be "
+                                  "converted (the .smlm manifest has no pixel size)",
+                                  path=path, column=h)
             if LENGTH_UNITS_NM[unit] != 1.0:
                 values = values.astype(np.float64) * LENGTH_UNITS_NM[unit]
             unit = "nm"
+        if target in columns:
+            raise FormatError(f"headers {sources[target]!r} and {h!r} both mean column "
+                              f"{target!r}; drop one of them", path=path, column=h)
         arrow_type = saved.get("type")
         if arrow_type and target not in COLUMNS:
             try:
@@ -227,13 +398,29 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
                 pass
         columns[target] = values
-        if target not in COLUMNS and (saved.get("unit") or (unit and unit != "1")):
+        sources[target] = h
+        if target not in COLUMNS and (saved.get("unit") or unit):
             units[target] = saved.get("unit") or unit
         originals[target] = saved.get("original_name", h)
     hist = own.get("history") if isinstance(own.get("history"), list) else None
     return make_table(columns, units=units, original_names=originals, source=str(path),
                       format="smlm", pixel_size_nm=own.get("pixel_size_nm"), history=hist,
                       extra_metadata=extra or None)
+
+
+def _stated_unit(header: str, base: str, format_unit, bracket_unit, meta_units: dict,
+                 path: Path) -> str | None:
+    """The unit the manifest states for a column: its ``units`` entry, a unit in brackets
+    in the header, or the locan ``locdata_meta`` block; contradicting statements are refused."""
+    stated = {k: v for k, v in (("units", format_unit), ("header", bracket_unit),
+                                ("locdata_meta", meta_units.get(header) or meta_units.get(base)))
+              if v}
+    distinct = {LENGTH_UNITS_NM.get(v, v) for v in stated.values()}
+    if len(distinct) > 1:
+        raise FormatError(f"the manifest states different units for column {header!r}: "
+                          + ", ".join(f"{v!r} ({k})" for k, v in stated.items()),
+                          path=path, column=header)
+    return next(iter(stated.values()), None)
 
 
 def _parse_type(name: str) -> pa.DataType:
