@@ -169,11 +169,11 @@ def detect_format(path: str | Path) -> str:
 
 def _first_line_hint(head: bytes) -> str:
     """`` (first line: '...')`` when the head is text, else `` (binary content)``."""
-    from ._text import head_text
+    from ._text import head_text, is_utf16
 
     text = head_text(head)
     if text is None:
-        return " (binary content)"
+        return " (UTF-16 text: save it as UTF-8)" if is_utf16(head) else " (binary content)"
     line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
     return f" (first line: {line[:80]!r})"
 

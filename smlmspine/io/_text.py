@@ -46,7 +46,7 @@ __all__ = [
     "Role", "LENGTH_UNITS_NM", "PIXEL_UNITS", "PHOTON_UNITS", "split_unit", "normalize_unit",
     "length_factor_nm", "head_text", "read_header", "first_lines", "split_fields", "read_text_table",
     "check_mapping", "find_nul", "header_roles", "dedupe_names", "header_fields",
-    "choose_delimiter", "sniff_lines", "TEXT_DELIMITERS",
+    "choose_delimiter", "sniff_lines", "TEXT_DELIMITERS", "is_utf16",
 ]
 
 #: Length units, as nm per unit (lower-case keys; see :func:`normalize_unit`).
@@ -131,6 +131,17 @@ def find_nul(head: bytes) -> int:
     return head.find(b"\x00")
 
 
+def is_utf16(head: bytes) -> bool:
+    """Whether ``head`` starts with a UTF-16 byte-order mark (read as binary otherwise).
+
+    Examples
+    --------
+    >>> is_utf16("x\\ty".encode("utf-16")), is_utf16(b"x,y")
+    (True, False)
+    """
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff")
+
+
 def head_text(head: bytes, *, stop_at_nul: bool = False) -> str | None:
     """Decode the head of a file as text, or ``None`` when it is not text.
 
@@ -178,6 +189,9 @@ def read_header(path: str | Path, *, n_lines: int = 1, stop_at_nul: bool = False
         raise FormatError(f"the file is empty; expected {what} with a header line", path=path)
     text = head_text(head, stop_at_nul=stop_at_nul)
     if text is None:
+        if is_utf16(head):
+            raise FormatError(f"UTF-16 text (e.g. a spreadsheet's 'Unicode text' export); "
+                              f"expected {what} in UTF-8: save it as UTF-8", path=path, line=1)
         raise FormatError(f"binary content (NUL or control bytes); expected {what}",
                           path=path, line=1)
     lines = text.splitlines()

@@ -385,3 +385,14 @@ def test_text_with_quotes_commas_and_line_breaks_round_trips(tmp_path):
     back = read(write(t, tmp_path / "o.csv"))
     assert back.column("note").to_pylist() == [n if n else None for n in notes]
     assert back.column("x").to_pylist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_utf16_export_is_named_as_such(tmp_path):
+    p = tmp_path / "unicode.txt"
+    p.write_bytes('frame\tx [nm]\ty [nm]\n1\t10.5\t20.5\n'.encode("utf-16"))
+    with pytest.raises(FormatError, match=r"unknown format: .*\(UTF-16 text: save it as UTF-8\)"):
+        read(p)
+    with pytest.raises(FormatError, match=r"line 1: UTF-16 text .*save it as UTF-8"):
+        read(p, format="thunderstorm")
+    p.write_bytes('frame\tx [nm]\ty [nm]\n1\t10.5\t20.5\n'.encode("utf-8"))
+    assert read(p).column("x").to_pylist() == [10.5]
