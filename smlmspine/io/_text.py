@@ -595,8 +595,6 @@ def _iter_records(path: Path, skip_lines: int, delimiter: str | None, end_offset
     hold line breaks, so a record can span several lines (parsed with :mod:`csv`, as
     pyarrow parses it). ``delimiter=None`` yields the raw text of each line instead.
     """
-    import itertools
-
     lines = (text + "\n" for number, text in _iter_lines(path, end_offset)
              if number > skip_lines)
     if delimiter is None:
@@ -606,21 +604,16 @@ def _iter_records(path: Path, skip_lines: int, delimiter: str | None, end_offset
         return
     reader = csv.reader(lines, delimiter=delimiter, quotechar='"')
     consumed = 0
-    for fields in itertools.chain.from_iterable(iter(lambda: [_next_row(reader)], [None])):
-        if fields is None:
+    while True:
+        try:
+            fields = next(reader)
+        except (StopIteration, csv.Error):  # csv.Error: e.g. a field over csv's size limit
             return
         start = skip_lines + consumed + 1
         consumed = reader.line_num
         if not fields or fields == [""]:
             continue
         yield start, [f.strip() for f in fields]
-
-
-def _next_row(reader):
-    try:
-        return next(reader)
-    except (StopIteration, csv.Error):
-        return None
 
 
 def _line_of_row(path: Path, skip_lines: int, row: int, end_offset: int | None,
