@@ -205,13 +205,29 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         stages["merge"] = {"skipped": "merge=False" if not merge else "no frame or track_id column"}
 
     t = time.perf_counter()
-    meshes = envelope.mesh_spines(table, label=label, method=method, alpha_nm=alpha_nm,
-                                  neck_surface=neck_surface, workers=workers,
-                                  progress=not quiet)
+    import warnings
+
+    from .errors import QualityWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QualityWarning)
+        meshes = envelope.mesh_spines(table, label=label, method=method, alpha_nm=alpha_nm,
+                                      neck_surface=neck_surface, workers=workers,
+                                      progress=not quiet)
+    run_warnings = []
+    for w in caught:
+        if issubclass(w.category, QualityWarning):
+            run_warnings.append(str(w.message))
+        # re-issued to the caller (the CLI prints each as one line on stderr)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    dendrite = dict(meshes.isolation.dendrite)
     stages["mesh"] = {"n_spines": meshes.spines.num_rows,
                       "n_watertight": int(np.sum(meshes.spines.column("is_watertight").to_numpy(
                           zero_copy_only=False))) if meshes.spines.num_rows else 0,
                       "seconds": time.perf_counter() - t, "parameters": meshes.parameters}
+    _log(f"dendrite score {dendrite.get('dendrite_score', float('nan')):.2f}"
+         + ("" if dendrite.get("looks_like_dendrite", True) else
+            " (the data do not look like a dendrite fragment)"), quiet)
     _log(f"isolated {meshes.spines.num_rows} spines and reconstructed their envelopes", quiet)
 
     t = time.perf_counter()
@@ -235,6 +251,9 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     summary = {
         "smlmspine_version": _version(), "parameters": params, "stages": stages,
         "n_spines": spines.num_rows, "classes": classes,
+        # how dendrite-like the data are (score, components, raw measurements; see
+        # docs/envelope.md) and every QualityWarning of the isolation/meshing
+        "dendrite": dendrite, "warnings": run_warnings,
         "median_neck_min_diameter_nm": float(np.nanmedian(neck)) if np.isfinite(neck).any() else None,
         "outputs": sorted(p.name for p in outdir.iterdir() if not p.name.startswith(".")) + ["run.json"],
         "seconds": time.perf_counter() - t0,

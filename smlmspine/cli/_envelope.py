@@ -49,11 +49,19 @@ def _mesh(args) -> int:
 
     alpha = parse_alpha(args.alpha_nm)
     table = read_input(args, attr="in")
-    res = mesh_spines(table, label=args.label, method=args.method, alpha_nm=alpha,
-                      spine_labels=args.spine_labels, smooth=args.smooth,
-                      dendrite=not args.no_dendrite, neck_surface=not args.no_neck_surface,
-                      workers=args.workers,
-                      progress=not args.no_progress)
+    import warnings
+
+    from ..errors import QualityWarning
+    from ._pipeline import _print_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QualityWarning)
+        res = mesh_spines(table, label=args.label, method=args.method, alpha_nm=alpha,
+                          spine_labels=args.spine_labels, smooth=args.smooth,
+                          dendrite=not args.no_dendrite, neck_surface=not args.no_neck_surface,
+                          workers=args.workers,
+                          progress=not args.no_progress)
+    _print_warnings("mesh", caught)
     if not args.no_features:
         from ..pipeline import spine_features
 

@@ -38,10 +38,18 @@ def _run(args) -> int:
 
     alpha = parse_alpha(args.alpha_nm)
     table = read_input(args, attr="in")
-    res = run(table, args.output, label=args.label, drift=args.drift,
-              segment_frames=args.segment_frames, merge=not args.no_merge, method=args.method,
-              alpha_nm=alpha, mesh_format=args.mesh_format, step_nm=args.step_nm,
-              neck_surface=not args.no_neck_surface, workers=args.workers, quiet=args.quiet)
+    import warnings
+
+    from ..errors import QualityWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QualityWarning)
+        res = run(table, args.output, label=args.label, drift=args.drift,
+                  segment_frames=args.segment_frames, merge=not args.no_merge,
+                  method=args.method, alpha_nm=alpha, mesh_format=args.mesh_format,
+                  step_nm=args.step_nm, neck_surface=not args.no_neck_surface,
+                  workers=args.workers, quiet=args.quiet)
+    _print_warnings("run", caught)
     s = res.summary
     print(f"{s['n_spines']} spines in {args.output}: "
           + (", ".join(f"{k} {v}" for k, v in sorted(s["classes"].items())) or "none classified"))
@@ -49,3 +57,17 @@ def _run(args) -> int:
         print(f"median neck minimum diameter {s['median_neck_min_diameter_nm']:.0f} nm; "
               f"run.json lists every parameter ({s['seconds']:.1f} s)")
     return 0
+
+
+def _print_warnings(command: str, caught) -> None:
+    """Each QualityWarning as one line on stderr; other warnings re-issued as they were."""
+    import sys
+    import warnings
+
+    from ..errors import QualityWarning
+
+    for w in caught:
+        if issubclass(w.category, QualityWarning):
+            print(f"smlmspine {command}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

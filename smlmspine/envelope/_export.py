@@ -36,6 +36,8 @@ SPINE_MESH_COLUMNS: dict[str, ColumnSpec] = column_specs(
     ("axis_x", pa.float64(), "1", "unit spine axis (base to tip), x"),
     ("axis_y", pa.float64(), "1", "unit spine axis, y"),
     ("axis_z", pa.float64(), "1", "unit spine axis, z"),
+    ("detection_confidence", pa.float64(), "1", "how surely this is a spine, 0-1 (from the "
+                                                "isolation; docs/envelope.md)"),
     ("is_watertight", pa.bool_(), "1", "the mesh is closed, two-manifold, consistently "
                                       "oriented and one body"),
     ("reason", pa.string(), "1", "why is_watertight is false (empty when true)"),
@@ -233,9 +235,11 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
         done = _progress(jobs, progress, lambda job: _mesh_one(*job, **opts))
         if pd_ is not None:
             dend = _mesh_dendrite(pd_, **dopts)
+    conf_of = dict(zip(ids, spines.get("detection_confidence", [np.nan] * len(ids))))
     for (k, q, base, axis), env in zip(jobs, done):
         envs[k] = env
-        rows.append(_row(k, len(q), base, axis, env))
+        rows.append({**_row(k, len(q), base, axis, env),
+                     "detection_confidence": float(conf_of.get(k, np.nan))})
     params = {"label": label, "method": method, "alpha_nm": alpha_nm, "smooth": int(smooth),
               "precision_nm": precision_nm, "dendrite": bool(dendrite),
               "dendrite_max_points": int(dendrite_max_points),

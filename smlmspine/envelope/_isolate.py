@@ -32,10 +32,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ParameterError, SchemaError
+from ..errors import ParameterError, QualityWarning, SchemaError
 from ..schema import column_specs, coordinates, spec_table, with_columns, with_history
 
-__all__ = ["isolate_spines", "IsolatedSpines", "Centreline", "SPINE_COLUMNS"]
+__all__ = ["isolate_spines", "IsolatedSpines", "Centreline", "SPINE_COLUMNS",
+           "DENDRITE_SCORE_MIN"]
+
+#: Default ``min_dendrite_score``: below it the data are not taken as a dendrite fragment
+#: (no spines, a QualityWarning). See :func:`dendrite_score_from` and docs/envelope.md.
+DENDRITE_SCORE_MIN = 0.5
 
 #: Columns of the per-spine table of :func:`isolate_spines`.
 SPINE_COLUMNS = column_specs(
@@ -50,6 +55,10 @@ SPINE_COLUMNS = column_specs(
     ("length_nm", pa.float64(), "nm", "98th percentile of the localizations' distance "
                                       "from the base plane along the axis"),
     ("cut_radius_nm", pa.float64(), "nm", "radius around the axis that holds the spine"),
+    ("detection_confidence", pa.float64(), "1", "how surely this is a spine, 0-1: geometric "
+                                                "mean of height vs precision, localization "
+                                                "count, separation from the shaft and "
+                                                "coverage around the axis (docs/envelope.md)"),
 )
 
 
@@ -97,6 +106,10 @@ class IsolatedSpines:
     is_background : (N,) ndarray of bool
         Localizations taken as background.
     parameters : dict
+    dendrite : dict
+        How dendrite-like the data are: ``dendrite_score`` (0-1), ``looks_like_dendrite``,
+        ``min_dendrite_score``, the component scores (``components``), the raw
+        measurements (``measured``) and a ``reason`` (see docs/envelope.md).
     """
 
     table: pa.Table
@@ -104,6 +117,7 @@ class IsolatedSpines:
     centreline: Any
     is_background: np.ndarray
     parameters: dict = field(default_factory=dict)
+    dendrite: dict = field(default_factory=dict)
 
     @property
     def n_spines(self) -> int:
@@ -112,7 +126,7 @@ class IsolatedSpines:
     def to_dict(self) -> dict:
         return {"n_spines": self.n_spines, "n_localizations": self.table.num_rows,
                 "n_background": int(self.is_background.sum()),
-                "parameters": dict(self.parameters)}
+                "parameters": dict(self.parameters), "dendrite": dict(self.dendrite)}
 
 
 def _background(p: np.ndarray, factor: float, k: int = 8, workers: int = 1) -> np.ndarray:
@@ -356,6 +370,171 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int 
     return curve
 
 
+def _local_angle(curve: Centreline, j: np.ndarray, radial: np.ndarray) -> np.ndarray:
+    """Angle (rad) of each point's radial vector around the centreline tangent at sample j."""
+    t = curve.tangents[j]
+    u = np.cross(t, [0.0, 0.0, 1.0])
+    bad = np.linalg.norm(u, axis=1) < 1e-6
+    if bad.any():
+        u[bad] = np.cross(t[bad], [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    w = np.cross(t, u)
+    return np.arctan2(np.einsum("ij,ij->i", radial, w), np.einsum("ij,ij->i", radial, u))
+
+
+def _dendrite_components(fg, curve: Centreline, j, dist, rad, radial, height, thr, cand,
+                         sigma_r, label: str, n_sectors: int = 12,
+                         per_bin: float = 5.0) -> dict:
+    """Raw shaft-fit residual, shaft-surface coverage and protrusion footprint.
+
+    ``shaft_residual``: membrane, median ``|d - r| / r`` of the localizations within
+    ``2 r`` of the centreline (d: distance to it, r: local radius);
+    ``shaft_residual_excess`` subtracts the part the precision explains (``0.674
+    sigma``, the median of ``|N(0, sigma)|``, sigma the median radial precision) before
+    dividing by r. Volume: the Kolmogorov distance of ``(d / r)^2`` (uniform on [0, 1]
+    for a filled disc) to the uniform distribution, both.
+    ``shaft_coverage``: fraction of the shaft surface's angular (12 sectors) x axial
+    bins holding a shaft localization (``|d - r|`` within the protrusion margin or
+    ``0.15 r``, membrane; ``d < r``, volume); the bins are at least r long and hold 5
+    shaft localizations on average.
+    ``protrusion_footprint``: fraction of those bins under which protrusion candidates
+    stand (at least a quarter of the median shaft count of a bin, and 2).
+    """
+    near = fg & (dist < 2.0 * rad)
+    if near.sum() < 10:
+        return {"shaft_residual": np.nan, "shaft_residual_excess": np.nan,
+                "shaft_coverage": 0.0, "protrusion_footprint": np.nan}
+    x = dist[near] / rad[near]
+    if label == "membrane":
+        residual = float(np.median(np.abs(x - 1.0)))
+        absd = float(np.median(np.abs(dist[near] - rad[near])))
+        excess = max(0.0, absd - 0.674 * float(np.median(sigma_r[near]))) / \
+            float(np.median(rad[near]))
+        band = fg & (np.abs(height) < np.maximum(thr, 0.15 * rad))
+    else:
+        # filled disc: (dist / r)^2 uniform on [0, 1]; Kolmogorov distance to it
+        u = np.sort(x ** 2)
+        ecdf = np.arange(1, len(u) + 1) / len(u)
+        residual = float(np.max(np.abs(ecdf - np.minimum(u, 1.0))))
+        excess = residual
+        band = fg & (dist < rad)
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(curve.points_nm, axis=0), axis=1))]
+    s = arc[j]
+    lo, hi = np.percentile(s[fg], [1, 99])
+    n_band = int(band.sum())
+    length = max(hi - lo, 1e-9)
+    bin_len = max(float(np.median(rad[fg])), length * n_sectors * per_bin / max(n_band, 1))
+    n_ax = max(1, int(length // bin_len))
+    ang = _local_angle(curve, j, radial)
+    sec = np.minimum(((ang + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64), n_sectors - 1)
+    ax = np.floor((s - lo) / length * n_ax).astype(np.int64)
+    inside = (ax >= 0) & (ax < n_ax)
+    nb = n_ax * n_sectors
+    idx = np.where(inside, ax, 0) * n_sectors + sec
+    cnt = np.bincount(idx[band & inside], minlength=nb)
+    coverage = float(np.mean(cnt > 0))
+    ccnt = np.bincount(idx[cand & inside], minlength=nb)
+    need = max(2.0, 0.25 * float(np.median(cnt[cnt > 0]))) if (cnt > 0).any() else 2.0
+    footprint = float(np.mean(ccnt >= need))
+    return {"shaft_residual": residual, "shaft_residual_excess": excess,
+            "shaft_coverage": coverage, "protrusion_footprint": footprint,
+            "shaft_bins": int(nb)}
+
+
+#: Linear ramps from raw measurement to component score: (value scoring 0, value scoring 1).
+SCORE_RAMPS = {"shaft_fit": (0.25, 0.10), "shaft_coverage": (0.60, 0.90),
+               "protrusion_contrast": (0.60, 0.30)}
+
+
+def _ramp(x: float, zero: float, one: float) -> float:
+    if not np.isfinite(x):
+        return float("nan")
+    return float(np.clip((x - zero) / (one - zero), 0.0, 1.0))
+
+
+def dendrite_score_from(measured: dict, *, min_dendrite_score: float = DENDRITE_SCORE_MIN) -> dict:
+    """Combine the raw shaft measurements into the dendrite score (0-1) and its verdict.
+
+    Components (each 0-1, a linear ramp between the :data:`SCORE_RAMPS` anchors):
+    ``shaft_fit`` from ``shaft_residual_excess`` (1 at <= 0.10, 0 at >= 0.25),
+    ``shaft_coverage`` from ``shaft_coverage`` (0 at <= 0.60, 1 at >= 0.90) and
+    ``protrusion_contrast`` from ``protrusion_footprint`` (1 at <= 0.30, 0 at >= 0.60;
+    no protrusions at all score 1). ``dendrite_score`` is their geometric mean: any
+    component at 0 makes it 0.
+
+    Examples
+    --------
+    >>> d = dendrite_score_from({"shaft_residual_excess": 0.02, "shaft_coverage": 1.0,
+    ...                          "protrusion_footprint": 0.1})
+    >>> d["dendrite_score"], d["looks_like_dendrite"]
+    (1.0, True)
+    >>> d = dendrite_score_from({"shaft_residual_excess": 0.4, "shaft_coverage": 0.35,
+    ...                          "protrusion_footprint": 0.25})
+    >>> d["dendrite_score"], d["looks_like_dendrite"]
+    (0.0, False)
+    """
+    comp = {"shaft_fit": _ramp(measured.get("shaft_residual_excess", np.nan),
+                               *SCORE_RAMPS["shaft_fit"]),
+            "shaft_coverage": _ramp(measured.get("shaft_coverage", 0.0),
+                                    *SCORE_RAMPS["shaft_coverage"]),
+            "protrusion_contrast": _ramp(measured.get("protrusion_footprint", np.nan),
+                                         *SCORE_RAMPS["protrusion_contrast"])}
+    if not np.isfinite(comp["protrusion_contrast"]):
+        comp["protrusion_contrast"] = 1.0
+    if not np.isfinite(comp["shaft_fit"]):
+        comp["shaft_fit"] = 0.0
+    score = float(np.prod(list(comp.values())) ** (1.0 / len(comp)))
+    ok = score >= float(min_dendrite_score)
+    reason = ""
+    if not ok:
+        weak = [f"{k.replace('_', ' ')} {v:.2f}" for k, v in comp.items() if v < 0.5]
+        reason = (f"dendrite_score {score:.2f} < {float(min_dendrite_score):.2f}"
+                  + (f" ({', '.join(weak)})" if weak else ""))
+        if comp["shaft_fit"] < 0.5 and comp["shaft_coverage"] >= 0.5:
+            # a covered tube whose cross-section is not the expected ring/disc
+            reason += "; a tube of another cross-section: is the label (membrane/volume) right?"
+    return {"dendrite_score": score, "looks_like_dendrite": bool(ok),
+            "min_dendrite_score": float(min_dendrite_score), "components": comp,
+            "measured": {k: (float(v) if isinstance(v, float) else v)
+                         for k, v in measured.items()},
+            "reason": reason}
+
+
+def _spine_confidence(p, sel, base, a, height, thr, sigma_r, *, min_localizations: int,
+                      min_height_nm: float, n_sectors: int = 8) -> tuple[float, dict]:
+    """Detection confidence (0-1) of one spine from its localizations ``p[sel]``.
+
+    Geometric mean of: ``height`` = 98th-percentile height above the shaft surface over
+    ``2 min_height_nm + 8 sigma`` (sigma: median radial precision), capped at 1;
+    ``count`` = ``1 - exp(-n / (3 min_localizations))``; ``separation`` = fraction of
+    its localizations above the protrusion margin; ``coverage`` = fraction of 8
+    angular sectors around its axis holding localizations (distal 3/4 of its length).
+    """
+    n = int(sel.sum())
+    if n == 0:
+        return float("nan"), {}
+    h = height[sel]
+    sig = float(np.median(sigma_r[sel]))
+    c_h = float(np.clip(np.percentile(h, 98) / (2.0 * min_height_nm + 8.0 * sig), 0.0, 1.0))
+    c_n = float(1.0 - np.exp(-n / (3.0 * max(int(min_localizations), 1))))
+    c_s = float(np.mean(h > thr[sel]))
+    q = p[sel] - base
+    t = q @ a
+    length = float(np.percentile(t, 98))
+    d = q[t > 0.25 * length] - np.outer(t[t > 0.25 * length], a)
+    if len(d) >= 3:
+        ang = _local_angle(Centreline(np.zeros((1, 3)), a[None, :], np.zeros(1)),
+                           np.zeros(len(d), np.int64), d)
+        sec = np.minimum(((ang + np.pi) / (2 * np.pi) * n_sectors).astype(np.int64),
+                         n_sectors - 1)
+        c_c = float(len(np.unique(sec)) / n_sectors)
+    else:
+        c_c = 0.0
+    parts = {"height": c_h, "count": c_n, "separation": c_s, "coverage": c_c}
+    conf = float(np.prod(list(parts.values())) ** 0.25)
+    return conf, parts
+
+
 def _spine_frames(p, lab, n_lab, curve: Centreline | None):
     """Axis, base and spine-frame quantities of each labelled group."""
     out = []
@@ -386,7 +565,9 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
                    margin_nm: float | str = "auto", eps_nm: float | str = "auto",
                    min_localizations: int = 50, min_height_nm: float = 150.0,
                    slice_nm: float = 500.0,
-                   background_factor: float = 5.0, workers: int = -1) -> IsolatedSpines:
+                   background_factor: float = 5.0,
+                   min_dendrite_score: float = DENDRITE_SCORE_MIN,
+                   workers: int = -1) -> IsolatedSpines:
     """Separate the dendritic shaft from its spines and label each spine.
 
     Parameters
@@ -419,6 +600,13 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
         Slice thickness of the centreline fit, nm (default 500).
     background_factor : float
         Background threshold on the 8th-neighbour distance, times its median (default 5).
+    min_dendrite_score : float
+        Below this ``dendrite_score`` (0-1; default :data:`DENDRITE_SCORE_MIN` = 0.5) the
+        data are not taken as a dendrite fragment: no spines are reported and a
+        :class:`~smlmspine.errors.QualityWarning` says why. The score (shaft fit
+        residual, shaft surface coverage, protrusion contrast) is in the result's
+        ``dendrite`` (docs/envelope.md); 0 turns the check off. With ``spine_labels``
+        the given spines are kept whatever the score (the warning still comes).
     workers : int
         Threads for the scipy neighbour searches (-1 = all cores, the default). The
         result does not depend on it.
@@ -426,7 +614,13 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     Returns
     -------
     IsolatedSpines
-        ``table`` with ``spine_id``, per-spine ``spines`` table, the ``centreline``.
+        ``table`` with ``spine_id``, per-spine ``spines`` table (with each spine's
+        ``detection_confidence``), the ``centreline`` and the ``dendrite`` score.
+
+    Warns
+    -----
+    QualityWarning
+        The data do not look like a dendrite fragment (then no spines are found).
 
     Raises
     ------
@@ -457,6 +651,8 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     for name, val in (("slice_nm", slice_nm), ("background_factor", background_factor)):
         if not (np.isfinite(val) and val > 0):
             raise ParameterError(f"{name} must be a positive number, got {val!r}")
+    if not (np.isfinite(min_dendrite_score) and 0.0 <= min_dendrite_score <= 1.0):
+        raise ParameterError(f"min_dendrite_score must be in [0, 1], got {min_dendrite_score!r}")
     p = coordinates(table, dims=3)
     n = len(p)
     if n < 100:
@@ -475,6 +671,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
         margin = _positive("margin_nm", margin_nm)
     params["margin_nm"] = "auto" if auto_margin else margin
     params["min_height_nm"] = float(min_height_nm)
+    params["min_dendrite_score"] = float(min_dendrite_score)
     if spine_labels is not None:
         if spine_labels not in table.column_names:
             raise SchemaError(f"spine_labels: no column {spine_labels!r}; found "
@@ -495,17 +692,42 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
             except ParameterError:
                 curve = None
         frames = _spine_frames(p, lab, len(ids), curve)
-        return _result(table, p, lab, ids, frames, curve, bg, params, margin)
-    curve = _fit_centreline(p[fg], label=label, slice_nm=float(slice_nm), workers=workers)
-    j, dist, rad, radial = curve.project(p, workers=workers)
-    height = dist - rad
-    if auto_margin:
-        # 60 nm plus 4 sigma of the precision along the radial direction of each point
-        rz = radial[:, 2] / np.maximum(dist, 1e-12)
-        thr = 60.0 + 4.0 * np.sqrt(sxy ** 2 * (1 - rz ** 2) + sz ** 2 * rz ** 2)
-    else:
-        thr = margin
+        geo = None
+        if curve is None:
+            dend = dendrite_score_from({"shaft_residual_excess": np.nan, "shaft_coverage": 0.0},
+                                       min_dendrite_score=min_dendrite_score)
+            dend["reason"] = "no shaft could be fitted to the unlabelled localizations"
+        else:
+            geo = _shaft_geometry(p, curve, sxy, sz, auto_margin, margin, workers)
+            j, dist, rad, radial, height, thr, sigma_r = geo
+            measured = _dendrite_components(fg & shaft, curve, j, dist, rad, radial, height,
+                                            thr, fg & (lab >= 0), sigma_r, label)
+            dend = dendrite_score_from(measured, min_dendrite_score=min_dendrite_score)
+        _warn_not_dendrite(dend, kept=True)
+        conf = _confidences(p, lab, frames, geo, params)
+        return _result(table, p, lab, ids, frames, curve, bg, params, margin, conf=conf,
+                       dendrite=dend)
+    try:
+        curve = _fit_centreline(p[fg], label=label, slice_nm=float(slice_nm), workers=workers)
+    except ParameterError as exc:
+        # no shaft at all: not a dendrite fragment (or far too sparse for one)
+        dend = dendrite_score_from({"shaft_residual_excess": np.nan, "shaft_coverage": 0.0},
+                                   min_dendrite_score=min_dendrite_score)
+        dend["reason"] = f"no shaft could be fitted ({exc})"
+        dend["looks_like_dendrite"] = False
+        _warn_not_dendrite(dend)
+        return _result(table, p, np.full(n, -1, np.int64), np.arange(0), [], None, bg, params,
+                       margin, conf=[], dendrite=dend)
+    geo = _shaft_geometry(p, curve, sxy, sz, auto_margin, margin, workers)
+    j, dist, rad, radial, height, thr, sigma_r = geo
     cand = fg & (height > thr)
+    dend = dendrite_score_from(
+        _dendrite_components(fg, curve, j, dist, rad, radial, height, thr, cand, sigma_r, label),
+        min_dendrite_score=min_dendrite_score)
+    if not dend["looks_like_dendrite"]:
+        _warn_not_dendrite(dend)
+        return _result(table, p, np.full(n, -1, np.int64), np.arange(0), [], curve, bg, params,
+                       margin, conf=[], dendrite=dend)
     if eps_nm == "auto":
         eps = 3.0 * _spacing_nm(p[fg], workers=workers)
     else:
@@ -550,7 +772,42 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
         out[mine] = k
         best[mine] = r_[mine]
     ids = np.arange(n_lab)
-    return _result(table, p, out, ids, frames, curve, bg, params, margin, cuts)
+    conf = _confidences(p, out, frames, geo, params)
+    return _result(table, p, out, ids, frames, curve, bg, params, margin, cuts, conf=conf,
+                   dendrite=dend)
+
+
+def _shaft_geometry(p, curve, sxy, sz, auto_margin, margin, workers):
+    """Projection on the centreline, height above the shaft, margin and radial precision."""
+    j, dist, rad, radial = curve.project(p, workers=workers)
+    height = dist - rad
+    # precision along the radial direction of each point
+    rz = radial[:, 2] / np.maximum(dist, 1e-12)
+    sigma_r = np.sqrt(sxy ** 2 * (1 - rz ** 2) + sz ** 2 * rz ** 2)
+    # auto: 60 nm plus 4 sigma of the precision along the radial direction
+    thr = 60.0 + 4.0 * sigma_r if auto_margin else np.full(len(p), float(margin))
+    return j, dist, rad, radial, height, thr, sigma_r
+
+
+def _confidences(p, lab, frames, geo, params) -> list[float]:
+    if geo is None:
+        return [float("nan")] * len(frames)
+    _, _, _, _, height, thr, sigma_r = geo
+    return [_spine_confidence(p, lab == k, base, a, height, thr, sigma_r,
+                              min_localizations=params["min_localizations"],
+                              min_height_nm=params["min_height_nm"])[0]
+            for k, (base, a) in enumerate(frames)]
+
+
+def _warn_not_dendrite(dend: dict, kept: bool = False) -> None:
+    if dend["looks_like_dendrite"]:
+        return
+    import warnings
+
+    what = ("the given spine labels are kept" if kept else "no spines reported")
+    warnings.warn(f"the localizations do not look like a dendrite fragment: {dend['reason']}; "
+                  f"{what} (see docs/envelope.md, 'Is it a dendrite?')", QualityWarning,
+                  stacklevel=3)
 
 
 def _merge_duplicates(p, lab, n_lab, frames, curve, max_angle_deg: float = 30.0):
@@ -585,7 +842,8 @@ def _merge_duplicates(p, lab, n_lab, frames, curve, max_angle_deg: float = 30.0)
     return lab, len(keep), _spine_frames(p, lab, len(keep), curve)
 
 
-def _result(table, p, lab, ids, frames, curve, bg, params, margin, cuts=None):
+def _result(table, p, lab, ids, frames, curve, bg, params, margin, cuts=None, *, conf,
+            dendrite):
     rows = {name: [] for name in SPINE_COLUMNS}
     keep_ids = []
     for k, (base, a) in enumerate(frames):
@@ -604,12 +862,13 @@ def _result(table, p, lab, ids, frames, curve, bg, params, margin, cuts=None):
             rows[f"axis_{c}"].append(float(v))
         rows["length_nm"].append(float(np.percentile(tq, 98)))
         rows["cut_radius_nm"].append(cuts[k] if cuts is not None else float(rq.max()))
+        rows["detection_confidence"].append(float(conf[k]))
     spine_id = np.where(lab >= 0, np.asarray(ids, np.int64)[np.maximum(lab, 0)] if len(ids)
                         else -1, -1)
     out = with_columns(table, {"spine_id": spine_id})
     out = with_history(out, "envelope.isolate_spines", params)
     spines = spec_table(SPINE_COLUMNS, rows, metadata={"source_step": "envelope.isolate_spines"})
-    return IsolatedSpines(out, spines, curve, bg, params)
+    return IsolatedSpines(out, spines, curve, bg, params, dendrite)
 
 
 def _precision(table) -> tuple[float, float]:
