@@ -119,6 +119,8 @@ MINFLUX_COLUMNS = column_specs(
     ("sky", pa.int64(), "1", _TOP_FIELDS["sky"][1]),
     ("bot", pa.bool_(), "1", _TOP_FIELDS["bot"][1]),
     ("eot", pa.bool_(), "1", _TOP_FIELDS["eot"][1]),
+    ("dt", pa.float64(), "s", "duration of illumination in the last iteration (MATLAB struct "
+                              "export)"),
 )
 _BOOL_FIELDS = {"vld", "act", "bot", "eot", "fnl"}
 _VECTOR_FIELDS = {"loc", "lnc", "ext", "dcr"}
@@ -166,6 +168,8 @@ def _zip_member(path: Path) -> str | None:
 
 
 def _sniff(path: Path, head: bytes) -> bool:
+    if _struct_sniff(path, head):
+        return True
     if head.startswith(b"PK\x03\x04"):
         member = _zip_member(path)
         if member is None:
@@ -240,7 +244,10 @@ def _load_npy(path: Path, member: str | None = None) -> np.ndarray:
         else:
             import zipfile
 
+            from .smlmzip import check_zip_entry, table_budget_bytes
+
             with zipfile.ZipFile(path) as zf:
+                check_zip_entry(zf.getinfo(member), path, budget=table_budget_bytes())
                 size = zf.getinfo(member).file_size
                 with zf.open(member) as fh:
                     # the check reads the header; a zip stream cannot seek back cheaply
@@ -438,9 +445,10 @@ def minflux_arrays(path: str | Path) -> tuple[str, dict, dict | None]:
         top, nested = _load_mat(path)
     elif head.lstrip()[:1] in (b"[", b"{"):
         top, nested = _load_json(path)
-    elif head.startswith(b"\x89HDF"):
-        raise FormatError("MATLAB v7.3 (HDF5) files are not supported for MINFLUX; export as .npy, "
-                          ".json or a v5 .mat file", path=path)
+    elif head.startswith(b"\x89HDF") or head.startswith(_MAT73_HEADER):
+        raise FormatError("MATLAB v7.3 (HDF5) MINFLUX files are read only in the published struct "
+                          f"layout (a struct '{STRUCT_VARIABLE}' with t, id, pos, ...); for Imspector "
+                          "exports use .npy, .json or a v5 .mat file", path=path)
     else:
         raise FormatError("not a MINFLUX export: expected a NumPy .npy structured array, a MATLAB "
                           ".mat file or a JSON list of records", path=path)
@@ -762,3 +770,282 @@ def _build_table(pos, iteration, top_sel, per_itr, *, path, layout, z_scale, req
                         {"layout": layout, "z_scale": z_scale, "z_scale_applied": has_z,
                          "keep_invalid": keep_invalid, "n_iterations": n_it,
                          "cfr_iteration": cfr_it})
+
+
+# --------------------------------------------------------------------------- MATLAB struct
+
+#: Variable name of the published Abberior MATLAB struct export.
+STRUCT_VARIABLE = "minflux"
+#: Fields of the struct export (one entry per valid localization of the final iteration).
+STRUCT_FIELDS = ("t", "id", "pos", "rpos", "dt", "efo", "efc", "fbg")
+#: Unit the struct layout documents for ``pos`` and ``rpos``.
+STRUCT_DEFAULT_UNIT = "nm"
+#: ``meta`` keys (case-insensitive) read as the unit of ``pos``/``rpos``.
+_META_UNIT_KEYS = ("unit", "units", "pos_unit", "posunit", "position_unit", "positionunit",
+                   "length_unit", "lengthunit", "unit_pos", "pos_units")
+#: Plausible range of max(|x|, |y|) in nm: below, the numbers are metres (or smaller
+#: units) labelled nm; above (10 cm), no microscope field of view is that large.
+STRUCT_PLAUSIBLE_NM = (1e-2, 1e8)
+_MAT73_HEADER = b"MATLAB 7.3 MAT-file"
+
+
+def _struct_sniff(path: Path, head: bytes) -> bool:
+    """A MATLAB file (v5 or v7.3) whose variable ``minflux`` is a struct with ``pos``."""
+    if head.startswith(_MAT_MAGIC):
+        from scipy.io import whosmat
+
+        try:
+            return any(name == STRUCT_VARIABLE and cls == "struct"
+                       for name, _, cls in whosmat(str(path)))
+        except Exception:
+            return False
+    if head.startswith(_MAT73_HEADER):
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as fh:
+                grp = fh.get(STRUCT_VARIABLE)
+                return isinstance(grp, h5py.Group) and "pos" in grp
+        except Exception:
+            return False
+    return False
+
+
+def _h5_value(fh, obj):
+    """A MATLAB v7.3 dataset/group as Python data: arrays transposed back to MATLAB's
+    shape (HDF5 stores them column-major, i.e. reversed), char arrays as str, structs as dict."""
+    import h5py
+
+    if isinstance(obj, h5py.Group):
+        return {k: _h5_value(fh, v) for k, v in obj.items()}
+    cls = obj.attrs.get("MATLAB_class", b"")
+    cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+    if obj.attrs.get("MATLAB_empty", 0):
+        return np.zeros((0,))
+    if obj.dtype == h5py.ref_dtype:
+        return [_h5_value(fh, fh[r]) for r in np.asarray(obj[()]).ravel() if r]
+    value = np.asarray(obj[()])
+    if cls == "char":
+        return "".join(chr(c) for c in value.ravel(order="F") if c)
+    return value.T
+
+
+def _struct_fields_v73(path: Path) -> dict:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            grp = fh.get(STRUCT_VARIABLE)
+            if not isinstance(grp, h5py.Group):
+                raise FormatError(f"no struct variable {STRUCT_VARIABLE!r}; found "
+                                  f"{sorted(fh.keys())}", path=path)
+            return {k: _h5_value(fh, v) for k, v in grp.items()}
+    except FormatError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"not a readable MATLAB v7.3 (HDF5) file: {type(exc).__name__}: "
+                          f"{exc}", path=path) from exc
+
+
+def _struct_fields_v5(path: Path) -> dict:
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(str(path), variable_names=[STRUCT_VARIABLE], squeeze_me=False,
+                      struct_as_record=True)
+    except Exception as exc:  # scipy raises assorted errors on truncated/corrupt files
+        raise FormatError(f"not a readable MATLAB v5 file: {type(exc).__name__}: {exc}",
+                          path=path) from exc
+    var = mat.get(STRUCT_VARIABLE)
+    if not isinstance(var, np.ndarray) or var.dtype.names is None or var.size != 1:
+        raise FormatError(f"variable {STRUCT_VARIABLE!r} is not a 1x1 struct", path=path)
+    rec = var.ravel()[0]
+    return {name: _mat5_value(rec[name]) for name in var.dtype.names}
+
+
+def _mat5_value(v):
+    """scipy's v5 representation -> arrays (MATLAB shape), str, dict for structs."""
+    if isinstance(v, np.ndarray) and v.dtype.names is not None:
+        if v.size == 1:
+            rec = v.ravel()[0]
+            return {name: _mat5_value(rec[name]) for name in v.dtype.names}
+        return [_mat5_value(x[None]) for x in v.ravel()]
+    if isinstance(v, np.ndarray) and v.dtype.kind == "U":
+        return "".join(v.ravel().tolist())
+    if isinstance(v, np.ndarray) and v.dtype == object:
+        return [_mat5_value(x) for x in v.ravel()]
+    return v
+
+
+def struct_fields(path: str | Path) -> dict:
+    """Fields of the ``minflux`` struct of a MATLAB v5 or v7.3 file, in MATLAB's shapes
+    (``pos``: (N, 3); ``t``: (N, 1); ``meta``: dict)."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(128)
+    if head.startswith(_MAT73_HEADER):
+        return _struct_fields_v73(path)
+    if head.startswith(_MAT_MAGIC):
+        return _struct_fields_v5(path)
+    raise FormatError("not a MATLAB file (expected the header 'MATLAB 5.0 MAT-file' or "
+                      "'MATLAB 7.3 MAT-file')", path=path)
+
+
+def _meta_unit(meta, path) -> str | None:
+    if not isinstance(meta, dict):
+        return None
+    found = {}
+    for key, value in meta.items():
+        k = str(key).strip().lower()
+        if k not in _META_UNIT_KEYS:
+            continue
+        if isinstance(value, dict):  # e.g. meta.units.pos
+            value = next((v for kk, v in value.items() if str(kk).lower() in ("pos", "position")),
+                         None)
+        if isinstance(value, str) and value.strip():
+            found[key] = value.strip()
+    if len(set(found.values())) > 1:
+        raise FormatError(f"'meta' states different position units: {found}", path=path)
+    return next(iter(found.values()), None)
+
+
+def _column_vector(fields: dict, name: str, n: int | None, path) -> np.ndarray:
+    v = np.asarray(fields[name])
+    if v.dtype.kind not in "fiub":
+        raise FormatError(f"field '{STRUCT_VARIABLE}.{name}' must be numeric, found {v.dtype}",
+                          path=path, column=name)
+    if v.ndim > 2 or (v.ndim == 2 and 1 not in v.shape):
+        raise FormatError(f"field '{STRUCT_VARIABLE}.{name}' must be an N x 1 vector, found "
+                          f"shape {v.shape}", path=path, column=name)
+    v = v.ravel()
+    if n is not None and v.shape[0] != n:
+        raise FormatError(f"field '{STRUCT_VARIABLE}.{name}' has {v.shape[0]} entries, expected "
+                          f"{n} (one per localization, like 't')", path=path, column=name)
+    return v
+
+
+def _xyz(fields: dict, name: str, n: int, path) -> np.ndarray:
+    v = np.asarray(fields[name])
+    if v.dtype.kind not in "fiu":
+        raise FormatError(f"field '{STRUCT_VARIABLE}.{name}' must be numeric, found {v.dtype}",
+                          path=path, column=name)
+    if v.ndim == 1 and n == 1 and v.shape[0] in (2, 3):
+        v = v[None, :]
+    if v.ndim != 2 or v.shape[0] != n or v.shape[1] not in (2, 3):
+        raise FormatError(f"field '{STRUCT_VARIABLE}.{name}' must be N x 3 (X, Y, Z) with N = {n}"
+                          f" localizations, found shape {v.shape}", path=path, column=name)
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape[1] == 2:
+        v = np.column_stack([v, np.zeros(n)])
+    return v
+
+
+def _plain(obj):
+    """JSON-able copy of ``meta``: 1-element arrays become scalars, non-finite floats None."""
+    from ..schema import jsonable
+
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.ravel()[0] if obj.size == 1 else obj)
+    return jsonable(obj)
+
+
+def struct_table(path: str | Path, *, z_scale: float, require_3d: bool,
+                 position_unit: str | None = None) -> pa.Table:
+    """Read the published Abberior MATLAB struct export (``minflux.t/id/pos/...``).
+
+    ``pos``/``rpos`` are in nm as documented for this layout, unless ``meta`` states a
+    unit (or ``position_unit`` is given; a conflict with ``meta`` is refused); a magnitude
+    outside :data:`STRUCT_PLAUSIBLE_NM` contradicts the unit and is refused.
+    """
+    from .smlmzip import LENGTH_UNITS_NM
+
+    path = Path(path)
+    fields = struct_fields(path)
+    missing = [f for f in ("t", "id", "pos") if f not in fields]
+    if missing:
+        raise FormatError(f"struct '{STRUCT_VARIABLE}' lacks field(s) {missing}; found "
+                          f"{sorted(fields)} (expected {', '.join(STRUCT_FIELDS)}, meta)", path=path)
+    meta = fields.get("meta")
+    meta_unit = _meta_unit(meta, path)
+    if position_unit is not None and meta_unit is not None and \
+            LENGTH_UNITS_NM.get(position_unit) != LENGTH_UNITS_NM.get(meta_unit):
+        raise FormatError(f"position_unit={position_unit!r} but the file's meta states "
+                          f"{meta_unit!r}; drop the argument or fix the file", path=path)
+    unit = meta_unit or position_unit or STRUCT_DEFAULT_UNIT
+    origin = ("meta" if meta_unit else "position_unit=" if position_unit
+              else "the struct layout's documented unit")
+    if unit not in LENGTH_UNITS_NM:
+        raise FormatError(f"position unit {unit!r} (from {origin}) is not a length unit "
+                          f"({', '.join(LENGTH_UNITS_NM)})", path=path)
+    factor = LENGTH_UNITS_NM[unit]
+    tim = np.asarray(_column_vector(fields, "t", None, path), dtype=np.float64)
+    n = tim.shape[0]
+    if n == 0:
+        raise FormatError("the file holds no localizations (empty 'minflux.t')", path=path)
+    tid = _check_field("id", _column_vector(fields, "id", n, path), "int", path)
+    pos = _xyz(fields, "pos", n, path) * factor
+    finite = np.abs(pos[:, :2])[np.isfinite(pos[:, :2])]
+    largest = float(finite.max()) if finite.size else 0.0
+    lo, hi = STRUCT_PLAUSIBLE_NM
+    if largest and not (lo <= largest <= hi):
+        raise FormatError(f"positions contradict their unit {unit!r} (from {origin}): the largest "
+                          f"|x|, |y| is {largest / factor:.3g} {unit} = {largest:.3g} nm, outside "
+                          f"the plausible {lo:g}..{hi:g} nm; positions in metres (as in the .npy "
+                          "export)? Pass position_unit='m' if the file says nothing", path=path)
+    has_z = bool(np.any(pos[:, 2] != 0))
+    if require_3d and not has_z:
+        raise FormatError("3D coordinates requested (require_3d=True) but this is a 2D MINFLUX "
+                          "acquisition: every z position is 0", path=path)
+    cols: dict[str, Any] = {"x": pos[:, 0], "y": pos[:, 1]}
+    original = {"x": "pos[:, 1]", "y": "pos[:, 2]", "time_s": "t", "track_id": "id"}
+    if has_z:
+        cols["z"] = pos[:, 2] * z_scale
+        original["z"] = "pos[:, 3]"
+    cols["time_s"] = tim
+    cols["track_id"] = np.asarray(tid, dtype=np.int64)
+    cols["vld"] = np.ones(n, dtype=bool)
+    units = {"vld": "1"}
+    if "rpos" in fields:
+        rpos = _xyz(fields, "rpos", n, path) * factor
+        for j, ax in enumerate("xyz"[:3 if has_z else 2]):
+            cols[f"lc{ax}"] = rpos[:, j]
+            units[f"lc{ax}"] = "nm"
+            original[f"lc{ax}"] = f"rpos[:, {j + 1}]"
+    for name, unit_name in (("dt", "s"), ("efo", "Hz"), ("efc", "Hz"), ("fbg", "Hz")):
+        if name in fields:
+            cols[name] = np.asarray(_column_vector(fields, name, n, path), dtype=np.float64)
+            units[name] = unit_name
+    if "efo" in cols and "efc" in cols:
+        efo, efc = cols["efo"], cols["efc"]
+        ok = np.isfinite(efc) & np.isfinite(efo) & (efo > 0)
+        cols["cfr"] = np.where(ok, efc / np.where(ok, efo, 1.0), np.nan)
+        units["cfr"] = "1"
+        original["cfr"] = "efc / efo"
+    skipped = []
+    for name, value in fields.items():
+        if name in STRUCT_FIELDS or name == "meta":
+            continue
+        v = np.asarray(value) if not isinstance(value, (dict, list, str)) else None
+        if v is not None and v.dtype.kind in "fiub" and v.ndim <= 2 and v.size == n and \
+                (v.ndim < 2 or 1 in v.shape):
+            cols[name] = v.ravel()
+        else:
+            skipped.append(name)
+    order = [c for c in ("x", "y", "z", "time_s", "track_id")] + \
+        [c for c in MINFLUX_COLUMNS if c in cols] + [c for c in cols]
+    cols = {k: cols[k] for k in dict.fromkeys(order) if k in cols}
+    extra = {"minflux_layout": "struct", "minflux_iterations": None,
+             "minflux_cfr_iteration": None, "z_scale": z_scale if has_z else None,
+             "minflux_position_unit": unit, "minflux_meta": _plain(meta) if meta is not None
+             else None}
+    if skipped:
+        extra["minflux_skipped_fields"] = sorted(skipped)
+    table = make_table(cols, units=units, original_names=original, source=str(path),
+                       format="minflux", extra_metadata=extra)
+    return with_history(table, "io.read_minflux",
+                        {"layout": "struct", "z_scale": z_scale, "z_scale_applied": has_z,
+                         "position_unit": unit, "position_unit_from": origin})

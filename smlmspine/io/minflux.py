@@ -55,8 +55,8 @@ import pyarrow as pa
 from ..errors import FormatError, ParameterError
 from ._minflux_layouts import (_M_TO_NM, DEFAULT_Z_SCALE, FLAT_DTYPE, MINFLUX_COLUMNS,
                                NESTED_ITR_DTYPE, NESTED_TOP_FIELDS, _build_table,
-                               _flat_to_columns, _nested_to_columns, _sniff, detect_layout,
-                               minflux_arrays)
+                               _flat_to_columns, _nested_to_columns, _sniff, _struct_sniff,
+                               detect_layout, minflux_arrays, struct_table)
 from ._registry import atomic_output, register_reader, register_writer
 
 __all__ = ["read_minflux", "write_abberior_npy", "minflux_arrays", "detect_layout",
@@ -67,10 +67,10 @@ __all__ = ["read_minflux", "write_abberior_npy", "minflux_arrays", "detect_layou
 @register_reader("minflux", extensions=(".npy", ".mat", ".json", ".npy.zip"), sniff=_sniff,
                  description="Abberior MINFLUX export (.npy/.mat/.json, zipped .npy; nested and "
                              "flat layouts)",
-                 priority=40, options=("keep_invalid", "z_scale", "require_3d"))
+                 priority=40, options=("keep_invalid", "z_scale", "require_3d", "position_unit"))
 def read_minflux(path: str | Path, *, pixel_size_nm: float | None = None,
                  keep_invalid: bool = False, z_scale: float = DEFAULT_Z_SCALE,
-                 require_3d: bool = False) -> pa.Table:
+                 require_3d: bool = False, position_unit: str | None = None) -> pa.Table:
     """Read an Abberior MINFLUX export into the canonical localization table.
 
     Parameters
@@ -91,6 +91,10 @@ def read_minflux(path: str | Path, *, pixel_size_nm: float | None = None,
         Use 1.0 to keep the raw axial positions.
     require_3d : bool, default False
         Raise :class:`FormatError` if the acquisition is 2D (all z positions 0).
+    position_unit : str, optional
+        MATLAB struct export only (``minflux.pos``, documented in nm): the unit of ``pos``
+        and ``rpos`` when the file's ``meta`` states none. A unit in ``meta`` that differs
+        is an error; so is using it with another layout.
 
     Returns
     -------
@@ -108,6 +112,14 @@ def read_minflux(path: str | Path, *, pixel_size_nm: float | None = None,
     path = Path(path)
     if not np.isfinite(z_scale) or z_scale <= 0:
         raise ParameterError(f"z_scale must be a positive number, got {z_scale!r}")
+    with open(path, "rb") as fh:
+        head = fh.read(128)
+    if _struct_sniff(path, head):
+        return struct_table(path, z_scale=float(z_scale), require_3d=require_3d,
+                            position_unit=position_unit)
+    if position_unit is not None:
+        raise ParameterError("position_unit applies only to the MATLAB struct export "
+                             "(minflux.pos); Imspector .npy/.json/.mat exports are in metres")
     layout, top, itr = minflux_arrays(path)
     if layout == "nested":
         pos, iteration, top_sel, per_itr, cfr_it, n_it = _nested_to_columns(
