@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ._validate import positive
 from .errors import ParameterError, SchemaError
 from .schema import COLUMNS, make_table, unit_of, validate, with_history
 
@@ -246,14 +247,14 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
         reach = float(n_sigma * np.sqrt(2.0 * vxy.max())) if n else 1.0
         r, rz = reach, float(n_sigma * np.sqrt(2.0 * vz.max())) if n else 1.0
     else:
-        r = float(radius_nm)
-        if not r > 0:
-            raise ParameterError(f"radius_nm must be > 0, got {radius_nm}")
+        r = positive(radius_nm, "radius_nm", unit="nm")
+        if not r * r > 0:  # the kernel compares squared distances
+            raise ParameterError(f"radius_nm must be >= 1e-150 nm (its square is used), got {r!r}")
         if radius_z_nm is None:
             pz = _median_positive(table, "precision_z")
             rz = 3.0 * pz if pz else 3.0 * r
         else:
-            rz = float(radius_z_nm)
+            rz = positive(radius_z_nm, "radius_z_nm", unit="nm")
         vxy = vz = np.ones(n)
         reach = r
     if not rz > 0:
@@ -272,8 +273,10 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
         w = np.where(w > 0, w, 1e-9)
     labels_sorted = np.zeros(0, np.int64)
     if n:
-        cell = 2.0 * reach
         lo_x, lo_y = x.min(), y.min()
+        # cells >= 2 x the reach; never so small that the cell counts overflow
+        cell = max(2.0 * reach, float(np.sqrt((x.max() - lo_x) * (y.max() - lo_y) / _MAX_CELLS)),
+                   1e-300)
         nx = int((x.max() - lo_x) // cell) + 1
         ny = int((y.max() - lo_y) // cell) + 1
         while nx * ny > _MAX_CELLS:

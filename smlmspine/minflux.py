@@ -276,6 +276,9 @@ def average_traces(table: pa.Table, *, precision: str = "sem",
     """
     if precision not in ("sem", "propagated"):
         raise ParameterError(f"precision must be 'sem' or 'propagated', got {precision!r}")
+    from ._validate import integer
+
+    min_localizations = integer(min_localizations, "min_localizations", minimum=1)
     if min_localizations > 1:
         table = filter_trace_length(table, min_localizations=min_localizations)
     names = table.column_names

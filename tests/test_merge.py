@@ -97,7 +97,7 @@ def test_defaults_and_errors():
         merge_blinks(no_prec)
     with pytest.raises(ParameterError, match="max_gap_frames"):
         merge_blinks(t, radius_nm=5.0, max_gap_frames=-1)
-    with pytest.raises(ParameterError, match="radius_nm must be > 0"):
+    with pytest.raises(ParameterError, match="radius_nm must be a positive"):
         merge_blinks(t, radius_nm=0.0)
     with pytest.raises(SchemaError, match="'frame' column"):
         merge_blinks(make_table({"x": [0.0], "y": [0.0]}), radius_nm=5.0)

@@ -18,6 +18,16 @@ from ..errors import SmlmSpineError
 
 __all__ = ["main", "build_parser"]
 
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        if message.startswith("argument ") and ": must be " in message:
+            # "argument --eps-nm: must be ..." (a refused value) -> "--eps-nm must be ..."
+            message = message[len("argument "):].replace(": must be ", " must be ", 1)
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
 # Command-group modules, in the order their commands appear in --help.
 _COMMAND_MODULES = ("io", "simulate", "minflux", "drift", "cluster", "envelope",
                     "morphology", "coupling", "pipeline")
@@ -25,7 +35,7 @@ _COMMAND_MODULES = ("io", "simulate", "minflux", "drift", "cluster", "envelope",
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="smlmspine",
         description="SMLM (3D STORM, MINFLUX) point clouds of neurons: localization tables, "
                     "drift, clusters, spine envelopes, neck measurements, synaptic coupling.")
@@ -64,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the environment refused (disk full, permissions): one line
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"smlmspine {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("smlmspine: interrupted", file=sys.stderr)
         return 130

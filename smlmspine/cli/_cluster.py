@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import add_input_options, read_input, write_results
+from .._validate import cli_type, integer
+from ._common import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Outputs, add_input_options,
+                      read_input, results_output, table_output, write_results)
 
 
 def register(sub) -> None:
@@ -20,15 +22,15 @@ def register(sub) -> None:
                    help="output localization file (format from the extension)")
     p.add_argument("--method", choices=("dbscan", "hdbscan"), default="dbscan",
                    help="clustering method (default: dbscan)")
-    p.add_argument("--eps-nm", type=float, default=40.0,
+    p.add_argument("--eps-nm", type=POSITIVE, default=40.0,
                    help="DBSCAN neighbourhood radius in nm (default: 40)")
-    p.add_argument("--min-samples", type=int, default=None,
+    p.add_argument("--min-samples", type=POSITIVE_INT, default=None,
                    help="DBSCAN: localizations within eps (the point included) that make a "
                         "core point (default: 5); HDBSCAN: neighbours defining the core "
                         "distance (default: --min-cluster-size)")
-    p.add_argument("--min-cluster-size", type=int, default=10,
+    p.add_argument("--min-cluster-size", type=cli_type(integer, minimum=2), default=10,
                    help="HDBSCAN smallest cluster size (default: 10)")
-    p.add_argument("--cluster-selection-epsilon-nm", type=float, default=0.0,
+    p.add_argument("--cluster-selection-epsilon-nm", type=NON_NEGATIVE, default=0.0,
                    help="HDBSCAN: merge clusters closer than this in nm (default: 0)")
     p.add_argument("--by", default=None, metavar="COLUMN",
                    help="cluster each value of this integer column separately "
@@ -48,6 +50,13 @@ def register(sub) -> None:
 
 
 def _cluster(args) -> int:
+    with Outputs() as outputs:
+        args.output = table_output(outputs, args.output, option="-o")
+        args.stats = results_output(outputs, args.stats, option="--stats", what="statistics")
+        return _cluster_in(args)
+
+
+def _cluster_in(args) -> int:
     import numpy as np
 
     from ..cluster import cluster_statistics, dbscan, hdbscan

@@ -7,10 +7,26 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import ParameterError
+from .._outputs import Outputs
+from .._validate import cli_type, integer, non_negative, positive, workers
+from ..errors import FormatError, ParameterError
 
 __all__ = ["add_input_options", "read_input", "parse_mapping", "parse_alpha", "print_json",
-           "write_results"]
+           "write_results", "RESULT_EXTENSIONS", "Outputs", "table_output", "results_output",
+           "POSITIVE", "POSITIVE_INT", "NON_NEGATIVE", "NON_NEGATIVE_INT", "WORKERS"]
+
+#: ``type=`` of options that must be a positive finite number (nm, s, ratios).
+POSITIVE = cli_type(positive)
+#: ``type=`` of options that must be a finite number >= 0.
+NON_NEGATIVE = cli_type(non_negative)
+#: ``type=`` of counts that must be >= 1.
+POSITIVE_INT = cli_type(integer, minimum=1)
+#: ``type=`` of counts that may be 0.
+NON_NEGATIVE_INT = cli_type(integer, minimum=0)
+#: ``type=`` of ``--workers``: -1 (all cores) or >= 1.
+WORKERS = cli_type(workers)
+#: Extensions :func:`write_results` knows.
+RESULT_EXTENSIONS = (".parquet", ".csv", ".tsv", ".arrow", ".feather")
 
 
 def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> None:
@@ -18,7 +34,7 @@ def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> N
     parser.add_argument(name.lower(), metavar=name, help="localization file (any supported format)")
     parser.add_argument("--format", dest="in_format", default=None,
                         help="input format (default: detected from the content; see `smlmspine formats`)")
-    parser.add_argument("--pixel-size-nm", type=float, default=None,
+    parser.add_argument("--pixel-size-nm", type=POSITIVE, default=None,
                         help="pixel size in nm for pixel-unit files that do not store one")
     parser.add_argument("--map", dest="mapping", default=None, metavar="COL=SRC,...",
                         help="column mapping for generic CSV/TSV, e.g. x=X_pos,y=Y_pos,frame=t")
@@ -27,7 +43,7 @@ def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> N
                              "header does not state one (nm, um, ...); never guessed")
     parser.add_argument("--keep-invalid", action="store_true",
                         help="MINFLUX input: keep localizations flagged invalid (vld false)")
-    parser.add_argument("--z-scale", type=float, default=None, metavar="F",
+    parser.add_argument("--z-scale", type=POSITIVE, default=None, metavar="F",
                         help="MINFLUX input: axial foreshortening factor applied to z (default 0.7)")
 
 
@@ -96,9 +112,43 @@ def parse_alpha(text: str) -> float | str:
     if text == "auto":
         return text
     try:
-        return float(text)
-    except ValueError:
-        raise ParameterError(f"--alpha-nm must be a number in nm or 'auto', got {text!r}") from None
+        return positive(text, "--alpha-nm", unit="nm")
+    except ParameterError:
+        raise ParameterError(f"--alpha-nm must be a positive number in nm or 'auto', "
+                             f"got {text!r}") from None
+
+
+def table_output(out: Outputs, path, *, option: str, format: str | None = None) -> Path | None:
+    """Declare a localization-table output: its extension (or ``format``) must name a
+    writer and its folder must be writable; checked before any work."""
+    from ..io import writers
+    from ..io._registry import _suffix
+
+    if path is None:
+        return None
+    path = Path(path)
+    ws = writers()
+    if format is not None:
+        if format not in ws:
+            raise ParameterError(f"--to {format!r}: no such writer; known: {', '.join(sorted(ws))}")
+    elif not any(_suffix(path) in w.extensions for w in ws.values()):
+        known = sorted({e for w in ws.values() for e in w.extensions})
+        raise FormatError(f"{option}: cannot tell the output format from extension "
+                          f"{_suffix(path)!r}; known: {', '.join(known)}", path=path)
+    return out.file(path, option=option)
+
+
+def results_output(out: Outputs, path, *, option: str, what: str = "table",
+                   extensions: tuple[str, ...] = RESULT_EXTENSIONS) -> Path | None:
+    """Declare a results-table (or plot) output; its extension must be one of
+    ``extensions``; checked before any work."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.suffix.lower() not in extensions:
+        raise FormatError(f"{option}: cannot tell the {what} format from extension "
+                          f"{path.suffix.lower()!r}; use one of {', '.join(extensions)}", path=path)
+    return out.file(path, option=option)
 
 
 def print_json(obj) -> None:
@@ -138,6 +188,6 @@ def add_envelope_options(p) -> None:
     p.add_argument("--no-neck-surface", action="store_true",
                    help="keep the shell surface of membrane necks (default: refit each neck "
                         "to its localizations as a blurred membrane tube)")
-    p.add_argument("--workers", type=int, default=-1, metavar="N",
+    p.add_argument("--workers", type=WORKERS, default=-1, metavar="N",
                    help="processes for the spine envelopes (default -1: all cores; 1: none); "
                         "the result does not depend on it")

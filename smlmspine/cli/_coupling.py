@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import positive
 from ..errors import FormatError, ParameterError
+from ._common import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Outputs
 
 
 def register(sub) -> None:
@@ -25,17 +27,17 @@ def register(sub) -> None:
                    help="MASK.tif (with --voxel-size-nm unless the TIFF stores it), 'hull', "
                         "'bbox' (default; both derived from the data, with a warning) or a box "
                         "'x0,y0,x1,y1' / 'x0,y0,z0,x1,y1,z1' in nm")
-    p.add_argument("--voxel-size-nm", type=float, nargs="+", default=None,
+    p.add_argument("--voxel-size-nm", type=POSITIVE, nargs="+", default=None,
                    help="pixel/voxel size of the mask, nm (one value or x y [z])")
-    p.add_argument("--r-max-nm", type=float, default=500.0, help="largest distance, nm (500)")
-    p.add_argument("--ring-nm", type=float, default=20.0, help="ring width, nm (20)")
+    p.add_argument("--r-max-nm", type=POSITIVE, default=500.0, help="largest distance, nm (500)")
+    p.add_argument("--ring-nm", type=POSITIVE, default=20.0, help="ring width, nm (20)")
     p.add_argument("--centroids-from-clusters", action="store_true",
                    help="inputs are clustered localizations (cluster_id): use cluster centroids")
     p.add_argument("--null", choices=("analytic", "shift", "csr"), default="analytic",
                    help="null model: analytic CSR variance (objects; default) or Monte Carlo "
                         "random shift / CSR (raw localizations)")
-    p.add_argument("--n-simulations", type=int, default=99, help="Monte-Carlo realisations (99)")
-    p.add_argument("--threshold", default="universal",
+    p.add_argument("--n-simulations", type=POSITIVE_INT, default=99, help="Monte-Carlo realisations (99)")
+    p.add_argument("--threshold", default="universal", type=_threshold,
                    help="ring significance threshold: 'universal' = sqrt(2 ln n_pre), or a number")
     p.add_argument("--no-bias-correction", action="store_true",
                    help="plain SODA: count coupling only in significant rings")
@@ -48,13 +50,26 @@ def register(sub) -> None:
     p.add_argument("--channel-column", default=None, help="split one input file by this column")
     p.add_argument("--pre", dest="pre_value", default="0", help="value of the pre channel (0)")
     p.add_argument("--post", dest="post_value", default="1", help="value of the post channel (1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the Monte-Carlo nulls")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed of the Monte-Carlo nulls")
     p.add_argument("--no-plot", action="store_true", help="do not write coupling.png")
     p.add_argument("--format", dest="in_format", default=None, help="input format (default: detected)")
-    p.add_argument("--pixel-size-nm", type=float, default=None,
+    p.add_argument("--pixel-size-nm", type=POSITIVE, default=None,
                    help="pixel size for pixel-unit localization files that do not store one")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=_couple)
+
+
+def _threshold(text):
+    """``--threshold``: 'universal' or a positive finite number."""
+    import argparse
+
+    if text == "universal":
+        return text
+    try:
+        return positive(text, "")
+    except ParameterError:
+        raise argparse.ArgumentTypeError(f"must be 'universal' or a positive finite number, "
+                                         f"got {text!r}") from None
 
 
 def _read(path, args):
@@ -120,6 +135,9 @@ def _region_spec(text, voxel):
             vals = None
         if vals is not None:
             h = len(vals) // 2
+            if not all(np.isfinite(vals)) or not all(hi > lo for lo, hi in zip(vals[:h], vals[h:])):
+                raise ParameterError(f"--region {text!r}: a box needs finite numbers with each "
+                                     "upper corner coordinate above the lower one (nm)")
             return (np.array(vals[:h]), np.array(vals[h:]))
     path = Path(text)
     if not path.exists():
@@ -132,6 +150,12 @@ def _region_spec(text, voxel):
 
 
 def _couple(args) -> int:
+    with Outputs() as outputs:
+        out = outputs.folder(args.outdir, option="-o")
+        return _couple_in(args, out)
+
+
+def _couple_in(args, out: Path) -> int:
     import warnings
 
     import pyarrow.parquet as pq
@@ -154,10 +178,7 @@ def _couple(args) -> int:
         pre, post = _centroids(pre_t, args.pre), _centroids(post_t, args.post or args.pre)
     else:
         pre, post = pre_t, post_t
-    try:
-        threshold = float(args.threshold)
-    except ValueError:
-        threshold = args.threshold
+    threshold = args.threshold
     region = _region_spec(args.region, args.voxel_size_nm)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
@@ -168,8 +189,6 @@ def _couple(args) -> int:
                    rng=args.seed)
     for w in caught:
         print(f"smlmspine couple: warning: {w.message}", file=__import__("sys").stderr)
-    out = Path(args.outdir)
-    out.mkdir(parents=True, exist_ok=True)
     summary = res.to_dict()
     summary["parameters"].update(pre=str(args.pre), post=str(args.post), region_spec=args.region,
                                  centroids_from_clusters=bool(args.centroids_from_clusters),

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._validate import finite
 from ..errors import ParameterError
-from ._common import add_input_options, print_json, read_input
+from ._common import (NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Outputs, add_input_options,
+                      print_json, read_input, results_output, table_output)
+
+#: Extensions of ``--plot`` (matplotlib picks the format from them).
+PLOT_EXTENSIONS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps")
 
 
 def register(sub) -> None:
@@ -21,9 +26,9 @@ def register(sub) -> None:
     p.add_argument("--method", choices=("aim", "rcc", "fiducial"), default="aim",
                    help="estimator (default: aim)")
     seg = p.add_mutually_exclusive_group()
-    seg.add_argument("--segment-frames", type=int, default=None, metavar="N",
+    seg.add_argument("--segment-frames", type=POSITIVE_INT, default=None, metavar="N",
                      help="segment length in frames (default: acquisition cut into equal spans)")
-    seg.add_argument("--segment-seconds", type=float, default=None, metavar="S",
+    seg.add_argument("--segment-seconds", type=POSITIVE, default=None, metavar="S",
                      help="segment length in s of time_s (MINFLUX)")
     p.add_argument("--dims", type=int, choices=(2, 3), default=None,
                    help="2: estimate x/y only; default: 3 when the table has z")
@@ -45,11 +50,11 @@ def register(sub) -> None:
     add_input_options(p, name="IN")
     p.add_argument("-o", "--output", dest="out", required=True, metavar="OUT",
                    help="merged localization file")
-    p.add_argument("--radius-nm", type=float, default=None, metavar="R",
+    p.add_argument("--radius-nm", type=POSITIVE, default=None, metavar="R",
                    help="linking radius in nm (default: 3 x median precision_xy)")
-    p.add_argument("--radius-z-nm", type=float, default=None, metavar="RZ",
+    p.add_argument("--radius-z-nm", type=POSITIVE, default=None, metavar="RZ",
                    help="axial linking radius in nm (default: 3 x median precision_z)")
-    p.add_argument("--max-gap-frames", type=int, default=None, metavar="G",
+    p.add_argument("--max-gap-frames", type=NON_NEGATIVE_INT, default=None, metavar="G",
                    help="dark frames allowed inside a burst (default 1)")
     p.set_defaults(func=_merge)
 
@@ -60,9 +65,9 @@ def _parse_fiducials(items):
     out = []
     for it in items:
         try:
-            vals = [float(v) for v in it.split(",")]
-        except ValueError:
-            raise ParameterError(f"--fiducial {it!r} is not X,Y[,Z] in nm") from None
+            vals = [finite(v, "") for v in it.split(",")]
+        except ParameterError:
+            raise ParameterError(f"--fiducial {it!r} is not X,Y[,Z] (finite numbers in nm)") from None
         if len(vals) not in (2, 3):
             raise ParameterError(f"--fiducial {it!r} needs 2 or 3 numbers")
         out.append(vals[:2])
@@ -70,6 +75,16 @@ def _parse_fiducials(items):
 
 
 def _drift(args) -> int:
+    with Outputs() as outputs:
+        args.out = table_output(outputs, args.out, option="-o")
+        args.drift_table = results_output(outputs, args.drift_table, option="--drift-table", what="drift table",
+                                          extensions=(".csv", ".parquet", ".pq"))
+        args.plot = results_output(outputs, args.plot, option="--plot", what="plot",
+                                   extensions=PLOT_EXTENSIONS)
+        return _drift_in(args)
+
+
+def _drift_in(args) -> int:
     from ..drift import correct
     from ..io import write
 
@@ -108,6 +123,12 @@ def _drift(args) -> int:
 
 
 def _merge(args) -> int:
+    with Outputs() as outputs:
+        args.out = table_output(outputs, args.out, option="-o")
+        return _merge_in(args)
+
+
+def _merge_in(args) -> int:
     from ..io import write
     from ..merge import merge_blinks
 

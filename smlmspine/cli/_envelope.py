@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_envelope_options, add_input_options, parse_alpha, read_input
+from ._common import (NON_NEGATIVE_INT, POSITIVE, Outputs, add_envelope_options,
+                      add_input_options, parse_alpha, read_input)
 
 
 def register(sub) -> None:
@@ -29,7 +30,7 @@ def register(sub) -> None:
                    default="ply", help="mesh file format (default: ply)")
     p.add_argument("--spine-labels", default=None, metavar="COLUMN",
                    help="integer column that already labels the spines (-1 = shaft)")
-    p.add_argument("--smooth", type=int, default=10,
+    p.add_argument("--smooth", type=NON_NEGATIVE_INT, default=10,
                    help="Taubin smoothing iterations (default: 10; 0 = none)")
     p.add_argument("--no-dendrite", action="store_true", help="skip the whole-dendrite mesh")
     add_envelope_options(p)
@@ -37,17 +38,23 @@ def register(sub) -> None:
     p.add_argument("--no-features", action="store_true",
                    help="skip the morphology features and classes (spines.parquet then follows "
                         "data_schemas/spine_meshes.json instead of spine_mesh_features.json)")
-    p.add_argument("--step-nm", type=float, default=10.0,
+    p.add_argument("--step-nm", type=POSITIVE, default=10.0,
                    help="cross-section spacing of the morphology features (nm)")
     p.set_defaults(func=_mesh)
 
 
 def _mesh(args) -> int:
+    alpha = parse_alpha(args.alpha_nm)
+    with Outputs() as outputs:
+        outdir = outputs.folder(args.output, option="-o")
+        return _mesh_in(args, alpha, outdir)
+
+
+def _mesh_in(args, alpha, outdir: Path) -> int:
     from dataclasses import replace
 
     from ..envelope import mesh_spines, write_meshes
 
-    alpha = parse_alpha(args.alpha_nm)
     table = read_input(args, attr="in")
     import warnings
 
@@ -69,7 +76,7 @@ def _mesh(args) -> int:
                                                  precision_nm=res.parameters.get("precision_nm"),
                                                  step_nm=args.step_nm,
                                                  progress=not args.no_progress))
-    out = write_meshes(res, Path(args.output), file_format=args.mesh_format)
+    out = write_meshes(res, outdir, file_format=args.mesh_format)
     ok = sum(out.column("is_watertight").to_pylist())
     dnote = ""
     if res.dendrite is not None:

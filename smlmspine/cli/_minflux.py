@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ParameterError
-from ._common import add_input_options, read_input
+from .._validate import cli_type, finite
+from ._common import POSITIVE_INT, Outputs, add_input_options, read_input, table_output
 
 
 def _add_output(p) -> None:
@@ -26,11 +27,11 @@ def register(sub) -> None:
     _add_output(p)
     p.add_argument("--where", action="append", default=[], metavar="EXPR",
                    help="filter expression (repeatable; all must hold)")
-    p.add_argument("--min-trace-length", type=int, default=None, metavar="N",
+    p.add_argument("--min-trace-length", type=POSITIVE_INT, default=None, metavar="N",
                    help="minimum localizations per trace (needs track_id); applied after --where")
-    p.add_argument("--max-trace-length", type=int, default=None, metavar="N",
+    p.add_argument("--max-trace-length", type=POSITIVE_INT, default=None, metavar="N",
                    help="maximum localizations per trace")
-    p.set_defaults(func=_filter)
+    p.set_defaults(func=_transaction(_filter))
 
     p = sub.add_parser(
         "average-traces", help="one localization per trace (mean position, standard error)",
@@ -42,9 +43,9 @@ def register(sub) -> None:
     p.add_argument("--precision", choices=("sem", "propagated"), default="sem",
                    help="sem: standard error of the mean (default); propagated: inverse-variance "
                         "weighted mean from the input precision columns")
-    p.add_argument("--min-trace-length", type=int, default=1, metavar="N",
+    p.add_argument("--min-trace-length", type=POSITIVE_INT, default=1, metavar="N",
                    help="drop traces with fewer localizations first (default 1)")
-    p.set_defaults(func=_average)
+    p.set_defaults(func=_transaction(_average))
 
     p = sub.add_parser(
         "split-channels", help="two-colour MINFLUX: channel from dcr thresholds",
@@ -53,11 +54,23 @@ def register(sub) -> None:
                     "classified by its mean dcr unless --per-localization.")
     add_input_options(p, name="IN")
     _add_output(p)
-    p.add_argument("--dcr-threshold", type=float, action="append", required=True, metavar="T",
+    p.add_argument("--dcr-threshold", type=cli_type(finite), action="append", required=True, metavar="T",
                    help="dcr threshold (repeatable for more than two colours)")
     p.add_argument("--per-localization", action="store_true",
                    help="classify each localization by its own dcr instead of its trace's mean")
-    p.set_defaults(func=_split)
+    p.set_defaults(func=_transaction(_split))
+
+
+def _transaction(command):
+    """Run ``command(args)`` with its output checked first and removed on failure."""
+
+    def run(args) -> int:
+        with Outputs() as outputs:
+            args.out = table_output(outputs, args.out, option="-o", format=args.out_format)
+            return command(args)
+
+    run.__name__ = command.__name__
+    return run
 
 
 def _write(args, table) -> Path:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .._validate import cli_type, finite, integer
 from ..errors import ParameterError
-from ._common import write_results
+from ._common import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Outputs, results_output, write_results
 
 
 def register(sub) -> None:
@@ -20,11 +21,12 @@ def register(sub) -> None:
     p.add_argument("--units", choices=["nm", "um"], default=None, help="units of the mesh coordinates")
     p.add_argument("--base", default=None, metavar="X,Y,Z",
                    help="base point (in the mesh units) where the spine meets the shaft")
-    p.add_argument("--step-nm", type=float, default=10.0, help="cross-section spacing (nm)")
+    p.add_argument("--step-nm", type=POSITIVE, default=10.0, help="cross-section spacing (nm)")
     p.add_argument("--profiles", default=None, metavar="DIR",
                    help="write each spine's cross-section profile (Parquet) here")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write each spine's diameter profile plot (PNG) here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_measure)
 
     p = sub.add_parser("classify", help="spine classes from a features table (rules or a model)",
@@ -34,10 +36,10 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT")
     p.add_argument("--model", default=None,
                    help="classifier saved by `smlmspine train` (a JSON model file; pickles are refused)")
-    p.add_argument("--head-neck-ratio", type=float, default=1.1)
-    p.add_argument("--thin-aspect-ratio", type=float, default=2.5)
-    p.add_argument("--mushroom-head-nm", type=float, default=350.0)
-    p.add_argument("--head-margin-nm", type=float, default=50.0,
+    p.add_argument("--head-neck-ratio", type=POSITIVE, default=1.1)
+    p.add_argument("--thin-aspect-ratio", type=POSITIVE, default=2.5)
+    p.add_argument("--mushroom-head-nm", type=POSITIVE, default=350.0)
+    p.add_argument("--head-margin-nm", type=NON_NEGATIVE, default=50.0,
                    help="a head must exceed the neck by more than this (noise allowance, nm)")
     p.add_argument("--no-neck-fit", action="store_true",
                    help="classify with the mesh neck even where a point-based neck fit exists")
@@ -51,8 +53,9 @@ def register(sub) -> None:
                    help="CSV with columns source or spine_id, and label")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.json",
                    help="model file (JSON data: the forest's parameters, never code)")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", type=cli_type(integer, minimum=2), default=5,
+                   help="cross-validation folds (>= 2; default 5)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.set_defaults(func=_train)
 
 
@@ -74,35 +77,48 @@ def _read_table(path: str):
 
 
 def _measure(args) -> int:
+    with Outputs() as outputs:
+        args.output = results_output(outputs, args.output, option="-o")
+        args.profiles = outputs.folder(args.profiles, option="--profiles")
+        args.plots = outputs.folder(args.plots, option="--plots")
+        return _measure_in(args)
+
+
+def _measure_in(args) -> int:
+    from .._outputs import atomic_path
     from ..morphology import measure_meshes, plot_profile, profile_table
 
     base = None
     if args.base:
         try:
-            base = [float(v) for v in args.base.split(",")]
-        except ValueError:
+            base = [finite(v, "") for v in args.base.split(",")]
+        except ParameterError:
             base = []
         if len(base) != 3:
-            raise ParameterError(f"--base must be X,Y,Z, got {args.base!r}")
+            raise ParameterError(f"--base must be X,Y,Z (finite numbers), got {args.base!r}")
         if args.units == "um":
             base = [v * 1000.0 for v in base]
     table, meas = measure_meshes(args.meshes, units=args.units, base_point_nm=base,
-                                 step_nm=args.step_nm, progress=True)
+                                 step_nm=args.step_nm, progress=not args.no_progress)
     write_results(table, Path(args.output))
-    for folder in (args.profiles, args.plots):
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
     for src, sid, m in zip(table.column("source").to_pylist(), table.column("spine_id").to_pylist(), meas):
         stem = Path(src).stem
         if args.profiles:
             write_results(profile_table(m, spine_id=sid), Path(args.profiles) / f"{stem}_profile.parquet")
         if args.plots:
-            plot_profile(m, Path(args.plots) / f"{stem}_profile.png", title=stem)
+            with atomic_path(Path(args.plots) / f"{stem}_profile.png") as tmp:
+                plot_profile(m, tmp, title=stem)
     print(f"measured {table.num_rows} spine mesh(es) -> {args.output}")
     return 0
 
 
 def _classify(args) -> int:
+    with Outputs() as outputs:
+        args.output = results_output(outputs, args.output, option="-o")
+        return _classify_in(args)
+
+
+def _classify_in(args) -> int:
     from ..morphology import ClassRules, classify_table, load_model
 
     table = _read_table(args.features)

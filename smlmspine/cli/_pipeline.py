@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_envelope_options, add_input_options, parse_alpha
+from ._common import (POSITIVE, POSITIVE_INT, Outputs, add_envelope_options,
+                      add_input_options, parse_alpha)
 
 
 def register(sub) -> None:
@@ -19,24 +20,30 @@ def register(sub) -> None:
                    help="membrane probe (noisy shell) or filling label (default membrane)")
     p.add_argument("--drift", choices=["aim", "rcc", "fiducial", "none"], default="aim",
                    help="drift estimation method (default aim; none skips it)")
-    p.add_argument("--segment-frames", type=int, default=None, help="drift segment length in frames")
+    p.add_argument("--segment-frames", type=POSITIVE_INT, default=None, help="drift segment length in frames")
     p.add_argument("--no-merge", action="store_true", help="do not merge blinks / average traces")
     p.add_argument("--method", choices=["auto", "alpha", "shell", "poisson"], default="auto",
                    help="envelope reconstruction (default auto = shell for both labels)")
     p.add_argument("--alpha-nm", default="auto", help="alpha radius in nm, or auto")
     p.add_argument("--mesh-format", dest="mesh_format", choices=["ply", "obj", "stl", "glb"], default="ply",
                    help="mesh file format (default ply)")
-    p.add_argument("--step-nm", type=float, default=10.0, help="cross-section spacing (nm)")
+    p.add_argument("--step-nm", type=POSITIVE, default=10.0, help="cross-section spacing (nm)")
     add_envelope_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    alpha = parse_alpha(args.alpha_nm)
+    with Outputs() as outputs:
+        outdir = outputs.folder(args.output, option="-o")
+        return _run_in(args, alpha, outdir)
+
+
+def _run_in(args, alpha, outdir) -> int:
     from ..pipeline import run
     from ._common import read_input
 
-    alpha = parse_alpha(args.alpha_nm)
     table = read_input(args, attr="in")
     import warnings
 
@@ -44,7 +51,7 @@ def _run(args) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
-        res = run(table, args.output, label=args.label, drift=args.drift,
+        res = run(table, outdir, label=args.label, drift=args.drift,
                   segment_frames=args.segment_frames, merge=not args.no_merge,
                   method=args.method, alpha_nm=alpha, mesh_format=args.mesh_format,
                   step_nm=args.step_nm, neck_surface=not args.no_neck_surface,

@@ -464,6 +464,13 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
         raise ParameterError(f"r_max_nm and ring_nm must be positive, got {r_max_nm} and {ring_nm}")
     if null not in ("analytic", "shift", "csr"):
         raise ParameterError(f"null must be 'analytic', 'shift' or 'csr', got {null!r}")
+    from .._validate import check_memory, integer, positive
+
+    n_rings = r_max_nm / ring_nm
+    # ring covariance (K x K, a few copies) and per-point / per-simulation ring arrays
+    n_sims = integer(n_simulations, "n_simulations", minimum=1) if null != "analytic" else 0
+    check_memory(8.0 * (4 * n_rings ** 2 + 3 * n_rings * (p1.shape[0] + p2.shape[0] + n_sims)),
+                 what=f"ring_nm={ring_nm:g} with r_max_nm={r_max_nm:g}: {n_rings:.3g} rings")
     K = max(1, int(math.ceil(r_max_nm / ring_nm - 1e-9)))
     edges = np.linspace(0.0, K * ring_nm, K + 1)
     r_max = float(edges[-1])
@@ -493,7 +500,7 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
             raise ParameterError(f"threshold must be a number or 'universal', got {threshold!r}")
         thr = math.sqrt(2.0 * math.log(max(n1, 2)))
     else:
-        thr = float(threshold)
+        thr = positive(threshold, "threshold")
 
     def weights_fn(i, dist):
         return reg.edge_weights(p1[i], dist)

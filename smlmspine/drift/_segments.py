@@ -88,19 +88,20 @@ def prepare(table: pa.Table, *, segment_frames: int | None, segment_seconds: flo
     if span <= 0:
         raise ParameterError(f"{what}: all localizations share one {axis} value; drift needs "
                              "an acquisition that spans time")
+    from .._validate import check_count, integer, positive
+
     if segment_frames is not None:
-        if int(segment_frames) < 1:
-            raise ParameterError(f"segment_frames must be >= 1, got {segment_frames}")
-        size = float(int(segment_frames))
+        size = float(integer(segment_frames, "segment_frames", minimum=1))
     elif segment_seconds is not None:
-        if not segment_seconds > 0:
-            raise ParameterError(f"segment_seconds must be > 0, got {segment_seconds}")
-        size = float(segment_seconds)
+        size = positive(segment_seconds, "segment_seconds", unit="s")
     else:
         n_seg = int(max(2, min(default_segments, n // max(min_per_segment, 1))))
         size = span / n_seg
         if axis == "frame":
             size = float(max(1, int(np.ceil(size))))
+    # per-segment arrays (counts, times, estimates): refuse a count beyond the budget
+    check_count(span / size, 1024, what=f"{span:g} {axis} in segments of {size:g}: "
+                f"{span / size:.3g} drift segments")
     seg = np.floor((tval - t0) / size).astype(np.int64)
     n_segments = int(seg.max()) + 1
     counts = np.bincount(seg, minlength=n_segments)

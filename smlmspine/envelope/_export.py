@@ -164,9 +164,15 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
     -------
     SpineMeshes
     """
+    from .._validate import integer, positive
+    from .._validate import workers as _workers
     from ._alpha import point_spacing_nm
     from ._isolate import _precision, isolate_spines
 
+    smooth = integer(smooth, "smooth", minimum=0)
+    workers = _workers(workers)
+    if not (isinstance(alpha_nm, str) and alpha_nm == "auto"):
+        alpha_nm = positive(alpha_nm, "alpha_nm", unit="nm (or 'auto')")
     for name, val in (("dendrite_max_points", dendrite_max_points),
                       ("spine_max_points", spine_max_points)):
         if int(val) < 100:

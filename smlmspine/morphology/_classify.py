@@ -62,6 +62,17 @@ class ClassRules:
     use_neck_fit: bool = True
     unconfirmed_head_neck_ratio: float = 2.5
 
+    def __post_init__(self):
+        from .._validate import in_range, non_negative, positive
+
+        for name in ("head_neck_ratio", "thin_aspect_ratio", "mushroom_head_nm",
+                     "filopodium_aspect_ratio"):
+            positive(getattr(self, name), name)
+        for name in ("filopodium_min_length_nm", "head_margin_nm"):
+            non_negative(getattr(self, name), name)
+        in_range(self.unconfirmed_head_neck_ratio, "unconfirmed_head_neck_ratio", 0, np.inf,
+                 low_open=True)
+
 
 def _neck_for_head_test(features: dict, rules: ClassRules) -> tuple[float, float]:
     """Neck diameter and head/neck ratio threshold of the head test."""
@@ -176,6 +187,9 @@ def train_classifier(features: pa.Table, labels, *, n_folds: int = 5, rng=0):
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
 
+    from .._validate import integer
+
+    n_folds = integer(n_folds, "n_folds", minimum=2)
     y = np.asarray([str(v) for v in labels])
     if len(y) != features.num_rows:
         raise ParameterError(f"{len(y)} labels for {features.num_rows} spines")

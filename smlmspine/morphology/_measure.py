@@ -269,8 +269,9 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
     >>> round(m.neck_min_diameter_nm), round(m.length_nm)
     (100, 400)
     """
-    if step_nm <= 0:
-        raise ParameterError(f"step_nm must be > 0, got {step_nm}")
+    from .._validate import positive
+
+    step_nm = positive(step_nm, "step_nm", unit="nm")
     if len(mesh.faces) < 4:
         raise ParameterError(f"the spine mesh has {len(mesh.faces)} faces; need a closed surface")
     base, axis, _ = find_base(mesh, base_point_nm=base_point_nm)

@@ -483,14 +483,18 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
     ``min_width_nm``, ``max_width_nm``, ``perimeter_nm``, and ``length_nm`` (scalar
     array: the centreline length base -> tip).
     """
-    if step_nm <= 0:
-        raise ParameterError(f"step_nm must be > 0, got {step_nm}")
+    from .._validate import check_count, positive
+
+    step_nm = positive(step_nm, "step_nm", unit="nm")
     pts, s = centreline(mesh, np.asarray(base_point_nm, float),
                         None if base_axis is None else np.asarray(base_axis, float) /
                         np.linalg.norm(base_axis), step_nm=step_nm, smooth_nm=smooth_nm,
                         geodesic=geodesic)
     half = max(2 * step_nm, smooth_nm)
     length = float(s[-1])
+    # ~1 kB per cross-section (plane, cut, loops, result): refuse before allocating
+    check_count(length / step_nm, 1024, what=f"step_nm={step_nm:g}: {length / step_nm:.3g} "
+                f"cross-sections along a {length:.0f} nm centreline")
     arrs = _mesh_arrays(mesh)
 
     def _planes(sv):

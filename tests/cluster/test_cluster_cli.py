@@ -44,7 +44,7 @@ def test_cluster_hdbscan_by_channel_csv_stats(tmp_path, capsys):
 def test_cluster_user_errors_exit_2(tmp_path, capsys):
     src = _input(tmp_path)
     assert main(["cluster", str(src), "-o", str(tmp_path / "o.parquet"), "--eps-nm", "0"]) == 2
-    assert "eps_nm must be" in capsys.readouterr().err
+    assert "--eps-nm must be" in capsys.readouterr().err
     assert main(["cluster", str(src), "-o", str(tmp_path / "o.parquet"), "--by", "nope"]) == 2
     assert "no such column" in capsys.readouterr().err
     assert main(["cluster", str(src), "-o", str(tmp_path / "o.parquet"),

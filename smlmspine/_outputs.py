@@ -1,0 +1,253 @@
+"""Output transactions: check every output before the work, undo everything on failure.
+
+A command that writes files opens one :class:`Outputs` and declares each output with
+:meth:`Outputs.file` or :meth:`Outputs.folder` *before* it computes anything. A
+declaration checks the path at once (its folder exists and is a folder that can be
+written; a file is not expected where a folder exists, or the reverse) and raises
+:class:`~smlmspine.errors.FormatError` naming the option and the path. If the command
+then fails, for any reason (a bad parameter found late, a full disk, Ctrl-C), leaving the
+``with`` block removes every file and folder the command created and puts back every
+file it replaced (kept meanwhile as a hard link, so without copying), and an
+:class:`OSError` becomes one :class:`FormatError` line naming the path. Each file is
+itself written atomically (temporary name, then rename), so no reader ever sees half a
+file.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> try:
+...     with Outputs() as out:
+...         a = out.file(d / "a.txt", option="-o")
+...         with atomic_path(a) as tmp:
+...             _ = tmp.write_text("ok")
+...         raise RuntimeError("late failure")
+... except RuntimeError:
+...     pass
+>>> sorted(p.name for p in d.iterdir())
+[]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import FormatError
+
+__all__ = ["Outputs", "atomic_path", "check_output_file", "check_output_folder"]
+
+
+def _parent(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _label(option: str | None) -> str:
+    return f"{option}: " if option else ""
+
+
+def check_output_file(path, *, option: str | None = None) -> Path:
+    """Check that a file can be written at ``path``; return it as a :class:`Path`.
+
+    The folder must exist, be a folder and be writable; ``path`` must not be an existing
+    folder.
+    """
+    path = Path(path)
+    parent = _parent(path)
+    if path.is_dir():
+        raise FormatError(f"{_label(option)}is an existing folder; expected a file name", path=path)
+    _check_folder_writable(parent, path, option)
+    return path
+
+
+def _check_folder_writable(folder: Path, path: Path, option: str | None) -> None:
+    # walk up to the first component that exists, to say what is wrong
+    probe = folder
+    while not probe.exists() and probe != _parent(probe):
+        if probe.is_symlink():
+            break
+        probe = _parent(probe)
+    if not folder.exists():
+        if probe.exists() and not probe.is_dir():
+            raise FormatError(f"{_label(option)}{str(probe)!r} is a file, not a folder", path=path)
+        raise FormatError(f"{_label(option)}output folder {str(folder)!r} does not exist", path=path)
+    if not folder.is_dir():
+        raise FormatError(f"{_label(option)}{str(folder)!r} is a file, not a folder", path=path)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FormatError(f"{_label(option)}output folder {str(folder)!r} is not writable", path=path)
+
+
+def check_output_folder(path, *, option: str | None = None) -> Path:
+    """Check that ``path`` is an existing folder or can be created (its parent exists)."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise FormatError(f"{_label(option)}is an existing file; expected a folder", path=path)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise FormatError(f"{_label(option)}folder is not writable", path=path)
+        return path
+    _check_folder_writable(_parent(path), path, option)
+    return path
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` with the same extension; rename on success.
+
+    For writers that choose the format from the extension (matplotlib). The file gets
+    the permissions of a normally created file (``0o666`` less the umask).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + path.suffix,
+                               dir=_parent(path))
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        from .io._registry import current_umask  # read without a racy umask(0) swap
+
+        os.chmod(tmp_path, 0o666 & ~current_umask())
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+class Outputs:
+    """The outputs of one command; a context manager that undoes them on failure.
+
+    See the module docstring. Declare outputs with :meth:`file` / :meth:`folder` before
+    the work; on an exception inside the ``with`` block, created paths are removed and
+    replaced files restored; an :class:`OSError` is re-raised as :class:`FormatError`.
+    """
+
+    def __init__(self):
+        self._files: list[tuple[Path, Path | None]] = []      # (target, backup or None)
+        self._new_folders: list[Path] = []                     # created, outermost first
+        self._folders: list[tuple[Path, set[str], Path | None, dict]] = []
+        self._active = False
+
+    # -- declarations ---------------------------------------------------------------
+    def file(self, path, *, option: str | None = None) -> Path | None:
+        """Declare an output file (``None`` passes through); check it; return its Path."""
+        if path is None:
+            return None
+        path = check_output_file(path, option=option)
+        if any(p == path for p, _ in self._files):
+            raise FormatError(f"{_label(option)}the same file is given for two outputs", path=path)
+        backup = None
+        if path.exists() or path.is_symlink():
+            backup = self._link_backup(path)
+        self._files.append((path, backup))
+        return path
+
+    def folder(self, path, *, option: str | None = None) -> Path | None:
+        """Declare an output folder; check it and create it (with missing parents).
+
+        Files already in an existing folder are remembered: on failure, what the
+        command added is removed and what it replaced is put back.
+        """
+        if path is None:
+            return None
+        path = check_output_folder(path, option=option)
+        if path.is_dir():
+            before = {p.name for p in path.iterdir()}
+            backup_dir, links = self._snapshot(path)
+            self._folders.append((path, before, backup_dir, links))
+            return path
+        missing = []
+        probe = path
+        while not probe.exists():
+            missing.append(probe)
+            probe = _parent(probe)
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise FormatError(f"{_label(option)}cannot create the folder: "
+                              f"{exc.strerror or exc}", path=path) from None
+        self._new_folders.append(missing[-1])
+        return path
+
+    # -- backups ----------------------------------------------------------------------
+    @staticmethod
+    def _link_backup(path: Path) -> Path | None:
+        if not path.is_file() or path.is_symlink():
+            return None
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".smlmspine-backup",
+                                   dir=_parent(path))
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            os.link(path, tmp)
+        except OSError:
+            return None
+        return Path(tmp)
+
+    @staticmethod
+    def _snapshot(folder: Path, limit: int = 10000):
+        files = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+        if not files or len(files) > limit:
+            return None, {}
+        backup_dir = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".smlmspine-backup",
+                                           dir=_parent(folder)))
+        links = {}
+        for p in files:
+            try:
+                os.link(p, backup_dir / p.name)
+                links[p.name] = os.stat(p).st_ino
+            except OSError:
+                pass
+        return backup_dir, links
+
+    # -- context ------------------------------------------------------------------------
+    def __enter__(self) -> "Outputs":
+        self._active = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._active = False
+        if exc_type is None:
+            self._discard_backups()
+            return False
+        self._rollback()
+        if isinstance(exc, OSError) and not isinstance(exc, FormatError):
+            name = exc.filename if exc.filename is not None else None
+            what = exc.strerror or str(exc)
+            raise FormatError(f"cannot write: {what}", path=name) from None
+        return False
+
+    def _discard_backups(self) -> None:
+        for _, backup in self._files:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+        for _, _, backup_dir, _ in self._folders:
+            if backup_dir is not None:
+                shutil.rmtree(backup_dir, ignore_errors=True)
+
+    def _rollback(self) -> None:
+        for path, backup in reversed(self._files):
+            try:
+                if backup is not None:
+                    os.replace(backup, path)
+                elif path.is_file() or path.is_symlink():
+                    path.unlink()
+            except OSError:
+                pass
+        for folder, before, backup_dir, links in reversed(self._folders):
+            try:
+                for p in folder.iterdir():
+                    if p.name not in before:
+                        if p.is_dir() and not p.is_symlink():
+                            shutil.rmtree(p, ignore_errors=True)
+                        else:
+                            p.unlink(missing_ok=True)
+                    elif p.name in links and (not p.exists() or os.stat(p).st_ino != links[p.name]):
+                        os.replace(backup_dir / p.name, p)
+            except OSError:
+                pass
+            if backup_dir is not None:
+                shutil.rmtree(backup_dir, ignore_errors=True)
+        for folder in reversed(self._new_folders):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,454 @@
+"""Hostile use of the commands: bad option values, unwritable outputs, late failures.
+
+Every refusal must be exit status 2 with exactly one line on stderr and no traceback,
+and must leave the file system as it was (no partial output, no clobbered file).
+Tests run as root, where permissions do not stop writes: unwritable outputs are made
+with a missing folder or a path under a regular file, and a full disk is simulated by
+monkeypatching a writer to raise ENOSPC part-way.
+"""
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from smlmspine.cli import build_parser, main
+from smlmspine.io import write
+from smlmspine.schema import make_table
+
+
+# ---------------------------------------------------------------------------- fixtures
+def _emitters(rng, n_emitters=300, n_frames=2000, blinks=12, spread_nm=3000.0):
+    pos = rng.uniform(0, spread_nm, (n_emitters, 3))
+    pos[:, 2] *= 0.2
+    idx = np.repeat(np.arange(n_emitters), blinks)
+    frame = rng.integers(0, n_frames, idx.size)
+    xyz = pos[idx] + rng.normal(0, 8.0, (idx.size, 3))
+    return make_table({"x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
+                       "frame": frame.astype(np.int64),
+                       "photons": rng.uniform(500, 3000, idx.size),
+                       "precision_xy": np.full(idx.size, 8.0),
+                       "precision_z": np.full(idx.size, 20.0)})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Small inputs written once: localizations, spine meshes, a features table,
+    two synapse populations."""
+    from smlmspine.simulate.synapses import synapses
+    from smlmspine.testing import analytic_spine
+
+    d = tmp_path_factory.mktemp("hostile_inputs")
+    rng = np.random.default_rng(7)
+    write(_emitters(rng), d / "locs.parquet")
+    (d / "meshes").mkdir()
+    analytic_spine(100.0, 700.0, 350.0, sections=32).export(d / "meshes" / "spine_1.ply")
+    sim = synapses(n_pre=60, n_post=60, coupled_fraction=0.5, distance_mean_nm=80,
+                   distance_sd_nm=10, region_hi_nm=(6000, 6000), rng=0)
+    for name, obj in (("pre", sim.pre_objects), ("post", sim.post_objects)):
+        xy = np.asarray(obj)[:, :2]
+        write(make_table({"x": xy[:, 0], "y": xy[:, 1]}), d / f"{name}.parquet")
+    feats = {"source": ["a", "b"], "spine_id": [1, 2], "length_nm": [900.0, 500.0],
+             "neck_min_diameter_nm": [150.0, 300.0], "head_diameter_nm": [500.0, 320.0],
+             "n_tips": [1, 1]}
+    pq.write_table(pa.table(feats), d / "features.parquet")
+    return d
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_refused(rc, out, err, *, match=None):
+    assert rc == 2, (rc, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    if match is not None:
+        assert match in lines[0], lines[0]
+
+
+def tree(root: Path) -> dict:
+    """Every path under ``root`` with its content digest (files) or None (folders)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, n), root)] = None
+        for n in filenames:
+            p = os.path.join(dirpath, n)
+            out[os.path.relpath(p, root)] = Path(p).read_bytes()
+    return out
+
+
+# ------------------------------------------------------------- bad option values
+#: (command argv with {d} = input folder, {o} = output folder, option, bad values, match)
+BAD_VALUES = [
+    ("mesh {d}/locs.parquet -o {o}/m", "--alpha-nm", ["-1", "0", "nan"], "--alpha-nm"),
+    ("mesh {d}/locs.parquet -o {o}/m", "--smooth", ["-1", "1.5"], "--smooth"),
+    ("mesh {d}/locs.parquet -o {o}/m", "--workers", ["0", "-2"], "--workers"),
+    ("mesh {d}/locs.parquet -o {o}/m", "--step-nm", ["nan", "-1", "inf"], "--step-nm"),
+    ("run {d}/locs.parquet -o {o}/r", "--alpha-nm", ["-1", "nan"], "--alpha-nm"),
+    ("run {d}/locs.parquet -o {o}/r", "--workers", ["0"], "--workers"),
+    ("measure {d}/meshes -o {o}/f.parquet --units nm", "--step-nm", ["nan", "0", "-3"],
+     "--step-nm"),
+    ("classify {d}/features.parquet -o {o}/c.parquet", "--head-margin-nm", ["nan", "-1"],
+     "--head-margin-nm"),
+    ("classify {d}/features.parquet -o {o}/c.parquet", "--head-neck-ratio", ["0", "inf"],
+     "--head-neck-ratio"),
+    ("couple {d}/pre.parquet {d}/post.parquet -o {o}/cp", "--threshold", ["-1", "nan"],
+     "--threshold"),
+    ("couple {d}/pre.parquet {d}/post.parquet -o {o}/cp", "--ring-nm", ["0", "nan"], "--ring-nm"),
+    ("couple {d}/pre.parquet {d}/post.parquet -o {o}/cp", "--n-simulations", ["0"],
+     "--n-simulations"),
+    ("average-traces {d}/locs.parquet -o {o}/a.parquet", "--min-trace-length", ["-5", "0"],
+     "--min-trace-length"),
+    ("filter {d}/locs.parquet -o {o}/a.parquet", "--min-trace-length", ["-5"],
+     "--min-trace-length"),
+    ("train {d}/features.parquet --labels {d}/l.csv -o {o}/m.json", "--folds", ["0", "1"],
+     "--folds"),
+    ("merge {d}/locs.parquet -o {o}/m.parquet", "--radius-nm", ["1e-320", "-1", "nan", "0"],
+     "--radius-nm"),
+    ("merge {d}/locs.parquet -o {o}/m.parquet", "--max-gap-frames", ["-1"], "--max-gap-frames"),
+    ("drift {d}/locs.parquet -o {o}/d.parquet", "--segment-frames", ["0"], "--segment-frames"),
+    ("drift {d}/locs.parquet -o {o}/d.parquet", "--segment-seconds", ["nan", "-1"],
+     "--segment-seconds"),
+    ("cluster {d}/locs.parquet -o {o}/c.parquet", "--eps-nm", ["nan", "0", "-4"], "--eps-nm"),
+    ("cluster {d}/locs.parquet -o {o}/c.parquet", "--min-samples", ["0"], "--min-samples"),
+    ("convert {d}/locs.parquet {o}/c.csv", "--pixel-size-nm", ["nan", "0", "-1"],
+     "--pixel-size-nm"),
+]
+
+
+@pytest.mark.parametrize("argv,option,values,match", BAD_VALUES,
+                         ids=[f"{a.split()[0]}{o}" for a, o, _, _ in BAD_VALUES])
+def test_bad_option_values_are_refused_before_any_work(capsys, tmp_path, data, argv, option,
+                                                       values, match):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    for value in values:
+        before = tree(tmp_path)
+        args = argv.format(d=data, o=out_dir).split() + [option, value]
+        rc, out, err = run(capsys, *args)
+        assert_refused(rc, out, err, match=match)
+        assert "must be" in err
+        assert tree(tmp_path) == before
+
+
+def _numeric_options():
+    """Every option of every command (except the simulators, owned elsewhere) whose value
+    is a number."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    cases = []
+    for name, sp in sorted(sub.choices.items()):
+        if name.startswith("simulate"):
+            continue
+        for action in sp._actions:
+            if not action.option_strings or action.choices is not None:
+                continue
+            if action.type is None or action.type is str:
+                continue
+            cases.append((name, action.option_strings[-1]))
+    return cases
+
+
+@pytest.mark.parametrize("command,option", _numeric_options())
+def test_no_numeric_option_takes_nan(capsys, command, option):
+    """A NaN never gets past the parser: each numeric option is validated."""
+    rc, out, err = run(capsys, command, option, "nan")
+    assert_refused(rc, out, err, match=option)
+
+
+def test_every_numeric_option_is_covered():
+    """The parametrization above is not empty and sees the options the brief names."""
+    seen = set(_numeric_options())
+    for case in [("mesh", "--smooth"), ("mesh", "--workers"), ("measure", "--step-nm"),
+                 ("couple", "--ring-nm"), ("merge", "--radius-nm"), ("train", "--folds"),
+                 ("classify", "--head-margin-nm"), ("average-traces", "--min-trace-length")]:
+        assert case in seen, case
+
+
+# ------------------------------------------------------------- resource budgets
+def test_measure_tiny_step_is_refused_with_the_estimate(capsys, tmp_path, data):
+    out = tmp_path / "f.parquet"
+    rc, o, err = run(capsys, "measure", data / "meshes", "-o", out, "--units", "nm", "--no-progress",
+                     "--step-nm", "1e-6")
+    assert_refused(rc, o, err, match="over the memory budget")
+    assert "SMLMSPINE_MEMORY_BUDGET_GB" in err and "GB" in err
+    assert not out.exists()
+
+
+def test_couple_tiny_ring_is_refused_with_the_estimate(capsys, tmp_path, data):
+    out = tmp_path / "cp"
+    rc, o, err = run(capsys, "couple", data / "pre.parquet", data / "post.parquet", "-o", out,
+                     "--ring-nm", "1e-6", "--region", "0,0,6000,6000")
+    assert_refused(rc, o, err, match="rings would need about")
+    assert not out.exists()
+
+
+def test_budget_can_be_lowered_and_raised(capsys, tmp_path, data, monkeypatch):
+    """The budget is the environment variable's: a tiny one refuses the default step."""
+    monkeypatch.setenv("SMLMSPINE_MEMORY_BUDGET_GB", "1e-9")
+    rc, o, err = run(capsys, "measure", data / "meshes", "-o", tmp_path / "f.parquet",
+                     "--units", "nm", "--no-progress")
+    assert_refused(rc, o, err, match="over the memory budget of")
+    monkeypatch.setenv("SMLMSPINE_MEMORY_BUDGET_GB", "lots")
+    rc, o, err = run(capsys, "measure", data / "meshes", "-o", tmp_path / "f.parquet",
+                     "--units", "nm", "--no-progress")
+    assert_refused(rc, o, err, match="SMLMSPINE_MEMORY_BUDGET_GB")
+
+
+# ------------------------------------------------------- unwritable output paths
+#: Each writing command with each of its outputs: (argv, {option: default value}).
+WRITERS = {
+    "convert": ("convert {d}/locs.parquet {OUT}", {"OUT": "{o}/c.csv"}),
+    "filter": ("filter {d}/locs.parquet --where photons>1000 -o {-o}", {"-o": "{o}/f.parquet"}),
+    "merge": ("merge {d}/locs.parquet -o {-o}", {"-o": "{o}/m.parquet"}),
+    "drift": ("drift {d}/locs.parquet -o {-o} --drift-table {--drift-table} --plot {--plot}",
+              {"-o": "{o}/d.parquet", "--drift-table": "{o}/drift.csv",
+               "--plot": "{o}/drift.png"}),
+    "cluster": ("cluster {d}/locs.parquet -o {-o} --stats {--stats}",
+                {"-o": "{o}/c.parquet", "--stats": "{o}/stats.csv"}),
+    "mesh": ("mesh {d}/locs.parquet -o {-o}", {"-o": "{o}/meshes"}),
+    "run": ("run {d}/locs.parquet -o {-o}", {"-o": "{o}/run"}),
+    "measure": ("measure {d}/meshes --units nm --no-progress -o {-o} --profiles {--profiles} --plots {--plots}",
+                {"-o": "{o}/f.parquet", "--profiles": "{o}/prof", "--plots": "{o}/plots"}),
+    "classify": ("classify {d}/features.parquet -o {-o}", {"-o": "{o}/c.parquet"}),
+    "couple": ("couple {d}/pre.parquet {d}/post.parquet --region 0,0,6000,6000 -o {-o}",
+               {"-o": "{o}/cp"}),
+}
+FOLDER_OUTPUTS = {("mesh", "-o"), ("run", "-o"), ("couple", "-o"), ("measure", "--profiles"),
+                  ("measure", "--plots")}
+BREAKAGES = ("missing_folder", "under_a_file", "wrong_kind")
+
+CASES = [(cmd, opt, how) for cmd, (_, outs) in WRITERS.items() for opt in outs for how in BREAKAGES]
+
+
+def _argv(data, out_dir, command, override=None):
+    template, outs = WRITERS[command]
+    values = {k: v.format(o=out_dir) for k, v in outs.items()}
+    if override:
+        values.update(override)
+    text = template.replace("{d}", str(data))
+    for key, val in values.items():
+        text = text.replace("{" + key + "}", val)
+    return text.split()
+
+
+@pytest.mark.parametrize("command,option,how", CASES, ids=[f"{c}{o}-{h}" for c, o, h in CASES])
+def test_unwritable_output_is_refused_before_any_work(capsys, tmp_path, data, command, option, how):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "a_file").write_text("not a folder\n")
+    folder = (command, option) in FOLDER_OUTPUTS
+    name = Path(WRITERS[command][1][option]).name
+    if how == "missing_folder":
+        bad = out_dir / "missing" / name
+    elif how == "under_a_file":
+        bad = out_dir / "a_file" / name
+    else:  # a file where a folder is expected, or a folder where a file is expected
+        bad = out_dir / ("a_file" if folder else "")
+        if not folder:
+            bad = out_dir / "a_dir"
+            bad.mkdir()
+    before = tree(tmp_path)
+    rc, out, err = run(capsys, *_argv(data, out_dir, command, {option: str(bad)}))
+    assert_refused(rc, out, err, match=f"smlmspine {command}: error:")
+    assert option in err or str(bad) in err
+    assert tree(tmp_path) == before
+
+
+# ------------------------------------------------- late failures (full disk, ...)
+def _enospc(path="<disk>"):
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_drift_full_disk_at_the_plot_leaves_nothing_and_restores_the_old_output(
+        capsys, tmp_path, data, monkeypatch):
+    import smlmspine.drift._plot as plot_mod
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "d.parquet").write_bytes(b"OLD RESULT")   # an earlier result, to keep
+
+    def full_disk(model, path, title=None):
+        Path(path).write_bytes(b"half a png")  # as a writer would, then the disk fills
+        raise _enospc(path)
+
+    monkeypatch.setattr(plot_mod, "plot_model", full_disk)
+    before = tree(tmp_path)
+    rc, out, err = run(capsys, *_argv(data, out_dir, "drift"))
+    assert_refused(rc, out, err, match="No space left on device")
+    assert "drift.png" in err
+    assert tree(tmp_path) == before
+    assert (out_dir / "d.parquet").read_bytes() == b"OLD RESULT"
+
+
+def test_drift_without_failure_writes_all_three(capsys, tmp_path, data):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rc, out, err = run(capsys, *_argv(data, out_dir, "drift"))
+    assert rc == 0, err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["d.parquet", "drift.csv", "drift.png"]
+
+
+def test_cluster_failing_stats_removes_the_clustered_table(capsys, tmp_path, data, monkeypatch):
+    import smlmspine.cluster as cluster_mod
+
+    def broken(*a, **k):
+        raise _enospc(tmp_path / "out" / "stats.csv")
+
+    monkeypatch.setattr(cluster_mod, "cluster_statistics", broken)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    before = tree(tmp_path)
+    rc, out, err = run(capsys, *_argv(data, out_dir, "cluster"))
+    assert_refused(rc, out, err, match="stats.csv")
+    assert tree(tmp_path) == before
+
+
+def _fake_mesh_result(n=3):
+    import trimesh
+    from types import SimpleNamespace
+
+    envs = {k: SimpleNamespace(mesh=trimesh.creation.icosphere(subdivisions=1, radius=100.0),
+                               is_watertight=True, reason="") for k in range(n)}
+    spines = pa.table({"spine_id": pa.array(range(n), pa.int64()),
+                       "mesh_file": pa.array([""] * n, pa.string()),
+                       "is_watertight": pa.array([True] * n)})
+    from smlmspine.envelope import SpineMeshes
+
+    return SpineMeshes(envelopes=envs, dendrite=None, isolation=None, spines=spines,
+                       parameters={})
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_mesh_full_disk_leaves_no_half_folder(capsys, tmp_path, data, monkeypatch, existing):
+    """ENOSPC on the second mesh file: a new folder is removed; an existing one gets back
+    exactly its old files (the new ones removed, a replaced one restored)."""
+    import smlmspine.envelope as env_mod
+    import smlmspine.envelope._export as export_mod
+
+    real_export = export_mod.export_mesh
+    calls = []
+
+    def export_then_full(mesh, path, **kw):
+        calls.append(path)
+        if len(calls) == 2:
+            Path(path).write_bytes(b"half a mesh")
+            raise _enospc(path)
+        return real_export(mesh, path, **kw)
+
+    monkeypatch.setattr(env_mod, "mesh_spines", lambda *a, **k: _fake_mesh_result())
+    monkeypatch.setattr(export_mod, "export_mesh", export_then_full)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "meshes"
+    if existing:
+        target.mkdir()
+        (target / "notes.txt").write_text("mine\n")
+        (target / "spine_0.ply").write_bytes(b"an older mesh")
+    before = tree(tmp_path)
+    rc, out, err = run(capsys, "mesh", data / "locs.parquet", "-o", target, "--no-features",
+                       "--no-progress")
+    assert_refused(rc, out, err, match="No space left on device")
+    assert len(calls) == 2
+    assert tree(tmp_path) == before
+
+
+def test_mesh_writes_when_nothing_fails(capsys, tmp_path, data, monkeypatch):
+    import smlmspine.envelope as env_mod
+
+    monkeypatch.setattr(env_mod, "mesh_spines", lambda *a, **k: _fake_mesh_result())
+    rc, out, err = run(capsys, "mesh", data / "locs.parquet", "-o", tmp_path / "m",
+                       "--no-features", "--no-progress")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "spine_0.ply", "spine_1.ply", "spine_2.ply", "spines.parquet"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no backups left
+
+
+def test_couple_full_disk_at_the_summary_removes_the_folder(capsys, tmp_path, data, monkeypatch):
+    import smlmspine.coupling._soda as soda_mod
+
+    real = soda_mod.SodaResult.to_dict
+
+    def to_dict_then_full(self):
+        real(self)
+        raise _enospc(tmp_path / "cp" / "summary.json")
+
+    monkeypatch.setattr(soda_mod.SodaResult, "to_dict", to_dict_then_full)
+    before = tree(tmp_path)
+    rc, out, err = run(capsys, "couple", data / "pre.parquet", data / "post.parquet",
+                       "--region", "0,0,6000,6000", "--no-plot", "-o", tmp_path / "cp")
+    assert_refused(rc, out, err, match="summary.json")
+    assert tree(tmp_path) == before
+
+
+def test_couple_into_an_existing_file_is_refused(capsys, tmp_path, data):
+    f = tmp_path / "results.txt"
+    f.write_text("keep me\n")
+    rc, out, err = run(capsys, "couple", data / "pre.parquet", data / "post.parquet",
+                       "--region", "0,0,6000,6000", "-o", f)
+    assert_refused(rc, out, err, match="is an existing file; expected a folder")
+    assert f.read_text() == "keep me\n"
+
+
+def test_measure_failing_plot_removes_features_profiles_and_plots(capsys, tmp_path, data,
+                                                                  monkeypatch):
+    import smlmspine.morphology as morph
+
+    def broken(m, path, title=""):
+        Path(path).write_bytes(b"half")
+        raise _enospc(path)
+
+    monkeypatch.setattr(morph, "plot_profile", broken)
+    before = tree(tmp_path)
+    rc, out, err = run(capsys, "measure", data / "meshes", "--units", "nm", "--no-progress", "-o",
+                       tmp_path / "f.parquet", "--profiles", tmp_path / "prof", "--plots",
+                       tmp_path / "plots")
+    assert_refused(rc, out, err, match="No space left on device")
+    assert tree(tmp_path) == before
+
+
+def test_interrupt_also_rolls_back(capsys, tmp_path, data, monkeypatch):
+    """Ctrl-C after the table was written: exit 130 and nothing left behind."""
+    import smlmspine.cluster as cluster_mod
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cluster_mod, "cluster_statistics", interrupted)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    before = tree(tmp_path)
+    rc = main(_argv(data, out_dir, "cluster"))
+    capsys.readouterr()
+    assert rc == 130
+    assert tree(tmp_path) == before
+
+
+def test_same_file_for_two_outputs_is_refused(capsys, tmp_path, data):
+    p = tmp_path / "x.parquet"
+    rc, out, err = run(capsys, "cluster", data / "locs.parquet", "-o", p, "--stats", p)
+    assert_refused(rc, out, err, match="two outputs")
+    assert not p.exists()
+
+
+def test_oserror_anywhere_is_one_line(capsys, tmp_path, data, monkeypatch):
+    """An OSError outside any declared output (here: reading) is one line, exit 2."""
+    import smlmspine.cli._cluster as cluster_cli
+
+    def unreadable(args, attr="in"):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(data / "locs.parquet"))
+
+    monkeypatch.setattr(cluster_cli, "read_input", unreadable)
+    rc, out, err = run(capsys, "cluster", data / "locs.parquet", "-o", tmp_path / "c.parquet")
+    assert_refused(rc, out, err, match="Permission denied")
+    assert not (tmp_path / "c.parquet").exists()
