@@ -323,9 +323,62 @@ def _records(cols: dict, *, ndim, n_iterations, version, z_scale) -> np.ndarray:
     return build(cols, n, ndim, int(n_iterations), float(z_scale))
 
 
+#: Columns the registered writer stores (besides x, y, z, time_s, track_id): top-level
+#: fields, scalar per-iteration fields and per-iteration vectors (``<name>_x/_y/_z``).
+_WRITABLE_TOP = ("vld", "sqi", "gri", "act", "dos", "sky")
+_WRITABLE_ITR = ("efo", "efc", "cfr", "dcr", "eco", "ecc", "fbg", "sta", "tic", "gvx", "gvy",
+                 "eox", "eoy", "dmz", "lcx", "lcy", "lcz")
+_WRITABLE_VEC = ("lnc", "ext")
+#: Written by the reader from the file's structure, not stored as a field.
+_STRUCTURAL = ("iteration",)
+
+
+def _minimal_nested(cols: dict, n: int, ndim: int, n_iterations: int, z_scale: float,
+                    path) -> np.ndarray:
+    """Nested records holding only the fields the table has (no invented quality values)."""
+    from ._minflux_layouts import _LENGTH_FIELDS
+
+    itr_types = dict((name, NESTED_ITR_DTYPE[name]) for name in NESTED_ITR_DTYPE.names)
+    top_types = dict(NESTED_TOP_FIELDS)
+    itr_fields = ["itr", "loc"] + [f for f in _WRITABLE_ITR if f in cols] + \
+        [v for v in _WRITABLE_VEC if f"{v}_x" in cols or f"{v}_y" in cols]
+    top_fields = ["tim", "tid", "vld"] + [f for f in _WRITABLE_TOP if f in cols and f != "vld"]
+    dtype = np.dtype([("itr", np.dtype([(f, itr_types[f]) for f in itr_fields]),
+                       (n_iterations,))] + [(f, top_types[f]) for f in top_fields])
+    out = np.zeros(n, dtype=dtype)
+    it = out["itr"]
+    it["itr"] = np.arange(n_iterations)[None, :]
+    pos = np.zeros((n, 3))
+    pos[:, 0] = cols["x"] / _M_TO_NM
+    pos[:, 1] = cols["y"] / _M_TO_NM
+    if ndim == 3:
+        pos[:, 2] = cols["z"] / (_M_TO_NM * z_scale)
+    it["loc"] = pos[:, None, :]
+    for name in itr_fields[2:]:
+        if name in _WRITABLE_VEC:
+            vec = np.zeros((n, 3))
+            for j, ax in enumerate("xyz"):
+                if f"{name}_{ax}" in cols:
+                    scale = _M_TO_NM * (z_scale if (name == "lnc" and ax == "z") else 1.0)
+                    vec[:, j] = np.asarray(cols[f"{name}_{ax}"], dtype=np.float64) / scale
+            it[name] = vec[:, None, :]
+            continue
+        v = np.asarray(cols[name])
+        if name in _LENGTH_FIELDS:
+            v = np.asarray(v, dtype=np.float64) / _M_TO_NM
+        it[name] = v[:, None]
+    out["tim"] = np.asarray(cols["time_s"], dtype=np.float64)
+    out["tid"] = np.asarray(cols["track_id"], dtype=np.int64)
+    out["vld"] = np.asarray(cols.get("vld", np.ones(n, bool)), dtype=bool)
+    for name in top_fields[3:]:
+        out[name] = np.asarray(cols[name])
+    return out
+
+
 @register_writer("minflux", extensions=(".npy",),
                  description="Abberior MINFLUX .npy (nested m2205 layout; needs time_s and "
-                             "track_id; keeps positions, vld and MINFLUX quality columns only)",
+                             "track_id; stores positions, vld and the MINFLUX fields the table "
+                             "has, refuses other columns)",
                  options=("ndim", "n_iterations", "version", "z_scale"))
 def _write_registry(table: pa.Table, tmp_path: Path, *, final_path: Path | None = None,
                     ndim: int | None = None, n_iterations: int = 5, version: str = "m2205",
@@ -336,9 +389,24 @@ def _write_registry(table: pa.Table, tmp_path: Path, *, final_path: Path | None 
                           "this table looks like camera (STORM) data: write .parquet/.csv, or "
                           "call smlmspine.io.minflux.write_abberior_npy to fill defaults",
                           path=final_path)
+    storable = {"x", "y", "z", "time_s", "track_id", *_WRITABLE_TOP, *_WRITABLE_ITR,
+                *_STRUCTURAL, *(f"{v}_{ax}" for v in _WRITABLE_VEC for ax in "xyz")}
+    extra = [c for c in table.column_names if c not in storable]
+    if extra:
+        raise FormatError(f"a MINFLUX .npy cannot store column(s) {extra} (it holds x, y, z, "
+                          "time_s, track_id, vld and Imspector's fields); write .parquet or "
+                          ".arrow to keep them, or drop them first", path=final_path)
     try:
-        arr = _records(_table_columns(table), ndim=ndim, n_iterations=n_iterations,
-                       version=version, z_scale=z_scale)
+        cols = _table_columns(table)
+        if version != "m2205":  # the flat layout: every field, defaults where absent
+            arr = _records(cols, ndim=ndim, n_iterations=n_iterations, version=version,
+                           z_scale=z_scale)
+        else:
+            _records(cols, ndim=ndim, n_iterations=n_iterations, version=version,
+                     z_scale=z_scale)  # validates the arguments and columns
+            dims = ndim if ndim is not None else (3 if "z" in cols else 2)
+            arr = _minimal_nested(cols, len(cols["x"]), dims, int(n_iterations),
+                                  float(z_scale), final_path)
     except ParameterError as exc:
         raise FormatError(str(exc), path=final_path) from exc
     with open(tmp_path, "wb") as fh:
