@@ -62,10 +62,14 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
     localizations (:func:`~smlmspine.morphology.neck_fit_for_spine`), and it is classified
     with the rules. Returns ``meshes.spines`` extended with the feature columns
     (:data:`smlmspine.morphology.SPINE_MESH_FEATURE_COLUMNS`, ``data_schemas/spine_mesh_features.json``); spines whose mesh is
-    not watertight or cannot be measured get NaN features and the reason.
+    not watertight or cannot be measured get NaN features and the reason. The base plane
+    is the isolation's (base point and axis); ``volume_um3`` and ``surface_area_um2`` are
+    replaced by the morphology's (the spine distal of its base section, no closing cap);
+    impossible values become NaN (``quality``, ``quality_reason``, ``trustworthy``;
+    :func:`smlmspine.morphology.check_plausibility`).
     """
-    from .morphology import (ClassRules, SPINE_MESH_FEATURE_COLUMNS, classify_rules,
-                             measure_spine, neck_fit_for_spine)
+    from .morphology import (ClassRules, SPINE_MESH_FEATURE_COLUMNS, check_plausibility,
+                             classify_rules, measure_spine, neck_fit_for_spine, quality_columns)
     from .schema import spec_table
 
     rules = rules or ClassRules()
@@ -89,23 +93,39 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
         feats.update(n_tips=-1, spine_class="", neck_fit_diameter_nm=np.nan,
                      neck_fit_diameter_err_nm=np.nan)
         reason = row.get("reason", "")
+        feats.update(quality_columns([], measured=False), volume_um3=np.nan, surface_area_um2=np.nan)
         if env.is_watertight:
             base = [row["base_x_nm"], row["base_y_nm"], row["base_z_nm"]]
+            normal = [row.get("axis_x", np.nan), row.get("axis_y", np.nan), row.get("axis_z", np.nan)]
+            if not np.all(np.isfinite(normal)) or not np.any(normal):
+                normal = None
             try:
-                m = measure_spine(env.mesh, base_point_nm=base, step_nm=step_nm)
+                # the base plane of the isolation (shaft surface or base-most localizations)
+                m = measure_spine(env.mesh, base_point_nm=base, base_normal=normal, step_nm=step_nm)
             except ParameterError as exc:
                 reason = f"not measurable: {exc}"
             else:
                 d = m.to_dict()
                 feats.update({name: d[name] for name in extra if name in d})
+                # volume and area of the spine proper (no closing cap; docs/morphology.md)
+                feats.update(volume_um3=d["volume_um3"], surface_area_um2=d["surface_area_um2"])
                 fit = neck_fit_for_spine(p[sid == k], m, label=label, sigma_nm=sigma)
                 if fit is not None:
                     feats.update(neck_fit_diameter_nm=fit.diameter_nm,
                                  neck_fit_diameter_err_nm=fit.diameter_err_nm)
+                # impossible values -> NaN (with the reason) before they feed the class;
                 # the point-based neck fit (NaN when the localizations show no neck)
                 # feeds the head test (ClassRules)
-                feats["spine_class"] = classify_rules(
-                    {**d, "neck_fit_diameter_nm": feats["neck_fit_diameter_nm"]}, rules)
+                conv = fit.converged if fit is not None else None
+                checked, _ = check_plausibility({**d, **feats}, precision_nm=sigma,
+                                                neck_fit_converged=conv)
+                cls = classify_rules(checked, rules)
+                checked, why = check_plausibility({**d, **feats, "spine_class": cls},
+                                                  precision_nm=sigma, neck_fit_converged=conv)
+                feats.update({name: checked[name] for name in feats if name in checked})
+                feats.update(spine_class=cls, **quality_columns(why))
+        if reason and feats["quality"] == "not_measured":
+            feats["quality_reason"] = reason
         rows.append({**row, **feats, "reason": reason})
     cols = {name: [r[name] for r in rows] for name in SPINE_MESH_FEATURE_COLUMNS}
     if not rows:

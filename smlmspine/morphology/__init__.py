@@ -27,15 +27,18 @@ import pyarrow as pa
 from ._classify import (ML_FEATURES, SPINE_CLASSES, ClassifierModel, ClassRules, TrainingReport,
                         classify_rules, classify_table, has_head, load_model, save_model,
                         train_classifier)
-from ._measure import FEATURE_NAMES, SpineMeasurement, find_base, measure_spine
+from ._measure import FEATURE_NAMES, BasePlane, SpineMeasurement, base_plane, find_base, measure_spine
 from ._neckfit import NeckFit, fit_neck_diameter, radial_distances
 from ._necksurface import NeckSurfaceFit, fit_neck_surface
+from ._quality import EM_RANGES, PLAUSIBILITY_RULES, check_plausibility, quality_columns
 from ._sections import centreline, cross_section, section_profile
 from ._tables import (PROFILE_COLUMNS, SPINE_COLUMNS, SPINE_MESH_FEATURE_COLUMNS, _iter_paths,
                       features_table, load_mesh, plot_profile, profile_table)
 
 __all__ = [
     "measure_spine", "measure_meshes", "SpineMeasurement", "FEATURE_NAMES", "find_base",
+    "base_plane", "BasePlane", "check_plausibility", "quality_columns", "PLAUSIBILITY_RULES",
+    "EM_RANGES",
     "section_profile", "centreline", "cross_section",
     "fit_neck_diameter", "radial_distances", "neck_fit_for_spine", "NeckFit",
     "fit_neck_surface", "NeckSurfaceFit",
@@ -103,8 +106,7 @@ def measure_meshes(paths: Sequence[str | Path], *, units: str | None = None,
         measurements.append(measure_spine(mesh, base_point_nm=base_point_nm, step_nm=step_nm))
         sources.append(str(path))
         ids.append(_spine_id_from(path))
-    table = features_table(measurements, sources=sources, spine_ids=ids,
-                           classes=[classify_rules(m.to_dict(), rules) for m in measurements],
+    table = features_table(measurements, sources=sources, spine_ids=ids, rules=rules,
                            metadata={"units_in": units, "step_nm": step_nm})
     return table, measurements
 

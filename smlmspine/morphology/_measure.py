@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ParameterError
-from ._sections import geodesic_from_base, section_profile
+from ._sections import _cross_sections, _mesh_arrays, centreline, geodesic_from_base, section_profile
 
-__all__ = ["SpineMeasurement", "measure_spine", "measure_spines", "find_base", "FEATURE_NAMES"]
+__all__ = ["SpineMeasurement", "measure_spine", "measure_spines", "find_base", "base_plane",
+           "BasePlane", "FEATURE_NAMES"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class SpineMeasurement:
     between the base and the head; the head-neck boundary is the first section distal
     of the neck minimum whose diameter exceeds ``head_neck_threshold`` x the neck
     minimum. ``neck_length_nm`` runs from the base to that boundary.
+    The base plane and the closing cap come from :func:`base_plane`: the cap is never
+    searched for the neck; ``volume_um3``, ``surface_area_um2`` and the shape indices
+    are those of the part distal of the base section (``base_area_nm2`` is the area of
+    that section, ``cap_length_nm`` the axial extent of the excluded cap).
     ``open_angle_deg`` is the angle at the base between the directions to the centre
     of mass and to the tip (0 for a straight spine, growing with bending);
     ``cvd`` is the coefficient of variation (std/mean) of the distances from the
@@ -47,6 +52,8 @@ class SpineMeasurement:
     base_x_nm: float
     base_y_nm: float
     base_z_nm: float
+    base_area_nm2: float
+    cap_length_nm: float
     profile: dict = field(repr=False, compare=False, default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -93,6 +100,166 @@ def find_base(mesh, *, base_point_nm=None) -> tuple[np.ndarray, np.ndarray | Non
     sign = 1 if ends[0] < ends[1] else -1
     b = centroid + main * (proj.max() if sign > 0 else proj.min())
     return b, -sign * main, "heuristic"
+
+
+@dataclass(frozen=True)
+class BasePlane:
+    """Where a spine starts: its base plane and the closing cap left out of the measurement.
+
+    Attributes
+    ----------
+    point_nm : (3,) ndarray
+        Base point; lengths (``length_nm``, ``neck_length_nm``) run from here.
+    normal : (3,) ndarray
+        Unit normal of the base plane, into the spine (the spine axis at its base).
+    how : str
+        ``"given"`` (point and normal given), ``"given point"`` (normal along the
+        centreline from the point, to the centreline point at 20 % of its length or
+        150 nm), ``"boundary"`` (open boundary loop), ``"heuristic"`` (narrower end of
+        the principal axis); ``"+cap"`` is appended when a closing cap was found.
+    cap_length_nm : float
+        Axial extent of the closing cap found at the base, from where the mesh begins to
+        the cap's end (0: none).
+    skip_nm : float
+        Length distal of a given base point that is not spine: a gap before the mesh
+        begins and a closing cap distal of the plane; the cross-sections, volume and
+        area start there. 0 for a base from the mesh (its point is moved to the end of
+        the cap instead).
+    base_area_nm2 : float
+        Area of the base section: the cross-section perpendicular to ``normal`` where
+        the spine proper begins (``skip_nm`` beyond the base point), the largest of
+        three sections within ``step_nm`` of it; NaN if none.
+    """
+
+    point_nm: np.ndarray
+    normal: np.ndarray
+    how: str
+    cap_length_nm: float
+    skip_nm: float
+    base_area_nm2: float
+
+
+def _cap_end(h: np.ndarray, d: np.ndarray) -> tuple[float, float] | None:
+    """End of a closing cap in an axial diameter profile ``d(h)`` (nm; NaN: no section).
+
+    A cap is a base region where the section shrinks to nothing towards the end. From
+    the first section the diameter rises to a plateau ``D`` (the first section not
+    exceeded by 3 % within the next quarter of its diameter), within ``D`` (two base
+    radii). An elliptic cap ``(d/D)^2 = 1 - ((h_b - h)/c)^2`` (a hemisphere when
+    ``c = D/2``) is fitted to the rising sections with ``0.05 < (d/D)^2 < 0.95`` (linear
+    least squares in ``sqrt(1 - (d/D)^2)``, at least 3 sections). It is a cap when it is
+    short (``c <= 0.75 D``) and closes where the mesh begins (its apex ``h_b - c`` at
+    most ``D/4`` before the first section): a neck that merely narrows towards its base
+    is neither. Returns ``(h_b, D)``, ``h_b`` at most a quarter diameter beyond the
+    plateau's first section, or None (no cap).
+    """
+    ok = np.flatnonzero(np.isfinite(d) & (d > 0))
+    if ok.size < 4:
+        return None
+    dh = float(np.min(np.diff(h))) if len(h) > 1 else 1.0
+    h, d = h[ok], d[ok]
+    plateau = None
+    for j in range(len(d)):
+        ahead = (h > h[j]) & (h <= h[j] + max(0.25 * d[j], 2 * dh))
+        if not np.any(ahead) or d[ahead].max() < 1.03 * d[j]:
+            plateau = j
+            break
+    if plateau is None or plateau == 0:
+        return None
+    near = (h >= h[plateau]) & (h <= h[plateau] + 0.25 * d[plateau])
+    dp = float(d[near].max())
+    if h[plateau] - h[0] > dp:
+        return None
+    a = (d[: plateau + 1] / dp) ** 2
+    sel = (a > 0.05) & (a < 0.95)
+    if np.count_nonzero(sel) < 3:
+        return None
+    slope, icpt = np.polyfit(h[: plateau + 1][sel], np.sqrt(1.0 - a[sel]), 1)
+    if slope >= 0:
+        return None
+    hb, c = -icpt / slope, -1.0 / slope
+    if c > 0.75 * dp or h[0] - (hb - c) > 0.25 * dp:
+        return None
+    return float(np.clip(hb, h[0], h[plateau] + 0.25 * d[plateau])), dp
+
+
+def base_plane(mesh, *, base_point_nm=None, base_normal=None, step_nm: float = 10.0,
+               detect_cap: bool = True) -> BasePlane:
+    """The base plane of a spine mesh and the closing cap at its base.
+
+    The base point and normal are given (e.g. from the envelope stage: the shaft surface
+    for a spine on a shaft, the plane through the base-most localizations for a spine
+    labelled on its own) or come from the mesh (:func:`find_base`). A spine cut from its
+    dendrite and meshed closed has a *cap* at the base, where its sections shrink to
+    nothing: sections perpendicular to the normal every ``step_nm / 4`` from the base
+    (within 800 nm) find it (:func:`_cap_end`). A cap distal of a given base plane is
+    skipped (``skip_nm``: lengths still run from the given plane); with a base from the
+    mesh, the base point moves to the cap's end (where the cut was).
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> tube = trimesh.creation.capsule(height=400.0, radius=50.0, count=[64, 64])
+    >>> bp = base_plane(tube, step_nm=10.0)          # hemispherical caps at both ends
+    >>> round(bp.cap_length_nm / 50.0, 1), round(2 * (bp.base_area_nm2 / 3.1416) ** 0.5 / 100.0, 2)
+    (1.0, 1.0)
+    """
+    if base_normal is not None and base_point_nm is None:
+        raise ParameterError("base_normal needs base_point_nm (a plane needs a point)")
+    b, axis, how = find_base(mesh, base_point_nm=base_point_nm)
+    v = np.asarray(mesh.vertices, float)
+    if base_normal is not None:
+        n = np.asarray(base_normal, float).reshape(-1)
+        if n.shape != (3,) or not np.all(np.isfinite(n)) or np.linalg.norm(n) == 0:
+            raise ParameterError(f"base_normal must be 3 finite numbers, not all 0; got {base_normal!r}")
+        n = n / np.linalg.norm(n)
+        # into the spine: towards the bulk of the mesh (a normal given outward is turned)
+        axis = n if np.mean((v - b) @ n) >= 0 else -n
+        how = "given"
+    elif how == "given":
+        # the direction to the centroid is off for a bent spine: take the local axis, from
+        # the base point to the centreline (geodesic bins) a little way in
+        how = "given point"
+        pts, sl = centreline(mesh, b, None, step_nm=step_nm)
+        if len(pts) > 2 and sl[-1] > 0:
+            k = min(int(np.searchsorted(sl, min(0.2 * sl[-1], 150.0))), len(pts) - 1)
+            t = pts[max(k, 1)] - b
+            if np.linalg.norm(t) > 0:
+                axis = t / np.linalg.norm(t)
+    hv = (v - b) @ axis
+    given = how.startswith("given")
+    h_lo = 0.0 if given else float(min(hv.min(), 0.0))
+    span = float(hv.max()) - h_lo
+    arrs = _mesh_arrays(mesh)
+    cap, skip, hb = 0.0, 0.0, h_lo
+    if detect_cap and span > 0:
+        reach = min(0.6 * span, 800.0)
+        dh = max(step_nm / 4, reach / 320)
+        h = h_lo + dh * (np.arange(int(reach / dh)) + 0.5)
+        if h.size >= 4:
+            secs = _cross_sections(arrs, b + h[:, None] * axis, np.repeat(axis[None], len(h), 0))
+            d = np.array([np.nan if sc is None else sc["diameter_nm"] for sc in secs])
+            found = _cap_end(h, d)
+            valid = np.flatnonzero(np.isfinite(d))
+            if given and valid.size:
+                # the mesh may begin distal of a given base plane: no spine before it
+                hb = max(hb, float(h[valid[0]]) - dh / 2)
+            if found is not None:
+                cap = found[0] - (float(h[valid[0]]) - dh / 2)
+                hb = found[0]
+                how += "+cap"
+    if given:
+        skip = max(hb, 0.0)
+    else:
+        b = b + hb * axis
+    # The base section: the largest of three within step_nm distal of the plane (a flat
+    # closing face lies in the plane; a mesh rounds the rim of a cut over a few nm).
+    hs = skip + np.array([min(1.0, step_nm / 8), step_nm / 2, step_nm])
+    secs = _cross_sections(arrs, b + hs[:, None] * axis, np.repeat(axis[None], 3, 0))
+    areas = [sc["area_nm2"] for sc in secs if sc is not None]
+    area = float(max(areas)) if areas else float("nan")
+    return BasePlane(point_nm=b, normal=axis, how=how, cap_length_nm=float(cap), skip_nm=float(skip),
+                     base_area_nm2=area)
 
 
 def _n_tips(mesh, geodesic: np.ndarray, step_nm: float, min_branch_nm: float,
@@ -243,8 +410,9 @@ def head_neck_indices(s: np.ndarray, d: np.ndarray, length: float,
     return i_head, i_neck, (i_neck + int(above[0]) if above.size else None)
 
 
-def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm: float = 30.0,
-                  head_neck_threshold: float = 1.2, min_branch_nm: float = 200.0) -> SpineMeasurement:
+def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float = 10.0,
+                  smooth_nm: float = 30.0, head_neck_threshold: float = 1.2,
+                  min_branch_nm: float = 200.0, detect_cap: bool = True) -> SpineMeasurement:
     """Measure one closed spine mesh (coordinates in nm).
 
     Parameters
@@ -255,11 +423,17 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
     base_point_nm : (3,) array-like, optional
         Where the spine meets the shaft. Default: the open boundary loop if any, else
         the narrower end of the principal axis (a heuristic; give the base if known).
+    base_normal : (3,) array-like, optional
+        Normal of the base plane (the spine axis at its base; turned to point into the
+        spine); needs ``base_point_nm``. Default: along the centreline from the base
+        point. See :func:`base_plane`.
     step_nm : float
         Spacing of the cross-sections along the centreline.
     head_neck_threshold : float
         Head-neck boundary: first section distal of the neck minimum wider than this
         factor times the neck minimum.
+    detect_cap : bool
+        Find and leave out a cap closing the spine's cut base (:func:`base_plane`).
 
     Examples
     --------
@@ -274,9 +448,12 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
     step_nm = positive(step_nm, "step_nm", unit="nm")
     if len(mesh.faces) < 4:
         raise ParameterError(f"the spine mesh has {len(mesh.faces)} faces; need a closed surface")
-    base, axis, _ = find_base(mesh, base_point_nm=base_point_nm)
+    bp = base_plane(mesh, base_point_nm=base_point_nm, base_normal=base_normal, step_nm=step_nm,
+                    detect_cap=detect_cap)
+    base, axis = bp.point_nm, bp.normal
     geo = geodesic_from_base(mesh, base, axis)
-    prof = section_profile(mesh, base, axis, step_nm=step_nm, smooth_nm=smooth_nm, geodesic=geo)
+    prof = section_profile(mesh, base, axis, step_nm=step_nm, smooth_nm=smooth_nm, geodesic=geo,
+                           skip_nm=bp.skip_nm)
     s, d = prof["s_nm"], prof["diameter_nm"]
     length = float(prof["length_nm"])
     if d.size == 0:
@@ -296,16 +473,36 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
         neck_length = float(s[boundary - 1] + np.clip(frac, 0, 1) * (s[boundary] - s[boundary - 1]))
         neck_mean = float(np.mean(d[:boundary]))
     verts = np.asarray(mesh.vertices, float)
+    faces = np.asarray(mesh.faces)
     watertight = bool(mesh.is_watertight)
+    # The spine proper: the surface distal of the base section (no cap, no shaft, not
+    # the flat face closing a cut), closed by that section for the volume.
+    origin = base + bp.skip_nm * axis
+    edges = np.asarray(mesh.edges_unique)
+    h_edge = float(np.median(np.linalg.norm(verts[edges[:, 0]] - verts[edges[:, 1]], axis=1))) \
+        if len(edges) else 1.0
+    tris = _clip_triangles(verts, faces, origin, axis, in_plane_nm=0.25 * h_edge)
+    if len(tris) == 0:
+        raise ParameterError("no part of the spine mesh lies distal of its base plane; "
+                             "is the base (point and normal) right?")
+    area = float(0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]),
+                                      axis=1).sum())
+    spine_verts = verts[(verts - origin) @ axis >= -0.25 * h_edge]
+    if len(spine_verts) < 4:
+        spine_verts = tris.reshape(-1, 3) + origin
     if watertight:
-        vol, centroid = _volume_centroid(verts, np.asarray(mesh.faces))
+        det = np.einsum("ij,ij->i", tris[:, 0], np.cross(tris[:, 1], tris[:, 2]))
+        total = float(det.sum())
+        vol = total / 6.0
+        centroid = origin + ((det[:, None] * tris.sum(axis=1)).sum(axis=0) / (4.0 * total)
+                             if total != 0 else tris.reshape(-1, 3).mean(axis=0))
     else:
-        vol, centroid = float("nan"), verts.mean(axis=0)
+        vol, centroid = float("nan"), spine_verts.mean(axis=0)
     head_vol = vol
     if watertight and boundary:
         head_vol = _distal_volume(mesh, prof, boundary)
-    hull_vol = _hull_volume(verts)
-    dist = np.linalg.norm(verts - centroid, axis=1)
+    hull_vol = _hull_volume(np.vstack([spine_verts, tris.reshape(-1, 3) + origin]))
+    dist = np.linalg.norm(spine_verts - centroid, axis=1)
     cvd = float(dist.std() / dist.mean()) if dist.mean() > 0 else float("nan")
     tip = verts[int(np.argmax(geo))]
     open_angle = _angle_deg(centroid - base, tip - base)
@@ -316,16 +513,16 @@ def measure_spine(mesh, *, base_point_nm=None, step_nm: float = 10.0, smooth_nm:
         length_nm=length, neck_min_diameter_nm=neck_min, neck_mean_diameter_nm=neck_mean,
         neck_length_nm=neck_length, head_diameter_nm=head_d,
         head_volume_um3=head_vol * 1e-9, volume_um3=vol * 1e-9,
-        surface_area_um2=float(mesh.area) * 1e-6,
+        surface_area_um2=area * 1e-6,
         convex_hull_ratio=vol / hull_vol if hull_vol and np.isfinite(vol) else float("nan"),
         head_neck_ratio=head_d / neck_min if neck_min > 0 else float("inf"),
         open_angle_deg=open_angle, cvd=cvd, is_watertight=watertight,
         n_tips=tips, base_x_nm=float(base[0]), base_y_nm=float(base[1]), base_z_nm=float(base[2]),
-        profile=prof)
+        base_area_nm2=bp.base_area_nm2, cap_length_nm=bp.cap_length_nm, profile=prof)
 
 
-def measure_spines(meshes, *, base_points_nm=None, workers: int = 1, progress: bool = False,
-                   **options) -> list:
+def measure_spines(meshes, *, base_points_nm=None, base_normals=None, workers: int = 1,
+                   progress: bool = False, **options) -> list:
     """Measure many spine meshes, optionally in worker processes.
 
     Parameters
@@ -335,6 +532,8 @@ def measure_spines(meshes, *, base_points_nm=None, workers: int = 1, progress: b
     base_points_nm : (N, 3) array-like or sequence of (3,) or None, optional
         One base point per mesh (an entry may be ``None``: base from the mesh, as in
         :func:`measure_spine`); default: every base from its mesh.
+    base_normals : (N, 3) array-like or sequence of (3,) or None, optional
+        One base-plane normal per mesh (an entry may be ``None``); needs the base points.
     workers : int
         Processes: 1 measures here (default), -1 uses every core, n uses n (at most one
         per 4 meshes; a pool costs about a second to start). Each mesh is measured on
@@ -343,7 +542,7 @@ def measure_spines(meshes, *, base_points_nm=None, workers: int = 1, progress: b
         Show a progress bar.
     **options
         Passed to :func:`measure_spine` (``step_nm``, ``smooth_nm``,
-        ``head_neck_threshold``, ``min_branch_nm``).
+        ``head_neck_threshold``, ``min_branch_nm``, ``detect_cap``).
 
     Returns
     -------
@@ -369,16 +568,23 @@ def measure_spines(meshes, *, base_points_nm=None, workers: int = 1, progress: b
         if len(bases) != n:
             raise ParameterError(f"base_points_nm has {len(bases)} entries for {n} meshes; "
                                  "give one base point (or None) per mesh")
-    unknown = set(options) - {"step_nm", "smooth_nm", "head_neck_threshold", "min_branch_nm"}
+    normals = [None] * n
+    if base_normals is not None:
+        normals = [None if q is None else np.asarray(q, float).reshape(3) for q in base_normals]
+        if len(normals) != n:
+            raise ParameterError(f"base_normals has {len(normals)} entries for {n} meshes; "
+                                 "give one base normal (or None) per mesh")
+    unknown = set(options) - {"step_nm", "smooth_nm", "head_neck_threshold", "min_branch_nm",
+                              "detect_cap"}
     if unknown:
         raise ParameterError(f"unknown measure_spine option(s) {sorted(unknown)}; expected "
-                             "step_nm, smooth_nm, head_neck_threshold, min_branch_nm")
+                             "step_nm, smooth_nm, head_neck_threshold, min_branch_nm, detect_cap")
     n_workers = _n_workers(workers, n)
     if n_workers > 1:
         # One process per core: Qhull, Dijkstra and the many small array operations hold
         # the GIL. Meshes travel as arrays (vertices, faces, face normals).
         jobs = [(np.asarray(m.vertices, float), np.asarray(m.faces), np.asarray(m.face_normals),
-                 b, options) for m, b in zip(meshes, bases)]
+                 b, q, options) for m, b, q in zip(meshes, bases, normals)]
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool
@@ -394,12 +600,13 @@ def measure_spines(meshes, *, base_points_nm=None, workers: int = 1, progress: b
 
             warnings.warn(f"measure_spines: process pool failed ({exc!r}); measuring in this "
                           "process (workers=1 avoids the pool)", RuntimeWarning, stacklevel=2)
-    return list(_progress((_measure_one(m, b, options) for m, b in zip(meshes, bases)), progress, n))
+    return list(_progress((_measure_one(m, b, q, options) for m, b, q in zip(meshes, bases, normals)),
+                          progress, n))
 
 
-def _measure_one(mesh, base, options):
+def _measure_one(mesh, base, normal, options):
     try:
-        return measure_spine(mesh, base_point_nm=base, **options)
+        return measure_spine(mesh, base_point_nm=base, base_normal=normal, **options)
     except ParameterError as exc:
         return exc
 
@@ -407,8 +614,8 @@ def _measure_one(mesh, base, options):
 def _measure_job(job):
     import trimesh
 
-    v, f, fn, base, options = job
-    return _measure_one(trimesh.Trimesh(v, f, face_normals=fn, process=False), base, options)
+    v, f, fn, base, normal, options = job
+    return _measure_one(trimesh.Trimesh(v, f, face_normals=fn, process=False), base, normal, options)
 
 
 def _worker_init():
@@ -482,10 +689,9 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
 def _distal_volume(mesh, prof: dict, boundary: int) -> float:
     """Volume of the mesh beyond the head-neck boundary plane (capped slice).
 
-    The faces are clipped to the distal side of the plane (a face cut by the plane keeps
-    its distal triangle or quadrilateral, in its own winding). The cap lies in the
-    cutting plane, so tetrahedra with their apex on the plane give the enclosed volume
-    from the distal surface alone (no cap triangulation).
+    The faces are clipped to the distal side of the plane (:func:`_clip_triangles`). The
+    cap lies in the cutting plane, so tetrahedra with their apex on the plane give the
+    enclosed volume from the distal surface alone (no cap triangulation).
     """
     p = np.array([prof["x_nm"][boundary], prof["y_nm"][boundary], prof["z_nm"][boundary]])
     lo = max(boundary - 2, 0)
@@ -494,14 +700,36 @@ def _distal_volume(mesh, prof: dict, boundary: int) -> float:
                   prof["z_nm"][hi] - prof["z_nm"][lo]])
     if np.linalg.norm(t) == 0:
         return float("nan")
-    n = t / np.linalg.norm(t)
-    v = np.asarray(mesh.vertices, float) - p
-    faces = np.asarray(mesh.faces)
+    tri = _clip_triangles(np.asarray(mesh.vertices, float), np.asarray(mesh.faces), p,
+                          t / np.linalg.norm(t))
+    if len(tri) == 0:
+        return float("nan")
+    return float(abs(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0))
+
+
+def _clip_triangles(verts: np.ndarray, faces: np.ndarray, point: np.ndarray, normal: np.ndarray,
+                    in_plane_nm: float | None = None) -> np.ndarray:
+    """The mesh surface on the distal side of a plane, as triangles (T, 3, 3) relative to
+    ``point`` (nm).
+
+    A face cut by the plane keeps its distal triangle or quadrilateral (two triangles),
+    in its own winding. With ``in_plane_nm``, faces lying in the plane (every vertex
+    within that distance of it, and facing along the normal within 18 deg: the flat
+    face closing a cut spine) are left out.
+    """
+    n = np.asarray(normal, float)
+    v = np.asarray(verts, float) - np.asarray(point, float)
+    faces = np.asarray(faces)
     d = v @ n
+    if in_plane_nm is not None and len(faces):
+        a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+        fn = np.cross(b - a, c - a)
+        nrm = np.linalg.norm(fn, axis=1)
+        flat = (np.abs(d[faces]).max(axis=1) <= in_plane_nm) & \
+            (np.abs(fn @ n) >= 0.95 * np.where(nrm > 0, nrm, np.inf))
+        faces = faces[~flat]
     side = d[faces] >= 0  # (F, 3)
     npos = side.sum(axis=1)
-    if not np.any(npos):
-        return float("nan")
     tris = [v[faces[npos == 3]]]
     for kind in (1, 2):
         sel = npos == kind
@@ -521,5 +749,4 @@ def _distal_volume(mesh, prof: dict, boundary: int) -> float:
         else:  # b and c distal: quadrilateral (ab, b, c, ca)
             tris.append(np.stack([ab, b, c], axis=1))
             tris.append(np.stack([ab, c, ca], axis=1))
-    tri = np.concatenate(tris)
-    return float(abs(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0))
+    return np.concatenate(tris).reshape(-1, 3, 3)

@@ -60,7 +60,9 @@ def centreline(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | None = N
 
     Starts at the base point and ends at the tip (the vertex of largest geodesic
     distance); intermediate points are centroids of geodesic level bins of width
-    ``step_nm``, smoothed with a Gaussian of ``smooth_nm`` along the arc.
+    ``step_nm``, smoothed with a Gaussian of ``smooth_nm`` along the arc. With a
+    ``base_axis``, vertices proximal of the base plane (a closing cap, a shaft) are left
+    out of the bins: they are not part of the spine.
     """
     v = np.asarray(mesh.vertices, dtype=float)
     g = geodesic_from_base(mesh, base_point_nm, base_axis) if geodesic is None else geodesic
@@ -69,6 +71,10 @@ def centreline(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | None = N
     # off-axis: use at least 3x the 90th-percentile edge length.
     edges = np.asarray(mesh.edges_unique)
     elen = np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1)
+    if base_axis is not None:
+        distal = (v - base_point_nm) @ np.asarray(base_axis, float) >= 0
+        if np.count_nonzero(distal) >= 4:
+            v, g = v[distal], g[distal]
     width = max(step_nm, 3.0 * float(np.percentile(elen, 90)))
     smooth_nm = max(smooth_nm, width)
     nbins = max(int(np.ceil(g.max() / width)), 1)
@@ -475,8 +481,13 @@ def _kernels() -> dict:
 
 
 def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.0,
-                    smooth_nm: float = 30.0, geodesic: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    smooth_nm: float = 30.0, geodesic: np.ndarray | None = None,
+                    skip_nm: float = 0.0) -> dict[str, np.ndarray]:
     """Cross-sections every ``step_nm`` along the centreline.
+
+    The first section lies one base radius (and at least ``max(step_nm, smooth_nm) / 2``)
+    beyond ``skip_nm`` (nm of arc length from the base that are not spine: a closing cap
+    distal of the base plane, see :func:`smlmspine.morphology.base_plane`).
 
     Returns a dict of equal-length arrays: ``s_nm`` (arc length from the base),
     ``x_nm``/``y_nm``/``z_nm`` (centreline point), ``area_nm2``, ``diameter_nm``,
@@ -486,6 +497,8 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
     from .._validate import check_count, positive
 
     step_nm = positive(step_nm, "step_nm", unit="nm")
+    if not np.isfinite(skip_nm) or skip_nm < 0:
+        raise ParameterError(f"skip_nm must be a finite length >= 0, got {skip_nm}")
     pts, s = centreline(mesh, np.asarray(base_point_nm, float),
                         None if base_axis is None else np.asarray(base_axis, float) /
                         np.linalg.norm(base_axis), step_nm=step_nm, smooth_nm=smooth_nm,
@@ -516,10 +529,10 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
 
     # Closer to the base than about one base radius, an oblique plane cuts the base
     # cap: start at the radius of a first section near the base (and >= step/2).
-    start = max(step_nm / 2, smooth_nm / 2)
+    start = skip_nm + max(step_nm / 2, smooth_nm / 2)
     first = _sections_at(np.array([min(start, length / 2)]))[1][0]
     if first is not None:
-        start = max(start, first["diameter_nm"] / 2)
+        start = max(start, skip_nm + first["diameter_nm"] / 2)
     samples = np.arange(start, length, step_nm)
     points, secs = _sections_at(samples)
     rows = [(sv, *p, sec["area_nm2"], sec["diameter_nm"], sec["min_width_nm"],

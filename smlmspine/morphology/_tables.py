@@ -29,8 +29,8 @@ SPINE_COLUMNS = column_specs(
     ("neck_length_nm", _F64, "nm", "centreline length from the base to the head-neck boundary"),
     ("head_diameter_nm", _F64, "nm", "largest equivalent diameter of a cross-section in the distal half"),
     ("head_volume_um3", _F64, "um^3", "volume distal of the head-neck boundary plane"),
-    ("volume_um3", _F64, "um^3", "enclosed volume (NaN if the mesh is not watertight)"),
-    ("surface_area_um2", _F64, "um^2", "mesh surface area"),
+    ("volume_um3", _F64, "um^3", "volume distal of the base section (NaN if the mesh is not watertight)"),
+    ("surface_area_um2", _F64, "um^2", "surface area distal of the base section (no closing cap)"),
     ("convex_hull_ratio", _F64, "1", "volume / convex hull volume"),
     ("head_neck_ratio", _F64, "1", "head_diameter_nm / neck_min_diameter_nm"),
     ("open_angle_deg", _F64, "deg", "angle at the base between the directions to the centre of mass and to the tip"),
@@ -40,9 +40,14 @@ SPINE_COLUMNS = column_specs(
     ("base_x_nm", _F64, "nm", "base point x"),
     ("base_y_nm", _F64, "nm", "base point y"),
     ("base_z_nm", _F64, "nm", "base point z"),
+    ("base_area_nm2", _F64, "nm^2", "area of the base section (where the spine proper begins; the cut of a spine cut from its dendrite)"),
+    ("cap_length_nm", _F64, "nm", "axial extent of the cap closing the spine's base, left out of every measurement (0: none)"),
     ("neck_fit_diameter_nm", _F64, "nm", "neck diameter fitted to the localizations (NaN without them)"),
     ("neck_fit_diameter_err_nm", _F64, "nm", "standard error of neck_fit_diameter_nm"),
     ("spine_class", pa.string(), "", "class: thin, mushroom, stubby, filopodium, branched"),
+    ("quality", pa.string(), "", "ok (every plausibility rule passed), flagged (see quality_reason) or not_measured"),
+    ("quality_reason", pa.string(), "", "plausibility rules that fired, '; '-separated (docs/morphology.md); impossible values are NaN"),
+    ("trustworthy", pa.bool_(), "", "quality == 'ok': filter with pc.field('trustworthy') / df[df.trustworthy]"),
 )
 
 def _mesh_feature_columns():
@@ -74,21 +79,38 @@ PROFILE_COLUMNS = column_specs(
 
 def features_table(measurements: Sequence[SpineMeasurement], *, sources: Sequence[str] | None = None,
                    spine_ids: Sequence[int] | None = None, neck_fits: Sequence | None = None,
-                   classes: Sequence[str] | None = None, metadata: dict | None = None) -> pa.Table:
-    """One row per spine following :data:`SPINE_COLUMNS`."""
-    from ._classify import classify_rules
+                   classes: Sequence[str] | None = None, metadata: dict | None = None,
+                   precision_nm: float | None = None, rules=None) -> pa.Table:
+    """One row per spine following :data:`SPINE_COLUMNS`.
 
+    Every row passes :func:`~smlmspine.morphology.check_plausibility` (with the
+    localization precision ``precision_nm`` when known): impossible values become NaN,
+    ``quality``/``quality_reason``/``trustworthy`` say what fired. Classes (unless
+    given) come from the checked features with ``rules``.
+    """
+    from ._classify import ClassRules, classify_rules
+    from ._quality import check_plausibility, quality_columns
+
+    rules = rules or ClassRules()
     n = len(measurements)
-    rows = [m.to_dict() for m in measurements]
+    fits = list(neck_fits) if neck_fits is not None else [None] * n
+    rows = []
+    for i, m in enumerate(measurements):
+        f = fits[i]
+        row = {**m.to_dict(),
+               "neck_fit_diameter_nm": f.diameter_nm if f is not None else np.nan,
+               "neck_fit_diameter_err_nm": f.diameter_err_nm if f is not None else np.nan}
+        conv = f.converged if f is not None else None
+        checked, _ = check_plausibility(row, precision_nm=precision_nm, neck_fit_converged=conv)
+        cls = classes[i] if classes is not None else classify_rules(checked, rules)
+        row, reasons = check_plausibility({**row, "spine_class": cls}, precision_nm=precision_nm,
+                                          neck_fit_converged=conv)
+        rows.append({**row, **quality_columns(reasons)})
     cols = {name: [r[name] for r in rows] for name in SPINE_COLUMNS if rows and name in rows[0]}
     for name in SPINE_COLUMNS:
         cols.setdefault(name, [])
     cols["source"] = list(sources) if sources is not None else [""] * n
     cols["spine_id"] = list(spine_ids) if spine_ids is not None else [-1] * n
-    fits = list(neck_fits) if neck_fits is not None else [None] * n
-    cols["neck_fit_diameter_nm"] = [f.diameter_nm if f is not None else np.nan for f in fits]
-    cols["neck_fit_diameter_err_nm"] = [f.diameter_err_nm if f is not None else np.nan for f in fits]
-    cols["spine_class"] = list(classes) if classes is not None else [classify_rules(r) for r in rows]
     return spec_table(SPINE_COLUMNS, cols, metadata=metadata)
 
 
