@@ -202,6 +202,13 @@ def test_cli_run_on_a_non_dendrite_warns_and_writes_no_spines(tmp_path, capsys):
     assert any("dendrite" in w for w in summary["warnings"])
     spines = pq.read_table(tmp_path / "o" / "spines.parquet")
     assert spines.num_rows == 0 and "detection_confidence" in spines.column_names
+    # smlmspine mesh says it too, in one line
+    assert main(["mesh", str(src), "-o", str(tmp_path / "m"), "--no-progress",
+                 "--no-dendrite"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("smlmspine mesh: warning: the localizations do not look like a "
+                     "dendrite fragment") == 1 and "Traceback" not in err
+    assert pq.read_table(tmp_path / "m" / "spines.parquet").num_rows == 0
 
 
 @pytest.mark.skipif(not REAL_3D.exists(), reason=f"real MINFLUX data not available ({REAL_3D}; "
