@@ -29,6 +29,8 @@ class FormatError(SmlmSpineError, ValueError):
 
     def __init__(self, message: str, *, path: str | Path | None = None,
                  line: int | None = None, column: str | None = None):
+        # One line, always: messages of foreign libraries (pyarrow, h5py) may hold line breaks.
+        message = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
         self.path = None if path is None else Path(path)
         self.line = line
         self.column = column
