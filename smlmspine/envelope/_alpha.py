@@ -406,4 +406,7 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label
 def _faces_reason(points, faces, check_mesh):
     if len(faces) == 0:
         return "alpha too small: no tetrahedron kept"
-    return check_mesh(points, faces)
+    # faces of one Delaunay tetrahedralization meet only in shared edges and vertices:
+    # the exact self-intersection test cannot fail here (the result is checked again
+    # after every vertex move, see _reconstruct._finish)
+    return check_mesh(points, faces, self_intersection=False)

@@ -322,17 +322,46 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
 
 
 def _with_neck_surface(env, q, base, axis, precision_nm):
-    """The envelope with its neck refitted to the localizations (see mesh_spines)."""
+    """The envelope with its neck refitted to the localizations (see mesh_spines).
+
+    The refit moves vertices of the (possibly subdivided) shell surface; where the moves
+    make the surface intersect itself they are shortened
+    (:func:`~smlmspine.envelope._selfintersect.untangle`, exact test then Open3D's;
+    refused beyond the bounds of :data:`~smlmspine.envelope._reconstruct.REPAIR_MAX_VOLUME_CHANGE`
+    and ``REPAIR_MAX_SHIFT_SIGMA``). A refit that stays invalid is dropped: the shell
+    surface is kept and the parameters say why.
+    """
     from dataclasses import replace
 
+    import trimesh
+
     from ..morphology._necksurface import fit_neck_surface
-    from ._repair import check_mesh
+    from ._reconstruct import _gate
+    from ._repair import validate_envelope
+    from ._selfintersect import open3d_self_intersections, untangle
 
     mesh, fit = fit_neck_surface(env.mesh, q, base, precision_nm=precision_nm, base_axis=axis)
     params = dict(env.parameters, neck_surface=fit.to_dict())
     if not fit.applied:
         return replace(env, parameters=params)
-    reason = check_mesh(mesh.vertices, mesh.faces)
+    # the surface the refit moved: the shell surface, subdivided as the refit did
+    v0, f0 = np.asarray(env.mesh.vertices, float), np.asarray(env.mesh.faces)
+    while len(f0) < len(mesh.faces):
+        v0, f0 = trimesh.remesh.subdivide(v0, f0)
+    reason = ""
+    if len(v0) == len(mesh.vertices) and np.array_equal(f0, mesh.faces):
+        faces = np.asarray(mesh.faces)
+        r = untangle(v0, mesh.vertices, faces,
+                     extra_bad=lambda x: open3d_self_intersections(x, faces))
+        if r.n_reverted:
+            rec = r.to_dict()
+            reason = _gate(r, float(np.max(precision_nm)))
+            if reason:
+                rec["refused"] = reason
+            params["untangle"] = dict(params.get("untangle", {}), neck_refit=rec)
+            mesh = trimesh.Trimesh(r.vertices, faces, process=False)
+    if not reason:
+        reason = validate_envelope(mesh.vertices, mesh.faces)
     if reason:   # never pass on a broken mesh: keep the shell surface and say why
         params["neck_surface"]["applied"] = False
         params["neck_surface"]["reason"] = f"refitted neck not valid ({reason})"

@@ -279,19 +279,74 @@ def _replace(env: Envelope, **kw) -> Envelope:
     return replace(env, **kw)
 
 
-def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> Envelope:
-    from ._repair import check_mesh, repair_mesh
+#: Largest shape change accepted from a repair of a self-intersecting surface (local
+#: smoothing, :func:`~smlmspine.envelope._selfintersect.smooth_untangle`; shortened
+#: vertex moves, :func:`~smlmspine.envelope._selfintersect.untangle`; voxel remesh):
+#: relative volume change, and the largest vertex shift (an upper bound of the Hausdorff
+#: distance between the repaired and the unrepaired surface) in units of the largest
+#: localization precision (docs/envelope.md, "Self-intersections").
+REPAIR_MAX_VOLUME_CHANGE = 0.05
+REPAIR_MAX_SHIFT_SIGMA = 3.0
 
+
+def _gate(r, sigma_nm) -> str:
+    """Why the repair result ``r`` (an UntangleResult) is refused ("" when accepted)."""
+    lim = REPAIR_MAX_SHIFT_SIGMA * sigma_nm if sigma_nm else float("inf")
+    if not r.ok:
+        return "not free of self-intersections after repair"
+    if abs(r.volume_change) > REPAIR_MAX_VOLUME_CHANGE or r.max_shift_nm > lim:
+        return (f"the repair would change the volume by {100 * r.volume_change:+.1f} % and "
+                f"move the surface by up to {r.max_shift_nm:.0f} nm (bounds "
+                f"{100 * REPAIR_MAX_VOLUME_CHANGE:g} %, {lim:.0f} nm)")
+    return ""
+
+
+def _untangle_mesh(mesh, params: dict, sigma_nm, step: str):
+    """``(mesh, refused)``: ``mesh`` with its self-intersections smoothed out locally
+    (exact test, then Open3D's), if the shape change is within the bounds."""
+    import trimesh
+
+    from ._selfintersect import open3d_self_intersections, smooth_untangle
+
+    faces = np.asarray(mesh.faces)
+    r = smooth_untangle(mesh.vertices, faces,
+                        extra_bad=lambda x: open3d_self_intersections(x, faces))
+    if r.n_reverted == 0:
+        return mesh, ""
+    rec = r.to_dict()
+    params.setdefault("untangle", {})[step] = rec
+    refused = _gate(r, sigma_nm)
+    if refused:
+        rec["refused"] = refused
+        return mesh, refused
+    return trimesh.Trimesh(r.vertices, faces, process=False), ""
+
+
+def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> Envelope:
+    from ._repair import check_mesh, repair_mesh, validate_envelope
+
+    sig = params.get("precision_used_nm")
+    sig = max(sig) if sig else None
     if smooth:
         import trimesh
 
         mesh = mesh.copy()
         trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=0.53, iterations=int(smooth))
-    reason = check_mesh(mesh.vertices, mesh.faces)
+    reason = check_mesh(mesh.vertices, mesh.faces, self_intersection=False)
+    if not reason:
+        # the surface fit and the smoothing move vertices: unfold where they folded it
+        mesh, refused = _untangle_mesh(mesh, params, sig, "surface")
+        reason = validate_envelope(mesh.vertices, mesh.faces)
+        if refused:
+            reason = f"{reason} ({refused})"
     note = base.note
     if reason:
-        fixed, reason2, steps = repair_mesh(mesh)
+        fixed, reason2, steps = repair_mesh(mesh, sigma_nm=sig,
+                                            max_volume_change=REPAIR_MAX_VOLUME_CHANGE,
+                                            max_shift_sigma=REPAIR_MAX_SHIFT_SIGMA)
         params["repair"] = steps
+        if not reason2:
+            reason2 = validate_envelope(fixed.vertices, fixed.faces)
         if not reason2:
             mesh, reason = fixed, ""
             note = (note + "; " if note else "") + "repaired: " + ", ".join(steps)

@@ -15,7 +15,7 @@ from .._tetra import CORNERS as _CORNERS
 from .._tetra import TETS as _TETS
 from .._tetra import tetra_surface
 
-__all__ = ["check_mesh", "repair_mesh", "marching_tetrahedra", "largest_body",
+__all__ = ["check_mesh", "validate_envelope", "repair_mesh", "shape_change", "marching_tetrahedra", "largest_body",
            "voxel_solid_mesh"]
 
 
@@ -26,19 +26,26 @@ def _edge_table(faces: np.ndarray):
     return e, np.repeat(np.arange(len(faces)), 3)
 
 
-def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> str:
+def check_mesh(vertices: np.ndarray, faces: np.ndarray, *,
+               self_intersection: bool = True) -> str:
     """Why a triangle mesh is not a valid closed envelope, or ``""`` when it is.
 
     Checks, in order: non-empty; no degenerate (repeated-vertex) faces; every edge in
     exactly two faces (watertight, edge-manifold); the two faces use it in opposite
     directions (consistent winding); every vertex has one fan of faces (vertex-manifold);
-    one connected body; positive signed volume (outward normals).
+    one connected body; positive signed volume (outward normals); no zero-area face and
+    no two faces that intersect anywhere but at their shared vertices and edge (exact
+    test, :func:`~smlmspine.envelope.self_intersections`).
 
     Parameters
     ----------
     vertices : (V, 3) ndarray of float
         Coordinates in nm.
     faces : (F, 3) ndarray of int
+    self_intersection : bool
+        Run the exact self-intersection test (default True; surfaces made of faces of
+        one Delaunay tetrahedralization, such as alpha shapes, cannot intersect
+        themselves and skip it).
 
     Returns
     -------
@@ -53,6 +60,11 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> str:
     ''
     >>> check_mesh(v, f[:3])
     'not watertight: 3 boundary edge(s)'
+    >>> import trimesh
+    >>> s = trimesh.creation.icosphere(2)
+    >>> w = s.vertices.copy(); w[0] *= -1.5              # a vertex pushed through
+    >>> check_mesh(w, s.faces)
+    'self-intersecting: 10 face(s) cross another (10 pair(s))'
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -106,6 +118,33 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray) -> str:
     vol = _signed_volume(vertices, faces)
     if not vol > 0:
         return "inward-oriented or zero-volume mesh"
+    if self_intersection:
+        from ._selfintersect import self_intersections
+
+        hit, deg, n_pairs = self_intersections(vertices, faces)
+        if deg.any():
+            return f"degenerate faces: {int(deg.sum())} of zero area"
+        if n_pairs:
+            return (f"self-intersecting: {int(hit.sum())} face(s) cross another "
+                    f"({n_pairs} pair(s))")
+    return ""
+
+
+def validate_envelope(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """:func:`check_mesh` and Open3D's self-intersection test: ``""`` when both pass.
+
+    Open3D's ``get_self_intersecting_triangles`` skips pairs that share a vertex and
+    uses a tolerance, so it can flag touching faces the exact test passes (and misses
+    folds at a shared vertex the exact test finds); a written envelope must pass both.
+    """
+    reason = check_mesh(vertices, faces)
+    if reason:
+        return reason
+    from ._selfintersect import open3d_self_intersections
+
+    n = int(open3d_self_intersections(vertices, faces).sum())
+    if n:
+        return f"self-intersecting (Open3D): {n} face(s)"
     return ""
 
 
@@ -214,14 +253,47 @@ def voxel_remesh(mesh_or_points, *, pitch_nm: float, closing_voxels: int = 1,
     return marching_tetrahedra(-field, level=-0.5, spacing=pitch_nm, origin=origin)
 
 
-def repair_mesh(mesh, *, pitch_nm: float | None = None):
+def shape_change(mesh_a, mesh_b, *, n_samples: int = 20000) -> tuple[float, float]:
+    """``(hausdorff_nm, volume_change)`` of ``mesh_b`` against ``mesh_a``.
+
+    The Hausdorff distance is estimated from ``n_samples`` surface samples of each mesh
+    (fixed seed) against dense samples of the other (resolution about the sample
+    spacing); the volume change is relative (signed volumes).
+    """
+    from scipy.spatial import cKDTree
+
+    def samples(m, n, seed):
+        rng = np.random.default_rng(seed)
+        v, f = np.asarray(m.vertices, float), np.asarray(m.faces)
+        tri = v[f]
+        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        pick = rng.choice(len(f), n, p=area / area.sum())
+        r1, r2 = rng.random(n), rng.random(n)
+        flip = r1 + r2 > 1
+        r1[flip], r2[flip] = 1 - r1[flip], 1 - r2[flip]
+        t = tri[pick]
+        return np.r_[t[:, 0] + r1[:, None] * (t[:, 1] - t[:, 0]) + r2[:, None] * (t[:, 2] - t[:, 0]), v]
+
+    a, b = samples(mesh_a, n_samples, 0), samples(mesh_b, n_samples, 1)
+    h = max(float(cKDTree(b).query(a)[0].max()), float(cKDTree(a).query(b)[0].max()))
+    va = _signed_volume(np.asarray(mesh_a.vertices, float), np.asarray(mesh_a.faces))
+    vb = _signed_volume(np.asarray(mesh_b.vertices, float), np.asarray(mesh_b.faces))
+    return h, (vb - va) / va if va else float("nan")
+
+
+def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None = None,
+                max_volume_change: float = float("inf"), max_shift_sigma: float = float("inf")):
     """Try to turn ``mesh`` into a valid closed envelope.
 
     Steps, stopping at the first that yields a valid mesh: (1) trimesh clean-up
     (merge vertices, drop degenerate and duplicate faces, fill small holes, fix
     normals, keep the largest body); (2) voxel remesh: voxelize at ``pitch_nm`` (default:
     1/80 of the largest extent), close by one voxel, fill cavities, keep the largest
-    component, marching tetrahedra.
+    component, marching tetrahedra (free of self-intersections by construction).
+
+    A step's result is refused when it changes the volume by more than
+    ``max_volume_change`` (relative) or lies farther than ``max_shift_sigma`` x
+    ``sigma_nm`` from the input surface (Hausdorff distance, :func:`shape_change`).
 
     Returns
     -------
@@ -234,6 +306,18 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None):
     import trimesh
 
     steps: list[str] = []
+    lim = max_shift_sigma * sigma_nm if sigma_nm else float("inf")
+
+    def refused(fixed):
+        if not (np.isfinite(max_volume_change) or np.isfinite(lim)):
+            return ""
+        h, dv = shape_change(mesh, fixed)
+        steps[-1] += f" (Hausdorff {h:.1f} nm, volume {100 * dv:+.1f} %)"
+        if abs(dv) > max_volume_change or h > lim:
+            return (f"shape change above the bound (Hausdorff {h:.0f} nm, volume "
+                    f"{100 * dv:+.1f} %; bounds {lim:.0f} nm, {100 * max_volume_change:g} %)")
+        return ""
+
     m = mesh.copy()
     try:
         m.merge_vertices()
@@ -246,7 +330,9 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None):
         steps.append("trimesh clean-up")
         reason = check_mesh(m.vertices, m.faces)
         if not reason:
-            return m, "", steps
+            reason = refused(m)
+            if not reason:
+                return m, "", steps
     except Exception as exc:  # trimesh can fail on badly broken input
         steps.append(f"trimesh clean-up failed ({type(exc).__name__})")
         reason = "trimesh clean-up failed"
@@ -258,7 +344,7 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None):
         v, f = voxel_remesh(mesh, pitch_nm=pitch)
         steps.append(f"voxel remesh (pitch {pitch:.3g} nm)")
         vm = trimesh.Trimesh(v, f, process=False)
-        r2 = check_mesh(vm.vertices, vm.faces)
+        r2 = check_mesh(vm.vertices, vm.faces) or refused(vm)
         if not r2:
             return vm, "", steps
         reason = f"{reason}; voxel remesh: {r2}"

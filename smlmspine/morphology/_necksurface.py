@@ -216,7 +216,12 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     ok = (rn > 1e-9) & ((wgt[idx] >= 1.0) | (target > rn))
     new = v_[idx].copy()
     new[ok] = v_[idx][ok] + (target[ok] / rn[ok] - 1.0)[:, None] * rel[ok]
-    v_[idx] = (1.0 - wgt[idx, None]) * v_[idx] + wgt[idx, None] * new
+    # only the tube moves: vertices whose surface normal is far from radial (the disc
+    # closing the base, a head's underside) fade out. Pushed onto the ring, the base
+    # cap folded over itself (sample spine: 9 -> 1271 self-intersecting faces)
+    radial = np.einsum("ij,ij->i", np.asarray(mesh.vertex_normals)[idx], rel) / np.maximum(rn, 1e-12)
+    w_idx = wgt[idx] * np.clip((radial - 0.3) / 0.4, 0.0, 1.0)
+    v_[idx] = (1.0 - w_idx[:, None]) * v_[idx] + w_idx[:, None] * new
     out_mesh = mesh.copy()
     out_mesh.vertices = v_
     return out_mesh, NeckSurfaceFit(True, "", s0, s_end,
