@@ -124,7 +124,7 @@ class Outputs:
     """
 
     def __init__(self):
-        self._files: list[tuple[Path, Path | None]] = []      # (target, backup or None)
+        self._files: list[tuple[Path, Path | None, bool]] = []  # (target, backup, existed)
         self._new_folders: list[Path] = []                     # created, outermost first
         self._folders: list[tuple[Path, set[str], Path | None, dict]] = []
         self._active = False
@@ -135,12 +135,11 @@ class Outputs:
         if path is None:
             return None
         path = check_output_file(path, option=option)
-        if any(p == path for p, _ in self._files):
+        if any(p == path for p, _, _ in self._files):
             raise FormatError(f"{_label(option)}the same file is given for two outputs", path=path)
-        backup = None
-        if path.exists() or path.is_symlink():
-            backup = self._link_backup(path)
-        self._files.append((path, backup))
+        existed = path.exists() or path.is_symlink()
+        backup = self._link_backup(path) if existed else None
+        self._files.append((path, backup, existed))
         return path
 
     def folder(self, path, *, option: str | None = None) -> Path | None:
@@ -173,14 +172,18 @@ class Outputs:
     # -- backups ----------------------------------------------------------------------
     @staticmethod
     def _link_backup(path: Path) -> Path | None:
-        if not path.is_file() or path.is_symlink():
+        """A second name for the current file (a hard link, or a copy of a symlink)."""
+        if not (path.is_file() or path.is_symlink()):
             return None
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".smlmspine-backup",
                                    dir=_parent(path))
         os.close(fd)
         os.unlink(tmp)
         try:
-            os.link(path, tmp)
+            if path.is_symlink():
+                os.symlink(os.readlink(path), tmp)
+            else:
+                os.link(path, tmp)
         except OSError:
             return None
         return Path(tmp)
@@ -219,7 +222,7 @@ class Outputs:
         return False
 
     def _discard_backups(self) -> None:
-        for _, backup in self._files:
+        for _, backup, _ in self._files:
             if backup is not None:
                 backup.unlink(missing_ok=True)
         for _, _, backup_dir, _ in self._folders:
@@ -227,11 +230,11 @@ class Outputs:
                 shutil.rmtree(backup_dir, ignore_errors=True)
 
     def _rollback(self) -> None:
-        for path, backup in reversed(self._files):
+        for path, backup, existed in reversed(self._files):
             try:
                 if backup is not None:
                     os.replace(backup, path)
-                elif path.is_file() or path.is_symlink():
+                elif not existed and (path.is_file() or path.is_symlink()):
                     path.unlink()
             except OSError:
                 pass

@@ -452,3 +452,45 @@ def test_oserror_anywhere_is_one_line(capsys, tmp_path, data, monkeypatch):
     rc, out, err = run(capsys, "cluster", data / "locs.parquet", "-o", tmp_path / "c.parquet")
     assert_refused(rc, out, err, match="Permission denied")
     assert not (tmp_path / "c.parquet").exists()
+
+
+def _drift_with_failing_plot(monkeypatch):
+    import smlmspine.drift._plot as plot_mod
+
+    def full_disk(model, path, title=None):
+        raise _enospc(path)
+
+    monkeypatch.setattr(plot_mod, "plot_model", full_disk)
+
+
+def test_existing_output_is_never_deleted_without_a_backup(capsys, tmp_path, data, monkeypatch):
+    """Where no hard link can be made, a replaced file cannot be restored, but a file that
+    existed before the command is never removed by the rollback."""
+    import smlmspine._outputs as outputs_mod
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "hard links not supported", str(dst))
+
+    monkeypatch.setattr(outputs_mod.os, "link", no_links)
+    _drift_with_failing_plot(monkeypatch)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "d.parquet").write_bytes(b"OLD RESULT")
+    rc, out, err = run(capsys, *_argv(data, out_dir, "drift"))
+    assert_refused(rc, out, err, match="No space left on device")
+    assert (out_dir / "d.parquet").exists()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["d.parquet"]
+
+
+def test_symlinked_output_is_restored(capsys, tmp_path, data, monkeypatch):
+    _drift_with_failing_plot(monkeypatch)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (tmp_path / "real.parquet").write_bytes(b"OLD RESULT")
+    (out_dir / "d.parquet").symlink_to(tmp_path / "real.parquet")
+    rc, out, err = run(capsys, *_argv(data, out_dir, "drift"))
+    assert_refused(rc, out, err, match="No space left on device")
+    assert (out_dir / "d.parquet").is_symlink()
+    assert os.readlink(out_dir / "d.parquet") == str(tmp_path / "real.parquet")
+    assert (tmp_path / "real.parquet").read_bytes() == b"OLD RESULT"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["d.parquet"]
