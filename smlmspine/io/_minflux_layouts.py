@@ -261,6 +261,14 @@ def _load_npy(path: Path, member: str | None = None) -> np.ndarray:
         raise FormatError(f"not a readable MINFLUX .npy structured array: {exc}", path=path) from exc
     except (OSError, EOFError, TypeError) as exc:
         raise FormatError(f"cannot be read as .npy: {type(exc).__name__}: {exc}", path=path) from exc
+    except Exception as exc:  # zipfile.BadZipFile (CRC), zlib.error: a damaged archive
+        import zipfile
+        import zlib
+
+        if not isinstance(exc, (zipfile.BadZipFile, zlib.error)):
+            raise
+        raise FormatError(f"the zipped .npy cannot be decompressed (truncated or damaged file?): "
+                          f"{exc}", path=path) from exc
     if arr.dtype.names is None:
         raise FormatError(f"expected a structured array with MINFLUX fields (tid, tim, vld, itr/loc); "
                           f"found a plain {arr.dtype} array of shape {arr.shape}", path=path)
@@ -349,6 +357,9 @@ def _load_json(path: Path) -> tuple[dict, dict | None]:
             data = json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"not valid JSON: {exc}", path=path) from exc
+    except RecursionError:
+        raise FormatError("JSON nested too deeply to be a MINFLUX export (a list of flat "
+                          "records)", path=path) from None
     if isinstance(data, dict):
         # column-wise export {"tid": [...], ...} or a wrapper with one list
         lists = [v for v in data.values() if isinstance(v, list)]
@@ -842,7 +853,7 @@ def _struct_fields_v73(path: Path) -> dict:
             return {k: _h5_value(fh, v) for k, v in grp.items()}
     except FormatError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise FormatError(f"not a readable MATLAB v7.3 (HDF5) file: {type(exc).__name__}: "
                           f"{exc}", path=path) from exc
 

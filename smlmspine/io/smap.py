@@ -167,6 +167,17 @@ def _is_matlab_empty(ds) -> bool:
 
 
 def _read_v73(path: Path):
+    try:
+        return _read_v73_unchecked(path)
+    except FormatError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        # h5py reports damaged structures as RuntimeError ("bad symbol table node ...")
+        raise FormatError(f"cannot be read (truncated or damaged MATLAB v7.3 file?): "
+                          f"{type(exc).__name__}: {exc}", path=path) from exc
+
+
+def _read_v73_unchecked(path: Path):
     import h5py
 
     with open_hdf5(path, "a MATLAB v7.3 SMAP file with 'saveloc'") as fh:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -140,16 +141,20 @@ def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytear
     out = bytearray(info.file_size)
     view = memoryview(out)
     pos = 0
-    with zf.open(info) as fh:
-        while True:
-            chunk = fh.read(min(8 << 20, max(info.file_size - pos, 0) + 1))
-            if not chunk:
-                break
-            if pos + len(chunk) > info.file_size:
-                raise FormatError(f"entry {info.filename!r} decompresses to more than its "
-                                  f"declared {info.file_size:,} bytes", path=path)
-            view[pos:pos + len(chunk)] = chunk
-            pos += len(chunk)
+    try:
+        with zf.open(info) as fh:
+            while True:
+                chunk = fh.read(min(8 << 20, max(info.file_size - pos, 0) + 1))
+                if not chunk:
+                    break
+                if pos + len(chunk) > info.file_size:
+                    raise FormatError(f"entry {info.filename!r} decompresses to more than its "
+                                      f"declared {info.file_size:,} bytes", path=path)
+                view[pos:pos + len(chunk)] = chunk
+                pos += len(chunk)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+        raise FormatError(f"entry {info.filename!r} cannot be decompressed (truncated or "
+                          f"damaged file?): {exc}", path=path) from exc
     if pos != info.file_size:
         raise FormatError(f"entry {info.filename!r} holds {pos:,} bytes, declared "
                           f"{info.file_size:,} (truncated?)", path=path)
