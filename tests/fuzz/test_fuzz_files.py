@@ -34,26 +34,17 @@ MAX_EXTRA_RSS_MB = 1024.0
 # match these is an expected failure; the listed deterministic cases must still fail
 # (strict: once a reader is fixed, its entry has to go).
 KNOWN = [
-    ("minflux_npyzip", r"could not be read as minflux: BadZipFile",
-     "MINFLUX .npy.zip: a CRC mismatch of the member escapes the reader as a raw BadZipFile"),
-    ("smap_v73", r"could not be read as smap: RuntimeError",
-     "SMAP v7.3: h5py RuntimeError on damaged HDF5 structures escapes the reader raw"),
-    ("picasso_hdf5", r"could not be read as picasso: KeyError",
-     "Picasso: h5py KeyError on a damaged dataset header escapes the reader raw"),
-    ("misc", r"json nested 1e5: raw: .*RecursionError",
-     "MINFLUX JSON: deeply nested arrays raise a raw RecursionError"),
     # -m slow only (512 MiB single-line files under the 2 GiB address-space cap):
     ("minflux_m2205json", r"huge line: traceback: main: MemoryError",
      "MINFLUX JSON: a 512 MiB file is parsed whole; MemoryError under a 2 GiB cap (no size budget)"),
     *[(g, r"huge line: raw: .*Cannot allocate memory",
        "text readers: a 512 MiB line fails with a raw ENOMEM OSError under a 2 GiB cap")
       for g in ("rapidstorm_txt", "zeiss_txt", "oni_csv", "nstorm_txt", "thunderstorm_csv")],
+    ("picasso_hdf5", r"could not be read as picasso: KeyError",
+     "Picasso: h5py KeyError on a damaged dataset header escapes the reader raw"),
 ]
 # Deterministic cases of these findings: they must keep failing until the reader is fixed.
-KNOWN_CASES = {
-    "smap_v73:zeroed tail half": "h5py RuntimeError escapes smap",
-    "misc:json nested 1e5": "RecursionError escapes the MINFLUX JSON reader",
-}
+KNOWN_CASES: dict[str, str] = {}
 
 
 def _reference(seeds, folder):
