@@ -27,8 +27,19 @@ Quality fields are taken from the same iteration as the position, except ``cfr``
 iteration only). A zip archive holding one ``.npy`` export is read directly. Invalid localizations (``vld`` false) are dropped
 unless ``keep_invalid=True``.
 
+A third layout, **struct**, is the published MATLAB export (DNA-PAINT MINFLUX data sets):
+one struct variable ``minflux`` with fields ``t`` (s), ``id`` (trace), ``pos`` (N x 3, nm;
+z = 0 for 2D), ``rpos`` (N x 3, nm, relative to the beam centre), ``dt`` (s), ``efo``,
+``efc``, ``fbg`` (Hz) and ``meta``, holding the final iteration of valid localizations
+only; MATLAB v5 (scipy) and v7.3 (HDF5, h5py; arrays stored transposed) are read. ``pos``
+is taken in nm unless ``meta`` states a unit (or ``position_unit=`` is given); a magnitude
+that contradicts the unit is refused. Columns: ``x``, ``y`` (, ``z`` x ``z_scale``),
+``time_s``, ``track_id``, ``vld`` (true), ``lcx``/``lcy``(/``lcz``) from ``rpos``, ``dt``,
+``efo``, ``efc``, ``fbg``, and ``cfr`` = efc / efo (NaN where efc is not finite).
+
 The writer :func:`write_abberior_npy` produces files in either layout from a
-localization table (this is what :mod:`smlmspine.simulate` uses for MINFLUX test files).
+localization table (this is what :mod:`smlmspine.simulate` uses for MINFLUX test files);
+the registered writer ``minflux`` stores only the fields the table has.
 
 Examples
 --------
@@ -329,8 +340,9 @@ _WRITABLE_TOP = ("vld", "sqi", "gri", "act", "dos", "sky")
 _WRITABLE_ITR = ("efo", "efc", "cfr", "dcr", "eco", "ecc", "fbg", "sta", "tic", "gvx", "gvy",
                  "eox", "eoy", "dmz", "lcx", "lcy", "lcz")
 _WRITABLE_VEC = ("lnc", "ext")
-#: Written by the reader from the file's structure, not stored as a field.
-_STRUCTURAL = ("iteration",)
+#: Not stored as fields: ``iteration`` is the index of the final iteration the reader
+#: finds; ``bot``/``eot`` (flat layout: begin/end of trace) follow from ``track_id``.
+_STRUCTURAL = ("iteration", "bot", "eot")
 
 
 def _minimal_nested(cols: dict, n: int, ndim: int, n_iterations: int, z_scale: float,

@@ -22,7 +22,11 @@ Writing produces a file Picasso opens: ``locs`` with the canonical columns renam
 as uint32), every other column as a field of its own, and the YAML sidecar with
 ``Pixelsize`` (and, under a ``smlmspine`` key, the units/original names/history needed to
 read the file back unchanged). Floating-point fields are stored as float32 (Picasso's
-type) when that loses nothing beyond float64 rounding, else as float64.
+type) when that loses nothing beyond float64 rounding, else as float64. ``lpx``/``lpy``
+derived from ``precision_xy`` are marked so in the sidecar and not returned on read.
+
+The sidecar is read with a safe YAML loader that refuses alias expansion beyond
+:data:`MAX_YAML_NODES` nodes ("billion laughs") and recursive aliases.
 """
 
 from __future__ import annotations

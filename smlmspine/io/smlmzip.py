@@ -17,13 +17,22 @@ after the other in header order (dtypes ``uint8``, ``uint16``, ``uint32``, ``flo
 ``float64``; signed types are read too). ``offset`` is added to the named columns.
 Lengths are in nm unless ``units`` says otherwise (``um``, ``mm``, ``angstrom``, ...).
 
-Reading maps the built-in headers ``x``, ``y``, ``z``, ``frame``, ``intensity`` ->
-``photons``, ``background``, ``channel``, ``z_precision`` -> ``precision_z`` and ``time``
-(in ``s``/``ms``/``us``) -> ``time_s``; other headers are kept (``x_precision`` etc. in
-nm). Several table files are concatenated; if they name different channels a ``channel``
-column is added (the names go to the table metadata ``smlm_channels``). Only scalar
-columns (shape 1) of binary tables are supported; text tables and image files are
+Reading maps header vocabularies of other tools (:data:`HEADER_VOCABULARY`: the
+reference ``x``/``intensity``/``z_precision``..., locan ``position_x``/``local_background``/
+``uncertainty_z``..., rapidSTORM-era ShareLoc ``x_position``/``Amplitude_0_0``...) to the
+canonical columns, and ``time`` (in ``s``/``ms``/``us``) to ``time_s``; other headers are
+kept (``x_precision``, ``uncertainty_x``, ``psf_sigma_x``... as lengths in nm). Manifests
+written by other tools are accepted with numbers as strings (``"rows": "10"``), dtype
+names in any case and extra keys; units come from ``units``, a unit in brackets in the
+header (``"x [um]"``) or a locan ``locdata_meta`` block, and contradicting statements are
+refused. Several table files are concatenated; if they name different channels a
+``channel`` column is added (the names go to the table metadata ``smlm_channels``). Only
+scalar columns (shape 1) of binary tables are supported; text tables and image files are
 ignored (images) or refused (text tables).
+
+Zip entries are checked before decompressing (declared size against ``rows`` x record
+size, against :func:`table_budget_bytes` and against what DEFLATE can produce from the
+compressed size) and inflated in chunks into a buffer of exactly the declared size.
 
 Writing produces one binary table with the canonical names (``photons`` as
 ``intensity``) and the column dtypes kept (int64 columns as ``uint32`` when they fit,
