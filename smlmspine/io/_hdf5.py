@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import FormatError
 
 __all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5",
-           "hdf5_keys"]
+           "hdf5_keys", "check_dataset_size"]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: MATLAB v7.3 files are HDF5 files with a 512-byte user block that starts with this text.
@@ -62,3 +62,29 @@ def hdf5_keys(path: Path, *, strict_suffixes: tuple[str, ...] = (".hdf5", ".h5")
             raise FormatError("has the HDF5 signature but cannot be opened (truncated or "
                               f"damaged file?): {exc}", path=path) from exc
         return set()
+
+
+def check_dataset_size(ds, path: Path, name: str) -> None:
+    """Refuse to read a dataset whose declared size would exhaust memory.
+
+    HDF5 stores a dataset's shape apart from its data: a file of a few kB can declare a
+    (10^10,) compound ``locs`` whose chunks were never written (read back as the fill
+    value). Checked before reading: the declared bytes must stay within the budget of
+    :func:`smlmspine.io.smlmzip.table_budget_bytes` and a non-empty dataset must have
+    data stored.
+    """
+    from .smlmzip import table_budget_bytes
+
+    declared = int(ds.size) * int(ds.dtype.itemsize)
+    budget = table_budget_bytes()
+    if budget is not None and declared > budget:
+        raise FormatError(f"dataset {name!r} declares shape {ds.shape} = {declared:,} bytes, more "
+                          f"than the {budget:,}-byte budget; refusing before reading",
+                          path=path, column=name)
+    try:
+        stored = ds.id.get_storage_size()
+    except Exception:  # noqa: BLE001 - virtual/external datasets: no storage to compare
+        return
+    if declared > 0 and stored == 0 and ds.external is None and not ds.is_virtual:
+        raise FormatError(f"dataset {name!r} declares shape {ds.shape} but no data is stored "
+                          "(never written, or a forged header)", path=path, column=name)

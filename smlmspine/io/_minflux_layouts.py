@@ -835,6 +835,9 @@ def _h5_value(fh, obj):
         return np.zeros((0,))
     if obj.dtype == h5py.ref_dtype:
         return [_h5_value(fh, fh[r]) for r in np.asarray(obj[()]).ravel() if r]
+    from ._hdf5 import check_dataset_size
+
+    check_dataset_size(obj, Path(fh.filename), obj.name.lstrip("/").replace("/", "."))
     value = np.asarray(obj[()])
     if cls == "char":
         return "".join(chr(c) for c in value.ravel(order="F") if c)

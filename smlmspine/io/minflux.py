@@ -311,6 +311,14 @@ def write_abberior_npy(table_or_records, path: str | Path, *, ndim: int | None =
 
 
 def _records(cols: dict, *, ndim, n_iterations, version, z_scale) -> np.ndarray:
+    n, ndim = _check_records(cols, ndim=ndim, n_iterations=n_iterations, version=version,
+                             z_scale=z_scale)
+    build = _nested_records if version == "m2205" else _flat_records
+    return build(cols, n, ndim, int(n_iterations), float(z_scale))
+
+
+def _check_records(cols: dict, *, ndim, n_iterations, version, z_scale) -> tuple[int, int]:
+    """Validate the writer's arguments and columns; returns (rows, ndim)."""
     for name in ("x", "y"):
         if name not in cols:
             raise ParameterError(f"column {name!r} is required to write a MINFLUX file; found "
@@ -330,8 +338,7 @@ def _records(cols: dict, *, ndim, n_iterations, version, z_scale) -> np.ndarray:
         raise ParameterError(f"z_scale must be a positive number, got {z_scale!r}")
     if version not in ("m2205", "m2410"):
         raise ParameterError(f"version must be 'm2205' (nested) or 'm2410' (flat), got {version!r}")
-    build = _nested_records if version == "m2205" else _flat_records
-    return build(cols, n, ndim, int(n_iterations), float(z_scale))
+    return n, ndim
 
 
 #: Columns the registered writer stores (besides x, y, z, time_s, track_id): top-level
@@ -414,11 +421,9 @@ def _write_registry(table: pa.Table, tmp_path: Path, *, final_path: Path | None 
             arr = _records(cols, ndim=ndim, n_iterations=n_iterations, version=version,
                            z_scale=z_scale)
         else:
-            _records(cols, ndim=ndim, n_iterations=n_iterations, version=version,
-                     z_scale=z_scale)  # validates the arguments and columns
-            dims = ndim if ndim is not None else (3 if "z" in cols else 2)
-            arr = _minimal_nested(cols, len(cols["x"]), dims, int(n_iterations),
-                                  float(z_scale), final_path)
+            n, dims = _check_records(cols, ndim=ndim, n_iterations=n_iterations,
+                                     version=version, z_scale=z_scale)
+            arr = _minimal_nested(cols, n, dims, int(n_iterations), float(z_scale), final_path)
     except ParameterError as exc:
         raise FormatError(str(exc), path=final_path) from exc
     with open(tmp_path, "wb") as fh:

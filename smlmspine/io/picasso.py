@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from ..errors import FormatError
 from ..schema import COLUMNS, make_table, metadata
-from ._hdf5 import hdf5_keys, is_hdf5, open_hdf5
+from ._hdf5 import check_dataset_size, hdf5_keys, is_hdf5, open_hdf5
 from ._registry import atomic_output, register_reader, register_writer
 
 __all__ = ["read_picasso", "write_picasso", "sidecar_path", "read_sidecar", "PIXEL_FIELDS"]
@@ -213,6 +213,7 @@ def read_picasso(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.
         ds = fh["locs"]
         if not hasattr(ds, "dtype") or ds.dtype.names is None:
             raise FormatError("'locs' is not a compound (table) dataset", path=path)
+        check_dataset_size(ds, path, "locs")
         try:
             locs = ds[...]
         except (OSError, ValueError, KeyError) as exc:

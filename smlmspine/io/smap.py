@@ -39,7 +39,8 @@ import pyarrow as pa
 
 from ..errors import FormatError, QualityWarning
 from ..schema import make_table
-from ._hdf5 import MAT5_HEADER, MAT73_HEADER, hdf5_keys, is_hdf5, open_hdf5
+from ._hdf5 import (MAT5_HEADER, MAT73_HEADER, check_dataset_size, hdf5_keys, is_hdf5,
+                    open_hdf5)
 from ._registry import register_reader
 
 __all__ = ["read_smap", "SMAP_COLUMNS"]
@@ -198,6 +199,7 @@ def _read_v73_unchecked(path: Path):
                     continue
                 if ds.dtype.kind not in "fiub":
                     continue  # text / nested cells cannot be columns
+                check_dataset_size(ds, path, f"saveloc.loc.{name}")
                 values = np.asarray(ds[()])
                 if values.ndim == 2 and 1 in values.shape:
                     values = values.ravel()

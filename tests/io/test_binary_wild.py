@@ -486,3 +486,35 @@ def test_minflux_struct_bad_fields(tmp_path):
 
         write_abberior_npy({"x": [1.0], "y": [2.0]}, tmp_path / "a.npy")
         read_minflux(tmp_path / "a.npy", position_unit="nm")
+
+
+# --------------------------------------------------------------------------- HDF5 shapes
+
+def _declared_locs(path, n, *, write_one=False):
+    """A Picasso file whose 'locs' declares n records in chunks (mostly never written)."""
+    dtype = np.dtype([("frame", "u4"), ("x", "f4"), ("y", "f4")])
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("locs", shape=(n,), dtype=dtype, chunks=(1024,),
+                              compression="gzip")
+        if write_one:
+            ds[:3] = np.array([(0, 1.0, 2.0), (1, 2.0, 3.0), (2, 3.0, 4.0)], dtype=dtype)
+    path.with_suffix(".yaml").write_text("Pixelsize: 100\n")
+    return path
+
+
+def test_hdf5_declared_shape_without_data_is_refused(tmp_path):
+    p = _declared_locs(tmp_path / "ghost.hdf5", 10 ** 7)
+    assert p.stat().st_size < 100_000
+    with pytest.raises(FormatError, match=r"ghost\.hdf5.*'locs'.*declares shape \(10000000,\) but "
+                                          r"no data is stored"):
+        read(p)
+
+
+def test_hdf5_declared_shape_over_budget_is_refused(tmp_path, monkeypatch):
+    p = _declared_locs(tmp_path / "big.hdf5", 10 ** 6, write_one=True)
+    monkeypatch.setattr(smlmzip, "MAX_TABLE_BYTES", 1 << 20)
+    with pytest.raises(FormatError, match=r"big\.hdf5.*'locs'.*= 12,000,000 bytes, more than the "
+                                          r"1,048,576-byte budget"):
+        read(p)
+    monkeypatch.setattr(smlmzip, "MAX_TABLE_BYTES", None)
+    assert read(p).num_rows == 10 ** 6  # within budget it is read (unwritten chunks = fill)
