@@ -8,8 +8,9 @@
 - :func:`isolate_spines`: shaft centreline and radius, protrusions, one ``spine_id`` per
   spine with its base point and axis (or given labels).
 - :func:`mesh_spines` / :func:`write_meshes`: everything for ``smlmspine mesh``.
-- :func:`check_mesh` / :func:`repair_mesh`: validity (closed, manifold, one body) and
-  the repair chain.
+- :func:`check_mesh` / :func:`repair_mesh`: validity (closed, manifold, one body, free
+  of self-intersections: :func:`self_intersections`, exact) and the repair chain;
+  :func:`validate_envelope` adds Open3D's self-intersection test.
 
 Every mesh is in nm. Heavy dependencies (open3d, trimesh, scipy) load on first use.
 
@@ -47,6 +48,8 @@ _LAZY = {
     "MESH_FORMATS": "._export:MESH_FORMATS",
     "check_mesh": "._repair:check_mesh",
     "repair_mesh": "._repair:repair_mesh",
+    "validate_envelope": "._repair:validate_envelope",
+    "self_intersections": "._selfintersect:self_intersections",
     "marching_tetrahedra": "._repair:marching_tetrahedra",
 }
 

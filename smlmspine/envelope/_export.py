@@ -39,7 +39,8 @@ SPINE_MESH_COLUMNS: dict[str, ColumnSpec] = column_specs(
     ("detection_confidence", pa.float64(), "1", "how surely this is a spine, 0-1 (from the "
                                                 "isolation; docs/envelope.md)"),
     ("is_watertight", pa.bool_(), "1", "the mesh is closed, two-manifold, consistently "
-                                      "oriented and one body"),
+                                      "oriented, one body of positive volume and free of "
+                                      "self-intersections (exact test and Open3D's)"),
     ("reason", pa.string(), "1", "why is_watertight is false (empty when true)"),
     ("method", pa.string(), "1", "reconstruction method (alpha, shell, poisson)"),
     ("alpha_nm", pa.float64(), "nm", "alpha radius of the underlying alpha shape"),

@@ -21,7 +21,9 @@ class Envelope:
     mesh : trimesh.Trimesh
         Triangle mesh, coordinates in nm, outward normals.
     is_watertight : bool
-        True when the mesh is closed, two-manifold, consistently oriented and one body.
+        True when the mesh is closed, two-manifold, consistently oriented, one body of
+        positive volume and free of self-intersections (exact test and Open3D's, see
+        :func:`~smlmspine.envelope.validate_envelope`).
     reason : str
         Why ``is_watertight`` is False ("" otherwise).
     method, label : str
@@ -322,6 +324,25 @@ def _untangle_mesh(mesh, params: dict, sigma_nm, step: str):
     return trimesh.Trimesh(r.vertices, faces, process=False), ""
 
 
+def _unmove(start, moved, params: dict, sigma_nm):
+    """``(mesh, refused)``: ``moved`` with the moves from ``start`` (same faces, free of
+    self-intersections) shortened where they make it intersect itself."""
+    import trimesh
+
+    from ._selfintersect import open3d_self_intersections, untangle
+
+    faces = np.asarray(moved.faces)
+    r = untangle(start.vertices, moved.vertices, faces,
+                 extra_bad=lambda x: open3d_self_intersections(x, faces))
+    rec = r.to_dict()
+    params.setdefault("untangle", {})["fit moves"] = rec
+    refused = _gate(r, sigma_nm)
+    if refused:
+        rec["refused"] = refused
+        return moved, refused
+    return trimesh.Trimesh(r.vertices, faces, process=False), ""
+
+
 def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> Envelope:
     from ._repair import check_mesh, repair_mesh, validate_envelope
 
@@ -335,9 +356,17 @@ def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> 
     reason = check_mesh(mesh.vertices, mesh.faces, self_intersection=False)
     if not reason:
         # the surface fit and the smoothing move vertices: unfold where they folded it
+        fitted = mesh
         mesh, refused = _untangle_mesh(mesh, params, sig, "surface")
         reason = validate_envelope(mesh.vertices, mesh.faces)
-        if refused:
+        if reason and np.array_equal(np.asarray(base.mesh.faces), np.asarray(fitted.faces)):
+            # not unfolded locally: shorten the moves from the (embedded) alpha surface
+            mesh2, refused2 = _unmove(base.mesh, fitted, params, sig)
+            if not refused2:
+                mesh, reason, refused = mesh2, validate_envelope(mesh2.vertices, mesh2.faces), ""
+            else:
+                refused = f"{refused}; {refused2}"
+        if refused and reason:
             reason = f"{reason} ({refused})"
     note = base.note
     if reason:
