@@ -80,11 +80,11 @@ def check_dataset_size(ds, path: Path, name: str) -> None:
     if budget is not None and declared > budget:
         raise FormatError(f"dataset {name!r} declares shape {ds.shape} = {declared:,} bytes, more "
                           f"than the {budget:,}-byte budget; refusing before reading",
-                          path=path, column=name)
+                          path=path)
     try:
         stored = ds.id.get_storage_size()
     except Exception:  # noqa: BLE001 - virtual/external datasets: no storage to compare
         return
     if declared > 0 and stored == 0 and ds.external is None and not ds.is_virtual:
         raise FormatError(f"dataset {name!r} declares shape {ds.shape} but no data is stored "
-                          "(never written, or a forged header)", path=path, column=name)
+                          "(never written, or a forged header)", path=path)
