@@ -10,8 +10,9 @@ number of trees), so a loaded model predicts exactly what the fitted pipeline
 predicts, without scikit-learn and without running anything stored in the file.
 
 Arrays are stored little-endian in base64 inside the JSON, with their dtype and
-shape, and a SHA-256 of their bytes. Loading checks the format name and version,
-the feature and class names, every array's dtype/shape/length, the checksum and the
+shape; the document carries a SHA-256 of its canonical JSON (:func:`content_sha256`).
+Loading checks the format name and version, the checksum, the feature and class
+names, every array's dtype/shape/length and the
 tree structure (children after their parent, split features in range, finite
 thresholds, leaf fractions in [0, 1] summing to 1); any fault is one
 :class:`~smlmspine.errors.FormatError` naming the file. A Python pickle (the model
@@ -31,12 +32,13 @@ import numpy as np
 
 from ..errors import FormatError, ParameterError
 
-__all__ = ["ClassifierModel", "save_model", "load_model", "MODEL_FORMAT", "MODEL_FORMAT_VERSION"]
+__all__ = ["ClassifierModel", "save_model", "load_model", "content_sha256", "MODEL_FORMAT",
+           "MODEL_FORMAT_VERSION"]
 
 MODEL_FORMAT = "smlmspine-classifier"
 MODEL_FORMAT_VERSION = 1
 #: Model files larger than this are refused before being read (bytes).
-MAX_MODEL_BYTES = 1 << 30
+MAX_MODEL_BYTES = 256 << 20
 _KIND = "median-imputer+random-forest"
 # name -> (dtype, number of dimensions)
 _ARRAYS = {"children_left": ("<i4", 1), "children_right": ("<i4", 1), "feature": ("<i4", 1),
@@ -208,9 +210,6 @@ def save_model(model: ClassifierModel, path: str | Path) -> Path:
     if not isinstance(model, ClassifierModel):
         raise ParameterError(f"save_model needs a ClassifierModel, got {type(model).__name__}")
     arrays = {k: _encode(getattr(model, k), dt) for k, (dt, _) in _ARRAYS.items()}
-    digest = hashlib.sha256()
-    for k in _ARRAYS:
-        digest.update(np.ascontiguousarray(getattr(model, k), dtype=np.dtype(_ARRAYS[k][0])).tobytes())
     doc = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
@@ -221,13 +220,29 @@ def save_model(model: ClassifierModel, path: str | Path) -> Path:
         "imputer_medians": [None if math.isnan(v) else float(v) for v in model.medians],
         "node_counts": [int(v) for v in model.node_counts],
         "arrays": arrays,
-        "arrays_sha256": digest.hexdigest(),
         "trained_with": {"scikit-learn": model.sklearn_version, "n_samples": int(model.n_samples)},
     }
+    doc["sha256"] = content_sha256(doc)
     path = Path(path)
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(doc, allow_nan=False, indent=1), encoding="utf-8")
     return path
+
+
+def content_sha256(doc: dict) -> str:
+    """SHA-256 of a model document without its ``sha256`` key, in canonical JSON.
+
+    Canonical: keys sorted, no spaces, floats in their shortest round-trip form (what
+    ``json`` writes), so a file's checksum does not depend on its layout.
+
+    Examples
+    --------
+    >>> content_sha256({"b": 1, "a": [0.1, None]}) == content_sha256({"a": [0.1, None], "b": 1})
+    True
+    """
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _reject_constant(name):
@@ -345,6 +360,8 @@ def _from_document(doc) -> ClassifierModel:
     if version < 1:
         raise _Bad(f"invalid model format version {version}")
     _get(doc, "smlmspine_version", str, "a version string")
+    if doc.get("sha256") != content_sha256(doc):
+        raise _Bad("content does not match its SHA-256 checksum (the file was altered or damaged)")
     kind = doc.get("model")
     if kind != _KIND:
         raise _Bad(f"unknown model kind {kind!r} (this version reads {_KIND!r})")
@@ -374,11 +391,6 @@ def _from_document(doc) -> ClassifierModel:
             raise _Bad(f"array {name!r} must have shape {want} (from 'node_counts' and 'classes'); "
                        f"found {shape!r}")
     arr = {name: _decode(arrays, name) for name in _ARRAYS}
-    digest = hashlib.sha256()
-    for name in _ARRAYS:
-        digest.update(arr[name].tobytes())
-    if doc.get("arrays_sha256") != digest.hexdigest():
-        raise _Bad("arrays do not match their SHA-256 checksum (the file was altered or damaged)")
     _check_trees(arr, np.asarray(counts, np.int64), n_kept)
     trained = doc.get("trained_with") if isinstance(doc.get("trained_with"), dict) else {}
     n_samples = trained.get("n_samples", 0)
