@@ -511,10 +511,10 @@ def test_hdf5_declared_shape_without_data_is_refused(tmp_path):
 
 
 def test_hdf5_declared_shape_over_budget_is_refused(tmp_path, monkeypatch):
-    p = _declared_locs(tmp_path / "big.hdf5", 10 ** 6, write_one=True)
+    p = _declared_locs(tmp_path / "big.hdf5", 10 ** 5, write_one=True)
     monkeypatch.setattr(smlmzip, "MAX_TABLE_BYTES", 1 << 20)
-    with pytest.raises(FormatError, match=r"big\.hdf5.*'locs'.*= 12,000,000 bytes, more than the "
+    with pytest.raises(FormatError, match=r"big\.hdf5.*'locs'.*= 1,200,000 bytes, more than the "
                                           r"1,048,576-byte budget"):
         read(p)
     monkeypatch.setattr(smlmzip, "MAX_TABLE_BYTES", None)
-    assert read(p).num_rows == 10 ** 6  # within budget it is read (unwritten chunks = fill)
+    assert read(p).num_rows == 10 ** 5  # within budget it is read (unwritten chunks = fill)
