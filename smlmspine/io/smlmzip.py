@@ -119,11 +119,11 @@ def table_budget_bytes() -> int | None:
 
 
 def check_zip_entry(info: zipfile.ZipInfo, path: Path, *, expected: int | None = None,
-                    budget: int | None = None) -> None:
+                    budget: int | None = None, spent: int = 0) -> None:
     """Check a ZIP entry's declared sizes before decompressing it (zip-bomb guard).
 
     The declared uncompressed size must equal ``expected`` (when given), stay within
-    ``budget`` bytes, and be reachable from the compressed size (DEFLATE: at most
+    ``budget`` bytes (minus ``spent`` on earlier entries), and be reachable from the compressed size (DEFLATE: at most
     ~1100x; stored: equal).
     """
     name, size, csize = info.filename, info.file_size, info.compress_size
@@ -131,9 +131,10 @@ def check_zip_entry(info: zipfile.ZipInfo, path: Path, *, expected: int | None =
         raise FormatError(f"table file {name!r} declares {size:,} bytes, expected rows x record "
                           f"size = {expected:,} from the manifest (truncated, damaged or "
                           "inconsistent file)", path=path)
-    if budget is not None and size > budget:
-        raise FormatError(f"entry {name!r} would decompress to {size:,} bytes, more than the "
-                          f"{budget:,}-byte budget; refusing (zip bomb, or raise "
+    if budget is not None and size > budget - spent:
+        left = f"the {max(budget - spent, 0):,} bytes left of " if spent else ""
+        raise FormatError(f"entry {name!r} would decompress to {size:,} bytes, more than "
+                          f"{left}the {budget:,}-byte budget; refusing (zip bomb, or raise "
                           "smlmspine.io.smlmzip.MAX_TABLE_BYTES)", path=path)
     if info.compress_type == zipfile.ZIP_STORED and size != csize:
         raise FormatError(f"stored entry {name!r} declares {size:,} bytes but holds {csize:,}",
@@ -257,7 +258,10 @@ def _meta_units(manifest: dict) -> dict[str, str]:
     return out
 
 
-def _read_table_file(zf, info: dict, fmt: dict, path: Path, own_cols: dict) -> tuple[dict, dict]:
+def _read_table_file(zf, info: dict, fmt: dict, path: Path, own_cols: dict,
+                     spent: list[int]) -> tuple[dict, dict]:
+    """One table file; ``spent`` holds the bytes already decompressed for this archive
+    (the budget covers all table files: a manifest may list the same entry many times)."""
     name = info.get("name")
     headers = fmt.get("headers")
     dtypes = fmt.get("dtype")
@@ -288,7 +292,9 @@ def _read_table_file(zf, info: dict, fmt: dict, path: Path, own_cols: dict) -> t
                           path=path)
     rows = _count(info.get("rows"), f"file {name!r}: 'rows'", path)
     entry = zf.getinfo(name)
-    check_zip_entry(entry, path, expected=rows * record.itemsize, budget=table_budget_bytes())
+    budget = table_budget_bytes()
+    check_zip_entry(entry, path, expected=rows * record.itemsize, budget=budget, spent=spent[0])
+    spent[0] += entry.file_size
     raw = read_entry(zf, entry, path)
     data = np.frombuffer(raw, dtype=record, count=rows)
     offsets = info.get("offset") or {}
@@ -344,7 +350,7 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
         manifest = _manifest(zf, path)
         own = manifest.get("smlmspine") if isinstance(manifest.get("smlmspine"), dict) else {}
         own_cols = own.get("columns") if isinstance(own.get("columns"), dict) else {}
-        tables = []
+        tables, spent = [], [0]
         for info in manifest["files"]:
             if not isinstance(info, dict) or info.get("type") != "table":
                 continue
@@ -356,7 +362,7 @@ def read_smlm(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.Tab
                 raise FormatError(f"table {info.get('name')!r} is in {fmt.get('mode')!r} mode; "
                                   "only binary tables are supported", path=path)
             try:
-                tables.append((info, *_read_table_file(zf, info, fmt, path, own_cols)))
+                tables.append((info, *_read_table_file(zf, info, fmt, path, own_cols, spent)))
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise FormatError(f"table {info.get('name')!r} cannot be decompressed: {exc}",
                                   path=path) from exc

@@ -518,3 +518,20 @@ def test_hdf5_declared_shape_over_budget_is_refused(tmp_path, monkeypatch):
         read(p)
     monkeypatch.setattr(smlmzip, "MAX_TABLE_BYTES", None)
     assert read(p).num_rows == 10 ** 5  # within budget it is read (unwritten chunks = fill)
+
+
+def test_same_entry_listed_many_times_counts_against_one_budget(tmp_path, monkeypatch):
+    n = 100_000  # 800 kB per listing
+    cols = [("x", "float32", np.zeros(n, np.float32)), ("y", "float32", np.zeros(n, np.float32))]
+    p = foreign_smlm(tmp_path / "rep.smlm", cols)
+    with zipfile.ZipFile(p) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        data = zf.read("table-0.bin")
+    manifest["files"] = manifest["files"] * 50  # 40 MB from one 800 kB entry
+    with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        zf.writestr("table-0.bin", data)
+    monkeypatch.setattr(smlmzip, "MAX_TABLE_BYTES", 4_000_000)
+    with pytest.raises(FormatError, match=r"rep\.smlm.*would decompress to 800,000 bytes, more "
+                                          r"than the 0 bytes left of the 4,000,000-byte budget"):
+        read(p)
