@@ -383,7 +383,7 @@ def _local_angle(curve: Centreline, j: np.ndarray, radial: np.ndarray) -> np.nda
 
 
 def _dendrite_components(fg, curve: Centreline, j, dist, rad, radial, height, thr, cand,
-                         sigma_r, label: str, n_sectors: int = 12,
+                         sigma_r, label: str, precision_nm=(10.0, 25.0), n_sectors: int = 12,
                          per_bin: float = 5.0) -> dict:
     """Raw shaft-fit residual, shaft-surface coverage and protrusion footprint.
 
@@ -392,7 +392,9 @@ def _dendrite_components(fg, curve: Centreline, j, dist, rad, radial, height, th
     ``shaft_residual_excess`` subtracts the part the precision explains (``0.674
     sigma``, the median of ``|N(0, sigma)|``, sigma the median radial precision) before
     dividing by r. Volume: the Kolmogorov distance of ``(d / r)^2`` (uniform on [0, 1]
-    for a filled disc) to the uniform distribution, both.
+    for a filled disc) to the uniform distribution; the excess is the distance to a
+    filled disc blurred by the precision (``precision_nm`` = (lateral, axial) sigma,
+    a fixed-seed sample of 4000 points, both within 2 r).
     ``shaft_coverage``: fraction of the shaft surface's angular (12 sectors) x axial
     bins holding a shaft localization (``|d - r|`` within the protrusion margin or
     ``0.15 r``, membrane; ``d < r``, volume); the bins are at least r long and hold 5
@@ -416,7 +418,19 @@ def _dendrite_components(fg, curve: Centreline, j, dist, rad, radial, height, th
         u = np.sort(x ** 2)
         ecdf = np.arange(1, len(u) + 1) / len(u)
         residual = float(np.max(np.abs(ecdf - np.minimum(u, 1.0))))
-        excess = residual
+        # the same for a disc blurred by the precision (fitted r^2 = r0^2 + 2 s^2)
+        rm = float(np.median(rad[near]))
+        s1, s2 = float(precision_nm[0]) / rm, float(precision_nm[1]) / rm
+        rng = np.random.default_rng(0)
+        r0 = np.sqrt(max(1.0 - 2.0 * (s1 ** 2 + s2 ** 2), 0.05))
+        th = rng.uniform(0.0, 2.0 * np.pi, 4000)
+        rho = r0 * np.sqrt(rng.random(4000))
+        ref = np.c_[rho * np.cos(th), rho * np.sin(th)] + rng.normal(0.0, 1.0, (4000, 2)) * [s1, s2]
+        xr = np.linalg.norm(ref, axis=1)
+        xr = np.sort(xr[xr < 2.0] ** 2)
+        grid = np.r_[u, xr]
+        excess = float(np.max(np.abs(np.searchsorted(u, grid, side="right") / len(u)
+                                     - np.searchsorted(xr, grid, side="right") / len(xr))))
         band = fg & (dist < rad)
     arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(curve.points_nm, axis=0), axis=1))]
     s = arc[j]
@@ -701,7 +715,8 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
             geo = _shaft_geometry(p, curve, sxy, sz, auto_margin, margin, workers)
             j, dist, rad, radial, height, thr, sigma_r = geo
             measured = _dendrite_components(fg & shaft, curve, j, dist, rad, radial, height,
-                                            thr, fg & (lab >= 0), sigma_r, label)
+                                            thr, fg & (lab >= 0), sigma_r, label,
+                                            precision_nm=(sxy, sz))
             dend = dendrite_score_from(measured, min_dendrite_score=min_dendrite_score)
         _warn_not_dendrite(dend, kept=True)
         conf = _confidences(p, lab, frames, geo, params)
@@ -722,7 +737,8 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     j, dist, rad, radial, height, thr, sigma_r = geo
     cand = fg & (height > thr)
     dend = dendrite_score_from(
-        _dendrite_components(fg, curve, j, dist, rad, radial, height, thr, cand, sigma_r, label),
+        _dendrite_components(fg, curve, j, dist, rad, radial, height, thr, cand, sigma_r, label,
+                             precision_nm=(sxy, sz)),
         min_dendrite_score=min_dendrite_score)
     if not dend["looks_like_dendrite"]:
         _warn_not_dendrite(dend)
