@@ -266,8 +266,8 @@ def _text_value_edits(seed: Seed):
     lines = text.split("\n")
     k = 1 if seed.name != "minflux_m2205json" else None
     if k is None:
-        # JSON: first "loc": [x, ...] value
-        i = text.find('"loc": [')
+        # JSON: x of the final iteration of the first record (the one the reader uses)
+        i = text.rfind('"loc": [', 0, text.find('{"itr": [', 2))
         if i < 0:
             return
         j = i + len('"loc": [')
