@@ -223,7 +223,8 @@ def check_memory(n_bytes: float, *, what: str) -> None:
     """
     budget = memory_budget_bytes()
     if not (n_bytes <= budget):  # also refuses NaN/inf estimates
-        raise ParameterError(f"{what} would need about {_gb(n_bytes)}, over the memory budget of "
+        need = f"about {_gb(n_bytes)}" if math.isfinite(n_bytes) else "more memory than exists"
+        raise ParameterError(f"{what} would need {need}, over the memory budget of "
                              f"{_gb(budget)} (raise it with {MEMORY_BUDGET_ENV}=...)")
 
 

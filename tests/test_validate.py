@@ -193,3 +193,19 @@ def test_drift_segments_budget_and_values():
     for bad in (0, -1, 1.5):
         with pytest.raises(ParameterError, match="segment_frames must be an integer >= 1"):
             correct(t, method="aim", segment_frames=bad)
+
+
+def test_soda_pair_budget_counts_pairs_before_enumerating(monkeypatch):
+    """With a 1 MB budget: 200 x 200 points all within r_max (40 000 pairs, ~5 MB) are
+    refused with the exact count; the same points with a short r_max (few pairs) pass."""
+    from smlmspine.coupling import soda
+
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(0, 1000, (200, 2)), rng.uniform(0, 1000, (200, 2))
+    box = (np.zeros(2), np.full(2, 1000.0))
+    monkeypatch.setenv("SMLMSPINE_MEMORY_BUDGET_GB", "0.001")
+    with pytest.raises(ParameterError, match=r"r_max_nm=1500: 40000 pre-post pairs within "
+                                             r"r_max would need about 5\.12 MB"):
+        soda(a, b, region=box, r_max_nm=1500, ring_nm=500)
+    res = soda(a, b, region=box, r_max_nm=20, ring_nm=10)
+    assert res.n_pre == 200 and res.n_post == 200

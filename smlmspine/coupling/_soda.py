@@ -246,6 +246,23 @@ def ring_moments(*, n1, n2, measure, edges_nm, ndim, boundary_sum=None, overlap_
     return mu, cov
 
 
+#: Peak bytes per pre-post pair within r_max (distance matrix, sorted copies, rings, weights).
+_BYTES_PER_PAIR = 128
+
+
+def _check_pair_budget(pre, post, r_max):
+    """Refuse (before enumerating them) more pairs than the memory budget holds; the
+    exact count is taken only when the all-pairs bound exceeds the budget."""
+    from .._validate import check_count, memory_budget_bytes
+
+    if _BYTES_PER_PAIR * float(pre.shape[0]) * float(post.shape[0]) <= memory_budget_bytes():
+        return
+    from scipy.spatial import cKDTree
+
+    n = int(cKDTree(pre).count_neighbors(cKDTree(post), r_max))
+    check_count(n, _BYTES_PER_PAIR, what=f"r_max_nm={r_max:g}: {n} pre-post pairs within r_max")
+
+
 def _pairs(pre, post, r_max):
     from scipy.spatial import cKDTree
 
@@ -469,7 +486,7 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
     n_rings = r_max_nm / ring_nm
     # ring covariance (K x K, a few copies) and per-point / per-simulation ring arrays
     n_sims = integer(n_simulations, "n_simulations", minimum=1) if null != "analytic" else 0
-    check_memory(8.0 * (4 * n_rings ** 2 + 3 * n_rings * (p1.shape[0] + p2.shape[0] + n_sims)),
+    check_memory(8.0 * (4 * n_rings * n_rings + 3 * n_rings * (p1.shape[0] + p2.shape[0] + n_sims)),
                  what=f"ring_nm={ring_nm:g} with r_max_nm={r_max_nm:g}: {n_rings:.3g} rings")
     K = max(1, int(math.ceil(r_max_nm / ring_nm - 1e-9)))
     edges = np.linspace(0.0, K * ring_nm, K + 1)
@@ -505,6 +522,7 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
     def weights_fn(i, dist):
         return reg.edge_weights(p1[i], dist)
 
+    _check_pair_budget(p1, p2, r_max)
     pi, pj, pd = _pairs(p1, p2, r_max)
     pk = _ring_index(pd, edges)
     pw = weights_fn(pi, pd)
