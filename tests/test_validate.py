@@ -209,3 +209,13 @@ def test_soda_pair_budget_counts_pairs_before_enumerating(monkeypatch):
         soda(a, b, region=box, r_max_nm=1500, ring_nm=500)
     res = soda(a, b, region=box, r_max_nm=20, ring_nm=10)
     assert res.n_pre == 200 and res.n_post == 200
+
+
+def test_section_step_longer_than_the_spine_is_named():
+    from smlmspine.morphology import measure_spine
+    from smlmspine.testing import analytic_spine
+
+    mesh = analytic_spine(100.0, 700.0, 350.0, sections=32)
+    with pytest.raises(ParameterError, match=r"step_nm=1e\+300 is longer than the spine's "
+                                             r"centreline"):
+        measure_spine(mesh, base_point_nm=[0, 0, 0], step_nm=1e300)

@@ -508,6 +508,9 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
     # ~1 kB per cross-section (plane, cut, loops, result): refuse before allocating
     check_count(length / step_nm, 1024, what=f"step_nm={step_nm:g}: {length / step_nm:.3g} "
                 f"cross-sections along a {length:.0f} nm centreline")
+    if step_nm > length:
+        raise ParameterError(f"step_nm={step_nm:g} is longer than the spine's centreline "
+                             f"({length:.0f} nm): no cross-section to measure")
     arrs = _mesh_arrays(mesh)
 
     def _planes(sv):
