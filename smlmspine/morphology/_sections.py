@@ -146,7 +146,8 @@ def cross_section(mesh, origin: np.ndarray, normal: np.ndarray) -> dict | None:
     return _cross_sections(_mesh_arrays(mesh), origin, normal)[0]
 
 
-def _cross_sections(arrs: dict, origins: np.ndarray, normals: np.ndarray) -> list[dict | None]:
+def _cross_sections(arrs: dict, origins: np.ndarray, normals: np.ndarray, *,
+                    feret: bool = True) -> list[dict | None]:
     """:func:`cross_section` for K planes at once (origins, normals: (K, 3)).
 
     Planes are processed in blocks of 64: each vertex gets a 64-bit word of the sides
@@ -159,11 +160,12 @@ def _cross_sections(arrs: dict, origins: np.ndarray, normals: np.ndarray) -> lis
         return out
     for b in range(0, k, _BLOCK_PLANES):
         out[b:b + _BLOCK_PLANES] = _cross_sections_block(arrs, origins[b:b + _BLOCK_PLANES],
-                                                          normals[b:b + _BLOCK_PLANES])
+                                                          normals[b:b + _BLOCK_PLANES], feret)
     return out
 
 
-def _cross_sections_block(arrs: dict, origins: np.ndarray, normals: np.ndarray) -> list[dict | None]:
+def _cross_sections_block(arrs: dict, origins: np.ndarray, normals: np.ndarray,
+                          feret: bool = True) -> list[dict | None]:
     v, fn = arrs["v"], arrs["fn"]
     k = len(origins)
     normals = normals / np.linalg.norm(normals, axis=1, keepdims=True)
@@ -220,8 +222,9 @@ def _cross_sections_block(arrs: dict, origins: np.ndarray, normals: np.ndarray) 
     srt = np.argsort(grp, kind="stable")
     counts = np.bincount(grp, minlength=len(chosen))
     starts = np.r_[0, np.cumsum(counts)[:-1]]
-    widths = np.empty((len(chosen), 2))
-    kern["feret"](px[srt], py[srt], starts, counts, widths)
+    widths = np.full((len(chosen), 2), np.nan)   # without feret: NaN widths
+    if feret:
+        kern["feret"](px[srt], py[srt], starts, counts, widths)
     for j, c in enumerate(chosen):
         area = abs(float(areas[c]))
         out[int(comp_sec[c])] = {"area_nm2": area, "diameter_nm": 2.0 * np.sqrt(area / np.pi),
