@@ -171,6 +171,8 @@ def integer(value, name: str, *, minimum: int | None = None, maximum: int | None
             v = int(f)
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
         raise _invalid(name, expected, value)
+    if not -2 ** 63 <= v < 2 ** 63:  # kernels take int64
+        raise _invalid(name, expected + " that fits in 64 bits", value)
     return v
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ._validate import positive
+from ._validate import integer, positive
 from .errors import ParameterError, SchemaError
 from .schema import COLUMNS, make_table, unit_of, validate, with_history
 
@@ -229,10 +229,7 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
             return average_traces(table)
         raise SchemaError(f"merge_blinks needs a 'frame' column (or 'track_id' for MINFLUX); "
                           f"found {names}")
-    gap = 1 if max_gap_frames is None else max_gap_frames
-    if int(gap) != gap or gap < 0:
-        raise ParameterError(f"max_gap_frames must be an integer >= 0, got {max_gap_frames}")
-    gap = int(gap)
+    gap = 1 if max_gap_frames is None else integer(max_gap_frames, "max_gap_frames", minimum=0)
     if not n_sigma > 0:
         raise ParameterError(f"n_sigma must be > 0, got {n_sigma}")
     is3d = "z" in names

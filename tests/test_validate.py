@@ -54,6 +54,13 @@ def test_integer_accepts_integral_values():
         integer(4, "n", minimum=1, maximum=3)
 
 
+def test_integer_must_fit_in_64_bits():
+    """merge --max-gap-frames 99999999999999999999 crashed in the numba kernel."""
+    assert integer(2 ** 63 - 1, "g", minimum=0) == 2 ** 63 - 1
+    with pytest.raises(ParameterError, match="g must be an integer >= 0 that fits in 64 bits"):
+        integer("99999999999999999999", "g", minimum=0)
+
+
 def test_workers():
     assert workers(-1) == -1 and workers(3) == 3
     for bad in (0, -2, 1.5, "many"):
@@ -219,3 +226,11 @@ def test_section_step_longer_than_the_spine_is_named():
     with pytest.raises(ParameterError, match=r"step_nm=1e\+300 is longer than the spine's "
                                              r"centreline"):
         measure_spine(mesh, base_point_nm=[0, 0, 0], step_nm=1e300)
+
+
+def test_merge_blinks_gap_beyond_int64_is_refused():
+    from smlmspine.merge import merge_blinks
+
+    with pytest.raises(ParameterError, match="max_gap_frames must be an integer >= 0 that fits"):
+        merge_blinks(_locs(), radius_nm=10.0, max_gap_frames=10 ** 20)
+    assert merge_blinks(_locs(), radius_nm=10.0, max_gap_frames=2 ** 62).num_rows <= 200
