@@ -90,7 +90,7 @@ def tree(root: Path) -> dict:
 #: (command argv with {d} = input folder, {o} = output folder, option, bad values, match)
 BAD_VALUES = [
     ("mesh {d}/locs.parquet -o {o}/m", "--alpha-nm", ["-1", "0", "nan"], "--alpha-nm"),
-    ("mesh {d}/locs.parquet -o {o}/m", "--smooth", ["-1", "1.5"], "--smooth"),
+    ("mesh {d}/locs.parquet -o {o}/m", "--smooth", ["-1", "1.5", "100000000"], "--smooth"),
     ("mesh {d}/locs.parquet -o {o}/m", "--workers", ["0", "-2"], "--workers"),
     ("mesh {d}/locs.parquet -o {o}/m", "--step-nm", ["nan", "-1", "inf"], "--step-nm"),
     ("run {d}/locs.parquet -o {o}/r", "--alpha-nm", ["-1", "nan"], "--alpha-nm"),

@@ -181,8 +181,9 @@ def test_mesh_spines_refuses_bad_workers_smooth_alpha():
     t = make_table({"x": [0.0], "y": [0.0], "z": [0.0]})
     with pytest.raises(ParameterError, match="workers must be -1"):
         mesh_spines(t, workers=0)
-    with pytest.raises(ParameterError, match="smooth must be an integer >= 0"):
-        mesh_spines(t, smooth=-1)
+    for smooth in (-1, 1001):
+        with pytest.raises(ParameterError, match=r"smooth must be an integer in \[0, 1000\]"):
+            mesh_spines(t, smooth=smooth)
     for alpha in (-1.0, 0.0, float("nan")):
         with pytest.raises(ParameterError, match="alpha_nm must be a positive finite number"):
             mesh_spines(t, alpha_nm=alpha)

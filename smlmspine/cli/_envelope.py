@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import (NON_NEGATIVE_INT, POSITIVE, Outputs, add_envelope_options,
+from .._validate import cli_type, integer
+from ._common import (POSITIVE, Outputs, add_envelope_options,
                       add_input_options, parse_alpha, read_input)
 
 
@@ -30,8 +31,8 @@ def register(sub) -> None:
                    default="ply", help="mesh file format (default: ply)")
     p.add_argument("--spine-labels", default=None, metavar="COLUMN",
                    help="integer column that already labels the spines (-1 = shaft)")
-    p.add_argument("--smooth", type=NON_NEGATIVE_INT, default=10,
-                   help="Taubin smoothing iterations (default: 10; 0 = none)")
+    p.add_argument("--smooth", type=cli_type(integer, minimum=0, maximum=1000), default=10,
+                   help="Taubin smoothing iterations (default: 10; 0 = none; at most 1000)")
     p.add_argument("--no-dendrite", action="store_true", help="skip the whole-dendrite mesh")
     add_envelope_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

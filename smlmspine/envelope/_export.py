@@ -112,6 +112,10 @@ def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, ban
     return origin + g[:, :1] * u + g[:, 1:] * w
 
 
+#: Most Taubin iterations accepted (each one is a pass over every mesh; a bound on work).
+MAX_SMOOTH_ITERATIONS = 1000
+
+
 def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto",
                 alpha_nm="auto", spine_labels: str | None = None, smooth: int = 10,
                 precision_nm=None, dendrite: bool = True, dendrite_max_points: int = 150_000,
@@ -170,7 +174,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
     from ._alpha import point_spacing_nm
     from ._isolate import _precision, isolate_spines
 
-    smooth = integer(smooth, "smooth", minimum=0)
+    smooth = integer(smooth, "smooth", minimum=0, maximum=MAX_SMOOTH_ITERATIONS)
     workers = _workers(workers)
     if not (isinstance(alpha_nm, str) and alpha_nm == "auto"):
         alpha_nm = positive(alpha_nm, "alpha_nm", unit="nm (or 'auto')")
