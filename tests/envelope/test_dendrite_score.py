@@ -223,3 +223,18 @@ def test_real_minflux_layer_is_not_a_dendrite():
     with pytest.warns(QualityWarning, match="do not look like a dendrite"):
         iso = isolate_spines(t, label="membrane")
     assert iso.n_spines == 0 and iso.dendrite["dendrite_score"] < 0.2
+
+
+def test_given_spine_labels_are_kept_with_the_warning():
+    # the user's labels are not second-guessed: scored, warned, kept
+    p = _blobs(np.random.default_rng(6))
+    t = _table(p).append_column("lab", [np.repeat([0, -1, -1, -1], 2000)])
+    with pytest.warns(QualityWarning, match="given spine labels are kept"):
+        iso = isolate_spines(t, label="membrane", spine_labels="lab")
+    assert iso.n_spines == 1 and not iso.dendrite["looks_like_dendrite"]
+    assert (iso.table.column("spine_id").to_numpy() == np.repeat([0, -1, -1, -1], 2000)).all()
+    # a shaft was fitted through the other blobs: the confidence is computed (it judges the
+    # spine against that shaft only; the dendrite verdict is in iso.dendrite)
+    assert iso.centreline is not None
+    conf = iso.spines.column("detection_confidence").to_numpy()
+    assert 0.0 <= conf[0] <= 1.0
