@@ -33,7 +33,7 @@ from .errors import ParameterError
 
 __all__ = ["finite", "positive", "non_negative", "in_range", "integer", "workers",
            "memory_budget_bytes", "check_memory", "check_count", "cli_type",
-           "DEFAULT_MEMORY_BUDGET_GB", "MEMORY_BUDGET_ENV"]
+           "DEFAULT_MEMORY_BUDGET_GB", "MEMORY_BUDGET_ENV", "MAX_WORKERS"]
 
 #: Default budget of the arrays a parameter implies, in GB (10^9 bytes).
 DEFAULT_MEMORY_BUDGET_GB = 1.0
@@ -176,18 +176,22 @@ def integer(value, name: str, *, minimum: int | None = None, maximum: int | None
     return v
 
 
+#: Most workers (processes or threads) accepted; more than cores only adds overhead.
+MAX_WORKERS = 1024
+
+
 def workers(value, name: str = "workers") -> int:
-    """Worker count: ``-1`` (all cores) or an integer >= 1.
+    """Worker count: ``-1`` (all cores) or an integer in ``[1, MAX_WORKERS]``.
 
     >>> workers(-1), workers(4)
     (-1, 4)
     """
-    expected = "-1 (all cores) or an integer >= 1"
+    expected = f"-1 (all cores) or an integer in [1, {MAX_WORKERS}]"
     try:
         v = integer(value, name)
     except ParameterError:
         raise _invalid(name, expected, value) from None
-    if v != -1 and v < 1:
+    if v != -1 and not 1 <= v <= MAX_WORKERS:
         raise _invalid(name, expected, value)
     return v
 

@@ -91,7 +91,7 @@ def tree(root: Path) -> dict:
 BAD_VALUES = [
     ("mesh {d}/locs.parquet -o {o}/m", "--alpha-nm", ["-1", "0", "nan"], "--alpha-nm"),
     ("mesh {d}/locs.parquet -o {o}/m", "--smooth", ["-1", "1.5", "100000000"], "--smooth"),
-    ("mesh {d}/locs.parquet -o {o}/m", "--workers", ["0", "-2"], "--workers"),
+    ("mesh {d}/locs.parquet -o {o}/m", "--workers", ["0", "-2", "1000000000"], "--workers"),
     ("mesh {d}/locs.parquet -o {o}/m", "--step-nm", ["nan", "-1", "inf"], "--step-nm"),
     ("run {d}/locs.parquet -o {o}/r", "--alpha-nm", ["-1", "nan"], "--alpha-nm"),
     ("run {d}/locs.parquet -o {o}/r", "--workers", ["0"], "--workers"),

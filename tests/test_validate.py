@@ -63,8 +63,10 @@ def test_integer_must_fit_in_64_bits():
 
 def test_workers():
     assert workers(-1) == -1 and workers(3) == 3
-    for bad in (0, -2, 1.5, "many"):
-        with pytest.raises(ParameterError, match="workers must be -1 .all cores. or an integer >= 1"):
+    assert workers(1024) == 1024
+    for bad in (0, -2, 1.5, "many", 1025, 10 ** 9):
+        with pytest.raises(ParameterError, match=r"workers must be -1 .all cores. or an integer "
+                                                 r"in \[1, 1024\]"):
             workers(bad)
 
 
