@@ -494,3 +494,29 @@ def test_symlinked_output_is_restored(capsys, tmp_path, data, monkeypatch):
     assert os.readlink(out_dir / "d.parquet") == str(tmp_path / "real.parquet")
     assert (tmp_path / "real.parquet").read_bytes() == b"OLD RESULT"
     assert sorted(p.name for p in out_dir.iterdir()) == ["d.parquet"]
+
+
+@pytest.mark.parametrize("command,option", [("drift", "--plot"), ("cluster", "--stats"),
+                                            ("mesh", "-o"), ("measure", "--plots")])
+def test_read_only_folder_is_refused_before_any_work(capsys, tmp_path, data, monkeypatch,
+                                                     command, option):
+    """A folder the user cannot write to (simulated: tests run as root, where chmod 0o500
+    does not stop writes) is named before anything is written."""
+    import smlmspine._outputs as outputs_mod
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    locked = out_dir / "locked"
+    locked.mkdir()
+    real_access = os.access
+
+    def access(path, mode):
+        return False if Path(path) == locked else real_access(path, mode)
+
+    monkeypatch.setattr(outputs_mod.os, "access", access)
+    name = Path(WRITERS[command][1][option]).name
+    before = tree(tmp_path)
+    rc, out, err = run(capsys, *_argv(data, out_dir, command, {option: str(locked / name)}))
+    assert_refused(rc, out, err, match="is not writable")
+    assert option in err
+    assert tree(tmp_path) == before
