@@ -187,7 +187,7 @@ def test_cli_run_on_a_non_dendrite_warns_and_writes_no_spines(tmp_path, capsys):
     from smlmspine.cli import main
     from smlmspine.io import write
 
-    src = write(_table(_blobs(np.random.default_rng(5), n_per=800)), tmp_path / "blobs.parquet")
+    src = write(_table(_blobs(np.random.default_rng(5), n_per=400)), tmp_path / "blobs.parquet")
     assert main(["run", str(src), "-o", str(tmp_path / "o"), "--quiet", "--drift", "none",
                  "--workers", "1"]) == 0
     err = capsys.readouterr().err
