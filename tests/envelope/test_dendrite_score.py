@@ -238,3 +238,13 @@ def test_given_spine_labels_are_kept_with_the_warning():
     assert iso.centreline is not None
     conf = iso.spines.column("detection_confidence").to_numpy()
     assert 0.0 <= conf[0] <= 1.0
+
+
+def test_no_shaft_at_all_is_a_warning_not_an_error():
+    # 200 localizations along 50 um: no 500 nm slice holds 30 of them, no shaft can be fitted
+    rng = np.random.default_rng(7)
+    p = np.c_[rng.uniform(0, 50000, 200), rng.normal(0, 300, (200, 2))]
+    with pytest.warns(QualityWarning, match="no shaft could be fitted"):
+        iso = isolate_spines(_table(p))
+    assert iso.n_spines == 0 and iso.centreline is None
+    assert iso.dendrite["dendrite_score"] == 0.0 and not iso.dendrite["looks_like_dendrite"]
