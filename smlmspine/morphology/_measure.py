@@ -113,10 +113,11 @@ class BasePlane:
     normal : (3,) ndarray
         Unit normal of the base plane, into the spine (the spine axis at its base).
     how : str
-        ``"given"`` (point and normal given), ``"given point"`` (normal along the
-        centreline from the point, to the centreline point at 20 % of its length or
-        150 nm), ``"boundary"`` (open boundary loop), ``"heuristic"`` (narrower end of
-        the principal axis); ``"+cap"`` is appended when a closing cap was found.
+        ``"given"`` (point and normal given), ``"given point"`` (normal towards the
+        mesh centroid, or, when that is > 10 deg off, along the centreline from the
+        point, to its point at 20 % of its length or 150 nm), ``"boundary"`` (open
+        boundary loop), ``"heuristic"`` (narrower end of the principal axis);
+        ``"+cap"`` is appended when a closing cap was found.
     cap_length_nm : float
         Axial extent of the closing cap found at the base, from where the mesh begins to
         the cap's end (0: none).
@@ -219,14 +220,15 @@ def base_plane(mesh, *, base_point_nm=None, base_normal=None, step_nm: float = 1
         axis = n if np.mean((v - b) @ n) >= 0 else -n
         how = "given"
     elif how == "given":
-        # the direction to the centroid is off for a bent spine: take the local axis, from
-        # the base point to the centreline (geodesic bins) a little way in
+        # the direction to the centroid is off for a bent spine: when the centreline
+        # (geodesic bins) leaves the base point more than 10 deg away from it, its
+        # direction a little way in is the normal
         how = "given point"
         pts, sl = centreline(mesh, b, None, step_nm=step_nm)
         if len(pts) > 2 and sl[-1] > 0:
             k = min(int(np.searchsorted(sl, min(0.2 * sl[-1], 150.0))), len(pts) - 1)
             t = pts[max(k, 1)] - b
-            if np.linalg.norm(t) > 0:
+            if np.linalg.norm(t) > 0 and t @ axis < np.cos(np.radians(10.0)) * np.linalg.norm(t):
                 axis = t / np.linalg.norm(t)
     hv = (v - b) @ axis
     given = how.startswith("given")
@@ -444,8 +446,8 @@ def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float 
         the narrower end of the principal axis (a heuristic; give the base if known).
     base_normal : (3,) array-like, optional
         Normal of the base plane (the spine axis at its base; turned to point into the
-        spine); needs ``base_point_nm``. Default: along the centreline from the base
-        point. See :func:`base_plane`.
+        spine); needs ``base_point_nm``. Default: towards the mesh centroid, or along the
+        centreline from the base point for a bent spine. See :func:`base_plane`.
     step_nm : float
         Spacing of the cross-sections along the centreline.
     head_neck_threshold : float
@@ -472,7 +474,7 @@ def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float 
     base, axis = bp.point_nm, bp.normal
     geo = geodesic_from_base(mesh, base, axis)
     prof = section_profile(mesh, base, axis, step_nm=step_nm, smooth_nm=smooth_nm, geodesic=geo,
-                           skip_nm=bp.skip_nm)
+                           skip_nm=bp.skip_nm, distal_only=True)
     s, d = prof["s_nm"], prof["diameter_nm"]
     length = float(prof["length_nm"])
     if d.size == 0:

@@ -136,7 +136,7 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
     (True, True)
     >>> err = fit_ring(uv, sigma_u_nm=12.0, sigma_v_nm=30.0, r_max_nm=150.0, radius0_nm=70.0,
     ...                with_error=True)[4]
-    >>> 0.3 < err < 4.0
+    >>> bool(0.3 < err < 4.0)
     True
     """
     from scipy import optimize
@@ -174,5 +174,5 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
     if with_error:
         var = float(np.asarray(best.hess_inv)[2, 2]) if getattr(best, "hess_inv", None) is not None \
             else float("nan")
-        out = out + (r * np.sqrt(var) if var > 0 else float("nan"),)
+        out = out + (float(r * np.sqrt(var)) if var > 0 else float("nan"),)
     return out

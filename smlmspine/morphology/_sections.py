@@ -55,14 +55,15 @@ def geodesic_from_base(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | 
 
 def centreline(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | None = None, *,
                step_nm: float = 10.0, smooth_nm: float = 30.0,
-               geodesic: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               geodesic: np.ndarray | None = None,
+               distal_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Centreline from base to tip: ``(points (K, 3) nm, arc length (K,) nm)``.
 
     Starts at the base point and ends at the tip (the vertex of largest geodesic
     distance); intermediate points are centroids of geodesic level bins of width
-    ``step_nm``, smoothed with a Gaussian of ``smooth_nm`` along the arc. With a
-    ``base_axis``, vertices proximal of the base plane (a closing cap, a shaft) are left
-    out of the bins: they are not part of the spine.
+    ``step_nm``, smoothed with a Gaussian of ``smooth_nm`` along the arc. With
+    ``distal_only`` and a ``base_axis``, vertices proximal of the base plane (a closing
+    cap, a shaft) are left out of the bins: they are not part of the spine.
     """
     v = np.asarray(mesh.vertices, dtype=float)
     g = geodesic_from_base(mesh, base_point_nm, base_axis) if geodesic is None else geodesic
@@ -71,8 +72,9 @@ def centreline(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | None = N
     # off-axis: use at least 3x the 90th-percentile edge length.
     edges = np.asarray(mesh.edges_unique)
     elen = np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1)
-    if base_axis is not None:
-        distal = (v - base_point_nm) @ np.asarray(base_axis, float) >= 0
+    if distal_only and base_axis is not None:
+        # (vertices in the plane, within rounding, stay: the flat face of a cut)
+        distal = (v - base_point_nm) @ np.asarray(base_axis, float) >= -1e-6
         if np.count_nonzero(distal) >= 4:
             v, g = v[distal], g[distal]
     width = max(step_nm, 3.0 * float(np.percentile(elen, 90)))
@@ -485,12 +487,14 @@ def _kernels() -> dict:
 
 def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.0,
                     smooth_nm: float = 30.0, geodesic: np.ndarray | None = None,
-                    skip_nm: float = 0.0) -> dict[str, np.ndarray]:
+                    skip_nm: float = 0.0, distal_only: bool = False) -> dict[str, np.ndarray]:
     """Cross-sections every ``step_nm`` along the centreline.
 
     The first section lies one base radius (and at least ``max(step_nm, smooth_nm) / 2``)
     beyond ``skip_nm`` (nm of arc length from the base that are not spine: a closing cap
-    distal of the base plane, see :func:`smlmspine.morphology.base_plane`).
+    distal of the base plane, see :func:`smlmspine.morphology.base_plane`); with
+    ``distal_only`` the centreline leaves out vertices proximal of the base plane
+    (:func:`centreline`).
 
     Returns a dict of equal-length arrays: ``s_nm`` (arc length from the base),
     ``x_nm``/``y_nm``/``z_nm`` (centreline point), ``area_nm2``, ``diameter_nm``,
@@ -505,7 +509,7 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
     pts, s = centreline(mesh, np.asarray(base_point_nm, float),
                         None if base_axis is None else np.asarray(base_axis, float) /
                         np.linalg.norm(base_axis), step_nm=step_nm, smooth_nm=smooth_nm,
-                        geodesic=geodesic)
+                        geodesic=geodesic, distal_only=distal_only)
     half = max(2 * step_nm, smooth_nm)
     length = float(s[-1])
     # ~1 kB per cross-section (plane, cut, loops, result): refuse before allocating
