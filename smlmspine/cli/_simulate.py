@@ -57,6 +57,33 @@ def register(sub) -> None:
                    help="decimate the fragment mesh to at most this many triangles")
     d.add_argument("--spine-mesh-max-faces", type=int, default=None,
                    help="decimate each spine mesh to at most this many triangles")
+    e = d.add_argument_group("EM-like spines (irregular shapes, low-poly truth, spine-only sets)")
+    e.add_argument("--layout", choices=("shaft", "spines"), default="shaft",
+                   help="spines on a shaft (default), or spine-only: each spine cut flat at its "
+                        "base, no shaft, spaced --spine-gap-nm apart, every point labelled")
+    e.add_argument("--spine-gap-nm", type=float, default=50.0,
+                   help="smallest gap between spines, nm (default 50)")
+    e.add_argument("--em-like", action="store_true",
+                   help="preset: --irregularity-nm 12 --irregularity-wavelength-nm 400 "
+                        "--neck-aspect-max 1.8 --neck-curvature 0.25 --neck-kink-deg 20 "
+                        "--neck-minima 2 --head-lobes 1 --decimate-vertices 1000 (options "
+                        "given explicitly override it)")
+    e.add_argument("--irregularity-nm", type=float, default=None,
+                   help="RMS surface irregularity, nm (default 0)")
+    e.add_argument("--irregularity-wavelength-nm", type=float, default=None,
+                   help="wavelength of the irregularity, nm (default 400)")
+    e.add_argument("--neck-aspect-max", type=float, default=None,
+                   help="largest aspect ratio of the elliptic neck sections (default 1)")
+    e.add_argument("--neck-curvature", type=float, default=None,
+                   help="largest sideways bend of the neck end / neck length (default 0)")
+    e.add_argument("--neck-kink-deg", type=float, default=None,
+                   help="largest kink of the neck, degrees (default 0)")
+    e.add_argument("--neck-minima", type=int, default=None,
+                   help="local minima of the neck diameter along it (default 0)")
+    e.add_argument("--head-lobes", type=int, default=None,
+                   help="extra lobes on each head (default 0)")
+    e.add_argument("--decimate-vertices", type=int, default=None,
+                   help="decimate each spine truth mesh to about this many vertices")
     d.set_defaults(func=_dendrite)
 
     m = ss.add_parser("minflux", help="MINFLUX traces with quality fields",
@@ -148,11 +175,33 @@ def _dendrite(args) -> int:
         geometry = Geometry(n_spines=args.n_spines, spine_density_per_um=args.spine_density_per_um,
                             shaft_length_nm=args.shaft_length_nm,
                             shaft_radius_nm=args.shaft_radius_nm,
-                            curvature_per_um=args.curvature_per_um, classes=classes)
+                            curvature_per_um=args.curvature_per_um, classes=classes,
+                            layout=args.layout, spine_gap_nm=args.spine_gap_nm,
+                            shape_noise=_shape_noise(args))
         meshing = Meshing(mesh_step_nm=args.mesh_step_nm, mesh_max_faces=args.mesh_max_faces,
                           spine_mesh_max_faces=args.spine_mesh_max_faces)
         sim = dendrite(geometry=geometry, meshing=meshing, **groups)
     return _done(args, sim, write_simulation(sim, Path(args.out), format=args.out_format))
+
+
+_SHAPE_OPTIONS = {"irregularity_nm": "amplitude_nm", "irregularity_wavelength_nm": "wavelength_nm",
+                  "neck_aspect_max": "neck_aspect_max", "neck_curvature": "neck_curvature",
+                  "neck_kink_deg": "neck_kink_deg", "neck_minima": "n_neck_minima",
+                  "head_lobes": "head_lobes", "decimate_vertices": "decimate_vertices"}
+
+
+def _shape_noise(args):
+    """The SpineShapeNoise of the EM-like options (None when none is given)."""
+    from dataclasses import replace
+
+    from ..simulate import SpineShapeNoise
+
+    given = {field: getattr(args, opt) for opt, field in _SHAPE_OPTIONS.items()
+             if getattr(args, opt) is not None}
+    if not given and not args.em_like:
+        return None
+    base = SpineShapeNoise.em_like() if args.em_like else SpineShapeNoise()
+    return replace(base, **given)
 
 
 def _minflux(args) -> int:

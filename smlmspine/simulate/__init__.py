@@ -46,6 +46,7 @@ _LAZY = {
     "Labeling": "._settings:Labeling",
     "Acquisition": "._settings:Acquisition",
     "DriftModel": "._settings:DriftModel",
+    "SpineShapeNoise": "._settings:SpineShapeNoise",
     "mortensen_precision": "._blinking:mortensen_precision",
     "smooth_drift": "._drift:smooth_drift",
     "minflux_traces": "._minflux:minflux_traces",

@@ -17,6 +17,7 @@ from ._geometry import (DEFAULT_CLASSES, SpineParameters, build_geometry, class_
 from ._labeling import sample_surface, sample_volume
 from ._measure import measure_spine
 from ._settings import Acquisition, DriftModel, Geometry, Labeling, Meshing, check_group, group_dict
+from ._shape import draw_noise_field, draw_spine_shape
 from ._truth import TRUTH_DRIFT, TRUTH_EMITTERS, TRUTH_LOCALIZATIONS, TRUTH_SPINES
 
 __all__ = ["DendriteSimulation", "dendrite", "sample_mesh"]
@@ -153,25 +154,44 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
             n_spines = int(round(g.spine_density_per_um * g.shaft_length_nm / 1000.0))
         cls = class_sequence(g.classes, int(n_spines), rng=rng, weights=g.class_weights)
         params = [draw_spine_parameters(c, rng=rng) for c in cls]
+    noise = g.shape_noise
+    shapes = field = None
+    if noise is not None and noise.is_active:  # (drawn only then: the smooth stream is unchanged)
+        field = draw_noise_field(noise, rng)
+        shapes = [draw_spine_shape(noise, prm, rng) for prm in params]
     geom = build_geometry(params, shaft_radius_nm=g.shaft_radius_nm,
                           shaft_length_nm=g.shaft_length_nm, curvature_per_um=g.curvature_per_um,
-                          fillet_nm=g.fillet_nm, max_elevation_deg=g.max_elevation_deg, rng=rng)
+                          fillet_nm=g.fillet_nm, max_elevation_deg=g.max_elevation_deg,
+                          min_gap_nm=g.spine_gap_nm, shapes=shapes, field=field,
+                          layout=g.layout, rng=rng)
+    spine_max_faces = msh.spine_mesh_max_faces
+    if noise is not None and noise.decimate_vertices is not None:
+        # a closed genus-0 mesh has V = F / 2 + 2 vertices
+        target = 2 * (int(noise.decimate_vertices) - 2)
+        spine_max_faces = target if spine_max_faces is None else min(spine_max_faces, target)
     # --- meshes (local coordinates, shifted at the end)
     import trimesh
 
     lo_b, hi_b = geom.bounds()
     offset = np.array([_XY_MARGIN_NM - lo_b[0], _XY_MARGIN_NM - lo_b[1], 0.0])
-    fv, ff = _decimate(*geom.mesh(step_nm=msh.mesh_step_nm), msh.mesh_max_faces)
+    if g.layout == "shaft":
+        fv, ff = _decimate(*geom.mesh(step_nm=msh.mesh_step_nm), msh.mesh_max_faces)
     spine_local = {}
     for k, sp in enumerate(geom.spines):
         step = msh.spine_mesh_step_nm or max(min(msh.mesh_step_nm, sp.params.neck_diameter_nm / 8.0), 4.0)
         spine_local[sp.spine_id] = (_decimate(*geom.spine_mesh(k, step_nm=step),
-                                              msh.spine_mesh_max_faces), step)
-    # --- fluorophores
+                                              spine_max_faces), step)
+    if g.layout == "spines":  # the fragment is the (disjoint) spines themselves
+        fv, ff = _concatenate([vf for vf, _ in spine_local.values()])
+    # --- fluorophores (from the truth meshes when those differ from the implicit solid)
+    from_meshes = g.layout == "spines" or (noise is not None and noise.decimate_vertices is not None)
     if lab.label == "membrane":
         pts, sid = _membrane_emitters(geom, fv, ff, spine_local, lab.labeling_density_per_um2, rng)
-    else:
+    elif not from_meshes:
         pts, sid = _volume_emitters(geom, lab.labeling_density_per_um3, lab.head_enrichment, rng)
+    else:
+        pts, sid = _volume_emitters_meshes(geom, spine_local, lab.labeling_density_per_um3,
+                                           lab.head_enrichment, rng)
     pts = pts + offset
     # --- spine truth table
     spine_meshes = {}
@@ -182,7 +202,12 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
         mesh = trimesh.Trimesh(v, f, process=False)
         spine_meshes[sp.spine_id] = mesh
         base = sp.base + offset
-        m = measure_spine(v, f, base_nm=base, axis=sp.axis)
+        if sp.shape is not None and sp.shape.bent:
+            # sections perpendicular to the true (bent) centreline
+            m = measure_spine(v, f, base_nm=base, axis=sp.axis,
+                              centreline_nm=np.vstack(_centreline(sp)) + offset)
+        else:
+            m = measure_spine(v, f, base_nm=base, axis=sp.axis)
         vals = dict(spine_id=sp.spine_id, spine_class=sp.params.spine_class,
                     base_x_nm=base[0], base_y_nm=base[1], base_z_nm=base[2],
                     axis_x=sp.axis[0], axis_y=sp.axis[1], axis_z=sp.axis[2],
@@ -203,6 +228,9 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
         curvature_per_um=g.curvature_per_um, classes=list(g.classes), fillet_nm=g.fillet_nm,
         max_elevation_deg=g.max_elevation_deg, **group_dict(lab), **group_dict(msh),
         offset_nm=offset.tolist())
+    if g.layout != "shaft" or noise is not None:
+        parameters.update(layout=g.layout, spine_gap_nm=g.spine_gap_nm,
+                          shape_noise=None if noise is None else group_dict(noise))
     return _acquire(pts, sid, mesh=frag, spine_meshes=spine_meshes, spines_table=spines_table,
                     model=model, acquisition=acq, drift=dm, parameters=parameters, rng=rng)
 
@@ -363,6 +391,9 @@ def _mesh_inside(mesh):
 
 def _membrane_emitters(geom, fv, ff, spine_local, density, rng):
     """Shaft part from the fragment mesh, spines from their (finer) meshes."""
+    if geom.layout == "spines":
+        all_pts, all_sid = [np.empty((0, 3))], [np.empty(0, dtype=np.int64)]
+        return _spine_surface_emitters(geom, spine_local, density, rng, all_pts, all_sid)
     cen = fv[ff].mean(1)
     tri = fv[ff]
     nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -376,10 +407,21 @@ def _membrane_emitters(geom, fv, ff, spine_local, density, rng):
     pts, _, _ = sample_surface(fv, ff, density_per_um2=density, rng=rng, face_mask=keep)
     all_pts = [pts]
     all_sid = [np.full(len(pts), -1, dtype=np.int64)]
+    return _spine_surface_emitters(geom, spine_local, density, rng, all_pts, all_sid)
+
+
+def _spine_surface_emitters(geom, spine_local, density, rng, all_pts, all_sid):
+    """Membrane fluorophores on each spine mesh, without its flat base cap."""
     for sp in geom.spines:
         (v, f), step = spine_local[sp.spine_id]
         c = v[f].mean(1)
         on_base = ((c - sp.base) @ sp.axis) < 0.5 * step
+        if sp.shape is not None or geom.layout == "spines":
+            # the cap is the plane t = 0 exactly; decimated side faces can be large
+            tri = v[f]
+            nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+            nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-300)
+            on_base = (np.abs((c - sp.base) @ sp.axis) < 1.0) & (nrm @ sp.axis < -0.99)
         p, _, _ = sample_surface(v, f, density_per_um2=density, rng=rng, face_mask=~on_base)
         all_pts.append(p)
         all_sid.append(np.full(len(p), sp.spine_id, dtype=np.int64))
@@ -417,6 +459,68 @@ def _volume_emitters(geom, density, head_enrichment, rng):
     if extra:
         pts = np.concatenate([pts] + extra)
     return pts, geom.spine_ids(pts)
+
+
+def _concatenate(meshes):
+    """One (vertices, faces) of several disjoint meshes."""
+    vs, fs, n = [], [], 0
+    for v, f in meshes:
+        vs.append(v)
+        fs.append(f + n)
+        n += len(v)
+    if not vs:
+        return np.empty((0, 3)), np.empty((0, 3), dtype=np.int64)
+    return np.concatenate(vs), np.concatenate(fs)
+
+
+def _volume_emitters_meshes(geom, spine_local, density, head_enrichment, rng):
+    """Volume label when the spine truth meshes are low-poly or cut without a shaft.
+
+    The shaft part (if any) comes from the implicit solid outside the spine regions,
+    each spine from the inside of its own (decimated) truth mesh; ``head_enrichment`` as
+    in :func:`_volume_emitters`, with the head ellipsoids clipped to the spine mesh.
+    """
+    import trimesh
+
+    from ._implicit import sd_ellipsoid
+
+    all_pts, all_sid = [], []
+    if geom.layout == "shaft":
+        lo, hi = geom.bounds(pad_nm=geom.fillet_nm)
+        p = sample_volume(lambda q: (geom.sdf(q) < 0) & (geom.spine_ids(q) < 0), lo, hi,
+                          density_per_um3=density, rng=rng)
+        all_pts.append(p)
+        all_sid.append(np.full(len(p), -1, dtype=np.int64))
+    for sp in geom.spines:
+        (v, f), _ = spine_local[sp.spine_id]
+        inside = _mesh_inside(trimesh.Trimesh(v, f, process=False))
+        p = sample_volume(inside, v.min(0), v.max(0), density_per_um3=density, rng=rng)
+        for c, fr, r in sp.heads():
+            if head_enrichment < 1.0:
+                inh = sd_ellipsoid(p, c, fr, r) < 0
+                p = p[~(inh & (rng.random(len(p)) > head_enrichment))]
+            elif head_enrichment > 1.0:
+                rr = r.max()
+
+                def in_head(q, c=c, r=r, fr=fr, inside=inside):
+                    return (sd_ellipsoid(q, c, fr, r) < 0) & inside(q)
+
+                p = np.concatenate([p, sample_volume(in_head, c - rr, c + rr, rng=rng,
+                                                     density_per_um3=density * (head_enrichment - 1.0))])
+        all_pts.append(p)
+        all_sid.append(np.full(len(p), sp.spine_id, dtype=np.int64))
+    if not all_pts:
+        return np.empty((0, 3)), np.empty(0, dtype=np.int64)
+    return np.concatenate(all_pts), np.concatenate(all_sid)
+
+
+def _centreline(sp):
+    """True centreline of a bent spine: the neck polyline, then straight along the head."""
+    pts = sp.neck_points()
+    u = pts[-1] - pts[-2]
+    u = u / np.linalg.norm(u)
+    far = 2.0 * (sp.params.head_length_nm + sp.params.neck_length_nm + 500.0)
+    return [pts, (pts[-1] + u * far)[None, :]]
 
 
 def _acquire(pts, sid, *, mesh, spine_meshes, spines_table, model, acquisition, drift,

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ._implicit import mesh_implicit, sd_capsule, sd_ellipsoid, smooth_min
+from ._shape import NECK_FIELD_FRACTION, NoiseField, SpineShape, sd_head, sd_neck_tube
 
 __all__ = ["SpineParameters", "SPINE_CLASSES", "DEFAULT_CLASSES", "CLASS_DEFAULTS", "draw_spine_parameters",
            "Shaft", "PlacedSpine", "DendriteGeometry", "build_geometry", "class_sequence"]
@@ -191,6 +192,7 @@ class PlacedSpine:
     position_nm: float
     azimuth_deg: float
     branch_dir: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    shape: SpineShape | None = None
 
     @property
     def neck_radius_nm(self) -> float:
@@ -203,6 +205,10 @@ class PlacedSpine:
     def _branches(self):
         """(start, end, direction) of the neck segments beyond the trunk."""
         nl = self.params.neck_length_nm
+        if self.shape is not None and self.shape.bent and not self.is_branched:
+            pts = self.neck_points()
+            u = pts[-1] - pts[-2]
+            return [(self.base, pts[-1], u / np.linalg.norm(u))]
         if not self.is_branched:
             return [(self.base, self.base + self.axis * nl, self.axis)]
         j = self.base + self.axis * (0.5 * nl)
@@ -223,6 +229,13 @@ class PlacedSpine:
         return [(end + u * (0.45 * p.head_length_nm), _frame_for(u), radii)
                 for _, end, u in self._branches()]
 
+    def neck_points(self) -> np.ndarray:
+        """Neck centreline from the base to the neck end, ``(K, 3)`` nm (shaped spines)."""
+        nl = max(self.params.neck_length_nm, 1.0)
+        if self.shape is None:
+            return self.base + np.outer(np.linspace(0.0, 1.0, 2) * nl, self.axis)
+        return self.shape.centreline(self.base, self._frame(), nl)
+
     @property
     def head_center(self) -> np.ndarray:
         return self.heads()[0][0]
@@ -232,13 +245,63 @@ class PlacedSpine:
         """Design distance base -> tip along the axis (before blending)."""
         p = self.params
         reach = 0.95 * p.head_length_nm if p.has_head else self.neck_radius_nm
+        if self.shape is not None:
+            reach += self._shape_margin()
         return max(float((end + u * reach - self.base) @ self.axis) for _, end, u in self._branches())
+
+    def _shape_margin(self) -> float:
+        """How far a shaped spine may reach beyond the smooth one's outline, nm."""
+        sh, p = self.shape, self.params
+        m = 4.0 * sh.amplitude_nm
+        if sh.lobes and p.has_head:
+            # lobes are centred at 0.75 of the head radius (semi-axes <= lobe_size x radius)
+            m += max(0.0, 0.75 + sh.lobe_size - 1.0) * 0.5 * max(p.head_diameter_nm, p.head_length_nm)
+        return m
+
+    def skeleton(self) -> np.ndarray:
+        """Segments ``(S, 2, 3)`` of a shaped spine's centreline tree, base to tips, nm."""
+        p = self.params
+        reach = 0.95 * p.head_length_nm if p.has_head else self.neck_radius_nm
+        if self.is_branched:
+            j = self.base + self.axis * (0.5 * p.neck_length_nm)
+            segs = [(self.base, j)]
+            for a, end, u in self._branches():
+                segs += [(a, end), (end, end + u * reach)]
+            return np.array(segs)
+        pts = self.neck_points()
+        u = pts[-1] - pts[-2]
+        chain = np.vstack([pts, pts[-1] + u / np.linalg.norm(u) * reach])
+        return np.stack([chain[:-1], chain[1:]], axis=1)
+
+    @property
+    def skeleton_radius_nm(self) -> float:
+        """Distance from :meth:`skeleton` that holds a shaped spine (incl. fillet), nm."""
+        p, sh = self.params, self.shape
+        head_r = 0.5 * max(p.head_diameter_nm, p.head_length_nm) if p.has_head else 0.0
+        neck_r = self.neck_radius_nm * (1.0 + (sh.bulge if sh.n_minima else 0.0)) * np.sqrt(sh.aspect)
+        return max(head_r, neck_r + self.fillet_nm) + self._shape_margin() + 60.0
+
+    def skeleton_distance(self, p: np.ndarray) -> np.ndarray:
+        """Distance of points to :meth:`skeleton`, nm."""
+        best = np.full(len(p), np.inf)
+        for a, b in self.skeleton():
+            ab = b - a
+            t = np.clip((p - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+            d = p - a - t[:, None] * ab
+            best = np.minimum(best, np.einsum("ij,ij->i", d, d))
+        return np.sqrt(best)
 
     @property
     def cut_radius_nm(self) -> float:
         """Radius around the axis that holds the whole spine (incl. fillet)."""
         p = self.params
         r = max(0.5 * p.head_diameter_nm if p.has_head else 0.0, self.neck_radius_nm + self.fillet_nm)
+        if self.shape is not None:
+            # the skeleton's largest distance from the straight axis + its radius
+            q = self.skeleton().reshape(-1, 3) - self.base
+            t = q @ self.axis
+            lateral = np.sqrt(np.maximum(np.einsum("ij,ij->i", q, q) - t * t, 0.0)).max()
+            return float(lateral + self.skeleton_radius_nm)
         if self.is_branched:
             lateral = np.sin(np.deg2rad(BRANCH_ANGLE_DEG)) * (0.5 * p.neck_length_nm + 0.95 * p.head_length_nm)
             r = max(r, lateral + 0.5 * p.head_diameter_nm)
@@ -249,6 +312,8 @@ class PlacedSpine:
 
     def sdf(self, p: np.ndarray, *, inside_shaft_nm: float) -> np.ndarray:
         """The spine alone (necks + heads), starting ``inside_shaft_nm`` below the base."""
+        if self.shape is not None:
+            return self._sdf_shaped(p, inside_shaft_nm=inside_shaft_nm)
         prm = self.params
         r = self.neck_radius_nm
         k = 0.5 * r
@@ -272,6 +337,33 @@ class PlacedSpine:
             f = smooth_min(f, head, k)
         return f
 
+    def _sdf_shaped(self, p: np.ndarray, *, inside_shaft_nm: float) -> np.ndarray:
+        """:meth:`sdf` of an EM-like spine (see :mod:`smlmspine.simulate._shape`)."""
+        prm, sh = self.params, self.shape
+        r = self.neck_radius_nm
+        k = 0.5 * r
+        fv = sh.field(p) if sh.field is not None else None
+        start = self.base - self.axis * inside_shaft_nm
+        if self.is_branched:
+            j = self.base + self.axis * (0.5 * prm.neck_length_nm)
+            f = sd_capsule(p, start, j, r)
+            for a, b, _ in self._branches():
+                f = smooth_min(f, sd_capsule(p, a, b, r), k)
+            if fv is not None:
+                f = f + min(1.0, NECK_FIELD_FRACTION * r / max(sh.amplitude_nm, 1e-12)) * fv
+        else:
+            nl = max(prm.neck_length_nm, 1.0)
+            neck = self.neck_points()
+            pts = np.vstack([start, neck])
+            s_nodes = np.r_[-inside_shaft_nm / nl, np.linspace(0.0, 1.0, len(neck))]
+            f = sd_neck_tube(p, sh, pts, self._frame()[1], r, s_nodes=s_nodes, field_values=fv)
+        for c, frame, radii in self.heads():
+            head = sd_head(p, sh, c, frame, radii)
+            if fv is not None:
+                head = head + fv
+            f = smooth_min(f, head, k)
+        return f
+
     def region(self, p: np.ndarray, *, margin_nm: float = 0.0) -> np.ndarray:
         """Mask of points in this spine's region (beyond the base plane, near the axis)."""
         s0, e0, r0 = self.segment()
@@ -279,6 +371,10 @@ class PlacedSpine:
         box = _in_box(p, np.minimum(s0, e0) - r0 - margin_nm, np.maximum(s0, e0) + r0 + margin_nm)
         d = p[box] - self.base
         t = d @ self.axis
+        if self.shape is not None:
+            near = self.skeleton_distance(p[box]) < self.skeleton_radius_nm + margin_nm
+            out[box[(t > 0) & near]] = True
+            return out
         radial = np.sqrt(np.maximum(np.einsum("ij,ij->i", d, d) - t * t, 0.0))
         out[box[(t > 0) & (radial < self.cut_radius_nm + margin_nm)]] = True
         return out
@@ -296,14 +392,44 @@ class DendriteGeometry:
     spines: tuple[PlacedSpine, ...]
     fillet_nm: float
     offset_nm: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    #: "shaft" (spines on the shaft) or "spines" (spines cut at the base, no shaft)
+    layout: str = "shaft"
+    #: surface field of EM-like shapes (also on the shaft), or None
+    field: NoiseField | None = None
 
     @property
     def inside_shaft_nm(self) -> float:
+        if self.layout == "spines":
+            return 100.0
         return min(0.5 * self.shaft.radius_nm, 150.0)
+
+    @property
+    def lipschitz(self) -> float:
+        """Bound on |grad sdf| for the mesher."""
+        # half the field's worst-case gradient (reached only when all its waves align);
+        # a band too narrow leaves the mesh open, and the mesher then retries wider
+        return 1.5 + (0.5 * self.field.gradient_bound if self.field is not None else 0.0)
+
+    def shaft_sdf(self, p: np.ndarray) -> np.ndarray:
+        """The shaft (with the surface field), or "far outside" without a shaft."""
+        if self.layout == "spines":
+            return np.full(len(p), 1e9)
+        f = self.shaft.sdf(p)
+        if self.field is not None:
+            f = f + self.field(p)
+        return f
 
     def sdf(self, p: np.ndarray) -> np.ndarray:
         """Implicit function of the whole fragment (negative inside), nm."""
-        f = self.shaft.sdf(p)
+        if self.layout == "spines":
+            f = np.full(len(p), 1e9)
+            for k, sp in enumerate(self.spines):
+                start, end, r = sp.segment()
+                near = _near_segment(p, start - sp.axis * self.inside_shaft_nm, end, r + 100.0)
+                if near.any():
+                    f[near] = np.minimum(f[near], self.spine_sdf(k, p[near]))
+            return f
+        f = self.shaft_sdf(p) if self.field is not None else self.shaft.sdf(p)
         for sp in self.spines:
             start, end, r = sp.segment()
             near = _near_segment(p, start - sp.axis * self.inside_shaft_nm, end,
@@ -317,10 +443,15 @@ class DendriteGeometry:
     def spine_sdf(self, k: int, p: np.ndarray) -> np.ndarray:
         """Implicit function of spine ``k``'s region: the fragment cut at the base plane."""
         sp = self.spines[k]
-        f = smooth_min(self.shaft.sdf(p), sp.sdf(p, inside_shaft_nm=self.inside_shaft_nm),
-                       self.fillet_nm)
+        if self.layout == "spines":
+            f = sp.sdf(p, inside_shaft_nm=self.inside_shaft_nm)
+        else:
+            f = smooth_min(self.shaft.sdf(p) if self.field is None else self.shaft_sdf(p),
+                           sp.sdf(p, inside_shaft_nm=self.inside_shaft_nm), self.fillet_nm)
         d = p - sp.base
         t = d @ sp.axis
+        if sp.shape is not None:
+            return np.maximum(f, np.maximum(-t, sp.skeleton_distance(p) - sp.skeleton_radius_nm))
         radial = np.sqrt(np.maximum(np.einsum("ij,ij->i", d, d) - t * t, 0.0))
         return np.maximum(f, np.maximum(-t, radial - sp.cut_radius_nm))
 
@@ -336,7 +467,7 @@ class DendriteGeometry:
         s = np.linspace(0.0, self.shaft.length_nm, 64)
         c = self.shaft.frame(s)[0]
         r = self.shaft.radius_nm
-        pts = [c - r, c + r]
+        pts = [c - r, c + r] if self.layout == "shaft" else []
         for sp in self.spines:
             start, end, rr = sp.segment()
             pts += [np.array([end - rr, end + rr, start - rr, start + rr])]
@@ -346,7 +477,9 @@ class DendriteGeometry:
     def mesh(self, *, step_nm: float):
         """Watertight mesh of the whole fragment (local coordinates)."""
         lo, hi = self.bounds(pad_nm=2 * step_nm + self.fillet_nm)
-        return mesh_implicit(self.sdf, lo, hi, step_nm=step_nm)
+        if self.field is None:
+            return mesh_implicit(self.sdf, lo, hi, step_nm=step_nm)
+        return mesh_implicit(self.sdf, lo, hi, step_nm=step_nm, lipschitz=self.lipschitz)
 
     def spine_mesh(self, k: int, *, step_nm: float):
         """Watertight mesh of spine ``k``'s region (closed by a flat cap at the base)."""
@@ -355,7 +488,10 @@ class DendriteGeometry:
         lo = np.minimum(start, end) - r - 2 * step_nm
         hi = np.maximum(start, end) + r + 2 * step_nm
         lo = np.minimum(lo, sp.base - 2 * step_nm - 40.0)
-        return mesh_implicit(lambda p: self.spine_sdf(k, p), lo, hi, step_nm=step_nm)
+        if self.field is None and sp.shape is None:
+            return mesh_implicit(lambda p: self.spine_sdf(k, p), lo, hi, step_nm=step_nm)
+        return mesh_implicit(lambda p: self.spine_sdf(k, p), lo, hi, step_nm=step_nm,
+                             lipschitz=self.lipschitz)
 
 
 def _frame_for(a: np.ndarray) -> np.ndarray:
@@ -397,9 +533,20 @@ def _segment_distance(a0, a1, b0, b1) -> float:
 def build_geometry(params: list[SpineParameters], *, shaft_radius_nm: float, shaft_length_nm: float,
                    curvature_per_um: float = 0.0, fillet_nm: float = 120.0,
                    max_elevation_deg: float = 45.0, min_gap_nm: float = 50.0,
-                   rng=None, max_tries: int = 300, max_restarts: int = 5) -> DendriteGeometry:
-    """Place spines on a shaft without overlap (rejection sampling)."""
+                   rng=None, max_tries: int = 300, max_restarts: int = 5,
+                   shapes=None, field=None, layout: str = "shaft") -> DendriteGeometry:
+    """Place spines on a shaft without overlap (rejection sampling), or in a row.
+
+    ``shapes`` (one :class:`SpineShape` or None per spine) and ``field`` make EM-like
+    spines; ``layout="spines"`` lays the spines out on a row along x, ``min_gap_nm``
+    apart, with no shaft (each cut flat at its base plane).
+    """
     rng = np.random.default_rng(rng)
+    if shapes is not None:
+        params = [_Shaped(p, sh) for p, sh in zip(params, shapes)]
+    if layout == "spines":
+        return _place_row(params, fillet_nm=fillet_nm, max_elevation_deg=max_elevation_deg,
+                          min_gap_nm=min_gap_nm, field=field, rng=rng)
     if shaft_radius_nm <= 0 or shaft_length_nm <= 0:
         raise ParameterError("shaft_radius_nm and shaft_length_nm must be > 0")
     kappa = curvature_per_um / 1000.0
@@ -413,13 +560,13 @@ def build_geometry(params: list[SpineParameters], *, shaft_radius_nm: float, sha
     for _attempt in range(max_restarts):
         try:
             placed = _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng,
-                                max_tries)
+                                max_tries, field)
         except _PackingError as exc:
             last_error = exc
             continue
         placed.sort(key=lambda sp: sp.position_nm)
         placed = [replace(sp, spine_id=i) for i, sp in enumerate(placed)]
-        return DendriteGeometry(shaft, tuple(placed), float(fillet_nm))
+        return DendriteGeometry(shaft, tuple(placed), float(fillet_nm), field=field)
     raise ParameterError(
         f"could not place {len(params)} spines on a {shaft_length_nm / 1000:.1f} um "
         "shaft without overlap; use fewer spines (n_spines / spine_density_per_um), "
@@ -430,7 +577,42 @@ class _PackingError(Exception):
     pass
 
 
-def _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng, max_tries):
+class _Shaped:
+    """A SpineParameters with the spine's shape attached (for the placement only)."""
+
+    def __init__(self, params, shape):
+        self.params, self.shape = params, shape
+
+    def __getattr__(self, name):
+        return getattr(self.params, name)
+
+
+def _unwrap(prm):
+    return (prm.params, prm.shape) if isinstance(prm, _Shaped) else (prm, None)
+
+
+def _place_row(params, *, fillet_nm, max_elevation_deg, min_gap_nm, field, rng):
+    """Spine-only layout: bases on the x axis, axes in the yz-plane around +y."""
+    placed = []
+    x_prev, r_prev = 0.0, None
+    for sid, prm in enumerate(params):
+        prm, shape = _unwrap(prm)
+        if shape is not None and field is not None:
+            shape = replace(shape, field=field)
+        el = np.deg2rad(float(prm.azimuth_deg) if prm.azimuth_deg is not None
+                        else rng.uniform(-max_elevation_deg, max_elevation_deg))
+        axis = np.array([0.0, np.cos(el), np.sin(el)])
+        sp = PlacedSpine(sid, prm, np.zeros(3), axis, float(fillet_nm), 0.0, float(np.rad2deg(el)),
+                         np.array([1.0, 0.0, 0.0]), shape)
+        r = sp.cut_radius_nm
+        x = 0.0 if r_prev is None else x_prev + r_prev + r + min_gap_nm
+        placed.append(replace(sp, base=np.array([x, 0.0, 0.0]), position_nm=float(x)))
+        x_prev, r_prev = x, r
+    shaft = Shaft(1.0, max(x_prev, 1.0))
+    return DendriteGeometry(shaft, tuple(placed), float(fillet_nm), layout="spines", field=field)
+
+
+def _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng, max_tries, field=None):
     shaft_length_nm = shaft.length_nm
     # biggest spines first (easier packing); ids follow the position along the shaft
     order = sorted(range(len(params)), key=lambda i: -_size(params[i], fillet_nm))
@@ -438,7 +620,7 @@ def _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng, max
     for sid in order:
         prm = params[sid]
         for _ in range(max_tries):
-            cand = _place(shaft, sid, prm, fillet_nm, max_elevation_deg, rng)
+            cand = _place(shaft, sid, prm, fillet_nm, max_elevation_deg, rng, field)
             s0, e0, r0 = cand.segment()
             end_margin = r0 + 100.0
             if not end_margin <= cand.position_nm <= shaft_length_nm - end_margin:
@@ -449,7 +631,11 @@ def _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng, max
             ok = True
             for other in placed:
                 s1, e1, r1 = other.segment()
-                if _segment_distance(s0, e0, s1, e1) < r0 + r1 + min_gap_nm:
+                if cand.shape is not None or other.shape is not None:
+                    if _bounding_gap(cand, s0, e0, r0, other, s1, e1, r1) < min_gap_nm:
+                        ok = False
+                        break
+                elif _segment_distance(s0, e0, s1, e1) < r0 + r1 + min_gap_nm:
                     ok = False
                     break
             if ok:
@@ -463,13 +649,29 @@ def _place_all(shaft, params, fillet_nm, max_elevation_deg, min_gap_nm, rng, max
     return placed
 
 
+def _bounding_gap(a, s0, e0, r0, b, s1, e1, r1) -> float:
+    """Gap between the bounding volumes of two spines (skeletons for shaped ones)."""
+    def pieces(sp, s, e, r):
+        if sp.shape is None:
+            return np.array([[s, e]]), r
+        return sp.skeleton(), sp.skeleton_radius_nm
+
+    sa, ra = pieces(a, s0, e0, r0)
+    sb, rb = pieces(b, s1, e1, r1)
+    d = min(_segment_distance(p0, p1, q0, q1) for p0, p1 in sa for q0, q1 in sb)
+    return d - ra - rb
+
+
 def _size(prm: SpineParameters, fillet_nm: float) -> float:
     r = max(0.5 * prm.head_diameter_nm if prm.has_head else 0.0,
             0.5 * prm.neck_diameter_nm + fillet_nm)
     return r * (prm.neck_length_nm + prm.head_length_nm + 1.0)
 
 
-def _place(shaft, sid, prm, fillet_nm, max_elev_deg, rng):
+def _place(shaft, sid, prm, fillet_nm, max_elev_deg, rng, field=None):
+    prm, shape = _unwrap(prm)
+    if shape is not None and field is not None:
+        shape = replace(shape, field=field)
     L = shaft.length_nm
     s = prm.position_nm if prm.position_nm is not None else rng.uniform(0.0, L)
     if prm.azimuth_deg is not None:
@@ -483,7 +685,7 @@ def _place(shaft, sid, prm, fillet_nm, max_elev_deg, rng):
     axis = np.cos(a) * n + np.sin(a) * np.array([0.0, 0.0, 1.0])
     axis /= np.linalg.norm(axis)
     base = c + shaft.radius_nm * axis
-    return PlacedSpine(sid, prm, base, axis, float(fillet_nm), float(s), float(az), t.copy())
+    return PlacedSpine(sid, prm, base, axis, float(fillet_nm), float(s), float(az), t.copy(), shape)
 
 
 def class_sequence(classes, n: int, *, rng, weights: Mapping[str, float] | None = None) -> list[str]:

@@ -21,6 +21,13 @@ along the unit spine axis, the mesh is the spine cut at the base plane ``t = 0``
 
 For a spine without a distinct head (head/neck ratio below the threshold) the head and
 neck fields describe the widest and the narrowest sections, nothing more.
+
+Bent spines (EM-like shapes with a curved or kinked neck) are measured along their true
+centreline instead of the straight axis (``centreline_nm``): ``t`` is the arc length along
+it, each section is the loop of the mesh, in the plane perpendicular to the centreline
+(tangent averaged over +-10 nm), that encloses the centreline point (as in
+:func:`smlmspine.morphology.measure_spine`), and the length is the largest arc-length
+coordinate (of the closest centreline point) of a mesh vertex.
 """
 
 from __future__ import annotations
@@ -125,7 +132,8 @@ def cross_section_areas(vertices: np.ndarray, faces: np.ndarray, origin, normal,
 
 
 def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
-                  step_nm: float = 5.0, head_neck_threshold: float = 1.2) -> SpineMeasurement:
+                  step_nm: float = 5.0, head_neck_threshold: float = 1.2,
+                  centreline_nm=None) -> SpineMeasurement:
     """Measure a spine mesh (closed, cut at its base plane) with the module's definitions.
 
     Parameters
@@ -142,6 +150,9 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
         Profile sampling step along the axis, nm.
     head_neck_threshold : float
         Head-neck boundary factor (see the module docstring).
+    centreline_nm : (K, 3) array-like, optional
+        True centreline from the base point (first row) to beyond the tip, nm; the
+        sections are then perpendicular to it (bent spines).
 
     Returns
     -------
@@ -160,12 +171,22 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
     a = np.asarray(axis, float)
     a = a / np.linalg.norm(a)
     base = np.asarray(base_nm, float)
-    t_v = (v - base) @ a
-    length = float(t_v.max())
-    n = max(int(np.ceil(length / step_nm)), 4)
-    dt = length / n
-    ts = (np.arange(n) + 0.5) * dt
-    area = cross_section_areas(v, fa, base, a, ts)
+    if centreline_nm is not None:
+        length, ts, dt, area = _profile_along(v, fa, np.asarray(centreline_nm, float), step_nm)
+        ok = np.isfinite(area)
+        if not ok.any():
+            raise ValueError("no cross-section of the spine mesh encloses its centreline")
+        # a plane that misses the loop around the centreline (none expected inside the
+        # solid) takes its neighbours' area
+        area = np.interp(ts, ts[ok], area[ok])
+    else:
+        t_v = (v - base) @ a
+        length = float(t_v.max())
+        n = max(int(np.ceil(length / step_nm)), 4)
+        dt = length / n
+        ts = (np.arange(n) + 0.5) * dt
+        area = cross_section_areas(v, fa, base, a, ts)
+    n = len(ts)
     d = 2.0 * np.sqrt(area / np.pi)
     # The head is the widest section of the distal half: a flared base is not a head.
     half = n // 2
@@ -193,6 +214,42 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
     return SpineMeasurement(length_nm=length, neck_min_diameter_nm=neck_min, neck_length_nm=t_b,
                             head_diameter_nm=head_d, head_volume_um3=head_vol * 1e-9,
                             volume_um3=vol * 1e-9)
+
+
+def _profile_along(v, fa, line, step_nm):
+    """Length, sample arc lengths, step and section areas along a polyline centreline."""
+    import trimesh
+
+    from ..morphology._sections import _cross_sections, _mesh_arrays
+
+    seg = np.diff(line, axis=0)
+    seg_len = np.linalg.norm(seg, axis=1)
+    cum = np.r_[0.0, np.cumsum(seg_len)]
+    # arc-length coordinate of every vertex (its closest centreline point)
+    best = np.full(len(v), np.inf)
+    s_v = np.zeros(len(v))
+    for j in range(len(seg)):
+        u = np.clip((v - line[j]) @ seg[j] / max(seg_len[j] ** 2, 1e-12), 0.0, 1.0)
+        dd = v - line[j] - u[:, None] * seg[j]
+        d2 = np.einsum("ij,ij->i", dd, dd)
+        better = d2 < best
+        best[better] = d2[better]
+        s_v[better] = cum[j] + u[better] * seg_len[j]
+    length = float(s_v.max())
+    n = max(int(np.ceil(length / step_nm)), 4)
+    dt = length / n
+    ts = (np.arange(n) + 0.5) * dt
+
+    def at(s):
+        s = np.clip(s, 0.0, cum[-1])
+        j = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
+        return line[j] + ((s - cum[j]) / np.maximum(seg_len[j], 1e-12))[:, None] * seg[j]
+
+    origins = at(ts)
+    normals = at(ts + 10.0) - at(ts - 10.0)
+    secs = _cross_sections(_mesh_arrays(trimesh.Trimesh(v, fa, process=False)), origins, normals)
+    area = np.array([np.nan if sec is None else sec["area_nm2"] for sec in secs])
+    return length, ts, dt, area
 
 
 def _volume_beyond(area, ts, dt, t_b, length):

@@ -27,8 +27,130 @@ from ..errors import ParameterError
 from ._blinking import PhotophysicsModel
 from ._geometry import DEFAULT_CLASSES, SPINE_CLASSES, SpineParameters
 
-__all__ = ["Geometry", "Meshing", "Labeling", "Acquisition", "DriftModel",
+__all__ = ["Geometry", "Meshing", "Labeling", "Acquisition", "DriftModel", "SpineShapeNoise",
            "PhotophysicsModel", "group_dict", "check_group"]
+
+#: Spine arrangements: on a shaft, or cut flat at the base without a shaft.
+LAYOUTS = ("shaft", "spines")
+
+
+@dataclass(frozen=True)
+class SpineShapeNoise:
+    """EM-like irregularity of the simulated spines (see docs/simulate.md, "EM-like spines").
+
+    All random draws come from the simulation's ``rng``; zeros switch a feature off, and
+    ``SpineShapeNoise()`` (all off) gives exactly the smooth spines.
+
+    Parameters
+    ----------
+    amplitude_nm : float
+        RMS normal displacement of the surface by a smooth random field (a sum of
+        ``n_waves`` plane waves of wavelength ``wavelength_nm`` in random directions),
+        nm. On a neck its RMS is limited to ``0.1 x`` the local minor semi-axis so that
+        the field cannot pinch a neck off (the neck minima are set by the neck profile).
+    wavelength_nm : float
+        Wavelength of the surface field, nm (low frequency: a few hundred nm).
+    n_waves : int
+        Plane waves in the field.
+    neck_aspect_max : float
+        Largest aspect ratio (major / minor axis) of the elliptic neck cross-sections,
+        >= 1: along every neck the aspect varies between ``(1 + max) / 2`` and ``max``
+        (a random phase), with a random orientation and a twist of up to +-90 degrees;
+        the section area (equivalent diameter) follows the neck profile.
+    neck_curvature : float
+        Bend of the neck: largest sideways displacement of the neck end as a fraction
+        of the neck length (quadratic Bezier centreline, tangent to the axis at the
+        base; 0 = straight); each spine draws a bend in ``[0, neck_curvature]`` in a
+        random direction. Branched spines are not bent.
+    neck_kink_deg : float
+        Largest kink of the neck centreline (a sharp change of direction at a random
+        point of the middle half of the neck), degrees.
+    n_neck_minima : int
+        Local minima of the neck's equivalent diameter along it (0 or 1 = the uniform
+        capsule profile); between minima the neck widens by ``neck_bulge``.
+    neck_bulge : float
+        Relative widening of the neck between its minima (0.3 = 30 % wider).
+    head_lobes : int
+        Extra ellipsoidal lobes blended onto each head (irregular, multi-lobed heads).
+    head_lobe_size : float
+        Lobe semi-axes as a fraction of the head radius.
+    decimate_vertices : int, optional
+        Decimate each spine truth mesh to about this many vertices (quadric
+        decimation; EM reconstructions have ~500-2,000), before labeling and measuring.
+        Labels and truth are then those of the low-poly mesh.
+
+    Examples
+    --------
+    >>> SpineShapeNoise(amplitude_nm=15.0, neck_aspect_max=2.0).is_active
+    True
+    >>> SpineShapeNoise().is_active
+    False
+    """
+
+    amplitude_nm: float = 0.0
+    wavelength_nm: float = 400.0
+    n_waves: int = 16
+    neck_aspect_max: float = 1.0
+    neck_curvature: float = 0.0
+    neck_kink_deg: float = 0.0
+    n_neck_minima: int = 0
+    neck_bulge: float = 0.3
+    head_lobes: int = 0
+    head_lobe_size: float = 0.5
+    decimate_vertices: int | None = None
+
+    def __post_init__(self):
+        if self.amplitude_nm < 0:
+            raise ParameterError(f"amplitude_nm must be >= 0, got {self.amplitude_nm}")
+        if not self.wavelength_nm > 0:
+            raise ParameterError(f"wavelength_nm must be > 0, got {self.wavelength_nm}")
+        if self.amplitude_nm > self.wavelength_nm / 8.0:
+            raise ParameterError(f"amplitude_nm={self.amplitude_nm} is too large for "
+                                 f"wavelength_nm={self.wavelength_nm} (at most wavelength / 8, "
+                                 "or the surface folds over)")
+        if int(self.n_waves) < 1:
+            raise ParameterError(f"n_waves must be >= 1, got {self.n_waves}")
+        if not 1.0 <= self.neck_aspect_max <= 4.0:
+            raise ParameterError(f"neck_aspect_max must be in [1, 4], got {self.neck_aspect_max}")
+        if not 0.0 <= self.neck_curvature <= 0.5:
+            raise ParameterError(f"neck_curvature must be in [0, 0.5], got {self.neck_curvature}")
+        if not 0.0 <= self.neck_kink_deg <= 60.0:
+            raise ParameterError(f"neck_kink_deg must be in [0, 60], got {self.neck_kink_deg}")
+        if not 0 <= int(self.n_neck_minima) <= 5:
+            raise ParameterError(f"n_neck_minima must be in 0..5, got {self.n_neck_minima}")
+        if not 0.0 <= self.neck_bulge <= 1.0:
+            raise ParameterError(f"neck_bulge must be in [0, 1], got {self.neck_bulge}")
+        if not 0 <= int(self.head_lobes) <= 4:
+            raise ParameterError(f"head_lobes must be in 0..4, got {self.head_lobes}")
+        if not 0.1 <= self.head_lobe_size <= 0.8:
+            raise ParameterError(f"head_lobe_size must be in [0.1, 0.8], got {self.head_lobe_size}")
+        if self.decimate_vertices is not None and int(self.decimate_vertices) < 50:
+            raise ParameterError(f"decimate_vertices must be >= 50, got {self.decimate_vertices}")
+
+    @classmethod
+    def em_like(cls) -> "SpineShapeNoise":
+        """A preset resembling EM reconstructions (docs/simulate.md, "EM-like spines").
+
+        Examples
+        --------
+        >>> SpineShapeNoise.em_like().decimate_vertices
+        1000
+        """
+        return cls(amplitude_nm=12.0, wavelength_nm=400.0, neck_aspect_max=1.8,
+                   neck_curvature=0.25, neck_kink_deg=20.0, n_neck_minima=2, head_lobes=1,
+                   decimate_vertices=1000)
+
+    @property
+    def is_active(self) -> bool:
+        """Whether any feature is switched on."""
+        return bool(self.amplitude_nm > 0 or self.neck_aspect_max > 1 or self.neck_curvature > 0
+                    or self.neck_kink_deg > 0 or self.n_neck_minima > 1 or self.head_lobes > 0
+                    or self.decimate_vertices is not None)
+
+    @property
+    def bends_neck(self) -> bool:
+        return bool(self.neck_curvature > 0 or self.neck_kink_deg > 0)
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -55,6 +177,15 @@ class Geometry:
         Width of the smooth blend between spine and shaft, nm.
     max_elevation_deg : float
         Largest angle of a random spine axis out of the xy-plane.
+    layout : {"shaft", "spines"}
+        ``"shaft"``: spines on a dendritic shaft. ``"spines"``: spine-only data set, each
+        spine cut flat at its base plane with no shaft, laid out on a row along x
+        (bases at z = 0, axes within ``max_elevation_deg`` of +y), ``spine_gap_nm``
+        apart; every fluorophore then belongs to a spine.
+    spine_gap_nm : float
+        Smallest distance between two spines' bounding capsules, nm.
+    shape_noise : SpineShapeNoise, optional
+        EM-like irregularity (off by default).
     """
 
     n_spines: int | None = None
@@ -67,6 +198,9 @@ class Geometry:
     spines: Sequence[SpineParameters | Mapping[str, Any]] | None = None
     fillet_nm: float = 120.0
     max_elevation_deg: float = 45.0
+    layout: str = "shaft"
+    spine_gap_nm: float = 50.0
+    shape_noise: SpineShapeNoise | None = None
 
     def __post_init__(self):
         if not (self.shaft_length_nm > 0 and self.shaft_radius_nm > 0):
@@ -82,6 +216,13 @@ class Geometry:
                 raise ParameterError(f"unknown spine class {c!r}; choose from {SPINE_CLASSES}")
         if self.spines is not None:
             object.__setattr__(self, "spines", tuple(self.spines))
+        if self.layout not in LAYOUTS:
+            raise ParameterError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.spine_gap_nm < 0:
+            raise ParameterError(f"spine_gap_nm must be >= 0, got {self.spine_gap_nm}")
+        if self.shape_noise is not None and not isinstance(self.shape_noise, SpineShapeNoise):
+            raise ParameterError(f"shape_noise must be a SpineShapeNoise, got "
+                                 f"{type(self.shape_noise).__name__}")
 
 
 @dataclass(frozen=True)
