@@ -41,6 +41,7 @@ __all__ = [
     "field", "make_table", "validate", "sanitize_name", "unit_of", "metadata",
     "history", "with_history", "with_columns", "coordinates", "ndim", "canonical_schema",
     "table_schema_columns", "TABLE_REGISTRIES", "column_specs", "spec_table", "jsonable",
+    "first_negative_frame", "negative_frame_message",
 ]
 
 SCHEMA_VERSION = "1"
@@ -436,6 +437,50 @@ def coordinates(table: pa.Table, *, dims: int | None = None) -> np.ndarray:
         raise SchemaError("3D coordinates requested but the table has no 'z' column (2D data)")
     cols = [table.column(c).to_numpy() for c in COORDINATES[:d]]
     return np.column_stack(cols).astype(np.float64, copy=False) if cols[0].size else np.empty((0, d))
+
+
+def first_negative_frame(table: pa.Table) -> tuple[int, int, int] | None:
+    """``(row, value, count)`` of the first negative ``frame`` (rows count from 0), or
+    ``None`` when the table has no ``frame`` column or no negative frame.
+
+    Frames count from 0 (rapidSTORM, Picasso, SMAP) or 1 (ThunderSTORM, ZEN): a negative
+    frame is a damaged or foreign column.
+
+    Examples
+    --------
+    >>> first_negative_frame(make_table({"x": [0.0] * 3, "y": [0.0] * 3, "frame": [4, -3, -1]}))
+    (1, -3, 2)
+    >>> first_negative_frame(make_table({"x": [0.0], "y": [0.0], "frame": [0]})) is None
+    True
+    """
+    if "frame" not in table.column_names or table.num_rows == 0:
+        return None
+    col = table.column("frame")
+    if not pa.types.is_integer(col.type) and not pa.types.is_floating(col.type):
+        return None
+    low = pc.min(col).as_py()
+    if low is None or low >= 0:
+        return None
+    values = np.asarray(col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array)
+                        else col.to_numpy())
+    with np.errstate(invalid="ignore"):
+        neg = values < 0
+    row = int(np.flatnonzero(neg)[0])
+    return row, int(values[row]), int(np.count_nonzero(neg))
+
+
+def negative_frame_message(found: tuple[int, int, int]) -> str:
+    """The one-line reason for a negative frame found by :func:`first_negative_frame`.
+
+    Examples
+    --------
+    >>> negative_frame_message((17, -3, 2))
+    'frame must be >= 0 (frames count from 0 or 1); found -3 at row 17 (rows count from 0; 2 negative rows)'
+    """
+    row, value, count = found
+    rows = "1 negative row" if count == 1 else f"{count} negative rows"
+    return (f"frame must be >= 0 (frames count from 0 or 1); found {value} at row {row} "
+            f"(rows count from 0; {rows})")
 
 
 def validate(table: pa.Table, *, require_finite: bool = True) -> pa.Table:

@@ -8,7 +8,10 @@ on the first call of :func:`read`, :func:`write` or :func:`formats`).
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import shutil
+import uuid
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -19,7 +22,8 @@ from typing import Callable
 import pyarrow as pa
 
 from ..errors import FormatError, SchemaError, SmlmSpineError
-from ..schema import validate, with_history
+from ..schema import (META_PREFIX, first_negative_frame, metadata, negative_frame_message,
+                      validate, with_history)
 
 # Order matters for sniffing: specific formats first, the generic CSV reader last.
 _FORMAT_MODULES = (
@@ -54,8 +58,11 @@ class Writer:
     """A registered writer.
 
     ``write(table, tmp_path, *, final_path)`` writes the main file to ``tmp_path`` (the
-    registry renames it to ``final_path`` on success); sidecar files (e.g. Picasso's
-    YAML) are named after ``final_path`` and written with :func:`atomic_output`.
+    registry renames it to ``final_path`` on success). A writer with sidecar files (e.g.
+    Picasso's YAML) writes each to a :func:`temporary_beside` its final name and returns
+    the ``[(tmp, final), ...]`` pairs: the registry renames them together with the main
+    file (:func:`commit_files`), so a failure leaves neither new file and any previous
+    sidecar untouched. Other writers return ``None``.
     """
 
     name: str
@@ -248,7 +255,36 @@ def read(path: str | Path, *, format: str | None = None, pixel_size_nm: float | 
         validate(table)
     except SchemaError as exc:
         raise FormatError(str(exc), path=path) from exc
-    return table
+    _refuse_negative_frames(table, path)
+    return _with_reader_name(table, format, path)
+
+
+def _refuse_negative_frames(table: pa.Table, path: Path) -> None:
+    """One check for every reader (and writer): frames count from 0 or 1."""
+    found = first_negative_frame(table)
+    if found is None:
+        return
+    meta = table.schema.field("frame").metadata or {}
+    column = (meta.get(b"original_name") or b"frame").decode(errors="replace")
+    raise FormatError(negative_frame_message(found), path=path, column=column)
+
+
+def _with_reader_name(table: pa.Table, format: str, path: Path) -> pa.Table:
+    """Fill the ``format``/``source`` metadata a file did not record (e.g. a Parquet
+    file written from a table built in memory said ``format: None``); a recorded origin
+    (a Parquet file converted from ThunderSTORM keeps ``thunderstorm``) is kept."""
+    meta = metadata(table)
+    updates = {}
+    if meta.get("format") is None:
+        updates["format"] = format
+    if meta.get("source") is None:
+        updates["source"] = str(path)
+    if not updates:
+        return table
+    raw = dict(table.schema.metadata or {})
+    for key, value in updates.items():
+        raw[(META_PREFIX + key).encode()] = json.dumps(value).encode()
+    return table.replace_schema_metadata(raw)
 
 
 def write(table: pa.Table, path: str | Path, *, format: str | None = None, **options) -> Path:
@@ -279,18 +315,25 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
         raise FormatError(f"writer {writer.name!r} does not take option(s) {sorted(unknown)}; "
                           f"it takes {sorted(writer.options) or 'none'}", path=path)
     validate(table, require_finite=False)
+    # never write a file the readers would refuse
+    _refuse_negative_frames(table, path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise FormatError(f"output folder {str(parent)!r} does not exist", path=path)
     table = with_history(table, "io.write", {"format": writer.name, "path": str(path)})
+    tmp_path = temporary_beside(path)
+    sidecars: list[tuple[Path, Path]] = []
     try:
-        with atomic_output(path) as tmp_path:
-            writer.write(table, tmp_path, final_path=path, **options)
+        sidecars = list(writer.write(table, tmp_path, final_path=path, **options) or [])
+        commit_files(sidecars + [(tmp_path, path)])
     except SmlmSpineError:
         raise
     except Exception as exc:
         raise FormatError(f"could not be written as {writer.name}: {type(exc).__name__}: {exc}",
                           path=path) from exc
+    finally:
+        for tmp, _ in sidecars + [(tmp_path, path)]:
+            Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -321,6 +364,77 @@ def current_umask() -> int:
         mask = os.umask(0o077)
         os.umask(mask)
     return mask & 0o777
+
+
+def temporary_beside(path: str | Path) -> Path:
+    """A new, empty temporary file in the folder of ``path`` (hidden, ``.part``), for
+    :func:`commit_files`; the caller removes it if the commit does not happen."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _backup(final: Path) -> Path | None:
+    """A second name for an existing ``final`` (a hard link, else a copy), so a commit
+    can put it back; ``None`` when there is nothing to keep."""
+    if not os.path.lexists(final):
+        return None
+    backup = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.bak")
+    try:
+        os.link(final, backup, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        shutil.copy2(final, backup, follow_symlinks=False)
+    return backup
+
+
+def commit_files(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each temporary file to its final name: all of them, or none.
+
+    A writer of several files (Picasso: ``.hdf5`` + ``.yaml``) writes them all to
+    temporary names first; the renames happen here, in the order given (put the main
+    file last). If a rename fails, the files already renamed are taken back: a file that
+    existed before is restored (from a hard link made just before it was replaced), a
+    new one is removed. The temporary files are left for the caller to remove.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> a, b = temporary_beside(d / "a.txt"), temporary_beside(d / "b.txt")
+    >>> _ = a.write_text("A"), b.write_text("B")
+    >>> commit_files([(a, d / "a.txt"), (b, d / "b.txt")])
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.txt', 'b.txt']
+    """
+    mode = 0o666 & ~current_umask()
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for tmp, final in pairs:
+            # chmod after the writer ran: a writer may have replaced the temporary file
+            os.chmod(tmp, mode)
+            backup = _backup(Path(final))
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                if backup is not None:
+                    backup.unlink(missing_ok=True)
+                raise
+            done.append((Path(final), backup))
+    except BaseException:
+        for final, backup in reversed(done):
+            try:
+                if backup is not None:
+                    os.replace(backup, final)
+                else:
+                    final.unlink(missing_ok=True)
+            except OSError:  # pragma: no cover - best effort; the first error is raised
+                pass
+        raise
+    for _, backup in done:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
 
 
 @contextmanager

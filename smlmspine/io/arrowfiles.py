@@ -73,20 +73,6 @@ def _from_foreign(table: pa.Table, path: Path, fmt: str, coordinate_unit: str | 
     return make_table(columns, units=units, source=str(path), format=fmt)
 
 
-def _check_frames(table: pa.Table, path: Path) -> pa.Table:
-    """Frames count from 0 or 1: a negative frame is damaged data, refused as by the text readers."""
-    if "frame" in table.column_names and table.num_rows and pa.types.is_integer(table.schema.field("frame").type):
-        import pyarrow.compute as pc
-
-        col = table.column("frame")
-        low = pc.min(col).as_py()
-        if low is not None and low < 0:
-            n_bad = pc.sum(pc.less(col, 0)).as_py()
-            raise FormatError(f"frame must be >= 0 (frames count from 0 or 1), found {low} in "
-                              f"{n_bad} row(s)", path=path, column="frame")
-    return table
-
-
 @register_reader("parquet", extensions=(".parquet", ".pq"), sniff=_is_parquet,
                  description="Apache Parquet (lossless; smlmspine's own output)",
                  priority=10, options=("coordinate_unit",))
@@ -98,7 +84,7 @@ def read_parquet(path: str | Path, *, pixel_size_nm: float | None = None,
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise FormatError(f"not a readable Parquet file: {exc}", path=path) from exc
-    return _check_frames(_from_foreign(table, path, "parquet", coordinate_unit), path)
+    return _from_foreign(table, path, "parquet", coordinate_unit)
 
 
 @register_reader("arrow", extensions=(".arrow", ".feather", ".arrows", ".ipc"), sniff=_is_arrow,
@@ -118,7 +104,7 @@ def read_arrow(path: str | Path, *, pixel_size_nm: float | None = None,
                 table = ipc.open_stream(fh).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise FormatError(f"not a readable Arrow IPC/Feather file: {exc}", path=path) from exc
-    return _check_frames(_from_foreign(table, path, "arrow", coordinate_unit), path)
+    return _from_foreign(table, path, "arrow", coordinate_unit)
 
 
 @register_writer("parquet", extensions=(".parquet", ".pq"),

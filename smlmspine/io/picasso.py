@@ -40,7 +40,7 @@ import pyarrow as pa
 from ..errors import FormatError
 from ..schema import COLUMNS, make_table, metadata
 from ._hdf5 import check_dataset_size, hdf5_keys, is_hdf5, open_hdf5
-from ._registry import atomic_output, register_reader, register_writer
+from ._registry import register_reader, register_writer, temporary_beside
 
 __all__ = ["read_picasso", "write_picasso", "sidecar_path", "read_sidecar", "PIXEL_FIELDS"]
 
@@ -389,7 +389,7 @@ def _column_numpy(table: pa.Table, name: str, final_path: Path) -> np.ndarray:
                  description="Picasso HDF5 'locs' (px) + YAML sidecar with Pixelsize",
                  options=("pixel_size_nm",))
 def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None,
-                  pixel_size_nm: float | None = None) -> None:
+                  pixel_size_nm: float | None = None) -> list[tuple[Path, Path]]:
     """Write a table as a Picasso HDF5 file plus its YAML sidecar.
 
     Parameters
@@ -404,6 +404,12 @@ def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None
         Camera pixel size for the conversion back to px. Default: the table's
         ``pixel_size_nm`` metadata, else its ``camera_pixel_size_nm``; with neither, a
         :class:`FormatError` asks for one.
+
+    Returns
+    -------
+    list of (Path, Path)
+        ``[(temporary sidecar, final sidecar)]``: the YAML is written to a temporary
+        file that the registry renames together with the HDF5 file (both or neither).
     """
     import h5py
     import yaml
@@ -492,6 +498,14 @@ def write_picasso(table: pa.Table, path: Path, *, final_path: Path | None = None
         "smlmspine": {"columns": col_meta, "history": meta.get("history") or [],
                       "source": meta.get("source"), "format": meta.get("format")},
     }
-    with atomic_output(sidecar_path(final_path)) as tmp_yaml:
+    # The sidecar goes to a temporary file too; the registry renames both at the end
+    # (commit_files), so a failed write leaves no new .yaml and an old one untouched.
+    yml = sidecar_path(final_path)
+    tmp_yaml = temporary_beside(yml)
+    try:
         with open(tmp_yaml, "w", encoding="utf-8") as fh:
             yaml.safe_dump_all(info + [own], fh, default_flow_style=False, sort_keys=False)
+    except BaseException:
+        tmp_yaml.unlink(missing_ok=True)
+        raise
+    return [(tmp_yaml, yml)]

@@ -148,22 +148,13 @@ def write_csv(table: pa.Table, path: Path, *, final_path: Path | None = None) ->
     Raises
     ------
     FormatError
-        A column holds nested data (lists, structs) that CSV cannot represent, or a
-        frame is negative (the readers would refuse the file).
+        A column holds nested data (lists, structs) that CSV cannot represent. (A
+        negative frame is refused by :func:`smlmspine.io.write` for every format.)
     """
     import pyarrow.csv as pcsv
 
     where = final_path or path
     headers = csv_header_names(table)
-    if "frame" in table.column_names and table.num_rows:
-        import pyarrow.compute as pc
-
-        low = pc.min(table.column("frame")).as_py()
-        if low is not None and low < 0:
-            # the text readers refuse negative frames (a damaged column): never write a
-            # file that cannot be read back
-            raise FormatError(f"frame {low} is negative; frames count from 0 or 1 and the "
-                              "CSV readers refuse negative frames", path=where, column="frame")
     if len(set(headers)) != len(headers):
         dup = sorted({h for h in headers if headers.count(h) > 1})
         raise FormatError(f"two columns would get the same CSV header {dup}", path=where)

@@ -330,7 +330,7 @@ def test_negative_frame_in_a_track_file_names_the_track_line(tmp_path):
 
 def test_csv_writer_refuses_negative_frames(tmp_path):
     t = make_table({"x": [1.0, 2.0], "y": [3.0, 4.0], "frame": [0, -1]})
-    with pytest.raises(FormatError, match="frame -1 is negative"):
+    with pytest.raises(FormatError, match=r"frame must be >= 0.*found -1 at row 1"):
         write(t, tmp_path / "o.csv")
     assert list(tmp_path.iterdir()) == []
 
