@@ -177,3 +177,38 @@ def test_membrane_labelled_cut_spine_reconstructed_and_measured():
     # lengths from the base-most localization (3 sigma below the cut at most)
     assert m.length_nm == pytest.approx(ZC + R_HEAD - base[2], rel=0.03)
     assert m.base_area_nm2 == pytest.approx(np.pi * R_NECK ** 2, rel=0.2)
+
+
+def test_labelled_cut_spines_through_mesh_spines_and_spine_features():
+    """`smlmspine mesh --spine-labels` on spines cut from their dendrite (issue #14): two
+    membrane-labelled spines without a shaft, one upright, one lying along x; the
+    isolation's base plane (base-most localizations, main axis) goes to the morphology,
+    which finds the closed base and measures the neck there, not in the cap."""
+    import warnings
+
+    from smlmspine.envelope import mesh_spines
+    from smlmspine.errors import QualityWarning
+    from smlmspine.pipeline import spine_features
+    from smlmspine.schema import make_table
+
+    rng = np.random.default_rng(3)
+    pts, _ = trimesh.sample.sample_surface(_mesh("cylinder", "flat"), 9000, seed=2)
+    pts = pts[np.abs(pts[:, 2]) > 1e-6]
+    lying = pts[:, [2, 1, 0]] + [3000.0, 0.0, 0.0]          # rotated: axis along +x
+    p = np.vstack([pts, lying]) + rng.normal(0, 8.0, (2 * len(pts), 3))
+    lab = np.repeat([0, 1], len(pts)).astype(np.int64)
+    t = make_table({"x": p[:, 0], "y": p[:, 1], "z": p[:, 2], "spine_id": lab,
+                    "precision_xy": np.full(len(p), 8.0), "precision_z": np.full(len(p), 8.0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QualityWarning)   # no shaft: the dendrite verdict
+        res = mesh_spines(t, label="membrane", spine_labels="spine_id", dendrite=False,
+                          neck_surface=False)
+    out = spine_features(res, label="membrane", precision_nm=8.0).to_pylist()
+    assert len(out) == 2
+    for row in out:
+        assert row["is_watertight"]
+        assert row["neck_min_diameter_nm"] == pytest.approx(2 * R_NECK, rel=0.08), row
+        assert row["head_diameter_nm"] == pytest.approx(2 * R_HEAD, rel=0.05)
+        assert row["base_area_nm2"] == pytest.approx(np.pi * R_NECK ** 2, rel=0.2)
+        assert row["length_nm"] == pytest.approx(ZC + R_HEAD, rel=0.05)
+        assert row["quality"] == "ok" and row["trustworthy"], row["quality_reason"]
