@@ -45,6 +45,10 @@ def add_input_options(parser: argparse.ArgumentParser, *, name: str = "IN") -> N
                         help="MINFLUX input: keep localizations flagged invalid (vld false)")
     parser.add_argument("--z-scale", type=POSITIVE, default=None, metavar="F",
                         help="MINFLUX input: axial foreshortening factor applied to z (default 0.7)")
+    parser.add_argument("--position-unit", choices=("nm", "um", "m"), default=None,
+                        help="MINFLUX MATLAB struct export (minflux.pos): unit of pos/rpos when "
+                             "the file's meta states none (default nm, as documented); never "
+                             "guessed")
 
 
 def parse_mapping(text: str | None) -> dict[str, str] | None:
@@ -73,8 +77,8 @@ def parse_mapping(text: str | None) -> dict[str, str] | None:
 def read_input(args: argparse.Namespace, *, attr: str = "in"):
     """Read the input file named by ``args.<attr>`` with the common options.
 
-    Reader-specific flags (``--map`` for generic CSV, ``--keep-invalid``/``--z-scale`` for
-    MINFLUX) are passed only to a reader that takes them; for any other format they are a
+    Reader-specific flags (``--map`` for generic CSV, ``--keep-invalid``/``--z-scale``/
+    ``--position-unit`` for MINFLUX) are passed only to a reader that takes them; for any other format they are a
     :class:`ParameterError` rather than silently ignored.
     """
     from ..io import detect_format, read, readers
@@ -90,6 +94,8 @@ def read_input(args: argparse.Namespace, *, attr: str = "in"):
         options["keep_invalid"] = True
     if getattr(args, "z_scale", None) is not None:
         options["z_scale"] = args.z_scale
+    if getattr(args, "position_unit", None) is not None:
+        options["position_unit"] = args.position_unit
     fmt = getattr(args, "in_format", None)
     if options:
         fmt = fmt or detect_format(path)

@@ -55,13 +55,18 @@ def _formats(args) -> int:
 def _info(args) -> int:
     from ..io.summary import summarize
 
+    from ..io import detect_format
+
     table = read_input(args, attr="file")
-    info = summarize(table)
+    info = summarize(table, file_format=args.in_format or detect_format(args.file))
     if args.json:
         print_json(info)
         return 0
     print(f"file:            {args.file}")
     print(f"format:          {info['format']}")
+    if info["converted_from"]:
+        origin = info["converted_from"]
+        print(f"converted from:  {origin['format']} ({origin['source']})")
     print(f"localizations:   {info['n_localizations']}")
     print(f"dimensions:      {info['ndim']}D")
     for key in ("frame_range", "time_range_s"):

@@ -10,13 +10,23 @@ from ..schema import COORDINATES, metadata, ndim, unit_of
 __all__ = ["summarize"]
 
 
-def summarize(table: pa.Table) -> dict:
+def summarize(table: pa.Table, *, file_format: str | None = None) -> dict:
     """Format, size, dimensionality, columns with units, frame/time range and bounds.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        A canonical localization table.
+    file_format : str, optional
+        The reader that read the file (``smlmspine info`` passes it). When given it is
+        the ``format`` reported; a different format recorded in the table (a Parquet file
+        converted from ThunderSTORM records ``thunderstorm``) goes to ``converted_from``.
 
     Returns
     -------
     dict
-        Keys ``format``, ``source``, ``n_localizations``, ``ndim``, ``columns`` (list of
+        Keys ``format``, ``source``, ``converted_from`` (``{format, source}`` or
+        ``None``), ``n_localizations``, ``ndim``, ``columns`` (list of
         ``{name, type, unit, original_name}``), ``frame_range``, ``time_range_s``,
         ``bounds_nm`` (axis -> [min, max]), ``pixel_size_nm``, ``history``.
 
@@ -26,6 +36,9 @@ def summarize(table: pa.Table) -> dict:
     >>> s = summarize(make_table({"x": [0.0, 10.0], "y": [5.0, 6.0], "frame": [3, 7]}))
     >>> s["n_localizations"], s["ndim"], s["frame_range"], s["bounds_nm"]["x"]
     (2, 2, [3, 7], [0.0, 10.0])
+    >>> t = make_table({"x": [0.0], "y": [0.0]}, format="thunderstorm", source="a.csv")
+    >>> summarize(t, file_format="parquet")["converted_from"]
+    {'format': 'thunderstorm', 'source': 'a.csv'}
     """
     meta = metadata(table)
     cols = []
@@ -40,9 +53,14 @@ def summarize(table: pa.Table) -> dict:
         mm = pc.min_max(table.column(name))
         return [mm["min"].as_py(), mm["max"].as_py()]
 
+    recorded = meta.get("format")
+    converted_from = None
+    if file_format is not None and recorded is not None and recorded != file_format:
+        converted_from = {"format": recorded, "source": meta.get("source")}
     return {
-        "format": meta.get("format"),
+        "format": file_format if file_format is not None else recorded,
         "source": meta.get("source"),
+        "converted_from": converted_from,
         "n_localizations": table.num_rows,
         "ndim": ndim(table),
         "columns": cols,
