@@ -78,8 +78,8 @@ def read_input(args: argparse.Namespace, *, attr: str = "in"):
     """Read the input file named by ``args.<attr>`` with the common options.
 
     Reader-specific flags (``--map`` for generic CSV, ``--keep-invalid``/``--z-scale``/
-    ``--position-unit`` for MINFLUX) are passed only to a reader that takes them; for any other format they are a
-    :class:`ParameterError` rather than silently ignored.
+    ``--position-unit`` for MINFLUX) are passed only to a reader that takes them; for any
+    other format they are a :class:`ParameterError` rather than silently ignored.
     """
     from ..io import detect_format, read, readers
 

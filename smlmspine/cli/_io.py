@@ -53,9 +53,8 @@ def _formats(args) -> int:
 
 
 def _info(args) -> int:
-    from ..io.summary import summarize
-
     from ..io import detect_format
+    from ..io.summary import summarize
 
     table = read_input(args, attr="file")
     info = summarize(table, file_format=args.in_format or detect_format(args.file))
