@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import FormatError
@@ -211,4 +212,8 @@ def _keep_float_look(col):
     if pc.max(pc.abs(col)).as_py() >= 2.0 ** 53:
         return col
     text = pc.cast(pc.cast(col, pa.int64()), pa.string())
+    values = col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array) else col.to_numpy()
+    negative_zero = np.signbit(values) & (values == 0)
+    if negative_zero.any():  # the int64 detour dropped the sign of -0.0
+        text = pc.if_else(pa.array(negative_zero), pa.array(["-0"] * len(values)), text)
     return pc.binary_join_element_wise(text, pa.scalar(".0"), "")
