@@ -321,10 +321,12 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
     if not parent.is_dir():
         raise FormatError(f"output folder {str(parent)!r} does not exist", path=path)
     table = with_history(table, "io.write", {"format": writer.name, "path": str(path)})
-    tmp_path = temporary_beside(path)
-    sidecars: list[tuple[Path, Path]] = []
+    temporaries: list[Path] = []
     try:
+        tmp_path = temporary_beside(path)  # inside the try: a refused mkstemp is a FormatError
+        temporaries.append(tmp_path)
         sidecars = list(writer.write(table, tmp_path, final_path=path, **options) or [])
+        temporaries.extend(Path(tmp) for tmp, _ in sidecars)
         commit_files(sidecars + [(tmp_path, path)])
     except SmlmSpineError:
         raise
@@ -332,8 +334,8 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
         raise FormatError(f"could not be written as {writer.name}: {type(exc).__name__}: {exc}",
                           path=path) from exc
     finally:
-        for tmp, _ in sidecars + [(tmp_path, path)]:
-            Path(tmp).unlink(missing_ok=True)
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
     return path
 
 

@@ -95,3 +95,19 @@ def test_commit_files_restores_a_previous_file(tmp_path, monkeypatch):
     assert a.read_text() == "old a" and not b.exists()
     # the first temporary became a.txt and was taken back; the caller removes the other
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.txt", tb.name])
+
+
+def test_unwritable_folder_is_one_format_error(tmp_path, monkeypatch):
+    """The temporary file is created inside the error handling: a refused mkstemp is a
+    FormatError naming the target, not a traceback (tests run as root, so the refusal is
+    simulated)."""
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied (test)")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(FormatError, match=r"locs\.parquet: could not be written as parquet: "
+                                          r"PermissionError"):
+        write(_table(4), tmp_path / "locs.parquet")
+    assert list(tmp_path.iterdir()) == []
