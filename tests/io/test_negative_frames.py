@@ -69,6 +69,24 @@ def _smap(path):
     return path, "frame"
 
 
+def _smap_v73(path):
+    from test_binary_smap import write_v73
+
+    x, y = _xy()
+    write_v73(path, {"xnm": x, "ynm": y, "frame": FRAMES.astype(float),
+                     "phot": np.full(N, 900.0)})
+    return path, "frame"
+
+
+def _decode(path):
+    from test_binary_decode import write_decode
+
+    write_decode(path, n=N)
+    with h5py.File(path, "r+") as f:
+        f["data/frame_ix"][...] = FRAMES
+    return path, "frame_ix"
+
+
 def _smlm(path):
     import json
     import zipfile
@@ -90,12 +108,13 @@ def _smlm(path):
 
 @pytest.mark.parametrize("make,name", [(_parquet, "a.parquet"), (_arrow, "a.arrow"),
                                        (_foreign_parquet, "f.parquet"), (_picasso, "p.hdf5"),
-                                       (_smap, "s_sml.mat"), (_smlm, "a.smlm")])
+                                       (_smap, "s_sml.mat"), (_smap_v73, "s73_sml.mat"),
+                                       (_decode, "d.h5"), (_smlm, "a.smlm")])
 def test_binary_readers_refuse_negative_frames(tmp_path, make, name):
     path, column = make(tmp_path / name)
     with pytest.raises(FormatError, match=MESSAGE) as exc:
         read(path)
-    assert str(exc.value).startswith(f"{path}, column 'frame': ")
+    assert str(exc.value).startswith(f"{path}, column '{column}': ")
     assert exc.value.path == path and exc.value.column == column
 
 
