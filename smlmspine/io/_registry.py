@@ -97,6 +97,8 @@ def register_writer(name: str, *, extensions: tuple[str, ...], description: str,
     """Decorator registering ``func(table, tmp_path, *, final_path, **options)`` as a writer.
 
     ``options`` names the keyword options the writer takes (e.g. ``pixel_size_nm``).
+    The function returns ``None``, or the ``[(tmp, final), ...]`` sidecar files it wrote
+    to temporary names (see :class:`Writer`).
     """
 
     def deco(func):
