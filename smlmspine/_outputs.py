@@ -80,8 +80,9 @@ def _check_folder_writable(folder: Path, path: Path, option: str | None) -> None
         raise FormatError(f"{_label(option)}output folder {str(folder)!r} is not writable", path=path)
 
 
-def check_output_folder(path, *, option: str | None = None) -> Path:
-    """Check that ``path`` is an existing folder or can be created (its parent exists)."""
+def check_output_folder(path, *, option: str | None = None, parents: bool = False) -> Path:
+    """Check that ``path`` is an existing folder or can be created: its parent exists
+    (with ``parents``: its nearest existing ancestor) and is a writable folder."""
     path = Path(path)
     if path.exists():
         if not path.is_dir():
@@ -89,7 +90,11 @@ def check_output_folder(path, *, option: str | None = None) -> Path:
         if not os.access(path, os.W_OK | os.X_OK):
             raise FormatError(f"{_label(option)}folder is not writable", path=path)
         return path
-    _check_folder_writable(_parent(path), path, option)
+    parent = _parent(path)
+    if parents:
+        while not parent.exists() and not parent.is_symlink() and parent != _parent(parent):
+            parent = _parent(parent)
+    _check_folder_writable(parent, path, option)
     return path
 
 
@@ -142,15 +147,16 @@ class Outputs:
         self._files.append((path, backup, existed))
         return path
 
-    def folder(self, path, *, option: str | None = None) -> Path | None:
-        """Declare an output folder; check it and create it (with missing parents).
+    def folder(self, path, *, option: str | None = None, parents: bool = False) -> Path | None:
+        """Declare an output folder; check it and create it (``parents``: also missing
+        parent folders, else the parent must exist).
 
         Files already in an existing folder are remembered: on failure, what the
         command added is removed and what it replaced is put back.
         """
         if path is None:
             return None
-        path = check_output_folder(path, option=option)
+        path = check_output_folder(path, option=option, parents=parents)
         if path.is_dir():
             before = {p.name for p in path.iterdir()}
             backup_dir, links = self._snapshot(path)

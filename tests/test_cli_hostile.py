@@ -468,8 +468,12 @@ def test_existing_output_is_never_deleted_without_a_backup(capsys, tmp_path, dat
     existed before the command is never removed by the rollback."""
     import smlmspine._outputs as outputs_mod
 
-    def no_links(src, dst):
-        raise OSError(errno.EPERM, "hard links not supported", str(dst))
+    real_link = os.link
+
+    def no_links(src, dst, **kw):  # only the transaction's backups fail
+        if "smlmspine-backup" in str(dst):
+            raise OSError(errno.EPERM, "hard links not supported", str(dst))
+        return real_link(src, dst, **kw)
 
     monkeypatch.setattr(outputs_mod.os, "link", no_links)
     _drift_with_failing_plot(monkeypatch)
@@ -520,3 +524,26 @@ def test_read_only_folder_is_refused_before_any_work(capsys, tmp_path, data, mon
     assert_refused(rc, out, err, match="is not writable")
     assert option in err
     assert tree(tmp_path) == before
+
+
+def test_write_meshes_api_is_all_or_nothing(tmp_path, monkeypatch):
+    """The API function itself (not only the command) leaves nothing on ENOSPC."""
+    import smlmspine.envelope._export as export_mod
+    from smlmspine.errors import FormatError
+
+    real_export = export_mod.export_mesh
+    calls = []
+
+    def export_then_full(mesh, path, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            raise _enospc(path)
+        return real_export(mesh, path, **kw)
+
+    monkeypatch.setattr(export_mod, "export_mesh", export_then_full)
+    with pytest.raises(FormatError, match="No space left on device"):
+        export_mod.write_meshes(_fake_mesh_result(), tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FormatError, match="is an existing file; expected a folder"):
+        (tmp_path / "f").write_text("x")
+        export_mod.write_meshes(_fake_mesh_result(), tmp_path / "f")

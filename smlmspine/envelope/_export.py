@@ -515,18 +515,24 @@ def write_meshes(result: SpineMeshes, outdir: str | Path, *, file_format: str = 
     """Write ``spine_<id>.<ext>``, ``dendrite.<ext>`` and ``spines.parquet`` to ``outdir``.
 
     Meshes that are not watertight are written too (their row says why), never silently.
-    Returns the per-spine table as written (``mesh_file`` filled in).
+    Returns the per-spine table as written (``mesh_file`` filled in). All or nothing: on
+    a failure (a full disk) the files written are removed, a folder it created is removed
+    and files it replaced are restored (:class:`smlmspine._outputs.Outputs`).
     """
+    from .._outputs import Outputs
+
+    if file_format not in MESH_FORMATS:
+        raise ParameterError(f"file_format must be one of {MESH_FORMATS}, got {file_format!r}")
+    with Outputs() as transaction:
+        return _write_meshes(result, transaction.folder(outdir, option="outdir", parents=True),
+                             file_format)
+
+
+def _write_meshes(result: SpineMeshes, outdir: Path, file_format: str) -> pa.Table:
     import pyarrow.parquet as pq
 
     from ..io import atomic_output
 
-    outdir = Path(outdir)
-    if file_format not in MESH_FORMATS:
-        raise ParameterError(f"file_format must be one of {MESH_FORMATS}, got {file_format!r}")
-    if outdir.exists() and not outdir.is_dir():
-        raise FormatError("output path exists and is not a folder", path=outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     files = []
     for k in result.spines.column("spine_id").to_pylist():
         env = result.envelopes[k]
