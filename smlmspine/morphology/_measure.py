@@ -148,10 +148,10 @@ def _cap_end(h: np.ndarray, d: np.ndarray) -> tuple[float, float] | None:
     exceeded by 3 % within the next quarter of its diameter), within ``D`` (two base
     radii). An elliptic cap ``(d/D)^2 = 1 - ((h_b - h)/c)^2`` (a hemisphere when
     ``c = D/2``) is fitted to the rising sections with ``0.05 < (d/D)^2 < 0.95`` (linear
-    least squares in ``sqrt(1 - (d/D)^2)``, at least 3 sections). It is a cap when it is
-    short (``c <= 0.75 D``) and closes where the mesh begins (its apex ``h_b - c`` at
-    most ``D/4`` before the first section): a neck that merely narrows towards its base
-    is neither. Returns ``(h_b, D)``, ``h_b`` at most a quarter diameter beyond the
+    least squares in ``sqrt(1 - (d/D)^2)``, at least 3 sections). It is a cap when it
+    fits (every residual <= 0.05), is short (``c <= 0.75 D``) and closes where the mesh
+    begins (its apex ``h_b - c`` at most ``D/4`` before the first section): a neck that
+    merely narrows towards its base, or widens as a cone, is not. Returns ``(h_b, D)``, ``h_b`` at most a quarter diameter beyond the
     plateau's first section, or None (no cap).
     """
     ok = np.flatnonzero(np.isfinite(d) & (d > 0))
@@ -175,9 +175,10 @@ def _cap_end(h: np.ndarray, d: np.ndarray) -> tuple[float, float] | None:
     sel = (a > 0.05) & (a < 0.95)
     if np.count_nonzero(sel) < 3:
         return None
-    slope, icpt = np.polyfit(h[: plateau + 1][sel], np.sqrt(1.0 - a[sel]), 1)
-    if slope >= 0:
-        return None
+    x, y = h[: plateau + 1][sel], np.sqrt(1.0 - a[sel])
+    slope, icpt = np.polyfit(x, y, 1)
+    if slope >= 0 or np.abs(y - (slope * x + icpt)).max() > 0.05:
+        return None   # not cap-shaped (a cone, a neck running into a head)
     hb, c = -icpt / slope, -1.0 / slope
     if c > 0.75 * dp or h[0] - (hb - c) > 0.25 * dp:
         return None
@@ -193,7 +194,7 @@ def base_plane(mesh, *, base_point_nm=None, base_normal=None, step_nm: float = 1
     labelled on its own) or come from the mesh (:func:`find_base`). A spine cut from its
     dendrite and meshed closed has a *cap* at the base, where its sections shrink to
     nothing: sections perpendicular to the normal every ``step_nm / 2`` from the base
-    (within 800 nm; the scan stops, in blocks of 64 sections, once it reaches 1.25x the
+    (when the first lies within min(half its diameter, 100 nm) of the plane; within 800 nm; the scan stops, in blocks of 64 sections, once it reaches 1.25x the
     largest diameter beyond the first section without growth over the last quarter
     diameter) find it (:func:`_cap_end`). A cap distal of a given base plane is
     skipped (``skip_nm``: lengths still run from the given plane); with a base from the
@@ -259,11 +260,15 @@ def base_plane(mesh, *, base_point_nm=None, base_normal=None, step_nm: float = 1
                         and d_all[last].max() < 1.03 * d_all[last[0]]):
                     break
         h, d = h_all[:n], d_all[:n]
-        if h.size >= 4:
+        valid = np.flatnonzero(np.isfinite(d))
+        # The straight scan must enter the spine near the plane (the mesh may begin a
+        # little distal of a given base plane: the base-most localizations lie outside
+        # the envelope); when it does not (a bent neck leaves the axis), no cap is sought.
+        enters = valid.size >= 4 and h[valid[0]] - h_lo <= min(0.5 * d[valid[0]], 100.0)
+        if enters:
             found = _cap_end(h, d)
-            valid = np.flatnonzero(np.isfinite(d))
-            if given and valid.size:
-                # the mesh may begin distal of a given base plane: no spine before it
+            if given:
+                # no spine before the mesh begins
                 hb = max(hb, float(h[valid[0]]) - dh / 2)
             if found is not None:
                 cap = found[0] - (float(h[valid[0]]) - dh / 2)
