@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import FormatError
 
 __all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5",
-           "hdf5_keys", "check_dataset_size"]
+           "hdf5_keys", "check_dataset_size", "check_dataset_type"]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: MATLAB v7.3 files are HDF5 files with a 512-byte user block that starts with this text.
@@ -64,6 +64,41 @@ def hdf5_keys(path: Path, *, strict_suffixes: tuple[str, ...] = (".hdf5", ".h5")
         return set()
 
 
+def check_dataset_type(ds, path: Path, name: str) -> None:
+    """Refuse a dataset whose stored type does not match the NumPy type h5py reads it as.
+
+    A damaged float type (odd mantissa/exponent layout) is mapped by h5py to a wider
+    NumPy float (``longdouble``) than the 2/4/8 bytes stored; reading such a compound
+    dataset corrupted the heap inside libhdf5 (a segmentation fault later, found by
+    tests/fuzz). Checked before reading: every field's NumPy size must equal its stored
+    member size.
+    """
+    try:
+        h5type = ds.id.get_type()
+        dtype = ds.dtype
+        if dtype.names is None:
+            pairs = [(name, dtype, h5type.get_size())]
+        else:
+            pairs = []
+            for i in range(h5type.get_nmembers()):
+                member = h5type.get_member_name(i).decode("utf-8", "replace")
+                if member not in dtype.names:
+                    continue
+                pairs.append((f"{name}.{member}", dtype.fields[member][0], h5type.get_member_type(i).get_size()))
+    except FormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises many types on damaged headers
+        raise FormatError(f"dataset {name!r} has an unreadable type ({type(exc).__name__}: {exc})",
+                          path=path) from exc
+    for field_name, np_type, stored in pairs:
+        if np_type.kind not in "biufc" or np_type.subdtype is not None:
+            continue   # strings, references, arrays: h5py's own sizes differ by design
+        if np_type.itemsize != stored:
+            raise FormatError(f"dataset {field_name!r} stores {stored}-byte values that read as "
+                              f"{np_type} ({np_type.itemsize} bytes): a damaged type, refused "
+                              "before reading", path=path)
+
+
 def check_dataset_size(ds, path: Path, name: str) -> None:
     """Refuse to read a dataset whose declared size would exhaust memory.
 
@@ -75,6 +110,7 @@ def check_dataset_size(ds, path: Path, name: str) -> None:
     """
     from .smlmzip import table_budget_bytes
 
+    check_dataset_type(ds, path, name)
     declared = int(ds.size) * int(ds.dtype.itemsize)
     budget = table_budget_bytes()
     if budget is not None and declared > budget:

@@ -57,22 +57,22 @@ def _reference(seeds, folder):
     return ref
 
 
-def _corpus(tmp_path_factory, *, n_flips, heavy_bytes):
+def _corpus(tmp_path_factory, *, n_flips, heavy_bytes, n_meta_flips):
     folder = tmp_path_factory.mktemp("seeds")
     seeds = write_seeds(folder)
     assert [s.name for s in seeds] + ["misc"] == SEEDS
-    return cases(seeds, rng=np.random.default_rng(15), n_flips=n_flips, heavy_bytes=heavy_bytes), \
-        _reference(seeds, folder)
+    return cases(seeds, rng=np.random.default_rng(15), n_flips=n_flips, heavy_bytes=heavy_bytes,
+                 n_meta_flips=n_meta_flips), _reference(seeds, folder)
 
 
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory):
-    return _corpus(tmp_path_factory, n_flips=1, heavy_bytes=1 << 30)
+    return _corpus(tmp_path_factory, n_flips=1, heavy_bytes=1 << 30, n_meta_flips=12)
 
 
 @pytest.fixture(scope="module")
 def big_corpus(tmp_path_factory):
-    return _corpus(tmp_path_factory, n_flips=25, heavy_bytes=4095 << 20)
+    return _corpus(tmp_path_factory, n_flips=25, heavy_bytes=4095 << 20, n_meta_flips=150)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +186,26 @@ def test_checker_catches_what_it_should(small_corpus, tmp_path, monkeypatch):
     (tmp_path / "c").mkdir()
     got = check_case(Case("boom", seed, changed), reference, tmp_path / "c")
     assert len(got) == 1 and "traceback: main: KeyError" in got[0]
+
+
+def test_hdf5_float_type_read_as_longdouble_is_refused(tmp_path):
+    """A non-IEEE 8-byte float member (what one flipped bit in a Picasso file's type
+    message gave) reads as a 16-byte longdouble in h5py; reading it corrupted libhdf5's
+    heap (segfault later in the process). Refused before reading, in a forked child."""
+    import h5py
+
+    p = tmp_path / "locs.hdf5"
+    with h5py.File(p, "w") as f:
+        odd = h5py.h5t.IEEE_F64LE.copy()
+        odd.set_ebias(1000)
+        ct = h5py.h5t.create(h5py.h5t.COMPOUND, 20)
+        ct.insert(b"x", 0, odd)
+        ct.insert(b"y", 8, h5py.h5t.IEEE_F64LE)
+        ct.insert(b"frame", 16, h5py.h5t.STD_U32LE)
+        dsid = h5py.h5d.create(f.id, b"locs", ct, h5py.h5s.create_simple((4,)))
+        dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, np.zeros(4, dtype=[("x", "<u8"), ("y", "<f8"), ("frame", "<u4")]))
+    (tmp_path / "locs.yaml").write_text("Pixelsize: 100\n")
+    assert h5py.File(p, "r")["locs"].dtype["x"].itemsize == 16
+    res = run_case(p, timeout_s=TIMEOUT_S)
+    assert res["outcome"] == "error", res
+    assert "damaged type" in res["stderr"] and "locs.x" in res["stderr"]
