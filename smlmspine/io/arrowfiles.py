@@ -73,6 +73,15 @@ def _from_foreign(table: pa.Table, path: Path, fmt: str, coordinate_unit: str | 
     return make_table(columns, units=units, source=str(path), format=fmt)
 
 
+def _foreign_checked(table: pa.Table, path: Path, fmt: str, coordinate_unit: str | None) -> pa.Table:
+    """:func:`_from_foreign`, with damaged metadata (not UTF-8) or columns as a FormatError."""
+    try:
+        return _from_foreign(table, path, fmt, coordinate_unit)
+    except (UnicodeDecodeError, pa.ArrowException) as exc:
+        raise FormatError(f"damaged {fmt} metadata or column: {type(exc).__name__}: {exc}",
+                          path=path) from exc
+
+
 @register_reader("parquet", extensions=(".parquet", ".pq"), sniff=_is_parquet,
                  description="Apache Parquet (lossless; smlmspine's own output)",
                  priority=10, options=("coordinate_unit",))
@@ -82,9 +91,9 @@ def read_parquet(path: str | Path, *, pixel_size_nm: float | None = None,
     path = Path(path)
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:   # ArrowInvalid, ArrowNotImplementedError, ...
         raise FormatError(f"not a readable Parquet file: {exc}", path=path) from exc
-    return _from_foreign(table, path, "parquet", coordinate_unit)
+    return _foreign_checked(table, path, "parquet", coordinate_unit)
 
 
 @register_reader("arrow", extensions=(".arrow", ".feather", ".arrows", ".ipc"), sniff=_is_arrow,
@@ -102,9 +111,9 @@ def read_arrow(path: str | Path, *, pixel_size_nm: float | None = None,
         else:
             with open(path, "rb") as fh:
                 table = ipc.open_stream(fh).read_all()
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:
         raise FormatError(f"not a readable Arrow IPC/Feather file: {exc}", path=path) from exc
-    return _from_foreign(table, path, "arrow", coordinate_unit)
+    return _foreign_checked(table, path, "arrow", coordinate_unit)
 
 
 @register_writer("parquet", extensions=(".parquet", ".pq"),
