@@ -209,7 +209,11 @@ def _to_array(values: Any, type_: pa.DataType | None, name: str) -> pa.Array | p
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         arr = values
     else:
-        arr = pa.array(np.asarray(values) if not isinstance(values, list) else values)
+        if not isinstance(values, list):
+            values = np.asarray(values)
+            if values.dtype.kind in "biufc" and not values.dtype.isnative:
+                values = values.astype(values.dtype.newbyteorder("="))   # Arrow: native order only
+        arr = pa.array(values)
     if type_ is not None and not arr.type.equals(type_):
         if name in _INT_COLUMNS and pa.types.is_floating(arr.type):
             np_vals = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=float)

@@ -41,8 +41,24 @@ def open_hdf5(path: Path, what: str):
         raise FormatError(f"not a readable HDF5 file (expected {what}): {exc}", path=path) from exc
     try:
         yield fh
+    except FormatError:
+        raise
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as exc:
+        # h5py reports damaged object headers, heaps and B-trees as KeyError ("Unable to
+        # synchronously open object"), OSError or RuntimeError wherever the reader touches them
+        if not _raised_by_h5py(exc):
+            raise
+        raise FormatError(f"damaged HDF5 structure (expected {what}): {exc}", path=path) from exc
     finally:
         fh.close()
+
+
+def _raised_by_h5py(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of ``exc`` is inside h5py."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "h5py" in Path(frames[-1].filename).parts
 
 
 def hdf5_keys(path: Path, *, strict_suffixes: tuple[str, ...] = (".hdf5", ".h5")) -> set[str]:

@@ -713,9 +713,10 @@ def _build_table(pos, iteration, top_sel, per_itr, *, path, layout, z_scale, req
     if require_3d and not has_z:
         raise FormatError("3D coordinates requested (require_3d=True) but this is a 2D MINFLUX "
                           "acquisition: every z position is 0", path=path)
-    cols: dict[str, Any] = {"x": pos[:, 0] * _M_TO_NM, "y": pos[:, 1] * _M_TO_NM}
-    if has_z:
-        cols["z"] = pos[:, 2] * (_M_TO_NM * z_scale)
+    with np.errstate(over="ignore", invalid="ignore"):   # inf is refused by the validation
+        cols: dict[str, Any] = {"x": pos[:, 0] * _M_TO_NM, "y": pos[:, 1] * _M_TO_NM}
+        if has_z:
+            cols["z"] = pos[:, 2] * (_M_TO_NM * z_scale)
     cols["time_s"] = tim
     cols["track_id"] = np.asarray(tid, dtype=np.int64)
     cols["iteration"] = np.asarray(iteration, dtype=np.int64)

@@ -205,6 +205,8 @@ def _read_v73_unchecked(path: Path):
                     values = values.ravel()
                 elif values.ndim != 1:
                     continue
+                if isinstance(name, bytes):   # h5py gives bytes for a name that is not UTF-8
+                    name = name.decode("utf-8", "replace")
                 fields[name] = values
         except (OSError, ValueError, KeyError) as exc:
             raise FormatError(f"'saveloc.loc' cannot be read (truncated or damaged file?): {exc}",

@@ -209,3 +209,23 @@ def test_hdf5_float_type_read_as_longdouble_is_refused(tmp_path):
     res = run_case(p, timeout_s=TIMEOUT_S)
     assert res["outcome"] == "error", res
     assert "damaged type" in res["stderr"] and "locs.x" in res["stderr"]
+
+
+def test_big_endian_hdf5_values_are_read(tmp_path):
+    """HDF5 stores either byte order (one flipped bit in a type message swaps it); Arrow
+    takes native order only: big-endian coordinates are read with their values."""
+    import h5py
+
+    from smlmspine.io import read
+
+    xyz = np.array([[1.5, 2.5, -30.0], [4.0, 8.0, 16.0]])
+    p = tmp_path / "emitters.h5"
+    with h5py.File(p, "w") as f:
+        f.create_group("meta").attrs["xy_unit"] = "nm"
+        g = f.create_group("data")
+        g.create_dataset("xyz", data=xyz.astype(">f8"))
+        g.create_dataset("frame_ix", data=np.array([3, 4], dtype=">i8"))
+    t = read(p)
+    np.testing.assert_array_equal(t.column("x").to_numpy(), xyz[:, 0])
+    np.testing.assert_array_equal(t.column("z").to_numpy(), xyz[:, 2])
+    assert t.column("frame").to_pylist() == [3, 4]
