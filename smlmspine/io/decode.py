@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from ..errors import FormatError
 from ..schema import make_table
-from ._hdf5 import hdf5_keys, is_hdf5, open_hdf5
+from ._hdf5 import check_dataset_size, hdf5_keys, is_hdf5, open_hdf5
 from ._registry import register_reader
 
 __all__ = ["read_decode"]
@@ -132,6 +132,7 @@ def read_decode(path: str | Path, *, pixel_size_nm: float | None = None) -> pa.T
             for name, ds in group.items():
                 if not isinstance(ds, h5py.Dataset) or ds.shape is None:
                     continue  # h5py.Empty: an all-NaN quantity
+                check_dataset_size(ds, path, f"data/{name}")   # before allocating
                 datasets[name] = np.asarray(ds[()])
         except (OSError, ValueError, KeyError) as exc:
             raise FormatError(f"'data' cannot be read (truncated or damaged file?): {exc}",

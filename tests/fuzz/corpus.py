@@ -477,16 +477,27 @@ def _hdf5_cases(s: Seed, rng):
                     else:
                         fn(ds)
                 out.append(_case(s, f"hdf5 {label} in {target}", p.read_bytes()))
-            # Wrong type: replace the dataset by a string / empty / 3-D array.
-            for kind, value in (("string", np.bytes_("not numbers")), ("empty", np.zeros((0,))),
-                                ("3d", np.zeros((2, 2, 2))), ("int", np.arange(3))):
-                for target in coord[:1]:
-                    p = Path(tmp) / f"e_{len(out)}"
-                    p.write_bytes(s.data)
-                    with h5py.File(p, "r+") as f:
-                        del f[target]
-                        f.create_dataset(target, data=value)
-                    out.append(_case(s, f"hdf5 {target} as {kind}", p.read_bytes()))
+        # A declared size of 10^10 rows whose chunks were never written (a few kB file).
+        for target in coord[:2]:
+            p = Path(tmp) / f"e_{len(out)}"
+            p.write_bytes(s.data)
+            with h5py.File(p, "r+") as f:
+                old = f[target]
+                shape, dtype = old.shape, old.dtype
+                del f[target]
+                big = (10 ** 10,) + shape[1:] if shape[0] >= shape[-1] else shape[:-1] + (10 ** 10,)
+                f.create_dataset(target, shape=big, dtype=dtype, chunks=True)
+            out.append(_case(s, f"hdf5 {target} declares 1e10 rows", p.read_bytes(), heavy=True))
+        # Wrong type: replace the dataset by a string / empty / 3-D array.
+        for kind, value in (("string", np.bytes_("not numbers")), ("empty", np.zeros((0,))),
+                            ("3d", np.zeros((2, 2, 2))), ("int", np.arange(3))):
+            for target in coord[:1]:
+                p = Path(tmp) / f"e_{len(out)}"
+                p.write_bytes(s.data)
+                with h5py.File(p, "r+") as f:
+                    del f[target]
+                    f.create_dataset(target, data=value)
+                out.append(_case(s, f"hdf5 {target} as {kind}", p.read_bytes()))
     return out
 
 
