@@ -202,6 +202,10 @@ HEAD_SAMPLE = 64 * 1024
 
 # --------------------------------------------------------------------------- loading
 
+#: Largest iteration index accepted in flat exports (Imspector sequences use up to ~10).
+_MAX_ITERATION = 255
+
+
 def _check_npy_size(fh, available: int, path: Path, what: str) -> None:
     """Refuse a ``.npy`` whose header declares more data than ``available`` bytes.
 
@@ -218,7 +222,7 @@ def _check_npy_size(fh, available: int, path: Path, what: str) -> None:
         else:  # (3, 0): same layout as 2.0 with a UTF-8 header; np.load checks the rest
             shape, dtype = None, None
         header_end = fh.tell() - start
-    except ValueError as exc:
+    except (ValueError, SyntaxError) as exc:   # numpy parses the header with ast: SyntaxError
         raise FormatError(f"not a readable .npy header: {exc}", path=path) from exc
     finally:
         fh.seek(start)
@@ -621,6 +625,12 @@ def _flat_to_columns(top: dict, path, keep_invalid: bool):
             raise FormatError(f"field {name!r} has {np.shape(v)[:1]} records, expected {m}",
                               path=path, column=name)
     itr_idx = np.asarray(_check_field("itr", top["itr"], "int", path), dtype=np.int64)
+    if m and (itr_idx.min() < 0 or itr_idx.max() > _MAX_ITERATION):
+        bad = int(itr_idx[(itr_idx < 0) | (itr_idx > _MAX_ITERATION)][0])
+        # an iteration index sizes the per-iteration grids below: refused before allocating
+        raise FormatError(f"iteration index {bad} in field 'itr'; MINFLUX sequences have "
+                          f"iterations 0..{_MAX_ITERATION} at most (damaged file?)", path=path,
+                          column="itr")
     tid = np.asarray(_check_field("tid", top["tid"], "int", path), dtype=np.int64)
     fnl = np.asarray(_check_field("fnl", top["fnl"], "bool", path), dtype=bool)
     vld = np.asarray(_check_field("vld", top["vld"], "bool", path), dtype=bool)

@@ -372,6 +372,17 @@ def cases(seeds: list[Seed], *, rng: np.random.Generator, n_flips: int, heavy_by
             huge = _npy_huge(d)
             if huge is not None:
                 out.append(_case(s, "npy declares 1e12 rows", huge, heavy=True))
+            arr = np.load(io.BytesIO(d), allow_pickle=False)
+            for field_name, value in (("itr", 2 ** 30), ("tid", -(2 ** 31)), ("tim", np.inf)):
+                if field_name in (arr.dtype.names or ()) and arr.dtype[field_name].shape == ():
+                    edited = arr.copy()
+                    kind = edited.dtype[field_name].kind
+                    if kind == "u" and value < 0:
+                        value = np.iinfo(edited.dtype[field_name]).max
+                    edited[field_name][0] = value
+                    buf = io.BytesIO()
+                    np.save(buf, edited, allow_pickle=False)
+                    out.append(_case(s, f"npy {field_name}[0] = {value}", buf.getvalue(), heavy=True))
         if d.startswith(b"PK"):
             member = {"smlm": "table0.bin"}.get(s.name.split("_")[0], "minflux.npy")
             with zipfile.ZipFile(io.BytesIO(d)) as zf:
