@@ -40,6 +40,8 @@ MODEL_FORMAT_VERSION = 1
 #: Model files larger than this are refused before being read (bytes).
 MAX_MODEL_BYTES = 256 << 20
 _KIND = "median-imputer+random-forest"
+#: (tree, sample) pairs walked at once by ClassifierModel.predict_proba (memory bound).
+_WALK_ENTRIES = 1 << 21
 # name -> (dtype, number of dimensions)
 _ARRAYS = {"children_left": ("<i4", 1), "children_right": ("<i4", 1), "feature": ("<i4", 1),
            "threshold": ("<f8", 1), "leaf_fraction": ("<f8", 2)}
@@ -172,10 +174,18 @@ class ClassifierModel:
         ``X`` is an (M, F) matrix of the model's features; non-finite values (NaN, inf)
         are missing and take the training median, as in :func:`classify_table`.
         """
-        leaves = self._leaves(X)
-        proba = np.zeros((leaves.shape[1], len(self.classes)), dtype=np.float64)
-        for t in range(self.n_trees):
-            proba += self.leaf_fraction[leaves[t]]
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.features):
+            raise ParameterError(f"the model needs a matrix of {len(self.features)} feature columns; "
+                                 f"got shape {X.shape}")
+        proba = np.zeros((len(X), len(self.classes)), dtype=np.float64)
+        # Samples in chunks: the walk holds (trees x chunk) node indices, not (trees x M).
+        step = max(1, _WALK_ENTRIES // max(self.n_trees, 1))
+        for lo in range(0, len(X), step):
+            leaves = self._leaves(X[lo:lo + step])
+            part = proba[lo:lo + step]
+            for t in range(self.n_trees):
+                part += self.leaf_fraction[leaves[t]]
         proba /= self.n_trees
         return proba
 

@@ -78,6 +78,20 @@ def test_loaded_model_predicts_exactly_as_the_fitted_pipeline(trained):
     assert out.column("spine_class").to_pylist() == [str(v) for v in sk_table]
 
 
+def test_prediction_in_chunks_is_identical(trained, monkeypatch):
+    """predict_proba walks the trees over sample chunks (bounded memory): same bits."""
+    import smlmspine.morphology._model as model_module
+
+    model, path = trained
+    X = _matrix(_features(25, seed=12, nan_fraction=0.1)[0])
+    whole = load_model(path).predict_proba(X)
+    monkeypatch.setattr(model_module, "_WALK_ENTRIES", 200 * 7)   # chunks of 7 samples
+    assert np.array_equal(load_model(path).predict_proba(X), whole)
+    assert np.array_equal(whole, model.sklearn_pipeline.predict_proba(X))
+    with pytest.raises(ParameterError, match="12 feature columns"):
+        model.predict_proba(X[:, :5])
+
+
 def test_feature_without_training_values_is_dropped_as_sklearn_does(tmp_path):
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
