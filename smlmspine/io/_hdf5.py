@@ -8,13 +8,116 @@ from pathlib import Path
 from ..errors import FormatError
 
 __all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5",
-           "hdf5_keys", "check_dataset_size", "check_dataset_type"]
+           "hdf5_keys", "check_dataset_size", "check_dataset_type", "check_mat5_variables"]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: MATLAB v7.3 files are HDF5 files with a 512-byte user block that starts with this text.
 MAT73_HEADER = b"MATLAB 7.3 MAT-file"
 #: MATLAB level-5 MAT files (v5, v6, v7) start with this text (scipy.io.loadmat reads them).
 MAT5_HEADER = b"MATLAB 5.0 MAT-file"
+
+
+#: MAT v5 struct/cell arrays with more elements are refused before ``loadmat`` (which builds
+#: one Python object per element: a flipped bit in a 1 x 1 struct's dimensions asked for
+#: 10^9 of them, minutes and gigabytes).
+MAX_MAT5_CONTAINER_ELEMENTS = 1 << 16
+
+
+def check_mat5_variables(path: Path, names=None) -> None:
+    """Refuse a MATLAB v5 file whose variable headers declare more than can be read.
+
+    Reads the headers only (:func:`scipy.io.whosmat`): struct/cell arrays may have at most
+    :data:`MAX_MAT5_CONTAINER_ELEMENTS` elements, numeric arrays at most the table budget
+    (:func:`smlmspine.io.smlmzip.table_budget_bytes`) at 8 bytes per element. ``names``:
+    the variables that will be loaded (default all). v7.3 files are left to the caller.
+    """
+    import math
+
+    from scipy.io import whosmat
+
+    from .smlmzip import table_budget_bytes
+
+    _walk_mat5(path, table_budget_bytes())
+    try:
+        variables = whosmat(str(path))
+    except NotImplementedError:   # MATLAB v7.3: the caller says what to do
+        return
+    except Exception as exc:  # noqa: BLE001 - scipy raises many types for damaged headers
+        raise FormatError(f"not a readable MAT file: {type(exc).__name__}: {exc}", path=path) from exc
+    budget = table_budget_bytes()
+    for name, shape, cls in variables:
+        if names is not None and name not in names:
+            continue
+        count = math.prod(int(k) for k in shape)
+        if cls in ("struct", "cell", "object") and count > MAX_MAT5_CONTAINER_ELEMENTS:
+            raise FormatError(f"variable {name!r} declares a {cls} array of shape {tuple(shape)} "
+                              f"({count:,} elements; at most {MAX_MAT5_CONTAINER_ELEMENTS:,} are "
+                              "read): damaged header? Refused before reading", path=path)
+        if budget is not None and count * 8 > budget:
+            raise FormatError(f"variable {name!r} declares shape {tuple(shape)} ({count:,} "
+                              f"elements), more than the {budget:,}-byte budget; refused before "
+                              "reading", path=path)
+
+
+#: MAT v5 data type codes scipy reads (miINT8..miDOUBLE, miINT64, miUINT64, miMATRIX,
+#: miCOMPRESSED, miUTF8/16/32); others made scipy 1.17's Cython reader dereference a NULL
+#: or wild pointer (segmentation fault, found by tests/fuzz scans).
+_MAT5_DATA_TYPES = frozenset((1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18))
+
+
+def _walk_mat5(path: Path, budget: int | None) -> None:
+    """Check every element tag of a MATLAB v5 file before scipy parses it.
+
+    Tags must carry a known data type code and fit in their parent; miMATRIX elements are
+    walked recursively (their contents are tags too), miCOMPRESSED ones are inflated (at
+    most ``budget`` bytes) and walked.
+    """
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    if len(data) < 128 or data[126:128] not in (b"IM", b"MI"):
+        return   # not a v5 file: scipy reports it
+    fmt = "<II" if data[126:128] == b"IM" else ">II"
+
+    def bad(message):
+        raise FormatError(f"not a readable MAT v5 file (truncated or damaged): {message}; refused "
+                          "before reading", path=path)
+
+    def walk(buf, start, end, depth, top):
+        if depth > 64:
+            bad("elements nested more than 64 deep")
+        pos = start
+        while pos + 8 <= end:
+            w0, w1 = struct.unpack_from(fmt, buf, pos)
+            small = w0 >> 16
+            if small:   # small data element: type and size in the first word, data in the second
+                if w0 & 0xFFFF not in _MAT5_DATA_TYPES or small > 4:
+                    bad(f"invalid small element (type {w0 & 0xFFFF}, {small} bytes) at byte {pos}")
+                pos += 8
+                continue
+            mdtype, nbytes = w0, w1
+            body, stop = pos + 8, pos + 8 + nbytes
+            if stop > end:
+                bad(f"element at byte {pos} declares {nbytes:,} bytes; only {end - body:,} follow")
+            if mdtype == 15 and top:
+                out = zlib.decompressobj()
+                try:
+                    inner = out.decompress(buf[body:stop], (budget or (1 << 40)) + 1)
+                except zlib.error as exc:
+                    bad(f"compressed element at byte {pos} does not inflate ({exc})")
+                if budget is not None and len(inner) > budget:
+                    bad(f"compressed element at byte {pos} inflates beyond the {budget:,}-byte budget")
+                walk(inner, 0, len(inner), depth + 1, True)
+                pos = stop
+                continue
+            if mdtype == 14:
+                walk(buf, body, stop, depth + 1, False)
+            elif mdtype not in _MAT5_DATA_TYPES:
+                bad(f"unknown data type code {mdtype} at byte {pos}")
+            pos = stop + (-nbytes % 8)
+
+    walk(data, 128, len(data), 0, True)
 
 
 def is_hdf5(head: bytes) -> bool:

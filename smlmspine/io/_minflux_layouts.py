@@ -317,6 +317,9 @@ def _arrays_from_structured(arr: np.ndarray) -> tuple[dict, dict | None]:
 def _load_mat(path: Path) -> tuple[dict, dict | None]:
     from scipy.io import loadmat
 
+    from ._hdf5 import check_mat5_variables
+
+    check_mat5_variables(path)
     try:
         mat = loadmat(str(path))
     except NotImplementedError as exc:
@@ -875,6 +878,9 @@ def _struct_fields_v73(path: Path) -> dict:
 def _struct_fields_v5(path: Path) -> dict:
     from scipy.io import loadmat
 
+    from ._hdf5 import check_mat5_variables
+
+    check_mat5_variables(path, names={STRUCT_VARIABLE})
     try:
         mat = loadmat(str(path), variable_names=[STRUCT_VARIABLE], squeeze_me=False,
                       struct_as_record=True)

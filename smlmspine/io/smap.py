@@ -39,8 +39,8 @@ import pyarrow as pa
 
 from ..errors import FormatError, QualityWarning
 from ..schema import make_table
-from ._hdf5 import (MAT5_HEADER, MAT73_HEADER, check_dataset_size, hdf5_keys, is_hdf5,
-                    open_hdf5)
+from ._hdf5 import (MAT5_HEADER, MAT73_HEADER, check_dataset_size, check_mat5_variables, hdf5_keys,
+                    is_hdf5, open_hdf5)
 from ._registry import register_reader
 
 __all__ = ["read_smap", "SMAP_COLUMNS"]
@@ -229,6 +229,7 @@ def _read_v73_unchecked(path: Path):
 def _read_v5(path: Path):
     from scipy.io import loadmat
 
+    check_mat5_variables(path, names={"saveloc"})
     try:
         mat = loadmat(str(path), simplify_cells=True, variable_names=["saveloc"])
     except Exception as exc:  # scipy raises many types for damaged files

@@ -230,3 +230,21 @@ def test_big_endian_hdf5_values_are_read(tmp_path):
     np.testing.assert_array_equal(t.column("x").to_numpy(), xyz[:, 0])
     np.testing.assert_array_equal(t.column("z").to_numpy(), xyz[:, 2])
     assert t.column("frame").to_pylist() == [3, 4]
+
+
+def test_mat5_unknown_data_type_is_refused_before_scipy(tmp_path):
+    """A MAT v5 element tag with data type code 41 (one flipped bit of miDOUBLE = 9) made
+    scipy's reader dereference a wild pointer (segfault). Refused by the tag walk first."""
+    import scipy.io
+
+    p = tmp_path / "cell_sml.mat"
+    loc = {"xnm": np.arange(5.0).reshape(-1, 1), "ynm": np.arange(5.0).reshape(-1, 1),
+           "frame": np.arange(5.0).reshape(-1, 1)}
+    scipy.io.savemat(p, {"saveloc": {"loc": loc}})
+    data = bytearray(p.read_bytes())
+    at = data.index(b"\x09\x00\x00\x00\x28\x00\x00\x00", 128)   # miDOUBLE, 40 bytes: 5 values
+    data[at] = 0x29
+    p.write_bytes(bytes(data))
+    res = run_case(p, timeout_s=TIMEOUT_S)
+    assert res["outcome"] == "error", res
+    assert "unknown data type code 41" in res["stderr"]
