@@ -248,3 +248,19 @@ def test_mat5_unknown_data_type_is_refused_before_scipy(tmp_path):
     res = run_case(p, timeout_s=TIMEOUT_S)
     assert res["outcome"] == "error", res
     assert "unknown data type code 41" in res["stderr"]
+
+
+def test_mat5_struct_with_huge_dimensions_is_refused(tmp_path):
+    """A 1 x 1 'saveloc' struct whose dimension reads 2^30 + 1 after one flipped bit: scipy
+    would build 10^9 struct elements (minutes); refused from the variable headers."""
+    import scipy.io
+
+    p = tmp_path / "cell_sml.mat"
+    scipy.io.savemat(p, {"saveloc": {"loc": {"xnm": np.arange(3.0), "ynm": np.arange(3.0)}}})
+    data = bytearray(p.read_bytes())
+    at = data.index(b"\x05\x00\x00\x00\x08\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00", 128)
+    data[at + 15] = 0x40          # dims (1, 1) -> (1, 2^30 + 1)
+    p.write_bytes(bytes(data))
+    res = run_case(p, timeout_s=TIMEOUT_S)
+    assert res["outcome"] == "error", res
+    assert "struct array of shape (1, 1073741825)" in res["stderr"] and res["seconds"] < 10
