@@ -658,8 +658,28 @@ def _bounding_gap(a, s0, e0, r0, b, s1, e1, r1) -> float:
 
     sa, ra = pieces(a, s0, e0, r0)
     sb, rb = pieces(b, s1, e1, r1)
-    d = min(_segment_distance(p0, p1, q0, q1) for p0, p1 in sa for q0, q1 in sb)
-    return d - ra - rb
+    pa, pb = _sample_segments(sa), _sample_segments(sb)
+    # coarse test first: bounding spheres of the two point sets
+    ca, cb = pa.mean(0), pb.mean(0)
+    far = (np.linalg.norm(ca - cb) - np.linalg.norm(pa - ca, axis=1).max()
+           - np.linalg.norm(pb - cb, axis=1).max())
+    if far > ra + rb + 1000.0:
+        return far - ra - rb
+    d2 = ((pa[:, None, :] - pb[None, :, :]) ** 2).sum(-1)
+    return float(np.sqrt(d2.min())) - ra - rb - _SAMPLE_NM / 2
+
+
+#: Spacing of the points that stand for skeleton segments in the overlap test, nm.
+_SAMPLE_NM = 20.0
+
+
+def _sample_segments(segs) -> np.ndarray:
+    """Points every <= ``_SAMPLE_NM`` along segments ``(S, 2, 3)``."""
+    out = []
+    for a, b in segs:
+        n = max(int(np.ceil(np.linalg.norm(b - a) / _SAMPLE_NM)), 1)
+        out.append(a + np.linspace(0.0, 1.0, n + 1)[:, None] * (b - a))
+    return np.concatenate(out)
 
 
 def _size(prm: SpineParameters, fillet_nm: float) -> float:
