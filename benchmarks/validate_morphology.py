@@ -1,160 +1,235 @@
 """Validate spine morphology end to end against the simulator's ground truth.
 
-Simulates membrane-labelled 3D STORM dendrites (sigma_xy ~12 nm, sigma_z ~30-35 nm,
-MemBright-like density) with spines of every class, runs the default pipeline
-(`smlmspine.pipeline.run`: drift, merge, isolation, shell envelopes, morphology), matches
-detected spines to true ones by their base points, and prints:
+Four data sets (issue #14), each simulated with fixed seeds and measured with the
+default pipeline, matched to the truth and reported per set and per class:
 
-- neck minimum diameter error |measured - true| / true (median, 90th percentile) for the
-  mesh-based `neck_min_diameter_nm`, for the point-based `neck_fit_diameter_nm`, and for the
-  naive alpha shape (the raw alpha hull of the same spine points, no bias correction);
-- head diameter error (median);
-- rule-based class agreement with the simulated classes;
-- the same with MINFLUX-like precision (sigma ~3 nm) unless --no-minflux.
+- ``ideal``: smooth spines on a shaft, 3D STORM membrane label (sigma_xy 12 nm,
+  sigma_z 33 nm), ``smlmspine.pipeline.run`` (drift, merge, isolation, envelopes,
+  morphology);
+- ``em-shaft``: EM-like spines (``SpineShapeNoise.em_like()``: irregular surface,
+  elliptic, bent, kinked, multi-minimum necks, lobed heads, low-poly truth meshes) on a
+  shaft, same acquisition and pipeline;
+- ``em-labelled``: EM-like spines cut flat at the base with no shaft
+  (``Geometry(layout="spines")``), meshed through the ``--spine-labels`` path
+  (``envelope.mesh_spines(spine_labels="spine_id")`` + ``pipeline.spine_features``, as
+  ``smlmspine mesh --spine-labels spine_id``), 1,000 fluorophores/um^2, sigma 12/12/30 nm;
+- ``minflux``: smooth spines on a shaft at MINFLUX-like precision (sigma 3 nm).
 
-Usage: python benchmarks/validate_morphology.py [--spines 100] [--seed 1] [--no-minflux]
-       [--only-minflux] [--branched]
+Printed per set and class: median and 90th-percentile |error| of the neck minimum
+diameter, neck length, head diameter, spine length; median volume ratio; class
+agreement; share of spines flagged (``trustworthy`` false); and the number of written
+meshes called watertight that the exact test or Open3D finds self-intersecting.
+Errors are over the trustworthy spines (the flagged share is reported beside them).
+
+Usage: python benchmarks/validate_morphology.py [--spines 40] [--seed 1]
+       [--sets ideal,em-shaft,em-labelled,minflux] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+
+SETS = ("ideal", "em-shaft", "em-labelled", "minflux")
+QUANTITIES = (("neck", "neck_min_diameter_nm", "neck_min_diameter_nm"),
+              ("neck_length", "neck_length_nm", "neck_length_nm"),
+              ("head", "head_diameter_nm", "head_diameter_nm"),
+              ("length", "length_nm", "length_nm"))
+NECKED = ("thin", "mushroom", "branched", "filopodium")
 
 
 def _match(found, truth, max_nm=400.0):
     fb = np.c_[found["base_x_nm"], found["base_y_nm"], found["base_z_nm"]]
     tb = np.c_[truth["base_x_nm"], truth["base_y_nm"], truth["base_z_nm"]]
-    pairs, used = [], set()
-    if len(fb) == 0:
+    pairs, used_i, used_j = [], set(), set()
+    if len(fb) == 0 or len(tb) == 0:
         return pairs
     d = np.linalg.norm(fb[:, None, :] - tb[None, :, :], axis=2)
     for i, j in sorted(np.ndindex(d.shape), key=lambda ij: d[ij]):
         if d[i, j] > max_nm:
             break
-        if i in {p[0] for p in pairs} or j in used:
+        if i in used_i or j in used_j:
             continue
         pairs.append((i, j))
-        used.add(j)
+        used_i.add(i)
+        used_j.add(j)
     return pairs
 
 
-def _naive_alpha_neck(points, base, axis, step_nm):
-    """Neck minimum of the raw alpha hull of a spine's localizations (no bias correction)."""
-    from smlmspine.envelope import reconstruct
-    from smlmspine.errors import ParameterError
-    from smlmspine.morphology import measure_spine
+def _simulate(name, n, seed, em):
+    from smlmspine.simulate import (Acquisition, DriftModel, Geometry, Labeling,
+                                    PhotophysicsModel, SpineShapeNoise, dendrite)
 
-    try:
-        env = reconstruct(points, label="membrane", method="alpha", correct_bias=False, smooth=0)
-        if not env.is_watertight:
-            return np.nan
-        return measure_spine(env.mesh, base_point_nm=base, step_nm=step_nm).neck_min_diameter_nm
-    except ParameterError:
-        return np.nan
+    noise = SpineShapeNoise.em_like() if em else None
+    if name == "em-labelled":
+        return dendrite(geometry=Geometry(n_spines=n, layout="spines", spine_gap_nm=300.0,
+                                          shape_noise=noise),
+                        labeling=Labeling(label="membrane", labeling_density_per_um2=1000.0),
+                        photophysics=PhotophysicsModel(precision_xy_nm=12.0, axial_factor=2.5),
+                        acquisition=Acquisition(background_rate_per_frame=0.0),
+                        drift=DriftModel(drift_nm=0.0), rng=seed)
+    sigma, axial = (3.0, 1.0) if name == "minflux" else (12.0, 2.75)
+    per_um = 0.8 if em else 1.2
+    return dendrite(geometry=Geometry(n_spines=n, shaft_length_nm=n / per_um * 1000.0,
+                                      shape_noise=noise),
+                    labeling=Labeling(label="membrane", labeling_density_per_um2=500.0),
+                    photophysics=PhotophysicsModel(precision_xy_nm=sigma, axial_factor=axial),
+                    rng=seed)
 
 
-def run_case(name, *, n_spines, seed, precision_xy_nm, axial_factor, density, naive=True,
-             classes=None):
+def _mesh_problems(outdir: Path, spines) -> int:
+    """Meshes written as watertight that the exact test or Open3D calls self-intersecting."""
+    import trimesh
+
+    from smlmspine.envelope import validate_envelope
+
+    bad = 0
+    for f, ok in zip(spines["mesh_file"], spines["is_watertight"]):
+        if not ok or not f:
+            continue
+        m = trimesh.load(outdir / f, process=False, force="mesh")
+        if validate_envelope(np.asarray(m.vertices, float), np.asarray(m.faces, np.int64)):
+            bad += 1
+    return bad
+
+
+def _labelled(sim, tmp):
+    """The --spine-labels path: envelopes of the labelled spines, then their features."""
+    from dataclasses import replace
+
+    from smlmspine.envelope import mesh_spines, write_meshes
+    from smlmspine.pipeline import spine_features
+
+    table = sim.localizations.append_column("spine_id", sim.truth.column("spine_id"))
+    res = mesh_spines(table, label="membrane", spine_labels="spine_id", dendrite=False)
+    res = replace(res, spines=spine_features(res, label="membrane",
+                                             precision_nm=res.parameters.get("precision_nm")))
+    return write_meshes(res, Path(tmp))
+
+
+def run_set(name, *, n_spines, seed):
     from smlmspine.pipeline import run
-    from smlmspine.schema import coordinates
-    from smlmspine.simulate import dendrite
 
-    per = 20
-    rows = []
-    n_true = n_found = 0
+    em = name.startswith("em")
+    per = 12 if name == "em-labelled" else 20
+    rows, n_true, n_found, n_bad, n_watertight = [], 0, 0, 0, 0
     t0 = time.perf_counter()
     k = 0
     while n_true < n_spines:
-        sim = dendrite(n_spines=per, shaft_length_nm=per / 1.2 * 1000.0, label="membrane",
-                       labeling_density_per_um2=density, precision_xy_nm=precision_xy_nm,
-                       axial_factor=axial_factor, rng=seed + k,
-                       **({"classes": classes} if classes else {}))
+        n = min(per, n_spines - n_true)
+        sim = _simulate(name, n, seed + k, em)
         k += 1
         with tempfile.TemporaryDirectory() as tmp:
-            res = run(sim.localizations, tmp, quiet=True)
-        found = res.spines.to_pydict()
+            if name == "em-labelled":
+                found = _labelled(sim, tmp).to_pydict()
+            else:
+                found = run(sim.localizations, tmp, quiet=True).spines.to_pydict()
+            n_bad += _mesh_problems(Path(tmp), found)
+        n_watertight += int(sum(found["is_watertight"]))
         truth = sim.spines.to_pydict()
         n_true += len(truth["spine_id"])
         n_found += len(found["spine_id"])
-        pts = coordinates(res.localizations, dims=3)
-        sid = res.localizations.column("spine_id").to_numpy()
-        for i, j in _match(found, truth):
+        if name == "em-labelled":
+            idx = {s: j for j, s in enumerate(truth["spine_id"])}
+            pairs = [(i, idx[s]) for i, s in enumerate(found["spine_id"]) if s in idx]
+        else:
+            pairs = _match(found, truth)
+        for i, j in pairs:
             row = {"class_true": truth["spine_class"][j], "class_found": found["spine_class"][i],
-                   "neck_true": truth["neck_min_diameter_nm"][j],
-                   "neck_mesh": found["neck_min_diameter_nm"][i],
-                   "neck_fit": found["neck_fit_diameter_nm"][i],
-                   "head_true": truth["head_diameter_nm"][j],
-                   "head_mesh": found["head_diameter_nm"][i]}
-            if naive:
-                base = [found["base_x_nm"][i], found["base_y_nm"][i], found["base_z_nm"][i]]
-                axis = [found["axis_x"][i], found["axis_y"][i], found["axis_z"][i]]
-                row["neck_naive"] = _naive_alpha_neck(pts[sid == found["spine_id"][i]], base, axis, 10.0)
+                   "trustworthy": bool(found["trustworthy"][i]),
+                   "reason": found.get("quality_reason", [""] * len(found["spine_id"]))[i],
+                   "vol_true": truth["volume_um3"][j], "vol_found": found["volume_um3"][i]}
+            for key, fcol, tcol in QUANTITIES:
+                row[key + "_true"] = truth[tcol][j]
+                row[key + "_found"] = found[fcol][i]
             rows.append(row)
     secs = time.perf_counter() - t0
-    _report(name, rows, n_true, n_found, secs)
-    return rows
+    return _report(name, rows, n_true, n_found, n_watertight, n_bad, secs)
 
 
-def _err(rows, key, ref="neck_true", classes=None):
-    e = np.array([abs(r[key] - r[ref]) / r[ref] for r in rows
-                  if (classes is None or r["class_true"] in classes)
-                  and np.isfinite(r.get(key, np.nan)) and r[ref] > 0])
-    return e
+def _stats(rows, key, classes=None):
+    sel = [r for r in rows if r["trustworthy"] and (classes is None or r["class_true"] in classes)]
+    e = np.array([abs(r[key + "_found"] - r[key + "_true"]) / r[key + "_true"] for r in sel
+                  if np.isfinite(r[key + "_found"]) and np.isfinite(r[key + "_true"])
+                  and r[key + "_true"] > 0])
+    if not e.size:
+        return None
+    return {"n": int(e.size), "median_pct": float(100 * np.median(e)),
+            "p90_pct": float(100 * np.percentile(e, 90))}
 
 
-def _report(name, rows, n_true, n_found, secs):
-    print(f"\n== {name}: {n_true} true spines, {n_found} detected, {len(rows)} matched "
-          f"({secs:.0f} s)")
-    necked = ("thin", "mushroom", "branched")
-    for key, label in (("neck_mesh", "mesh neck minimum (default pipeline)"),
-                       ("neck_fit", "point-based neck fit"),
-                       ("neck_naive", "naive alpha shape")):
-        for cls, tag in ((None, "all classes"), (necked, "spines with a neck")):
-            e = _err(rows, key, classes=cls)
-            if e.size:
-                print(f"  {label:<38} {tag:<19} n={e.size:3d}  median |err| {100 * np.median(e):5.1f} %"
-                      f"  90th pct {100 * np.percentile(e, 90):5.1f} %")
-    e = _err(rows, "head_mesh", ref="head_true", classes=("thin", "mushroom", "stubby", "branched"))
-    if e.size:
-        print(f"  head diameter (spines with a head)          n={e.size:3d}  median |err| "
-              f"{100 * np.median(e):5.1f} %  90th pct {100 * np.percentile(e, 90):5.1f} %")
-    agree = np.mean([r["class_true"] == r["class_found"] for r in rows]) if rows else float("nan")
-    print(f"  rule-based class agreement with truth: {100 * agree:.1f} %")
-    per = []
-    for cls in sorted({r["class_true"] for r in rows}):
-        sel = [r["class_true"] == r["class_found"] for r in rows if r["class_true"] == cls]
-        per.append(f"{cls} {sum(sel)}/{len(sel)}")
-    print("  per class: " + ", ".join(per))
-    confusion = {}
+def _volume(rows, classes=None):
+    v = np.array([r["vol_found"] / r["vol_true"] for r in rows
+                  if r["trustworthy"] and (classes is None or r["class_true"] in classes)
+                  and np.isfinite(r["vol_found"]) and r["vol_true"] > 0])
+    return None if not v.size else {"n": int(v.size), "median_ratio": float(np.median(v))}
+
+
+def _report(name, rows, n_true, n_found, n_watertight, n_bad, secs):
+    flagged = float(np.mean([not r["trustworthy"] for r in rows])) if rows else float("nan")
+    agree = float(np.mean([r["class_true"] == r["class_found"] for r in rows])) if rows else float("nan")
+    out = {"set": name, "true": n_true, "detected": n_found, "matched": len(rows),
+           "flagged_share": flagged, "class_agreement": agree, "watertight_written": n_watertight,
+           "self_intersecting_watertight": n_bad, "seconds": secs, "per_class": {}}
+    print(f"\n== {name}: {n_true} true, {n_found} detected, {len(rows)} matched, "
+          f"{100 * flagged:.1f} % flagged, class agreement {100 * agree:.1f} %, "
+          f"{n_bad} of {n_watertight} watertight meshes self-intersecting ({secs:.0f} s)")
+    classes = sorted({r["class_true"] for r in rows})
+    print(f"  {'class':<12}{'n':>4}  " + "  ".join(f"{q[0]:>17}" for q in QUANTITIES)
+          + f"  {'volume ratio':>12}")
+    for cls in [None] + classes:
+        sel = None if cls is None else (cls,)
+        rec = {}
+        cells = []
+        for key, _, _ in QUANTITIES:
+            if key in ("neck", "neck_length") and cls is not None and cls not in NECKED:
+                cells.append(f"{'-':>17}")
+                continue
+            s = _stats(rows, key, sel if cls is not None else
+                       (NECKED if key in ("neck", "neck_length") else None))
+            rec[key] = s
+            cells.append(f"{'-':>17}" if s is None else
+                         f"{s['median_pct']:6.1f} /{s['p90_pct']:6.1f} %  ")
+        vol = _volume(rows, sel)
+        rec["volume"] = vol
+        n = sum(1 for r in rows if cls is None or r["class_true"] == cls)
+        print(f"  {cls or 'all':<12}{n:>4}  " + "  ".join(cells)
+              + f"  {'-' if vol is None else format(vol['median_ratio'], '12.3f')}")
+        out["per_class"][cls or "all"] = rec
+    reasons = {}
     for r in rows:
-        confusion[(r["class_true"], r["class_found"])] = confusion.get((r["class_true"], r["class_found"]), 0) + 1
-    print("  confusion (true -> found): " + ", ".join(f"{a}->{b}: {n}" for (a, b), n in sorted(confusion.items())))
+        for part in filter(None, (p.strip() for p in (r["reason"] or "").split("; "))):
+            part = part.split(":")[0].split(" (")[0]  # the rule name, not the details
+            reasons[part] = reasons.get(part, 0) + 1
+    if reasons:
+        print("  flag reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+    out["flag_reasons"] = reasons
+    out["rows"] = rows
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spines", type=int, default=100)
+    ap.add_argument("--spines", type=int, default=40, help="true spines per set")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--no-minflux", action="store_true")
-    ap.add_argument("--no-naive", action="store_true")
-    ap.add_argument("--only-minflux", action="store_true")
-    ap.add_argument("--branched", action="store_true",
-                    help="also simulate branched spines (not among the simulator's default classes)")
+    ap.add_argument("--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS))
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
-    classes = ("thin", "mushroom", "stubby", "filopodium", "branched") if args.branched else None
-    if not args.only_minflux:
-        run_case("3D STORM, membrane label, sigma_xy 12 nm, sigma_z 33 nm", n_spines=args.spines,
-                 seed=args.seed, precision_xy_nm=12.0, axial_factor=2.75, density=500.0,
-                 naive=not args.no_naive, classes=classes)
-    if not args.no_minflux:
-        run_case("MINFLUX-like, membrane label, sigma 3 nm", n_spines=args.spines, seed=args.seed + 100,
-                 precision_xy_nm=3.0, axial_factor=1.0, density=500.0, naive=not args.no_naive,
-                 classes=classes)
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    bad = [s for s in sets if s not in SETS]
+    if bad:
+        ap.error(f"unknown set(s) {bad}; choose from {SETS}")
+    print("(errors: median / 90th percentile |error|, trustworthy spines; neck and neck length "
+          "over spines with a neck)")
+    results = [run_set(s, n_spines=args.spines, seed=args.seed + 100 * i) for i, s in enumerate(sets)]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 
