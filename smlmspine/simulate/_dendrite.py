@@ -16,6 +16,7 @@ from ._geometry import (DEFAULT_CLASSES, SpineParameters, build_geometry, class_
                         draw_spine_parameters)
 from ._labeling import sample_surface, sample_volume
 from ._measure import measure_spine
+from ._output import close_truth_folder, open_truth_folder, simulation_writer, write_ply, write_truth_tables
 from ._settings import Acquisition, DriftModel, Geometry, Labeling, Meshing, check_group, group_dict
 from ._shape import draw_noise_field, draw_spine_shape
 from ._truth import TRUTH_DRIFT, TRUTH_EMITTERS, TRUTH_LOCALIZATIONS, TRUTH_SPINES
@@ -72,14 +73,39 @@ class DendriteSimulation:
             "parameters": dict(self.parameters),
         }
 
-    def write(self, path, *, format: str | None = None):
+    @simulation_writer
+    def write(self, path, *, format: str | None = None) -> dict:
         """Write the localizations to ``path`` and the truth to ``<stem>.truth/``.
 
-        See :func:`smlmspine.simulate.write_simulation`.
-        """
-        from ._output import write_simulation
+        The truth folder holds ``localizations``, ``emitters``, ``spines`` and ``drift``
+        as Parquet, ``mesh.ply`` (whole fragment), ``spine_<id>.ply`` per spine and
+        ``parameters.json``; see :func:`smlmspine.simulate.write_simulation`.
 
-        return write_simulation(self, path, format=format)
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Localization file (format from ``format`` or the extension).
+        format : str, optional
+            Writer name of :func:`smlmspine.io.write`.
+
+        Returns
+        -------
+        dict
+            ``{"localizations": Path, "truth": Path, "files": [Path, ...]}``.
+        """
+        from ..io import write
+
+        path, folder = open_truth_folder(path)
+        write(self.localizations, path, format=format)
+        files = write_truth_tables({"localizations": self.truth, "emitters": self.emitters,
+                                    "spines": self.spines, "drift": self.drift}, folder)
+        files.append(write_ply(self.mesh, folder / "mesh.ply",
+                               comments=["smlmspine simulate: whole fragment", "spine_id -1"]))
+        for sid, mesh in sorted(self.spine_meshes.items()):
+            files.append(write_ply(mesh, folder / f"spine_{sid}.ply",
+                                   comments=["smlmspine simulate: spine cut at its base plane",
+                                             f"spine_id {sid}"]))
+        return close_truth_folder(self.to_dict(), path, folder, files)
 
 
 def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None,

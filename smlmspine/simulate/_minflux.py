@@ -11,6 +11,7 @@ import pyarrow as pa
 from ..errors import ParameterError
 from ..schema import make_table, spec_table, with_history
 from ._drift import smooth_drift
+from ._output import close_truth_folder, open_truth_folder, simulation_writer, write_truth_tables
 from ._truth import TRUTH_EMITTERS, TRUTH_MINFLUX, TRUTH_MINFLUX_DRIFT
 
 __all__ = ["MinfluxSimulation", "minflux_traces"]
@@ -55,11 +56,39 @@ class MinfluxSimulation:
                 "n_emitters": self.emitters.num_rows, "ndim": self.ndim,
                 "parameters": dict(self.parameters)}
 
-    def write(self, path, *, format: str | None = None):
-        """Write the localizations (Abberior layout for .npy/.mat/.json) and the truth."""
-        from ._output import write_simulation
+    @simulation_writer
+    def write(self, path, *, format: str | None = None) -> dict:
+        """Write the localizations (Abberior layout for .npy/.mat/.json) and the truth.
 
-        return write_simulation(self, path, format=format)
+        The truth folder ``<stem>.truth/`` holds ``localizations``, ``emitters`` and
+        ``drift`` as Parquet and ``parameters.json``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Localization file; ``.npy``, ``.mat`` or ``.json`` without ``format`` give
+            the Abberior export layout, anything else :func:`smlmspine.io.write`.
+        format : str, optional
+            Writer name of :func:`smlmspine.io.write`.
+
+        Returns
+        -------
+        dict
+            ``{"localizations": Path, "truth": Path, "files": [Path, ...]}``.
+        """
+        from ..io import write
+
+        path, folder = open_truth_folder(path)
+        if format is None and path.suffix.lower() in (".npy", ".mat", ".json"):
+            from ..io.minflux import write_abberior_npy
+
+            write_abberior_npy(self.localizations, path, ndim=self.ndim,
+                               n_iterations=self.n_iterations)
+        else:
+            write(self.localizations, path, format=format)
+        files = write_truth_tables({"localizations": self.truth, "emitters": self.emitters,
+                                    "drift": self.drift}, folder)
+        return close_truth_folder(self.to_dict(), path, folder, files)
 
 
 def minflux_traces(*, n_emitters: int = 100, ndim: int = 3, region_nm=(2000.0, 2000.0, 600.0),

@@ -1,4 +1,8 @@
-"""Writing a simulation: the localizations plus a ``<stem>.truth/`` folder."""
+"""Writing a simulation: the localizations plus a ``<stem>.truth/`` folder.
+
+Each result class writes itself (its ``write`` method, built from the helpers here);
+this module knows none of them, so the simulators import it and never the reverse.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from ..errors import FormatError, ParameterError
 from ..io import atomic_output
 from ..schema import jsonable
 
-__all__ = ["write_simulation", "truth_folder", "write_ply"]
+__all__ = ["write_simulation", "simulation_writer", "truth_folder", "open_truth_folder",
+           "write_truth_tables", "close_truth_folder", "write_ply"]
 
 
 def truth_folder(path) -> Path:
@@ -30,64 +35,68 @@ def truth_folder(path) -> Path:
 def write_simulation(sim, path, *, format: str | None = None) -> dict:
     """Write a simulation result: localizations to ``path``, truth to ``<stem>.truth/``.
 
-    The localization file's format comes from ``format`` or the extension (any
+    Calls the result's own ``write`` (:meth:`DendriteSimulation.write`,
+    :meth:`MinfluxSimulation.write`, :meth:`SynapseSimulation.write`). The
+    localization file's format comes from ``format`` or the extension (any
     :func:`smlmspine.io.write` writer); a MINFLUX simulation written to ``.npy``,
     ``.mat`` or ``.json`` uses the Abberior export layout. The truth folder holds
     Parquet tables (see ``data_schemas/truth_*.json``), PLY meshes (``mesh.ply`` for
     the whole fragment, ``spine_<id>.ply`` with ``comment spine_id <id>`` in the
     header) and ``parameters.json``. The same simulation gives byte-identical files.
 
+    Parameters
+    ----------
+    sim : DendriteSimulation, MinfluxSimulation or SynapseSimulation
+        The result to write.
+    path : str or pathlib.Path
+        Localization file; its folder must exist.
+    format : str, optional
+        Writer name (default: from the extension).
+
     Returns
     -------
     dict
         ``{"localizations": Path, "truth": Path, "files": [Path, ...]}``.
-    """
-    from ..io import write
-    from ._dendrite import DendriteSimulation
-    from ._minflux import MinfluxSimulation
 
+    Raises
+    ------
+    ParameterError
+        ``sim`` is not a simulation result.
+    FormatError
+        The output folder does not exist.
+    """
+    write = getattr(type(sim), "write", None)
+    if not callable(write) or not getattr(write, "_simulation_writer", False):
+        raise ParameterError(f"cannot write a {type(sim).__name__}; expected a simulation result")
+    return sim.write(path, format=format)
+
+
+def simulation_writer(method):
+    """Mark a result class's ``write`` method as one :func:`write_simulation` may call."""
+    method._simulation_writer = True
+    return method
+
+
+def open_truth_folder(path) -> tuple[Path, Path]:
+    """``(path, truth folder)``: refuses a missing output folder, creates the truth folder."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise FormatError(f"output folder {str(parent)!r} does not exist", path=path)
     folder = truth_folder(path)
     folder.mkdir(exist_ok=True)
-    files = []
-    if isinstance(sim, DendriteSimulation):
-        write(sim.localizations, path, format=format)
-        tables = {"localizations": sim.truth, "emitters": sim.emitters, "spines": sim.spines,
-                  "drift": sim.drift}
-        for name, table in tables.items():
-            files.append(_parquet(table, folder / f"{name}.parquet"))
-        files.append(write_ply(sim.mesh, folder / "mesh.ply",
-                               comments=["smlmspine simulate: whole fragment", "spine_id -1"]))
-        for sid, mesh in sorted(sim.spine_meshes.items()):
-            files.append(write_ply(mesh, folder / f"spine_{sid}.ply",
-                                   comments=["smlmspine simulate: spine cut at its base plane",
-                                             f"spine_id {sid}"]))
-        summary = sim.to_dict()
-    elif isinstance(sim, MinfluxSimulation):
-        if format is None and path.suffix.lower() in (".npy", ".mat", ".json"):
-            from ..io.minflux import write_abberior_npy
+    return path, folder
 
-            write_abberior_npy(sim.localizations, path, ndim=sim.ndim,
-                               n_iterations=sim.n_iterations)
-        else:
-            write(sim.localizations, path, format=format)
-        for name, table in {"localizations": sim.truth, "emitters": sim.emitters,
-                            "drift": sim.drift}.items():
-            files.append(_parquet(table, folder / f"{name}.parquet"))
-        summary = sim.to_dict()
-    elif type(sim).__name__ == "SynapseSimulation":
-        locs = sim.localizations()
-        write(locs if locs.num_rows else sim.objects(), path, format=format)
-        for name in ("pre_objects", "post_objects", "pre_truth", "post_truth", "pairs"):
-            files.append(_parquet(getattr(sim, name), folder / f"{name}.parquet"))
-        summary = sim.to_dict()
-    else:
-        raise ParameterError(f"cannot write a {type(sim).__name__}; expected a simulation result")
-    files.append(_text(json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n",
-                       folder / "parameters.json"))
+
+def write_truth_tables(tables: dict[str, pa.Table], folder: Path) -> list[Path]:
+    """Each table to ``folder/<name>.parquet``, in the order given."""
+    return [_parquet(table, folder / f"{name}.parquet") for name, table in tables.items()]
+
+
+def close_truth_folder(summary: dict, path: Path, folder: Path, files: list[Path]) -> dict:
+    """Write ``parameters.json`` (the JSON-able ``summary``) and return the file listing."""
+    files = [*files, _text(json.dumps(jsonable(summary), indent=2, sort_keys=True) + "\n",
+                           folder / "parameters.json")]
     return {"localizations": path, "truth": folder, "files": files}
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import ParameterError
+from ._output import close_truth_folder, open_truth_folder, simulation_writer, write_truth_tables
 
 __all__ = ["synapses", "SynapseSimulation"]
 
@@ -88,6 +89,34 @@ class SynapseSimulation:
         cols["channel"] = np.r_[np.zeros(self.pre_objects.num_rows, np.int64),
                                 np.ones(self.post_objects.num_rows, np.int64)]
         return make_table(cols, format="simulate.synapses")
+
+    @simulation_writer
+    def write(self, path, *, format: str | None = None) -> dict:
+        """Write the localizations (or, without any, the objects) and the truth.
+
+        The truth folder ``<stem>.truth/`` holds ``pre_objects``, ``post_objects``,
+        ``pre_truth``, ``post_truth`` and ``pairs`` as Parquet and ``parameters.json``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Localization file (format from ``format`` or the extension).
+        format : str, optional
+            Writer name of :func:`smlmspine.io.write`.
+
+        Returns
+        -------
+        dict
+            ``{"localizations": Path, "truth": Path, "files": [Path, ...]}``.
+        """
+        from ..io import write
+
+        path, folder = open_truth_folder(path)
+        locs = self.localizations()
+        write(locs if locs.num_rows else self.objects(), path, format=format)
+        names = ("pre_objects", "post_objects", "pre_truth", "post_truth", "pairs")
+        files = write_truth_tables({n: getattr(self, n) for n in names}, folder)
+        return close_truth_folder(self.to_dict(), path, folder, files)
 
     def to_dict(self) -> dict:
         return {"n_pre": self.pre_objects.num_rows, "n_post": self.post_objects.num_rows,
