@@ -51,7 +51,7 @@ SPINE_COLUMNS = column_specs(
 )
 
 def _mesh_feature_columns():
-    from ..envelope._export import SPINE_MESH_COLUMNS
+    from .._columns import SPINE_MESH_COLUMNS
 
     extra = {k: v for k, v in SPINE_COLUMNS.items() if k not in SPINE_MESH_COLUMNS and k != "source"}
     return {**SPINE_MESH_COLUMNS, **extra}

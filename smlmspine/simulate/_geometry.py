@@ -18,6 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .._columns import SPINE_CLASSES
 from ..errors import ParameterError
 from ._implicit import mesh_implicit, sd_capsule, sd_ellipsoid, smooth_min
 from ._shape import NECK_FIELD_FRACTION, NoiseField, SpineShape, sd_head, sd_neck_tube
@@ -25,7 +26,6 @@ from ._shape import NECK_FIELD_FRACTION, NoiseField, SpineShape, sd_head, sd_nec
 __all__ = ["SpineParameters", "SPINE_CLASSES", "DEFAULT_CLASSES", "CLASS_DEFAULTS", "draw_spine_parameters",
            "Shaft", "PlacedSpine", "DendriteGeometry", "build_geometry", "class_sequence"]
 
-SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium", "branched")
 #: Classes drawn by default (branched spines are opt-in: ``classes=(..., "branched")``).
 DEFAULT_CLASSES = ("thin", "mushroom", "stubby", "filopodium")
 #: Branched spines: angle of each branch to the trunk axis, degrees.
