@@ -1,10 +1,11 @@
 """Coordinate-based colocalization (CBC; Malkusch et al., Histochem. Cell Biol. 137, 1 (2012)).
 
-For each localization ``A_i`` of channel A and radii ``r_1 < ... < r_n = R_max``:
+For each localization ``A_i`` of channel A (``pre``, the first argument of :func:`cbc`)
+and radii ``r_1 < ... < r_n = R_max``:
 
 ``D_AA(r) = N_AA(r) / N_AA(R_max) * (R_max / r)^d`` and ``D_AB(r)`` likewise with the
-localizations of channel B (``N`` counts within ``r``, the point itself excluded from
-``N_AA``; ``d`` = 2 or 3). The Spearman rank correlation ``S_i`` of ``D_AA`` and ``D_AB``
+localizations of channel B (``post``; ``N`` counts within ``r``, the point itself
+excluded from ``N_AA``; ``d`` = 2 or 3). The Spearman rank correlation ``S_i`` of ``D_AA`` and ``D_AB``
 over the radii, weighted by the distance ``E_i`` to the nearest B localization, gives
 ``C_i = S_i * exp(-E_i / R_max)`` in [-1, 1]: 1 colocalized, 0 uncorrelated, -1
 anti-correlated. A localization without any B neighbour within ``R_max`` gets 0 (and
@@ -26,7 +27,7 @@ __all__ = ["cbc", "CbcResult"]
 
 @dataclass(frozen=True)
 class CbcResult:
-    """CBC values ``(n_A,)`` of channel A with respect to channel B."""
+    """CBC values ``(n_pre,)`` of the ``pre`` localizations with respect to ``post``."""
 
     values: np.ndarray
     nearest_distance_nm: np.ndarray
@@ -50,32 +51,53 @@ def _rank_rows(a):
     return rankdata(a, axis=1)
 
 
-def cbc(a, b, *, r_max_nm: float = 500.0, n_radii: int = 10, ndim: int | None = None) -> CbcResult:
-    """CBC value of every localization of ``a`` with respect to ``b``.
+def cbc(pre, post, *, r_max_nm: float = 500.0, n_radii: int = 10,
+        ndim: int | None = None) -> CbcResult:
+    """CBC value of every localization of ``pre`` with respect to ``post``.
+
+    The arguments are in the ``(pre, post)`` order of the other coupling functions;
+    ``pre`` plays channel A of the module docstring (the channel that gets one value per
+    localization), ``post`` channel B. Swap them for the values of the post channel.
 
     Parameters
     ----------
-    a, b : pyarrow.Table or (N, d) array
-        The two channels, nm.
+    pre : pyarrow.Table or (N, d) array
+        Localizations scored (channel A), nm (``x``, ``y`` (, ``z``) of a table).
+    post : pyarrow.Table or (M, d) array
+        Localizations they are compared with (channel B), nm.
     r_max_nm : float
         Largest radius ``R_max``, nm.
     n_radii : int
-        Number of radii, evenly spaced in ``(0, R_max]``.
+        Number of radii, evenly spaced in ``(0, R_max]``; at least 2.
+    ndim : {2, 3}, optional
+        Dimensionality; default: the common dimensionality of the two inputs.
+
+    Returns
+    -------
+    CbcResult
+        ``values`` (N,) in [-1, 1] (0 without a ``post`` neighbour within ``R_max``, NaN
+        without a ``pre`` neighbour), ``nearest_distance_nm`` (N,) to the nearest
+        ``post`` localization, ``radii_nm``.
+
+    Raises
+    ------
+    ParameterError
+        ``r_max_nm <= 0``, ``n_radii < 2``, or inputs that are not point sets.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> a = rng.normal(0, 50, (200, 2)) + rng.integers(0, 10, (200, 1)) * 2000.0
-    >>> same = cbc(a, a + rng.normal(0, 5, a.shape), r_max_nm=300).values
-    >>> far = cbc(a, a + 5000.0, r_max_nm=300).values
+    >>> pre = rng.normal(0, 50, (200, 2)) + rng.integers(0, 10, (200, 1)) * 2000.0
+    >>> same = cbc(pre, pre + rng.normal(0, 5, pre.shape), r_max_nm=300).values
+    >>> far = cbc(pre, pre + 5000.0, r_max_nm=300).values
     >>> bool(np.nanmean(same) > 0.5), bool(np.nanmean(far) == 0.0)
     (True, True)
     """
     from scipy.spatial import cKDTree
 
-    p1, p2 = as_points(a, name="a"), as_points(b, name="b")
+    p1, p2 = as_points(pre, name="pre"), as_points(post, name="post")
     d = common_ndim(p1, p2, ndim)
-    p1, p2 = as_points(p1, name="a", ndim=d), as_points(p2, name="b", ndim=d)
+    p1, p2 = as_points(p1, name="pre", ndim=d), as_points(p2, name="post", ndim=d)
     if not r_max_nm > 0 or n_radii < 2:
         raise ParameterError(f"need r_max_nm > 0 and n_radii >= 2, got {r_max_nm}, {n_radii}")
     radii = np.linspace(r_max_nm / n_radii, r_max_nm, n_radii)

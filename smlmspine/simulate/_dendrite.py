@@ -15,7 +15,7 @@ from ._drift import drift_from_table, smooth_drift
 from ._geometry import (DEFAULT_CLASSES, SpineParameters, build_geometry, class_sequence,
                         draw_spine_parameters)
 from ._labeling import sample_surface, sample_volume
-from ._measure import measure_spine
+from ._measure import measure_truth_spine
 from ._output import close_truth_folder, open_truth_folder, simulation_writer, write_ply, write_truth_tables
 from ._settings import Acquisition, DriftModel, Geometry, Labeling, Meshing, check_group, group_dict
 from ._shape import draw_noise_field, draw_spine_shape
@@ -230,10 +230,10 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
         base = sp.base + offset
         if sp.shape is not None and sp.shape.bent:
             # sections perpendicular to the true (bent) centreline
-            m = measure_spine(v, f, base_nm=base, axis=sp.axis,
-                              centreline_nm=np.vstack(_centreline(sp)) + offset)
+            m = measure_truth_spine(v, f, base_nm=base, axis=sp.axis,
+                                    centreline_nm=np.vstack(_centreline(sp)) + offset)
         else:
-            m = measure_spine(v, f, base_nm=base, axis=sp.axis)
+            m = measure_truth_spine(v, f, base_nm=base, axis=sp.axis)
         vals = dict(spine_id=sp.spine_id, spine_class=sp.params.spine_class,
                     base_x_nm=base[0], base_y_nm=base[1], base_z_nm=base[2],
                     axis_x=sp.axis[0], axis_y=sp.axis[1], axis_z=sp.axis[2],

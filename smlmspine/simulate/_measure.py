@@ -36,12 +36,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["SpineMeasurement", "cross_section_areas", "measure_spine"]
+__all__ = ["TruthSpineMeasurement", "cross_section_areas", "measure_truth_spine"]
 
 
 @dataclass(frozen=True, slots=True)
-class SpineMeasurement:
-    """Measurements of one spine (see the module docstring for the definitions)."""
+class TruthSpineMeasurement:
+    """Ground-truth measurements of one simulated spine (see the module docstring).
+
+    Not :class:`smlmspine.morphology.SpineMeasurement`: fewer fields, measured along the
+    design axis (or true centreline) without smoothing.
+    """
 
     length_nm: float
     neck_min_diameter_nm: float
@@ -131,9 +135,9 @@ def cross_section_areas(vertices: np.ndarray, faces: np.ndarray, origin, normal,
     return np.abs(out)
 
 
-def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
-                  step_nm: float = 5.0, head_neck_threshold: float = 1.2,
-                  centreline_nm=None) -> SpineMeasurement:
+def measure_truth_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
+                        step_nm: float = 5.0, head_neck_threshold: float = 1.2,
+                        centreline_nm=None) -> TruthSpineMeasurement:
     """Measure a spine mesh (closed, cut at its base plane) with the module's definitions.
 
     Parameters
@@ -156,13 +160,13 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
 
     Returns
     -------
-    SpineMeasurement
+    TruthSpineMeasurement
 
     Examples
     --------
     >>> import trimesh
     >>> cyl = trimesh.creation.cylinder(radius=50.0, height=400.0, sections=256)
-    >>> m = measure_spine(cyl.vertices, cyl.faces, base_nm=[0, 0, -200], axis=[0, 0, 1])
+    >>> m = measure_truth_spine(cyl.vertices, cyl.faces, base_nm=[0, 0, -200], axis=[0, 0, 1])
     >>> round(m.length_nm), round(m.neck_min_diameter_nm)
     (400, 100)
     """
@@ -211,7 +215,7 @@ def measure_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axis,
     vol = abs(vol)
     if boundary == 0:
         head_vol = vol
-    return SpineMeasurement(length_nm=length, neck_min_diameter_nm=neck_min, neck_length_nm=t_b,
+    return TruthSpineMeasurement(length_nm=length, neck_min_diameter_nm=neck_min, neck_length_nm=t_b,
                             head_diameter_nm=head_d, head_volume_um3=head_vol * 1e-9,
                             volume_um3=vol * 1e-9)
 

@@ -117,3 +117,21 @@ def test_cbc_values():
     assert np.nanmean(c_same) > 0.6
     assert abs(np.nanmean(c_other)) < 0.1
     assert np.all((c_same[np.isfinite(c_same)] >= -1) & (c_same[np.isfinite(c_same)] <= 1))
+
+
+def test_cbc_takes_pre_then_post_and_scores_pre():
+    rng = np.random.default_rng(7)
+    centers = rng.random((10, 2)) * 10000
+    pre = np.repeat(centers, 20, axis=0) + rng.normal(0, 30, (200, 2))
+    post = centers[:4] + rng.normal(0, 30, (4, 2))   # only 4 of the 10 sites labelled
+    by_name = cbc(pre=pre, post=post, r_max_nm=300)
+    assert by_name.values.shape == (200,) and by_name.nearest_distance_nm.shape == (200,)
+    np.testing.assert_array_equal(by_name.values, cbc(pre, post, r_max_nm=300).values)
+    # pre localizations at an unlabelled site have no post neighbour within R_max: 0
+    site = np.repeat(np.arange(10), 20)
+    assert np.all(by_name.values[site >= 4] == 0.0)
+    np.testing.assert_allclose(
+        by_name.nearest_distance_nm,
+        np.linalg.norm(pre[:, None] - post[None], axis=2).min(axis=1))
+    swapped = cbc(post, pre, r_max_nm=300)
+    assert swapped.values.shape == (4,)

@@ -7,7 +7,7 @@ import pytest
 from smlmspine.errors import ParameterError
 from smlmspine.morphology._sections import cross_section
 from smlmspine.simulate import (Acquisition, Geometry, Labeling, Meshing, SpineParameters,
-                                SpineShapeNoise, dendrite, measure_spine)
+                                SpineShapeNoise, dendrite, measure_truth_spine)
 from smlmspine.simulate._geometry import build_geometry
 from smlmspine.simulate._shape import draw_noise_field, draw_spine_shape
 
@@ -63,7 +63,7 @@ def test_elliptic_neck_reaches_the_requested_aspect_with_the_design_area():
     assert max(ratios) == pytest.approx(2.0, rel=0.08)
     assert min(ratios) > 1.35                      # between (1 + 2) / 2 and 2 along the neck
     assert np.median(diams) == pytest.approx(200.0, rel=0.04)   # equivalent diameter kept
-    m = measure_spine(v, f, base_nm=sp.base, axis=sp.axis)
+    m = measure_truth_spine(v, f, base_nm=sp.base, axis=sp.axis)
     assert m.neck_min_diameter_nm == pytest.approx(200.0, rel=0.05)
 
 

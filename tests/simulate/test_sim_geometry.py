@@ -6,7 +6,7 @@ import trimesh
 
 from smlmspine.errors import ParameterError
 from smlmspine.simulate import (SpineParameters, cross_section_areas, draw_spine_parameters,
-                                measure_spine, mesh_implicit)
+                                measure_truth_spine, mesh_implicit)
 from smlmspine.simulate._geometry import build_geometry
 
 
@@ -37,7 +37,7 @@ def test_measure_cylinder_plus_sphere_matches_formulas():
 
     m = _mesh(f, [-R - 20, -R - 20, -20], [R + 20, R + 20, c + R + 20], 8.0)
     assert m.is_watertight
-    meas = measure_spine(m.vertices, m.faces, base_nm=[0, 0, 0], axis=[0, 0, 1])
+    meas = measure_truth_spine(m.vertices, m.faces, base_nm=[0, 0, 0], axis=[0, 0, 1])
     rho = 1.2 * r  # head-neck boundary: first section wider than 1.2 x neck minimum
     h = R + np.sqrt(R ** 2 - rho ** 2)
     z1 = c - np.sqrt(R ** 2 - r ** 2)
@@ -52,7 +52,7 @@ def test_measure_cylinder_plus_sphere_matches_formulas():
 
 def test_measure_exact_cylinder_mesh():
     cyl = trimesh.creation.cylinder(radius=80.0, height=500.0, sections=512)
-    meas = measure_spine(cyl.vertices, cyl.faces, base_nm=[0, 0, -250], axis=[0, 0, 1])
+    meas = measure_truth_spine(cyl.vertices, cyl.faces, base_nm=[0, 0, -250], axis=[0, 0, 1])
     assert meas.neck_min_diameter_nm == pytest.approx(160.0, rel=1e-3)
     assert meas.head_diameter_nm == pytest.approx(160.0, rel=1e-3)
     assert meas.length_nm == pytest.approx(500.0)
@@ -91,7 +91,7 @@ def test_overfull_shaft_and_bad_class_raise():
 
 
 def test_branched_spine_two_heads():
-    from smlmspine.simulate import measure_spine as measure
+    from smlmspine.simulate import measure_truth_spine as measure
 
     g = build_geometry([SpineParameters("branched", 120.0, 900.0, 450.0, 450.0)],
                        shaft_radius_nm=400, shaft_length_nm=3000, rng=0)
