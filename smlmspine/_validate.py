@@ -163,7 +163,16 @@ def integer(value, name: str, *, minimum: int | None = None, maximum: int | None
             try:
                 v = int(value.strip())
             except ValueError:
-                raise _invalid(name, expected, value) from None
+                # an integral number written with an exponent ("1e6") is an integer too
+                try:
+                    if "e" not in value.lower():
+                        raise ValueError(value)
+                    f = float(value.strip())
+                except ValueError:
+                    raise _invalid(name, expected, value) from None
+                if not (math.isfinite(f) and f == int(f)):
+                    raise _invalid(name, expected, value) from None
+                v = int(f)
         else:
             f = _number(value, name, expected)
             if not (math.isfinite(f) and f == int(f)):

@@ -141,7 +141,13 @@ def table_output(out: Outputs, path, *, option: str, format: str | None = None) 
         known = sorted({e for w in ws.values() for e in w.extensions})
         raise FormatError(f"{option}: cannot tell the output format from extension "
                           f"{_suffix(path)!r}; known: {', '.join(known)}", path=path)
-    return out.file(path, option=option)
+    name = format or next(n for n, w in ws.items() if _suffix(path) in w.extensions)
+    declared = out.file(path, option=option)
+    if name == "picasso":  # its YAML side file is an output too (undone on failure)
+        from ..io.picasso import sidecar_path
+
+        out.file(sidecar_path(path), option=f"{option} (Picasso YAML side file)")
+    return declared
 
 
 def results_output(out: Outputs, path, *, option: str, what: str = "table",

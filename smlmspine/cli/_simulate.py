@@ -6,8 +6,19 @@ import json
 import re
 from pathlib import Path
 
+from .._validate import check_count, cli_type, finite, in_range, integer
 from ..errors import FormatError, ParameterError
-from ._common import print_json
+from ._common import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Outputs,
+                      print_json, table_output)
+
+#: ``type=`` of the simulator's options (the checks of smlmspine._validate).
+FINITE = cli_type(finite)
+FRACTION = cli_type(in_range, low=0, high=1)
+AT_LEAST_ONE = cli_type(in_range, low=1, high=float("inf"), high_open=True)
+#: a decimation target: at least a tetrahedron's 4 faces
+MAX_FACES = cli_type(integer, minimum=4)
+#: Abberior export layouts of ``simulate minflux`` (the extension picks them).
+_MINFLUX_EXPORTS = (".npy", ".mat", ".json")
 
 _TRUTH_HELP = ("The truth goes to OUT_stem.truth/ (Parquet tables, PLY meshes, parameters.json); "
                "the same --seed gives identical files.")
@@ -24,65 +35,65 @@ def register(sub) -> None:
                                   "from photons, background, drift. OUT's extension picks the "
                                   "format (.parquet, .csv, ...). " + _TRUTH_HELP)
     _common(d)
-    d.add_argument("--n-spines", type=int, default=None, help="number of spines (default: density x length)")
-    d.add_argument("--spine-density-per-um", type=float, default=1.5, help="spines per um (default 1.5)")
-    d.add_argument("--shaft-length-nm", type=float, default=10000.0, help="default 10000")
-    d.add_argument("--shaft-radius-nm", type=float, default=400.0, help="default 400")
-    d.add_argument("--curvature-per-um", type=float, default=0.0, help="shaft curvature 1/um (default 0)")
+    d.add_argument("--n-spines", type=NON_NEGATIVE_INT, default=None, help="number of spines (default: density x length)")
+    d.add_argument("--spine-density-per-um", type=NON_NEGATIVE, default=1.5, help="spines per um (default 1.5)")
+    d.add_argument("--shaft-length-nm", type=POSITIVE, default=10000.0, help="default 10000")
+    d.add_argument("--shaft-radius-nm", type=POSITIVE, default=400.0, help="default 400")
+    d.add_argument("--curvature-per-um", type=FINITE, default=0.0, help="shaft curvature 1/um (default 0)")
     d.add_argument("--classes", default="thin,mushroom,stubby,filopodium",
                    help="comma-separated spine classes to draw from")
     d.add_argument("--label", choices=("membrane", "volume"), default="membrane")
-    d.add_argument("--labeling-density-per-um2", type=float, default=500.0,
+    d.add_argument("--labeling-density-per-um2", type=NON_NEGATIVE, default=500.0,
                    help="membrane label: fluorophores per um^2 (default 500)")
-    d.add_argument("--labeling-density-per-um3", type=float, default=3000.0,
+    d.add_argument("--labeling-density-per-um3", type=NON_NEGATIVE, default=3000.0,
                    help="volume label: fluorophores per um^3 (default 3000)")
-    d.add_argument("--labeling-efficiency", type=float, default=0.8, help="default 0.8")
-    d.add_argument("--blinks-per-fluorophore", type=float, default=3.0, help="default 3")
-    d.add_argument("--precision-nm", type=float, default=None,
+    d.add_argument("--labeling-efficiency", type=FRACTION, default=0.8, help="default 0.8")
+    d.add_argument("--blinks-per-fluorophore", type=AT_LEAST_ONE, default=3.0, help="default 3")
+    d.add_argument("--precision-nm", type=POSITIVE, default=None,
                    help="median lateral precision, nm (default: from photons, ~12 nm)")
-    d.add_argument("--axial-factor", type=float, default=2.5, help="axial / lateral precision (default 2.5)")
-    d.add_argument("--drift-nm", type=float, default=150.0, help="largest lateral drift, nm (default 150; 0 = none)")
+    d.add_argument("--axial-factor", type=POSITIVE, default=2.5, help="axial / lateral precision (default 2.5)")
+    d.add_argument("--drift-nm", type=NON_NEGATIVE, default=150.0, help="largest lateral drift, nm (default 150; 0 = none)")
     d.add_argument("--drift-table", default=None, metavar="FILE",
                    help="drift to add: Parquet/CSV with frame, dx_nm, dy_nm[, dz_nm]")
-    d.add_argument("--n-frames", type=int, default=20000, help="default 20000")
-    d.add_argument("--background-rate-per-frame", type=float, default=0.1, help="default 0.1")
-    d.add_argument("--n-fiducials", type=int, default=0, help="fiducial beads (default 0)")
+    d.add_argument("--n-frames", type=POSITIVE_INT, default=20000, help="default 20000")
+    d.add_argument("--background-rate-per-frame", type=NON_NEGATIVE, default=0.1, help="default 0.1")
+    d.add_argument("--n-fiducials", type=NON_NEGATIVE_INT, default=0, help="fiducial beads (default 0)")
     d.add_argument("--mesh", default=None, metavar="FILE",
                    help="label this surface (PLY/OBJ/OFF/STL, nm) instead of a generated dendrite")
     d.add_argument("--spine-mesh", action="append", default=[], metavar="FILE",
                    help="with --mesh: a segmented spine mesh (repeat for several); its id is the "
                         "number in the file name (spine_3.ply -> 3), else its position")
-    d.add_argument("--mesh-step-nm", type=float, default=25.0, help="fragment mesh lattice step (default 25)")
-    d.add_argument("--mesh-max-faces", type=int, default=None,
+    d.add_argument("--mesh-step-nm", type=POSITIVE, default=25.0, help="fragment mesh lattice step (default 25)")
+    d.add_argument("--mesh-max-faces", type=MAX_FACES, default=None,
                    help="decimate the fragment mesh to at most this many triangles")
-    d.add_argument("--spine-mesh-max-faces", type=int, default=None,
+    d.add_argument("--spine-mesh-max-faces", type=MAX_FACES, default=None,
                    help="decimate each spine mesh to at most this many triangles")
     e = d.add_argument_group("EM-like spines (irregular shapes, low-poly truth, spine-only sets)")
     e.add_argument("--layout", choices=("shaft", "spines"), default="shaft",
                    help="spines on a shaft (default), or spine-only: each spine cut flat at its "
                         "base, no shaft, spaced --spine-gap-nm apart, every point labelled")
-    e.add_argument("--spine-gap-nm", type=float, default=50.0,
+    e.add_argument("--spine-gap-nm", type=NON_NEGATIVE, default=50.0,
                    help="smallest gap between spines, nm (default 50)")
     e.add_argument("--em-like", action="store_true",
                    help="preset: --irregularity-nm 12 --irregularity-wavelength-nm 400 "
                         "--neck-aspect-max 1.8 --neck-curvature 0.25 --neck-kink-deg 20 "
                         "--neck-minima 2 --head-lobes 1 --decimate-vertices 1000 (options "
                         "given explicitly override it)")
-    e.add_argument("--irregularity-nm", type=float, default=None,
+    e.add_argument("--irregularity-nm", type=NON_NEGATIVE, default=None,
                    help="RMS surface irregularity, nm (default 0)")
-    e.add_argument("--irregularity-wavelength-nm", type=float, default=None,
+    e.add_argument("--irregularity-wavelength-nm", type=POSITIVE, default=None,
                    help="wavelength of the irregularity, nm (default 400)")
-    e.add_argument("--neck-aspect-max", type=float, default=None,
+    e.add_argument("--neck-aspect-max", type=cli_type(in_range, low=1, high=4), default=None,
                    help="largest aspect ratio of the elliptic neck sections (default 1)")
-    e.add_argument("--neck-curvature", type=float, default=None,
+    e.add_argument("--neck-curvature", type=cli_type(in_range, low=0, high=0.5), default=None,
                    help="largest sideways bend of the neck end / neck length (default 0)")
-    e.add_argument("--neck-kink-deg", type=float, default=None,
+    e.add_argument("--neck-kink-deg", type=cli_type(in_range, low=0, high=60), default=None,
                    help="largest kink of the neck, degrees (default 0)")
-    e.add_argument("--neck-minima", type=int, default=None,
+    e.add_argument("--neck-minima", type=cli_type(integer, minimum=0, maximum=5), default=None,
                    help="local minima of the neck diameter along it (default 0)")
-    e.add_argument("--head-lobes", type=int, default=None,
+    e.add_argument("--head-lobes", type=cli_type(integer, minimum=0, maximum=4), default=None,
                    help="extra lobes on each head (default 0)")
-    e.add_argument("--decimate-vertices", type=int, default=None,
+    e.add_argument("--decimate-vertices", type=cli_type(integer, minimum=50), default=None,
                    help="decimate each spine truth mesh to about this many vertices")
     d.set_defaults(func=_dendrite)
 
@@ -91,13 +102,13 @@ def register(sub) -> None:
                                   ".mat or .json is written in the Abberior export layout; other "
                                   "extensions use the table writers. " + _TRUTH_HELP)
     _common(m)
-    m.add_argument("--n-emitters", type=int, default=100, help="default 100")
+    m.add_argument("--n-emitters", type=NON_NEGATIVE_INT, default=100, help="default 100")
     m.add_argument("--ndim", type=int, choices=(2, 3), default=3)
-    m.add_argument("--precision-nm", type=float, default=3.0, help="median lateral precision (default 3)")
-    m.add_argument("--localizations-per-trace", type=float, default=20.0, help="mean (default 20)")
-    m.add_argument("--time-s", type=float, default=600.0, help="acquisition length (default 600)")
-    m.add_argument("--invalid-fraction", type=float, default=0.1, help="rows with vld=False (default 0.1)")
-    m.add_argument("--drift-nm", type=float, default=0.0, help="largest lateral drift (default 0)")
+    m.add_argument("--precision-nm", type=POSITIVE, default=3.0, help="median lateral precision (default 3)")
+    m.add_argument("--localizations-per-trace", type=AT_LEAST_ONE, default=20.0, help="mean (default 20)")
+    m.add_argument("--time-s", type=POSITIVE, default=600.0, help="acquisition length (default 600)")
+    m.add_argument("--invalid-fraction", type=cli_type(in_range, low=0, high=1, high_open=True), default=0.1, help="rows with vld=False (default 0.1)")
+    m.add_argument("--drift-nm", type=NON_NEGATIVE, default=0.0, help="largest lateral drift (default 0)")
     m.set_defaults(func=_minflux)
 
     s = ss.add_parser("synapses", help="pre/post synaptic populations with a coupled fraction",
@@ -105,15 +116,15 @@ def register(sub) -> None:
                                   "fraction and coupling distance, with localizations per object. "
                                   + _TRUTH_HELP)
     _common(s)
-    s.add_argument("--n-pre", type=int, default=500)
-    s.add_argument("--n-post", type=int, default=500)
-    s.add_argument("--coupled-fraction", type=float, default=0.5)
-    s.add_argument("--distance-mean-nm", type=float, default=100.0)
-    s.add_argument("--distance-sd-nm", type=float, default=30.0)
+    s.add_argument("--n-pre", type=NON_NEGATIVE_INT, default=500)
+    s.add_argument("--n-post", type=NON_NEGATIVE_INT, default=500)
+    s.add_argument("--coupled-fraction", type=FRACTION, default=0.5)
+    s.add_argument("--distance-mean-nm", type=NON_NEGATIVE, default=100.0)
+    s.add_argument("--distance-sd-nm", type=NON_NEGATIVE, default=30.0)
     s.add_argument("--ndim", type=int, choices=(2, 3), default=2)
-    s.add_argument("--locs-per-object", type=float, default=10.0,
+    s.add_argument("--locs-per-object", type=NON_NEGATIVE, default=10.0,
                    help="mean fluorophores per object (default 10; 0 = write the object centres)")
-    s.add_argument("--precision-nm", type=float, default=10.0)
+    s.add_argument("--precision-nm", type=POSITIVE, default=10.0)
     s.set_defaults(func=_synapses)
     p.set_defaults(func=_no_kind)
     p.set_defaults(_parser=p)
@@ -121,7 +132,7 @@ def register(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("out", metavar="OUT", help="output localization file")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same files)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=None, help="random seed (same seed, same files)")
     p.add_argument("--format", dest="out_format", default=None, help="output format name")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
@@ -143,10 +154,37 @@ def _done(args, sim, written) -> int:
     return 0
 
 
+def _simulate_and_write(args, simulate, *, exports: tuple[str, ...] = ()):
+    """Declare OUT and OUT_stem.truth/ in one output transaction (checked before any work),
+    run ``simulate()`` and write; on any failure nothing the command created is left and
+    a replaced file or truth folder is restored (smlmspine/_outputs.py)."""
+    from ..simulate._output import truth_folder, write_simulation
+
+    out = Path(args.out)
+    with Outputs() as outputs:
+        if args.out_format is None and out.suffix.lower() in exports:
+            outputs.file(out, option="OUT")
+        else:
+            table_output(outputs, out, option="OUT", format=args.out_format)
+        outputs.folder(truth_folder(out), option="OUT's truth folder")
+        sim = simulate()
+        written = write_simulation(sim, out, format=args.out_format)
+    return sim, written
+
+
+def _option(field: str) -> str:
+    """The CLI option of a parameter-group field (for the budget messages)."""
+    return "--" + {"n_spines": "n-spines", "mesh_step_nm": "mesh-step-nm"}.get(
+        field, field.replace("_", "-"))
+
+
 def _dendrite(args) -> int:
     from ..simulate import (Acquisition, DriftModel, Geometry, Labeling, Meshing,
-                            PhotophysicsModel, dendrite, sample_mesh, write_simulation)
+                            PhotophysicsModel, dendrite, sample_mesh)
+    from ..simulate._settings import check_dendrite_budget
 
+    if args.spine_mesh and not args.mesh:
+        raise ParameterError("--spine-mesh needs --mesh (the whole surface to label)")
     drift = _read_drift(args.drift_table) if args.drift_table else None
     groups = dict(
         labeling=Labeling(label=args.label, labeling_density_per_um2=args.labeling_density_per_um2,
@@ -159,8 +197,7 @@ def _dendrite(args) -> int:
                                 background_rate_per_frame=args.background_rate_per_frame,
                                 n_fiducials=args.n_fiducials),
         drift=DriftModel(drift_nm=args.drift_nm, table=drift), rng=args.seed)
-    if args.spine_mesh and not args.mesh:
-        raise ParameterError("--spine-mesh needs --mesh (the whole surface to label)")
+    budget = {k: groups[k] for k in ("labeling", "photophysics", "acquisition")}
     if args.mesh:
         spines = {}
         for i, f in enumerate(args.spine_mesh):
@@ -169,7 +206,10 @@ def _dendrite(args) -> int:
             if sid in spines:
                 raise ParameterError(f"two --spine-mesh files give spine id {sid}")
             spines[sid] = Path(f)
-        sim = sample_mesh(Path(args.mesh), spine_meshes=spines or None, **groups)
+        area, volume = _mesh_size(Path(args.mesh))
+        check_dendrite_budget(mesh_area_nm2=area, mesh_volume_nm3=volume, name=_option, **budget)
+        run = lambda: sample_mesh(Path(args.mesh), spine_meshes=spines or None,  # noqa: E731
+                                  **groups)
     else:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
         geometry = Geometry(n_spines=args.n_spines, spine_density_per_um=args.spine_density_per_um,
@@ -180,8 +220,26 @@ def _dendrite(args) -> int:
                             shape_noise=_shape_noise(args))
         meshing = Meshing(mesh_step_nm=args.mesh_step_nm, mesh_max_faces=args.mesh_max_faces,
                           spine_mesh_max_faces=args.spine_mesh_max_faces)
-        sim = dendrite(geometry=geometry, meshing=meshing, **groups)
-    return _done(args, sim, write_simulation(sim, Path(args.out), format=args.out_format))
+        check_dendrite_budget(geometry, meshing, name=_option, **budget)
+        run = lambda: dendrite(geometry=geometry, meshing=meshing, **groups)  # noqa: E731
+    sim, written = _simulate_and_write(args, run)
+    return _done(args, sim, written)
+
+
+def _mesh_size(path: Path) -> tuple[float, float]:
+    """Surface area and volume (nm^2, nm^3) of the --mesh file, for the budget check."""
+    import trimesh
+
+    if not path.is_file():
+        raise FormatError("no such mesh file (--mesh)", path=path)
+    try:
+        mesh = trimesh.load(path, force="mesh")
+        area = float(mesh.area)
+        volume = abs(float(mesh.volume)) if mesh.is_watertight else 0.0
+    except Exception as exc:  # the simulator reports the details when it loads it
+        raise FormatError(f"--mesh cannot be read as a triangle mesh: {type(exc).__name__}: "
+                          f"{exc}", path=path) from exc
+    return area, volume
 
 
 _SHAPE_OPTIONS = {"irregularity_nm": "amplitude_nm", "irregularity_wavelength_nm": "wavelength_nm",
@@ -205,27 +263,36 @@ def _shape_noise(args):
 
 
 def _minflux(args) -> int:
-    from ..simulate import minflux_traces, write_simulation
+    from ..simulate import minflux_traces
 
-    sim = minflux_traces(n_emitters=args.n_emitters, ndim=args.ndim, precision_nm=args.precision_nm,
-                         localizations_per_trace=args.localizations_per_trace, time_s=args.time_s,
-                         invalid_fraction=args.invalid_fraction, drift_nm=args.drift_nm,
-                         rng=args.seed)
-    return _done(args, sim, write_simulation(sim, Path(args.out), format=args.out_format))
+    # localizations ~ emitters x 1.5 traces x localizations per trace; ~200 B each with
+    # their truth row and temporaries
+    check_count(args.n_emitters * 1.5 * args.localizations_per_trace, 200.0,
+                what=f"--n-emitters {args.n_emitters} x --localizations-per-trace "
+                     f"{args.localizations_per_trace:g}: "
+                     f"{args.n_emitters * 1.5 * args.localizations_per_trace:.3g} localizations")
+    sim, written = _simulate_and_write(args, lambda: minflux_traces(
+        n_emitters=args.n_emitters, ndim=args.ndim, precision_nm=args.precision_nm,
+        localizations_per_trace=args.localizations_per_trace, time_s=args.time_s,
+        invalid_fraction=args.invalid_fraction, drift_nm=args.drift_nm, rng=args.seed),
+        exports=_MINFLUX_EXPORTS)
+    return _done(args, sim, written)
 
 
 def _synapses(args) -> int:
-    from ..simulate import write_simulation
-
     try:
         from ..simulate.synapses import synapses
     except ModuleNotFoundError as exc:  # pragma: no cover - while the module is missing
         raise ParameterError("the synapse simulator is not available in this version") from exc
-    sim = synapses(n_pre=args.n_pre, n_post=args.n_post, coupled_fraction=args.coupled_fraction,
-                   distance_mean_nm=args.distance_mean_nm, distance_sd_nm=args.distance_sd_nm,
-                   ndim=args.ndim, locs_per_object=args.locs_per_object,
-                   precision_nm=args.precision_nm, rng=args.seed)
-    written = write_simulation(sim, Path(args.out), format=args.out_format)
+    n_objects = args.n_pre + args.n_post
+    check_count(n_objects * max(args.locs_per_object, 1.0), 200.0,
+                what=f"--n-pre {args.n_pre} + --n-post {args.n_post} objects x "
+                     f"--locs-per-object {args.locs_per_object:g}")
+    sim, written = _simulate_and_write(args, lambda: synapses(
+        n_pre=args.n_pre, n_post=args.n_post, coupled_fraction=args.coupled_fraction,
+        distance_mean_nm=args.distance_mean_nm, distance_sd_nm=args.distance_sd_nm,
+        ndim=args.ndim, locs_per_object=args.locs_per_object, precision_nm=args.precision_nm,
+        rng=args.seed))
     summary = {**{k: v for k, v in sim.to_dict().items() if k not in ("parameters", "region")},
                "out": str(written["localizations"]), "truth": str(written["truth"])}
     if args.json:

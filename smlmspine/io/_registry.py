@@ -258,6 +258,8 @@ def read(path: str | Path, *, format: str | None = None, pixel_size_nm: float | 
     except SchemaError as exc:
         raise FormatError(str(exc), path=path) from exc
     _refuse_negative_frames(table, path)
+    if format not in WRITTEN_FORMATS:  # see MAX_COORDINATE_NM
+        _refuse_impossible_coordinates(table, path)
     return _with_reader_name(table, format, path)
 
 
@@ -269,6 +271,55 @@ def _refuse_negative_frames(table: pa.Table, path: Path) -> None:
     meta = table.schema.field("frame").metadata or {}
     column = (meta.get(b"original_name") or b"frame").decode(errors="replace")
     raise FormatError(negative_frame_message(found), path=path, column=column)
+
+
+#: Largest |x|, |y|, |z| a localization may have, nm (1 m: no microscope's field of view
+#: or stage travel comes near; a larger value is a damaged number or a wrong unit).
+#: Checked by :func:`read` for the formats smlmspine only reads (DECODE, SMAP, rapidSTORM,
+#: Zeiss, ONI, N-STORM, generic CSV with a mapping); the readers of the formats it also
+#: writes (:data:`WRITTEN_FORMATS`) keep every finite value, so that each writer -> reader
+#: round trip is exact for any finite table (tested with arbitrary floats).
+MAX_COORDINATE_NM = 1e9
+#: Readers of the files smlmspine's writers produce (the ``csv`` writer's files are read as
+#: ``thunderstorm``): exempt from the +-1 m check (docs/reliability.md).
+WRITTEN_FORMATS = ("parquet", "arrow", "smlm", "picasso", "thunderstorm", "minflux")
+
+
+def _refuse_impossible_coordinates(table: pa.Table, path: Path) -> None:
+    """One check for every reader (and writer): coordinates within +-1 m.
+
+    Examples
+    --------
+    >>> from smlmspine.schema import make_table
+    >>> _refuse_impossible_coordinates(make_table({"x": [1.0, -1e300], "y": [0.0, 0.0]}), Path("a.csv"))
+    Traceback (most recent call last):
+    ...
+    smlmspine.errors.FormatError: a.csv, column 'x': |x| must be at most 1e+09 nm (1 m: larger is a damaged value or a wrong unit); found -1e+300 at row 1 (rows count from 0; 1 such row)
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    for name in ("x", "y", "z"):
+        if name not in table.column_names or table.num_rows == 0:
+            continue
+        col = table.column(name)
+        if not pa.types.is_floating(col.type) and not pa.types.is_integer(col.type):
+            continue
+        low, high = (pc.min_max(col)[k].as_py() for k in ("min", "max"))
+        if low is None or (-MAX_COORDINATE_NM <= low and high <= MAX_COORDINATE_NM):
+            continue
+        values = np.asarray(col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array)
+                            else col.to_numpy())
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(values) > MAX_COORDINATE_NM
+        row = int(np.argmax(bad))
+        count = int(bad.sum())
+        meta = table.schema.field(name).metadata or {}
+        column = (meta.get(b"original_name") or name.encode()).decode(errors="replace")
+        raise FormatError(f"|{name}| must be at most {MAX_COORDINATE_NM:g} nm (1 m: larger is a "
+                          f"damaged value or a wrong unit); found {values[row]:g} at row {row} "
+                          f"(rows count from 0; {count} such row{'s' if count > 1 else ''})",
+                          path=path, column=column)
 
 
 def _with_reader_name(table: pa.Table, format: str, path: Path) -> pa.Table:

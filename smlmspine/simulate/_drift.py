@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from .._validate import check_count, integer
 from ..errors import ParameterError
 
 __all__ = ["smooth_drift", "drift_from_table"]
@@ -33,10 +34,10 @@ def smooth_drift(n_samples: int, *, drift_nm: float, drift_z_nm: float | None = 
     """
     if drift_nm < 0 or (drift_z_nm is not None and drift_z_nm < 0):
         raise ParameterError(f"drift_nm and drift_z_nm must be >= 0, got {drift_nm}, {drift_z_nm}")
+    n = _samples(n_samples)
     rng = np.random.default_rng(rng)
     if drift_z_nm is None:
         drift_z_nm = 0.5 * drift_nm
-    n = int(n_samples)
     t = np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(1)
     out = np.zeros((n, 3))
     for ax in range(3):
@@ -51,6 +52,17 @@ def smooth_drift(n_samples: int, *, drift_nm: float, drift_z_nm: float | None = 
     zmax = np.abs(out[:, 2]).max()
     out[:, 2] *= (drift_z_nm / zmax) if zmax > 0 else 0.0
     return out
+
+
+#: Bytes per drift sample (the (n, 3) result, the time axis and the temporaries).
+_BYTES_PER_SAMPLE = 80
+
+
+def _samples(n_samples) -> int:
+    """``n_samples`` as an int >= 1, refused before allocating beyond the memory budget."""
+    n = integer(n_samples, "n_samples", minimum=1)
+    check_count(n, _BYTES_PER_SAMPLE, what=f"n_samples={n}: drift at {n:.3g} frames")
+    return n
 
 
 def drift_from_table(drift, n_samples: int, *, key: str = "frame") -> np.ndarray:
@@ -75,9 +87,10 @@ def drift_from_table(drift, n_samples: int, *, key: str = "frame") -> np.ndarray
     k = np.asarray(cols[key], float)
     if k.size == 0 or not np.all(np.isfinite(k)):
         raise ParameterError(f"drift table column {key!r} must be non-empty and finite")
+    n = _samples(n_samples)
     order = np.argsort(k, kind="stable")
-    grid = np.arange(int(n_samples), dtype=float)
-    out = np.zeros((int(n_samples), 3))
+    grid = np.arange(n, dtype=float)
+    out = np.zeros((n, 3))
     for ax, name in enumerate(("dx_nm", "dy_nm", "dz_nm")):
         if name in cols:
             out[:, ax] = np.interp(grid, k[order], np.asarray(cols[name], float)[order])

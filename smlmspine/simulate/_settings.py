@@ -20,15 +20,17 @@ smlmspine.errors.ParameterError: label must be 'membrane' or 'volume', got 'surf
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
+from .._validate import check_memory, finite
 from ..errors import ParameterError
 from ._blinking import PhotophysicsModel
 from ._geometry import DEFAULT_CLASSES, SPINE_CLASSES, SpineParameters
 
 __all__ = ["Geometry", "Meshing", "Labeling", "Acquisition", "DriftModel", "SpineShapeNoise",
-           "PhotophysicsModel", "group_dict", "check_group"]
+           "PhotophysicsModel", "group_dict", "check_group", "check_dendrite_budget"]
 
 #: Spine arrangements: on a shaft, or cut flat at the base without a shaft.
 LAYOUTS = ("shaft", "spines")
@@ -100,6 +102,9 @@ class SpineShapeNoise:
     decimate_vertices: int | None = None
 
     def __post_init__(self):
+        _finite(self, ("amplitude_nm", "wavelength_nm", "n_waves", "neck_aspect_max",
+                       "neck_curvature", "neck_kink_deg", "n_neck_minima", "neck_bulge",
+                       "head_lobes", "head_lobe_size", "decimate_vertices"))
         if self.amplitude_nm < 0:
             raise ParameterError(f"amplitude_nm must be >= 0, got {self.amplitude_nm}")
         if not self.wavelength_nm > 0:
@@ -203,6 +208,8 @@ class Geometry:
     shape_noise: SpineShapeNoise | None = None
 
     def __post_init__(self):
+        _finite(self, ("n_spines", "spine_density_per_um", "shaft_radius_nm", "shaft_length_nm",
+                       "curvature_per_um", "fillet_nm", "max_elevation_deg", "spine_gap_nm"))
         if not (self.shaft_length_nm > 0 and self.shaft_radius_nm > 0):
             raise ParameterError("shaft_length_nm and shaft_radius_nm must be > 0")
         if self.n_spines is not None and int(self.n_spines) < 0:
@@ -248,6 +255,8 @@ class Meshing:
     spine_mesh_max_faces: int | None = None
 
     def __post_init__(self):
+        _finite(self, ("mesh_step_nm", "spine_mesh_step_nm", "mesh_max_faces",
+                       "spine_mesh_max_faces"))
         if not self.mesh_step_nm > 0 or (self.spine_mesh_step_nm is not None
                                          and not self.spine_mesh_step_nm > 0):
             raise ParameterError("mesh_step_nm and spine_mesh_step_nm must be > 0")
@@ -275,6 +284,7 @@ class Labeling:
     head_enrichment: float = 1.0
 
     def __post_init__(self):
+        _finite(self, ("labeling_density_per_um2", "labeling_density_per_um3", "head_enrichment"))
         if self.label not in ("membrane", "volume"):
             raise ParameterError(f"label must be 'membrane' or 'volume', got {self.label!r}")
         if self.labeling_density_per_um2 < 0 or self.labeling_density_per_um3 < 0:
@@ -305,6 +315,8 @@ class Acquisition:
     fiducial_photons: float = 50000.0
 
     def __post_init__(self):
+        _finite(self, ("n_frames", "background_rate_per_frame", "n_fiducials",
+                       "fiducial_photons"))
         if int(self.n_frames) < 1:
             raise ParameterError(f"n_frames must be >= 1, got {self.n_frames}")
         if self.background_rate_per_frame < 0 or self.n_fiducials < 0:
@@ -331,8 +343,17 @@ class DriftModel:
     table: Any = None
 
     def __post_init__(self):
+        _finite(self, ("drift_nm", "drift_z_nm"))
         if self.drift_nm < 0 or (self.drift_z_nm is not None and self.drift_z_nm < 0):
             raise ParameterError("drift_nm and drift_z_nm must be >= 0")
+
+
+def _finite(group, names) -> None:
+    """Refuse NaN and infinite values (the range checks below let NaN through)."""
+    for name in names:
+        value = getattr(group, name)
+        if value is not None and not isinstance(value, bool):
+            finite(value, name)
 
 
 def check_group(value, cls, name: str):
@@ -348,3 +369,102 @@ def check_group(value, cls, name: str):
 def group_dict(group) -> dict:
     """The fields of a parameter group as a flat dict (shallow)."""
     return {f.name: getattr(group, f.name) for f in fields(group)}
+
+
+# Costs of the 3D STORM simulator for check_dendrite_budget, fitted on measured peaks
+# (docs/reliability.md, "Resource budgets"): the whole-fragment mesher evaluates the
+# implicit function of every spine on a coarse lattice (4 x mesh_step_nm) over the
+# fragment's bounding box, ~20 B per lattice point and spine; every localization (with
+# its truth row and the temporaries of the acquisition) ~250 B; each frame ~80 B.
+_SPINE_REACH_NM = 2400.0     # farthest a drawn spine (neck + head) reaches out of the shaft
+_SPINE_AREA_NM2 = 4e6        # membrane area of one spine (generous: 1 um head + neck)
+_SPINE_VOLUME_NM3 = 1e9      # volume of one spine (generous)
+_BYTES_PER_LATTICE_SPINE = 20.0
+_BYTES_PER_LOCALIZATION = 250.0
+_BYTES_PER_FRAME = 80.0
+
+
+def _spine_count(g: Geometry) -> float:
+    if g.spines is not None:
+        return float(len(g.spines))
+    if g.n_spines is not None:
+        return float(g.n_spines)
+    return float(round(g.spine_density_per_um * g.shaft_length_nm / 1000.0))
+
+
+def check_dendrite_budget(geometry: Geometry | None = None, meshing: Meshing | None = None,
+                          labeling: Labeling | None = None,
+                          photophysics: PhotophysicsModel | None = None,
+                          acquisition: Acquisition | None = None, *, mesh_area_nm2=None,
+                          mesh_volume_nm3=None, name=lambda field: field) -> float:
+    """Estimate the memory of a 3D STORM simulation and refuse it beyond the budget.
+
+    Called before anything is drawn (:func:`smlmspine._validate.check_memory`): the
+    estimate grows with the number of spines (``n_spines`` or density x shaft length),
+    the shaft length, ``mesh_step_nm``, the labeling density, blinks and ``n_frames``.
+    ``mesh_area_nm2`` / ``mesh_volume_nm3`` replace the generated geometry for
+    :func:`sample_mesh`. ``name`` maps a field name to what the message calls it (the
+    CLI passes its option names). Returns the estimate in bytes.
+
+    Examples
+    --------
+    >>> check_dendrite_budget() < 1e9
+    True
+    >>> check_dendrite_budget(Geometry(n_spines=10**9))
+    Traceback (most recent call last):
+    ...
+    smlmspine.errors.ParameterError: n_spines=1000000000 on a 10000 nm shaft (meshed at mesh_step_nm=25): 1e+09 spines x 3e+05 lattice points would need about 7.77e+06 GB, over the memory budget of 1 GB (raise it with SMLMSPINE_MEMORY_BUDGET_GB=...)
+    """
+    msh = meshing or Meshing()
+    lab = labeling or Labeling()
+    model = photophysics or PhotophysicsModel()
+    acq = acquisition or Acquisition()
+    n_frames = float(acq.n_frames)
+    terms = []  # (bytes, description)
+    if mesh_area_nm2 is None:
+        g = geometry or Geometry()
+        n_sp = _spine_count(g)
+        r, length = float(g.shaft_radius_nm), float(g.shaft_length_nm)
+        step = float(msh.mesh_step_nm)
+        pad = 2 * step + float(g.fillet_nm)
+        reach = _SPINE_REACH_NM + pad
+        if g.layout == "spines":
+            box = (n_sp * (1000.0 + float(g.spine_gap_nm)) + 2 * pad) * (2 * reach) ** 2
+        else:
+            box = ((length + 2 * pad + 1000.0) * (2 * (r + reach))
+                   * (2 * (r + reach * math.sin(math.radians(float(g.max_elevation_deg))))))
+        lattice = box / (4.0 * step) ** 3
+        spines_opt = (f"{name('n_spines')}={int(n_sp)}" if g.n_spines is not None or g.spines
+                      else f"{name('spine_density_per_um')}={g.spine_density_per_um:g}")
+        terms.append((lattice * max(n_sp, 1.0) * _BYTES_PER_LATTICE_SPINE,
+                      f"{spines_opt} on a {length:g} nm shaft (meshed at "
+                      f"{name('mesh_step_nm')}={step:g}): {n_sp:.2g} spines x {lattice:.2g} "
+                      "lattice points"))
+        area = 2 * math.pi * r * length + n_sp * _SPINE_AREA_NM2
+        volume = math.pi * r * r * length + n_sp * _SPINE_VOLUME_NM3
+        where = f"{length:g} nm shaft with {n_sp:.2g} spines"
+    else:
+        area, volume = float(mesh_area_nm2), float(mesh_volume_nm3 or 0.0)
+        where = f"{area / 1e6:.3g} um^2 mesh"
+    if lab.label == "membrane":
+        n_em = area / 1e6 * float(lab.labeling_density_per_um2)
+        density = f"{name('labeling_density_per_um2')}={lab.labeling_density_per_um2:g}"
+    else:
+        n_em = volume / 1e9 * float(lab.labeling_density_per_um3) * max(lab.head_enrichment, 1.0)
+        density = f"{name('labeling_density_per_um3')}={lab.labeling_density_per_um3:g}"
+    per_em = (float(model.labeling_efficiency) * float(model.blinks_per_fluorophore)
+              * float(model.frames_per_blink))
+    n_loc = (n_em * per_em + float(acq.n_fiducials) * n_frames
+             + float(acq.background_rate_per_frame) * n_frames)
+    terms.append((n_loc * _BYTES_PER_LOCALIZATION,
+                  f"{density} x {name('blinks_per_fluorophore')}="
+                  f"{model.blinks_per_fluorophore:g} on a {where}, {name('n_fiducials')}="
+                  f"{acq.n_fiducials} and {name('background_rate_per_frame')}="
+                  f"{acq.background_rate_per_frame:g} over {name('n_frames')}={acq.n_frames}: "
+                  f"{n_loc:.2g} localizations"))
+    terms.append((n_frames * _BYTES_PER_FRAME, f"{name('n_frames')}={acq.n_frames}: drift and "
+                  f"frame arrays of {n_frames:.2g} frames"))
+    total = sum(b for b, _ in terms)
+    worst = max(terms, key=lambda t: t[0] if math.isfinite(t[0]) else math.inf)
+    check_memory(total, what=worst[1])
+    return total
