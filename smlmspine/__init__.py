@@ -15,41 +15,28 @@ Examples
 'nm'
 """
 
-from __future__ import annotations
-
-import importlib
+from ._lazy import lazy_exports as _lazy_exports
 
 __version__ = "0.1.0"
 
-from .errors import FormatError, ParameterError, SchemaError, SmlmSpineError  # noqa: E402
+# Public submodules (the stages and their helpers).
+_SUBMODULES = ("schema", "errors", "io", "simulate", "minflux", "filtering", "drift", "merge",
+               "cluster", "envelope", "morphology", "coupling", "pipeline", "cli", "testing")
 
-# Public submodules, loaded on first attribute access.
-_SUBMODULES = (
-    "schema", "errors", "io", "simulate", "minflux", "filtering", "drift", "merge", "cluster",
-    "envelope", "morphology", "coupling", "pipeline", "cli", "testing",
-)
-# Public functions re-exported from submodules: name -> "module:attribute".
-_LAZY_FUNCTIONS = {
-    "read": "io:read",
-    "write": "io:write",
-    "validate": "schema:validate",
+# Public names -> ".module:attribute" (or ".module"), imported on first access.
+_LAZY = {
+    **{name: f".{name}" for name in _SUBMODULES},
+    # functions
+    "read": ".io:read",
+    "write": ".io:write",
+    "validate": ".schema:validate",
+    # errors
+    "SmlmSpineError": ".errors:SmlmSpineError",
+    "FormatError": ".errors:FormatError",
+    "SchemaError": ".errors:SchemaError",
+    "ParameterError": ".errors:ParameterError",
 }
 
-__all__ = ["__version__", "SmlmSpineError", "FormatError", "SchemaError", "ParameterError",
-           *_LAZY_FUNCTIONS, *_SUBMODULES]
+__all__ = ["__version__", *sorted(_LAZY)]
 
-
-def __getattr__(name: str):
-    if name in _LAZY_FUNCTIONS:
-        module, attr = _LAZY_FUNCTIONS[name].split(":")
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module 'smlmspine' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _LAZY, extra=("__version__",))

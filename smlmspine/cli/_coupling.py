@@ -108,20 +108,13 @@ def _select(table, column, value, path):
 
 
 def _centroids(table, path):
-    from ..schema import coordinates
+    from ..coupling import cluster_centroids
+    from ..errors import SmlmSpineError
 
-    if "cluster_id" not in table.column_names:
-        raise FormatError("--centroids-from-clusters needs a 'cluster_id' column "
-                          "(run `smlmspine cluster` first)", path=path)
-    ids = table.column("cluster_id").to_numpy(zero_copy_only=False)
-    xyz = coordinates(table)
-    keep = ids >= 0
-    uid, inv = np.unique(ids[keep], return_inverse=True)
-    if uid.size == 0:
-        raise ParameterError(f"{path}: no clustered localization (all cluster_id < 0)")
-    cnt = np.bincount(inv).astype(float)
-    return np.column_stack([np.bincount(inv, weights=xyz[keep, a]) / cnt
-                            for a in range(xyz.shape[1])])
+    try:
+        return cluster_centroids(table)
+    except SmlmSpineError as exc:
+        raise ParameterError(f"{path}: --centroids-from-clusters: {exc}") from None
 
 
 def _region_spec(text, voxel):
@@ -160,7 +153,7 @@ def _couple_in(args, out: Path) -> int:
 
     import pyarrow.parquet as pq
 
-    from ..coupling import cross_k_envelope, soda
+    from ..coupling import soda, soda_cross_h
     from ..errors import QualityWarning
     from ..io._registry import atomic_output
 
@@ -200,15 +193,8 @@ def _couple_in(args, out: Path) -> int:
         pq.write_table(res.rings_table(), tmp)
     if not args.no_plot:
         from ..coupling._plots import plot_coupling
-        from ..coupling._points import as_points
 
-        p1 = as_points(pre, ndim=res.ndim)
-        p2 = as_points(post, ndim=res.ndim)
-        reg = _plain(region, p1, p2)
-        p1, p2 = p1[reg.contains(p1)], p2[reg.contains(p2)]
-        rip = cross_k_envelope(p1, p2, radii_nm=res.r_edges_nm[1:], region=reg,
-                               n_simulations=19, null="csr" if args.null != "shift" else "shift",
-                               rng=args.seed, warn_region=False)
+        rip = soda_cross_h(res, pre, post, region=region, n_simulations=19, rng=args.seed)
         plot_coupling(res, out / "coupling.png", ripley=rip)
         summary["cross_h_p_value"] = rip.p_value
     with atomic_output(out / "summary.json") as tmp:
@@ -223,8 +209,3 @@ def _couple_in(args, out: Path) -> int:
               f"(probability-weighted); p = {res.p_value:.3g}; wrote {out}")
     return 0
 
-
-def _plain(region, p1, p2):
-    from ..coupling import make_region
-
-    return make_region(region, np.vstack([p1, p2]), warn=False)

@@ -10,6 +10,7 @@ clustering is ``by="channel"`` / ``by="spine_id"``, a subset is ``mask=``.
 
 Examples
 --------
+>>> from smlmspine.cluster import cluster_statistics, dbscan
 >>> from smlmspine.schema import make_table
 >>> t = make_table({"x": [0.0, 10.0, 20.0, 900.0, 910.0, 920.0],
 ...                 "y": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]})
@@ -20,9 +21,15 @@ Examples
 [10.0, 910.0]
 """
 
-from __future__ import annotations
+from .._lazy import lazy_exports as _lazy_exports
 
-from ._methods import dbscan, hdbscan
-from ._stats import CLUSTER_COLUMNS, cluster_statistics
+_LAZY = {
+    "dbscan": "._methods:dbscan",
+    "hdbscan": "._methods:hdbscan",
+    "cluster_statistics": "._stats:cluster_statistics",
+    "CLUSTER_COLUMNS": "._stats:CLUSTER_COLUMNS",
+}
 
-__all__ = ["dbscan", "hdbscan", "cluster_statistics", "CLUSTER_COLUMNS"]
+__all__ = sorted(_LAZY)
+
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _LAZY)

@@ -26,9 +26,7 @@ Examples
 (True, '')
 """
 
-from __future__ import annotations
-
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports as _lazy_exports
 
 _LAZY = {
     "alpha_shape": "._alpha:alpha_shape",
@@ -44,7 +42,7 @@ _LAZY = {
     "write_meshes": "._export:write_meshes",
     "export_mesh": "._export:export_mesh",
     "spine_mesh_table": "._export:spine_mesh_table",
-    "SPINE_MESH_COLUMNS": "._export:SPINE_MESH_COLUMNS",
+    "SPINE_MESH_COLUMNS": ".._columns:SPINE_MESH_COLUMNS",
     "MESH_FORMATS": "._export:MESH_FORMATS",
     "check_mesh": "._repair:check_mesh",
     "repair_mesh": "._repair:repair_mesh",
@@ -55,5 +53,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _LAZY)

@@ -5,10 +5,21 @@ One module per format family registers itself in :mod:`smlmspine.io._registry`;
 writer from the extension. Use ``smlmspine formats`` to list them.
 """
 
-from __future__ import annotations
+from .._lazy import lazy_exports as _lazy_exports
 
-from ._registry import (Reader, Writer, atomic_output, detect_format, read, readers,
-                        register_reader, register_writer, write, writers)
+_LAZY = {
+    "read": "._registry:read",
+    "write": "._registry:write",
+    "detect_format": "._registry:detect_format",
+    "readers": "._registry:readers",
+    "writers": "._registry:writers",
+    "Reader": "._registry:Reader",
+    "Writer": "._registry:Writer",
+    "register_reader": "._registry:register_reader",
+    "register_writer": "._registry:register_writer",
+    "atomic_output": "._registry:atomic_output",
+}
 
-__all__ = ["read", "write", "detect_format", "readers", "writers", "Reader", "Writer",
-           "register_reader", "register_writer", "atomic_output"]
+__all__ = sorted(_LAZY)
+
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _LAZY)

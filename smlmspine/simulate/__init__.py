@@ -24,16 +24,14 @@ Examples
 True
 """
 
-from __future__ import annotations
-
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports as _lazy_exports
 
 _LAZY = {
     "dendrite": "._dendrite:dendrite",
     "sample_mesh": "._dendrite:sample_mesh",
     "DendriteSimulation": "._dendrite:DendriteSimulation",
     "SpineParameters": "._geometry:SpineParameters",
-    "SPINE_CLASSES": "._geometry:SPINE_CLASSES",
+    "SPINE_CLASSES": ".._columns:SPINE_CLASSES",
     "DEFAULT_CLASSES": "._geometry:DEFAULT_CLASSES",
     "CLASS_DEFAULTS": "._geometry:CLASS_DEFAULTS",
     "draw_spine_parameters": "._geometry:draw_spine_parameters",
@@ -58,5 +56,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _LAZY)

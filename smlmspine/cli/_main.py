@@ -1,0 +1,105 @@
+"""The ``smlmspine`` parser and entry point (re-exported by :mod:`smlmspine.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+from .. import __version__
+from ..errors import SmlmSpineError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        if message.startswith("argument ") and ": must be " in message:
+            # "argument --eps-nm: must be ..." (a refused value) -> "--eps-nm must be ..."
+            message = message[len("argument "):].replace(": must be ", " must be ", 1)
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+# Command-group modules, in the order their commands appear in --help.
+_COMMAND_MODULES = ("io", "simulate", "minflux", "drift", "cluster", "envelope",
+                    "morphology", "coupling", "pipeline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand registered."""
+    parser = _Parser(
+        prog="smlmspine",
+        description="SMLM (3D STORM, MINFLUX) point clouds of neurons: localization tables, "
+                    "drift, clusters, spine envelopes, neck measurements, synaptic coupling.",
+        epilog="A refused command prints one line and exits with status 2, leaving no partial "
+               "output. Memory a parameter would imply is refused beyond a budget of 1 GB; "
+               "set SMLMSPINE_MEMORY_BUDGET_GB to raise it (docs/reliability.md).")
+    parser.add_argument("--version", action="version", version=f"smlmspine {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__package__}._{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}._{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 2 user error, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help/--version/usage errors
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    name = " ".join(filter(None, (args.command, getattr(args, "simulate_command", None))))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return int(args.func(args) or 0)
+    except SmlmSpineError as exc:
+        print(f"smlmspine {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `smlmspine info FILE | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # the environment refused (disk full, permissions): one line
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"smlmspine {name}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # an allocation the budget checks did not foresee
+        print(f"smlmspine {name}: error: {_memory_message(args, exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("smlmspine: interrupted", file=sys.stderr)
+        return 130
+
+
+#: Positional arguments that name input files, in the order they are mentioned.
+_INPUT_ARGS = ("in", "inp", "input", "features", "meshes", "pre", "post", "file", "files")
+
+
+def _memory_message(args, exc: MemoryError) -> str:
+    """One line for a MemoryError: the command, the input file(s) and what to do."""
+    names = []
+    for attr in _INPUT_ARGS:
+        value = getattr(args, attr, None)
+        if isinstance(value, (list, tuple)):
+            names += [str(v) for v in value]
+        elif value is not None:
+            names.append(str(value))
+    on = f" on {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}" if names else ""
+    detail = " ".join(str(exc).split())
+    detail = f" ({detail[:120]})" if detail else ""
+    return (f"out of memory{on}{detail}: the input or the parameters need more memory than "
+            "this machine gives; use a smaller input or larger steps, or a machine with more "
+            "memory")
