@@ -171,13 +171,13 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     RunResult
     """
     from . import envelope
+    from ._labels import check_label
     from .io import atomic_output, read, write
     from .schema import metadata
 
     if drift not in DRIFT_METHODS:
         raise ParameterError(f"drift must be one of {DRIFT_METHODS}, got {drift!r}")
-    if label not in ("membrane", "volume"):
-        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
+    check_label(label)
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise FormatError("output path exists and is not a folder", path=outdir)
