@@ -149,6 +149,7 @@ def _couple(args) -> int:
 
 
 def _couple_in(args, out: Path) -> int:
+    import sys
     import warnings
 
     import pyarrow.parquet as pq
@@ -180,8 +181,14 @@ def _couple_in(args, out: Path) -> int:
                    null=args.null, n_simulations=args.n_simulations, outside=args.outside,
                    index=args.index,
                    rng=args.seed)
+    # Data-quality warnings go to stderr and into the summary; any other warning (e.g. from
+    # a library about the environment) takes the ordinary route and stays out of it.
+    others = [w for w in caught if not issubclass(w.category, QualityWarning)]
+    caught = [w for w in caught if issubclass(w.category, QualityWarning)]
+    for w in others:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     for w in caught:
-        print(f"smlmspine couple: warning: {w.message}", file=__import__("sys").stderr)
+        print(f"smlmspine couple: warning: {w.message}", file=sys.stderr)
     summary = res.to_dict()
     summary["parameters"].update(pre=str(args.pre), post=str(args.post), region_spec=args.region,
                                  centroids_from_clusters=bool(args.centroids_from_clusters),
