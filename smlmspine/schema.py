@@ -50,7 +50,25 @@ META_PREFIX = "smlmspine."
 
 @dataclass(frozen=True, slots=True)
 class ColumnSpec:
-    """Name, Arrow type, unit and meaning of one column of a table smlmspine writes."""
+    """Name, Arrow type, unit and meaning of one column of a table smlmspine writes.
+
+    Attributes
+    ----------
+    name : str
+        Column name.
+    type : pyarrow.DataType
+        Arrow type of the column (``pa.float64()``, ``pa.int64()``, ...).
+    unit : str
+        Unit stored in the field metadata (``"nm"``, ``"s"``, ``"1"`` for counts and
+        labels, ...).
+    description : str
+        One line on what the column holds (stored in the field metadata).
+
+    Examples
+    --------
+    >>> COLUMNS["x"]
+    ColumnSpec(name='x', type=DataType(double), unit='nm', description='x coordinate')
+    """
 
     name: str
     type: pa.DataType
@@ -108,12 +126,29 @@ _INT_COLUMNS = {name for name, spec in COLUMNS.items() if pa.types.is_integer(sp
 
 
 def canonical_schema() -> dict[str, ColumnSpec]:
-    """Return the canonical column registry (name -> :class:`ColumnSpec`)."""
+    """Return the canonical column registry of the localization table.
+
+    Returns
+    -------
+    dict of str to ColumnSpec
+        A copy of :data:`COLUMNS` (name -> :class:`ColumnSpec`), in canonical order.
+
+    Examples
+    --------
+    >>> list(canonical_schema())[:4]
+    ['x', 'y', 'z', 'frame']
+    """
     return dict(COLUMNS)
 
 
 def table_schema_columns() -> dict[str, ColumnSpec]:
-    """Columns of the localization table, for the ``data_schemas`` sync test."""
+    """Columns of the localization table, for the ``data_schemas`` sync test.
+
+    Returns
+    -------
+    dict of str to ColumnSpec
+        The same registry as :func:`canonical_schema`.
+    """
     return canonical_schema()
 
 
@@ -122,6 +157,16 @@ def column_specs(*specs: tuple[str, pa.DataType, str, str]) -> dict[str, ColumnS
 
     Stages use it for the tables they write (cluster statistics, spine features, ...),
     and :func:`spec_table` to build those tables with units in the field metadata.
+
+    Parameters
+    ----------
+    *specs : tuple of (str, pyarrow.DataType, str, str)
+        ``(name, type, unit, description)`` of each column, in table order.
+
+    Returns
+    -------
+    dict of str to ColumnSpec
+        Column name -> :class:`ColumnSpec`, in the order given.
 
     Examples
     --------
@@ -138,6 +183,37 @@ def spec_table(registry: Mapping[str, ColumnSpec], columns: Mapping[str, Any], *
 
     Every registry column must be given; extra columns are an error, so the written
     table always matches its ``data_schemas`` document.
+
+    Parameters
+    ----------
+    registry : mapping of str to ColumnSpec
+        The table's column registry (from :func:`column_specs`).
+    columns : mapping of str to array-like
+        Values of every registry column (all of the same length ``N``); each is cast to
+        its registry type.
+    metadata : mapping, optional
+        Table metadata, stored JSON-encoded (:func:`jsonable`) under
+        ``smlmspine.<key>``.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``N`` rows, the registry's columns in its order with ``unit`` and
+        ``description`` in the field metadata.
+
+    Raises
+    ------
+    SchemaError
+        A registry column is missing, a column is not in the registry, or values cannot
+        be stored with the registry type.
+
+    Examples
+    --------
+    >>> reg = column_specs(("cluster_id", pa.int64(), "1", "cluster label"),
+    ...                    ("area_nm2", pa.float64(), "nm^2", "hull area"))
+    >>> t = spec_table(reg, {"cluster_id": [0, 1], "area_nm2": [10.0, 12.5]})
+    >>> t.schema.field("area_nm2").metadata[b"unit"], t.num_rows
+    (b'nm^2', 2)
     """
     missing = [n for n in registry if n not in columns]
     extra = [n for n in columns if n not in registry]
@@ -160,6 +236,19 @@ def sanitize_name(name: str, taken: Iterable[str] = ()) -> str:
 
     Units in brackets are dropped (they go to the field metadata), other characters
     become ``_``; a name that would clash with ``taken`` gets a numeric suffix.
+
+    Parameters
+    ----------
+    name : str
+        Column name as found in the source file.
+    taken : iterable of str
+        Names already in use; the result differs from all of them.
+
+    Returns
+    -------
+    str
+        Lower-case identifier of ``[0-9a-z_]`` (``"column"`` when nothing is left),
+        prefixed with ``_`` when it would start with a digit.
 
     Examples
     --------
@@ -187,6 +276,34 @@ def field(name: str, type_: pa.DataType | None = None, *, unit: str | None = Non
     """Build an Arrow field with smlmspine metadata.
 
     Canonical names get their canonical type and unit unless given.
+
+    Parameters
+    ----------
+    name : str
+        Field name.
+    type_ : pyarrow.DataType, optional
+        Arrow type; default the canonical type of ``name`` (required for other names).
+    unit : str, optional
+        Unit (field metadata ``unit``); default the canonical unit of ``name``.
+    original_name : str, optional
+        Name in the source file, stored when it differs from ``name``.
+    description : str, optional
+        Stored as field metadata ``description``.
+
+    Returns
+    -------
+    pyarrow.Field
+
+    Raises
+    ------
+    SchemaError
+        ``name`` is not canonical and no type is given.
+
+    Examples
+    --------
+    >>> f = field("precision_xy", original_name="uncertainty_xy [nm]")
+    >>> str(f.type), f.metadata[b"unit"], f.metadata[b"original_name"]
+    ('double', b'nm', b'uncertainty_xy [nm]')
     """
     spec = COLUMNS.get(name)
     if type_ is None:
@@ -260,6 +377,21 @@ def make_table(columns: Mapping[str, Any], *, units: Mapping[str, str] | None = 
     Returns
     -------
     pyarrow.Table
+        Canonical columns first (in :data:`COLUMNS` order), then the others in the order
+        given; units and original names in the field metadata; ``smlmspine.*`` table
+        metadata (schema version, source, format, pixel size, history).
+
+    Raises
+    ------
+    SchemaError
+        Columns of different lengths, non-integer values in an integer canonical column
+        (``frame``, ``channel``, ...), or values that cannot be cast.
+
+    Examples
+    --------
+    >>> t = make_table({"x": [1, 2], "y": [3, 4], "X [um]": [5, 6]}, units={"X [um]": "um"})
+    >>> t.column_names, str(t.schema.field("x").type)
+    (['x', 'y', 'x_2'], 'double')
     """
     units = dict(units or {})
     original_names = dict(original_names or {})
@@ -309,6 +441,17 @@ def _pixel_json(pixel_size_nm):
 def metadata(table: pa.Table) -> dict[str, Any]:
     """Decoded smlmspine table metadata (``schema_version``, ``source``, ``format``, ...).
 
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Any table; keys without the ``smlmspine.`` prefix are ignored.
+
+    Returns
+    -------
+    dict
+        Key without the prefix -> decoded JSON value (the raw string when a value is
+        not JSON; ``schema_version`` as a string).
+
     Examples
     --------
     >>> metadata(make_table({"x": [0.0], "y": [0.0]}, format="csv"))["format"]
@@ -332,7 +475,24 @@ def metadata(table: pa.Table) -> dict[str, Any]:
 
 
 def history(table: pa.Table) -> list[dict]:
-    """The processing history recorded in the table metadata (oldest first)."""
+    """The processing history recorded in the table metadata (oldest first).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        A table written or returned by smlmspine.
+
+    Returns
+    -------
+    list of dict
+        Steps ``{"step": str, "params": dict, "version": str}``; empty when the table
+        has no (or no valid) history.
+
+    Examples
+    --------
+    >>> history(make_table({"x": [0.0], "y": [0.0]}))
+    []
+    """
     h = metadata(table).get("history") or []
     return list(h) if isinstance(h, list) else []
 
@@ -349,6 +509,23 @@ def with_history(table: pa.Table, step: str, params: Mapping[str, Any] | None = 
                  **metadata_updates: Any) -> pa.Table:
     """Return a new table with one processing step appended to its history.
 
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table (not modified).
+    step : str
+        Name of the step, ``"<module>.<function>"`` by convention.
+    params : mapping, optional
+        Parameters of the step (made JSON-compatible with :func:`jsonable`).
+    **metadata_updates
+        Further table metadata to set (``smlmspine.<key>``, JSON-encoded).
+
+    Returns
+    -------
+    pyarrow.Table
+        The same columns with the step (and the package version) appended to
+        ``smlmspine.history``.
+
     Examples
     --------
     >>> t = with_history(make_table({"x": [0.0], "y": [0.0]}), "drift.correct", {"method": "aim"})
@@ -364,6 +541,16 @@ def with_history(table: pa.Table, step: str, params: Mapping[str, Any] | None = 
 def jsonable(obj):
     """A JSON-compatible copy of ``obj``: numpy scalars/arrays to Python, non-finite
     floats to ``None`` (JSON has no NaN), unknown objects to their ``str``.
+
+    Parameters
+    ----------
+    obj : object
+        Nested dicts, lists, tuples, numpy scalars and arrays, numbers, strings.
+
+    Returns
+    -------
+    object
+        The same structure of dict (str keys), list, str, int, float, bool and None.
 
     Examples
     --------
@@ -395,6 +582,26 @@ def with_columns(table: pa.Table, columns: Mapping[str, Any], *,
     Canonical names get their canonical type and unit; others need a unit in ``units``
     (or are stored without one).
 
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table (not modified).
+    columns : mapping of str to array-like
+        Column name -> ``N`` values (``N`` = the table's rows); an existing column of
+        that name is replaced in place, a new one appended.
+    units : mapping of str to str, optional
+        Units of non-canonical columns.
+
+    Returns
+    -------
+    pyarrow.Table
+        The new table, with the schema metadata of ``table``.
+
+    Raises
+    ------
+    SchemaError
+        A column with a length other than the table's, or values that cannot be cast.
+
     Examples
     --------
     >>> t = make_table({"x": [0.0, 1.0], "y": [0.0, 1.0]})
@@ -415,14 +622,48 @@ def with_columns(table: pa.Table, columns: Mapping[str, Any], *,
 
 
 def unit_of(table: pa.Table, name: str) -> str | None:
-    """Unit of a column from its field metadata (``None`` if it has none)."""
+    """Unit of a column from its field metadata.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table.
+    name : str
+        Column name (a ``KeyError`` when absent).
+
+    Returns
+    -------
+    str or None
+        The ``unit`` of the field metadata, ``None`` if it has none.
+
+    Examples
+    --------
+    >>> unit_of(make_table({"x": [0.0], "y": [0.0], "time_s": [1.0]}), "time_s")
+    's'
+    """
     meta = table.schema.field(name).metadata or {}
     unit = meta.get(b"unit")
     return None if unit is None else unit.decode()
 
 
 def ndim(table: pa.Table) -> int:
-    """2 or 3: whether the table has a ``z`` column."""
+    """Spatial dimension of a localization table.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        A localization table.
+
+    Returns
+    -------
+    int
+        3 when the table has a ``z`` column, else 2.
+
+    Examples
+    --------
+    >>> ndim(make_table({"x": [0.0], "y": [0.0]}))
+    2
+    """
     return 3 if "z" in table.column_names else 2
 
 
@@ -431,8 +672,25 @@ def coordinates(table: pa.Table, *, dims: int | None = None) -> np.ndarray:
 
     Parameters
     ----------
+    table : pyarrow.Table
+        A localization table with ``x``, ``y`` (and ``z``) in nm.
     dims : {2, 3}, optional
-        Ask for 2D or 3D; 3D on a table without ``z`` raises :class:`SchemaError`.
+        Ask for 2D or 3D; default: 3 when the table has ``z``.
+
+    Returns
+    -------
+    (N, dims) ndarray of float64
+        ``x``, ``y`` (, ``z``) in nm.
+
+    Raises
+    ------
+    SchemaError
+        ``dims`` is not 2 or 3, or 3D is asked of a table without ``z``.
+
+    Examples
+    --------
+    >>> coordinates(make_table({"x": [1.0, 2.0], "y": [3.0, 4.0]})).tolist()
+    [[1.0, 3.0], [2.0, 4.0]]
     """
     d = ndim(table) if dims is None else dims
     if d not in (2, 3):
@@ -449,6 +707,16 @@ def first_negative_frame(table: pa.Table) -> tuple[int, int, int] | None:
 
     Frames count from 0 (rapidSTORM, Picasso, SMAP) or 1 (ThunderSTORM, ZEN): a negative
     frame is a damaged or foreign column.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        A localization table.
+
+    Returns
+    -------
+    tuple of (int, int, int) or None
+        Row of the first negative frame, its value, and the number of negative rows.
 
     Examples
     --------
@@ -476,6 +744,15 @@ def first_negative_frame(table: pa.Table) -> tuple[int, int, int] | None:
 def negative_frame_message(found: tuple[int, int, int]) -> str:
     """The one-line reason for a negative frame found by :func:`first_negative_frame`.
 
+    Parameters
+    ----------
+    found : tuple of (int, int, int)
+        ``(row, value, count)`` as returned by :func:`first_negative_frame`.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> negative_frame_message((17, -3, 2))
@@ -490,12 +767,31 @@ def negative_frame_message(found: tuple[int, int, int]) -> str:
 def validate(table: pa.Table, *, require_finite: bool = True) -> pa.Table:
     """Check that a table follows the canonical schema; return it unchanged.
 
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table to check.
+    require_finite : bool
+        Also refuse NaN, infinite or missing ``x``/``y``/``z`` values.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``table`` itself.
+
     Raises
     ------
     SchemaError
         Naming the offending column and the problem: missing ``x``/``y``, a canonical
         column with the wrong type or unit, non-finite coordinates, or unreadable
         metadata.
+
+    Examples
+    --------
+    >>> validate(make_table({"x": [0.0, float("nan")], "y": [0.0, 1.0]}))
+    Traceback (most recent call last):
+    ...
+    smlmspine.errors.SchemaError: column 'x' holds 1 non-finite or missing coordinate(s)
     """
     if not isinstance(table, pa.Table):
         raise SchemaError(f"expected a pyarrow.Table, got {type(table).__name__}")
