@@ -21,6 +21,28 @@ class FormatError(SmlmSpineError, ValueError):
     The message always starts with the file name and, where known, names the line
     and the column at fault.
 
+    Parameters
+    ----------
+    message : str
+        What was expected and what was found; line breaks are joined into one line.
+    path : str or pathlib.Path, optional
+        The file at fault (kept as :attr:`path`).
+    line : int, optional
+        Line number (1-based) in a text file.
+    column : str, optional
+        Name of the column at fault.
+
+    Attributes
+    ----------
+    path : pathlib.Path or None
+        The file, as given.
+    line : int or None
+        The line, as given.
+    column : str or None
+        The column, as given.
+    reason : str
+        The message without the location prefix.
+
     Examples
     --------
     >>> print(FormatError("missing column 'x [nm]'", path="locs.csv", line=1))

@@ -47,7 +47,22 @@ _TOKEN = re.compile(rf"\s*(?:(?P<num>{_NUMBER})(?![A-Za-z_0-9])|(?P<name>[A-Za-z
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """One comparison ``column op value`` (the value is a float)."""
+    """One comparison ``column op value`` (the value is a float).
+
+    Attributes
+    ----------
+    column : str
+        Column name.
+    op : {"<", "<=", ">", ">=", "==", "!="}
+        Comparison operator (see :data:`OPERATORS`).
+    value : float
+        Right-hand side, in the column's unit (``inf`` allowed, never NaN).
+
+    Examples
+    --------
+    >>> str(Condition("cfr", "<", 0.8))
+    'cfr<0.8'
+    """
 
     column: str
     op: str
@@ -88,6 +103,12 @@ def parse_where(expressions: str | Iterable[str]) -> tuple[Condition, ...]:
     expressions : str or iterable of str
         Each is ``condition [and condition ...]``; several expressions are combined with
         *and* as well.
+
+    Returns
+    -------
+    tuple of Condition
+        The conditions in the order written, ``NUMBER OP COLUMN`` turned into
+        ``COLUMN OP' NUMBER``.
 
     Raises
     ------
@@ -145,7 +166,30 @@ def _column_values(table: pa.Table, name: str) -> np.ndarray:
 def where_mask(table: pa.Table, where: str | Iterable[str] | Iterable[Condition]) -> np.ndarray:
     """Boolean mask of the rows that satisfy every condition.
 
-    ``where`` holds expressions (strings) or :class:`Condition` objects.
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Any table with the numeric (or boolean) columns the conditions name.
+    where : str or iterable of str or iterable of Condition
+        Expressions (see :func:`parse_where`) or :class:`Condition` objects; all must
+        hold. A null or NaN value never satisfies a condition.
+
+    Returns
+    -------
+    (N,) ndarray of bool
+        ``True`` for the rows kept, ``N`` = the table's rows.
+
+    Raises
+    ------
+    ParameterError
+        Malformed expression, unknown or non-numeric column.
+
+    Examples
+    --------
+    >>> from smlmspine.schema import make_table
+    >>> t = make_table({"x": [0.0, 1.0, 2.0], "y": [0.0, 0.0, 0.0], "photons": [100., float("nan"), 900.]})
+    >>> where_mask(t, "photons != 100").tolist()
+    [False, False, True]
     """
     conditions: list[Condition] = []
     for item in [where] if isinstance(where, str) else where:

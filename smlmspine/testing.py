@@ -23,6 +23,35 @@ def analytic_spine(r_nm: float = 50.0, L_nm: float = 500.0, R_nm: float = 300.0,
 
     With ``bend_radius_nm`` the neck is bent along a circular arc of that radius (in the
     x-z plane) and the head follows rigidly, so diameters and volume are unchanged.
+
+    Parameters
+    ----------
+    r_nm : float
+        Neck radius in nm (smaller than ``R_nm``).
+    L_nm : float
+        Neck length in nm, from the base at z = 0 to the junction with the head.
+    R_nm : float
+        Head (sphere) radius in nm; the head centre is at
+        ``z = L_nm + sqrt(R_nm**2 - r_nm**2)``.
+    bend_radius_nm : float, optional
+        Radius in nm of the arc the neck follows; ``None`` (default) keeps it straight
+        along +z.
+    sections : int
+        Angular sections of the surface of revolution (more: closer to the analytic
+        volume, :func:`analytic_spine_volume_nm3`).
+
+    Returns
+    -------
+    trimesh.Trimesh
+        Watertight mesh, vertices in nm, base disc at z = 0 centred on the z axis.
+
+    Examples
+    --------
+    >>> m = analytic_spine(50.0, 500.0, 300.0, bend_radius_nm=1000.0)
+    >>> bool(m.is_watertight)
+    True
+    >>> bool(abs(m.volume / analytic_spine_volume_nm3(50.0, 500.0, 300.0) - 1) < 0.01)
+    True
     """
     import trimesh
 
@@ -41,7 +70,29 @@ def analytic_spine(r_nm: float = 50.0, L_nm: float = 500.0, R_nm: float = 300.0,
 
 def analytic_spine_volume_nm3(r_nm: float, L_nm: float, R_nm: float) -> float:
     """Exact volume of :func:`analytic_spine` (nm^3): cylinder + sphere minus the cap
-    of the sphere below the neck junction."""
+    of the sphere below the neck junction.
+
+    Parameters
+    ----------
+    r_nm : float
+        Neck radius in nm.
+    L_nm : float
+        Neck length in nm.
+    R_nm : float
+        Head radius in nm (at least ``r_nm``).
+
+    Returns
+    -------
+    float
+        Volume in nm^3.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = analytic_spine_volume_nm3(0.0, 0.0, 300.0)   # no neck: a sphere
+    >>> bool(np.isclose(v, 4 / 3 * np.pi * 300.0 ** 3))
+    True
+    """
     h = R_nm - np.sqrt(R_nm ** 2 - r_nm ** 2)
     return float(np.pi * r_nm ** 2 * L_nm + 4 / 3 * np.pi * R_nm ** 3 - np.pi * h ** 2 * (3 * R_nm - h) / 3)
 
