@@ -108,7 +108,41 @@ class DriftModel:
     def from_arrays(cls, axis: str, t, *, dx_nm, dy_nm, dz_nm=None, sigma_x_nm=None,
                     sigma_y_nm=None, sigma_z_nm=None, method: str = "table",
                     params: dict | None = None) -> "DriftModel":
-        """Build a model from plain arrays (missing uncertainties are NaN, missing z NaN)."""
+        """Build a model from plain arrays (missing uncertainties are NaN, missing z NaN).
+
+        Parameters
+        ----------
+        axis : {"frame", "time_s"}
+            What ``t`` holds.
+        t : (T,) array-like
+            Sample points, strictly increasing: frames (integers) or times in s.
+        dx_nm, dy_nm : (T,) array-like of float
+            Drift in nm at each sample (``observed = true + drift``).
+        dz_nm : (T,) array-like of float, optional
+            Axial drift in nm; omitted: a 2D model (NaN).
+        sigma_x_nm, sigma_y_nm, sigma_z_nm : (T,) array-like of float, optional
+            1-sigma uncertainties in nm; omitted: NaN.
+        method : str
+            Name of the estimator (``"table"`` for a model given by hand or read back).
+        params : dict, optional
+            Estimation parameters, recorded in the history by :meth:`apply`.
+
+        Returns
+        -------
+        DriftModel
+
+        Raises
+        ------
+        ParameterError
+            Unknown axis, arrays whose length differs from ``t``, no sample, or sample
+            points that do not increase.
+
+        Examples
+        --------
+        >>> m = DriftModel.from_arrays("time_s", [0.0, 10.0], dx_nm=[0.0, 5.0], dy_nm=[0.0, 1.0])
+        >>> m.ndim, m.at([5.0])[0, :2].tolist()
+        (2, [2.5, 0.5])
+        """
         n = len(t)
         nan = np.full(n, np.nan)
         return cls(axis, np.asarray(t), np.asarray(dx_nm, float), np.asarray(dy_nm, float),
@@ -128,6 +162,22 @@ class DriftModel:
         """Drift ``(N, 3)`` in nm at frames / times ``values`` (z NaN for 2D).
 
         Linear interpolation between samples, constant beyond the first/last sample.
+
+        Parameters
+        ----------
+        values : (N,) array-like
+            Frames (axis ``frame``) or times in s (axis ``time_s``).
+
+        Returns
+        -------
+        (N, 3) ndarray of float
+            ``dx, dy, dz`` in nm; the z column is NaN for a 2D model.
+
+        Examples
+        --------
+        >>> m = DriftModel.from_arrays("frame", [0, 10], dx_nm=[0.0, 10.0], dy_nm=[0.0, -5.0])
+        >>> m.at([5, 20])[:, :2].tolist()
+        [[5.0, -2.5], [10.0, -5.0]]
         """
         v = np.asarray(values, dtype=float)
         t = self.t.astype(float)
@@ -142,6 +192,17 @@ class DriftModel:
         Uses the table's ``frame`` (axis ``frame``) or ``time_s`` (axis ``time_s``)
         column; z is corrected when the model is 3D and the table has ``z``. The history
         gets a ``drift.apply`` step with the method and its parameters.
+
+        Parameters
+        ----------
+        table : pyarrow.Table
+            Localizations with ``x``, ``y`` (``z``) in nm and the model's axis column.
+
+        Returns
+        -------
+        pyarrow.Table
+            The same rows and columns, ``x``, ``y`` (``z``) minus the drift at each row's
+            frame or time.
 
         Raises
         ------
@@ -171,7 +232,21 @@ class DriftModel:
 
     # ------------------------------------------------------------------ export
     def to_table(self) -> pa.Table:
-        """The drift table (``data_schemas/drift.json``), one row per sample."""
+        """The drift table (``data_schemas/drift.json``), one row per sample.
+
+        Returns
+        -------
+        pyarrow.Table
+            Columns of :data:`DRIFT_COLUMNS` (``frame`` null on the ``time_s`` axis,
+            ``time_s`` NaN on the ``frame`` axis); the method, axis and parameters in the
+            table metadata, so that :meth:`from_table` restores them.
+
+        Examples
+        --------
+        >>> m = DriftModel.from_arrays("frame", [0, 1], dx_nm=[0.0, 1.0], dy_nm=[0.0, 2.0])
+        >>> m.to_table().column("dy_nm").to_pylist()
+        [0.0, 2.0]
+        """
         n = len(self.t)
         if self.axis == "frame":
             frame = pa.array(self.t, pa.int64())
@@ -186,7 +261,15 @@ class DriftModel:
             "drift_axis": self.axis, "drift_method": self.method, "drift_params": self.params})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python summary (method, axis, range, largest drift and uncertainty)."""
+        """Plain-Python summary (method, axis, range, largest drift and uncertainty).
+
+        Returns
+        -------
+        dict
+            ``method``, ``axis``, ``ndim``, ``n_samples``, ``range`` (first and last
+            sample), ``n_segments``, ``params``, and ``max_abs_d{x,y,z}_nm`` /
+            ``max_sigma_{x,y,z}_nm`` in nm (``None`` when all NaN); JSON-compatible.
+        """
         def mx(a):
             return None if np.all(np.isnan(a)) else float(np.nanmax(np.abs(a)))
         return {"method": self.method, "axis": self.axis, "ndim": self.ndim,
@@ -204,10 +287,30 @@ class DriftModel:
         ``time_s`` plus ``dx_nm`` and ``dy_nm`` (``dz_nm`` and the ``sigma_*`` columns
         are optional), e.g. a drift CSV read with :func:`pyarrow.csv.read_csv`.
 
+        Parameters
+        ----------
+        table : pyarrow.Table
+            The drift table; the axis is ``frame`` when that column is filled, else
+            ``time_s``.
+
+        Returns
+        -------
+        DriftModel
+            Method and parameters from the table metadata when present (else
+            ``"table"``); no per-segment estimates.
+
         Raises
         ------
         SchemaError
             When the columns needed are missing or the axis holds no values.
+
+        Examples
+        --------
+        >>> m = DriftModel.from_arrays("frame", [0, 1], dx_nm=[0.0, 1.0], dy_nm=[0.0, 2.0],
+        ...                            method="rcc")
+        >>> back = DriftModel.from_table(m.to_table())
+        >>> back.method, back.dy_nm.tolist()
+        ('rcc', [0.0, 2.0])
         """
         names = table.column_names
         missing = [c for c in ("dx_nm", "dy_nm") if c not in names]
@@ -236,7 +339,18 @@ class DriftModel:
                                method=str(meta.get("drift_method", "table")), params=params)
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write :meth:`to_table` as CSV (atomically); return the path."""
+        """Write :meth:`to_table` as CSV (atomically); return the path.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Output file (replaced when it exists; nothing is left behind on failure).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
         import pyarrow.csv as pcsv
 
         from ..io._registry import atomic_output
@@ -247,7 +361,20 @@ class DriftModel:
         return path
 
     def plot(self, path: str | Path, *, title: str | None = None) -> Path:
-        """Plot the drift curves with 1-sigma bands (and the raw segment estimates)."""
+        """Plot the drift curves with 1-sigma bands (and the raw segment estimates).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Image file (format from the extension, e.g. ``.png``, ``.pdf``).
+        title : str, optional
+            Figure title; default names the method and the number of segments.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
         from ._plot import plot_model
 
         return plot_model(self, Path(path), title=title)
