@@ -87,7 +87,30 @@ def _foreign_checked(table: pa.Table, path: Path, fmt: str, coordinate_unit: str
                  priority=10, options=("coordinate_unit",))
 def read_parquet(path: str | Path, *, pixel_size_nm: float | None = None,
                  coordinate_unit: str | None = None) -> pa.Table:
-    """Read a Parquet file into the canonical table."""
+    """Read a Parquet file into the canonical table.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file. A table written by smlmspine is returned as it was written (types,
+        units, history); a foreign table must use the canonical column names.
+    pixel_size_nm : float, optional
+        Accepted for the common reader signature and ignored: the columns are in nm.
+    coordinate_unit : str, optional
+        Unit of ``x``/``y``/``z`` (``"nm"``, ``"um"``, ...) of a foreign file whose
+        field metadata states none; never guessed.
+
+    Returns
+    -------
+    pyarrow.Table
+        The canonical localization table (coordinates in nm).
+
+    Raises
+    ------
+    FormatError
+        The file is not readable as this format, or a foreign table has no stated
+        coordinate unit and none is given, or it does not follow the canonical schema.
+    """
     path = Path(path)
     try:
         table = pq.read_table(path)
@@ -101,7 +124,30 @@ def read_parquet(path: str | Path, *, pixel_size_nm: float | None = None,
                  priority=10, options=("coordinate_unit",))
 def read_arrow(path: str | Path, *, pixel_size_nm: float | None = None,
                coordinate_unit: str | None = None) -> pa.Table:
-    """Read an Arrow IPC (file or stream) / Feather v2 file into the canonical table."""
+    """Read an Arrow IPC (file or stream) / Feather v2 file into the canonical table.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file. A table written by smlmspine is returned as it was written (types,
+        units, history); a foreign table must use the canonical column names.
+    pixel_size_nm : float, optional
+        Accepted for the common reader signature and ignored: the columns are in nm.
+    coordinate_unit : str, optional
+        Unit of ``x``/``y``/``z`` (``"nm"``, ``"um"``, ...) of a foreign file whose
+        field metadata states none; never guessed.
+
+    Returns
+    -------
+    pyarrow.Table
+        The canonical localization table (coordinates in nm).
+
+    Raises
+    ------
+    FormatError
+        The file is not readable as this format, or a foreign table has no stated
+        coordinate unit and none is given, or it does not follow the canonical schema.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -119,14 +165,38 @@ def read_arrow(path: str | Path, *, pixel_size_nm: float | None = None,
 @register_writer("parquet", extensions=(".parquet", ".pq"),
                  description="Apache Parquet, zstd-compressed, all metadata kept")
 def write_parquet(table: pa.Table, path: Path, *, final_path: Path | None = None) -> None:
-    """Write a table to Parquet (lossless: types, units and history are kept)."""
+    """Write a table to Parquet (lossless: types, units and history are kept).
+
+    zstd-compressed.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table to write (any columns; nothing is converted).
+    path : pathlib.Path
+        Where to write (the registry's temporary file; use :func:`smlmspine.io.write`,
+        which renames it to the final name on success).
+    final_path : pathlib.Path, optional
+        The name the file will have, for messages.
+    """
     pq.write_table(table, path, compression="zstd")
 
 
 @register_writer("arrow", extensions=(".arrow", ".feather", ".ipc"),
                  description="Arrow IPC file / Feather v2, all metadata kept")
 def write_arrow(table: pa.Table, path: Path, *, final_path: Path | None = None) -> None:
-    """Write a table as an Arrow IPC file (Feather v2), uncompressed for memory mapping."""
+    """Write a table as an Arrow IPC file (Feather v2), uncompressed for memory mapping.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table to write (any columns; nothing is converted).
+    path : pathlib.Path
+        Where to write (the registry's temporary file; use :func:`smlmspine.io.write`,
+        which renames it to the final name on success).
+    final_path : pathlib.Path, optional
+        The name the file will have, for messages.
+    """
     feather.write_feather(table, path, compression="uncompressed")
 
 

@@ -54,6 +54,17 @@ def sniff_delimiter(lines: list[str]) -> str | None:
     ``lines[0]`` is the header; one re-saved as a single quoted field is split again
     (see :func:`smlmspine.io._text.header_fields`).
 
+    Parameters
+    ----------
+    lines : list of str
+        The header line and a few data lines (blank lines are ignored).
+
+    Returns
+    -------
+    str or None
+        ``","``, ``";"`` or ``"\t"``, or ``None`` when no delimiter splits every line
+        into the same number of at least two fields.
+
     Examples
     --------
     >>> sniff_delimiter(["a;b;c", "1;2,5;3"])

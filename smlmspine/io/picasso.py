@@ -55,6 +55,16 @@ _PIXEL_KEYS = ("pixelsize", "pixel_size", "pixel size")
 def sidecar_path(path: str | Path) -> Path:
     """The YAML sidecar of a Picasso file: same folder and stem, extension ``.yaml``.
 
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The Picasso HDF5 file (``*_locs.hdf5``).
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar's path (whether or not it exists).
+
     Examples
     --------
     >>> sidecar_path("data/run1_locs.hdf5").as_posix()
@@ -127,6 +137,20 @@ def _yaml_loader():
 
 def read_sidecar(path: str | Path) -> list[dict] | None:
     """The documents of a Picasso YAML sidecar (``None`` when there is none).
+
+    The YAML is parsed with a safe loader (Picasso's Python tags are read as plain
+    data, nothing is executed).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The Picasso HDF5 file; its sidecar is :func:`sidecar_path` of it.
+
+    Returns
+    -------
+    list of dict or None
+        One dict per YAML document (a non-mapping document as ``{"value": ...}``), in
+        file order; ``None`` when the sidecar does not exist.
 
     Raises
     ------

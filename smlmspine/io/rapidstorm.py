@@ -88,6 +88,27 @@ def parse_rapidstorm_header(line: str, *, path=None) -> tuple[list[dict], list[d
     ``member_fields`` is empty for a localization file and lists the fields of the
     member localizations for a track file.
 
+    Parameters
+    ----------
+    line : str
+        The first line of the file (``# <localizations>...</localizations>``).
+    path : str or pathlib.Path, optional
+        The file, for messages.
+
+    Returns
+    -------
+    fields : list of dict
+        Attributes of each top-level ``<field>``, in column order.
+    member_fields : list of dict
+        Attributes of each ``<field>`` of the nested ``<localizations>`` element (track
+        files); empty otherwise.
+
+    Raises
+    ------
+    FormatError
+        The XML does not parse, holds a DOCTYPE/ENTITY declaration, is not a
+        ``<localizations>`` element, or declares no (or an unnamed) field.
+
     Examples
     --------
     >>> f, m = parse_rapidstorm_header('# <localizations><field identifier="Position-0-0" '

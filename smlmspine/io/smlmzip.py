@@ -109,7 +109,13 @@ def _sniff(path: Path, head: bytes) -> bool:
 
 def table_budget_bytes() -> int | None:
     """Decompressed bytes one ``.smlm`` may hold: :data:`MAX_TABLE_BYTES`, else half the
-    physical memory (``None`` when that is unknown)."""
+    physical memory (``None`` when that is unknown).
+
+    Returns
+    -------
+    int or None
+        The budget in bytes.
+    """
     if MAX_TABLE_BYTES is not None:
         return int(MAX_TABLE_BYTES)
     try:
@@ -125,6 +131,25 @@ def check_zip_entry(info: zipfile.ZipInfo, path: Path, *, expected: int | None =
     The declared uncompressed size must equal ``expected`` (when given), stay within
     ``budget`` bytes (minus ``spent`` on earlier entries), and be reachable from the compressed size (DEFLATE: at most
     ~1100x; stored: equal).
+
+    Parameters
+    ----------
+    info : zipfile.ZipInfo
+        The entry, as listed by the archive (its sizes are what the file declares).
+    path : pathlib.Path
+        The ``.smlm`` file, for messages.
+    expected : int, optional
+        Size in bytes the manifest implies (rows x record size).
+    budget : int, optional
+        Most decompressed bytes of the whole file (:func:`table_budget_bytes`).
+    spent : int
+        Decompressed bytes of earlier entries, counted against ``budget``.
+
+    Raises
+    ------
+    FormatError
+        A declared size that differs from ``expected``, exceeds the budget, or cannot
+        come from the compressed size.
     """
     name, size, csize = info.filename, info.file_size, info.compress_size
     if expected is not None and size != expected:
@@ -147,7 +172,28 @@ def check_zip_entry(info: zipfile.ZipInfo, path: Path, *, expected: int | None =
 
 def read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytearray:
     """Decompress one (checked) entry streaming into a buffer of its declared size;
-    more data than declared is an error, never an unbounded allocation."""
+    more data than declared is an error, never an unbounded allocation.
+
+    Parameters
+    ----------
+    zf : zipfile.ZipFile
+        The open archive.
+    info : zipfile.ZipInfo
+        The entry, checked with :func:`check_zip_entry` first.
+    path : pathlib.Path
+        The ``.smlm`` file, for messages.
+
+    Returns
+    -------
+    bytearray
+        Exactly ``info.file_size`` bytes.
+
+    Raises
+    ------
+    FormatError
+        The entry decompresses to more or fewer bytes than declared, or cannot be
+        decompressed.
+    """
     out = bytearray(info.file_size)
     view = memoryview(out)
     pos = 0
@@ -475,7 +521,22 @@ def _storage(values: np.ndarray, name: str, path: Path) -> tuple[np.ndarray, str
 @register_writer("smlm", extensions=(".smlm",),
                  description="SMLM file format (ZIP + manifest.json + binary table)")
 def write_smlm(table: pa.Table, path: Path, *, final_path: Path | None = None) -> None:
-    """Write a table as an ``.smlm`` file: one binary table, canonical headers, units in nm."""
+    """Write a table as an ``.smlm`` file: one binary table, canonical headers, units in nm.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Numeric (or boolean) columns only; missing values only in float columns.
+    path : pathlib.Path
+        Where to write (the registry's temporary file; use :func:`smlmspine.io.write`).
+    final_path : pathlib.Path, optional
+        The name the file will have, for messages.
+
+    Raises
+    ------
+    FormatError
+        A column is not numeric, or a non-float column has missing values.
+    """
     final_path = Path(final_path if final_path is not None else path)
     headers, dtypes, units, arrays, own_cols = [], [], [], [], {}
     for f in table.schema:

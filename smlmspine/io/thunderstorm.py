@@ -126,7 +126,26 @@ def read_thunderstorm(path: str | Path, *, pixel_size_nm: float | None = None,
 
 
 def csv_header_names(table: pa.Table) -> list[str]:
-    """Header names :func:`write_csv` uses for ``table``'s columns."""
+    """Header names :func:`write_csv` uses for ``table``'s columns.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table to be written.
+
+    Returns
+    -------
+    list of str
+        One header per column, in column order: ThunderSTORM's name for canonical
+        columns (:data:`CSV_HEADERS`), ``name [unit]`` (or ``name``) for the others.
+
+    Examples
+    --------
+    >>> from smlmspine.schema import make_table
+    >>> t = make_table({"x": [1.0], "y": [2.0], "frame": [1], "snr": [3.0]})
+    >>> csv_header_names(t)
+    ['x [nm]', 'y [nm]', 'frame', 'snr']
+    """
     out = []
     for f in table.schema:
         if f.name in COLUMNS:
@@ -145,6 +164,15 @@ def write_csv(table: pa.Table, path: Path, *, final_path: Path | None = None) ->
     Canonical columns get ThunderSTORM's names (:data:`CSV_HEADERS`); other columns
     are written as ``name [unit]``. Floats are written in their shortest round-trip
     form, so :func:`read_thunderstorm` reads the file back exactly.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The table to write.
+    path : pathlib.Path
+        Where to write (the registry's temporary file; use :func:`smlmspine.io.write`).
+    final_path : pathlib.Path, optional
+        The name the file will have, for messages.
 
     Raises
     ------
