@@ -160,8 +160,8 @@ def _constructor_params(cls) -> list[inspect.Parameter] | None:
     """Constructor parameters when a smlmspine class defines the constructor, else None."""
     for klass in cls.__mro__:
         if "__init__" in vars(klass) or "__new__" in vars(klass):
-            if not klass.__module__.startswith("smlmspine"):
-                return None
+            if not (klass.__module__.startswith("smlmspine") or klass.__module__ == __name__):
+                return None  # a constructor inherited from Python or another library
             try:
                 return list(inspect.signature(cls).parameters.values())
             except (TypeError, ValueError):
