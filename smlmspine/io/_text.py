@@ -85,7 +85,25 @@ class Role:
 
 
 def split_unit(name: str) -> tuple[str, str | None]:
-    """Split ``"x [nm]"`` / ``"X (nm)"`` into ``("x", "nm")``; no unit gives ``None``."""
+    """Split ``"x [nm]"`` / ``"X (nm)"`` into ``("x", "nm")``; no unit gives ``None``.
+
+    Parameters
+    ----------
+    name : str
+        A header name.
+
+    Returns
+    -------
+    base : str
+        The name without the unit, stripped (case kept).
+    unit : str or None
+        The unit in brackets or parentheses.
+
+    Examples
+    --------
+    >>> split_unit("X (nm)"), split_unit("frame")
+    (('X', 'nm'), ('frame', None))
+    """
     m = _UNIT_RE.match(name.strip())
     if not m or not m.group(1).strip():
         return name.strip(), None
@@ -93,7 +111,22 @@ def split_unit(name: str) -> tuple[str, str | None]:
 
 
 def normalize_unit(unit: str | None) -> str | None:
-    """Lower-case, trimmed unit (``None`` stays ``None``; an empty unit becomes ``None``)."""
+    """Lower-case, trimmed unit (``None`` stays ``None``; an empty unit becomes ``None``).
+
+    Parameters
+    ----------
+    unit : str or None
+        A unit as written in a file.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> normalize_unit(" NM "), normalize_unit("  ")
+    ('nm', None)
+    """
     if unit is None:
         return None
     unit = unit.strip().lower()
@@ -102,7 +135,42 @@ def normalize_unit(unit: str | None) -> str | None:
 
 def length_factor_nm(unit: str | None, *, pixel_size_nm: float | None, path, column: str,
                      default_unit: str | None = None) -> float:
-    """nm per unit of a length column; raises :class:`FormatError` when it cannot be known."""
+    """nm per unit of a length column; raises :class:`FormatError` when it cannot be known.
+
+    Parameters
+    ----------
+    unit : str or None
+        The unit the header states (``"nm"``, ``"um"``, ``"µm"``, ``"px"``, ...).
+    pixel_size_nm : float or None
+        Pixel size in nm, needed when the unit is a pixel.
+    path : str or pathlib.Path
+        The file, for messages.
+    column : str
+        The column, for messages.
+    default_unit : str, optional
+        Unit to assume when the header states none (a format's documented unit, or the
+        user's ``coordinate_unit``); never guessed.
+
+    Returns
+    -------
+    float
+        Multiply the column by this to get nm.
+
+    Raises
+    ------
+    FormatError
+        No unit stated or given, a pixel unit without a pixel size, or a unit that is
+        not a length.
+    ParameterError
+        ``pixel_size_nm`` is not a positive finite number.
+
+    Examples
+    --------
+    >>> length_factor_nm("um", pixel_size_nm=None, path="a.csv", column="x")
+    1000.0
+    >>> length_factor_nm("px", pixel_size_nm=107.0, path="a.csv", column="x")
+    107.0
+    """
     u = normalize_unit(unit) or normalize_unit(default_unit)
     if u is None:
         raise FormatError("the column states no length unit and none was given; pass "
@@ -127,12 +195,36 @@ def length_factor_nm(unit: str | None, *, pixel_size_nm: float | None, path, col
 
 
 def find_nul(head: bytes) -> int:
-    """Index of the first NUL byte in ``head`` (-1 if none)."""
+    """Index of the first NUL byte in ``head`` (-1 if none).
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of a file.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> find_nul(b"ab\\x00c"), find_nul(b"abc")
+    (2, -1)
+    """
     return head.find(b"\x00")
 
 
 def is_utf16(head: bytes) -> bool:
     """Whether ``head`` starts with a UTF-16 byte-order mark (read as binary otherwise).
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of a file.
+
+    Returns
+    -------
+    bool
 
     Examples
     --------
@@ -147,6 +239,25 @@ def head_text(head: bytes, *, stop_at_nul: bool = False) -> str | None:
 
     Binary content (NUL bytes, unless ``stop_at_nul``, or many control characters) gives
     ``None``. UTF-8 (with or without BOM) is tried first, then Latin-1.
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of a file (a multi-byte character cut at the end is tolerated).
+    stop_at_nul : bool
+        Decode up to the first NUL byte instead of calling the content binary (files
+        with a text header and binary data).
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> head_text("x [nm],y [µm]\\n".encode("utf-8"))
+    'x [nm],y [µm]\\n'
+    >>> head_text(b"\\x00\\x01\\x02") is None
+    True
     """
     if stop_at_nul:
         k = head.find(b"\x00")
@@ -171,6 +282,22 @@ def head_text(head: bytes, *, stop_at_nul: bool = False) -> str | None:
 def read_header(path: str | Path, *, n_lines: int = 1, stop_at_nul: bool = False,
                 what: str = "delimited text") -> list[str]:
     """The first ``n_lines`` lines of a text file (fewer if the file is shorter).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    n_lines : int
+        Number of lines to return.
+    stop_at_nul : bool
+        Read only up to the first NUL byte (see :func:`head_text`).
+    what : str
+        The format expected, for messages.
+
+    Returns
+    -------
+    list of str
+        Lines without line ends.
 
     Raises
     ------
@@ -205,12 +332,47 @@ def read_header(path: str | Path, *, n_lines: int = 1, stop_at_nul: bool = False
 
 
 def first_lines(text: str, n: int) -> list[str]:
-    """The first ``n`` lines of ``text``, without line ends."""
+    """The first ``n`` lines of ``text``, without line ends.
+
+    Parameters
+    ----------
+    text : str
+        Decoded text.
+    n : int
+        Number of lines.
+
+    Returns
+    -------
+    list of str
+        At most ``n`` lines.
+
+    Examples
+    --------
+    >>> first_lines("a\\r\\nb\\nc", 2)
+    ['a', 'b']
+    """
     return text.splitlines()[:n]
 
 
 def split_fields(line: str, delimiter: str) -> list[str]:
-    """Split one line on ``delimiter`` honouring double quotes; fields are stripped."""
+    """Split one line on ``delimiter`` honouring double quotes; fields are stripped.
+
+    Parameters
+    ----------
+    line : str
+        One line of a delimited text file.
+    delimiter : str
+        Field delimiter.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> split_fields('1,"a,b", 3', ",")
+    ['1', 'a,b', '3']
+    """
     try:
         row = next(csv.reader([line], delimiter=delimiter, quotechar='"'))
     except (csv.Error, StopIteration):
@@ -229,6 +391,18 @@ def header_fields(line: str, delimiter: str) -> list[str]:
     spreadsheet re-saved as *one* quoted field with doubled inner quotes
     (``"id,""frame"",""x [nm]""`` and a closing quote): a single field that holds the
     delimiter is split again.
+
+    Parameters
+    ----------
+    line : str
+        The header line.
+    delimiter : str
+        Field delimiter.
+
+    Returns
+    -------
+    list of str
+        Names, stripped and unquoted.
 
     Examples
     --------
@@ -256,6 +430,15 @@ def choose_delimiter(lines: Sequence[str], preferred: str = ",",
     delimiter is consistent with the rows (e.g. a truncated first row) the header alone
     decides, so the reader reports the bad row with its line. Content only: the file
     name plays no part.
+
+    Parameters
+    ----------
+    lines : sequence of str
+        The header line, then the first data rows (without line ends).
+    preferred : str
+        The format's usual delimiter.
+    delimiters : sequence of str
+        The candidates (default :data:`TEXT_DELIMITERS`).
 
     Returns
     -------
@@ -295,6 +478,27 @@ def sniff_lines(head: bytes, n: int = 6, *, stop_at_nul: bool = False) -> list[s
 
     A last line cut by the head limit is dropped (the first line is always kept).
     ``None`` when the head is not text.
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of a file (the registry reads ``HEAD_BYTES``; a shorter head is
+        the whole file and its last line is kept).
+    n : int
+        Most lines returned.
+    stop_at_nul : bool
+        Read only up to the first NUL byte (see :func:`head_text`).
+
+    Returns
+    -------
+    list of str or None
+
+    Examples
+    --------
+    >>> sniff_lines(b"frame,x\\n1,2\\n3,4\\n", n=2)
+    ['frame,x', '1,2']
+    >>> sniff_lines(b"\\x00\\x01") is None
+    True
     """
     text = head_text(head, stop_at_nul=stop_at_nul)
     if not text:
@@ -308,7 +512,35 @@ def sniff_lines(head: bytes, n: int = 6, *, stop_at_nul: bool = False) -> list[s
 
 
 def check_mapping(mapping: Mapping[str, str] | None, names: Sequence[str], *, path) -> dict[str, str]:
-    """Validate a user mapping ``{canonical: source column}`` against the header names."""
+    """Validate a user mapping ``{canonical: source column}`` against the header names.
+
+    Parameters
+    ----------
+    mapping : mapping of str to str or None
+        Canonical column -> header name in the file (``None``: no mapping).
+    names : sequence of str
+        The header names of the file.
+    path : str or pathlib.Path
+        The file, for messages.
+
+    Returns
+    -------
+    dict of str to str
+        The mapping as a plain dict (empty for ``None``).
+
+    Raises
+    ------
+    ParameterError
+        Not a mapping, a key that is not a canonical column, or one source column used
+        twice.
+    FormatError
+        A source column the header does not have.
+
+    Examples
+    --------
+    >>> check_mapping({"x": "X_pos"}, ["X_pos", "Y_pos"], path="a.csv")
+    {'x': 'X_pos'}
+    """
     if mapping is None:
         return {}
     if not isinstance(mapping, Mapping):
@@ -344,6 +576,8 @@ def header_roles(names: Sequence[str], candidates: Mapping[str, Sequence[str]], 
         are kept as extra columns.
     mapping : mapping, optional
         User mapping ``{canonical: header name}``; it overrides the candidates.
+    path : str or pathlib.Path, optional
+        The file, for messages.
     fixed_units : mapping, optional
         Header name -> unit, for formats whose header states no unit (e.g. N-STORM, nm).
     targets : mapping, optional
@@ -408,7 +642,23 @@ def _unit_suits(target: str, unit: str | None) -> bool:
 
 
 def dedupe_names(names: Sequence[str]) -> list[str]:
-    """Make header names unique (``a``, ``a#2``, ...); empty names become ``column``."""
+    """Make header names unique (``a``, ``a#2``, ...); empty names become ``column``.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Header names as read.
+
+    Returns
+    -------
+    list of str
+        The names, the second and later copies of a name suffixed ``#2``, ``#3``, ...
+
+    Examples
+    --------
+    >>> dedupe_names(["x", "x", "", "x"])
+    ['x', 'x#2', 'column', 'x#3']
+    """
     return _dedupe(names)
 
 
