@@ -118,7 +118,44 @@ def aim_segments(prep: Prepared, *, kernel_nm: float | None, search_radius_nm: f
                  rng) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Per-segment drift ``(S, 3)``, sigma ``(S, 3)`` and a validity mask ``(S,)``.
 
-    Returns also the parameters actually used.
+    Returns also the parameters actually used. The method (tracking pass, global pass,
+    uncertainty) is described in ``docs/drift.md``.
+
+    Parameters
+    ----------
+    prep : Prepared
+        Coordinates and segments (:func:`~smlmspine.drift._segments.prepare`).
+    kernel_nm : float or None
+        Final kernel width in nm; default ``max(sqrt(2) * precision_xy, 3)``.
+    search_radius_nm : float or None
+        Search radius of the tracking pass in nm (at least twice the kernel); default
+        ``max(4 * kernel_nm, 50)``.
+    max_reference : int
+        Most reference localizations of the global pass (half of it when tracking).
+    min_per_segment : int
+        Segments with fewer localizations are not estimated (invalid).
+    min_contrast : float
+        Structure test: segments whose best match is not this many times the mean
+        intersection are flagged; when most are, the estimate is refused.
+    rng : int or numpy.random.Generator
+        Seed of the reference subsampling.
+
+    Returns
+    -------
+    drift : (S, 3) ndarray of float
+        Drift per segment in nm relative to the first valid segment (z NaN in 2D).
+    sigma : (S, 3) ndarray of float
+        1-sigma uncertainty per segment and axis in nm.
+    valid : (S,) ndarray of bool
+        Segments estimated.
+    used : dict
+        The parameters used (defaults resolved), for the model's ``params``.
+
+    Raises
+    ------
+    ParameterError
+        Fewer than two segments with ``min_per_segment`` localizations, invalid
+        kernel or radius, or data without structure to match.
     """
     from ._kernels import GridIndex, within
 

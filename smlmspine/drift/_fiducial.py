@@ -99,7 +99,53 @@ def estimate_fiducial(table: pa.Table, *, dims=None, smoothing=1.0, segment_fram
                       segment_seconds=None, fiducials=None, radius_nm: float = 200.0,
                       track_radius_nm: float | None = None, min_presence: float = 0.5,
                       max_fiducials: int = 20) -> DriftModel:
-    """Drift from fiducials; see the module docs. Returns a per-frame :class:`DriftModel`."""
+    """Drift from fiducials; see the module docs. Returns a per-frame :class:`DriftModel`.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Localizations with ``x``, ``y`` (``z``) in nm and ``frame``.
+    dims : {2, 3}, optional
+        2 estimates x/y only; default 3 when the table has ``z``.
+    smoothing : float or None
+        Spline smoothing of the per-frame average (see :func:`smooth_segments`).
+    segment_frames : int, optional
+        Accepted for the common signature and ignored: fiducials are tracked per frame.
+    segment_seconds : float, optional
+        Refused (:class:`ParameterError`): bin MINFLUX beads into frames first.
+    fiducials : (B, 2) or (B, 3) array-like, optional
+        Approximate fiducial positions in nm; default: detected.
+    radius_nm : float
+        Grid cell size of the detection in nm (3x3 cells are searched).
+    track_radius_nm : float, optional
+        Tracking radius in nm around the running median position; default
+        ``max(5 * precision_xy, 50)``.
+    min_presence : float
+        Fraction of the frames, in (0, 1], a detected fiducial must be present in.
+    max_fiducials : int
+        Most fiducials detected and tracked.
+
+    Returns
+    -------
+    DriftModel
+        On the ``frame`` axis, every frame sampled; ``params["fiducials_nm"]`` holds the
+        fiducial positions used.
+
+    Raises
+    ------
+    SchemaError
+        No ``frame`` column (or the table fails validation).
+    ParameterError
+        ``segment_seconds`` given, ``min_presence`` out of range, fewer than 10 frames,
+        badly shaped ``fiducials``, no fiducial found, or fiducials seen in too few
+        frames.
+
+    Warns
+    -----
+    QualityWarning
+        A fiducial moved differently from the others (dropped), or only one fiducial
+        could be tracked.
+    """
     validate(table)
     if segment_seconds is not None:
         raise ParameterError("method='fiducial' works per frame; segment_seconds does not apply "

@@ -10,7 +10,22 @@ __all__ = ["plot_model"]
 
 
 def plot_model(model, path: Path, *, title: str | None = None) -> Path:
-    """Drift curves per axis with 1-sigma bands and the raw segment estimates."""
+    """Drift curves per axis with 1-sigma bands and the raw segment estimates.
+
+    Parameters
+    ----------
+    model : DriftModel
+        The model to plot (one panel per axis).
+    path : pathlib.Path
+        Image file, written atomically (format from the extension).
+    title : str, optional
+        Figure title; default names the method and the number of segments.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
 
     from matplotlib.figure import Figure
 

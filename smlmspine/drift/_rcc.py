@@ -115,7 +115,49 @@ def _connected(n: int, pairs) -> bool:
 def rcc_segments(prep: Prepared, *, pixel_nm: float | None, blur_nm: float | None,
                  max_shift_nm: float, rejection_nm: float | None, min_per_segment: int,
                  min_contrast: float):
-    """Per-segment drift ``(S, 3)``, sigma ``(S, 3)``, validity ``(S,)`` and parameters."""
+    """Per-segment drift ``(S, 3)``, sigma ``(S, 3)``, validity ``(S,)`` and parameters.
+
+    Redundant cross-correlation of every pair of segment images, solved by least
+    squares with rejection of inconsistent pairs (``docs/drift.md``).
+
+    Parameters
+    ----------
+    prep : Prepared
+        Coordinates and segments (:func:`~smlmspine.drift._segments.prepare`).
+    pixel_nm : float or None
+        Histogram pixel in nm; default ``max(precision_xy, 5)`` (grown when an image
+        would exceed 4 Mpixel).
+    blur_nm : float or None
+        Gaussian blur of the images in nm (lateral; z scaled by the precision ratio);
+        default the median lateral precision.
+    max_shift_nm : float
+        Largest shift between two segments searched, in nm.
+    rejection_nm : float or None
+        Pair residuals above ``max(3 robust sigma, rejection_nm)`` are rejected; default
+        half a pixel.
+    min_per_segment : int
+        Segments with fewer localizations are not estimated (invalid).
+    min_contrast : float
+        Least peak-over-mean correlation of a pair; when the median is lower the
+        estimate is refused.
+
+    Returns
+    -------
+    drift : (S, 3) ndarray of float
+        Drift per segment in nm relative to the first valid segment (z NaN in 2D).
+    sigma : (S, 3) ndarray of float
+        1-sigma uncertainty per segment and axis in nm.
+    valid : (S,) ndarray of bool
+        Segments estimated.
+    used : dict
+        The parameters used (defaults resolved), for the model's ``params``.
+
+    Raises
+    ------
+    ParameterError
+        Fewer than two segments with ``min_per_segment`` localizations, invalid pixel or
+        shift, or no structure to correlate.
+    """
     D = prep.ndim
     S = prep.n_segments
     valid = prep.seg_counts >= min_per_segment

@@ -20,7 +20,35 @@ DEFAULT_Z_RATIO = 2.5
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """Coordinates and segmentation of a table, ready for an estimator."""
+    """Coordinates and segmentation of a table, ready for an estimator.
+
+    Attributes
+    ----------
+    xyz : (N, D) ndarray of float
+        Coordinates in nm (``D`` = ``ndim``).
+    ndim : {2, 3}
+        Dimensions estimated.
+    axis : {"frame", "time_s"}
+        The time axis used.
+    tval : (N,) ndarray
+        Frame or time (s) of each localization.
+    seg : (N,) ndarray of int
+        Segment index of each localization, -1 for dropped ones.
+    n_segments : int
+        Number of segments ``S``.
+    seg_t : (S,) ndarray of float
+        Mean frame / time of each segment.
+    seg_counts : (S,) ndarray of int
+        Localizations per segment.
+    t_eval : (T,) ndarray
+        Sample points of the model: every frame, or a regular time grid in s.
+    precision_xy_nm, precision_z_nm : float
+        Median lateral / axial precision in nm (defaults
+        :data:`DEFAULT_PRECISION_XY_NM` and :data:`DEFAULT_Z_RATIO` times it without
+        the columns).
+    segment_size : float
+        Frames or seconds per segment.
+    """
 
     xyz: np.ndarray            # (N, D) nm
     ndim: int
@@ -52,6 +80,36 @@ def prepare(table: pa.Table, *, segment_frames: int | None, segment_seconds: flo
     ``segment_frames`` / ``segment_seconds`` fix the segment length; otherwise the
     acquisition is cut into ``default_segments`` equal spans (fewer when that would
     leave fewer than ``min_per_segment`` localizations per segment on average).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Localizations with ``x``, ``y`` (``z``) in nm and ``frame`` or ``time_s``.
+    segment_frames : int or None
+        Segment length in frames (needs ``frame``).
+    segment_seconds : float or None
+        Segment length in s (needs ``time_s``); exclusive with ``segment_frames``.
+    default_segments : int
+        Number of equal spans when no length is given.
+    min_per_segment : int
+        Localizations a segment should have on average (fewer segments otherwise).
+    dims : {2, 3}, optional
+        Dimensions to estimate; default 3 when the table has ``z``.
+    what : str
+        Name of the calling estimation, for messages.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    SchemaError
+        The table fails :func:`~smlmspine.schema.validate`, lacks the time column the
+        options need, has missing time values, or 3D is asked without ``z``.
+    ParameterError
+        Both segment lengths given, too few localizations, a single time value, or an
+        acquisition that fits in one segment.
     """
     validate(table)
     if segment_frames is not None and segment_seconds is not None:
