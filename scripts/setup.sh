@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything smlmspine needs on a fresh Debian machine with Python 3.11:
 # the system libraries Open3D loads (libusb-1.0-0, libgomp1, libgl1), a virtual
-# environment in .venv, and the package with its test extras (editable).
+# environment in .venv, and the package with its test and docs extras (editable).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,10 +27,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import smlmspine, open3d, pytest, hypothesis" >/dev/null 2>&1 \
+if ! .venv/bin/python -c "import smlmspine, open3d, pytest, hypothesis, pandas, skimage, sphinx, numpydoc, myst_parser" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.smlmspine-installed ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[test,docs]'
   touch .venv/.smlmspine-installed
 fi
 echo "setup: ready ($(.venv/bin/python --version), smlmspine $(.venv/bin/python -c 'import smlmspine; print(smlmspine.__version__)'))"
