@@ -12,6 +12,18 @@ __all__ = ["run_hdbscan", "renumber"]
 def renumber(labels: np.ndarray) -> tuple[np.ndarray, int]:
     """Renumber labels ``>= 0`` as 0, 1, ... in the order of their first occurrence.
 
+    Parameters
+    ----------
+    labels : (N,) array-like of int
+        Cluster labels, negative for noise.
+
+    Returns
+    -------
+    labels : (N,) ndarray of int64
+        Renumbered labels, -1 for every negative input.
+    n_clusters : int
+        Number of distinct labels ``>= 0``.
+
     Examples
     --------
     >>> renumber(np.array([3, -1, 3, 0, 7]))
@@ -36,6 +48,27 @@ def run_hdbscan(coords: np.ndarray, *, min_cluster_size: int, min_samples: int |
 
     Too few points to form a cluster (fewer than ``min_cluster_size``, or no more than
     ``min_samples``, where the core distance is undefined) give all noise.
+
+    Parameters
+    ----------
+    coords : (N, D) ndarray of float64
+        Coordinates in nm.
+    min_cluster_size : int
+        Smallest cluster (points).
+    min_samples : int or None
+        Neighbours of a core point; ``None``: ``min_cluster_size``.
+    cluster_selection_epsilon : float
+        Distance in nm below which clusters are not split further (0: off).
+    cluster_selection_method : {"eom", "leaf"}
+        Excess of mass or leaf selection.
+    allow_single_cluster : bool
+        Allow the whole data set to be one cluster.
+
+    Returns
+    -------
+    labels : (N,) ndarray of int64
+        Cluster labels (first-occurrence order), -1 for noise.
+    n_clusters : int
     """
     n = coords.shape[0]
     k = min_cluster_size if min_samples is None else min_samples

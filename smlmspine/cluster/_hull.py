@@ -39,6 +39,20 @@ def hull_areas_2d(points: np.ndarray, starts: np.ndarray, counts: np.ndarray) ->
     ``points`` is ``(N, 2)`` with the rows of cluster ``c`` at
     ``starts[c]:starts[c] + counts[c]``.
 
+    Parameters
+    ----------
+    points : (N, 2) ndarray of float
+        Coordinates in nm, grouped by cluster.
+    starts : (C,) ndarray of int
+        First row of each cluster.
+    counts : (C,) ndarray of int
+        Rows of each cluster.
+
+    Returns
+    -------
+    (C,) ndarray of float
+        Hull areas in nm^2.
+
     Examples
     --------
     >>> sq = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0], [1.0, 1.0]])
@@ -229,6 +243,22 @@ def hull_volumes_3d(points: np.ndarray, starts: np.ndarray, counts: np.ndarray, 
     Clusters of up to ``max_points`` points use a compiled incremental hull (cost
     O(n x hull faces)); larger ones, and any the kernel finds degenerate while Qhull does
     not, go to scipy's Qhull.
+
+    Parameters
+    ----------
+    points : (N, 3) ndarray of float
+        Coordinates in nm, grouped by cluster.
+    starts : (C,) ndarray of int
+        First row of each cluster.
+    counts : (C,) ndarray of int
+        Rows of each cluster.
+    max_points : int
+        Largest cluster handled by the compiled hull.
+
+    Returns
+    -------
+    (C,) ndarray of float
+        Hull volumes in nm^3.
 
     Examples
     --------

@@ -14,7 +14,23 @@ __all__ = ["check_table", "resolve_dims", "selection", "cluster_groups", "finish
 
 
 def check_table(table: Any) -> pa.Table:
-    """The table itself, after checking it is a localization table with ``x`` and ``y``."""
+    """The table itself, after checking it is a localization table with ``x`` and ``y``.
+
+    Parameters
+    ----------
+    table : object
+        What the caller passed as the table.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``table``.
+
+    Raises
+    ------
+    SchemaError
+        Not a ``pyarrow.Table``, or no ``x`` / ``y`` column.
+    """
     if not isinstance(table, pa.Table):
         raise SchemaError(f"expected a pyarrow.Table of localizations, got {type(table).__name__}")
     missing = [c for c in ("x", "y") if c not in table.column_names]
@@ -24,7 +40,32 @@ def check_table(table: Any) -> pa.Table:
 
 
 def resolve_dims(table: pa.Table, dims: int | None) -> int:
-    """2 or 3: the dimensions to cluster in (default: 3 when the table has ``z``)."""
+    """2 or 3: the dimensions to cluster in (default: 3 when the table has ``z``).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The localizations.
+    dims : {2, 3} or None
+        Asked for by the caller.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ParameterError
+        ``dims`` is not 2, 3 or None.
+    SchemaError
+        3 asked for a table without ``z``.
+
+    Examples
+    --------
+    >>> from smlmspine.schema import make_table
+    >>> resolve_dims(make_table({"x": [0.0], "y": [0.0], "z": [0.0]}), None)
+    3
+    """
     if dims is None:
         return 3 if "z" in table.column_names else 2
     if dims not in (2, 3) or isinstance(dims, bool):
@@ -49,7 +90,34 @@ def _group_column(table: pa.Table, by: str) -> np.ndarray:
 
 def selection(table: pa.Table, *, by: str | None, mask: Any, skip_groups: Iterable[int]
               ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Rows to cluster (boolean ``(N,)``) and the group value of every row (or ``None``)."""
+    """Rows to cluster (boolean ``(N,)``) and the group value of every row (or ``None``).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The localizations (``N`` rows).
+    by : str or None
+        Integer column whose values define groups clustered separately.
+    mask : (N,) array-like of bool or None
+        Rows to cluster; ``None``: all.
+    skip_groups : iterable of int
+        Group values not clustered (needs ``by``).
+
+    Returns
+    -------
+    keep : (N,) ndarray of bool
+        Rows to cluster.
+    groups : (N,) ndarray of int64 or None
+        Value of ``by`` for every row.
+
+    Raises
+    ------
+    ParameterError
+        A mask that is not boolean or of the wrong shape, or ``skip_groups`` without
+        ``by``.
+    SchemaError
+        ``by`` names no integer column, or it has missing values.
+    """
     n = table.num_rows
     if mask is None:
         keep = np.ones(n, dtype=bool)
@@ -105,6 +173,31 @@ def cluster_groups(table: pa.Table, *, dims: int, keep: np.ndarray, groups: np.n
 
     Returns the ``(N,)`` int64 labels (-1 noise and unselected rows) with ids unique across
     groups (groups in increasing order of their value, ids consecutive) and their number.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The localizations (``N`` rows, coordinates in nm).
+    dims : {2, 3}
+        Coordinates passed to ``run``.
+    keep : (N,) ndarray of bool
+        Rows to cluster (from :func:`selection`).
+    groups : (N,) ndarray of int or None
+        Group value of every row; ``None``: one group.
+    run : callable
+        ``run(coords) -> (labels, n_clusters)`` on ``(M, dims)`` float64 coordinates.
+    progress : bool
+        Show a progress bar over the groups.
+
+    Returns
+    -------
+    labels : (N,) ndarray of int64
+    n_clusters : int
+
+    Raises
+    ------
+    SchemaError
+        Non-numeric or non-finite coordinates among the rows to cluster.
     """
     n = table.num_rows
     labels = np.full(n, -1, dtype=np.int64)
@@ -140,6 +233,25 @@ def cluster_groups(table: pa.Table, *, dims: int, keep: np.ndarray, groups: np.n
 
 def finish(table: pa.Table, labels: np.ndarray, *, step: str, params: dict, by: str | None
            ) -> pa.Table:
-    """The input table plus ``cluster_id`` and one history entry (the input is untouched)."""
+    """The input table plus ``cluster_id`` and one history entry (the input is untouched).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        The localizations.
+    labels : (N,) ndarray of int64
+        Cluster label of every row, -1 for noise.
+    step : str
+        History step name (``"cluster.dbscan"``, ...).
+    params : dict
+        Parameters recorded with the step.
+    by : str or None
+        The grouping column, recorded as table metadata ``cluster_by``.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``table`` with ``cluster_id`` added (or replaced).
+    """
     out = with_columns(table, {"cluster_id": pa.array(labels, type=pa.int64())})
     return with_history(out, step, params, cluster_by=by)
