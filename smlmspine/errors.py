@@ -26,7 +26,7 @@ class FormatError(SmlmSpineError, ValueError):
     message : str
         What was expected and what was found; line breaks are joined into one line.
     path : str or pathlib.Path, optional
-        The file at fault (kept as :attr:`path`).
+        The file at fault (kept as ``path``).
     line : int, optional
         Line number (1-based) in a text file.
     column : str, optional
