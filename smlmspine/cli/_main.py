@@ -28,7 +28,13 @@ _COMMAND_MODULES = ("io", "simulate", "minflux", "drift", "cluster", "envelope",
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every available subcommand registered."""
+    """The argument parser with every available subcommand registered.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Usage errors print one line and exit with status 2.
+    """
     parser = _Parser(
         prog="smlmspine",
         description="SMLM (3D STORM, MINFLUX) point clouds of neurons: localization tables, "
@@ -50,7 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 2 user error, 130 interrupted)."""
+    """Run the CLI.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 ok, 2 user error (one line on stderr), 130 interrupted.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -27,7 +27,19 @@ __all__ = ["cbc", "CbcResult"]
 
 @dataclass(frozen=True)
 class CbcResult:
-    """CBC values ``(n_pre,)`` of the ``pre`` localizations with respect to ``post``."""
+    """CBC values ``(n_pre,)`` of the ``pre`` localizations with respect to ``post``.
+
+    Attributes
+    ----------
+    values : (N,) ndarray of float
+        CBC value per ``pre`` localization, in [-1, 1] (NaN without a ``pre`` neighbour).
+    nearest_distance_nm : (N,) ndarray of float
+        Distance to the nearest ``post`` localization, nm (inf without any).
+    radii_nm : (K,) ndarray of float
+        The radii, nm.
+    parameters : dict
+        ``r_max_nm``, ``n_radii``, ``ndim``.
+    """
 
     values: np.ndarray
     nearest_distance_nm: np.ndarray
@@ -35,9 +47,22 @@ class CbcResult:
     parameters: dict = field(default_factory=dict)
 
     def to_table(self) -> pa.Table:
+        """One row per ``pre`` localization.
+
+        Returns
+        -------
+        pyarrow.Table
+            ``cbc``, ``nearest_distance_nm``.
+        """
         return pa.table({"cbc": self.values, "nearest_distance_nm": self.nearest_distance_nm})
 
     def to_dict(self) -> dict:
+        """Summary: count, mean and median of the finite values, radii, parameters.
+
+        Returns
+        -------
+        dict
+        """
         v = self.values[np.isfinite(self.values)]
         return {"n": int(self.values.size), "mean_cbc": float(v.mean()) if v.size else None,
                 "median_cbc": float(np.median(v)) if v.size else None,

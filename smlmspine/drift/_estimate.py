@@ -20,13 +20,27 @@ METHODS = ("aim", "rcc", "fiducial")
 
 @dataclass(frozen=True, eq=False)
 class DriftCorrection:
-    """Result of :func:`correct`: the corrected table and the drift model applied."""
+    """Result of :func:`correct`: the corrected table and the drift model applied.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        The localizations with the drift subtracted (history step ``drift.apply``).
+    model : DriftModel
+        The drift that was subtracted (per frame or time, nm).
+    """
 
     table: pa.Table
     model: DriftModel
 
     def to_dict(self) -> dict:
-        """Summary of the model (see :meth:`DriftModel.to_dict`) and the row count."""
+        """Summary of the model (see :meth:`DriftModel.to_dict`) and the row count.
+
+        Returns
+        -------
+        dict
+            ``n_localizations`` and the model's summary (JSON-able).
+        """
         return {"n_localizations": self.table.num_rows, **self.model.to_dict()}
 
 
@@ -132,6 +146,31 @@ def correct(table: pa.Table, *, method: str = "aim", segment_frames: int | None 
     Takes the arguments of :func:`estimate_drift`; returns a :class:`DriftCorrection`
     with the corrected table (history step ``drift.apply``) and the model. The input
     table is not modified.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Localizations (``x``, ``y``, optional ``z`` in nm) with ``frame`` or ``time_s``.
+    method : {"aim", "rcc", "fiducial"}
+        Estimator (see :func:`estimate_drift`).
+    segment_frames, segment_seconds : int or float, optional
+        Segment length in frames or in s of ``time_s`` (see :func:`estimate_drift`).
+    model : DriftModel, optional
+        A drift already estimated (e.g. on another channel); then no estimation options
+        may be given.
+    **options
+        Further options of :func:`estimate_drift` (``dims``, ``smoothing``, ``rng`` and
+        the method options).
+
+    Returns
+    -------
+    DriftCorrection
+
+    Raises
+    ------
+    ParameterError
+        Estimation options together with ``model``, or any refusal of
+        :func:`estimate_drift`.
     """
     if model is None:
         model = estimate_drift(table, method=method, segment_frames=segment_frames,

@@ -26,6 +26,21 @@ def neck_fit_for_spine(points_nm: np.ndarray, measurement: SpineMeasurement, *,
     segment and that lie within ``neck_mean_diameter/2 + 4 sigma`` (at least 60 nm) of
     the axis are used. Returns ``None`` for spines without a neck or with too few
     localizations there.
+
+    Parameters
+    ----------
+    points_nm : (N, 3) ndarray of float
+        Localizations of the spine, nm.
+    measurement : SpineMeasurement
+        The spine's mesh measurement (:func:`measure_spine`), for its profile and neck.
+    label : {"membrane", "volume"}
+        Label model of the fit (see :func:`fit_neck_diameter`).
+    sigma_nm : float, optional
+        Localization precision, nm; default: fitted (15 nm for the selection radius).
+
+    Returns
+    -------
+    NeckFit or None
     """
     p = measurement.profile
     if measurement.neck_length_nm <= 0 or len(p.get("s_nm", [])) < 3:
@@ -55,7 +70,33 @@ def measure_meshes(paths: Sequence[str | Path], *, units: str | None = None,
                    rules: ClassRules = ClassRules(), progress: bool = False):
     """Measure mesh files (or folders of them); one row per mesh with a ``source`` column.
 
-    Returns ``(features table, list of SpineMeasurement)``.
+    Parameters
+    ----------
+    paths : sequence of str or pathlib.Path
+        Mesh files (PLY, OBJ, OFF, STL, GLB) or folders of them.
+    units : str, optional
+        Unit of the mesh coordinates (converted to nm); default: nm.
+    base_point_nm : (3,) sequence of float, optional
+        Base point of every spine, nm; default: found on each mesh.
+    step_nm : float
+        Sampling step of the cross-section profile, nm.
+    rules : ClassRules
+        Thresholds of the rule-based classes.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    (pyarrow.Table, list of SpineMeasurement)
+        The features table (one row per mesh, ``source`` and ``spine_id`` from a
+        ``spine_<id>`` file name, else -1) and the measurements in the same order.
+
+    Raises
+    ------
+    ParameterError
+        No mesh file among ``paths``.
+    FormatError
+        A file that cannot be read as a mesh.
     """
     files = _iter_paths(paths)
     if not files:

@@ -45,6 +45,21 @@ class TruthSpineMeasurement:
 
     Not :class:`smlmspine.morphology.SpineMeasurement`: fewer fields, measured along the
     design axis (or true centreline) without smoothing.
+
+    Attributes
+    ----------
+    length_nm : float
+        Base to the farthest point along the axis, nm.
+    neck_min_diameter_nm : float
+        Smallest equivalent diameter between the base and the head, nm.
+    neck_length_nm : float
+        Base to the head-neck boundary, nm (0 without one).
+    head_diameter_nm : float
+        Largest equivalent diameter in the distal half, nm.
+    head_volume_um3 : float
+        Volume beyond the head-neck boundary, um^3.
+    volume_um3 : float
+        Enclosed volume, um^3.
     """
 
     length_nm: float
@@ -55,6 +70,12 @@ class TruthSpineMeasurement:
     volume_um3: float
 
     def to_dict(self) -> dict:
+        """The fields as a dict.
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
 

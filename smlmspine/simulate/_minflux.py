@@ -49,6 +49,12 @@ class MinfluxSimulation:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Summary: counts, dimensionality and parameters (JSON-able).
+
+        Returns
+        -------
+        dict
+        """
         vld = self.localizations.column("vld").to_numpy(zero_copy_only=False)
         return {"n_localizations": self.localizations.num_rows,
                 "n_valid": int(vld.sum()),

@@ -75,11 +75,21 @@ class SynapseSimulation:
         return self.region.ndim
 
     def localizations(self) -> pa.Table:
-        """Pre and post localizations in one table (``channel`` 0 = pre, 1 = post)."""
+        """Pre and post localizations in one table (``channel`` 0 = pre, 1 = post).
+
+        Returns
+        -------
+        pyarrow.Table
+        """
         return pa.concat_tables([self.pre_localizations, self.post_localizations])
 
     def objects(self) -> pa.Table:
-        """Pre and post objects in one table with a ``channel`` column (0 pre, 1 post)."""
+        """Pre and post objects in one table with a ``channel`` column (0 pre, 1 post).
+
+        Returns
+        -------
+        pyarrow.Table
+        """
         from ..schema import make_table
 
         cols = {}
@@ -149,9 +159,11 @@ def synapses(*, n_pre: int = 500, n_post: int = 500, coupled_fraction: float = 0
     region_lo_nm, region_hi_nm : sequence of float, optional
         Box corners in nm (default lo = 0, hi = 10 um on every axis).
     mask : (ny, nx) or (nz, ny, nx) bool array, optional
-        Region as a mask instead of a box, with ``voxel_size_nm`` (and ``mask_origin_nm``,
-        the x, y(, z) of the corner of pixel 0); see
-        :class:`smlmspine.coupling.MaskRegion`.
+        Region as a mask instead of a box; see :class:`smlmspine.coupling.MaskRegion`.
+    voxel_size_nm : float or sequence of float, optional
+        Pixel/voxel size of ``mask``, nm (required with a mask).
+    mask_origin_nm : sequence of float, optional
+        x, y(, z) of the corner of pixel 0 of ``mask``, nm (default 0).
     locs_per_object : float
         Mean number of fluorophores per object (Poisson); 0 gives no localizations.
     blinks_per_fluorophore : float
