@@ -140,8 +140,10 @@ def api_page(module_name: str, rows) -> str:
     for attr, obj in here:
         kind = _kind(obj)
         target = f"{module_name}.{attr}"
-        if kind in ("class", "exception"):
-            lines.append(f".. auto{kind}:: {target}\n   :members:\n   :show-inheritance:\n")
+        if kind == "exception":
+            lines.append(f".. autoexception:: {target}\n   :members:\n   :show-inheritance:\n")
+        elif kind == "class":
+            lines.append(f".. autoclass:: {target}\n   :members:\n")
         elif kind == "function":
             lines.append(f".. autofunction:: {target}\n")
         else:
@@ -283,8 +285,33 @@ def _generate(app) -> None:
         generate(Path(app.srcdir))
 
 
+def _attribute_comment(name: str) -> list[str] | None:
+    """The ``#:`` comment of a module constant, looked up in the module that names it
+    and in its submodules (for a constant re-exported by a package)."""
+    import sys
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    module, _, attr = name.rpartition(".")
+    candidates = [module] + sorted(m for m in list(sys.modules) if m.startswith(module + "."))
+    for candidate in candidates:
+        try:
+            docs = ModuleAnalyzer.for_module(candidate).find_attr_docs()
+        except Exception:  # noqa: BLE001 - no source for this module: try the next
+            continue
+        if ("", attr) in docs:
+            return list(docs[("", attr)])
+    return None
+
+
 def _require_docstring(app, what, name, obj, options, lines) -> None:
-    """Warn about a public function, class, method or exception without a docstring."""
+    """Warn about a public function, class, method or exception without a docstring;
+    give a re-exported constant its ``#:`` comment instead of its type's docstring."""
+    if what == "data":
+        type_doc = inspect.getdoc(type(obj)) or ""
+        if "\n".join(lines).strip() == type_doc.strip():
+            lines[:] = _attribute_comment(name) or []
+        return
     if what not in ("function", "class", "method", "exception") or any(s.strip() for s in lines):
         return
     if name.rsplit(".", 1)[-1].startswith("_"):
