@@ -33,12 +33,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import FormatError
 
-__all__ = ["Outputs", "atomic_path", "check_output_file", "check_output_folder"]
+__all__ = ["Outputs", "atomic_write", "atomic_path", "backup_beside", "restore_backup",
+           "check_output_file", "check_output_folder"]
 
 
 def _parent(path: Path) -> Path:
@@ -99,25 +101,79 @@ def check_output_folder(path, *, option: str | None = None, parents: bool = Fals
 
 
 @contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path`` with the same extension; rename on success.
+def atomic_write(path, *, keep_suffix: bool = False):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only on success.
 
-    For writers that choose the format from the extension (matplotlib). The file gets
-    the permissions of a normally created file (``0o666`` less the umask).
+    The one atomic write of the package (:func:`smlmspine.io.atomic_output`,
+    :func:`atomic_path`). The temporary file is hidden (``.NAME.*.part``; with
+    ``keep_suffix`` ``.STEM.*.part.EXT``, for writers that choose the format from the
+    extension) and removed on failure; on success it gets the permissions a plain
+    ``open(path, "w")`` would give (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
     """
+    from .io._registry import current_umask  # read without a racy umask(0) swap
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + path.suffix,
-                               dir=_parent(path))
+    if keep_suffix:
+        prefix, suffix = f".{path.stem}.", ".part" + path.suffix
+    else:
+        prefix, suffix = f".{path.name}.", ".part"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=_parent(path))
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        from .io._registry import current_umask  # read without a racy umask(0) swap
-
+        # chmod after the writer ran: a writer may have replaced the temporary file
         os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def atomic_path(path):
+    """:func:`atomic_write` keeping the extension (for matplotlib, which picks the format
+    from it)."""
+    return atomic_write(path, keep_suffix=True)
+
+
+def backup_beside(path, *, copy: bool = False) -> Path | None:
+    """A second, hidden name beside the existing ``path`` (``.NAME.*.smlmspine-backup``) so
+    that a replaced file can be put back (:func:`restore_backup`); ``None`` when nothing
+    exists there (or, without ``copy``, when no link can be made).
+
+    A file gets a hard link (no copy: a writer that replaces the file by a rename leaves
+    the link untouched); a symlink gets a symlink to the same target; with ``copy`` a file
+    system without hard links gets a copy.
+    """
+    path = Path(path)
+    if not os.path.lexists(path) or not (path.is_symlink() or path.is_file()):
+        return None
+    backup = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.smlmspine-backup")
+    try:
+        if path.is_symlink():
+            os.symlink(os.readlink(path), backup)
+        else:
+            os.link(path, backup)
+    except (OSError, NotImplementedError):
+        if not copy:
+            return None
+        shutil.copy2(path, backup, follow_symlinks=False)
+    return backup
+
+
+def restore_backup(backup: Path, path: Path) -> None:
+    """Put ``backup`` (:func:`backup_beside`) back under ``path``.
+
+    When ``path`` is still the very file the backup links to (nothing replaced it), only
+    the backup name is removed: ``rename`` between two links of one file does nothing.
+    """
+    try:
+        a, b = os.lstat(backup), os.lstat(path)
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+            os.unlink(backup)
+            return
+    except FileNotFoundError:
+        pass
+    os.replace(backup, path)
 
 
 class Outputs:
@@ -179,20 +235,7 @@ class Outputs:
     @staticmethod
     def _link_backup(path: Path) -> Path | None:
         """A second name for the current file (a hard link, or a copy of a symlink)."""
-        if not (path.is_file() or path.is_symlink()):
-            return None
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".smlmspine-backup",
-                                   dir=_parent(path))
-        os.close(fd)
-        os.unlink(tmp)
-        try:
-            if path.is_symlink():
-                os.symlink(os.readlink(path), tmp)
-            else:
-                os.link(path, tmp)
-        except OSError:
-            return None
-        return Path(tmp)
+        return backup_beside(path)
 
     @staticmethod
     def _snapshot(folder: Path, limit: int = 10000):
@@ -239,7 +282,7 @@ class Outputs:
         for path, backup, existed in reversed(self._files):
             try:
                 if backup is not None:
-                    os.replace(backup, path)
+                    restore_backup(backup, path)
                 elif not existed and (path.is_file() or path.is_symlink()):
                     path.unlink()
             except OSError:

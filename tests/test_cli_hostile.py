@@ -140,14 +140,27 @@ def test_bad_option_values_are_refused_before_any_work(capsys, tmp_path, data, a
         assert tree(tmp_path) == before
 
 
-def _numeric_options():
-    """Every option of every command (except the simulators, owned elsewhere) whose value
-    is a number."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+def _subparsers(parser):
+    """``{name: subparser}`` of a parser's sub-commands, nested ones (``simulate dendrite``)
+    by their full name."""
+    actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    out = {}
+    for action in actions:
+        for name, sp in action.choices.items():
+            inner = _subparsers(sp)
+            if inner:
+                out.update({f"{name} {k}": v for k, v in inner.items()})
+            else:
+                out[name] = sp
+    return out
+
+
+def _numeric_options(prefix=""):
+    """Every option of every command (``simulate`` and ``train`` included) whose value is
+    a number."""
     cases = []
-    for name, sp in sorted(sub.choices.items()):
-        if name.startswith("simulate"):
+    for name, sp in sorted(_subparsers(build_parser()).items()):
+        if not name.startswith(prefix):
             continue
         for action in sp._actions:
             if not action.option_strings or action.choices is not None:
@@ -160,9 +173,10 @@ def _numeric_options():
 
 @pytest.mark.parametrize("command,option", _numeric_options())
 def test_no_numeric_option_takes_nan(capsys, command, option):
-    """A NaN never gets past the parser: each numeric option is validated."""
-    rc, out, err = run(capsys, command, option, "nan")
-    assert_refused(rc, out, err, match=option)
+    """A NaN (or an infinity) never gets past the parser: each numeric option is validated."""
+    for value in ("nan", "inf", "-inf"):
+        rc, out, err = run(capsys, *command.split(), option, value)
+        assert_refused(rc, out, err, match=option)
 
 
 def test_every_numeric_option_is_covered():
@@ -170,8 +184,41 @@ def test_every_numeric_option_is_covered():
     seen = set(_numeric_options())
     for case in [("mesh", "--smooth"), ("mesh", "--workers"), ("measure", "--step-nm"),
                  ("couple", "--ring-nm"), ("merge", "--radius-nm"), ("train", "--folds"),
-                 ("classify", "--head-margin-nm"), ("average-traces", "--min-trace-length")]:
+                 ("train", "--seed"), ("classify", "--head-margin-nm"),
+                 ("average-traces", "--min-trace-length"), ("simulate dendrite", "--seed"),
+                 ("simulate dendrite", "--n-spines"), ("simulate dendrite", "--n-frames"),
+                 ("simulate minflux", "--seed"), ("simulate minflux", "--n-emitters"),
+                 ("simulate synapses", "--seed"), ("simulate synapses", "--coupled-fraction")]:
         assert case in seen, case
+
+
+#: simulate options that take a negative value (all others refuse one)
+NEGATIVE_OK = {("simulate dendrite", "--curvature-per-um")}
+SIM_OUT = {"simulate dendrite": "d.parquet", "simulate minflux": "m.npy",
+           "simulate synapses": "s.parquet"}
+
+
+@pytest.mark.parametrize("command,option", _numeric_options("simulate"))
+def test_simulate_options_refuse_negative_and_huge_values(capsys, tmp_path, command, option):
+    """``--seed -1`` used to be a ValueError traceback; huge values ran away or gave a
+    MemoryError. Each is one line naming the option, before any work, nothing written."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    values = ["-1e300", "1e300", "1e30"] + ([] if (command, option) in NEGATIVE_OK else ["-1"])
+    for value in values:
+        before = tree(tmp_path)
+        rc, out, err = run(capsys, *command.split(), out_dir / SIM_OUT[command], f"{option}={value}")
+        assert_refused(rc, out, err, match=option)
+        assert "must be" in err or "over the memory budget" in err
+        assert tree(tmp_path) == before
+
+
+def test_simulate_seed_minus_one_is_one_line(capsys, tmp_path):
+    for kind, name in (("dendrite", "d.parquet"), ("minflux", "m.npy"), ("synapses", "s.csv")):
+        rc, out, err = run(capsys, "simulate", kind, tmp_path / name, "--seed", "-1")
+        assert_refused(rc, out, err, match=f"smlmspine simulate {kind}: error: --seed must be an "
+                                           "integer >= 0, got '-1'")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ------------------------------------------------------------- resource budgets
@@ -547,3 +594,173 @@ def test_write_meshes_api_is_all_or_nothing(tmp_path, monkeypatch):
     with pytest.raises(FormatError, match="is an existing file; expected a folder"):
         (tmp_path / "f").write_text("x")
         export_mod.write_meshes(_fake_mesh_result(), tmp_path / "f")
+
+
+# ------------------------------------------------------- simulate and train outputs
+def test_simulate_budget_refuses_runaway_work_before_anything(capsys, tmp_path):
+    """--n-spines 1e9 ran for minutes, --n-frames 1e12 was a MemoryError traceback."""
+    for argv, option in ((["dendrite", "d.parquet", "--n-spines", "1e9"], "--n-spines"),
+                         (["dendrite", "d.parquet", "--n-frames", "1e12"], "--n-frames"),
+                         (["dendrite", "d.parquet", "--mesh-step-nm", "0.001"], "--mesh-step-nm"),
+                         (["dendrite", "d.parquet", "--labeling-density-per-um2", "1e8"],
+                          "--labeling-density-per-um2"),
+                         (["minflux", "m.npy", "--n-emitters", "1e10"], "--n-emitters"),
+                         (["synapses", "s.parquet", "--n-pre", "1e12"], "--n-pre")):
+        argv[1] = str(tmp_path / argv[1])
+        rc, out, err = run(capsys, "simulate", *argv)
+        assert_refused(rc, out, err, match="over the memory budget")
+        assert option in err and "SMLMSPINE_MEMORY_BUDGET_GB" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_unknown_extension_leaves_no_truth_folder(capsys, tmp_path):
+    """It used to leave an empty OUT.truth/ behind."""
+    rc, out, err = run(capsys, "simulate", "minflux", tmp_path / "o.xyz", "--n-emitters", "3")
+    assert_refused(rc, out, err, match="cannot tell the output format from extension '.xyz'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _sim_minflux(capsys, out, *extra):
+    return run(capsys, "simulate", "minflux", out, "--n-emitters", "4", "--seed", "3", *extra)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_simulate_full_disk_mid_write_leaves_nothing_behind(capsys, tmp_path, monkeypatch,
+                                                            existing):
+    """A failure after the localizations and some truth tables are written: every file and
+    folder the command created is removed, and an earlier result is restored exactly."""
+    import smlmspine.simulate._output as output
+
+    out = tmp_path / "m.parquet"
+    if existing:
+        out.write_bytes(b"OLD LOCALIZATIONS")
+        (tmp_path / "m.truth").mkdir()
+        (tmp_path / "m.truth" / "emitters.parquet").write_bytes(b"OLD EMITTERS")
+        (tmp_path / "m.truth" / "notes.txt").write_text("mine\n")
+    real = output._parquet
+    calls = []
+
+    def fills_the_disk(table, path):
+        calls.append(path)
+        if len(calls) == 2:            # the second truth table: half written, then ENOSPC
+            from smlmspine.io import atomic_output
+
+            with atomic_output(path) as tmp:   # as the package's writers write
+                tmp.write_bytes(b"half a table")
+                raise _enospc(path)
+        return real(table, path)
+
+    monkeypatch.setattr(output, "_parquet", fills_the_disk)
+    before = tree(tmp_path)
+    rc, o, err = _sim_minflux(capsys, out)
+    assert_refused(rc, o, err, match="No space left on device")
+    assert len(calls) == 2
+    assert tree(tmp_path) == before
+
+
+def test_simulate_interrupt_leaves_nothing_behind(capsys, tmp_path, monkeypatch):
+    """Ctrl-C at the meshes, after the localizations and the truth tables are written."""
+    import smlmspine.simulate._dendrite as dendrite_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dendrite_mod, "write_ply", interrupted)
+    rc, o, err = run(capsys, "simulate", "dendrite", tmp_path / "d.parquet", "--n-spines", "1",
+                     "--shaft-length-nm", "3000", "--n-frames", "200", "--seed", "1")
+    assert rc == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_writes_output_and_truth_when_nothing_fails(capsys, tmp_path):
+    rc, o, err = _sim_minflux(capsys, tmp_path / "m.npy")
+    assert rc == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npy", "m.truth"]
+    assert sorted(p.name for p in (tmp_path / "m.truth").iterdir()) == [
+        "drift.parquet", "emitters.parquet", "localizations.parquet", "parameters.json"]
+
+
+@pytest.mark.parametrize("how", BREAKAGES)
+def test_simulate_unwritable_output_is_refused_before_any_work(capsys, tmp_path, how):
+    (tmp_path / "a_file").write_text("not a folder\n")
+    bad = {"missing_folder": tmp_path / "missing" / "m.npy",
+           "under_a_file": tmp_path / "a_file" / "m.npy",
+           "wrong_kind": tmp_path / "a_dir"}[how]
+    if how == "wrong_kind":
+        bad.mkdir()
+        bad = tmp_path / "a_dir"
+    before = tree(tmp_path)
+    rc, o, err = _sim_minflux(capsys, bad)
+    assert_refused(rc, o, err, match="smlmspine simulate minflux: error:")
+    assert tree(tmp_path) == before
+
+
+def test_simulate_truth_folder_that_is_a_file_is_refused(capsys, tmp_path):
+    (tmp_path / "m.truth").write_text("a file where the truth folder goes\n")
+    before = tree(tmp_path)
+    rc, o, err = _sim_minflux(capsys, tmp_path / "m.npy")
+    assert_refused(rc, o, err, match="truth folder")
+    assert tree(tmp_path) == before
+
+
+def _train_inputs(d):
+    from smlmspine.morphology._classify import ML_FEATURES
+
+    rng = np.random.default_rng(2)
+    n = 24
+    labels = np.array(["thin", "stubby"] * (n // 2))
+    cols = {"spine_id": np.arange(n)}
+    for name in ML_FEATURES:
+        cols[name] = rng.uniform(1.0, 2.0, n)
+    cols["length_nm"] = np.where(labels == "thin", 1200.0, 500.0) + rng.normal(0, 60, n)
+    pq.write_table(pa.table(cols), d / "f.parquet")
+    (d / "l.csv").write_text("spine_id,label\n" + "".join(f"{i},{c}\n" for i, c in
+                                                          enumerate(labels)))
+
+
+def test_train_output_is_checked_first_and_undone_on_failure(capsys, tmp_path, monkeypatch):
+    import smlmspine.morphology as model_mod   # what the CLI imports save_model from
+
+    _train_inputs(tmp_path)
+    argv = ["train", tmp_path / "f.parquet", "--labels", tmp_path / "l.csv", "--folds", "3"]
+    before = tree(tmp_path)
+    rc, o, err = run(capsys, *argv, "-o", tmp_path / "missing" / "m.json")
+    assert_refused(rc, o, err, match="-o: output folder")
+    rc, o, err = run(capsys, *argv, "-o", tmp_path)
+    assert_refused(rc, o, err, match="is an existing folder")
+    assert tree(tmp_path) == before
+    (tmp_path / "m.json").write_text("OLD MODEL")
+    before = tree(tmp_path)
+
+    def full_disk(model, path):
+        from smlmspine.io import atomic_output
+
+        with atomic_output(path) as tmp:      # as save_model writes
+            tmp.write_text("half a model")
+            raise _enospc(path)
+
+    monkeypatch.setattr(model_mod, "save_model", full_disk)
+    rc, o, err = run(capsys, *argv, "-o", tmp_path / "m.json")
+    assert_refused(rc, o, err, match="No space left on device")
+    assert tree(tmp_path) == before
+
+    def in_place(model, path):                # a writer that does not write atomically
+        Path(path).write_text("half a model")
+        raise _enospc(path)
+
+    monkeypatch.setattr(model_mod, "save_model", in_place)
+    rc, o, err = run(capsys, *argv, "-o", tmp_path / "m.json")
+    assert_refused(rc, o, err, match="No space left on device")
+    # the hard-link backup cannot undo an in-place write, but no backup name is left over
+    # (rename between two links of one file is a no-op: it used to stay behind)
+    assert sorted(tree(tmp_path)) == sorted(before)
+
+
+def test_train_writes_the_model_when_nothing_fails(capsys, tmp_path):
+    _train_inputs(tmp_path)
+    rc, o, err = run(capsys, "train", tmp_path / "f.parquet", "--labels", tmp_path / "l.csv",
+                     "--folds", "3", "-o", tmp_path / "m.json")
+    assert rc == 0, err
+    from smlmspine.morphology import load_model
+
+    assert load_model(tmp_path / "m.json").classes == ("stubby", "thin")

@@ -136,6 +136,13 @@ def _classify_in(args) -> int:
 
 
 def _train(args) -> int:
+    with Outputs() as outputs:
+        # any name (a model file is JSON whatever its extension); checked before any work
+        args.output = outputs.file(args.output, option="-o")
+        return _train_in(args)
+
+
+def _train_in(args) -> int:
     from ..morphology import save_model, train_classifier
 
     table = _read_table(args.features)

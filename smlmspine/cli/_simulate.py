@@ -6,15 +6,23 @@ import json
 import re
 from pathlib import Path
 
-from .._validate import check_count, cli_type, finite, in_range, integer
+from .._validate import check_count, cli_type, in_range, integer
 from ..errors import FormatError, ParameterError
-from ._common import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Outputs,
-                      print_json, table_output)
+from ._common import NON_NEGATIVE_INT, POSITIVE_INT, Outputs, print_json, table_output
 
+#: Largest length a simulator option takes, nm (1 m, the readers' coordinate limit).
+MAX_NM = 1e9
 #: ``type=`` of the simulator's options (the checks of smlmspine._validate).
-FINITE = cli_type(finite)
+POSITIVE_NM = cli_type(in_range, low=0, high=MAX_NM, low_open=True, unit="nm")
+NON_NEGATIVE_NM = cli_type(in_range, low=0, high=MAX_NM, unit="nm")
+#: densities, rates, mean counts (what they imply is checked against the memory budget)
+RATE = cli_type(in_range, low=0, high=1e9)
+AT_LEAST_ONE = cli_type(in_range, low=1, high=1e9)
 FRACTION = cli_type(in_range, low=0, high=1)
-AT_LEAST_ONE = cli_type(in_range, low=1, high=float("inf"), high_open=True)
+HALF_OPEN_FRACTION = cli_type(in_range, low=0, high=1, high_open=True)
+FACTOR = cli_type(in_range, low=0, high=1e3, low_open=True)
+CURVATURE = cli_type(in_range, low=-1e3, high=1e3, unit="1/um")
+TIME_S = cli_type(in_range, low=0, high=1e9, low_open=True, unit="s")
 #: a decimation target: at least a tetrahedron's 4 faces
 MAX_FACES = cli_type(integer, minimum=4)
 #: Abberior export layouts of ``simulate minflux`` (the extension picks them).
@@ -36,34 +44,34 @@ def register(sub) -> None:
                                   "format (.parquet, .csv, ...). " + _TRUTH_HELP)
     _common(d)
     d.add_argument("--n-spines", type=NON_NEGATIVE_INT, default=None, help="number of spines (default: density x length)")
-    d.add_argument("--spine-density-per-um", type=NON_NEGATIVE, default=1.5, help="spines per um (default 1.5)")
-    d.add_argument("--shaft-length-nm", type=POSITIVE, default=10000.0, help="default 10000")
-    d.add_argument("--shaft-radius-nm", type=POSITIVE, default=400.0, help="default 400")
-    d.add_argument("--curvature-per-um", type=FINITE, default=0.0, help="shaft curvature 1/um (default 0)")
+    d.add_argument("--spine-density-per-um", type=RATE, default=1.5, help="spines per um (default 1.5)")
+    d.add_argument("--shaft-length-nm", type=POSITIVE_NM, default=10000.0, help="default 10000")
+    d.add_argument("--shaft-radius-nm", type=POSITIVE_NM, default=400.0, help="default 400")
+    d.add_argument("--curvature-per-um", type=CURVATURE, default=0.0, help="shaft curvature 1/um (default 0)")
     d.add_argument("--classes", default="thin,mushroom,stubby,filopodium",
                    help="comma-separated spine classes to draw from")
     d.add_argument("--label", choices=("membrane", "volume"), default="membrane")
-    d.add_argument("--labeling-density-per-um2", type=NON_NEGATIVE, default=500.0,
+    d.add_argument("--labeling-density-per-um2", type=RATE, default=500.0,
                    help="membrane label: fluorophores per um^2 (default 500)")
-    d.add_argument("--labeling-density-per-um3", type=NON_NEGATIVE, default=3000.0,
+    d.add_argument("--labeling-density-per-um3", type=RATE, default=3000.0,
                    help="volume label: fluorophores per um^3 (default 3000)")
     d.add_argument("--labeling-efficiency", type=FRACTION, default=0.8, help="default 0.8")
     d.add_argument("--blinks-per-fluorophore", type=AT_LEAST_ONE, default=3.0, help="default 3")
-    d.add_argument("--precision-nm", type=POSITIVE, default=None,
+    d.add_argument("--precision-nm", type=POSITIVE_NM, default=None,
                    help="median lateral precision, nm (default: from photons, ~12 nm)")
-    d.add_argument("--axial-factor", type=POSITIVE, default=2.5, help="axial / lateral precision (default 2.5)")
-    d.add_argument("--drift-nm", type=NON_NEGATIVE, default=150.0, help="largest lateral drift, nm (default 150; 0 = none)")
+    d.add_argument("--axial-factor", type=FACTOR, default=2.5, help="axial / lateral precision (default 2.5)")
+    d.add_argument("--drift-nm", type=NON_NEGATIVE_NM, default=150.0, help="largest lateral drift, nm (default 150; 0 = none)")
     d.add_argument("--drift-table", default=None, metavar="FILE",
                    help="drift to add: Parquet/CSV with frame, dx_nm, dy_nm[, dz_nm]")
     d.add_argument("--n-frames", type=POSITIVE_INT, default=20000, help="default 20000")
-    d.add_argument("--background-rate-per-frame", type=NON_NEGATIVE, default=0.1, help="default 0.1")
+    d.add_argument("--background-rate-per-frame", type=RATE, default=0.1, help="default 0.1")
     d.add_argument("--n-fiducials", type=NON_NEGATIVE_INT, default=0, help="fiducial beads (default 0)")
     d.add_argument("--mesh", default=None, metavar="FILE",
                    help="label this surface (PLY/OBJ/OFF/STL, nm) instead of a generated dendrite")
     d.add_argument("--spine-mesh", action="append", default=[], metavar="FILE",
                    help="with --mesh: a segmented spine mesh (repeat for several); its id is the "
                         "number in the file name (spine_3.ply -> 3), else its position")
-    d.add_argument("--mesh-step-nm", type=POSITIVE, default=25.0, help="fragment mesh lattice step (default 25)")
+    d.add_argument("--mesh-step-nm", type=POSITIVE_NM, default=25.0, help="fragment mesh lattice step (default 25)")
     d.add_argument("--mesh-max-faces", type=MAX_FACES, default=None,
                    help="decimate the fragment mesh to at most this many triangles")
     d.add_argument("--spine-mesh-max-faces", type=MAX_FACES, default=None,
@@ -72,16 +80,16 @@ def register(sub) -> None:
     e.add_argument("--layout", choices=("shaft", "spines"), default="shaft",
                    help="spines on a shaft (default), or spine-only: each spine cut flat at its "
                         "base, no shaft, spaced --spine-gap-nm apart, every point labelled")
-    e.add_argument("--spine-gap-nm", type=NON_NEGATIVE, default=50.0,
+    e.add_argument("--spine-gap-nm", type=NON_NEGATIVE_NM, default=50.0,
                    help="smallest gap between spines, nm (default 50)")
     e.add_argument("--em-like", action="store_true",
                    help="preset: --irregularity-nm 12 --irregularity-wavelength-nm 400 "
                         "--neck-aspect-max 1.8 --neck-curvature 0.25 --neck-kink-deg 20 "
                         "--neck-minima 2 --head-lobes 1 --decimate-vertices 1000 (options "
                         "given explicitly override it)")
-    e.add_argument("--irregularity-nm", type=NON_NEGATIVE, default=None,
+    e.add_argument("--irregularity-nm", type=NON_NEGATIVE_NM, default=None,
                    help="RMS surface irregularity, nm (default 0)")
-    e.add_argument("--irregularity-wavelength-nm", type=POSITIVE, default=None,
+    e.add_argument("--irregularity-wavelength-nm", type=POSITIVE_NM, default=None,
                    help="wavelength of the irregularity, nm (default 400)")
     e.add_argument("--neck-aspect-max", type=cli_type(in_range, low=1, high=4), default=None,
                    help="largest aspect ratio of the elliptic neck sections (default 1)")
@@ -104,11 +112,12 @@ def register(sub) -> None:
     _common(m)
     m.add_argument("--n-emitters", type=NON_NEGATIVE_INT, default=100, help="default 100")
     m.add_argument("--ndim", type=int, choices=(2, 3), default=3)
-    m.add_argument("--precision-nm", type=POSITIVE, default=3.0, help="median lateral precision (default 3)")
+    m.add_argument("--precision-nm", type=POSITIVE_NM, default=3.0, help="median lateral precision (default 3)")
     m.add_argument("--localizations-per-trace", type=AT_LEAST_ONE, default=20.0, help="mean (default 20)")
-    m.add_argument("--time-s", type=POSITIVE, default=600.0, help="acquisition length (default 600)")
-    m.add_argument("--invalid-fraction", type=cli_type(in_range, low=0, high=1, high_open=True), default=0.1, help="rows with vld=False (default 0.1)")
-    m.add_argument("--drift-nm", type=NON_NEGATIVE, default=0.0, help="largest lateral drift (default 0)")
+    m.add_argument("--time-s", type=TIME_S, default=600.0, help="acquisition length (default 600)")
+    m.add_argument("--invalid-fraction", type=HALF_OPEN_FRACTION, default=0.1,
+                   help="rows with vld=False (default 0.1)")
+    m.add_argument("--drift-nm", type=NON_NEGATIVE_NM, default=0.0, help="largest lateral drift (default 0)")
     m.set_defaults(func=_minflux)
 
     s = ss.add_parser("synapses", help="pre/post synaptic populations with a coupled fraction",
@@ -119,12 +128,12 @@ def register(sub) -> None:
     s.add_argument("--n-pre", type=NON_NEGATIVE_INT, default=500)
     s.add_argument("--n-post", type=NON_NEGATIVE_INT, default=500)
     s.add_argument("--coupled-fraction", type=FRACTION, default=0.5)
-    s.add_argument("--distance-mean-nm", type=NON_NEGATIVE, default=100.0)
-    s.add_argument("--distance-sd-nm", type=NON_NEGATIVE, default=30.0)
+    s.add_argument("--distance-mean-nm", type=NON_NEGATIVE_NM, default=100.0)
+    s.add_argument("--distance-sd-nm", type=NON_NEGATIVE_NM, default=30.0)
     s.add_argument("--ndim", type=int, choices=(2, 3), default=2)
-    s.add_argument("--locs-per-object", type=NON_NEGATIVE, default=10.0,
+    s.add_argument("--locs-per-object", type=RATE, default=10.0,
                    help="mean fluorophores per object (default 10; 0 = write the object centres)")
-    s.add_argument("--precision-nm", type=POSITIVE, default=10.0)
+    s.add_argument("--precision-nm", type=POSITIVE_NM, default=10.0)
     s.set_defaults(func=_synapses)
     p.set_defaults(func=_no_kind)
     p.set_defaults(_parser=p)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import FormatError
 
 __all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5",
-           "hdf5_keys", "check_dataset_size", "check_dataset_type", "check_mat5_variables"]
+           "hdf5_keys", "check_dataset_size", "check_dataset_type", "check_mat5_variables",
+           "probe_kind", "probe_structure", "PROBE_TIMEOUT_ENV", "DEFAULT_PROBE_TIMEOUT_S"]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: MATLAB v7.3 files are HDF5 files with a 512-byte user block that starts with this text.
@@ -31,20 +34,25 @@ def check_mat5_variables(path: Path, names=None) -> None:
     (:func:`smlmspine.io.smlmzip.table_budget_bytes`) at 8 bytes per element. ``names``:
     the variables that will be loaded (default all). v7.3 files are left to the caller.
     """
+    from .smlmzip import table_budget_bytes
+
+    budget = table_budget_bytes()
+    _walk_mat5(path, budget)
+    probe_structure(path, "mat5", budget=budget)
+    _check_mat5_headers(path, names, budget)
+
+
+def _check_mat5_headers(path: Path, names, budget: int | None) -> None:
     import math
 
     from scipy.io import whosmat
 
-    from .smlmzip import table_budget_bytes
-
-    _walk_mat5(path, table_budget_bytes())
     try:
         variables = whosmat(str(path))
     except NotImplementedError:   # MATLAB v7.3: the caller says what to do
         return
     except Exception as exc:  # noqa: BLE001 - scipy raises many types for damaged headers
         raise FormatError(f"not a readable MAT file: {type(exc).__name__}: {exc}", path=path) from exc
-    budget = table_budget_bytes()
     for name, shape, cls in variables:
         if names is not None and name not in names:
             continue
@@ -138,6 +146,7 @@ def open_hdf5(path: Path, what: str):
     """Open an HDF5 file read-only; any failure becomes a :class:`FormatError` naming the file."""
     import h5py
 
+    probe_structure(path, "hdf5")
     try:
         fh = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
@@ -173,6 +182,7 @@ def hdf5_keys(path: Path, *, strict_suffixes: tuple[str, ...] = (".hdf5", ".h5")
     """
     import h5py
 
+    probe_structure(path, "hdf5")
     try:
         with h5py.File(path, "r") as fh:
             return set(fh.keys())
@@ -243,3 +253,190 @@ def check_dataset_size(ds, path: Path, name: str) -> None:
     if declared > 0 and stored == 0 and ds.external is None and not ds.is_virtual:
         raise FormatError(f"dataset {name!r} declares shape {ds.shape} but no data is stored "
                           "(never written, or a forged header)", path=path)
+
+
+# ----------------------------------------------------------------------------------------
+# Probing HDF5 and MAT v5 files in a separate process
+#
+# libhdf5 and scipy's MAT v5 reader are C code: a damaged file can make them loop forever
+# (libhdf5 reading a variable-length attribute from a damaged global heap) or crash the
+# interpreter (scipy dereferencing a wild pointer), and neither can be interrupted from
+# Python. Before the first h5py/scipy call on a file, :func:`probe_structure` runs the
+# same library calls on it in a child process with a time limit: the child opens the
+# file and reads every object, attribute and the first element of every dataset (HDF5),
+# or loads every variable (MAT v5). A child that does not finish in time, or dies from a
+# signal, makes the file a FormatError; anything else (the child finished, whatever it
+# found) lets the reader go on, and the reader reports what is wrong with the file itself.
+
+#: Environment variable: seconds the child may take on a file of up to 20 MB (1 s more
+#: per further 20 MB); ``0`` switches the probe off.
+PROBE_TIMEOUT_ENV = "SMLMSPINE_PROBE_TIMEOUT_S"
+#: Default of :data:`PROBE_TIMEOUT_ENV`.
+DEFAULT_PROBE_TIMEOUT_S = 20.0
+#: Most objects (groups, datasets) and nesting depth the HDF5 probe walks.
+_PROBE_MAX_OBJECTS = 100_000
+_PROBE_MAX_DEPTH = 64
+_PROBE_MARK = "smlmspine-probe-done"
+_PROBE_CHILD_ENV = "SMLMSPINE_PROBE_CHILD"
+_PROBED: dict[tuple, None] = {}   # files probed by this process (path, inode, size, mtime)
+
+
+def probe_kind(head: bytes) -> str | None:
+    """``"hdf5"`` (HDF5, MATLAB v7.3), ``"mat5"`` (MATLAB v5) or ``None`` for ``head``.
+
+    A MAT v5 file is recognised as scipy recognises it (version and byte-order marks at
+    bytes 124-127), whatever its header text says.
+
+    Examples
+    --------
+    >>> mat = MAT5_HEADER.ljust(124) + b"\\x00\\x01IM"
+    >>> probe_kind(HDF5_SIGNATURE + bytes(8)), probe_kind(mat), probe_kind(b"x,y")
+    ('hdf5', 'mat5', None)
+    """
+    if is_hdf5(head):
+        return "hdf5"
+    if len(head) >= 128 and head[124:128] in (b"\x00\x01IM", b"\x01\x00MI"):
+        return "mat5"
+    return None
+
+
+def probe_timeout_s(size_bytes: int) -> float:
+    """Time limit of the probe for a file of ``size_bytes`` (0: no probe)."""
+    text = os.environ.get(PROBE_TIMEOUT_ENV, "").strip()
+    try:
+        base = float(text) if text else DEFAULT_PROBE_TIMEOUT_S
+    except ValueError:
+        base = float("nan")
+    if not base >= 0 or base == float("inf"):
+        raise FormatError(f"environment variable {PROBE_TIMEOUT_ENV} must be a number of "
+                          f"seconds >= 0, got {text!r}")
+    if base == 0:
+        return 0.0
+    return base + max(0, size_bytes - 20_000_000) / 20e6
+
+
+def probe_structure(path: Path, kind: str, *, budget: int | None = None) -> None:
+    """Refuse ``path`` when its HDF5/MAT structure hangs or crashes the C library.
+
+    ``kind`` is ``"hdf5"`` or ``"mat5"`` (:func:`probe_kind`); ``budget``: the table
+    budget in bytes for the MAT checks (default :func:`smlmspine.io.smlmzip.table_budget_bytes`).
+    Runs once per file and process (the result is remembered by path, inode, size and
+    modification time).
+
+    Raises
+    ------
+    FormatError
+        ``<file>: damaged HDF5 file: the HDF5 library did not finish reading its metadata
+        within N s ...`` or ``... crashed (SIGSEGV) ...``.
+    """
+    import subprocess
+
+    path = Path(path)
+    if os.environ.get(_PROBE_CHILD_ENV):
+        return   # this is the child
+    try:
+        st = path.stat()
+    except OSError:
+        return   # the reader reports it
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _PROBED:
+        return
+    timeout = probe_timeout_s(st.st_size)
+    if timeout == 0:
+        return
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
+    env.pop("PYTHONSTARTUP", None)
+    env[_PROBE_CHILD_ENV] = "1"
+    if kind == "mat5" and budget is None:
+        from .smlmzip import table_budget_bytes
+
+        budget = table_budget_bytes()
+    cmd = [sys.executable, "-m", "smlmspine.io._hdf5", kind, str(path), repr(budget)]
+    label, library, what = (("HDF5", "the HDF5 library", "metadata") if kind == "hdf5" else
+                            ("MAT v5", "scipy's MAT reader", "variables"))
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise FormatError(f"damaged {label} file: {library} did not finish reading its {what} "
+                          f"within {timeout:g} s (checked in a separate process; to allow more "
+                          f"time set {PROBE_TIMEOUT_ENV})", path=path) from None
+    except OSError:   # no process can be started here: read without the probe
+        return
+    if proc.returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        raise FormatError(f"damaged {label} file: {library} crashed reading its {what} ({name}, "
+                          "in a separate process); refused", path=path)
+    if proc.returncode == 0 and _PROBE_MARK.encode() in proc.stdout:
+        _PROBED[key] = None
+    # any other exit (the child could not run, e.g. no memory to start): no verdict, the
+    # reader goes on (and a library hang or crash would then hit this process)
+
+
+def _probe_hdf5(path: Path) -> None:
+    """Read every object, attribute and first dataset element (in the child)."""
+    import h5py
+    import numpy as np
+
+    count = 0
+    with h5py.File(path, "r") as fh:
+        stack = [(fh, 0)]
+        while stack and count < _PROBE_MAX_OBJECTS:
+            obj, depth = stack.pop()
+            count += 1
+            for name in list(obj.attrs):
+                try:
+                    obj.attrs[name]
+                except Exception:  # noqa: BLE001 - the reader will report it
+                    pass
+            if isinstance(obj, h5py.Dataset):
+                try:
+                    check_dataset_type(obj, path, obj.name or "")
+                    if obj.shape is not None and obj.size:
+                        obj[(0,) * obj.ndim] if obj.ndim else obj[()]
+                except Exception:  # noqa: BLE001
+                    pass
+            elif isinstance(obj, h5py.Group) and depth < _PROBE_MAX_DEPTH:
+                for name in list(obj):
+                    try:
+                        stack.append((obj[name], depth + 1))
+                    except Exception:  # noqa: BLE001 - dangling or damaged link
+                        pass
+    np.asarray(0)
+
+
+def _probe_mat5(path: Path, budget: int | None) -> None:
+    """The checks and the full ``loadmat`` the readers do (in the child)."""
+    from scipy.io import loadmat
+
+    _walk_mat5(path, budget)
+    _check_mat5_headers(path, None, budget)
+    loadmat(str(path))
+
+
+def _probe_main(argv: list[str]) -> int:
+    kind, path = argv[0], Path(argv[1])
+    budget = None if len(argv) < 3 or argv[2] == "None" else int(argv[2])
+    try:
+        if kind == "hdf5":
+            _probe_hdf5(path)
+        else:
+            _probe_mat5(path, budget)
+    except Exception:  # noqa: BLE001 - an error the reader reports: not a hang or crash
+        pass
+    except MemoryError:
+        pass
+    sys.stdout.write(_PROBE_MARK + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":   # the child of probe_structure
+    sys.exit(_probe_main(sys.argv[1:]))

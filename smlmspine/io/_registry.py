@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
-import uuid
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -198,9 +196,15 @@ def _read_head(path: Path) -> bytes:
         raise FormatError("is a directory, expected a localization file", path=path)
     try:
         with open(path, "rb") as fh:
-            return fh.read(HEAD_BYTES)
+            head = fh.read(HEAD_BYTES)
     except OSError as exc:
         raise FormatError(f"cannot be read: {exc.strerror or exc}", path=path) from exc
+    from ._hdf5 import probe_kind, probe_structure
+
+    kind = probe_kind(head)
+    if kind is not None:  # before any sniffer or reader hands the file to libhdf5 / scipy
+        probe_structure(path, kind)
+    return head
 
 
 def read(path: str | Path, *, format: str | None = None, pixel_size_nm: float | None = None,
@@ -431,19 +435,6 @@ def temporary_beside(path: str | Path) -> Path:
     return Path(tmp)
 
 
-def _backup(final: Path) -> Path | None:
-    """A second name for an existing ``final`` (a hard link, else a copy), so a commit
-    can put it back; ``None`` when there is nothing to keep."""
-    if not os.path.lexists(final):
-        return None
-    backup = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.bak")
-    try:
-        os.link(final, backup, follow_symlinks=False)
-    except (OSError, NotImplementedError):
-        shutil.copy2(final, backup, follow_symlinks=False)
-    return backup
-
-
 def commit_files(pairs: list[tuple[Path, Path]]) -> None:
     """Rename each temporary file to its final name: all of them, or none.
 
@@ -463,13 +454,15 @@ def commit_files(pairs: list[tuple[Path, Path]]) -> None:
     >>> sorted(p.name for p in d.iterdir())
     ['a.txt', 'b.txt']
     """
+    from .._outputs import backup_beside, restore_backup
+
     mode = 0o666 & ~current_umask()
     done: list[tuple[Path, Path | None]] = []
     try:
         for tmp, final in pairs:
             # chmod after the writer ran: a writer may have replaced the temporary file
             os.chmod(tmp, mode)
-            backup = _backup(Path(final))
+            backup = backup_beside(Path(final), copy=True)
             try:
                 os.replace(tmp, final)
             except BaseException:
@@ -481,7 +474,7 @@ def commit_files(pairs: list[tuple[Path, Path]]) -> None:
         for final, backup in reversed(done):
             try:
                 if backup is not None:
-                    os.replace(backup, final)
+                    restore_backup(backup, final)
                 else:
                     final.unlink(missing_ok=True)
             except OSError:  # pragma: no cover - best effort; the first error is raised
@@ -511,15 +504,7 @@ def atomic_output(path: str | Path):
     >>> oct((d / "a.txt").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
     True
     """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
+    from .._outputs import atomic_write
+
+    with atomic_write(path) as tmp_path:
         yield tmp_path
-        # chmod after the writer ran: a writer may have replaced the temporary file
-        os.chmod(tmp_path, 0o666 & ~current_umask())
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)

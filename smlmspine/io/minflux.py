@@ -153,17 +153,24 @@ def _table_columns(table_or_records) -> dict[str, np.ndarray]:
                          f"{type(table_or_records).__name__}")
 
 
+def _positions_m(cols, n, ndim, z_scale) -> np.ndarray:
+    """(n, 3) positions in metres as the exports store them (z before the axial
+    foreshortening ``z_scale``; 0 in 2D)."""
+    pos = np.zeros((n, 3))
+    pos[:, 0] = cols["x"] / _M_TO_NM
+    pos[:, 1] = cols["y"] / _M_TO_NM
+    if ndim == 3:
+        pos[:, 2] = cols["z"] / (_M_TO_NM * z_scale)
+    return pos
+
+
 def _nested_records(cols, n, ndim, n_iterations, z_scale) -> np.ndarray:
     top_dtype = [(name, dt) for name, dt in NESTED_TOP_FIELDS]
     dtype = np.dtype([("itr", NESTED_ITR_DTYPE, (n_iterations,))] + top_dtype)
     out = np.zeros(n, dtype=dtype)
     it = out["itr"]
     it["itr"] = np.arange(n_iterations)[None, :]
-    pos = np.zeros((n, 3))
-    pos[:, 0] = cols["x"] / _M_TO_NM
-    pos[:, 1] = cols["y"] / _M_TO_NM
-    if ndim == 3:
-        pos[:, 2] = cols["z"] / (_M_TO_NM * z_scale)
+    pos = _positions_m(cols, n, ndim, z_scale)
     it["loc"] = pos[:, None, :]
     it["lnc"] = pos[:, None, :]
     tim = np.asarray(cols.get("time_s", np.arange(n) * 1e-3), dtype=float)
@@ -202,11 +209,7 @@ def _flat_records(cols, n, ndim, n_iterations, z_scale) -> np.ndarray:
     out["vld"] = np.asarray(cols.get("vld", np.ones(n, bool)), dtype=bool)[rep]
     tim = np.asarray(cols.get("time_s", np.arange(n) * 1e-3), dtype=float)
     out["tim"] = tim[rep]
-    pos = np.zeros((n, 3))
-    pos[:, 0] = cols["x"] / _M_TO_NM
-    pos[:, 1] = cols["y"] / _M_TO_NM
-    if ndim == 3:
-        pos[:, 2] = cols["z"] / (_M_TO_NM * z_scale)
+    pos = _positions_m(cols, n, ndim, z_scale)
     out["loc"] = pos[rep]
     out["lnc"] = pos[rep]
     defaults = {"efo": 1e5, "eco": 100, "ecc": 50, "efc": 5e4, "cfr": 0.5, "fbg": 0.0}
@@ -367,11 +370,7 @@ def _minimal_nested(cols: dict, n: int, ndim: int, n_iterations: int, z_scale: f
     out = np.zeros(n, dtype=dtype)
     it = out["itr"]
     it["itr"] = np.arange(n_iterations)[None, :]
-    pos = np.zeros((n, 3))
-    pos[:, 0] = cols["x"] / _M_TO_NM
-    pos[:, 1] = cols["y"] / _M_TO_NM
-    if ndim == 3:
-        pos[:, 2] = cols["z"] / (_M_TO_NM * z_scale)
+    pos = _positions_m(cols, n, ndim, z_scale)
     it["loc"] = pos[:, None, :]
     for name in itr_fields[2:]:
         if name in _WRITABLE_VEC:

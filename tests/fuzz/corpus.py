@@ -416,12 +416,20 @@ def cases(seeds: list[Seed], *, rng: np.random.Generator, n_flips: int, heavy_by
                 b = bytearray(d)
                 b[pos] ^= 1 << int(rng.integers(8))
                 out.append(_case(s, f"hdf5 metadata bitflip@{pos}", bytes(b)))
-            if s.name == "decode_h5" and n_meta_flips > 100:   # the -m slow corpus (costs the 20 s)
-                # found by an exhaustive single-bit scan: libhdf5 looped (>10 s) reading 'meta'
-                # attributes of this damaged file (h5py 3 / HDF5 1.14 layout of the seed)
-                b = bytearray(d)
-                b[2072] ^= 1 << 1
-                out.append(_case(s, "hdf5 flip 2072.1 (attribute loop)", bytes(b)))
+            if s.name == "decode_h5":
+                # found by an exhaustive single-bit scan: libhdf5 loops (> 2 min) reading
+                # 'meta' attributes of this damaged file (h5py 3.16 / HDF5 2.0 layout of the
+                # seed); refused by the readers' probe process after its time limit
+                for pos, bit in ((2072, 1), (2073, 0), (2096, 3)):
+                    b = bytearray(d)
+                    b[pos] ^= 1 << bit
+                    out.append(_case(s, f"hdf5 flip {pos}.{bit} (attribute loop)", bytes(b)))
+        if s.name == "minflux_m2205mat":
+            # byte 297 bit 3: a miMATRIX element's length grows from 288 to 2336 bytes, still
+            # inside the file; scipy's MAT reader segfaults on it (caught by the probe process)
+            b = bytearray(d)
+            b[297] ^= 1 << 3
+            out.append(_case(s, "mat flip 297.3 (scipy segfault)", bytes(b)))
     out.extend(_generic_cases(seeds))
     return out
 

@@ -107,6 +107,23 @@ def _child(path: Path) -> dict:
     return res
 
 
+def _drain(fd: int, chunks: list[bytes]) -> None:
+    """Append what can be read from the non-blocking pipe ``fd`` now (until EOF or empty)."""
+    try:
+        while True:
+            b = os.read(fd, 1 << 16)
+            if not b:
+                return
+            chunks.append(b)
+    except BlockingIOError:
+        pass
+
+
+#: Time limit of the readers' HDF5/MAT probe child in the cases (below the case's own
+#: limit, so a libhdf5 hang is the reader's clean refusal, not the harness's hang).
+PROBE_TIMEOUT_S = "5"
+
+
 def run_case(path: Path, *, timeout_s: float = 20.0, mem_cap_bytes: int = 2 << 30) -> dict:
     """Run one case in a forked child; returns the outcome dict (+ ``peak_rss_mb``, ``seconds``)."""
     rfd, wfd = os.pipe()
@@ -122,6 +139,7 @@ def run_case(path: Path, *, timeout_s: float = 20.0, mem_cap_bytes: int = 2 << 3
             cap = _status_bytes("VmSize") + mem_cap_bytes
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
             signal.alarm(int(timeout_s) + 5)
+            os.environ["SMLMSPINE_PROBE_TIMEOUT_S"] = PROBE_TIMEOUT_S
             os.chdir(path.parent)
             res = _child(path)
         except BaseException as exc:  # noqa: BLE001
@@ -134,18 +152,11 @@ def run_case(path: Path, *, timeout_s: float = 20.0, mem_cap_bytes: int = 2 << 3
             code = 3
         os._exit(code)
     os.close(wfd)
-    chunks = []
+    chunks: list[bytes] = []
     os.set_blocking(rfd, False)
     status = rusage = None
     while True:
-        try:
-            while True:
-                b = os.read(rfd, 1 << 16)
-                if not b:
-                    break
-                chunks.append(b)
-        except BlockingIOError:
-            pass
+        _drain(rfd, chunks)
         wpid, status, rusage = os.wait4(pid, os.WNOHANG)
         if wpid == pid:
             break
@@ -156,14 +167,7 @@ def run_case(path: Path, *, timeout_s: float = 20.0, mem_cap_bytes: int = 2 << 3
             return {"outcome": "hang", "seconds": time.perf_counter() - t0,
                     "peak_rss_mb": rusage.ru_maxrss / 1024}
         time.sleep(0.002)
-    try:
-        while True:
-            b = os.read(rfd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-    except BlockingIOError:
-        pass
+    _drain(rfd, chunks)
     os.close(rfd)
     seconds = time.perf_counter() - t0
     if os.WIFSIGNALED(status) or not chunks:
@@ -187,6 +191,8 @@ def _worker_main(conn, mem_cap_bytes: int) -> None:
     """Worker loop: read a path, run :func:`_child` on it, send the outcome (as JSON)."""
     import smlmspine.cli  # noqa: F401  (imports paid once, before the cap)
     import smlmspine.io
+
+    os.environ["SMLMSPINE_PROBE_TIMEOUT_S"] = PROBE_TIMEOUT_S
 
     smlmspine.io.readers()
     cap = _status_bytes("VmSize") + mem_cap_bytes

@@ -33,19 +33,9 @@ MAX_EXTRA_RSS_MB = 1024.0
 # Open findings: (group, regex on the problem line, reason). A group whose only problems
 # match these is an expected failure; the listed deterministic cases must still fail
 # (strict: once a reader is fixed, its entry has to go).
-KNOWN = [
-    # -m slow only:
-    ("minflux_m2205json", r"huge line: traceback: main: MemoryError",
-     "MINFLUX JSON: a 512 MiB file is parsed whole; MemoryError under the 2 GiB cap (no budget "
-     "for JSON parsing; the CLI does not catch MemoryError)"),
-    ("decode_h5", r"\(attribute loop\): hang",
-     "libhdf5 (2.0.0) loops reading a variable-length string attribute whose global heap is "
-     "damaged; C code, cannot be interrupted from Python"),
-]
+KNOWN: list[tuple[str, str, str]] = []
 # Deterministic cases of these findings: they must keep failing until the reader is fixed.
-KNOWN_CASES: dict[str, str] = {
-    "decode_h5:hdf5 flip 2072.1 (attribute loop)": "libhdf5 global-heap loop",
-}
+KNOWN_CASES: dict[str, str] = {}
 
 
 def _reference(seeds, folder):
