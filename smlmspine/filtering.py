@@ -114,6 +114,15 @@ def parse_where(expressions: str | Iterable[str]) -> tuple[Condition, ...]:
     ------
     ParameterError
         Naming the malformed expression and what was expected.
+
+    Examples
+    --------
+    >>> [str(c) for c in parse_where(["photons>500 and frame>=100", "-inf<z"])]
+    ['photons>500', 'frame>=100', 'z>-inf']
+    >>> parse_where("cfr<")
+    Traceback (most recent call last):
+    ...
+    smlmspine.errors.ParameterError: malformed filter expression 'cfr<': expected COLUMN OP NUMBER with OP one of <= >= == != < > (e.g. 'cfr<0.8'), got 'cfr <'
     """
     if isinstance(expressions, str):
         expressions = [expressions]
@@ -238,6 +247,14 @@ def filter_where(table: pa.Table, where: str | Iterable[str]) -> pa.Table:
     ------
     ParameterError
         Malformed expression, unknown or non-numeric column.
+
+    Examples
+    --------
+    >>> from smlmspine.schema import history, make_table
+    >>> t = make_table({"x": [0.0, 1.0], "y": [0.0, 0.0], "frame": [5, 200]})
+    >>> out = filter_where(t, "frame>=100")
+    >>> out.num_rows, history(out)[-1]["params"]["where"]
+    (1, ['frame>=100'])
     """
     conditions = parse_where(where)
     mask = where_mask(table, conditions)

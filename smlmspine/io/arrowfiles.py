@@ -110,6 +110,24 @@ def read_parquet(path: str | Path, *, pixel_size_nm: float | None = None,
     FormatError
         The file is not readable as this format, or a foreign table has no stated
         coordinate unit and none is given, or it does not follow the canonical schema.
+
+    Examples
+    --------
+    A table written by :func:`smlmspine.io.write` comes back with its columns, types,
+    units and history (plus the ``io.write`` step).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from smlmspine.io import write
+    >>> from smlmspine.schema import history, make_table, with_history
+    >>> t = with_history(make_table({"x": [1.0], "y": [2.0]}), "example")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = write(t, Path(d) / "t.parquet")
+    ...     back = read_parquet(Path(d) / "t.parquet")
+    >>> back.equals(t), back.schema.field("x").metadata[b"unit"]
+    (True, b'nm')
+    >>> [step["step"] for step in history(back)]
+    ['example', 'io.write']
     """
     path = Path(path)
     try:

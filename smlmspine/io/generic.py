@@ -136,6 +136,18 @@ def read_generic(path: str | Path, *, pixel_size_nm: float | None = None,
         unit, and the bad-input cases of the other text readers.
     ParameterError
         A mapping key that is not a canonical column, or an unknown unit/delimiter.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = Path(d) / "custom.tsv"
+    ...     _ = p.write_text("X_pos\\tY_pos\\tt\\n1.5\\t2.0\\t7\\n")
+    ...     t = read_generic(p, mapping={"x": "X_pos", "y": "Y_pos", "frame": "t"},
+    ...                      coordinate_unit="um")
+    >>> t.column("x").to_pylist(), t.column("frame").to_pylist()
+    ([1500.0], [7])
     """
     path = Path(path)
     if coordinate_unit is not None:

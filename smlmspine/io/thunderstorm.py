@@ -104,6 +104,18 @@ def read_thunderstorm(path: str | Path, *, pixel_size_nm: float | None = None,
     FormatError
         Empty/binary file, wrong delimiter, missing ``x``/``y`` column, truncated rows,
         non-numeric or non-finite coordinates, pixel units without ``pixel_size_nm``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = Path(d) / "locs.csv"
+    ...     _ = p.write_text('"id","frame","x [px]","y [px]","intensity [photon]"\\n'
+    ...                      '1,1,10.5,20.0,1500\\n2,1,11.0,21.5,900\\n')
+    ...     t = read_thunderstorm(p, pixel_size_nm=100.0)
+    >>> t.column("x").to_pylist(), t.column("photons").to_pylist()
+    ([1050.0, 1100.0], [1500.0, 900.0])
     """
     path = Path(path)
     lines = read_header(path, n_lines=6, what="a ThunderSTORM CSV file")
