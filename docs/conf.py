@@ -1,7 +1,7 @@
 """Sphinx configuration of the smlmspine documentation site.
 
-Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html`` (after
-``pip install -e '.[docs]'``). The Markdown pages of ``docs/`` are read as they are
+Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html`` (the ``docs``
+extra, installed by ``scripts/setup.sh``). The Markdown pages of ``docs/`` are read as they are
 (MyST); the API, CLI and data-schema pages are generated from the code at every build by
 ``docs/_ext/smlmspine_reference.py``.
 """
