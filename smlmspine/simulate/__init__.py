@@ -11,8 +11,10 @@ localization table (canonical columns only), the ground-truth tables (described 
   label), blinking, precision from photons, background, drift, beads.
 - :func:`sample_mesh`: the same acquisition model on any user mesh.
 - :func:`minflux_traces`: MINFLUX traces with quality fields.
-- :func:`synapses`: pre/post populations with a coupled fraction (see
-  :mod:`smlmspine.simulate.synapses`).
+- :mod:`synapses` (the module; its function :func:`synapses.synapses`): pre/post
+  populations with a coupled fraction. ``simulate.synapses`` is always the module, so
+  ``import smlmspine.simulate.synapses`` and ``from smlmspine.simulate import synapses``
+  agree.
 - :func:`write_simulation`: write a result and its truth folder.
 
 Submodules load lazily, so importing this package is cheap.
@@ -51,7 +53,7 @@ _LAZY = {
     "MinfluxSimulation": "._minflux:MinfluxSimulation",
     "write_simulation": "._output:write_simulation",
     "mesh_implicit": "._implicit:mesh_implicit",
-    "synapses": ".synapses:synapses",
+    "synapses": ".synapses",
 }
 
 __all__ = sorted(_LAZY)

@@ -9,7 +9,8 @@ import pytest
 
 from smlmspine.errors import FormatError, ParameterError
 from smlmspine.io import read
-from smlmspine.simulate import minflux_traces, synapses, write_simulation
+from smlmspine.simulate import minflux_traces, write_simulation
+from smlmspine.simulate.synapses import synapses
 
 
 def test_synapse_simulation_writes_localizations_and_truth(tmp_path):
