@@ -92,15 +92,41 @@ def _link_kernel(x, y, z, w, frame, v, vz, k2, r, rz, gap, cell, lo_x, lo_y, nx,
     """Greedy burst linking in frame order (compiled with numba by :func:`_link`).
 
     Active bursts hang in singly linked lists per grid cell (cell of the first
-    localization, cell size >= 2 x the largest linking distance); a localization joins
-    the closest burst in the 3x3 cells around it that was last seen at most ``gap + 1``
-    frames ago, has no localization in this frame yet and passes the distance test to
-    the burst's photon-weighted position: ``d^2 <= k2 (v_i + 1 / sum 1/v_j)`` with the
-    variances ``v`` (adaptive, ``k2 > 0``) or ``d <= r`` and ``|dz| <= rz`` (fixed).
-    Otherwise it starts a new burst. Expired bursts are unlinked on the way.
+    localization, cell size >= 2 x the largest linking distance; the shared cell grid of
+    :mod:`smlmspine._grid`, y fastest, only the cells holding a localization are
+    stored); a localization joins the closest burst in the 3x3 cells around it that was
+    last seen at most ``gap + 1`` frames ago, has no localization in this frame yet and
+    passes the distance test to the burst's photon-weighted position:
+    ``d^2 <= k2 (v_i + 1 / sum 1/v_j)`` with the variances ``v`` (adaptive, ``k2 > 0``)
+    or ``d <= r`` and ``|dz| <= rz`` (fixed). Otherwise it starts a new burst. Expired
+    bursts are unlinked on the way.
     """
     n = x.size
-    head = np.full(nx * ny, -1, np.int64)
+    dims = np.empty(2, np.int64)
+    dims[0] = nx
+    dims[1] = ny
+    strides = np.empty(2, np.int64)
+    strides[0] = ny
+    strides[1] = 1
+    origin = np.empty(2)
+    origin[0] = lo_x
+    origin[1] = lo_y
+    xy = np.empty((n, 2))
+    for i in range(n):
+        xy[i, 0] = x[i]
+        xy[i, 1] = y[i]
+    keys = point_keys(xy, origin, cell, 0, dims, strides)
+    total = nx * ny
+    order, ukeys, starts = sort_cells(keys, total)
+    if total <= 4 * n + 64:  # dense cell table (as _grid.dense_ok)
+        slots = cell_slots(ukeys, total)
+    else:
+        slots = np.empty(0, np.int64)
+    cell_id = np.empty(n, np.int64)  # occupied cell of every localization
+    for c in range(ukeys.shape[0]):
+        for s in range(starts[c], starts[c + 1]):
+            cell_id[order[s]] = c
+    head = np.full(ukeys.shape[0], -1, np.int64)
     nxt = np.full(n, -1, np.int64)
     sx = np.zeros(n)
     sy = np.zeros(n)
@@ -110,51 +136,52 @@ def _link_kernel(x, y, z, w, frame, v, vz, k2, r, rz, gap, cell, lo_x, lo_y, nx,
     svz = np.zeros(n)
     last = np.zeros(n, np.int64)
     label = np.empty(n, np.int64)
-    nb = 0
+    base = np.empty(2, np.int64)
+    nb = np.empty(9, np.int64)
+    n_bursts = 0
     for i in range(n):
         f = frame[i]
-        cx = int((x[i] - lo_x) // cell)
-        cy = int((y[i] - lo_y) // cell)
+        key_coords(ukeys[cell_id[i]], dims, strides, base)
+        n_nb = neighbour_cells(ukeys, slots, base, dims, strides, 1, nb)
         best = -1
         bestd = 2.0
-        for ix in range(max(cx - 1, 0), min(cx + 2, nx)):
-            for iy in range(max(cy - 1, 0), min(cy + 2, ny)):
-                c = ix * ny + iy
-                prev = -1
-                b = head[c]
-                while b >= 0:
-                    nb_next = nxt[b]
-                    if last[b] < f - gap - 1:
-                        # expired: unlink
-                        if prev < 0:
-                            head[c] = nb_next
-                        else:
-                            nxt[prev] = nb_next
+        for t in range(n_nb):
+            c = nb[t]
+            prev = -1
+            b = head[c]
+            while b >= 0:
+                b_next = nxt[b]
+                if last[b] < f - gap - 1:
+                    # expired: unlink
+                    if prev < 0:
+                        head[c] = b_next
                     else:
-                        if last[b] < f:
-                            mx = sx[b] / sw[b]
-                            my = sy[b] / sw[b]
-                            d2 = (x[i] - mx) ** 2 + (y[i] - my) ** 2
-                            dz = z[i] - sz[b] / sw[b]
-                            if k2 > 0:
-                                # chi-square test against the combined uncertainty
-                                lim = k2 * (v[i] + 1.0 / sv[b])
-                                limz = k2 * (vz[i] + 1.0 / svz[b])
-                                score = d2 / lim
-                                okz = dz * dz <= limz
-                            else:
-                                lim = r * r
-                                score = d2 / lim
-                                okz = abs(dz) <= rz
-                            if score <= 1.0 and okz and score < bestd:
-                                bestd = score
-                                best = b
-                        prev = b
-                    b = nb_next
+                        nxt[prev] = b_next
+                else:
+                    if last[b] < f:
+                        mx = sx[b] / sw[b]
+                        my = sy[b] / sw[b]
+                        d2 = (x[i] - mx) ** 2 + (y[i] - my) ** 2
+                        dz = z[i] - sz[b] / sw[b]
+                        if k2 > 0:
+                            # chi-square test against the combined uncertainty
+                            lim = k2 * (v[i] + 1.0 / sv[b])
+                            limz = k2 * (vz[i] + 1.0 / svz[b])
+                            score = d2 / lim
+                            okz = dz * dz <= limz
+                        else:
+                            lim = r * r
+                            score = d2 / lim
+                            okz = abs(dz) <= rz
+                        if score <= 1.0 and okz and score < bestd:
+                            bestd = score
+                            best = b
+                    prev = b
+                b = b_next
         if best < 0:
-            best = nb
-            nb += 1
-            c = cx * ny + cy
+            best = n_bursts
+            n_bursts += 1
+            c = cell_id[i]
             nxt[best] = head[c]
             head[c] = best
         sx[best] += w[i] * x[i]
@@ -169,6 +196,8 @@ def _link_kernel(x, y, z, w, frame, v, vz, k2, r, rz, gap, cell, lo_x, lo_y, nx,
 
 
 _KERNEL = None
+# grid functions of the kernel, bound by _link (numba resolves them when it compiles)
+point_keys = sort_cells = cell_slots = key_coords = neighbour_cells = None
 
 
 def _link(*args):
@@ -176,6 +205,13 @@ def _link(*args):
     if _KERNEL is None:
         from numba import njit
 
+        from . import _grid
+
+        # the kernel's grid functions become module globals only here, so that
+        # ``import smlmspine.merge`` does not import numba
+        globals().update(point_keys=_grid.point_keys, sort_cells=_grid.sort_cells,
+                         cell_slots=_grid.cell_slots,
+                         key_coords=_grid.key_coords, neighbour_cells=_grid.neighbour_cells)
         _KERNEL = njit(cache=True)(_link_kernel)
     return _KERNEL(*args)
 
@@ -285,47 +321,41 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
                               c(frame[order]).astype(np.int64), c(vxy[order]), c(vz[order]),
                               float(n_sigma) ** 2 if adaptive else 0.0, r,
                               rz if is3d else np.inf, gap, cell, lo_x, lo_y, nx, ny)
-    labels = np.empty(n, np.int64)
-    labels[order] = labels_sorted
-    m = int(labels.max()) + 1 if n else 0
-    # first localization of each burst: its first occurrence in frame order
-    _, pos = np.unique(labels_sorted, return_index=True)
-    first_idx = order[pos]
-    count = np.bincount(labels, minlength=m)
-    sw = np.bincount(labels, weights=w, minlength=m)
+    # one row per burst (the package's aggregator), over the rows in frame order: bursts
+    # are numbered by first appearance, a burst's first row is its first localization
+    from ._aggregate import Groups
 
-    def wmean(v):
-        return np.bincount(labels, weights=w * v, minlength=m) / sw
+    g = Groups(labels_sorted)
+    m = g.n_groups
+    first_idx = order[g.first_rows]
+    count = g.counts
+    w_f = w[order]
 
-    def mean(v):
-        return np.bincount(labels, weights=v, minlength=m) / count
+    def values(col) -> np.ndarray:
+        return np.asarray(col.to_numpy(zero_copy_only=False), float)[order]
 
     cols: dict[str, object] = {}
     units: dict[str, str] = {}
     for name in names:
         col = table.column(name)
         if name in ("x", "y", "z"):
-            cols[name] = wmean(col.to_numpy())
+            cols[name] = g.weighted_mean(values(col), w_f)
         elif name == "photons":
-            cols[name] = np.bincount(labels, weights=np.asarray(
-                col.to_numpy(zero_copy_only=False), float), minlength=m)
+            cols[name] = g.sum(values(col))
         elif name in ("precision_xy", "precision_z"):
-            v = np.asarray(col.to_numpy(zero_copy_only=False), float)
-            cols[name] = 1.0 / np.sqrt(np.bincount(labels, weights=1.0 / v ** 2, minlength=m))
+            cols[name] = 1.0 / np.sqrt(g.sum(1.0 / values(col) ** 2))
         elif name == "background":
-            cols[name] = mean(np.asarray(col.to_numpy(zero_copy_only=False), float))
+            cols[name] = g.mean(values(col))
         elif name in COLUMNS or not (pa.types.is_floating(col.type)):
             cols[name] = col.take(pa.array(first_idx))
         else:
-            cols[name] = mean(np.asarray(col.to_numpy(zero_copy_only=False), float))
+            cols[name] = g.mean(values(col))
         if name not in COLUMNS:
             u = unit_of(table, name)
             if u is not None:
                 units[name] = u
     cols["first_frame"] = frame[first_idx]
-    last = np.full(m, np.iinfo(np.int64).min, np.int64)
-    np.maximum.at(last, labels, frame.astype(np.int64))
-    cols["last_frame"] = last
+    cols["last_frame"] = g.max(frame[order].astype(np.int64))
     cols["n_merged"] = count
     units.update({"first_frame": "frame", "last_frame": "frame", "n_merged": "1"})
     out = make_table(cols, units=units)

@@ -9,8 +9,8 @@ step recorded in its history; the input is never modified.
 * :func:`filter_trace_length` keeps traces (``track_id``) with enough localizations.
 * :func:`average_traces` collapses each trace into one localization: mean position, its
   standard error as ``precision_xy``/``precision_z``, count and time span. It is generic
-  on ``track_id`` (STORM blink merging uses it too) and vectorised (one sort, then
-  ``np.add.reduceat``), so it handles 10^7 rows.
+  on ``track_id`` and vectorised (one sort, then ``np.add.reduceat``, through the
+  package's row aggregator :class:`smlmspine._aggregate.Groups`), so it handles 10^7 rows.
 * :func:`split_channels_by_dcr` assigns ``channel`` from detector-channel-ratio
   thresholds (ratiometric two-colour MINFLUX).
 
@@ -78,23 +78,10 @@ def _track_ids(table: pa.Table, what: str) -> np.ndarray:
 
 
 def _groups(tid: np.ndarray):
-    """Sort order (None if already sorted), group starts and counts; tid < 0 are singletons."""
-    n = tid.size
-    if n == 0:
-        return None, np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = None
-    if n > 1 and np.any(tid[1:] < tid[:-1]):
-        order = np.argsort(tid, kind="stable")
-        ts = tid[order]
-    else:
-        ts = tid
-    start = np.empty(n, dtype=bool)
-    start[0] = True
-    np.not_equal(ts[1:], ts[:-1], out=start[1:])
-    start |= ts < 0
-    starts = np.flatnonzero(start)
-    counts = np.diff(np.append(starts, n))
-    return order, starts, counts
+    """Rows grouped by trace (the package's aggregator); ``tid < 0`` are singletons."""
+    from ._aggregate import Groups
+
+    return Groups(tid, singletons=tid < 0)
 
 
 def trace_lengths(table: pa.Table) -> np.ndarray:
@@ -107,14 +94,8 @@ def trace_lengths(table: pa.Table) -> np.ndarray:
     >>> trace_lengths(t).tolist()
     [2, 1, 2, 1]
     """
-    tid = _track_ids(table, "trace_lengths")
-    order, starts, counts = _groups(tid)
-    per_sorted = np.repeat(counts, counts)
-    if order is None:
-        return per_sorted
-    out = np.empty_like(per_sorted)
-    out[order] = per_sorted
-    return out
+    g = _groups(_track_ids(table, "trace_lengths"))
+    return g.per_row(g.counts)
 
 
 def _range(name: str, rng) -> tuple[float, float]:
@@ -233,10 +214,6 @@ def filter_trace_length(table: pa.Table, *, min_localizations: int = 4,
 
 # --------------------------------------------------------------------------- averaging
 
-def _reduce_sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    return np.add.reduceat(values, starts) if starts.size else values[:0]
-
-
 def average_traces(table: pa.Table, *, precision: str = "sem",
                    sum_columns: Iterable[str] = SUM_COLUMNS,
                    min_localizations: int = 1) -> pa.Table:
@@ -292,15 +269,15 @@ def average_traces(table: pa.Table, *, precision: str = "sem",
         if missing:
             raise ParameterError(f"precision='propagated' needs column(s) {missing}; use "
                                  "precision='sem' for tables without per-localization precision")
-    order, starts, counts = _groups(tid)
+    g = _groups(tid)
+    starts, counts = g.starts, g.counts
 
     def sorted_values(name: str) -> np.ndarray:
         col = table.column(name)
         v = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else \
             col.cast(pa.float64()).fill_null(np.nan).to_numpy()
-        return v if order is None else v[order]
+        return g.sort(v)
 
-    n_groups = starts.size
     cnt = counts.astype(np.float64)
     out: dict[str, np.ndarray] = {}
     # positions and precision
@@ -308,12 +285,12 @@ def average_traces(table: pa.Table, *, precision: str = "sem",
         var = {}
         for c in dims:
             v = np.asarray(sorted_values(c), dtype=np.float64)
-            mean = _reduce_sum(v, starts) / cnt
+            mean = g.sum(v, presorted=True) / cnt
             dev = np.repeat(mean, counts)
             np.subtract(v, dev, out=dev)  # two-pass variance, in place
             np.multiply(dev, dev, out=dev)
             with np.errstate(invalid="ignore", divide="ignore"):
-                var[c] = _reduce_sum(dev, starts) / (cnt - 1.0)
+                var[c] = g.sum(dev, presorted=True) / (cnt - 1.0)
             out[c] = mean
         with np.errstate(invalid="ignore", divide="ignore"):
             pxy = np.sqrt((var["x"] + var["y"]) / 2.0 / cnt)
@@ -330,9 +307,9 @@ def average_traces(table: pa.Table, *, precision: str = "sem",
         if not np.all(np.isfinite(wxy)):
             raise ParameterError("precision='propagated' needs finite, positive precision_xy "
                                  "on every row")
-        sw = _reduce_sum(wxy, starts)
+        sw = g.sum(wxy, presorted=True)
         for c in ("x", "y"):
-            out[c] = _reduce_sum(wxy * np.asarray(sorted_values(c), float), starts) / sw
+            out[c] = g.sum(wxy * np.asarray(sorted_values(c), float), presorted=True) / sw
         pxy = 1.0 / np.sqrt(sw)
         pz = None
         if "z" in dims:
@@ -340,8 +317,8 @@ def average_traces(table: pa.Table, *, precision: str = "sem",
             if not np.all(np.isfinite(wz)):
                 raise ParameterError("precision='propagated' needs finite, positive precision_z "
                                      "on every row")
-            swz = _reduce_sum(wz, starts)
-            out["z"] = _reduce_sum(wz * np.asarray(sorted_values("z"), float), starts) / swz
+            swz = g.sum(wz, presorted=True)
+            out["z"] = g.sum(wz * np.asarray(sorted_values("z"), float), presorted=True) / swz
             pz = 1.0 / np.sqrt(swz)
     out["precision_xy"] = pxy
     if pz is not None:
@@ -353,38 +330,34 @@ def average_traces(table: pa.Table, *, precision: str = "sem",
             continue
         col_type = table.schema.field(name).type
         if name == "track_id":
-            out[name] = (tid if order is None else tid[order])[starts]
+            out[name] = g.keys
         elif name == "time_s":
             v = np.asarray(sorted_values(name), dtype=np.float64)
-            out[name] = _reduce_sum(v, starts) / cnt
-            tmin = np.minimum.reduceat(v, starts) if n_groups else v[:0]
-            tmax = np.maximum.reduceat(v, starts) if n_groups else v[:0]
+            out[name] = g.sum(v, presorted=True) / cnt
+            tmin = g.min(v, presorted=True)
+            tmax = g.max(v, presorted=True)
             extra["time_start_s"] = (tmin, "s")
             extra["time_span_s"] = (tmax - tmin, "s")
         elif name == "frame":
             v = np.asarray(sorted_values(name), dtype=np.int64)
-            fmin = np.minimum.reduceat(v, starts) if n_groups else v[:0]
-            fmax = np.maximum.reduceat(v, starts) if n_groups else v[:0]
+            fmin = g.min(v, presorted=True)
+            fmax = g.max(v, presorted=True)
             out[name] = fmin
             extra["frame_span"] = (fmax - fmin, "frame")
         elif pa.types.is_floating(col_type) and name not in _FIRST_COLUMNS:
             v = np.asarray(sorted_values(name), dtype=np.float64)
-            nan = np.isnan(v)
-            s = _reduce_sum(np.where(nan, 0.0, v), starts)
             if name in sums:
-                out[name] = s
+                out[name] = g.sum(np.where(np.isnan(v), 0.0, v), presorted=True)
             else:
-                k = _reduce_sum((~nan).astype(np.float64), starts)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    out[name] = np.where(k > 0, s / np.where(k > 0, k, 1), np.nan)
+                out[name] = g.nanmean(v, presorted=True)
         elif pa.types.is_integer(col_type) and name in sums:
-            out[name] = _reduce_sum(np.asarray(sorted_values(name), dtype=np.int64), starts)
+            out[name] = g.sum(np.asarray(sorted_values(name), dtype=np.int64), presorted=True)
         elif pa.types.is_boolean(col_type):
             v = np.asarray(sorted_values(name), dtype=bool)
-            out[name] = np.logical_and.reduceat(v, starts) if n_groups else v[:0]
+            out[name] = g.all(v, presorted=True)
         else:
             col = table.column(name)
-            taken = pa.array(starts if order is None else order[starts], type=pa.int64())
+            taken = pa.array(g.first_rows, type=pa.int64())
             out[name] = col.take(taken)
     out["n_localizations"] = counts.astype(np.int64)
     # assemble: input column order, then the new columns
@@ -468,19 +441,8 @@ def split_channels_by_dcr(table: pa.Table, *, thresholds: Sequence[float] = (0.5
             raise ParameterError("per_trace=True needs a 'track_id' column; pass per_trace=False "
                                  "to classify single localizations")
         tid = _track_ids(table, "split_channels_by_dcr")
-        order, starts, counts = _groups(tid)
-        ds = dcr if order is None else dcr[order]
-        nan = np.isnan(ds)
-        s = _reduce_sum(np.where(nan, 0.0, ds), starts)
-        k = _reduce_sum((~nan).astype(np.float64), starts)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(k > 0, s / np.where(k > 0, k, 1), np.nan)
-        per_row = np.repeat(mean, counts)
-        if order is not None:
-            tmp = np.empty_like(per_row)
-            tmp[order] = per_row
-            per_row = tmp
-        value = per_row
+        g = _groups(tid)
+        value = g.per_row(g.nanmean(dcr))
     else:
         value = dcr
     channel = np.searchsorted(th, value, side="right").astype(np.int64)

@@ -25,7 +25,9 @@ Algorithm (exact DBSCAN, memory O(N)):
    what scikit-learn's DBSCAN returns). Other points are noise (-1).
 
 No neighbourhood list is ever stored: the neighbour cells of a cell are found by binary
-search among the sorted occupied-cell keys when the cell is visited.
+search among the sorted occupied-cell keys when the cell is visited. The grid (cell keys,
+occupied cells, neighbour cells) and the union-find are the package's shared kernels,
+:mod:`smlmspine._grid`.
 """
 
 from __future__ import annotations
@@ -33,47 +35,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["grid_dbscan", "cell_keys"]
+from .._grid import (find, grid_slots, key_coords, neighbour_cells, occupied_cells, point_keys,
+                     row_keys, strides_for, union)
+
+__all__ = ["grid_dbscan"]
 
 BORDER_NEAREST = 0
 BORDER_LOWEST = 1
-
-
-@njit(cache=True)
-def cell_keys(coords, cell_size, mins, strides):
-    """Linear cell key of every point; cells are padded by one on every side."""
-    n, d = coords.shape
-    keys = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        key = 0
-        for k in range(d):
-            c = np.int64(np.floor((coords[i, k] - mins[k]) / cell_size)) + 1
-            key += c * strides[k]
-        keys[i] = key
-    return keys
-
-
-@njit(cache=True)
-def _occupied_cells(keys, order, starts_out):
-    """Unique keys of ``keys[order]`` (sorted); their run starts go to ``starts_out``.
-
-    ``starts_out`` has room for N + 1 entries; the number of cells M is returned with the
-    ``(M,)`` unique keys, and ``starts_out[:M + 1]`` holds the starts and the end.
-    """
-    n = order.shape[0]
-    m = 0
-    for i in range(n):
-        if i == 0 or keys[order[i]] != keys[order[i - 1]]:
-            m += 1
-    ukeys = np.empty(m, dtype=np.int64)
-    j = 0
-    for i in range(n):
-        if i == 0 or keys[order[i]] != keys[order[i - 1]]:
-            ukeys[j] = keys[order[i]]
-            starts_out[j] = i
-            j += 1
-    starts_out[m] = n
-    return ukeys, m
 
 
 @njit(cache=True)
@@ -88,71 +56,18 @@ def _permute_rows(a, order, tmp):
 
 
 @njit(cache=True)
-def _neighbour_cells(ukeys, c, offsets, out, width=3):
-    """Fill ``out`` with the indices of the occupied neighbour cells of cell ``c``.
-
-    ``offsets`` are the key offsets of the first cell of each neighbour row; the
-    ``width`` cells of a row have consecutive keys, so one binary search per row finds
-    them.
-    """
-    key = ukeys[c]
-    m = ukeys.shape[0]
-    n_out = 0
-    for o in range(offsets.shape[0]):
-        target = key + offsets[o]
-        lo = 0
-        hi = m
-        if target <= key:
-            hi = c + 1
-        else:
-            lo = c
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if ukeys[mid] < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        for j in range(lo, min(lo + width, m)):
-            if ukeys[j] > target + width - 1:
-                break
-            out[n_out] = j
-            n_out += 1
-    return n_out
-
-
-@njit(cache=True)
-def fine_keys(pts, rows, cell_size, mins, strides):
-    """Cell keys of ``pts[rows]`` on a grid padded by two cells on every side."""
-    d = pts.shape[1]
-    keys = np.empty(rows.shape[0], dtype=np.int64)
-    for i in range(rows.shape[0]):
-        key = 0
-        for k in range(d):
-            c = np.int64(np.floor((pts[rows[i], k] - mins[k]) / cell_size)) + 2
-            key += c * strides[k]
-        keys[i] = key
-    return keys
-
-
-@njit(cache=True)
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@njit(cache=True)
-def _core_flags(pts, ukeys, starts, offsets, eps2, min_samples):
+def _core_flags(pts, ukeys, slots, starts, dims, strides, eps2, min_samples):
     """Core point flags of points sorted by eps-cell."""
     n, d = pts.shape
     m = ukeys.shape[0]
-    nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
+    nb = np.empty(3 ** d, dtype=np.int64)
+    base = np.empty(d, dtype=np.int64)
     core = np.zeros(n, dtype=np.bool_)
 
     # 2. core points (count stops at min_samples)
     for c in range(m):
-        n_nb = _neighbour_cells(ukeys, c, offsets, nb)
+        key_coords(ukeys[c], dims, strides, base)
+        n_nb = neighbour_cells(ukeys, slots, base, dims, strides, 1, nb)
         for p in range(starts[c], starts[c + 1]):
             count = 0
             for t in range(n_nb):
@@ -175,11 +90,12 @@ def _core_flags(pts, ukeys, starts, offsets, eps2, min_samples):
 
 
 @njit(cache=True)
-def _union_coarse(pts, ukeys, starts, offsets, eps2, core, parent):
+def _union_coarse(pts, ukeys, slots, starts, dims, strides, eps2, core, parent):
     """Union-find over core points on the eps grid (fallback when no fine grid fits)."""
     d = pts.shape[1]
     m = ukeys.shape[0]
-    nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
+    nb = np.empty(3 ** d, dtype=np.int64)
+    base = np.empty(d, dtype=np.int64)
     # 3. union-find over core points (each pair visited once: cells c' >= c)
     for c in range(m):
         has_core = False
@@ -189,7 +105,8 @@ def _union_coarse(pts, ukeys, starts, offsets, eps2, core, parent):
                 break
         if not has_core:
             continue
-        n_nb = _neighbour_cells(ukeys, c, offsets, nb)
+        key_coords(ukeys[c], dims, strides, base)
+        n_nb = neighbour_cells(ukeys, slots, base, dims, strides, 1, nb)
         for p in range(starts[c], starts[c + 1]):
             if not core[p]:
                 continue
@@ -206,18 +123,11 @@ def _union_coarse(pts, ukeys, starts, offsets, eps2, core, parent):
                         diff = pts[p, k] - pts[q, k]
                         d2 += diff * diff
                     if d2 <= eps2:
-                        rp = _find(parent, p)
-                        rq = _find(parent, q)
-                        if rp != rq:
-                            if rp < rq:
-                                parent[rq] = rp
-                            else:
-                                parent[rp] = rq
-
+                        union(parent, p, q)
 
 
 @njit(cache=True)
-def _union_fine(pts, rows, fukeys, fstarts, foffsets, eps2, parent):
+def _union_fine(pts, rows, fukeys, fslots, fstarts, fdims, fstrides, eps2, parent):
     """Union-find over core points on a grid of side eps / sqrt(D).
 
     ``rows`` lists the core points (positions in ``pts``) sorted by fine cell. Two points
@@ -227,26 +137,20 @@ def _union_fine(pts, rows, fukeys, fstarts, foffsets, eps2, parent):
     """
     d = pts.shape[1]
     m = fukeys.shape[0]
-    nb = np.empty(5 * foffsets.shape[0], dtype=np.int64)
+    nb = np.empty(5 ** d, dtype=np.int64)
+    base = np.empty(d, dtype=np.int64)
     for f in range(m):
         a = rows[fstarts[f]]
         for i in range(fstarts[f] + 1, fstarts[f + 1]):
-            ra = _find(parent, a)
-            rb = _find(parent, rows[i])
-            if ra != rb:
-                if ra < rb:
-                    parent[rb] = ra
-                else:
-                    parent[ra] = rb
+            union(parent, a, rows[i])
     for f in range(m):
-        n_nb = _neighbour_cells(fukeys, f, foffsets, nb, 5)
+        key_coords(fukeys[f], fdims, fstrides, base)
+        n_nb = neighbour_cells(fukeys, fslots, base, fdims, fstrides, 2, nb)
         for t in range(n_nb):
             g = nb[t]
             if g <= f:
                 continue
-            rf = _find(parent, rows[fstarts[f]])
-            rg = _find(parent, rows[fstarts[g]])
-            if rf == rg:
+            if find(parent, rows[fstarts[f]]) == find(parent, rows[fstarts[g]]):
                 continue
             found = False
             for i in range(fstarts[f], fstarts[f + 1]):
@@ -263,23 +167,22 @@ def _union_fine(pts, rows, fukeys, fstarts, foffsets, eps2, parent):
                 if found:
                     break
             if found:
-                if rf < rg:
-                    parent[rg] = rf
-                else:
-                    parent[rf] = rg
+                union(parent, rows[fstarts[f]], rows[fstarts[g]])
 
 
 @njit(cache=True)
-def _label(pts, order, ukeys, starts, offsets, eps2, core, parent, first, labels, border_rule):
+def _label(pts, order, ukeys, slots, starts, dims, strides, eps2, core, parent, first, labels,
+           border_rule):
     """Cluster numbering and border points; fills ``labels`` (input order)."""
     n, d = pts.shape
     m = ukeys.shape[0]
-    nb = np.empty(3 * offsets.shape[0], dtype=np.int64)
+    nb = np.empty(3 ** d, dtype=np.int64)
+    base = np.empty(d, dtype=np.int64)
     # 4. number clusters by the smallest input index of their core points
     first[:] = n  # per root: smallest input index of its cores
     for p in range(n):
         if core[p]:
-            r = _find(parent, p)
+            r = find(parent, p)
             if order[p] < first[r]:
                 first[r] = order[p]
     n_clusters = 0
@@ -301,7 +204,7 @@ def _label(pts, order, ukeys, starts, offsets, eps2, core, parent, first, labels
     labels[:] = -1
     for p in range(n):
         if core[p]:
-            labels[order[p]] = first[_find(parent, p)]
+            labels[order[p]] = first[find(parent, p)]
 
     # 5. border points
     for c in range(m):
@@ -312,7 +215,8 @@ def _label(pts, order, ukeys, starts, offsets, eps2, core, parent, first, labels
                 break
         if all_core:
             continue
-        n_nb = _neighbour_cells(ukeys, c, offsets, nb)
+        key_coords(ukeys[c], dims, strides, base)
+        n_nb = neighbour_cells(ukeys, slots, base, dims, strides, 1, nb)
         for p in range(starts[c], starts[c + 1]):
             if core[p]:
                 continue
@@ -339,8 +243,6 @@ def _label(pts, order, ukeys, starts, offsets, eps2, core, parent, first, labels
     return n_clusters
 
 
-
-
 def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int, border: str = "nearest",
                 overwrite_input: bool = False, index_dtype=None, fine_grid: bool = True
                 ) -> tuple[np.ndarray, int]:
@@ -364,69 +266,60 @@ def grid_dbscan(coords: np.ndarray, *, eps: float, min_samples: int, border: str
     cell_size = float(eps) * (1.0 + 1e-9)
     mins = pts.min(axis=0)
     extent = pts.max(axis=0) - mins
-    sizes = [int(np.floor(e / cell_size)) + 3 for e in extent]
-    strides = np.ones(d, dtype=np.int64)
-    total = 1
-    for k in range(d):
-        strides[k] = total
-        total *= sizes[k]
-    if total >= 2 ** 62:
-        raise OverflowError(f"extent {extent.tolist()} nm spans too many eps cells")
+    # cells padded by one on every side: neighbour cells never leave the grid
+    dims = np.array([int(np.floor(e / cell_size)) + 3 for e in extent], dtype=np.int64)
+    try:
+        strides, total = strides_for(dims, "F")
+    except OverflowError:
+        raise OverflowError(f"extent {extent.tolist()} nm spans too many eps cells") from None
     index = index_dtype or (np.int32 if n < 2 ** 31 - 1 else np.int64)
-    keys = cell_keys(pts, cell_size, mins, strides)
+    keys = point_keys(pts, mins, cell_size, 1, dims, strides)
     order = np.argsort(keys, kind="stable").astype(index, copy=False)
     starts = np.empty(n + 1, dtype=index)
-    ukeys, m = _occupied_cells(keys, order, starts)
+    ukeys, m = occupied_cells(keys, order, starts)
     starts = starts[:m + 1].copy()
+    slots = grid_slots(ukeys, total, n)
     scratch = keys.view(np.float64)  # the keys are no longer needed: reuse their memory
     _permute_rows(pts, order, scratch)
     del keys, scratch
-    offsets = _row_offsets(strides, 1)  # neighbour rows: x offset -1, y/z in {-1, 0, 1}
     e2 = float(eps) * float(eps)
-    core = _core_flags(pts, ukeys, starts, offsets, e2, int(min_samples))
+    core = _core_flags(pts, ukeys, slots, starts, dims, strides, e2, int(min_samples))
     parent = np.arange(n, dtype=index)
-    _union(pts, core, parent, ukeys, starts, offsets, eps=float(eps), mins=mins,
+    _union(pts, core, parent, ukeys, slots, starts, dims, strides, eps=float(eps), mins=mins,
            extent=extent, fine_grid=fine_grid)
     rule = BORDER_LOWEST if border == "lowest" else BORDER_NEAREST
     labels = np.empty(n, dtype=np.int64)
-    n_clusters = _label(pts, order, ukeys, starts, offsets, e2, core, parent,
+    n_clusters = _label(pts, order, ukeys, slots, starts, dims, strides, e2, core, parent,
                         np.empty(n, dtype=index), labels, rule)
     return labels, int(n_clusters)
 
 
-def _row_offsets(strides: np.ndarray, reach: int) -> np.ndarray:
-    """Key offsets of the first cell (x offset -reach) of every neighbour row."""
-    d = strides.shape[0]
-    steps = np.arange(-reach, reach + 1, dtype=np.int64)
-    grids = np.meshgrid(*([steps] * (d - 1)), indexing="ij")
-    offsets = np.full((2 * reach + 1) ** (d - 1), -reach, dtype=np.int64)
-    for k, g in enumerate(grids):
-        offsets += g.ravel() * strides[k + 1]
-    return offsets
-
-
-def _union(pts, core, parent, ukeys, starts, offsets, *, eps, mins, extent, fine_grid=True):
+def _union(pts, core, parent, ukeys, slots, starts, dims, strides, *, eps, mins, extent,
+           fine_grid=True):
     """Join core points within eps: on the fine grid, or on the eps grid if it overflows."""
     d = pts.shape[1]
     e2 = eps * eps
     cell = eps / np.sqrt(d) * (1.0 - 1e-9)
-    sizes = [int(np.floor(e / cell)) + 5 for e in extent]
-    strides = np.ones(d, dtype=np.int64)
-    total = 1
-    for k in range(d):
-        strides[k] = total
-        total *= sizes[k]
-    if total >= 2 ** 62 or cell <= 0 or not fine_grid:
-        _union_coarse(pts, ukeys, starts, offsets, e2, core, parent)
+    fine = None
+    if cell > 0 and fine_grid:
+        # fine cells padded by two on every side (neighbours within two cells)
+        fdims = np.array([int(np.floor(e / cell)) + 5 for e in extent], dtype=np.int64)
+        try:
+            fine, ftotal = strides_for(fdims, "F")
+        except OverflowError:
+            fine = None
+    if fine is None:
+        _union_coarse(pts, ukeys, slots, starts, dims, strides, e2, core, parent)
         return
     rows = np.flatnonzero(core).astype(parent.dtype, copy=False)
     if rows.size == 0:
         return
-    fkeys = fine_keys(pts, rows, cell, mins, strides)
+    fkeys = row_keys(pts, rows, mins, cell, 2, fdims, fine)
     forder = np.argsort(fkeys, kind="stable").astype(parent.dtype, copy=False)
     fstarts = np.empty(rows.size + 1, dtype=parent.dtype)
-    fukeys, m = _occupied_cells(fkeys, forder, fstarts)
+    fukeys, m = occupied_cells(fkeys, forder, fstarts)
     del fkeys
     rows = rows[forder]
     del forder
-    _union_fine(pts, rows, fukeys, fstarts[:m + 1], _row_offsets(strides, 2), e2, parent)
+    fslots = grid_slots(fukeys, ftotal, rows.size)
+    _union_fine(pts, rows, fukeys, fslots, fstarts[:m + 1], fdims, fine, e2, parent)

@@ -1,9 +1,16 @@
-"""Numba kernels of the drift estimators (imported lazily by the estimators)."""
+"""Numba kernels of the drift estimators (imported lazily by the estimators).
+
+The fixed-radius pair search (:class:`GridIndex`) runs on the shared cell grid,
+:mod:`smlmspine._grid`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from .._grid import (cell_of, check_finite, grid_slots, neighbour_cells, point_keys, sort_cells,
+                     strides_for)
 
 __all__ = ["mean_shift", "kernel_sums"]
 
@@ -71,86 +78,31 @@ def kernel_sums(diff, idx, d, sigma, n):
 
 
 @njit(cache=True, nogil=True)
-def _keys(pts, origin, cell, n):
-    N, D = pts.shape
-    keys = np.empty(N, np.int64)
-    for i in range(N):
-        key = 0
-        for k in range(D):
-            c = int(np.floor((pts[i, k] - origin[k]) / cell))
-            if c < 0:
-                c = 0
-            elif c >= n[k]:
-                c = n[k] - 1
-            key = key * n[k] + c
-        keys[i] = key
-    return keys
-
-
-@njit(cache=True, nogil=True)
-def grid_build(pts, origin, cell, n):
-    """Sort reference points by cell; return (order, sorted keys)."""
-    keys = _keys(pts, origin, cell, n)
-    order = np.argsort(keys, kind="mergesort")
-    return order, keys[order]
-
-
-@njit(cache=True, nogil=True)
-def _lower_bound(a, key):
-    lo, hi = 0, a.size
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, nogil=True)
-def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out_d,
-                     labels, skip):
+def _neighbour_pairs(ref, ukeys, slots, starts, q, origin, cell, dims, strides, r2, fill, out_i,
+                     out_j, out_d, labels, skip):
     """Count (fill=False) or write (fill=True) pairs (query j, sorted-ref i) within r.
 
-    The last axis varies fastest in the cell key, so the 3 cells along it are one
-    contiguous run of the sorted keys: 3**(D-1) binary searches per query point.
+    The neighbour cells of each query point come from the shared grid
+    (:func:`smlmspine._grid.neighbour_cells`): the 3 cells along the last axis are one
+    contiguous run of keys, so 3**(D-1) binary searches per query point.
     """
     Q, D = q.shape
     cnt = 0
     base = np.empty(D, np.int64)
-    ncomb = 3 ** (D - 1)
-    nl = n[D - 1]
+    nb = np.empty(3 ** D, np.int64)
     for j in range(Q):
         for k in range(D):
-            base[k] = int(np.floor((q[j, k] - origin[k]) / cell))
-        zl = max(base[D - 1] - 1, 0)
-        zh = min(base[D - 1] + 1, nl - 1)
-        if zl > zh:
-            continue
-        for comb in range(ncomb):
-            c = comb
-            ok = True
-            key = 0
-            for k in range(D - 1):
-                ck = base[k] + (c % 3 - 1)
-                c //= 3
-                if ck < 0 or ck >= n[k]:
-                    ok = False
-                    break
-                key = key * n[k] + ck
-            if not ok:
-                continue
-            key0 = key * nl + zl
-            key1 = key * nl + zh
-            i = _lower_bound(skeys, key0)
-            while i < skeys.size and skeys[i] <= key1:
+            base[k] = cell_of(q[j, k], origin[k], cell, 0, dims[k], False)
+        n_nb = neighbour_cells(ukeys, slots, base, dims, strides, 1, nb)
+        for t in range(n_nb):
+            cc = nb[t]
+            for i in range(starts[cc], starts[cc + 1]):
                 if labels[i] == skip:
-                    i += 1
                     continue
                 d2 = 0.0
                 for k in range(D):
-                    t = q[j, k] - ref[i, k]
-                    d2 += t * t
+                    u = q[j, k] - ref[i, k]
+                    d2 += u * u
                 if d2 <= r2:
                     if fill:
                         out_i[cnt] = i
@@ -158,16 +110,17 @@ def _neighbour_pairs(ref, skeys, q, origin, cell, n, r2, fill, out_i, out_j, out
                         for k in range(D):
                             out_d[cnt, k] = q[j, k] - ref[i, k]
                     cnt += 1
-                i += 1
     return cnt
 
 
 class GridIndex:
-    """Reference points hashed on a grid of cell size ``radius`` for fixed-radius pairs."""
+    """Reference points hashed on a grid of cell size ``radius`` for fixed-radius pairs
+    (the shared cell grid of :mod:`smlmspine._grid`, last axis fastest)."""
 
     def __init__(self, pts: np.ndarray, radius: float, *, bounds: tuple | None = None,
                  labels: np.ndarray | None = None):
         pts = np.ascontiguousarray(pts, dtype=np.float64)
+        check_finite(pts, "GridIndex reference points")
         self.radius = float(radius)
         if bounds is None:
             lo, hi = pts.min(axis=0), pts.max(axis=0)
@@ -176,7 +129,10 @@ class GridIndex:
         self.origin = np.asarray(lo, float) - 2 * radius
         span = np.asarray(hi, float) + 2 * radius - self.origin
         self.n = np.maximum(np.ceil(span / radius).astype(np.int64), 1)
-        order, self.skeys = grid_build(pts, self.origin, self.radius, self.n)
+        self.strides, total = strides_for(self.n, "C")
+        keys = point_keys(pts, self.origin, self.radius, 0, self.n, self.strides)
+        order, self.ukeys, self.starts = sort_cells(keys, total)
+        self.slots = grid_slots(self.ukeys, total, len(pts))
         self.order = order
         self.pts = pts[order]
         self.labels = (np.zeros(len(pts), np.int64) if labels is None
@@ -193,17 +149,19 @@ class GridIndex:
         if r > self.radius * (1 + 1e-9):
             raise ValueError("query radius exceeds the grid cell size")
         q = np.ascontiguousarray(q, dtype=np.float64)
-        qorder = np.argsort(_keys(q, self.origin, self.radius, self.n), kind="stable")
+        check_finite(q, "GridIndex query points")
+        qorder = np.argsort(point_keys(q, self.origin, self.radius, 0, self.n, self.strides),
+                            kind="stable")
         qs = q[qorder]
         dummy = np.empty(0, np.int64)
         dd = np.empty((0, q.shape[1]))
-        cnt = _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n,
-                               r * r, False, dummy, dummy, dd, self.labels, skip_label)
+        args = (self.pts, self.ukeys, self.slots, self.starts, qs, self.origin, self.radius, self.n,
+                self.strides, r * r)
+        cnt = _neighbour_pairs(*args, False, dummy, dummy, dd, self.labels, skip_label)
         oi = np.empty(cnt, np.int64)
         oj = np.empty(cnt, np.int64)
         od = np.empty((cnt, q.shape[1]))
-        _neighbour_pairs(self.pts, self.skeys, qs, self.origin, self.radius, self.n, r * r,
-                         True, oi, oj, od, self.labels, skip_label)
+        _neighbour_pairs(*args, True, oi, oj, od, self.labels, skip_label)
         return self.order[oi], qorder[oj], od
 
 

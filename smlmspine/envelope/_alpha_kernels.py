@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._grid import (cell_of, cell_run, cell_slots, find, lower_bound, sort_cells, strides_for,
+                     union)
+
 __all__ = ["circumradii", "main_component", "fill_cavities", "boundary_faces",
            "repair_candidates", "held_fraction", "kth_neighbor_distances"]
 
@@ -146,27 +149,6 @@ def boundary_faces(keep, simplices, neighbors, points):
 
 
 @njit(cache=True, nogil=True)
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@njit(cache=True, nogil=True)
-def _lower_bound(a, n, v):
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if a[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, nogil=True)
 def _edge_order(faces, nv):
     """Edge keys ``min * nv + max`` of the face edges (f0 f1, f1 f2, f2 f0 of every face)
     and an order that sorts them (counting sort on ``min``, insertion sort inside)."""
@@ -236,10 +218,7 @@ def repair_candidates(faces, n_vertices, simplices, keep, radii, limit):
             if flat[a0] != flat[b0]:
                 b0, b1 = b1, b0
             for ca, cb in ((a0, b0), (a1, b1)):
-                ra = _find(parent, ca)
-                rb = _find(parent, cb)
-                if ra != rb:
-                    parent[ra] = rb
+                union(parent, ca, cb)
         s = e
     root = np.empty(nv, np.int64)
     root[:] = -1
@@ -247,7 +226,7 @@ def repair_candidates(faces, n_vertices, simplices, keep, radii, limit):
     n_bad_vertices = 0
     for c in range(ne):
         v = flat[c]
-        r = _find(parent, c)
+        r = find(parent, c)
         if root[v] < 0:
             root[v] = r
         elif root[v] != r and not bad_vertex[v]:
@@ -273,7 +252,7 @@ def repair_candidates(faces, n_vertices, simplices, keep, radii, limit):
                     if a > b:
                         a, b = b, a
                     kv = a * nv + b
-                    p = _lower_bound(bad_edges, n_bad_edges, kv)
+                    p = lower_bound(bad_edges, 0, n_bad_edges, kv)
                     if p < n_bad_edges and bad_edges[p] == kv:
                         hit = True
         add[t] = hit
@@ -352,65 +331,25 @@ def _push(best, d2, k):
 
 
 @njit(cache=True, nogil=True)
-def kth_neighbor_distances(P, k):
-    """Distance from every point to its k-th nearest point, itself and copies included
-    (as ``cKDTree(P).query(P, k)[0][:, -1]``), exact, on a uniform cell grid; an empty
-    array when the points are too clustered for one grid (use a k-d tree)."""
+def _kth_on_grid(P, k, lo, h, dims, strides, total):
+    """k-th neighbour distances on the shared cell grid of side ``h`` (x fastest); an
+    empty array when the cells are too crowded (clustered data: use a k-d tree)."""
     n = P.shape[0]
     out = np.empty(n)
     best = np.empty(k)
-    lo = np.empty(3)
-    ext = np.empty(3)
-    for a in range(3):
-        lo[a] = P[:, a].min()
-        ext[a] = P[:, a].max() - lo[a]
-    # cell size ~ the median k-th neighbour distance of a sample (speed only, not result)
-    ns = min(n, 32)
-    step = max(n // ns, 1)
-    samp = np.empty(ns)
-    for s in range(ns):
-        i = s * step
-        best[:] = np.inf
-        for j in range(n):
-            dx = P[i, 0] - P[j, 0]
-            dy = P[i, 1] - P[j, 1]
-            dz = P[i, 2] - P[j, 2]
-            _push(best, dx * dx + dy * dy + dz * dz, k)
-        samp[s] = best[k - 1]
-    h = 0.7 * np.sqrt(np.median(samp))
-    big = max(ext[0], ext[1], ext[2])
-    if not h > 1e-9 * big:
-        h = max(big / max(n, 1) ** (1.0 / 3.0), 1e-300)
-    dims = np.empty(3, np.int64)
-    while True:
-        total = 1
-        for a in range(3):
-            dims[a] = np.int64(ext[a] / h) + 1
-            total *= dims[a]
-        if total <= 4 * n + 64:
-            break
-        h *= 1.25
     cell = np.empty(n, np.int64)
-    start = np.zeros(total + 1, np.int64)
     for i in range(n):
-        c = 0
-        for a in (2, 1, 0):
-            ia = min(np.int64((P[i, a] - lo[a]) / h), dims[a] - 1)
-            c = c * dims[a] + ia
+        c = np.int64(0)
+        for a in range(3):
+            c += cell_of(P[i, a], lo[a], h, 0, dims[a], True) * strides[a]
         cell[i] = c
-        start[c + 1] += 1
-    for c in range(total):
-        start[c + 1] += start[c]
+    members, ukeys, start = sort_cells(cell, total)
+    slots = cell_slots(ukeys, total)  # at most 4 N + 64 cells: a dense table
     crowd = 0.0  # mean number of points in a point's cell
-    for c in range(total):
+    for c in range(ukeys.shape[0]):
         crowd += (start[c + 1] - start[c]) ** 2 / n
     if crowd > 64.0:  # clustered far apart: the uniform grid is no good
         return np.empty(0)
-    fill = start[:-1].copy()
-    members = np.empty(n, np.int64)
-    for i in range(n):
-        members[fill[cell[i]]] = i
-        fill[cell[i]] += 1
     # the points in cell order: cells are read contiguously, queries go cell by cell
     S = np.empty((n, 3))
     for m in range(n):
@@ -445,24 +384,84 @@ def kth_neighbor_distances(P, k):
                     y = cy + dy
                     if y < 0 or y >= ny:
                         continue
-                    edge = abs(dz) == r or abs(dy) == r
-                    dx = -r
-                    while dx <= r:
-                        x = cx + dx
-                        if 0 <= x < nx:
-                            c = (z * ny + y) * nx + x
-                            for m in range(start[c], start[c + 1]):
-                                ex = S[mi, 0] - S[m, 0]
-                                ey = S[mi, 1] - S[m, 1]
-                                ez = S[mi, 2] - S[m, 2]
-                                _push(best, ex * ex + ey * ey + ez * ez, k)
-                        if edge or dx == r:
-                            dx += 1
-                        else:
-                            dx = r  # inner rows: only the two end cells are on the ring
+                    row = (z * ny + y) * nx
+                    x0 = max(cx - r, 0)
+                    x1 = min(cx + r, nx - 1)
+                    if abs(dz) == r or abs(dy) == r:
+                        # a row on the ring: its cells in x are one run of keys
+                        j0, j1 = cell_run(ukeys, slots, row + x0, row + x1)
+                        _push_cells(S, mi, start, j0, j1, best, k)
+                    else:
+                        # inner rows: only the two end cells are on the ring
+                        if cx - r >= 0:
+                            j0, j1 = cell_run(ukeys, slots, row + cx - r, row + cx - r)
+                            _push_cells(S, mi, start, j0, j1, best, k)
+                        if cx + r < nx:
+                            j0, j1 = cell_run(ukeys, slots, row + cx + r, row + cx + r)
+                            _push_cells(S, mi, start, j0, j1, best, k)
             lim = r * h + off
             if best[k - 1] <= lim * lim or r > r_max:
                 break
             r += 1
         out[i] = np.sqrt(best[k - 1])
     return out
+
+
+@njit(cache=True, nogil=True)
+def _push_cells(S, mi, start, j0, j1, best, k):
+    """Push the squared distances from point ``mi`` to the points of cells ``j0:j1``."""
+    for m in range(start[j0], start[j1]):
+        ex = S[mi, 0] - S[m, 0]
+        ey = S[mi, 1] - S[m, 1]
+        ez = S[mi, 2] - S[m, 2]
+        _push(best, ex * ex + ey * ey + ez * ez, k)
+
+
+@njit(cache=True, nogil=True)
+def _kth_cell_size(P, k):
+    """Cell side for :func:`_kth_on_grid`: ~0.7 x the median k-th neighbour distance of
+    a sample (speed only, not the result), grown until the grid has <= 4 N + 64 cells."""
+    n = P.shape[0]
+    best = np.empty(k)
+    lo = np.empty(3)
+    ext = np.empty(3)
+    for a in range(3):
+        lo[a] = P[:, a].min()
+        ext[a] = P[:, a].max() - lo[a]
+    ns = min(n, 32)
+    step = max(n // ns, 1)
+    samp = np.empty(ns)
+    for s in range(ns):
+        i = s * step
+        best[:] = np.inf
+        for j in range(n):
+            dx = P[i, 0] - P[j, 0]
+            dy = P[i, 1] - P[j, 1]
+            dz = P[i, 2] - P[j, 2]
+            _push(best, dx * dx + dy * dy + dz * dz, k)
+        samp[s] = best[k - 1]
+    h = 0.7 * np.sqrt(np.median(samp))
+    big = max(ext[0], ext[1], ext[2])
+    if not h > 1e-9 * big:
+        h = max(big / max(n, 1) ** (1.0 / 3.0), 1e-300)
+    dims = np.empty(3, np.int64)
+    while True:
+        total = 1
+        for a in range(3):
+            dims[a] = np.int64(ext[a] / h) + 1
+            total *= dims[a]
+        if total <= 4 * n + 64:
+            break
+        h *= 1.25
+    return lo, h, dims
+
+
+def kth_neighbor_distances(P, k):
+    """Distance from every point to its k-th nearest point, itself and copies included
+    (as ``cKDTree(P).query(P, k)[0][:, -1]``), exact, on the shared cell grid
+    (:mod:`smlmspine._grid`); an empty array when the points are too clustered for one
+    grid (use a k-d tree). ``P`` is ``(N, 3)`` float64 with N >= k >= 1, finite."""
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    lo, h, dims = _kth_cell_size(P, int(k))
+    strides, total = strides_for(dims, "F")
+    return _kth_on_grid(P, int(k), lo, h, dims, strides, total)

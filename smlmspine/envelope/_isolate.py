@@ -751,11 +751,16 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     params["eps_nm"] = float(eps)
     lab = np.full(n, -1, np.int64)
     if cand.sum() >= int(min_localizations):
-        from sklearn.cluster import DBSCAN
+        from ..cluster._dbscan import grid_dbscan
 
-        # single-threaded: scikit-learn's threaded neighbour search was slower here
-        # (9.0 s vs 7.5 s for 10^6 localizations on the loaded 2-core machine)
-        cl = DBSCAN(eps=float(eps), min_samples=5).fit_predict(p[cand])
+        # the package's own DBSCAN with scikit-learn's border rule ("lowest"): the same
+        # labels as sklearn.cluster.DBSCAN(eps, min_samples=5), which was used before
+        # (see docs/architecture.md, shared kernels, for the measurement)
+        try:
+            cl, _ = grid_dbscan(p[cand], eps=float(eps), min_samples=5, border="lowest")
+        except OverflowError as exc:
+            raise ParameterError(f"eps_nm={eps:g} is too small for the extent of the "
+                                 f"candidate localizations: {exc}") from None
         sizes = np.bincount(cl[cl >= 0]) if (cl >= 0).any() else np.zeros(0, int)
         hc = height[cand]
         big = [k for k in np.flatnonzero(sizes >= int(min_localizations))
