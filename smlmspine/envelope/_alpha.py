@@ -388,6 +388,17 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label
         from ._repair import repair_mesh
 
         fixed, reason2, steps = repair_mesh(mesh)
+        if not reason2 and any(s_.startswith("voxel remesh") for s_ in steps):
+            # the voxel surface is much finer than the alpha surface (tetrahedra of a
+            # grid at 1/80 of the extent): bring it back to about the alpha surface's
+            # resolution, or the surface fit folds its many small triangles
+            from ._levelset import decimate_clean
+
+            dv, df = decimate_clean(fixed.vertices, fixed.faces,
+                                    target_faces=max(len(faces), 1000))
+            if len(df) < len(fixed.faces):
+                fixed = trimesh.Trimesh(dv, df, process=False)
+                steps.append(f"decimated to {len(df)} faces")
         if not reason2:
             mesh, note = fixed, f"alpha surface was invalid ({reason}); repaired: " + ", ".join(steps)
             reason = ""

@@ -341,8 +341,8 @@ def _with_neck_surface(env, q, base, axis, precision_nm):
     import trimesh
 
     from ..morphology._necksurface import fit_neck_surface
-    from ._reconstruct import _gate
-    from ._repair import validate_envelope
+    from ._reconstruct import _gate, _levelset
+    from ._repair import check_mesh, validate_envelope
     from ._selfintersect import open3d_self_intersections, untangle
 
     mesh, fit = fit_neck_surface(env.mesh, q, base, precision_nm=precision_nm, base_axis=axis)
@@ -353,8 +353,14 @@ def _with_neck_surface(env, q, base, axis, precision_nm):
     v0, f0 = np.asarray(env.mesh.vertices, float), np.asarray(env.mesh.faces)
     while len(f0) < len(mesh.faces):
         v0, f0 = trimesh.remesh.subdivide(v0, f0)
-    reason = ""
-    if len(v0) == len(mesh.vertices) and np.array_equal(f0, mesh.faces):
+    reason = validate_envelope(mesh.vertices, mesh.faces)
+    how = ""
+    if reason and not check_mesh(mesh.vertices, mesh.faces, self_intersection=False):
+        # folded: rebuild the refitted surface as a level set (cannot self-intersect)
+        rebuilt, why = _levelset(mesh, params, float(np.max(precision_nm)))
+        if rebuilt is not None:
+            mesh, reason, how = rebuilt, "", f"; rebuilt as a level set: {why}"
+    if reason and len(v0) == len(mesh.vertices) and np.array_equal(f0, mesh.faces):
         faces = np.asarray(mesh.faces)
         r = untangle(v0, mesh.vertices, faces,
                      extra_bad=lambda x: open3d_self_intersections(x, faces))
@@ -365,14 +371,15 @@ def _with_neck_surface(env, q, base, axis, precision_nm):
                 rec["refused"] = reason
             params["untangle"] = dict(params.get("untangle", {}), neck_refit=rec)
             mesh = trimesh.Trimesh(r.vertices, faces, process=False)
-    if not reason:
-        reason = validate_envelope(mesh.vertices, mesh.faces)
+        if not reason:
+            reason = validate_envelope(mesh.vertices, mesh.faces)
     if reason:   # never pass on a broken mesh: keep the shell surface and say why
         params["neck_surface"]["applied"] = False
         params["neck_surface"]["reason"] = f"refitted neck not valid ({reason})"
         return replace(env, parameters=params)
     note = (env.note + "; " if env.note else "") + (
-        f"neck refitted to the localizations over {fit.s_start_nm:.0f}-{fit.s_end_nm:.0f} nm")
+        f"neck refitted to the localizations over {fit.s_start_nm:.0f}-{fit.s_end_nm:.0f} nm"
+        + how)
     return replace(env, mesh=mesh, parameters=params, note=note)
 
 

@@ -139,7 +139,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
         Largest voxel grid (default 3e7).
     curvature_correction : bool
         Membrane fit (``"shell"``, ``"alpha"``): in the second pass, limit the search
-        cylinder to 0.35 / |H| and subtract the tangential-blur bias of the sagitta term
+        cylinder to ``0.35 / |H|`` and subtract the tangential-blur bias of the sagitta term
         (docs/envelope.md, "Thin tubes"). Thin tubes (r 60-100 nm at 12/33 nm) come out
         within 10 % of their volume instead of 1.2-1.9x; off by default, because on
         simulated spines it made narrow necks narrower (90th-percentile neck error up).
@@ -151,7 +151,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
     Notes
     -----
     ``"voxel"`` (experimental): the enclosed solid is found on a voxel grid (occupied voxels dilated by 1.5 point spacings, enclosed space filled,
-    eroded back; see :func:`~smlmspine.envelope.voxel_solid_mesh`), which closes holes of
+    eroded back; see :func:`~smlmspine.envelope._repair.voxel_solid_mesh`), which closes holes of
     a sparsely sampled membrane, and its closed surface is fitted onto the mid-surface
     of the localizations as above. On simulated membrane spines it still underestimates
     volumes (the fill fails where the shell has wide holes); prefer ``"shell"``. An open
@@ -303,6 +303,9 @@ def _replace(env: Envelope, **kw) -> Envelope:
 #: localization precision (docs/envelope.md, "Self-intersections").
 REPAIR_MAX_VOLUME_CHANGE = 0.05
 REPAIR_MAX_SHIFT_SIGMA = 3.0
+#: Rounds of local smoothing (each with an exact test) before a folded surface is
+#: rebuilt as a level set instead.
+UNTANGLE_ROUNDS = 8
 
 
 def _gate(r, sigma_nm) -> str:
@@ -325,7 +328,7 @@ def _untangle_mesh(mesh, params: dict, sigma_nm, step: str):
     from ._selfintersect import open3d_self_intersections, smooth_untangle
 
     faces = np.asarray(mesh.faces)
-    r = smooth_untangle(mesh.vertices, faces,
+    r = smooth_untangle(mesh.vertices, faces, max_rounds=UNTANGLE_ROUNDS,
                         extra_bad=lambda x: open3d_self_intersections(x, faces))
     if r.n_reverted == 0:
         return mesh, ""
@@ -357,6 +360,65 @@ def _unmove(start, moved, params: dict, sigma_nm):
     return trimesh.Trimesh(r.vertices, faces, process=False), ""
 
 
+#: Level-set rebuild of a folded surface (:func:`~smlmspine.envelope._levelset.levelset_remesh`):
+#: grid spacing = LEVELSET_PITCH_SIGMA x the smallest localization precision, within
+#: LEVELSET_PITCH_NM (9 nm for 3D STORM at 12/33 nm, 4 nm for MINFLUX): at most a
+#: fifth of a 50 nm neck, and below the blur of the data.
+LEVELSET_PITCH_SIGMA = 0.75
+LEVELSET_PITCH_NM = (4.0, 10.0)
+#: A rebuild is refused when its volume differs from the folded surface's by more than
+#: REPAIR_MAX_VOLUME_CHANGE or when the 99th percentile of the distances between the two
+#: surfaces (both ways, surface samples) exceeds this many localization precisions
+#: (the largest one). The maximum is not used: the overlapping sheets of a fold lie
+#: inside the rebuilt body by construction.
+LEVELSET_MAX_P99_SIGMA = 1.0
+
+
+def _levelset(mesh, params: dict, sigma_nm):
+    """``(mesh, note)`` rebuilt from the signed distance of ``mesh``, or ``(None, why)``."""
+    import trimesh
+
+    from ._levelset import decimate_clean, levelset_remesh
+    from ._repair import check_mesh, surface_distances
+
+    v, f = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
+    lo, hi = LEVELSET_PITCH_NM
+    sig_min = float(np.min(params.get("precision_used_nm") or sigma_nm or 2 * lo / 1.5))
+    pitch = float(np.clip(LEVELSET_PITCH_SIGMA * sig_min, lo, hi))
+    lv, lf, pitch = levelset_remesh(v, f, pitch_nm=pitch)
+    rec = {"pitch_nm": pitch, "n_faces_grid": int(len(lf))}
+    params["levelset"] = rec
+    if not len(lf):
+        rec["refused"] = "empty level set"
+        return None, rec["refused"]
+    # back to a resolution of about two grid spacings (the grid surface has ~3
+    # triangles per cell crossed, many of them slivers)
+    area = float(mesh.area)
+    lv, lf = decimate_clean(lv, lf, target_faces=max(2000, int(area / (2.0 * pitch) ** 2 * 2)),
+                            max_shift_nm=pitch)
+    why = check_mesh(lv, lf)
+    if not why:
+        from ._repair import validate_envelope
+
+        why = validate_envelope(lv, lf)
+    new = trimesh.Trimesh(lv, lf, process=False)
+    d_ab, d_ba = surface_distances(mesh, new)
+    p99 = float(max(np.percentile(d_ab, 99), np.percentile(d_ba, 99)))
+    vol0 = float(mesh.volume)
+    dv = (float(new.volume) - vol0) / vol0 if vol0 else float("nan")
+    rec.update(n_faces=int(len(lf)), p99_distance_nm=p99, volume_change=dv)
+    lim = LEVELSET_MAX_P99_SIGMA * sigma_nm if sigma_nm else pitch
+    if not why and (abs(dv) > REPAIR_MAX_VOLUME_CHANGE or p99 > lim):
+        why = (f"shape change above the bound (99th-percentile distance {p99:.0f} nm, "
+               f"volume {100 * dv:+.1f} %; bounds {lim:.0f} nm, "
+               f"{100 * REPAIR_MAX_VOLUME_CHANGE:g} %)")
+    if why:
+        rec["refused"] = why
+        return None, why
+    return new, (f"pitch {pitch:.1f} nm, 99th-percentile shift {p99:.1f} nm, "
+                 f"volume {100 * dv:+.1f} %")
+
+
 def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> Envelope:
     from ._repair import check_mesh, repair_mesh, validate_envelope
 
@@ -368,13 +430,23 @@ def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> 
         mesh = mesh.copy()
         trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=0.53, iterations=int(smooth))
     reason = check_mesh(mesh.vertices, mesh.faces, self_intersection=False)
+    note = base.note
     if not reason:
-        # the surface fit and the smoothing move vertices: unfold where they folded it
+        # the surface fit and the smoothing move vertices: unfold where they folded it,
+        # (1) by local smoothing, (2) by rebuilding the surface as the zero level set of
+        # its signed distance (cannot self-intersect), (3) by shortening the moves from
+        # the (embedded) alpha surface; each gated by its shape change
         fitted = mesh
         mesh, refused = _untangle_mesh(mesh, params, sig, "surface")
         reason = validate_envelope(mesh.vertices, mesh.faces)
+        if reason:
+            rebuilt, why = _levelset(fitted, params, sig)
+            if rebuilt is not None:
+                mesh, reason, refused = rebuilt, "", ""
+                note = (note + "; " if note else "") + "rebuilt as a level set: " + why
+            else:
+                refused = f"{refused}; level set: {why}" if refused else f"level set: {why}"
         if reason and np.array_equal(np.asarray(base.mesh.faces), np.asarray(fitted.faces)):
-            # not unfolded locally: shorten the moves from the (embedded) alpha surface
             mesh2, refused2 = _unmove(base.mesh, fitted, params, sig)
             if not refused2:
                 mesh, reason, refused = mesh2, validate_envelope(mesh2.vertices, mesh2.faces), ""
@@ -382,7 +454,6 @@ def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> 
                 refused = f"{refused}; {refused2}"
         if refused and reason:
             reason = f"{reason} ({refused})"
-    note = base.note
     if reason:
         fixed, reason2, steps = repair_mesh(mesh, sigma_nm=sig,
                                             max_volume_change=REPAIR_MAX_VOLUME_CHANGE,

@@ -16,7 +16,7 @@ from .._tetra import TETS as _TETS
 from .._tetra import tetra_surface
 
 __all__ = ["check_mesh", "validate_envelope", "repair_mesh", "shape_change", "marching_tetrahedra", "largest_body",
-           "voxel_solid_mesh"]
+           "voxel_solid_mesh", "surface_distances"]
 
 
 
@@ -253,6 +253,37 @@ def voxel_remesh(mesh_or_points, *, pitch_nm: float, closing_voxels: int = 1,
     return marching_tetrahedra(-field, level=-0.5, spacing=pitch_nm, origin=origin)
 
 
+def surface_distances(mesh_a, mesh_b, *, n_samples: int = 20000):
+    """Distances from surface samples of each mesh to the other mesh's surface samples.
+
+    ``n_samples`` area-weighted samples per mesh (fixed seeds) plus its vertices; each
+    is measured to the nearest sample of the other mesh (resolution about the sample
+    spacing).
+
+    Returns
+    -------
+    d_ab, d_ba : ndarray of float
+        Distances (nm) from the samples of ``mesh_a`` to ``mesh_b`` and back.
+    """
+    from scipy.spatial import cKDTree
+
+    a, b = _surface_samples(mesh_a, n_samples, 0), _surface_samples(mesh_b, n_samples, 1)
+    return cKDTree(b).query(a)[0], cKDTree(a).query(b)[0]
+
+
+def _surface_samples(m, n, seed):
+    rng = np.random.default_rng(seed)
+    v, f = np.asarray(m.vertices, float), np.asarray(m.faces)
+    tri = v[f]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    pick = rng.choice(len(f), n, p=area / area.sum())
+    r1, r2 = rng.random(n), rng.random(n)
+    flip = r1 + r2 > 1
+    r1[flip], r2[flip] = 1 - r1[flip], 1 - r2[flip]
+    t = tri[pick]
+    return np.r_[t[:, 0] + r1[:, None] * (t[:, 1] - t[:, 0]) + r2[:, None] * (t[:, 2] - t[:, 0]), v]
+
+
 def shape_change(mesh_a, mesh_b, *, n_samples: int = 20000) -> tuple[float, float]:
     """``(hausdorff_nm, volume_change)`` of ``mesh_b`` against ``mesh_a``.
 
@@ -260,22 +291,8 @@ def shape_change(mesh_a, mesh_b, *, n_samples: int = 20000) -> tuple[float, floa
     (fixed seed) against dense samples of the other (resolution about the sample
     spacing); the volume change is relative (signed volumes).
     """
-    from scipy.spatial import cKDTree
-
-    def samples(m, n, seed):
-        rng = np.random.default_rng(seed)
-        v, f = np.asarray(m.vertices, float), np.asarray(m.faces)
-        tri = v[f]
-        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-        pick = rng.choice(len(f), n, p=area / area.sum())
-        r1, r2 = rng.random(n), rng.random(n)
-        flip = r1 + r2 > 1
-        r1[flip], r2[flip] = 1 - r1[flip], 1 - r2[flip]
-        t = tri[pick]
-        return np.r_[t[:, 0] + r1[:, None] * (t[:, 1] - t[:, 0]) + r2[:, None] * (t[:, 2] - t[:, 0]), v]
-
-    a, b = samples(mesh_a, n_samples, 0), samples(mesh_b, n_samples, 1)
-    h = max(float(cKDTree(b).query(a)[0].max()), float(cKDTree(a).query(b)[0].max()))
+    d_ab, d_ba = surface_distances(mesh_a, mesh_b, n_samples=n_samples)
+    h = max(float(d_ab.max()), float(d_ba.max()))
     va = _signed_volume(np.asarray(mesh_a.vertices, float), np.asarray(mesh_a.faces))
     vb = _signed_volume(np.asarray(mesh_b.vertices, float), np.asarray(mesh_b.faces))
     return h, (vb - va) / va if va else float("nan")
