@@ -334,14 +334,10 @@ def probe_structure(path: Path, kind: str, *, budget: int | None = None) -> None
     path = Path(path)
     if os.environ.get(_PROBE_CHILD_ENV):
         return   # this is the child
-    try:
-        st = path.stat()
-    except OSError:
-        return   # the reader reports it
-    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key in _PROBED:
-        return
-    timeout = probe_timeout_s(st.st_size)
+    key = _probe_key(path)
+    if key is None or key in _PROBED:
+        return   # a missing file: the reader reports it
+    timeout = probe_timeout_s(key[2])
     if timeout == 0:
         return
     package_root = str(Path(__file__).resolve().parents[2])
@@ -378,6 +374,22 @@ def probe_structure(path: Path, kind: str, *, budget: int | None = None) -> None
         _PROBED[key] = None
     # any other exit (the child could not run, e.g. no memory to start): no verdict, the
     # reader goes on (and a library hang or crash would then hit this process)
+
+
+def _probe_key(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def trust_written(path: Path) -> None:
+    """Remember a file this process has just written with h5py/scipy (the package's
+    writers) as probed: reading it back costs no probe while it is unchanged."""
+    key = _probe_key(Path(path))
+    if key is not None:
+        _PROBED[key] = None
 
 
 def _probe_hdf5(path: Path) -> None:

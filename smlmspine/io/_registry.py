@@ -344,6 +344,10 @@ def _with_reader_name(table: pa.Table, format: str, path: Path) -> pa.Table:
     return table.replace_schema_metadata(raw)
 
 
+#: Writers whose files are HDF5/MAT (probed on reading, see smlmspine/io/_hdf5.py).
+_PROBE_TRUSTED_WRITERS = ("picasso",)
+
+
 def write(table: pa.Table, path: str | Path, *, format: str | None = None, **options) -> Path:
     """Write a table; the format comes from ``format`` or the file extension.
 
@@ -385,6 +389,10 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
         sidecars = list(writer.write(table, tmp_path, final_path=path, **options) or [])
         temporaries.extend(Path(tmp) for tmp, _ in sidecars)
         commit_files(sidecars + [(tmp_path, path)])
+        if writer.name in _PROBE_TRUSTED_WRITERS:
+            from ._hdf5 import trust_written
+
+            trust_written(path)   # written by h5py here: reading it back needs no probe
     except SmlmSpineError:
         raise
     except Exception as exc:

@@ -119,7 +119,8 @@ def test_valid_files_read_the_same_with_and_without_the_probe(seeds, tmp_path, m
     real_run = subprocess.run
 
     def counting_run(cmd, *args, **kwargs):
-        calls.append(cmd)
+        if "smlmspine.io._hdf5" in cmd:     # probes only (libraries run `uname` etc.)
+            calls.append(cmd)
         return real_run(cmd, *args, **kwargs)
 
     monkeypatch.setattr(subprocess, "run", counting_run)
@@ -171,3 +172,26 @@ def test_vendor_minflux_sample_as_mat_reads_the_same_through_the_probe(tmp_path,
     for col in ("x", "y"):
         np.testing.assert_allclose(back.column(col).to_numpy(), t.column(col).to_numpy(),
                                    rtol=1e-12, atol=1e-9)
+
+
+def test_a_file_this_process_wrote_is_not_probed_until_it_changes(tmp_path, monkeypatch):
+    from smlmspine.io import read, write
+    from smlmspine.schema import make_table
+
+    calls = []
+    real_run = subprocess.run
+    def counting_run(cmd, *args, **kwargs):
+        if "smlmspine.io._hdf5" in cmd:     # probes only (libraries run `uname` etc.)
+            calls.append(cmd)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", counting_run)
+    t = make_table({"x": [1.0, 2.0], "y": [3.0, 4.0], "frame": [0, 1]})
+    p = write(t, tmp_path / "locs.hdf5", pixel_size_nm=100.0)
+    read(p)
+    assert calls == []                      # written by h5py in this process: trusted
+    data = p.read_bytes()
+    p.unlink()
+    p.write_bytes(data)                     # same bytes, but a file someone else wrote
+    read(p)
+    assert len(calls) == 1 and calls[0][-3] == "hdf5"
