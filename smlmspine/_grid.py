@@ -37,12 +37,13 @@ from numba import njit
 
 __all__ = ["lower_bound", "find", "union", "cell_of", "key_of", "point_keys", "row_keys",
            "key_coords", "strides_for", "occupied_cells", "sort_cells", "dense_ok",
-           "cell_slots", "grid_slots", "cell_run", "neighbour_cells", "check_finite"]
+           "cell_slots", "grid_slots", "cell_run", "neighbour_cells", "neighbour_table",
+           "check_finite"]
 
 
 # --------------------------------------------------------------------------- searching
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def lower_bound(a, lo, hi, v):
     """First index ``i`` in ``[lo, hi)`` with ``a[i] >= v`` (``hi`` if none); ``a`` sorted."""
     while lo < hi:
@@ -103,7 +104,7 @@ def cell_of(v, origin, cell, pad, dim, clamp):
     return np.int64(f) + pad
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def key_of(pts, i, origin, cell, pad, dims, strides):
     """Linear key of the (clamped) cell of point ``pts[i]``."""
     key = np.int64(0)
@@ -262,7 +263,7 @@ def cell_run(ukeys, slots, key0, key1):
     return j0, j1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def neighbour_cells(ukeys, slots, base, dims, strides, reach, out):
     """Occupied cells within ``reach`` cells of cell ``base`` ``(D,)`` along every axis.
 
@@ -311,3 +312,26 @@ def neighbour_cells(ukeys, slots, base, dims, strides, reach, out):
                 out[n_out] = j
                 n_out += 1
     return n_out
+
+
+@njit(cache=True, nogil=True)
+def neighbour_table(ukeys, slots, dims, strides, reach):
+    """:func:`neighbour_cells` of every occupied cell, as a CSR table ``(first, cells)``:
+    the neighbours of cell ``c`` are ``cells[first[c]:first[c + 1]]`` (for kernels that
+    visit the cells many times in no order)."""
+    m = ukeys.shape[0]
+    d = dims.shape[0]
+    base = np.empty(d, np.int64)
+    out = np.empty((2 * reach + 1) ** d, np.int64)
+    first = np.empty(m + 1, np.int64)
+    first[0] = 0
+    for c in range(m):
+        key_coords(ukeys[c], dims, strides, base)
+        first[c + 1] = first[c] + neighbour_cells(ukeys, slots, base, dims, strides, reach, out)
+    cells = np.empty(first[m], np.int64)
+    for c in range(m):
+        key_coords(ukeys[c], dims, strides, base)
+        k = neighbour_cells(ukeys, slots, base, dims, strides, reach, out)
+        for j in range(k):
+            cells[first[c] + j] = out[j]
+    return first, cells

@@ -136,17 +136,15 @@ def _link_kernel(x, y, z, w, frame, v, vz, k2, r, rz, gap, cell, lo_x, lo_y, nx,
     svz = np.zeros(n)
     last = np.zeros(n, np.int64)
     label = np.empty(n, np.int64)
-    base = np.empty(2, np.int64)
-    nb = np.empty(9, np.int64)
+    nb_first, nb_cells = neighbour_table(ukeys, slots, dims, strides, 1)
     n_bursts = 0
     for i in range(n):
         f = frame[i]
-        key_coords(ukeys[cell_id[i]], dims, strides, base)
-        n_nb = neighbour_cells(ukeys, slots, base, dims, strides, 1, nb)
+        ci = cell_id[i]
         best = -1
         bestd = 2.0
-        for t in range(n_nb):
-            c = nb[t]
+        for t in range(nb_first[ci], nb_first[ci + 1]):
+            c = nb_cells[t]
             prev = -1
             b = head[c]
             while b >= 0:
@@ -197,7 +195,7 @@ def _link_kernel(x, y, z, w, frame, v, vz, k2, r, rz, gap, cell, lo_x, lo_y, nx,
 
 _KERNEL = None
 # grid functions of the kernel, bound by _link (numba resolves them when it compiles)
-point_keys = sort_cells = cell_slots = key_coords = neighbour_cells = None
+point_keys = sort_cells = cell_slots = neighbour_table = None
 
 
 def _link(*args):
@@ -210,8 +208,7 @@ def _link(*args):
         # the kernel's grid functions become module globals only here, so that
         # ``import smlmspine.merge`` does not import numba
         globals().update(point_keys=_grid.point_keys, sort_cells=_grid.sort_cells,
-                         cell_slots=_grid.cell_slots,
-                         key_coords=_grid.key_coords, neighbour_cells=_grid.neighbour_cells)
+                         cell_slots=_grid.cell_slots, neighbour_table=_grid.neighbour_table)
         _KERNEL = njit(cache=True)(_link_kernel)
     return _KERNEL(*args)
 

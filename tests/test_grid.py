@@ -82,7 +82,8 @@ def test_sort_cells_counting_and_merge_sort_agree_with_numpy(total_per_point):
 @pytest.mark.parametrize("order", ["F", "C"])
 @pytest.mark.parametrize("reach", [1, 2])
 def test_neighbour_cells_brute_force(d, order, reach):
-    from smlmspine._grid import cell_slots, key_coords, neighbour_cells, strides_for
+    from smlmspine._grid import (cell_slots, key_coords, neighbour_cells, neighbour_table,
+                                 strides_for)
 
     rng = np.random.default_rng(3 + d)
     dims = np.array([7, 5, 6][:d], np.int64)
@@ -105,6 +106,11 @@ def test_neighbour_cells_brute_force(d, order, reach):
         # a run of consecutive keys per row: cells of a row come in key order
         got_dense = out[:neighbour_cells(ukeys, dense, base, dims, strides, reach, out)]
         np.testing.assert_array_equal(got_dense, got)
+    # the table of every occupied cell's neighbours
+    first, cells = neighbour_table(ukeys, sparse, dims, strides, reach)
+    for j in range(ukeys.size):
+        want = np.flatnonzero(np.all(np.abs(coords - coords[j]) <= reach, axis=1))
+        np.testing.assert_array_equal(np.sort(cells[first[j]:first[j + 1]]), want)
 
 
 def test_cell_of_clamps_and_keeps_far_queries_off_the_grid():

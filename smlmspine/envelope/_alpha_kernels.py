@@ -407,7 +407,7 @@ def _kth_on_grid(P, k, lo, h, dims, strides, total):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _push_cells(S, mi, start, j0, j1, best, k):
     """Push the squared distances from point ``mi`` to the points of cells ``j0:j1``."""
     for m in range(start[j0], start[j1]):
