@@ -187,6 +187,15 @@ def _reset_peak() -> None:
         fh.write("5")
 
 
+def _cap_address_space(mem_cap_bytes: int) -> None:
+    """``RLIMIT_AS`` (soft) = this process's address space now + ``mem_cap_bytes``."""
+    cap = _status_bytes("VmSize") + mem_cap_bytes
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
 def _worker_main(conn, mem_cap_bytes: int) -> None:
     """Worker loop: read a path, run :func:`_child` on it, send the outcome (as JSON)."""
     import smlmspine.cli  # noqa: F401  (imports paid once, before the cap)
@@ -195,8 +204,7 @@ def _worker_main(conn, mem_cap_bytes: int) -> None:
     os.environ["SMLMSPINE_PROBE_TIMEOUT_S"] = PROBE_TIMEOUT_S
 
     smlmspine.io.readers()
-    cap = _status_bytes("VmSize") + mem_cap_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    _cap_address_space(mem_cap_bytes)
     conn.send_bytes(json.dumps({"ready": True, "rss_mb": _status_bytes("VmRSS") / 2 ** 20}).encode())
     while True:
         try:
@@ -204,6 +212,10 @@ def _worker_main(conn, mem_cap_bytes: int) -> None:
         except EOFError:
             return
         rss0 = _status_bytes("VmRSS")
+        # re-based before each case: the worker's address space grows over hundreds of cases
+        # (allocator arenas, library caches), which a cap fixed at start-up would take from
+        # the later cases (the -m slow run's text groups ran out after 1,400 cases)
+        _cap_address_space(mem_cap_bytes)
         _reset_peak()
         try:
             os.chdir(path.parent)
@@ -218,8 +230,8 @@ def _worker_main(conn, mem_cap_bytes: int) -> None:
 class Worker:
     """A spawned process that runs cases one after the other (restarted after a hang/crash).
 
-    Cheaper than a fork per case; its address space is capped at start-up plus
-    ``mem_cap_bytes``. Each case's peak resident memory (VmHWM, reset before the case)
+    Cheaper than a fork per case; before each case its address space is capped at its
+    current size plus ``mem_cap_bytes``. Each case's peak resident memory (VmHWM, reset before the case)
     comes back as ``peak_rss_mb`` and, above the memory before the case, ``extra_rss_mb``;
     the largest of them so far are ``peak_rss_mb``/``peak_extra_rss_mb`` here, and
     ``baseline_rss_mb`` is the resident memory once the package is imported.
