@@ -183,8 +183,7 @@ def _simulate_and_write(args, simulate, *, exports: tuple[str, ...] = ()):
 
 def _option(field: str) -> str:
     """The CLI option of a parameter-group field (for the budget messages)."""
-    return "--" + {"n_spines": "n-spines", "mesh_step_nm": "mesh-step-nm"}.get(
-        field, field.replace("_", "-"))
+    return "--" + field.replace("_", "-")
 
 
 def _dendrite(args) -> int:
