@@ -31,7 +31,7 @@ from .._lazy import lazy_exports as _lazy_exports
 _LAZY = {
     "alpha_shape": "._alpha:alpha_shape",
     "AlphaComplex": "._alpha:AlphaComplex",
-    "Envelope": "._reconstruct:Envelope",
+    "Envelope": "._result:Envelope",
     "reconstruct": "._reconstruct:reconstruct",
     "isolate_spines": "._isolate:isolate_spines",
     "IsolatedSpines": "._isolate:IsolatedSpines",

@@ -318,7 +318,7 @@ def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99, gap_fact
     >>> env.is_watertight, round(env.volume_nm3 / (4 / 3 * np.pi * 100.0 ** 3), 1)
     (True, 1.0)
     """
-    from ._reconstruct import Envelope
+    from ._result import Envelope
 
     if not 0.0 < float(min_fraction) <= 1.0:
         raise ParameterError(f"min_fraction must be in (0, 1], got {min_fraction!r}")
@@ -335,15 +335,16 @@ def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99, gap_fact
     if not float(gap_factor) >= 0:
         raise ParameterError(f"gap_factor must be >= 0, got {gap_factor!r}")
     cx = AlphaComplex.build(points)
-    return _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction, Envelope=Envelope,
+    return _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
                            gap_factor=float(gap_factor))
 
 
-def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, Envelope, label="volume",
+def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
                     extra=None, gap_factor: float = 0.0):
     import trimesh
 
     from ._repair import check_mesh
+    from ._result import Envelope
 
     auto = isinstance(alpha_nm, str)
     if auto:

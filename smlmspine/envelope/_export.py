@@ -16,40 +16,14 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
+from .._columns import SPINE_MESH_COLUMNS
 from ..errors import FormatError, ParameterError
-from ..schema import ColumnSpec, column_specs, coordinates, spec_table
+from ..schema import ColumnSpec, coordinates, spec_table
 
 __all__ = ["mesh_spines", "SpineMeshes", "write_meshes", "export_mesh", "spine_mesh_table",
            "SPINE_MESH_COLUMNS", "MESH_FORMATS"]
 
 MESH_FORMATS = ("ply", "obj", "stl", "glb")
-
-#: Columns of ``spines.parquet`` as written by ``smlmspine mesh``. The morphology stage
-#: extends this registry with its features (pass ``registry=`` to
-#: :func:`spine_mesh_table`).
-SPINE_MESH_COLUMNS: dict[str, ColumnSpec] = column_specs(
-    ("spine_id", pa.int64(), "1", "spine label, as in the localization table's spine_id"),
-    ("n_localizations", pa.int64(), "1", "localizations assigned to the spine"),
-    ("base_x_nm", pa.float64(), "nm", "base point (the spine axis meets the shaft surface), x"),
-    ("base_y_nm", pa.float64(), "nm", "base point, y"),
-    ("base_z_nm", pa.float64(), "nm", "base point, z"),
-    ("axis_x", pa.float64(), "1", "unit spine axis (base to tip), x"),
-    ("axis_y", pa.float64(), "1", "unit spine axis, y"),
-    ("axis_z", pa.float64(), "1", "unit spine axis, z"),
-    ("detection_confidence", pa.float64(), "1", "how surely this is a spine, 0-1 (from the "
-                                                "isolation; docs/envelope.md)"),
-    ("is_watertight", pa.bool_(), "1", "the mesh is closed, two-manifold, consistently "
-                                      "oriented, one body of positive volume and free of "
-                                      "self-intersections (exact test and Open3D's)"),
-    ("reason", pa.string(), "1", "why is_watertight is false (empty when true)"),
-    ("method", pa.string(), "1", "reconstruction method (alpha, shell, poisson)"),
-    ("alpha_nm", pa.float64(), "nm", "alpha radius of the underlying alpha shape"),
-    ("volume_um3", pa.float64(), "um^3", "enclosed volume of the mesh (NaN when not watertight)"),
-    ("surface_area_um2", pa.float64(), "um^2", "surface area of the mesh, including the base cap"),
-    ("mesh_file", pa.string(), "1", "file name of the spine mesh in the output folder "
-                                   "(empty when not written)"),
-)
-
 
 @dataclass(frozen=True, eq=False)
 class SpineMeshes:
@@ -452,7 +426,7 @@ def _end_caps(p, curve, spacing, precision_nm):
 def _failed(reason, label, method, n):
     import trimesh
 
-    from ._reconstruct import Envelope
+    from ._result import Envelope
 
     return Envelope(mesh=trimesh.Trimesh(), is_watertight=False, reason=reason, method=method,
                     label=label, alpha_nm=float("nan"), held_fraction=0.0, n_points=int(n))

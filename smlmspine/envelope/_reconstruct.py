@@ -2,76 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
+from .._labels import check_label
 from ..errors import ParameterError
+from ._result import Envelope
 
 __all__ = ["Envelope", "reconstruct"]
 
 
-@dataclass(frozen=True, eq=False)
-class Envelope:
-    """A reconstructed closed surface and how it was made.
-
-    Attributes
-    ----------
-    mesh : trimesh.Trimesh
-        Triangle mesh, coordinates in nm, outward normals.
-    is_watertight : bool
-        True when the mesh is closed, two-manifold, consistently oriented, one body of
-        positive volume and free of self-intersections (exact test and Open3D's, see
-        :func:`~smlmspine.envelope.validate_envelope`).
-    reason : str
-        Why ``is_watertight`` is False ("" otherwise).
-    method, label : str
-        Reconstruction method and labelling ("membrane" or "volume").
-    alpha_nm : float
-        Alpha radius of the underlying alpha shape (NaN when none was used).
-    held_fraction : float
-        Fraction of the input points that are vertices of (or inside) the alpha solid.
-    n_points : int
-        Number of input points.
-    parameters : dict
-        Every parameter used (JSON-compatible).
-    note : str
-        Quality remarks that do not invalidate the mesh ("" when none).
-    """
-
-    mesh: Any
-    is_watertight: bool
-    reason: str
-    method: str
-    label: str
-    alpha_nm: float
-    held_fraction: float
-    n_points: int
-    parameters: dict = field(default_factory=dict)
-    note: str = ""
-
-    @property
-    def volume_nm3(self) -> float:
-        """Enclosed volume in nm^3 (NaN when the mesh is not watertight)."""
-        return float(self.mesh.volume) if self.is_watertight else float("nan")
-
-    @property
-    def area_nm2(self) -> float:
-        """Surface area in nm^2."""
-        return float(self.mesh.area)
-
-    def to_dict(self) -> dict:
-        """Scalars of the result (no mesh), JSON-compatible."""
-        return {"method": self.method, "label": self.label, "is_watertight": self.is_watertight,
-                "reason": self.reason, "alpha_nm": self.alpha_nm,
-                "held_fraction": self.held_fraction, "n_points": self.n_points,
-                "n_vertices": int(len(self.mesh.vertices)), "n_faces": int(len(self.mesh.faces)),
-                "volume_nm3": self.volume_nm3, "area_nm2": self.area_nm2,
-                "parameters": dict(self.parameters), "note": self.note}
-
-
-_LABELS = ("membrane", "volume")
 #: Membrane shells whose alpha solid is a thin wall (holes of a sparsely sampled
 #: membrane): empty regions behind openings narrower than this many alphas are filled
 #: (see :func:`alpha_shape`'s ``gap_factor``). Used only when that more than doubles the
@@ -169,8 +108,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
     """
     from ._alpha import AlphaComplex, _alpha_envelope
 
-    if label not in _LABELS:
-        raise ParameterError(f"label must be one of {_LABELS}, got {label!r}")
+    check_label(label)
     if method not in _METHODS:
         raise ParameterError(f"method must be one of {_METHODS}, got {method!r}")
     if method == "auto":
@@ -186,7 +124,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
                                voxel_nm=voxel_nm, max_voxels=max_voxels)
     cx = AlphaComplex.build(points)
     base = _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
-                           Envelope=Envelope, label=label)
+                           label=label)
     a0 = base.alpha_nm
     if label == "membrane" and base.is_watertight:
         v0, v1 = cx.solid_volume(a0), cx.solid_volume(a0, gap_nm=LEAKY_GAP_FACTOR * a0)
@@ -197,7 +135,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
             # mostly inside the shell (a hollow spine whose wall the axial blur made
             # thick: its volume grew by "only" 80 %)
             bridged = _alpha_envelope(cx, alpha_nm=base.alpha_nm, min_fraction=min_fraction,
-                                      Envelope=Envelope, label=label,
+                                      label=label,
                                       gap_factor=LEAKY_GAP_FACTOR)
             # the hollow test only trusts a bridged surface that needed no voxel remesh
             # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .._columns import SPINE_CLASSES
 from ..errors import ParameterError
 from ._model import ClassifierModel, load_model, save_model
 
@@ -19,7 +20,6 @@ __all__ = ["ClassRules", "classify_rules", "has_head", "classify_table", "train_
            "TrainingReport", "load_model", "save_model", "ClassifierModel", "SPINE_CLASSES",
            "ML_FEATURES"]
 
-SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium", "branched")
 
 #: Features used by trained classifiers (all numeric columns of the features table).
 ML_FEATURES = ("length_nm", "neck_min_diameter_nm", "neck_mean_diameter_nm", "neck_length_nm",

@@ -89,8 +89,9 @@ def fit_neck_diameter(radial_nm: np.ndarray, *, label: str = "membrane", r_max_n
     >>> abs(fit.diameter_nm - 120.0) < 4
     True
     """
-    if label not in ("membrane", "volume"):
-        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
+    from .._labels import check_label
+
+    check_label(label)
     r = np.asarray(radial_nm, float)
     r = r[np.isfinite(r)]
     if r_max_nm is not None:

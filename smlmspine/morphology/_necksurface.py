@@ -153,13 +153,12 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     s0, s1 = float(s[0]), float(s[i_end]) - end_margin_nm
     if s1 - s0 < min_neck_nm:
         return mesh, NeckSurfaceFit(False, "no neck region", s0, s1)
-    n_win = max(1, int(round((s1 - s0) / window_nm)))
-    edges = np.linspace(s0, s1, n_win + 1)
-    kept = []
-    for a, b in zip(edges[:-1], edges[1:]):
+
+    def ring(a, b):
+        """The accepted ring fit of the window [a, b] of the centreline, or None."""
         w = (s >= a) & (s <= b)
         if w.sum() < 2:
-            continue
+            return None
         cc = c[w]
         cen = cc.mean(axis=0)
         _, _, vt = np.linalg.svd(cc - cen, full_matrices=False)
@@ -176,11 +175,32 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         out = fit_ring(uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max, radius0_nm=r_mesh,
                        t_nm=t[sel])
         if out is None:
-            continue
+            return None
         r_fit, cu, cv, frac = out
         if not (0.25 * r_mesh <= r_fit <= 2.5 * r_mesh) or frac < 0.5:
-            continue
-        kept.append((0.5 * (a + b), r_fit, cen + cu * u + cv * v, int(len(uv))))
+            return None
+        return (0.5 * (a + b), r_fit, cen + cu * u + cv * v, int(len(uv)))
+
+    n_win = max(1, int(round((s1 - s0) / window_nm)))
+    edges = np.linspace(s0, s1, n_win + 1)
+    to_tip = False
+    kept = [k for k in (ring(a, b) for a, b in zip(edges[:-1], edges[1:])) if k is not None]
+    if kept:
+        # the head-neck boundary of the mesh profile can be the shell fit's own outward
+        # bias on a thin tube (simulated filopodia: +20-40 % beyond the refitted part):
+        # carry on window by window towards the tip while the localizations still say
+        # "neck" (ring diameter within head_neck_threshold x the narrowest fit)
+        r_min = min(k[1] for k in kept)
+        s_tip = float(s[-1]) - max(end_margin_nm, r_min)
+        while s1 < s_tip - 1.0:
+            # (a last piece shorter than half a window joins the window before it)
+            b = s_tip if s_tip - s1 < 1.5 * window_nm else s1 + window_nm
+            k = ring(s1, b)
+            if k is None or k[1] > head_neck_threshold * r_min:
+                break
+            kept.append(k)
+            s1 = b
+        to_tip = s1 >= s_tip - 1.0
     if not kept:
         return mesh, NeckSurfaceFit(False, "no accepted ring fit", s0, s1)
     ks = np.array([k[0] for k in kept])
@@ -213,7 +233,9 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     target = np.interp(sv_[idx], ks, kr)
     # beyond the region's ends (the flaring base, the head) vertices are only pushed out
     # onto the tube, never pulled in: pulling the underside of a head in folded it
-    ok = (rn > 1e-9) & ((wgt[idx] >= 1.0) | (target > rn))
+    # (a neck refitted up to the rounded tip of a headless spine is pulled in over the
+    # tip's ramp too: no head there to fold)
+    ok = (rn > 1e-9) & ((wgt[idx] >= 1.0) | (target > rn) | (to_tip & (sv_[idx] > s_end)))
     new = v_[idx].copy()
     new[ok] = v_[idx][ok] + (target[ok] / rn[ok] - 1.0)[:, None] * rel[ok]
     # only the tube moves: vertices whose surface normal is far from radial (the disc

@@ -8,7 +8,7 @@ from scipy.spatial import Delaunay, cKDTree
 from smlmspine.envelope import AlphaComplex, alpha_shape
 from smlmspine.envelope._alpha import _alpha_envelope
 from smlmspine.envelope._delaunay import delaunay
-from smlmspine.envelope._reconstruct import Envelope
+from smlmspine.envelope._result import Envelope
 from smlmspine.errors import ParameterError
 
 
@@ -118,7 +118,7 @@ def test_degenerate_input_falls_back_to_qhull(case):
     assert len(cx.simplices) > 0
     env = alpha_shape(p)  # never a crash; same result as Qhull alone
     ref = _alpha_envelope(AlphaComplex.build(p, delaunay="qhull"), alpha_nm="auto",
-                          min_fraction=0.99, Envelope=Envelope)
+                          min_fraction=0.99)
     assert env.alpha_nm == ref.alpha_nm and env.is_watertight == ref.is_watertight
 
 
@@ -132,7 +132,7 @@ def test_duplicates_map_to_the_first_copy():
     np.testing.assert_array_equal(cx.vertex_of[2500:], np.arange(10))
     assert cx.simplices.max() < 2000
     # same surface as with Qhull (which may keep another copy of a point as the vertex)
-    kw = dict(alpha_nm="auto", min_fraction=0.99, Envelope=Envelope)
+    kw = dict(alpha_nm="auto", min_fraction=0.99)
     a = _alpha_envelope(cx, **kw)
     b = _alpha_envelope(AlphaComplex.build(dup, delaunay="qhull"), **kw)
     assert (a.alpha_nm, a.held_fraction) == (b.alpha_nm, b.held_fraction)
@@ -155,7 +155,7 @@ def test_alpha_shape_same_as_qhull(shape, gap_factor):
     """Same alpha, held fraction, faces (up to order) and notes as with Qhull's tetrahedra."""
     rng = np.random.default_rng(4)
     p = SHAPES[shape](rng)
-    kw = dict(alpha_nm="auto", min_fraction=0.99, Envelope=Envelope, gap_factor=gap_factor)
+    kw = dict(alpha_nm="auto", min_fraction=0.99, gap_factor=gap_factor)
     a = _alpha_envelope(AlphaComplex.build(p), **kw)
     b = _alpha_envelope(AlphaComplex.build(p, delaunay="qhull"), **kw)
     assert (a.alpha_nm, a.held_fraction, a.is_watertight, a.reason, a.note) == (
