@@ -17,6 +17,24 @@ __all__ = ["nn_distances", "nn_test", "NearestNeighbourResult"]
 def nn_distances(pre, post, *, ndim: int | None = None) -> np.ndarray:
     """Distance ``(n1,)`` in nm from each ``pre`` point to its nearest ``post`` point.
 
+    Parameters
+    ----------
+    pre, post : pyarrow.Table or (N, d) array_like
+        Points in nm, ``d`` = 2 or 3 (tables: ``x, y(, z)`` or ``centroid_*_nm``).
+    ndim : {2, 3}, optional
+        Dimensionality used; default 3 only when both populations are 3D (a 3D
+        population is otherwise cut to x, y).
+
+    Returns
+    -------
+    (n1,) ndarray of float64
+        Euclidean distance in nm, in the order of ``pre``.
+
+    Raises
+    ------
+    ParameterError
+        ``post`` is empty, or points are not finite / of the wrong shape.
+
     Examples
     --------
     >>> nn_distances([[0.0, 0.0], [10.0, 0.0]], [[3.0, 4.0]]).tolist()
@@ -40,6 +58,29 @@ class NearestNeighbourResult:
     ``cdf_*`` are empirical CDFs at ``bins_nm``; the envelope is the pointwise min/max
     over simulations; ``p_value`` is the Monte-Carlo rank p-value of the largest
     absolute CDF deviation from the null mean (a Kolmogorov-type statistic).
+
+    Attributes
+    ----------
+    distances_nm : (n1,) ndarray
+        Observed distance from each ``pre`` point to its nearest ``post`` point, nm.
+    bins_nm : (B,) ndarray
+        Distances at which the CDFs are evaluated, nm.
+    cdf : (B,) ndarray
+        Observed empirical CDF, fraction of ``pre`` points with a distance <= ``bins_nm``.
+    cdf_null_mean, cdf_null_low, cdf_null_high : (B,) ndarray
+        Mean, pointwise minimum and maximum of the CDFs of the simulations.
+    median_nm : float
+        Median observed distance, nm.
+    median_null_nm : float
+        Median over the simulations of their median distance, nm.
+    p_value : float
+        Monte-Carlo p-value ``(1 + #{simulated deviation >= observed}) / (n + 1)``.
+    null : {"csr", "shift"}
+        The null model (see :func:`nn_test`).
+    n_simulations : int
+        Simulations used (shifts that left no ``post`` point in the region are dropped).
+    parameters : dict
+        Analysis settings (``ndim``).
     """
 
     distances_nm: np.ndarray
@@ -56,11 +97,27 @@ class NearestNeighbourResult:
     parameters: dict = field(default_factory=dict)
 
     def to_table(self) -> pa.Table:
+        """The CDFs as a table, one row per bin.
+
+        Returns
+        -------
+        pyarrow.Table
+            ``distance_nm``, ``cdf``, ``cdf_null_mean``, ``cdf_null_low``,
+            ``cdf_null_high``.
+        """
         return pa.table({"distance_nm": self.bins_nm, "cdf": self.cdf,
                          "cdf_null_mean": self.cdf_null_mean, "cdf_null_low": self.cdf_null_low,
                          "cdf_null_high": self.cdf_null_high})
 
     def to_dict(self) -> dict:
+        """The scalar results, JSON-ready.
+
+        Returns
+        -------
+        dict
+            ``median_nm``, ``median_null_nm``, ``p_value``, ``null``, ``n_simulations``,
+            ``n_pre`` and the entries of ``parameters``.
+        """
         return {"median_nm": self.median_nm, "median_null_nm": self.median_null_nm,
                 "p_value": self.p_value, "null": self.null, "n_simulations": self.n_simulations,
                 "n_pre": int(self.distances_nm.size), **self.parameters}
@@ -73,12 +130,38 @@ def nn_test(pre, post, *, region=None, null: str = "csr", n_simulations: int = 9
 
     Parameters
     ----------
+    pre, post : pyarrow.Table or (N, d) array_like
+        Points in nm, ``d`` = 2 or 3 (tables: ``x, y(, z)`` or ``centroid_*_nm``).
+    region : Region or specification, optional
+        See :func:`smlmspine.coupling.make_region` (default: bounding box of both
+        populations, with a warning).
     null : {"csr", "shift"}
         ``"csr"``: population 2 redrawn uniformly in the region; ``"shift"``: population
-        2 toroidally shifted by a random vector in the region's bounding box.
-    bins_nm : array, optional
-        Distances at which the CDFs are evaluated (default 100 steps up to the 99th
-        percentile of the observed distances).
+        2 toroidally shifted by a random vector in the region's bounding box (points
+        shifted out of the region are dropped).
+    n_simulations : int
+        Number of null simulations (>= 1).
+    bins_nm : (B,) array_like, optional
+        Distances in nm at which the CDFs are evaluated (default 101 values from 0 to
+        1.5 times the 99th percentile of the observed distances).
+    ndim : {2, 3}, optional
+        Dimensionality used; default 3 only when both populations are 3D.
+    voxel_size_nm : float or sequence, optional
+        Pixel (voxel) size of a mask region, nm.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the simulations.
+    warn_region : bool
+        Warn when the region is derived from the data.
+
+    Returns
+    -------
+    NearestNeighbourResult
+
+    Raises
+    ------
+    ParameterError
+        An unknown ``null``, ``n_simulations < 1``, an empty ``post``, or invalid points
+        or region.
 
     Examples
     --------

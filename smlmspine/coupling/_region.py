@@ -53,19 +53,79 @@ class Region:
         raise NotImplementedError
 
     def contains(self, points: np.ndarray) -> np.ndarray:
-        """Boolean ``(N,)``: which points ``(N, d)`` lie inside."""
+        """Which points lie inside the region.
+
+        Parameters
+        ----------
+        points : (N, d) array_like
+            Coordinates in nm, ``d`` = :attr:`ndim`.
+
+        Returns
+        -------
+        (N,) ndarray of bool
+            True for the points inside (on the edge counts as inside).
+        """
         raise NotImplementedError
 
     def edge_distance(self, points: np.ndarray) -> np.ndarray:
-        """Lower bound ``(N,)`` of each point's distance to the region's edge, nm."""
+        """Lower bound of each point's distance to the region's edge.
+
+        A lower bound is enough: it only decides when the edge correction can be skipped
+        (a point farther than ``r`` from the edge has its whole circle/sphere inside).
+
+        Parameters
+        ----------
+        points : (N, d) array_like
+            Coordinates in nm.
+
+        Returns
+        -------
+        (N,) ndarray of float
+            Distance in nm (0 for points outside a mask region).
+        """
         raise NotImplementedError
 
     def fraction_inside(self, centers: np.ndarray, radii: np.ndarray) -> np.ndarray:
-        """Fraction ``(N,)`` of the circle/sphere ``(centers[i], radii[i])`` inside."""
+        """Fraction of each circle (2D) or sphere surface (3D) that lies inside the region.
+
+        Ripley's isotropic edge-correction fraction.
+
+        Parameters
+        ----------
+        centers : (N, d) array_like
+            Centres in nm.
+        radii : (N,) array_like
+            Radii in nm, one per centre.
+
+        Returns
+        -------
+        (N,) ndarray of float
+            Fraction in [0, 1] of the circumference (surface) of circle (sphere) ``i``
+            inside the region.
+        """
         raise NotImplementedError
 
     def sample(self, n: int, rng=None) -> np.ndarray:
-        """``n`` points ``(n, d)`` uniformly distributed in the region (CSR)."""
+        """Points uniformly distributed in the region (complete spatial randomness).
+
+        Parameters
+        ----------
+        n : int
+            Number of points.
+        rng : int or numpy.random.Generator, optional
+            Seed or generator (``numpy.random.default_rng(rng)``).
+
+        Returns
+        -------
+        (n, d) ndarray of float
+            Coordinates in nm.
+
+        Examples
+        --------
+        >>> pts = BoxRegion([0, 0], [100, 50]).sample(1000, rng=0)
+        >>> pts.shape, bool(pts.min() >= 0), bool(pts[:, 1].max() <= 50)
+        ((1000, 2), True, True)
+        """
         rng = np.random.default_rng(rng)
         lo, hi = self.bounds_nm
         out = np.empty((0, self.ndim))
@@ -78,9 +138,29 @@ class Region:
 
     def edge_weights(self, centers: np.ndarray, radii: np.ndarray, *,
                      max_weight: float = 20.0) -> np.ndarray:
-        """Isotropic edge-correction weights ``1 / fraction_inside`` (capped), ``(N,)``.
+        """Isotropic edge-correction weights ``1 / fraction_inside`` (capped).
 
         Points farther than the radius from the edge get weight 1 without evaluation.
+
+        Parameters
+        ----------
+        centers : (N, d) array_like
+            Centres in nm.
+        radii : (N,) array_like
+            Radii in nm (pair distances).
+        max_weight : float
+            Largest weight given (a fraction below ``1 / max_weight`` is raised to it).
+
+        Returns
+        -------
+        (N,) ndarray of float
+            Weights >= 1.
+
+        Examples
+        --------
+        >>> BoxRegion([0, 0], [1000, 1000]).edge_weights([[0, 500], [500, 500]],
+        ...                                              [100, 100]).round(6).tolist()
+        [2.0, 1.0]
         """
         centers = np.asarray(centers, dtype=np.float64).reshape(-1, self.ndim)
         radii = np.asarray(radii, dtype=np.float64).reshape(-1)
@@ -94,6 +174,15 @@ class Region:
         return w
 
     def to_dict(self) -> dict:
+        """A JSON-ready description of the region (written to ``summary.json``).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``ndim``, ``measure`` (nm^2 or nm^3), ``bounds_lo_nm``,
+            ``bounds_hi_nm`` (lists, nm), and per kind: ``n_faces`` (convex),
+            ``voxel_size_nm``, ``origin_nm``, ``shape`` (mask), ``vertices_nm`` (polygon).
+        """
         lo, hi = self.bounds_nm
         return {"kind": self.kind, "ndim": self.ndim, "measure": float(self.measure),
                 "bounds_lo_nm": lo.tolist(), "bounds_hi_nm": hi.tolist()}
@@ -161,6 +250,16 @@ class ConvexRegion(Region):
 class BoxRegion(ConvexRegion):
     """Axis-aligned rectangle (2D) or box (3D) from ``lo_nm`` to ``hi_nm``.
 
+    Parameters
+    ----------
+    lo_nm, hi_nm : (d,) array_like
+        Lower and upper corners in nm, ``d`` = 2 or 3; ``hi_nm > lo_nm`` on every axis.
+
+    Raises
+    ------
+    ParameterError
+        Corners of different or unsupported length, not finite, or ``hi_nm <= lo_nm``.
+
     Examples
     --------
     >>> box = BoxRegion([0, 0], [1000, 1000])
@@ -186,6 +285,7 @@ class BoxRegion(ConvexRegion):
 
     @property
     def size_nm(self) -> np.ndarray:
+        """Edge lengths ``(d,)`` of the box, nm."""
         return self._hi - self._lo
 
     def sample(self, n, rng=None):
@@ -198,11 +298,18 @@ class MaskRegion(Region):
 
     Parameters
     ----------
-    mask : (ny, nx) or (nz, ny, nx) array of bool
+    mask : (ny, nx) or (nz, ny, nx) array_like
+        Inside where true (converted to bool).
     voxel_size_nm : float or sequence
         Pixel (voxel) size, one value or one per axis in (x, y[, z]) order.
     origin_nm : sequence, optional
         Coordinates (x, y[, z]) of the outer corner of pixel 0, default 0.
+
+    Raises
+    ------
+    ParameterError
+        A mask that is not 2D/3D or has no true pixel, or a voxel size of the wrong
+        length or not positive.
 
     Examples
     --------
@@ -321,6 +428,16 @@ class PolygonRegion(Region):
 
     Convex polygons use the exact arc computation; others a fine circle quadrature.
 
+    Parameters
+    ----------
+    vertices_nm : (M, 2) array_like
+        Vertices in nm in order around the polygon (M >= 3, not repeated at the end).
+
+    Raises
+    ------
+    ParameterError
+        Not an ``(M >= 3, 2)`` array, or not a valid simple polygon with positive area.
+
     Examples
     --------
     >>> tri = PolygonRegion([[0, 0], [1000, 0], [0, 1000]])
@@ -418,12 +535,36 @@ def make_region(spec, points: np.ndarray, *, voxel_size_nm=None, origin_nm=None,
         ``voxel_size_nm``); an ``(M, 2)`` polygon vertex array.
     points : (N, d) array
         All points (both populations), nm.
+    voxel_size_nm : float or sequence, optional
+        Pixel (voxel) size of a mask, nm, one value or one per axis (x, y[, z]); for a
+        TIFF mask, default: the size in its metadata.
+    origin_nm : sequence, optional
+        Coordinates (x, y[, z]) in nm of the outer corner of pixel 0 of a mask (default 0).
     margin_nm : float
         Margin added around a data-derived bounding box, nm.
+    warn : bool
+        Warn (:class:`~smlmspine.errors.QualityWarning`) when the region is derived from
+        the data (``"bbox"``, ``"hull"``).
 
     Returns
     -------
     Region
+        A region with the dimensionality of ``points``.
+
+    Raises
+    ------
+    ParameterError
+        A specification that cannot be interpreted, a mask without ``voxel_size_nm``, too
+        few points for a data-derived region, or a region whose dimensionality differs
+        from the points'.
+    FormatError
+        A TIFF mask that cannot be read (see :func:`read_mask_region`).
+
+    Examples
+    --------
+    >>> reg = make_region(((0, 0), (200, 100)), np.zeros((1, 2)))
+    >>> reg.kind, reg.measure
+    ('box', 20000.0)
     """
     points = np.asarray(points, dtype=np.float64)
     d = points.shape[1]
@@ -468,8 +609,28 @@ def make_region(spec, points: np.ndarray, *, voxel_size_nm=None, origin_nm=None,
 def read_mask_region(path, *, voxel_size_nm=None, origin_nm=None) -> MaskRegion:
     """Read a binary mask TIFF (nonzero = inside) as a :class:`MaskRegion`.
 
-    The voxel size comes from ``voxel_size_nm`` or, when absent, from an OME/ImageJ
-    ``PhysicalSizeX``/resolution tag in nm or um; without either it is refused.
+    The voxel size comes from ``voxel_size_nm`` or, when absent, from an OME
+    ``PhysicalSizeX`` (``PhysicalSizeZ``) tag in nm or um; without either it is refused.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A 2D or 3D TIFF (singleton axes are dropped); nonzero pixels are inside.
+    voxel_size_nm : float or sequence, optional
+        Pixel (voxel) size in nm, one value or one per axis (x, y[, z]); overrides the
+        file's metadata.
+    origin_nm : sequence, optional
+        Coordinates (x, y[, z]) in nm of the outer corner of pixel 0 (default 0).
+
+    Returns
+    -------
+    MaskRegion
+
+    Raises
+    ------
+    FormatError
+        A missing or unreadable file, an image that is not 2D/3D, or no pixel size (none
+        given and none in the file), or a pixel size with the wrong number of values.
     """
     from pathlib import Path
 

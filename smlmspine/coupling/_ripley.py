@@ -37,6 +37,39 @@ class RipleyResult:
     """Cross K/L/H per radius; envelopes are NaN unless from :func:`cross_k_envelope`.
 
     ``k_nm_d`` is in nm^2 (2D) or nm^3 (3D); ``l_nm``, ``h_nm`` in nm.
+
+    Attributes
+    ----------
+    radii_nm : (R,) ndarray
+        Radii in nm.
+    k_nm_d : (R,) ndarray
+        Cross K at each radius, nm^2 (2D) or nm^3 (3D); NaN with the border correction
+        when no population-1 point is at least ``r`` from the edge.
+    l_nm : (R,) ndarray
+        ``L(r)``, nm.
+    h_nm : (R,) ndarray
+        ``H(r) = L(r) - r``, nm (0 under CSR, > 0 when ``post`` clusters around ``pre``).
+    ndim : {2, 3}
+        Dimensionality.
+    correction : {"isotropic", "translation", "border", "none"}
+        Edge correction used.
+    n_pre, n_post : int
+        Number of points of population 1 and 2.
+    region_measure_nm_d : float
+        Area (nm^2) or volume (nm^3) of the region.
+    k_low_nm_d, k_high_nm_d : (R,) ndarray or None
+        Pointwise minimum and maximum of K over the simulations (None without envelope).
+    h_low_nm, h_high_nm, h_mean_nm : (R,) ndarray or None
+        Pointwise minimum, maximum and mean of H over the simulations, nm.
+    p_value : float
+        Monte-Carlo p-value of the largest deviation of H from the null mean (NaN
+        without envelope).
+    n_simulations : int
+        Simulations used (0 without envelope).
+    null : str
+        Null model of the envelope (``"csr"`` or ``"shift"``; empty without envelope).
+    parameters : dict
+        Analysis settings (``region``: :meth:`Region.to_dict`).
     """
 
     radii_nm: np.ndarray
@@ -59,6 +92,14 @@ class RipleyResult:
     parameters: dict = field(default_factory=dict)
 
     def to_table(self) -> pa.Table:
+        """One row per radius; envelope columns NaN when there is no envelope.
+
+        Returns
+        -------
+        pyarrow.Table
+            ``radius_nm``, ``k_nm_d``, ``l_nm``, ``h_nm``, ``k_low_nm_d``,
+            ``k_high_nm_d``, ``h_low_nm``, ``h_high_nm``, ``h_mean_nm``.
+        """
         nan = np.full(self.radii_nm.size, np.nan)
         g = lambda v: nan if v is None else v  # noqa: E731
         return pa.table({"radius_nm": self.radii_nm, "k_nm_d": self.k_nm_d, "l_nm": self.l_nm,
@@ -67,6 +108,13 @@ class RipleyResult:
                          "h_high_nm": g(self.h_high_nm), "h_mean_nm": g(self.h_mean_nm)})
 
     def to_dict(self) -> dict:
+        """Every field, arrays as lists (JSON-ready).
+
+        Returns
+        -------
+        dict
+            ``{field name: value}``.
+        """
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                 for k, v in self.__dict__.items()}
 
@@ -127,10 +175,24 @@ def cross_k(pre, post, *, radii_nm, region=None, correction: str = "isotropic",
     region : Region or specification, optional
         See :func:`smlmspine.coupling.make_region` (default: bounding box, with a warning).
     correction : {"isotropic", "translation", "border", "none"}
+        Edge correction (module docstring); ``"translation"`` needs a box region.
+    ndim : {2, 3}, optional
+        Dimensionality used; default 3 only when both populations are 3D.
+    voxel_size_nm : float or sequence, optional
+        Pixel (voxel) size of a mask region, nm.
+    warn_region : bool
+        Warn when the region is derived from the data.
 
     Returns
     -------
     RipleyResult
+        Without envelope (the envelope fields are None/NaN).
+
+    Raises
+    ------
+    ParameterError
+        An unknown correction, radii that are not increasing and positive, an empty
+        population, or ``"translation"`` with a region that is not a box.
 
     Examples
     --------
@@ -176,6 +238,50 @@ def cross_k_envelope(pre, post, *, radii_nm, region=None, correction: str = "iso
     own clustering; points shifted out of a mask are dropped). ``p_value`` is the
     Monte-Carlo rank p-value of the maximum absolute deviation of H from the null mean
     over the radii.
+
+    Parameters
+    ----------
+    pre, post : pyarrow.Table or (N, d) array
+        Points in nm (tables: ``x, y(, z)`` or ``centroid_*_nm``).
+    radii_nm : sequence of float
+        Increasing positive radii, nm.
+    region : Region or specification, optional
+        See :func:`smlmspine.coupling.make_region` (default: bounding box, with a warning).
+    correction : {"isotropic", "translation", "border", "none"}
+        Edge correction (see :func:`cross_k`).
+    n_simulations : int
+        Number of null simulations (>= 1).
+    null : {"csr", "shift"}
+        Null model of population 2 (see above).
+    ndim : {2, 3}, optional
+        Dimensionality used; default 3 only when both populations are 3D.
+    voxel_size_nm : float or sequence, optional
+        Pixel (voxel) size of a mask region, nm.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator of the simulations.
+    warn_region : bool
+        Warn when the region is derived from the data.
+
+    Returns
+    -------
+    RipleyResult
+        The observed K/L/H with ``k_low_nm_d``, ``k_high_nm_d``, ``h_low_nm``,
+        ``h_high_nm``, ``h_mean_nm``, ``p_value``, ``n_simulations`` and ``null`` set.
+
+    Raises
+    ------
+    ParameterError
+        An unknown ``null``, ``n_simulations < 1``, or the errors of :func:`cross_k`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(2)
+    >>> a = rng.random((200, 2)) * 5000
+    >>> b = a + rng.normal(0, 15, a.shape)                # post clustered around pre
+    >>> res = cross_k_envelope(a, b, radii_nm=[50, 100, 200], n_simulations=19, rng=0,
+    ...                        region=BoxRegion([-100, -100], [5100, 5100]))
+    >>> res.p_value, bool(np.all(res.h_nm > res.h_high_nm))
+    (0.05, True)
     """
     if null not in ("csr", "shift"):
         raise ParameterError(f"null must be 'csr' or 'shift', got {null!r}")

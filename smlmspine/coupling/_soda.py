@@ -118,6 +118,69 @@ class SodaResult:
     non-zero probability; ``p_value``: probability, under the null, of a ring statistic
     at least as extreme as the largest one observed (Bonferroni over rings for the
     analytic null, Monte-Carlo rank otherwise).
+
+    Attributes
+    ----------
+    ndim : {2, 3}
+        Dimensionality of the analysis.
+    n_pre, n_post : int
+        Points of population 1 and 2 analysed (inside the region).
+    region_measure_nm_d : float
+        Area (nm^2, 2D) or volume (nm^3, 3D) of the region.
+    null : {"analytic", "shift", "csr"}
+        The null model used.
+    threshold : float
+        Significance threshold of the ring z-scores.
+    r_edges_nm : (K + 1,) ndarray
+        Ring edges in nm, from 0 to ``r_max``.
+    n_pairs : (K,) ndarray of int64
+        Pre-post pairs per ring.
+    weighted_count : (K,) ndarray
+        Edge-corrected pair count ``C_k`` per ring.
+    expected : (K,) ndarray
+        Mean of ``C_k`` under the null.
+    covariance : (K, K) ndarray
+        Covariance of the ring counts under the null (:attr:`variance` is its diagonal).
+    statistic : (K,) ndarray
+        ``(C_k - expected) / sqrt(variance)``.
+    z_score : (K,) ndarray
+        Normal score of the ring's upper-tail probability (scaled Poisson law for the
+        analytic null, the statistic itself for the Monte-Carlo nulls).
+    ring_p_value : (K,) ndarray
+        Upper-tail probability of each ring count under the null.
+    significant : (K,) ndarray of bool
+        ``z_score > threshold`` and ``C_k > expected``.
+    in_window : (K,) ndarray of bool
+        Rings counted as coupled (significant, or added by the bias correction).
+    excess : (K,) ndarray
+        Coupled pairs estimated per ring (count minus background) inside the window,
+        ``C_k - expected`` outside it.
+    coupling_index_pre, coupling_index_post : float
+        Fraction of population 1 / 2 coupled, in [0, 1].
+    n_coupled_pre, n_coupled_post : float
+        The same as (expected) numbers of points.
+    n_coupled_pairs : float
+        Sum of the pair probabilities.
+    mean_coupling_distance_nm : float
+        Unweighted mean distance of the pairs with a non-zero probability, nm; NaN
+        when no pair is coupled.
+    mean_coupling_distance_weighted_nm : float
+        Probability-weighted mean pair distance, nm; NaN when no pair is coupled.
+    p_value : float
+        Probability under the null of a largest ring statistic at least as extreme.
+    pair_pre, pair_post : (P,) ndarray of int64
+        Input row indices of the pre and post point of each pair closer than ``r_max``.
+    pair_distance_nm : (P,) ndarray
+        Pair distance, nm.
+    pair_ring : (P,) ndarray of int64
+        Ring of each pair (0 = innermost).
+    pair_weight : (P,) ndarray
+        Ripley isotropic edge-correction weight of each pair (1 in the interior).
+    pair_probability : (P,) ndarray
+        Coupling probability of each pair (0 outside the coupled rings).
+    parameters : dict
+        The analysis settings (``r_max_nm``, ``ring_nm``, ``n_rings``, ``threshold``,
+        ``null``, ``index``, ``region``, ...), as written to ``summary.json``.
     """
 
     ndim: int
@@ -155,6 +218,7 @@ class SodaResult:
 
     @property
     def variance(self) -> np.ndarray:
+        """Variance ``(K,)`` of the ring counts under the null (diagonal of the covariance)."""
         return np.diag(self.covariance).copy()
 
     @property
@@ -163,7 +227,14 @@ class SodaResult:
         return bool(np.any(self.significant))
 
     def to_dict(self) -> dict:
-        """The summary (``summary.json``): scalars and parameters, JSON-ready."""
+        """The summary (``summary.json``): scalars and parameters, JSON-ready.
+
+        Returns
+        -------
+        dict
+            The scalar results (non-finite values as ``None``), ``coupled``,
+            ``n_significant_rings`` and ``parameters``.
+        """
 
         def num(v):
             v = float(v)
@@ -187,7 +258,14 @@ class SodaResult:
         }
 
     def rings_table(self) -> pa.Table:
-        """One row per ring (``data_schemas/rings.json``)."""
+        """One row per ring (``data_schemas/rings.json``).
+
+        Returns
+        -------
+        pyarrow.Table
+            Columns :data:`RING_COLUMNS`; the summary of :meth:`to_dict` in the schema
+            metadata (``summary``).
+        """
         e = self.r_edges_nm
         measure = self.region_measure_nm_d
         scale = measure / (float(self.n_pre) * float(self.n_post)) if self.n_pre and self.n_post else np.nan
@@ -201,7 +279,14 @@ class SodaResult:
             "excess": self.excess}, metadata={"summary": self.to_dict()})
 
     def pairs_table(self) -> pa.Table:
-        """One row per pre-post pair closer than ``r_max`` (``data_schemas/pairs.json``)."""
+        """One row per pre-post pair closer than ``r_max`` (``data_schemas/pairs.json``).
+
+        Returns
+        -------
+        pyarrow.Table
+            Columns :data:`PAIR_COLUMNS`; the summary of :meth:`to_dict` in the schema
+            metadata (``summary``).
+        """
         return spec_table(PAIR_COLUMNS, {
             "pre_index": self.pair_pre.astype(np.int64), "post_index": self.pair_post.astype(np.int64),
             "distance_nm": self.pair_distance_nm, "ring": self.pair_ring.astype(np.int64),
@@ -209,7 +294,13 @@ class SodaResult:
             metadata={"summary": self.to_dict()})
 
     def to_table(self) -> pa.Table:
-        """Same as :meth:`pairs_table`."""
+        """Same as :meth:`pairs_table`.
+
+        Returns
+        -------
+        pyarrow.Table
+            One row per pre-post pair closer than ``r_max``.
+        """
         return self.pairs_table()
 
 
@@ -223,11 +314,20 @@ def ring_moments(*, n1, n2, measure, edges_nm, ndim, boundary_sum=None, overlap_
     measure : float
         Region area (nm^2) or volume (nm^3).
     edges_nm : (K + 1,) array
+        Ring edges in nm, increasing from 0.
     ndim : {2, 3}
+        Dimensionality (rings are annuli in 2D, spherical shells in 3D).
     boundary_sum : (K,) array, optional
         ``B_k = sum_i int_{R_k} w_i^2``; default ``n1 a_k`` (no edge effects).
     overlap_sum : (K, K) array, optional
         ``S_kl`` (ordered pairs ``i != i'``); default 0.
+
+    Returns
+    -------
+    mean : (K,) ndarray
+        ``E C_k = n1 n2 a_k / measure`` (``a_k`` the ring measure).
+    covariance : (K, K) ndarray
+        ``n2 [(delta_kl B_k + S_kl) / measure - n1^2 a_k a_l / measure^2]``.
 
     Examples
     --------
@@ -459,10 +559,20 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
         QualityWarning (``pair_pre``/``pair_post`` keep the input row indices).
     rng : numpy Generator, int or None
         Random source of the Monte-Carlo null.
+    warn_region : bool
+        Warn (:class:`~smlmspine.errors.QualityWarning`) when the region is derived from
+        the data (``"bbox"``, ``"hull"``).
 
     Returns
     -------
     SodaResult
+
+    Raises
+    ------
+    ParameterError
+        Non-positive ``r_max_nm``/``ring_nm``, an unknown ``null``, ``threshold``,
+        ``index`` or ``outside``, points outside the region with ``outside="error"``,
+        an empty population, or more pairs or rings than the memory budget holds.
 
     Examples
     --------
