@@ -17,7 +17,9 @@ distance is used instead. ``max_gap_frames = 1`` by default: one missed frame (a
 localization the fitter rejected) does not split a burst.
 
 Tables without ``frame`` but with ``track_id`` (MINFLUX) are averaged per trace by
-:func:`smlmspine.minflux.average_traces` (one implementation for the package).
+:func:`smlmspine.minflux.average_traces` (one implementation for the package); the
+linking options do not apply to them, and giving one warns
+(:class:`~smlmspine.errors.QualityWarning`).
 
 Examples
 --------
@@ -33,11 +35,13 @@ Examples
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyarrow as pa
 
 from ._validate import integer, positive
-from .errors import ParameterError, SchemaError
+from .errors import ParameterError, QualityWarning, SchemaError
 from .schema import COLUMNS, make_table, unit_of, validate, with_history
 
 __all__ = ["merge_blinks", "default_merge_parameters", "DEFAULT_N_SIGMA"]
@@ -73,10 +77,32 @@ def default_merge_parameters(table: pa.Table) -> dict[str, float]:
     ``typical_radius_nm`` / ``typical_radius_z_nm`` are the adaptive linking distances
     for two localizations of median precision: ``n_sigma * sqrt(2) * median``.
 
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Localizations with ``precision_xy`` (and optionally ``precision_z``) in nm; only
+        the finite positive precisions count.
+
+    Returns
+    -------
+    dict
+        ``n_sigma`` (:data:`DEFAULT_N_SIGMA`), ``max_gap_frames`` (1),
+        ``typical_radius_nm`` and ``typical_radius_z_nm`` in nm (the median
+        ``precision_z``, or ``3 x`` the median ``precision_xy`` without it).
+
     Raises
     ------
     ParameterError
         When the table has no ``precision_xy`` to derive the distances from.
+
+    Examples
+    --------
+    >>> from smlmspine.schema import make_table
+    >>> t = make_table({"x": [0.0, 1.0], "y": [0.0, 0.0], "frame": [0, 1],
+    ...                 "precision_xy": [10.0, 10.0]})
+    >>> p = default_merge_parameters(t)
+    >>> round(float(p["typical_radius_nm"]), 2), round(float(p["typical_radius_z_nm"]), 2)
+    (49.5, 148.49)
     """
     pxy = _median_positive(table, "precision_xy")
     if pxy is None:
@@ -86,6 +112,26 @@ def default_merge_parameters(table: pa.Table) -> dict[str, float]:
     k = DEFAULT_N_SIGMA * np.sqrt(2.0)
     return {"n_sigma": DEFAULT_N_SIGMA, "max_gap_frames": 1, "typical_radius_nm": k * pxy,
             "typical_radius_z_nm": k * pz}
+
+
+def _warn_ignored_for_minflux(**given) -> None:
+    """Warn about the linking options given for a MINFLUX table (they do not apply)."""
+
+    def differs(name, value):
+        if name != "n_sigma":
+            return value is not None
+        try:
+            return float(value) != DEFAULT_N_SIGMA
+        except (TypeError, ValueError):
+            return True
+
+    ignored = [f"{name}={value!r}" for name, value in given.items() if differs(name, value)]
+    if ignored:
+        warnings.warn(
+            f"merge_blinks: {', '.join(ignored)} ignored: this is a MINFLUX table ('track_id', "
+            "no 'frame'), whose traces are averaged per track_id "
+            "(smlmspine.minflux.average_traces), not linked by distance and frame gap",
+            QualityWarning, stacklevel=3)
 
 
 def _link_kernel(x, y, z, w, frame, v, vz, k2, r, rz, gap, cell, lo_x, lo_y, nx, ny):
@@ -222,7 +268,8 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
     ----------
     table : pyarrow.Table
         Localizations with ``frame`` (STORM). Without ``frame`` but with ``track_id``
-        (MINFLUX) the traces are averaged by :func:`smlmspine.minflux.average_traces`.
+        (MINFLUX) the traces are averaged by :func:`smlmspine.minflux.average_traces`
+        and the four options below are ignored (with a warning when one is given).
     radius_nm : float, optional
         Fixed largest lateral distance in nm of a localization from the burst's running
         position. Default: the adaptive test (below) from ``precision_xy``.
@@ -247,11 +294,31 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
         first localization; ``background`` averaged), other numeric columns averaged,
         non-numeric ones from the first localization, plus ``first_frame``,
         ``last_frame`` and ``n_merged``. The history gets a ``merge.blinks`` step.
+        For a MINFLUX table: the result of :func:`smlmspine.minflux.average_traces`.
+
+    Raises
+    ------
+    SchemaError
+        Neither ``frame`` nor ``track_id``, or a table that fails validation.
+    ParameterError
+        Invalid options, no ``precision_xy`` for the adaptive test (give ``radius_nm``),
+        or ``radius_z_nm`` without ``radius_nm``.
+
+    Warns
+    -----
+    QualityWarning
+        A MINFLUX table (``track_id``, no ``frame``) with ``radius_nm``,
+        ``max_gap_frames``, ``radius_z_nm`` given or ``n_sigma`` other than
+        :data:`DEFAULT_N_SIGMA`: MINFLUX traces are averaged per ``track_id``, not linked
+        by distance and frame gap, so these options are ignored (the result is the same
+        as without them).
     """
     validate(table)
     names = table.column_names
     if "frame" not in names:
         if "track_id" in names:
+            _warn_ignored_for_minflux(radius_nm=radius_nm, max_gap_frames=max_gap_frames,
+                                      radius_z_nm=radius_z_nm, n_sigma=n_sigma)
             try:
                 from .minflux import average_traces
             except ImportError as exc:  # pragma: no cover - depends on the MINFLUX module

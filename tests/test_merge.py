@@ -118,3 +118,43 @@ def test_minflux_traces_go_to_average_traces():
     m = merge_blinks(t)
     assert m.num_rows == 2
     assert history(m)[-1]["step"] == "minflux.average_traces"
+
+
+def _minflux_table():
+    return make_table({"x": [0.0, 2.0, 100.0, 104.0], "y": [0.0, 0.0, 0.0, 2.0],
+                       "time_s": [0.0, 0.1, 0.2, 0.3], "track_id": [1, 1, 2, 2]})
+
+
+@pytest.mark.parametrize("option", [{"radius_nm": 5.0}, {"max_gap_frames": 0},
+                                    {"radius_z_nm": 30.0}, {"n_sigma": 2.0},
+                                    {"radius_nm": 5.0, "max_gap_frames": 3}])
+def test_minflux_linking_options_warn_and_change_nothing(option):
+    import warnings
+
+    from smlmspine.errors import QualityWarning
+
+    t = _minflux_table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # defaults: no warning at all
+        plain = merge_blinks(t)
+    with pytest.warns(QualityWarning, match="MINFLUX") as record:
+        given = merge_blinks(t, **option)
+    message = str(record[0].message)
+    for name, value in option.items():
+        assert f"{name}={value!r}" in message
+    for name in {"radius_nm", "max_gap_frames", "radius_z_nm", "n_sigma"} - set(option):
+        assert name not in message
+    assert "average" in message and "track_id" in message
+    assert given.to_pydict() == plain.to_pydict()
+    assert plain.column("x").to_pylist() == [1.0, 102.0]
+    assert [h["step"] for h in history(given)] == [h["step"] for h in history(plain)]
+
+
+def test_minflux_default_n_sigma_given_explicitly_does_not_warn():
+    import warnings
+
+    from smlmspine.merge import DEFAULT_N_SIGMA
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert merge_blinks(_minflux_table(), n_sigma=DEFAULT_N_SIGMA).num_rows == 2
