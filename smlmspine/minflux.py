@@ -87,6 +87,21 @@ def _groups(tid: np.ndarray):
 def trace_lengths(table: pa.Table) -> np.ndarray:
     """Number of localizations of each row's trace, per row (rows with ``track_id < 0``: 1).
 
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Localizations with an integer ``track_id`` (no missing value).
+
+    Returns
+    -------
+    (N,) ndarray of int64
+        For each row, in table order, the number of rows sharing its ``track_id``.
+
+    Raises
+    ------
+    ParameterError
+        No ``track_id`` column, or missing values in it.
+
     Examples
     --------
     >>> from smlmspine.schema import make_table
@@ -182,11 +197,25 @@ def filter_trace_length(table: pa.Table, *, min_localizations: int = 4,
 
     Parameters
     ----------
+    table : pyarrow.Table
+        Localizations with an integer ``track_id``.
     min_localizations : int, default 4
         Minimum number of localizations per trace (rows with ``track_id < 0`` count as
         traces of one).
     max_localizations : int, optional
         Maximum per trace (e.g. to drop immobile, over-sampled molecules).
+
+    Returns
+    -------
+    pyarrow.Table
+        The rows of the kept traces, in input order; history step
+        ``minflux.filter_trace_length`` with the limits and counts.
+
+    Raises
+    ------
+    ParameterError
+        ``min_localizations`` not an integer >= 1, ``max_localizations`` not an integer
+        >= ``min_localizations``, or no (or an incomplete) ``track_id`` column.
 
     Examples
     --------
@@ -406,8 +435,12 @@ def split_channels_by_dcr(table: pa.Table, *, thresholds: Sequence[float] = (0.5
 
     Parameters
     ----------
+    table : pyarrow.Table
+        Localizations with a numeric ``dcr`` column (and ``track_id`` for
+        ``per_trace=True``).
     thresholds : sequence of float, default (0.5,)
-        Increasing dcr values in (0, 1); one threshold gives two colours.
+        Strictly increasing finite dcr values (dcr lies in 0..1); one threshold gives two
+        colours.
     per_trace : bool, default True
         Classify each trace (``track_id``) by its mean dcr, so that all localizations of
         one molecule get one colour (the usual practice; needs ``track_id``). False:
@@ -417,7 +450,14 @@ def split_channels_by_dcr(table: pa.Table, *, thresholds: Sequence[float] = (0.5
     -------
     pyarrow.Table
         The input with ``channel`` added (or replaced); history step
-        ``minflux.split_channels_by_dcr``.
+        ``minflux.split_channels_by_dcr``. With ``per_trace=True`` NaN values are
+        left out of a trace's mean; a trace whose ``dcr`` is all NaN gets channel -1.
+
+    Raises
+    ------
+    ParameterError
+        Thresholds that are empty, not finite or not strictly increasing; no ``dcr``
+        column; ``per_trace=True`` without ``track_id``.
 
     Examples
     --------
