@@ -472,6 +472,15 @@ def _columns_from_dict(data: dict, path: Path) -> tuple[dict, dict | None]:
 def minflux_arrays(path: str | Path) -> tuple[str, dict, dict | None]:
     """Load a MINFLUX export into plain arrays, without any interpretation.
 
+    The container is recognised by its first bytes, not its suffix: a NumPy ``.npy``
+    structured array, a zip archive holding one ``.npy``, a MATLAB v5 ``.mat`` file, or
+    JSON (a list of records or a column-wise object).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The export file.
+
     Returns
     -------
     layout : {"nested", "flat"}
@@ -481,6 +490,15 @@ def minflux_arrays(path: str | Path) -> tuple[str, dict, dict | None]:
     itr : structured ndarray, dict of str to ndarray, or None
         Nested layout only: the per-iteration records, shape ``(N, n_iterations)`` (``.npy``)
         or a dict of fields of shape ``(N, n_iterations[, k])`` (``.mat``/``.json``).
+
+    Raises
+    ------
+    FormatError
+        Not one of the containers above (MATLAB v7.3/HDF5 files included: they are read
+        only in the published struct layout), an unreadable or inconsistent file, or no
+        recognisable layout (see :func:`detect_layout`).
+    ParameterError
+        A JSON file whose parsed form would exceed the memory budget.
     """
     path = Path(path)
     with open(path, "rb") as fh:
@@ -508,7 +526,35 @@ def minflux_arrays(path: str | Path) -> tuple[str, dict, dict | None]:
 
 def detect_layout(top: Mapping[str, np.ndarray], itr, *, path: str | Path | None = None) -> str:
     """``"nested"`` (per-localization records with an ``itr`` sub-record) or ``"flat"``
-    (one record per iteration, with ``fnl``); anything else is a :class:`FormatError`."""
+    (one record per iteration, with ``fnl``); anything else is a :class:`FormatError`.
+
+    Parameters
+    ----------
+    top : mapping of str to ndarray
+        Top-level fields of the export (as from :func:`minflux_arrays`).
+    itr : structured ndarray, mapping of str to ndarray, or None
+        The per-iteration sub-records of the nested layout; None when there are none.
+    path : str or pathlib.Path, optional
+        The file, named in the error message.
+
+    Returns
+    -------
+    {"nested", "flat"}
+        ``"nested"`` when ``itr`` is given (and has ``loc``); ``"flat"`` when ``top``
+        has ``loc`` and ``fnl`` (final-iteration flag).
+
+    Raises
+    ------
+    FormatError
+        A nested ``itr`` without ``loc``, flat records with ``loc`` but no ``fnl``, or no
+        ``loc`` at all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> detect_layout({"loc": np.zeros((4, 3)), "fnl": np.ones(4, bool)}, None)
+    'flat'
+    """
     if itr is not None:
         names = itr.dtype.names if isinstance(itr, np.ndarray) else tuple(itr)
         if "loc" not in names:
