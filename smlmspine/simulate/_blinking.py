@@ -19,6 +19,22 @@ def mortensen_precision(photons, background, *, psf_sigma_nm: float, pixel_size_
     ``s_a^2 = s^2 + a^2 / 12``, ``N`` photons, ``b`` background photons per pixel
     (standard deviation), ``a`` pixel size, ``s`` PSF sigma.
 
+    Parameters
+    ----------
+    photons : float or array_like
+        Detected photons per localization, ``N`` (> 0).
+    background : float or array_like
+        Background photons per pixel, ``b`` (broadcast against ``photons``).
+    psf_sigma_nm : float
+        Standard deviation of the Gaussian PSF, nm.
+    pixel_size_nm : float
+        Camera pixel size in the sample plane, nm.
+
+    Returns
+    -------
+    float or ndarray
+        Lateral precision (1 sigma) in nm, with the broadcast shape of the inputs.
+
     Examples
     --------
     >>> round(float(mortensen_precision(1500.0, 20.0, psf_sigma_nm=150.0, pixel_size_nm=160.0)), 1)
@@ -52,14 +68,15 @@ class PhotophysicsModel:
     photons_median, photons_sigma_log : float
         Log-normal photon count per localization.
     background_photons : float
-        Mean background per pixel (photons); per localization it varies by 20 %.
+        Median background per pixel (photons); per localization it varies log-normally
+        by about 20 % (``exp(N(0, 0.2))``).
     psf_sigma_nm, pixel_size_nm : float
         For the precision formula (:func:`mortensen_precision`).
     axial_factor : float
         ``precision_z = axial_factor * precision_xy``.
     precision_xy_nm : float or None
         If given, precisions are rescaled so that a localization with the median photon
-        count and mean background has this lateral precision.
+        count and ``background_photons`` has this lateral precision.
     """
 
     labeling_efficiency: float = 0.8
@@ -87,7 +104,31 @@ class PhotophysicsModel:
             raise ParameterError(f"precision_xy_nm must be > 0, got {self.precision_xy_nm}")
 
     def precision(self, photons, background):
-        """Lateral and axial precision (nm) of localizations."""
+        """Lateral and axial precision (nm) of localizations.
+
+        Parameters
+        ----------
+        photons : float or array_like
+            Photons per localization.
+        background : float or array_like
+            Background photons per pixel.
+
+        Returns
+        -------
+        precision_xy : float or ndarray
+            Lateral precision (1 sigma) in nm: :func:`mortensen_precision`, rescaled so
+            that the median photon count and ``background_photons`` give ``precision_xy_nm``
+            when that is set.
+        precision_z : float or ndarray
+            ``axial_factor * precision_xy``, nm.
+
+        Examples
+        --------
+        >>> m = PhotophysicsModel(precision_xy_nm=10.0)
+        >>> sxy, sz = m.precision(m.photons_median, m.background_photons)
+        >>> round(float(sxy), 6), round(float(sz), 6)
+        (10.0, 25.0)
+        """
         sxy = mortensen_precision(photons, background, psf_sigma_nm=self.psf_sigma_nm,
                                   pixel_size_nm=self.pixel_size_nm)
         if self.precision_xy_nm is not None:
@@ -97,6 +138,25 @@ class PhotophysicsModel:
         return sxy, self.axial_factor * sxy
 
     def draw_photons(self, n: int, rng, *, median: float | None = None):
+        """Photon counts and backgrounds of ``n`` localizations.
+
+        Parameters
+        ----------
+        n : int
+            Number of localizations.
+        rng : numpy.random.Generator
+            Random source.
+        median : float, optional
+            Median photon count (default ``photons_median``).
+
+        Returns
+        -------
+        photons : (n,) ndarray
+            Log-normal: ``median * exp(N(0, photons_sigma_log))``.
+        background : (n,) ndarray
+            Photons per pixel, log-normal around ``background_photons``:
+            ``background_photons * exp(N(0, 0.2))``.
+        """
         ph = rng.normal(0.0, self.photons_sigma_log, n)
         np.exp(ph, out=ph)
         ph *= self.photons_median if median is None else median
