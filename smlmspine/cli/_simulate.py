@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from .._labels import LABELS
 from .._validate import check_count, cli_type, in_range, integer
 from ..errors import FormatError, ParameterError
 from ._common import NON_NEGATIVE_INT, POSITIVE_INT, Outputs, print_json, table_output
@@ -50,7 +51,7 @@ def register(sub) -> None:
     d.add_argument("--curvature-per-um", type=CURVATURE, default=0.0, help="shaft curvature 1/um (default 0)")
     d.add_argument("--classes", default="thin,mushroom,stubby,filopodium",
                    help="comma-separated spine classes to draw from")
-    d.add_argument("--label", choices=("membrane", "volume"), default="membrane")
+    d.add_argument("--label", choices=LABELS, default="membrane")
     d.add_argument("--labeling-density-per-um2", type=RATE, default=500.0,
                    help="membrane label: fluorophores per um^2 (default 500)")
     d.add_argument("--labeling-density-per-um3", type=RATE, default=3000.0,
