@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
+from .._labels import check_label
 from .._validate import check_memory, finite
 from ..errors import ParameterError
 from ._blinking import PhotophysicsModel
@@ -285,8 +286,7 @@ class Labeling:
 
     def __post_init__(self):
         _finite(self, ("labeling_density_per_um2", "labeling_density_per_um3", "head_enrichment"))
-        if self.label not in ("membrane", "volume"):
-            raise ParameterError(f"label must be 'membrane' or 'volume', got {self.label!r}")
+        check_label(self.label)
         if self.labeling_density_per_um2 < 0 or self.labeling_density_per_um3 < 0:
             raise ParameterError("labeling_density_per_um2 and labeling_density_per_um3 must be >= 0")
         if self.head_enrichment < 0:
