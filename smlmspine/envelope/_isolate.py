@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .._labels import check_label
 from ..errors import ParameterError, QualityWarning, SchemaError
 from ..schema import column_specs, coordinates, spec_table, with_columns, with_history
 
@@ -656,8 +657,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
     >>> res.n_spines, [round(v, 1) for v in res.spines.column("axis_z").to_pylist()]
     (1, [1.0])
     """
-    if label not in ("membrane", "volume"):
-        raise ParameterError(f"label must be 'membrane' or 'volume', got {label!r}")
+    check_label(label)
     if "z" not in table.column_names:
         raise SchemaError("spine isolation needs 3D localizations: the table has no 'z' column")
     if int(min_localizations) < 4:
