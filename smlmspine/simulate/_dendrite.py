@@ -61,7 +61,15 @@ class DendriteSimulation:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """Summary: counts and parameters (JSON-able)."""
+        """Summary: counts and parameters (JSON-able).
+
+        Returns
+        -------
+        dict
+            ``n_localizations``, ``n_emitters`` (fluorophores and beads),
+            ``n_background`` and ``n_fiducial_localizations`` (rows of ``localizations``),
+            ``n_spines``, ``mesh_is_watertight`` and ``parameters``.
+        """
         truth = self.truth
         return {
             "n_localizations": self.localizations.num_rows,
@@ -120,6 +128,9 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
     shaft with a fillet. Each spine = neck (capsule) + head (ellipsoid), parameters
     drawn from class distributions (:data:`smlmspine.simulate.CLASS_DEFAULTS`) or given.
 
+    The settings come in groups (:mod:`smlmspine.simulate._settings`); ``None`` for a
+    group means its defaults.
+
     Parameters
     ----------
     geometry : Geometry, optional
@@ -137,11 +148,22 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
     rng : int or numpy.random.Generator, optional
         Seed; the same seed gives identical output.
 
-    ``None`` for a group means its defaults (see :mod:`smlmspine.simulate._settings`).
-
     Returns
     -------
     DendriteSimulation
+
+    Raises
+    ------
+    ParameterError
+        A group of the wrong type, an entry of ``geometry.spines`` that is neither
+        :class:`SpineParameters` nor a dict with ``spine_class``, or settings the
+        geometry cannot be built with (e.g. spines that do not fit on the shaft).
+
+    Warns
+    -----
+    QualityWarning
+        When decimating a mesh to the requested face count would break it (the finer
+        mesh is kept).
 
     Examples
     --------
@@ -273,14 +295,24 @@ def sample_mesh(mesh, *, labeling: Labeling | None = None,
     mesh : trimesh.Trimesh or str or Path
         The surface in nm (a path is loaded with trimesh: PLY, OBJ, OFF, STL). Volume
         labeling needs a watertight mesh.
-    labeling, photophysics, acquisition, drift :
-        Parameter groups, as in :func:`dendrite` (``labeling.head_enrichment`` is not
-        used: a user mesh has no known heads).
+    labeling : Labeling, optional
+        Membrane or volume label and its density (``head_enrichment`` is not used: a
+        user mesh has no known heads).
+    photophysics : PhotophysicsModel, optional
+        Detection efficiency, blinking, photons, precision.
+    acquisition : Acquisition, optional
+        Frames, background localizations, fiducial beads.
+    drift : DriftModel, optional
+        Smooth random drift or a user drift table.
     spine_meshes : mapping of int to trimesh.Trimesh (or path), optional
         Segmented spines (e.g. from the same EM reconstruction), by spine id: an
         emitter inside one, or within ``spine_tolerance_nm`` of its surface, gets its
         ``spine_id``. Without them ``spine_id`` is -1 everywhere.
+    spine_tolerance_nm : float
+        Largest distance in nm outside a spine mesh's surface at which an emitter still
+        gets that spine's id (the first spine by id wins).
     rng : int or numpy.random.Generator, optional
+        Seed; the same seed gives identical output.
 
     Returns
     -------
@@ -288,6 +320,14 @@ def sample_mesh(mesh, *, labeling: Labeling | None = None,
         ``spines`` has one row per given spine mesh with its volume (when watertight)
         and emitter count; class and shape measurements, which need a base point and
         axis, are empty / NaN.
+
+    Raises
+    ------
+    ParameterError
+        A group of the wrong type, a mesh without faces, or volume labeling of a mesh
+        that is not watertight.
+    FormatError
+        A mesh path that does not exist or holds no triangle mesh.
 
     Examples
     --------

@@ -111,11 +111,40 @@ class SpineParameters:
 
     @property
     def has_head(self) -> bool:
+        """Whether the spine has a head: a head wider than the neck and of positive length."""
         return self.head_diameter_nm > self.neck_diameter_nm and self.head_length_nm > 0
 
 
 def draw_spine_parameters(spine_class: str, *, rng=None, **overrides) -> SpineParameters:
     """Draw one spine's parameters from its class distribution (:data:`CLASS_DEFAULTS`).
+
+    Each dimension with a positive median is log-normal with that median and
+    coefficient of variation, clipped to the class's bounds (which keep the spine
+    inside its class's rule criteria); a zero median gives 0 (no head). A spine with a
+    head gets a neck at most 0.85 times the head diameter. Overrides are applied last.
+
+    Parameters
+    ----------
+    spine_class : {"thin", "mushroom", "stubby", "filopodium", "branched"}
+        The class whose distribution is drawn from.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator.
+    **overrides
+        Fields of :class:`SpineParameters` to set instead of drawing (e.g.
+        ``neck_length_nm=800.0``, ``position_nm=1500.0``, ``azimuth_deg=90.0``).
+
+    Returns
+    -------
+    SpineParameters
+        ``position_nm`` and ``azimuth_deg`` are None (chosen when the dendrite is built)
+        unless given as overrides.
+
+    Raises
+    ------
+    ParameterError
+        An unknown spine class or invalid overridden values.
+    TypeError
+        An override that is not a field of :class:`SpineParameters`.
 
     Examples
     --------

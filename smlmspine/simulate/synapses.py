@@ -72,6 +72,7 @@ class SynapseSimulation:
 
     @property
     def ndim(self) -> int:
+        """Dimensionality (2 or 3) of the region and the objects."""
         return self.region.ndim
 
     def localizations(self) -> pa.Table:
@@ -129,6 +130,15 @@ class SynapseSimulation:
         return close_truth_folder(self.to_dict(), path, folder, files)
 
     def to_dict(self) -> dict:
+        """Summary: counts, coupling truth, region and parameters (JSON-able).
+
+        Returns
+        -------
+        dict
+            ``n_pre``, ``n_post``, ``n_coupled``, ``coupled_fraction_pre``,
+            ``coupled_fraction_post``, ``mean_coupling_distance_nm`` (NaN without
+            pairs), ``region`` (:meth:`Region.to_dict`) and ``parameters``.
+        """
         return {"n_pre": self.pre_objects.num_rows, "n_post": self.post_objects.num_rows,
                 "n_coupled": self.n_coupled, "coupled_fraction_pre": self.coupled_fraction_pre,
                 "coupled_fraction_post": self.coupled_fraction_post,
