@@ -21,10 +21,27 @@ def smooth_drift(n_samples: int, *, drift_nm: float, drift_z_nm: float | None = 
     and the axial part so that ``max |dz|`` equals ``drift_z_nm`` (default
     ``drift_nm / 2``).
 
+    Parameters
+    ----------
+    n_samples : int
+        Number of time samples (>= 1), e.g. one per frame.
+    drift_nm : float
+        Largest lateral excursion ``max |(dx, dy)|`` in nm (>= 0; 0 gives no lateral drift).
+    drift_z_nm : float, optional
+        Largest axial excursion ``max |dz|`` in nm (>= 0); default ``drift_nm / 2``.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator.
+
     Returns
     -------
     (n_samples, 3) ndarray
         dx, dy, dz in nm (what is *added* to the true positions).
+
+    Raises
+    ------
+    ParameterError
+        A negative ``drift_nm``/``drift_z_nm``, ``n_samples`` not an integer >= 1, or
+        more samples than the memory budget holds.
 
     Examples
     --------
@@ -71,6 +88,32 @@ def drift_from_table(drift, n_samples: int, *, key: str = "frame") -> np.ndarray
     ``drift`` is a :class:`pyarrow.Table`, a pandas DataFrame or a mapping with columns
     ``key`` (``frame``), ``dx_nm``, ``dy_nm`` and optionally ``dz_nm``; values outside the
     table's range are held constant.
+
+    Parameters
+    ----------
+    drift : pyarrow.Table, pandas.DataFrame or dict
+        The drift table, nm per ``key`` value (rows in any order).
+    n_samples : int
+        Number of samples (frames ``0 .. n_samples - 1``), >= 1.
+    key : str
+        Name of the time column (sample index).
+
+    Returns
+    -------
+    (n_samples, 3) ndarray
+        dx, dy, dz in nm; dz is 0 without a ``dz_nm`` column.
+
+    Raises
+    ------
+    ParameterError
+        Not a table or dict, missing columns, an empty or non-finite ``key`` column, or
+        an invalid ``n_samples``.
+
+    Examples
+    --------
+    >>> drift_from_table({"frame": [0, 10], "dx_nm": [0.0, 20.0], "dy_nm": [5.0, 5.0]},
+    ...                  12)[[0, 5, 11]].tolist()
+    [[0.0, 5.0, 0.0], [10.0, 5.0, 0.0], [20.0, 5.0, 0.0]]
     """
     if isinstance(drift, pa.Table):
         cols = {c: drift.column(c).to_numpy(zero_copy_only=False) for c in drift.column_names}
