@@ -137,6 +137,14 @@ class SpineShapeNoise:
     def em_like(cls) -> "SpineShapeNoise":
         """A preset resembling EM reconstructions (docs/simulate.md, "EM-like spines").
 
+        Returns
+        -------
+        SpineShapeNoise
+            ``amplitude_nm=12``, ``wavelength_nm=400``, ``neck_aspect_max=1.8``,
+            ``neck_curvature=0.25``, ``neck_kink_deg=20``, ``n_neck_minima=2``,
+            ``head_lobes=1``, ``decimate_vertices=1000``, the other fields at their
+            defaults.
+
         Examples
         --------
         >>> SpineShapeNoise.em_like().decimate_vertices
@@ -155,6 +163,7 @@ class SpineShapeNoise:
 
     @property
     def bends_neck(self) -> bool:
+        """Whether the necks are bent or kinked (``neck_curvature`` or ``neck_kink_deg`` > 0)."""
         return bool(self.neck_curvature > 0 or self.neck_kink_deg > 0)
 
 
@@ -176,6 +185,8 @@ class Geometry:
         Classes to draw from (uniformly, or with ``class_weights``): thin, mushroom,
         stubby, filopodium (the default) and branched (two heads on one trunk).
     class_weights : mapping of str to float, optional
+        Relative frequency of each class in ``classes`` (a class not named gets 0);
+        default: uniform.
     spines : sequence of SpineParameters or dict, optional
         Explicit per-spine parameters (overrides ``n_spines``/``classes``); a dict may
         give only ``spine_class`` and some fields, the rest is drawn.
