@@ -35,11 +35,16 @@ __all__ = ["alpha_shape", "AlphaComplex"]
 class AlphaComplex:
     """A Delaunay tetrahedralization with circumradii, filtered by :meth:`solid`.
 
+    Made by :meth:`build`. Every alpha is a filter of the same tetrahedra, so trying
+    many alphas (as ``alpha_nm="auto"`` of :func:`~smlmspine.envelope.alpha_shape`
+    does) costs one tetrahedralization.
+
     Attributes
     ----------
     points : (N, 3) ndarray of float
         Input points in nm.
     simplices : (T, 4) ndarray of int
+        Tetrahedra, as indices into ``points``.
     neighbors : (T, 4) ndarray of int
         Neighbour across the face opposite each vertex, -1 on the convex hull.
     radii_nm : (T,) ndarray of float
@@ -47,6 +52,20 @@ class AlphaComplex:
     vertex_of : (N,) ndarray of int
         Delaunay vertex that represents each point (itself, or the vertex a duplicate or
         coplanar point was merged into).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(-100.0, 100.0, size=(3000, 3))
+    >>> p = p[np.linalg.norm(p, axis=1) < 100.0]          # solid ball, r = 100 nm
+    >>> cx = AlphaComplex.build(p)
+    >>> cx.simplices.shape[1], cx.radii_nm.shape == (len(cx.simplices),)
+    (4, True)
+    >>> keep, held, faces = cx.solid(20.0)
+    >>> held, faces.shape[1]
+    (1.0, 3)
+    >>> round(cx.solid_volume(20.0) / (4 / 3 * np.pi * 100.0 ** 3), 2)
+    0.82
     """
 
     points: np.ndarray
@@ -57,11 +76,33 @@ class AlphaComplex:
 
     @classmethod
     def build(cls, points: np.ndarray, *, delaunay: str = "auto") -> "AlphaComplex":
-        """Tetrahedralize ``points`` ((N, 3), nm).
+        """Tetrahedralize ``points`` once, with the circumradius of every tetrahedron.
 
-        ``delaunay="auto"`` (default): the numba kernel of :mod:`._delaunay` (exact
-        decisions, else Qhull); ``"qhull"``: always ``scipy.spatial.Delaunay``. Both give
-        the same tetrahedra for points in general position (in another order).
+        Parameters
+        ----------
+        points : (N, 3) array-like of float
+            Coordinates in nm: finite, at least 4 distinct points, not all coplanar.
+            Copies of a point are allowed (each is represented by one Delaunay vertex,
+            ``vertex_of``).
+        delaunay : {"auto", "qhull"}
+            ``"auto"`` (default): the numba kernel of :mod:`._delaunay` (certified exact
+            decisions; Qhull when the input is too degenerate to decide in double
+            precision); ``"qhull"``: always ``scipy.spatial.Delaunay``. Both give the
+            same tetrahedra for points in general position (in another order).
+
+        Returns
+        -------
+        AlphaComplex
+            ``points`` (as float) with the ``simplices``, ``neighbors``, ``radii_nm``
+            (nm) and ``vertex_of`` of their tetrahedralization.
+
+        Raises
+        ------
+        ParameterError
+            ``delaunay`` is neither ``"auto"`` nor ``"qhull"``; ``points`` is not
+            numeric, not of shape (N, 3), holds NaN or inf, has fewer than 4 distinct
+            points, or is coplanar or collinear (no 3D extent), or Qhull cannot
+            tetrahedralize it.
         """
         if delaunay not in ("auto", "qhull"):
             raise ParameterError(f"delaunay must be 'auto' or 'qhull', got {delaunay!r}")
@@ -82,7 +123,25 @@ class AlphaComplex:
         return cls(pts, s, nb, circumradii(q, s), vertex_of)
 
     def solid_volume(self, alpha_nm: float, *, gap_nm: float = 0.0) -> float:
-        """Volume (nm^3) of the alpha solid (main component, cavities filled)."""
+        """Volume of the alpha solid, without the manifold repair of :meth:`solid`.
+
+        The tetrahedra with circumradius below ``alpha_nm``, their face-connected
+        component with the most tetrahedra, cavities filled as in :meth:`solid`.
+
+        Parameters
+        ----------
+        alpha_nm : float
+            Alpha radius in nm.
+        gap_nm : float
+            Also fill the empty regions that reach the convex hull only through
+            triangles of circumradius below ``gap_nm`` (nm; see :meth:`solid`). 0
+            (default): only fully enclosed cavities.
+
+        Returns
+        -------
+        float
+            Volume in nm^3 (0.0 when no tetrahedron is kept).
+        """
         keep = self._fill_cavities(self._main_component(self.radii_nm < alpha_nm), gap_nm)
         s = self.simplices[keep]
         p = self.points
@@ -92,7 +151,24 @@ class AlphaComplex:
         return float(np.abs(det).sum() / 6.0)
 
     def held_fraction(self, alpha_nm: float) -> float:
-        """Fraction of the points held by the main solid component at ``alpha_nm``."""
+        """Fraction of the points held by the main solid component at ``alpha_nm``.
+
+        The face-connected component (with the most tetrahedra) of the tetrahedra with
+        circumradius below ``alpha_nm``, before cavity filling and repair: the quick
+        test of the bisection in the automatic alpha search of
+        :func:`~smlmspine.envelope.alpha_shape`.
+
+        Parameters
+        ----------
+        alpha_nm : float
+            Alpha radius in nm.
+
+        Returns
+        -------
+        float
+            Fraction (0-1) of the points whose Delaunay vertex (``vertex_of``) belongs to
+            a tetrahedron of that component; 0.0 for no points.
+        """
         keep = self._main_component(self.radii_nm < alpha_nm)
         return self._held(keep)
 
@@ -105,7 +181,17 @@ class AlphaComplex:
                                    np.ascontiguousarray(self.vertex_of, np.int64)))
 
     def face_radii(self) -> np.ndarray:
-        """(T, 4) circumradius of the triangle opposite each vertex of each tetrahedron."""
+        """Circumradius of the triangle opposite each vertex of each tetrahedron.
+
+        Computed on the first call and kept on the instance (the ``gap_nm`` filling of
+        :meth:`solid` and :meth:`solid_volume` uses it).
+
+        Returns
+        -------
+        (T, 4) ndarray of float
+            Circumradius in nm of the face opposite ``simplices[t, i]`` (the face shared
+            with ``neighbors[t, i]``); inf for a face of zero area.
+        """
         cached = self.__dict__.get("_face_radii")
         if cached is not None:
             return cached
@@ -124,9 +210,37 @@ class AlphaComplex:
     def solid(self, alpha_nm: float, *, repair_rounds: int = 4, gap_nm: float = 0.0):
         """Solid tetrahedra mask, the fraction of points held, and the boundary faces.
 
-        ``gap_nm`` > 0: an empty region counts as outside only if it reaches the convex
-        hull through triangles of circumradius >= ``gap_nm``; regions behind smaller
-        openings (holes in a sampled membrane) are filled.
+        The tetrahedra with circumradius below ``alpha_nm``; their face-connected
+        component with the most tetrahedra; cavities filled (every empty region that
+        does not reach the convex hull); then up to ``repair_rounds`` rounds of local
+        repair, each adding the removed tetrahedra of circumradius below
+        ``2 * alpha_nm`` that touch a non-manifold edge or vertex of the boundary.
+
+        Parameters
+        ----------
+        alpha_nm : float
+            Alpha radius in nm.
+        repair_rounds : int
+            Most repair rounds (default 4; 0: none). The rounds stop early when the
+            boundary is manifold or no tetrahedron can be added.
+        gap_nm : float
+            > 0: an empty region counts as outside only if it reaches the convex hull
+            through triangles of circumradius >= ``gap_nm`` (nm); regions behind smaller
+            openings (holes in a sampled membrane) are filled. 0 (default): only fully
+            enclosed cavities are filled.
+
+        Returns
+        -------
+        keep : (T,) ndarray of bool
+            Solid tetrahedra.
+        held : float
+            Fraction (0-1) of the points whose Delaunay vertex (``vertex_of``) belongs
+            to a solid tetrahedron.
+        faces : (F, 3) ndarray of int
+            Boundary triangles (solid tetrahedra next to removed ones or on the convex
+            hull) as indices into ``points``, oriented outward. Not checked: the repair
+            may leave non-manifold edges or vertices
+            (:func:`~smlmspine.envelope.check_mesh` says).
         """
         keep, held, faces, _ = self._solid(alpha_nm, repair_rounds=repair_rounds,
                                            gap_nm=gap_nm)
