@@ -147,10 +147,19 @@ def minflux_traces(*, n_emitters: int = 100, ndim: int = 3, region_nm=(2000.0, 2
     drift_nm, drift_z_nm : float
         Optional smooth drift (see :func:`smlmspine.simulate.smooth_drift`); default none.
     rng : int or numpy.random.Generator, optional
+        Seed; the same seed gives identical output.
 
     Returns
     -------
     MinfluxSimulation
+
+    Raises
+    ------
+    ParameterError
+        ``ndim`` not 2 or 3, non-positive precisions, times or ``efo_median_hz``, fewer
+        than one localization per trace or trace per emitter, ``invalid_fraction``
+        outside [0, 1), ``positions_nm`` of the wrong shape, a negative ``n_emitters``
+        or a ``region_nm`` without 2 or 3 values.
 
     Examples
     --------

@@ -190,6 +190,23 @@ def synapses(*, n_pre: int = 500, n_post: int = 500, coupled_fraction: float = 0
     Returns
     -------
     SynapseSimulation
+
+    Raises
+    ------
+    ParameterError
+        ``coupled_fraction`` outside [0, 1], negative counts or distances, a mask
+        without ``voxel_size_nm``, ``ndim`` not 2 or 3, invalid box corners or mask, or
+        coupled objects that cannot be placed inside the region (a region narrower than
+        the coupling distance).
+
+    Examples
+    --------
+    >>> sim = synapses(n_pre=100, n_post=100, coupled_fraction=0.3, locs_per_object=5,
+    ...                object_radius_nm=20.0, rng=0)
+    >>> sim.n_coupled, sim.pre_localizations.num_rows == sim.pre_truth.num_rows
+    (30, True)
+    >>> bool(sim.pairs.column("distance_nm").to_numpy().min() > 0)
+    True
     """
     from ..coupling._region import BoxRegion, MaskRegion
     from ..schema import make_table
