@@ -59,7 +59,26 @@ class Envelope:
         return float(self.mesh.area)
 
     def to_dict(self) -> dict:
-        """Scalars of the result (no mesh), JSON-compatible."""
+        """Scalars of the result (no mesh), JSON-compatible.
+
+        Returns
+        -------
+        dict
+            ``method``, ``label``, ``is_watertight``, ``reason``, ``alpha_nm`` (nm),
+            ``held_fraction``, ``n_points``, ``n_vertices`` and ``n_faces`` of the mesh,
+            ``volume_nm3`` (NaN when not watertight), ``area_nm2``, a copy of
+            ``parameters`` and ``note``.
+
+        Examples
+        --------
+        >>> import trimesh
+        >>> env = Envelope(mesh=trimesh.creation.box((100.0, 100.0, 100.0)),
+        ...                is_watertight=True, reason="", method="alpha", label="volume",
+        ...                alpha_nm=40.0, held_fraction=1.0, n_points=8)
+        >>> d = env.to_dict()
+        >>> d["n_faces"], round(d["volume_nm3"]), round(d["area_nm2"])
+        (12, 1000000, 60000)
+        """
         return {"method": self.method, "label": self.label, "is_watertight": self.is_watertight,
                 "reason": self.reason, "alpha_nm": self.alpha_nm,
                 "held_fraction": self.held_fraction, "n_points": self.n_points,
