@@ -81,7 +81,41 @@ class Centreline:
     radius_nm: np.ndarray
 
     def project(self, p: np.ndarray, *, workers: int = 1):
-        """Nearest sample, distance to the centreline and local radius of each point."""
+        """Nearest sample, distance to the centreline and local radius of each point.
+
+        The distance is measured perpendicular to the tangent at the nearest sample (the
+        component along the tangent is removed).
+
+        Parameters
+        ----------
+        p : (N, 3) ndarray of float
+            Points in nm.
+        workers : int
+            Threads of the nearest-sample query (``scipy.spatial.cKDTree.query``; -1:
+            all cores). Default 1.
+
+        Returns
+        -------
+        j : (N,) ndarray of int
+            Index of the nearest sample of ``points_nm``.
+        distance_nm : (N,) ndarray of float
+            Distance (nm) from the centreline, perpendicular to ``tangents[j]``.
+        radius_nm : (N,) ndarray of float
+            Shaft radius (nm) at that sample, ``radius_nm[j]``.
+        radial : (N, 3) ndarray of float
+            Vector (nm) from the centreline to the point, perpendicular to the tangent
+            (its norm is ``distance_nm``).
+
+        Examples
+        --------
+        >>> x = np.linspace(0.0, 1000.0, 11)
+        >>> line = Centreline(points_nm=np.c_[x, 0 * x, 0 * x],
+        ...                   tangents=np.tile([1.0, 0.0, 0.0], (11, 1)),
+        ...                   radius_nm=np.full(11, 250.0))
+        >>> j, dist, rad, radial = line.project(np.array([[420.0, 0.0, 300.0]]))
+        >>> int(j[0]), float(dist[0]), float(rad[0]), radial[0].tolist()
+        (4, 300.0, 250.0, [0.0, 0.0, 300.0])
+        """
         from scipy.spatial import cKDTree
 
         _, j = cKDTree(self.points_nm).query(p, workers=workers)
@@ -122,9 +156,19 @@ class IsolatedSpines:
 
     @property
     def n_spines(self) -> int:
+        """Number of spines (rows of ``spines``)."""
         return self.spines.num_rows
 
     def to_dict(self) -> dict:
+        """Counts, parameters and dendrite score of the isolation, JSON-compatible.
+
+        Returns
+        -------
+        dict
+            ``n_spines``, ``n_localizations`` (rows of ``table``), ``n_background``
+            (localizations taken as background), and copies of ``parameters`` and
+            ``dendrite``.
+        """
         return {"n_spines": self.n_spines, "n_localizations": self.table.num_rows,
                 "n_background": int(self.is_background.sum()),
                 "parameters": dict(self.parameters), "dendrite": dict(self.dendrite)}
