@@ -11,7 +11,7 @@ default pipeline, matched to the truth and reported per set and per class:
   shaft, same acquisition and pipeline;
 - ``em-labelled``: EM-like spines cut flat at the base with no shaft
   (``Geometry(layout="spines")``), meshed through the ``--spine-labels`` path
-  (``envelope.mesh_spines(spine_labels="spine_id")`` + ``pipeline.spine_features``, as
+  (``envelope.mesh_spines(spine_labels="spine_id")`` + ``morphology.spine_features``, as
   ``smlmspine mesh --spine-labels spine_id``), 1,000 fluorophores/um^2, sigma 12/12/30 nm;
 - ``minflux``: smooth spines on a shaft at MINFLUX-like precision (sigma 3 nm).
 
@@ -104,7 +104,7 @@ def _labelled(sim, tmp):
     from dataclasses import replace
 
     from smlmspine.envelope import mesh_spines, write_meshes
-    from smlmspine.pipeline import spine_features
+    from smlmspine.morphology import spine_features
 
     table = sim.localizations.append_column("spine_id", sim.truth.column("spine_id"))
     res = mesh_spines(table, label="membrane", spine_labels="spine_id", dendrite=False)

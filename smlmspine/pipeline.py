@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import FormatError, ParameterError
-from .schema import coordinates, jsonable, with_history
+from .schema import jsonable, with_history
 
-__all__ = ["run", "RunResult", "spine_features", "DRIFT_METHODS"]
+__all__ = ["run", "RunResult", "DRIFT_METHODS"]
 
 DRIFT_METHODS = ("aim", "rcc", "fiducial", "none")
 
@@ -53,92 +53,11 @@ def _log(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_nm: float = 10.0,
-                   rules=None, progress: bool = False) -> pa.Table:
-    """Morphology of every spine envelope of a :class:`~smlmspine.envelope.SpineMeshes`.
-
-    Each spine is measured from its base point (from the isolation) with
-    :func:`smlmspine.morphology.measure_spine`, its neck diameter is also fitted to its
-    localizations (:func:`~smlmspine.morphology.neck_fit_for_spine`), and it is classified
-    with the rules. Returns ``meshes.spines`` extended with the feature columns
-    (:data:`smlmspine.morphology.SPINE_MESH_FEATURE_COLUMNS`, ``data_schemas/spine_mesh_features.json``); spines whose mesh is
-    not watertight or cannot be measured get NaN features and the reason. The base plane
-    is the isolation's (base point and axis); ``volume_um3`` and ``surface_area_um2`` are
-    replaced by the morphology's (the spine distal of its base section, no closing cap);
-    impossible values become NaN (``quality``, ``quality_reason``, ``trustworthy``;
-    :func:`smlmspine.morphology.check_plausibility`).
-    """
-    from .morphology import (ClassRules, SPINE_MESH_FEATURE_COLUMNS, check_plausibility,
-                             classify_rules, measure_spine, neck_fit_for_spine, quality_columns)
-    from .schema import spec_table
-
-    rules = rules or ClassRules()
-    base_rows = meshes.spines.to_pylist()
-    p = coordinates(meshes.isolation.table, dims=3)
-    sid = meshes.isolation.table.column("spine_id").to_numpy()
-    sigma = None
-    if precision_nm is not None:
-        sigma = float(np.atleast_1d(precision_nm)[0])
-    extra = [k for k in SPINE_MESH_FEATURE_COLUMNS if k not in meshes.spines.column_names]
-    rows = []
-    it = base_rows
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(base_rows, desc="measuring spines", unit="spine")
-    for row in it:
-        k = row["spine_id"]
-        env = meshes.envelopes[k]
-        feats: dict[str, Any] = {name: np.nan for name in extra}
-        feats.update(n_tips=-1, spine_class="", neck_fit_diameter_nm=np.nan,
-                     neck_fit_diameter_err_nm=np.nan)
-        reason = row.get("reason", "")
-        feats.update(quality_columns([], measured=False), volume_um3=np.nan, surface_area_um2=np.nan)
-        if env.is_watertight:
-            base = [row["base_x_nm"], row["base_y_nm"], row["base_z_nm"]]
-            normal = [row.get("axis_x", np.nan), row.get("axis_y", np.nan), row.get("axis_z", np.nan)]
-            if not np.all(np.isfinite(normal)) or not np.any(normal):
-                normal = None
-            try:
-                # the base plane of the isolation (shaft surface or base-most localizations)
-                m = measure_spine(env.mesh, base_point_nm=base, base_normal=normal, step_nm=step_nm)
-            except ParameterError as exc:
-                reason = f"not measurable: {exc}"
-            else:
-                d = m.to_dict()
-                feats.update({name: d[name] for name in extra if name in d})
-                # volume and area of the spine proper (no closing cap; docs/morphology.md)
-                feats.update(volume_um3=d["volume_um3"], surface_area_um2=d["surface_area_um2"])
-                fit = neck_fit_for_spine(p[sid == k], m, label=label, sigma_nm=sigma)
-                if fit is not None:
-                    feats.update(neck_fit_diameter_nm=fit.diameter_nm,
-                                 neck_fit_diameter_err_nm=fit.diameter_err_nm)
-                # impossible values -> NaN (with the reason) before they feed the class;
-                # the point-based neck fit (NaN when the localizations show no neck)
-                # feeds the head test (ClassRules)
-                conv = fit.converged if fit is not None else None
-                checked, _ = check_plausibility({**d, **feats}, precision_nm=sigma,
-                                                neck_fit_converged=conv)
-                cls = classify_rules(checked, rules)
-                checked, why = check_plausibility({**d, **feats, "spine_class": cls},
-                                                  precision_nm=sigma, neck_fit_converged=conv)
-                feats.update({name: checked[name] for name in feats if name in checked})
-                feats.update(spine_class=cls, **quality_columns(why))
-        if reason and feats["quality"] == "not_measured":
-            feats["quality_reason"] = reason
-        rows.append({**row, **feats, "reason": reason})
-    cols = {name: [r[name] for r in rows] for name in SPINE_MESH_FEATURE_COLUMNS}
-    if not rows:
-        cols = {name: pa.array([], type=spec.type) for name, spec in SPINE_MESH_FEATURE_COLUMNS.items()}
-    return spec_table(SPINE_MESH_FEATURE_COLUMNS, cols,
-                      metadata={"source_step": "pipeline.spine_features", "step_nm": step_nm,
-                                "label": label})
-
-
 def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "membrane",
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
-        neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None, quiet: bool = False, **read_options) -> RunResult:
+        neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None,
+        quiet: bool = False, **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -152,12 +71,19 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     drift : {"aim", "rcc", "fiducial", "none"}
         Drift estimation method; ``"none"`` skips the stage. Without ``frame`` or
         ``time_s`` the stage is skipped and ``run.json`` says so.
+    segment_frames : int, optional
+        Segment length of the drift estimate, in frames (see
+        :func:`smlmspine.drift.estimate_drift`); default: the method's own choice.
     merge : bool
         Merge blinks (STORM) or average traces (MINFLUX) before isolating spines.
-    method, alpha_nm : see :func:`smlmspine.envelope.reconstruct`.
+    method : {"auto", "alpha", "shell", "poisson", "voxel"}
+        Surface reconstruction of each spine (see :func:`smlmspine.envelope.reconstruct`).
+    alpha_nm : float or "auto"
+        Alpha radius, nm, or ``"auto"`` (see :func:`smlmspine.envelope.reconstruct`).
     mesh_format : {"ply", "obj", "stl", "glb"}
+        File format of ``spine_<id>.<ext>`` and ``dendrite.<ext>`` (coordinates in nm).
     step_nm : float
-        Cross-section spacing of the morphology.
+        Cross-section spacing of the morphology, nm.
     neck_surface : bool
         Refit the necks of membrane envelopes to the localizations (see
         :func:`smlmspine.envelope.mesh_spines`).
@@ -165,10 +91,28 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         Processes for the spine envelopes (see :func:`smlmspine.envelope.mesh_spines`;
         1 = none, -1 = all cores; a calling script then needs the
         ``if __name__ == "__main__":`` guard). The result does not depend on it.
+    pixel_size_nm : float, optional
+        Pixel size, nm, for a ``source`` file in pixel units that does not store one
+        (see :func:`smlmspine.io.read`); never guessed. Ignored for a table.
+    quiet : bool
+        No progress lines or bars on stderr.
+    **read_options
+        Reader-specific options passed to :func:`smlmspine.io.read` (e.g. ``format=``,
+        ``mapping=`` for the generic CSV reader); ignored for a table.
 
     Returns
     -------
     RunResult
+        The output folder, the corrected and merged localizations with ``spine_id``,
+        the per-spine table as written to ``OUTDIR/spines.parquet``
+        (``data_schemas/spine_mesh_features.json``) and the ``run.json`` summary.
+
+    Raises
+    ------
+    ParameterError
+        An unknown ``drift`` or ``label``, or 2D localizations (no ``z``).
+    FormatError
+        ``outdir`` exists and is not a folder, or ``source`` cannot be read.
     """
     from . import envelope
     from ._labels import check_label
@@ -249,6 +193,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
          + ("" if dendrite.get("looks_like_dendrite", True) else
             " (the data do not look like a dendrite fragment)"), quiet)
     _log(f"isolated {meshes.spines.num_rows} spines and reconstructed their envelopes", quiet)
+
+    from .morphology import spine_features
 
     t = time.perf_counter()
     precision = meshes.parameters.get("precision_nm")

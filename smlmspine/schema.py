@@ -107,7 +107,7 @@ TABLE_REGISTRIES: dict[str, str] = {
     "spines": "smlmspine.morphology:SPINE_COLUMNS",
     "spine_profiles": "smlmspine.morphology:PROFILE_COLUMNS",
     "clusters": "smlmspine.cluster._stats:CLUSTER_COLUMNS",
-    "spine_meshes": "smlmspine.envelope._export:SPINE_MESH_COLUMNS",
+    "spine_meshes": "smlmspine._columns:SPINE_MESH_COLUMNS",
     "spine_mesh_features": "smlmspine.morphology:SPINE_MESH_FEATURE_COLUMNS",
     "pairs": "smlmspine.coupling._soda:PAIR_COLUMNS",
     "rings": "smlmspine.coupling._soda:RING_COLUMNS",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._labels import LABELS
 from .._validate import cli_type, integer
 from ._common import (POSITIVE, Outputs, add_envelope_options,
                       add_input_options, parse_alpha, read_input)
@@ -20,7 +21,7 @@ def register(sub) -> None:
                     "not watertight are written and flagged (is_watertight, reason).")
     add_input_options(p, name="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--label", choices=("membrane", "volume"), default="membrane",
+    p.add_argument("--label", choices=LABELS, default="membrane",
                    help="what was labelled (default: membrane)")
     p.add_argument("--method", choices=("auto", "alpha", "shell", "poisson", "voxel"),
                    default="auto", help="reconstruction method (default: auto = shell: alpha "
@@ -71,7 +72,7 @@ def _mesh_in(args, alpha, outdir: Path) -> int:
                           progress=not args.no_progress)
     _print_warnings("mesh", caught)
     if not args.no_features:
-        from ..pipeline import spine_features
+        from ..morphology import spine_features
 
         res = replace(res, spines=spine_features(res, label=args.label,
                                                  precision_nm=res.parameters.get("precision_nm"),

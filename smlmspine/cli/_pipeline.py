@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._labels import LABELS
 from ._common import (POSITIVE, POSITIVE_INT, Outputs, add_envelope_options,
                       add_input_options, parse_alpha)
 
@@ -16,7 +17,7 @@ def register(sub) -> None:
                     "(every parameter).")
     add_input_options(p, name="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--label", choices=["membrane", "volume"], default="membrane",
+    p.add_argument("--label", choices=LABELS, default="membrane",
                    help="membrane probe (noisy shell) or filling label (default membrane)")
     p.add_argument("--drift", choices=["aim", "rcc", "fiducial", "none"], default="aim",
                    help="drift estimation method (default aim; none skips it)")

@@ -56,6 +56,7 @@ _LAZY = {
     "profile_table": "._tables:profile_table",
     "neck_fit_for_spine": "._spines:neck_fit_for_spine",
     "measure_meshes": "._spines:measure_meshes",
+    "spine_features": "._features:spine_features",
     "SPINE_CLASSES": ".._columns:SPINE_CLASSES",
 }
 

@@ -188,7 +188,7 @@ def test_labelled_cut_spines_through_mesh_spines_and_spine_features():
 
     from smlmspine.envelope import mesh_spines
     from smlmspine.errors import QualityWarning
-    from smlmspine.pipeline import spine_features
+    from smlmspine.morphology import spine_features
     from smlmspine.schema import make_table
 
     rng = np.random.default_rng(3)
