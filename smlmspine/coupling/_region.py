@@ -37,7 +37,20 @@ __all__ = ["Region", "BoxRegion", "ConvexRegion", "MaskRegion", "PolygonRegion",
 
 
 class Region:
-    """Base class of observation regions (see the module docstring)."""
+    """Base class of observation regions (see the module docstring).
+
+    Subclasses define :attr:`measure`, :attr:`bounds_nm`, :meth:`contains`,
+    :meth:`edge_distance` and :meth:`fraction_inside`; sampling and edge weights
+    follow from them.
+
+    Attributes
+    ----------
+    ndim : {2, 3}
+        Dimensionality.
+    kind : str
+        ``"box"``, ``"convex"``, ``"hull"``, ``"mask"`` or ``"polygon"`` (written to
+        ``summary.json``).
+    """
 
     ndim: int = 2
     kind: str = "region"

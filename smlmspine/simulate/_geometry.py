@@ -90,6 +90,11 @@ class SpineParameters:
     azimuth_deg : float, optional
         Direction around the shaft: 0 = in-plane normal, 90 = +z, 180 = other side.
         Random (within ``max_elevation_deg`` of the xy-plane) if omitted.
+
+    Raises
+    ------
+    ParameterError
+        An unknown class, a neck diameter <= 0, or a negative length or head size.
     """
 
     spine_class: str

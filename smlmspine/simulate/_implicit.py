@@ -88,6 +88,12 @@ def mesh_implicit(f: Callable[[np.ndarray], np.ndarray], lo, hi, *, step_nm: flo
     faces : (F, 3) ndarray of int64
         Outward oriented (normals point to ``f > 0``).
 
+    Raises
+    ------
+    RuntimeError
+        The mesh is still open after the Lipschitz bound was doubled twice (the surface
+        touches the box, or ``f`` is steeper than assumed).
+
     Examples
     --------
     >>> v, fa = mesh_implicit(lambda p: np.linalg.norm(p, axis=1) - 100.0, [-120] * 3,

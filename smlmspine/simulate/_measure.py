@@ -183,6 +183,11 @@ def measure_truth_spine(vertices: np.ndarray, faces: np.ndarray, *, base_nm, axi
     -------
     TruthSpineMeasurement
 
+    Raises
+    ------
+    ValueError
+        With ``centreline_nm``: no cross-section of the mesh encloses the centreline.
+
     Examples
     --------
     >>> import trimesh
