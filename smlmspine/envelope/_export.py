@@ -447,8 +447,29 @@ def spine_mesh_table(rows: list[Mapping[str, Any]], *,
                      registry: Mapping[str, ColumnSpec] = SPINE_MESH_COLUMNS) -> pa.Table:
     """Build the per-spine table from row dicts, in increasing ``spine_id``.
 
-    ``registry`` may extend :data:`SPINE_MESH_COLUMNS` with more columns (each row must
-    then give them).
+    Parameters
+    ----------
+    rows : list of mapping of str to value
+        One mapping per spine, holding a value for every column of ``registry`` (keys
+        not in ``registry`` are ignored); lengths in nm, volumes in um^3, areas in um^2
+        as the registry says.
+    registry : mapping of str to ColumnSpec
+        The table's columns (default :data:`SPINE_MESH_COLUMNS`); the morphology stage
+        passes it extended with its features (each row must then give them).
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per spine in increasing ``spine_id``, the columns of ``registry`` in
+        its order with their ``unit`` and ``description`` field metadata, and
+        ``source_step`` = ``"envelope.mesh_spines"`` in the table metadata.
+
+    Raises
+    ------
+    KeyError
+        A row lacks a column of ``registry``.
+    SchemaError
+        A value cannot be stored with its column's type.
 
     Examples
     --------
@@ -466,7 +487,41 @@ def export_mesh(mesh, path: str | Path, *, spine_id: int | None = None,
                 file_format: str | None = None) -> Path:
     """Write one mesh (nm coordinates) as PLY, OBJ, STL or GLB, atomically.
 
-    PLY and OBJ carry a header comment ``smlmspine spine_id=<id> units=nm``.
+    PLY and OBJ carry a header comment ``smlmspine spine_id=<id> units=nm`` (``smlmspine
+    dendrite units=nm`` without ``spine_id``). The file is written under a temporary
+    name and renamed: on a failure nothing is left at ``path``.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The mesh, coordinates in nm (written as they are; PLY, STL and GLB store them as
+        float32).
+    path : str or pathlib.Path
+        Output file; its folder must exist.
+    spine_id : int, optional
+        Spine label for the header comment; None (default): the dendrite.
+    file_format : {"ply", "obj", "stl", "glb"}, optional
+        Format (any case); default: the extension of ``path``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    FormatError
+        The format (given, or from the extension) is not one of :data:`MESH_FORMATS`.
+    OSError
+        The file cannot be written (missing folder, no permission, full disk).
+
+    Examples
+    --------
+    >>> import tempfile, trimesh
+    >>> box = trimesh.creation.box((200.0, 100.0, 100.0))
+    >>> out = export_mesh(box, Path(tempfile.mkdtemp()) / "spine_3.ply", spine_id=3)
+    >>> [ln for ln in out.read_bytes().split(b"\\n")[:4] if ln.startswith(b"comment")]
+    [b'comment smlmspine spine_id=3 units=nm']
     """
     from ..io import atomic_output
 
@@ -495,10 +550,35 @@ def export_mesh(mesh, path: str | Path, *, spine_id: int | None = None,
 def write_meshes(result: SpineMeshes, outdir: str | Path, *, file_format: str = "ply") -> pa.Table:
     """Write ``spine_<id>.<ext>``, ``dendrite.<ext>`` and ``spines.parquet`` to ``outdir``.
 
-    Meshes that are not watertight are written too (their row says why), never silently.
-    Returns the per-spine table as written (``mesh_file`` filled in). All or nothing: on
-    a failure (a full disk) the files written are removed, a folder it created is removed
-    and files it replaced are restored (:class:`smlmspine._outputs.Outputs`).
+    Meshes that are not watertight are written too (their row says why), never silently;
+    a spine without a mesh (no faces) gets no file and an empty ``mesh_file``. All or
+    nothing: on a failure (a full disk) the files written are removed, a folder it
+    created is removed and files it replaced are restored
+    (:class:`smlmspine._outputs.Outputs`).
+
+    Parameters
+    ----------
+    result : SpineMeshes
+        The result of :func:`mesh_spines` (meshes in nm).
+    outdir : str or pathlib.Path
+        Output folder; created with its missing parents when it does not exist.
+    file_format : {"ply", "obj", "stl", "glb"}
+        Mesh format (default ``"ply"``; see :func:`export_mesh`).
+
+    Returns
+    -------
+    pyarrow.Table
+        The per-spine table as written to ``spines.parquet``: ``result.spines`` with
+        ``mesh_file`` filled in (the file name in ``outdir``, empty when none was
+        written).
+
+    Raises
+    ------
+    ParameterError
+        ``file_format`` is not one of :data:`MESH_FORMATS`.
+    FormatError
+        ``outdir`` is a file, cannot be created or is not writable, or a file cannot be
+        written (the outputs are then rolled back).
     """
     from .._outputs import Outputs
 
