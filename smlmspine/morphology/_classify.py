@@ -51,6 +51,44 @@ class ClassRules:
     (2.5; ``inf``: no head without a fitted neck; 1.1: the plain rule). Features
     without that key (meshes measured without localizations) use the mesh neck and
     ``head_neck_ratio``.
+
+    Attributes
+    ----------
+    head_neck_ratio : float
+        Minimum head/neck diameter ratio of a head (dimensionless, > 0; default 1.1).
+        The test is strict: ``head / neck > head_neck_ratio``.
+    thin_aspect_ratio : float
+        A headless spine with length/head diameter above this is thin, at or below
+        it stubby (dimensionless, > 0; default 2.5).
+    mushroom_head_nm : float
+        Head diameter (nm, > 0) from which a spine with a head is a mushroom rather
+        than thin (default 350 nm).
+    filopodium_aspect_ratio : float
+        Minimum length/head diameter of a filopodium (dimensionless, > 0; default 6).
+    filopodium_min_length_nm : float
+        Minimum length (nm, >= 0) of a filopodium (default 1000 nm).
+    head_margin_nm : float
+        Minimum difference head - neck diameter (nm, >= 0) of a head, besides the
+        ratio (default 50 nm; 0 disables this test).
+    use_neck_fit : bool
+        Use the point-based ``neck_fit_diameter_nm`` as the neck diameter of the
+        head test when the features have a finite one (default True); False uses
+        the mesh ``neck_min_diameter_nm`` and ``head_neck_ratio`` always.
+    unconfirmed_head_neck_ratio : float
+        Head/neck ratio required against the mesh neck when the features carry a
+        NaN ``neck_fit_diameter_nm`` (dimensionless, > 0, may be ``inf``; default
+        2.5). The larger of it and ``head_neck_ratio`` is used.
+
+    Raises
+    ------
+    ParameterError
+        When a ratio or ``mushroom_head_nm`` is not positive, a length is negative,
+        or ``unconfirmed_head_neck_ratio`` is not in (0, inf].
+
+    Examples
+    --------
+    >>> ClassRules(mushroom_head_nm=400.0).mushroom_head_nm
+    400.0
     """
 
     head_neck_ratio: float = 1.1
@@ -87,7 +125,35 @@ def _neck_for_head_test(features: dict, rules: ClassRules) -> tuple[float, float
 
 
 def has_head(features: dict, rules: ClassRules = ClassRules()) -> bool:
-    """Whether a spine has a head by the rules' head test (see :class:`ClassRules`)."""
+    """Whether a spine has a head by the rules' head test (see :class:`ClassRules`).
+
+    Parameters
+    ----------
+    features : dict
+        Morphology features of one spine (a row of the features table): needs
+        ``head_diameter_nm`` and ``neck_min_diameter_nm`` (nm); ``neck_fit_diameter_nm``
+        (nm, NaN or None when the localizations do not support a neck) is used when
+        present and ``rules.use_neck_fit``.
+    rules : ClassRules
+        Thresholds of the head test.
+
+    Returns
+    -------
+    bool
+        True when head/neck > the ratio threshold and head - neck >
+        ``rules.head_margin_nm``; False when the neck diameter is not finite and
+        positive or the head diameter is not finite.
+
+    Examples
+    --------
+    >>> has_head({"head_diameter_nm": 600.0, "neck_min_diameter_nm": 200.0})
+    True
+    >>> has_head({"head_diameter_nm": 600.0, "neck_min_diameter_nm": 200.0,
+    ...           "neck_fit_diameter_nm": float("nan")})   # needs a ratio > 2.5 then
+    True
+    >>> has_head({"head_diameter_nm": 230.0, "neck_min_diameter_nm": 200.0})
+    False
+    """
     head = float(features["head_diameter_nm"])
     neck, ratio = _neck_for_head_test(features, rules)
     if not (np.isfinite(neck) and neck > 0 and np.isfinite(head)):
@@ -100,6 +166,27 @@ def classify_rules(features: dict, rules: ClassRules = ClassRules()) -> str:
 
     Uses ``n_tips``, ``head_diameter_nm``, ``length_nm``, ``neck_min_diameter_nm`` and,
     when present, ``neck_fit_diameter_nm`` (see :class:`ClassRules`).
+
+    Parameters
+    ----------
+    features : dict
+        Morphology features of one spine (a row of the features table). Needs
+        ``head_diameter_nm``, ``length_nm`` and ``neck_min_diameter_nm`` (nm);
+        ``n_tips`` (default 1) and ``neck_fit_diameter_nm`` (nm) are optional.
+    rules : ClassRules
+        Thresholds of the classes.
+
+    Returns
+    -------
+    str
+        One of ``"branched"``, ``"mushroom"``, ``"thin"``, ``"filopodium"``,
+        ``"stubby"`` (see ``SPINE_CLASSES``). A spine whose head diameter is NaN has
+        no head and falls through to ``"stubby"``.
+
+    Raises
+    ------
+    KeyError
+        When a needed feature is missing from ``features``.
 
     Examples
     --------
@@ -127,7 +214,43 @@ def classify_rules(features: dict, rules: ClassRules = ClassRules()) -> str:
 
 
 def classify_table(features: pa.Table, *, rules: ClassRules = ClassRules(), model=None) -> pa.Table:
-    """Add a ``spine_class`` column (rules, or a trained :class:`ClassifierModel` when given)."""
+    """Add a ``spine_class`` column (rules, or a trained :class:`ClassifierModel` when given).
+
+    Parameters
+    ----------
+    features : pyarrow.Table
+        Features table, one row per spine (:func:`features_table`). With rules it
+        needs the columns read by :func:`classify_rules`; with a model, the
+        model's ``features`` columns (non-finite values are missing and take the
+        training median).
+    rules : ClassRules
+        Thresholds of the rule-based classes (ignored when ``model`` is given).
+    model : ClassifierModel or None
+        A trained classifier (:func:`train_classifier` or :func:`load_model`);
+        None classifies by ``rules``.
+
+    Returns
+    -------
+    pyarrow.Table
+        ``features`` with a string column ``spine_class`` appended (an existing one
+        is replaced) and the schema metadata key ``smlmspine.classification``: JSON
+        with the ``method`` (``"rules"`` or ``"model"``) and the ``rules`` used
+        (null for a model).
+
+    Raises
+    ------
+    ParameterError
+        When ``model`` is not a :class:`ClassifierModel`, or the table lacks a
+        column the model needs.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> t = pa.table({"n_tips": [1, 1], "head_diameter_nm": [600.0, 500.0],
+    ...               "length_nm": [1200.0, 600.0], "neck_min_diameter_nm": [200.0, 480.0]})
+    >>> classify_table(t).column("spine_class").to_pylist()
+    ['mushroom', 'stubby']
+    """
     if model is not None:
         if not isinstance(model, ClassifierModel):
             raise ParameterError(f"model must be a ClassifierModel (from train_classifier or "
@@ -161,7 +284,26 @@ def _matrix(features: pa.Table, names) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TrainingReport:
-    """Cross-validated performance of a trained spine classifier."""
+    """Cross-validated performance of a trained spine classifier.
+
+    Attributes
+    ----------
+    accuracy_mean : float
+        Mean over the folds of the fraction of held-out spines classified correctly
+        (0 to 1).
+    accuracy_std : float
+        Standard deviation of the fold accuracies (population, ``ddof=0``).
+    n_folds : int
+        Number of stratified folds used: the requested number, lowered to the size
+        of the smallest class.
+    classes : tuple of str
+        Class names, sorted; the row and column order of ``confusion_matrix``.
+    confusion_matrix : tuple of tuple of int
+        ``confusion_matrix[i][j]``: spines of true class ``classes[i]`` predicted as
+        ``classes[j]`` by the cross-validated (held-out) predictions.
+    n_samples : int
+        Number of labelled spines.
+    """
 
     accuracy_mean: float
     accuracy_std: float
@@ -171,6 +313,18 @@ class TrainingReport:
     n_samples: int
 
     def to_dict(self) -> dict:
+        """The report as a dict of plain values (JSON-compatible).
+
+        Returns
+        -------
+        dict
+            One key per attribute; ``classes`` and ``confusion_matrix`` as tuples.
+
+        Examples
+        --------
+        >>> TrainingReport(0.9, 0.05, 2, ("stubby", "thin"), ((4, 1), (0, 5)), 10).to_dict()["n_folds"]
+        2
+        """
         return asdict(self)
 
 
@@ -180,6 +334,50 @@ def train_classifier(features: pa.Table, labels, *, n_folds: int = 5, rng=0):
     Returns ``(model, TrainingReport)``; ``model`` is a :class:`ClassifierModel` (the
     fitted parameters as arrays; the scikit-learn pipeline in ``model.sklearn_pipeline``),
     saved with :func:`save_model` as JSON.
+
+    The forest has 200 trees; missing (non-finite) features take the training median.
+    Accuracy is estimated by stratified, shuffled k-fold cross-validation before the
+    final fit on all spines.
+
+    Parameters
+    ----------
+    features : pyarrow.Table
+        Features table, one row per spine, with every column of ``ML_FEATURES``.
+    labels : sequence of str
+        Class of each row of ``features`` (converted with ``str``); any names.
+    n_folds : int
+        Number of cross-validation folds (>= 2; lowered to the size of the smallest
+        class when that is smaller).
+    rng : int or numpy.random.Generator
+        Seed (or generator) from which the forest and fold seeds are drawn.
+
+    Returns
+    -------
+    model : ClassifierModel
+        The forest fitted on all labelled spines.
+    report : TrainingReport
+        Cross-validated accuracy and confusion matrix.
+
+    Raises
+    ------
+    ParameterError
+        When ``n_folds`` < 2, the number of labels differs from the number of rows,
+        a column of ``ML_FEATURES`` is missing, or there are fewer than 2 classes
+        with at least 2 spines each.
+
+    Examples
+    --------
+    >>> import numpy as np, pyarrow as pa
+    >>> rng = np.random.default_rng(0)
+    >>> cols = {n: rng.normal(100.0, 10.0, 12) for n in ML_FEATURES}
+    >>> for n in ML_FEATURES:
+    ...     cols[n][6:] += 300.0                     # six spines apart in every feature
+    >>> labels = ["thin"] * 6 + ["mushroom"] * 6
+    >>> model, report = train_classifier(pa.table(cols), labels, n_folds=3)
+    >>> report.n_folds, report.classes, report.accuracy_mean
+    (3, ('mushroom', 'thin'), 1.0)
+    >>> model.predict(np.array([[100.0] * 12, [400.0] * 12])).tolist()
+    ['thin', 'mushroom']
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer

@@ -70,9 +70,29 @@ class ClassifierModel:
         Split threshold; a sample goes left when its float32 value is <= it.
     leaf_fraction : (N, C) ndarray of float
         Class fractions of the training samples in each node (used at leaves).
+    sklearn_version : str
+        Version of scikit-learn the model was trained with ("" when unknown). Saved,
+        for the record only: prediction does not use scikit-learn.
+    n_samples : int
+        Number of labelled spines the model was trained on (0 when unknown).
     sklearn_pipeline : object or None
         The fitted scikit-learn pipeline the model was built from (None when loaded
         from a file). Not saved.
+
+    Examples
+    --------
+    A one-tree forest splitting feature 0 at 0.5 (node 0 is the root, 1 and 2 leaves):
+
+    >>> import numpy as np
+    >>> m = ClassifierModel(features=("length_nm",), classes=("stubby", "thin"),
+    ...                     medians=np.array([0.0]), node_counts=np.array([3]),
+    ...                     children_left=np.array([1, -1, -1], np.int32),
+    ...                     children_right=np.array([2, -1, -1], np.int32),
+    ...                     feature=np.array([0, -2, -2], np.int32),
+    ...                     threshold=np.array([0.5, -2.0, -2.0]),
+    ...                     leaf_fraction=np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]]))
+    >>> m.predict(np.array([[0.2], [0.9], [np.nan]])).tolist()
+    ['stubby', 'thin', 'stubby']
     """
 
     features: tuple
@@ -90,11 +110,37 @@ class ClassifierModel:
 
     @property
     def n_trees(self) -> int:
+        """Number of trees of the forest."""
         return int(len(self.node_counts))
 
     @classmethod
     def from_pipeline(cls, pipeline, features, *, n_samples: int = 0) -> "ClassifierModel":
-        """Parameters of a fitted ``make_pipeline(SimpleImputer("median"), RandomForestClassifier)``."""
+        """Parameters of a fitted ``make_pipeline(SimpleImputer("median"), RandomForestClassifier)``.
+
+        Parameters
+        ----------
+        pipeline : sklearn.pipeline.Pipeline
+            A fitted pipeline of exactly two steps, ``SimpleImputer(strategy="median")``
+            on NaN (no ``add_indicator``, no ``keep_empty_features``) and a
+            single-output ``RandomForestClassifier``.
+        features : sequence of str
+            Names of the pipeline's input columns, in order (F names).
+        n_samples : int
+            Number of training samples, recorded in the model.
+
+        Returns
+        -------
+        ClassifierModel
+            The imputation medians and the trees' node arrays, with
+            ``sklearn_pipeline`` set to ``pipeline``. Leaf fractions are normalised
+            (scikit-learn < 1.4 stores weighted counts).
+
+        Raises
+        ------
+        ParameterError
+            When the pipeline has other steps or options, a multi-output forest, or a
+            number of feature names different from the imputer's.
+        """
         import sklearn
 
         steps = [s for _, s in getattr(pipeline, "steps", [])]
@@ -173,6 +219,23 @@ class ClassifierModel:
 
         ``X`` is an (M, F) matrix of the model's features; non-finite values (NaN, inf)
         are missing and take the training median, as in :func:`classify_table`.
+
+        Parameters
+        ----------
+        X : (M, F) array_like of float
+            One row per spine, the columns in the order of ``features`` (their units:
+            nm, um^3, ... as in the features table).
+
+        Returns
+        -------
+        (M, C) ndarray of float
+            Mean over the trees of the class fractions of the leaf each row reaches;
+            rows sum to 1.
+
+        Raises
+        ------
+        ParameterError
+            When ``X`` is not a 2-D matrix of F columns.
         """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.features):
@@ -190,7 +253,24 @@ class ClassifierModel:
         return proba
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class name of every row of ``X`` (M, F): the class of largest probability."""
+        """Class name of every row of ``X`` (M, F): the class of largest probability.
+
+        Parameters
+        ----------
+        X : (M, F) array_like of float
+            One row per spine, the columns in the order of ``features``; non-finite
+            values take the training median.
+
+        Returns
+        -------
+        (M,) ndarray of object
+            Class names (str); ties go to the class listed first in ``classes``.
+
+        Raises
+        ------
+        ParameterError
+            When ``X`` is not a 2-D matrix of F columns.
+        """
         return np.asarray(self.classes, dtype=object).take(np.argmax(self.predict_proba(X), axis=1))
 
 
@@ -213,6 +293,11 @@ def save_model(model: ClassifierModel, path: str | Path) -> Path:
     -------
     Path
         The file written.
+
+    Raises
+    ------
+    ParameterError
+        When ``model`` is not a :class:`ClassifierModel`.
     """
     from .. import __version__
     from ..io import atomic_output
@@ -265,11 +350,37 @@ def load_model(path: str | Path) -> ClassifierModel:
     The file is data only: nothing in it is executed. Pickles (models of smlmspine
     0.1.0 and older) are refused unread; retrain them with ``smlmspine train``.
 
+    Parameters
+    ----------
+    path : str or Path
+        A model file (JSON) of at most ``MAX_MODEL_BYTES`` bytes.
+
+    Returns
+    -------
+    ClassifierModel
+        The model, validated (``sklearn_pipeline`` is None).
+
     Raises
     ------
     FormatError
-        Naming the file, when it is not a valid smlmspine model (wrong format or
-        version, malformed or tampered content).
+        Naming the file, when it is not a valid smlmspine model (missing, unreadable,
+        too large, a pickle, wrong format or version, malformed or tampered content).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> m = ClassifierModel(features=("length_nm",), classes=("stubby", "thin"),
+    ...                     medians=np.array([0.0]), node_counts=np.array([3]),
+    ...                     children_left=np.array([1, -1, -1], np.int32),
+    ...                     children_right=np.array([2, -1, -1], np.int32),
+    ...                     feature=np.array([0, -2, -2], np.int32),
+    ...                     threshold=np.array([0.5, -2.0, -2.0]),
+    ...                     leaf_fraction=np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]]))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     back = load_model(save_model(m, pathlib.Path(d) / "model.json"))
+    >>> back.classes, back.predict(np.array([[0.9]])).tolist()
+    (('stubby', 'thin'), ['thin'])
     """
     path = Path(path)
     try:
