@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +41,36 @@ from pathlib import Path
 from .errors import FormatError
 
 __all__ = ["Outputs", "atomic_write", "atomic_path", "backup_beside", "restore_backup",
-           "check_output_file", "check_output_folder"]
+           "current_umask", "check_output_file", "check_output_folder"]
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read with
+    :func:`os.umask` under a lock, setting the most restrictive mask (``0o077``) for
+    the instant of the swap, so a file another thread creates meanwhile is never made
+    more readable than intended.
+
+    Examples
+    --------
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask & 0o777
 
 
 def _parent(path: Path) -> Path:
@@ -110,8 +140,6 @@ def atomic_write(path, *, keep_suffix: bool = False):
     extension) and removed on failure; on success it gets the permissions a plain
     ``open(path, "w")`` would give (``0o666`` less the umask), not ``mkstemp``'s ``0o600``.
     """
-    from .io._registry import current_umask  # read without a racy umask(0) swap
-
     path = Path(path)
     if keep_suffix:
         prefix, suffix = f".{path.stem}.", ".part" + path.suffix

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import FormatError
+from ._registry import _PROBE_MARK, HDF5_SIGNATURE, is_hdf5, probe_structure
 
 __all__ = ["HDF5_SIGNATURE", "MAT73_HEADER", "MAT5_HEADER", "is_hdf5", "open_hdf5",
-           "hdf5_keys", "check_dataset_size", "check_dataset_type", "check_mat5_variables",
-           "probe_kind", "probe_structure", "PROBE_TIMEOUT_ENV", "DEFAULT_PROBE_TIMEOUT_S"]
+           "hdf5_keys", "check_dataset_size", "check_dataset_type", "check_mat5_variables"]
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: MATLAB v7.3 files are HDF5 files with a 512-byte user block that starts with this text.
 MAT73_HEADER = b"MATLAB 7.3 MAT-file"
 #: MATLAB level-5 MAT files (v5, v6, v7) start with this text (scipy.io.loadmat reads them).
@@ -126,19 +124,6 @@ def _walk_mat5(path: Path, budget: int | None) -> None:
             pos = stop + (-nbytes % 8)
 
     walk(data, 128, len(data), 0, True)
-
-
-def is_hdf5(head: bytes) -> bool:
-    """Whether ``head`` starts an HDF5 file (signature at 0, or after a 512/1024/2048-byte user block).
-
-    Examples
-    --------
-    >>> is_hdf5(HDF5_SIGNATURE + b"...")
-    True
-    >>> is_hdf5(b"x,y\\n1,2\\n")
-    False
-    """
-    return any(head[o:o + 8] == HDF5_SIGNATURE for o in (0, 512, 1024, 2048))
 
 
 @contextmanager
@@ -256,140 +241,13 @@ def check_dataset_size(ds, path: Path, name: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# Probing HDF5 and MAT v5 files in a separate process
-#
-# libhdf5 and scipy's MAT v5 reader are C code: a damaged file can make them loop forever
-# (libhdf5 reading a variable-length attribute from a damaged global heap) or crash the
-# interpreter (scipy dereferencing a wild pointer), and neither can be interrupted from
-# Python. Before the first h5py/scipy call on a file, :func:`probe_structure` runs the
-# same library calls on it in a child process with a time limit: the child opens the
-# file and reads every object, attribute and the first element of every dataset (HDF5),
-# or loads every variable (MAT v5). A child that does not finish in time, or dies from a
-# signal, makes the file a FormatError; anything else (the child finished, whatever it
-# found) lets the reader go on, and the reader reports what is wrong with the file itself.
+# The child process of smlmspine.io._registry.probe_structure (``python -m
+# smlmspine.io._hdf5 KIND PATH BUDGET``): the library calls a damaged file could hang or
+# crash on, run where a hang can be timed out and a crash only ends the child.
 
-#: Environment variable: seconds the child may take on a file of up to 20 MB (1 s more
-#: per further 20 MB); ``0`` switches the probe off.
-PROBE_TIMEOUT_ENV = "SMLMSPINE_PROBE_TIMEOUT_S"
-#: Default of :data:`PROBE_TIMEOUT_ENV`.
-DEFAULT_PROBE_TIMEOUT_S = 20.0
 #: Most objects (groups, datasets) and nesting depth the HDF5 probe walks.
 _PROBE_MAX_OBJECTS = 100_000
 _PROBE_MAX_DEPTH = 64
-_PROBE_MARK = "smlmspine-probe-done"
-_PROBE_CHILD_ENV = "SMLMSPINE_PROBE_CHILD"
-_PROBED: dict[tuple, None] = {}   # files probed by this process (path, inode, size, mtime)
-
-
-def probe_kind(head: bytes) -> str | None:
-    """``"hdf5"`` (HDF5, MATLAB v7.3), ``"mat5"`` (MATLAB v5) or ``None`` for ``head``.
-
-    A MAT v5 file is recognised as scipy recognises it (version and byte-order marks at
-    bytes 124-127), whatever its header text says.
-
-    Examples
-    --------
-    >>> mat = MAT5_HEADER.ljust(124) + b"\\x00\\x01IM"
-    >>> probe_kind(HDF5_SIGNATURE + bytes(8)), probe_kind(mat), probe_kind(b"x,y")
-    ('hdf5', 'mat5', None)
-    """
-    if is_hdf5(head):
-        return "hdf5"
-    if len(head) >= 128 and head[124:128] in (b"\x00\x01IM", b"\x01\x00MI"):
-        return "mat5"
-    return None
-
-
-def probe_timeout_s(size_bytes: int) -> float:
-    """Time limit of the probe for a file of ``size_bytes`` (0: no probe)."""
-    text = os.environ.get(PROBE_TIMEOUT_ENV, "").strip()
-    try:
-        base = float(text) if text else DEFAULT_PROBE_TIMEOUT_S
-    except ValueError:
-        base = float("nan")
-    if not base >= 0 or base == float("inf"):
-        raise FormatError(f"environment variable {PROBE_TIMEOUT_ENV} must be a number of "
-                          f"seconds >= 0, got {text!r}")
-    if base == 0:
-        return 0.0
-    return base + max(0, size_bytes - 20_000_000) / 20e6
-
-
-def probe_structure(path: Path, kind: str, *, budget: int | None = None) -> None:
-    """Refuse ``path`` when its HDF5/MAT structure hangs or crashes the C library.
-
-    ``kind`` is ``"hdf5"`` or ``"mat5"`` (:func:`probe_kind`); ``budget``: the table
-    budget in bytes for the MAT checks (default :func:`smlmspine.io.smlmzip.table_budget_bytes`).
-    Runs once per file and process (the result is remembered by path, inode, size and
-    modification time).
-
-    Raises
-    ------
-    FormatError
-        ``<file>: damaged HDF5 file: the HDF5 library did not finish reading its metadata
-        within N s ...`` or ``... crashed (SIGSEGV) ...``.
-    """
-    import subprocess
-
-    path = Path(path)
-    if os.environ.get(_PROBE_CHILD_ENV):
-        return   # this is the child
-    key = _probe_key(path)
-    if key is None or key in _PROBED:
-        return   # a missing file: the reader reports it
-    timeout = probe_timeout_s(key[2])
-    if timeout == 0:
-        return
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
-    env.pop("PYTHONSTARTUP", None)
-    env[_PROBE_CHILD_ENV] = "1"
-    if kind == "mat5" and budget is None:
-        from .smlmzip import table_budget_bytes
-
-        budget = table_budget_bytes()
-    cmd = [sys.executable, "-m", "smlmspine.io._hdf5", kind, str(path), repr(budget)]
-    label, library, what = (("HDF5", "the HDF5 library", "metadata") if kind == "hdf5" else
-                            ("MAT v5", "scipy's MAT reader", "variables"))
-    try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise FormatError(f"damaged {label} file: {library} did not finish reading its {what} "
-                          f"within {timeout:g} s (checked in a separate process; to allow more "
-                          f"time set {PROBE_TIMEOUT_ENV})", path=path) from None
-    except OSError:   # no process can be started here: read without the probe
-        return
-    if proc.returncode < 0:
-        import signal
-
-        try:
-            name = signal.Signals(-proc.returncode).name
-        except ValueError:
-            name = f"signal {-proc.returncode}"
-        raise FormatError(f"damaged {label} file: {library} crashed reading its {what} ({name}, "
-                          "in a separate process); refused", path=path)
-    if proc.returncode == 0 and _PROBE_MARK.encode() in proc.stdout:
-        _PROBED[key] = None
-    # any other exit (the child could not run, e.g. no memory to start): no verdict, the
-    # reader goes on (and a library hang or crash would then hit this process)
-
-
-def _probe_key(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def trust_written(path: Path) -> None:
-    """Remember a file this process has just written with h5py/scipy (the package's
-    writers) as probed: reading it back costs no probe while it is unchanged."""
-    key = _probe_key(Path(path))
-    if key is not None:
-        _PROBED[key] = None
 
 
 def _probe_hdf5(path: Path) -> None:
@@ -435,7 +293,12 @@ def _probe_mat5(path: Path, budget: int | None) -> None:
 
 def _probe_main(argv: list[str]) -> int:
     kind, path = argv[0], Path(argv[1])
-    budget = None if len(argv) < 3 or argv[2] == "None" else int(argv[2])
+    if len(argv) < 3 or argv[2] == "auto":
+        from .smlmzip import table_budget_bytes
+
+        budget = table_budget_bytes()
+    else:
+        budget = None if argv[2] == "None" else int(argv[2])
     try:
         if kind == "hdf5":
             _probe_hdf5(path)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import tempfile
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Callable
 
 import pyarrow as pa
 
+from .._outputs import atomic_write, backup_beside, current_umask, restore_backup
 from ..errors import FormatError, SchemaError, SmlmSpineError
 from ..schema import (META_PREFIX, first_negative_frame, metadata, negative_frame_message,
                       validate, with_history)
@@ -199,8 +200,6 @@ def _read_head(path: Path) -> bytes:
             head = fh.read(HEAD_BYTES)
     except OSError as exc:
         raise FormatError(f"cannot be read: {exc.strerror or exc}", path=path) from exc
-    from ._hdf5 import probe_kind, probe_structure
-
     kind = probe_kind(head)
     if kind is not None:  # before any sniffer or reader hands the file to libhdf5 / scipy
         probe_structure(path, kind)
@@ -344,7 +343,7 @@ def _with_reader_name(table: pa.Table, format: str, path: Path) -> pa.Table:
     return table.replace_schema_metadata(raw)
 
 
-#: Writers whose files are HDF5/MAT (probed on reading, see smlmspine/io/_hdf5.py).
+#: Writers whose files are HDF5/MAT (probed on reading, see probe_structure).
 _PROBE_TRUSTED_WRITERS = ("picasso",)
 
 
@@ -390,8 +389,6 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
         temporaries.extend(Path(tmp) for tmp, _ in sidecars)
         commit_files(sidecars + [(tmp_path, path)])
         if writer.name in _PROBE_TRUSTED_WRITERS:
-            from ._hdf5 import trust_written
-
             trust_written(path)   # written by h5py here: reading it back needs no probe
     except SmlmSpineError:
         raise
@@ -402,35 +399,6 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
         for tmp in temporaries:
             tmp.unlink(missing_ok=True)
     return path
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where the OS allows.
-
-    Linux reports it in ``/proc/self/status``; elsewhere it is read with
-    :func:`os.umask` under a lock, setting the most restrictive mask (``0o077``) for
-    the instant of the swap, so a file another thread creates meanwhile is never made
-    more readable than intended.
-
-    Examples
-    --------
-    >>> 0 <= current_umask() <= 0o777
-    True
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8) & 0o777
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o077)
-        os.umask(mask)
-    return mask & 0o777
 
 
 def temporary_beside(path: str | Path) -> Path:
@@ -462,8 +430,6 @@ def commit_files(pairs: list[tuple[Path, Path]]) -> None:
     >>> sorted(p.name for p in d.iterdir())
     ['a.txt', 'b.txt']
     """
-    from .._outputs import backup_beside, restore_backup
-
     mode = 0o666 & ~current_umask()
     done: list[tuple[Path, Path | None]] = []
     try:
@@ -512,7 +478,156 @@ def atomic_output(path: str | Path):
     >>> oct((d / "a.txt").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
     True
     """
-    from .._outputs import atomic_write
-
     with atomic_write(path) as tmp_path:
         yield tmp_path
+
+
+# ----------------------------------------------------------------------------------------
+# Probing HDF5 and MAT v5 files in a separate process
+#
+# libhdf5 and scipy's MAT v5 reader are C code: a damaged file can make them loop forever
+# (libhdf5 reading a variable-length attribute from a damaged global heap) or crash the
+# interpreter (scipy dereferencing a wild pointer), and neither can be interrupted from
+# Python. Before the first h5py/scipy call on a file (the registry's _read_head, and
+# open_hdf5 / hdf5_keys / check_mat5_variables in _hdf5 for readers called directly),
+# probe_structure runs the same library calls on it in a child process
+# (``python -m smlmspine.io._hdf5``) with a time limit: the child opens the file and reads
+# every object, attribute and the first element of every dataset (HDF5), or loads every
+# variable (MAT v5). A child that does not finish in time, or dies from a signal, makes
+# the file a FormatError; anything else (the child finished, whatever it found) lets the
+# reader go on, and the reader reports what is wrong with the file itself.
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_hdf5(head: bytes) -> bool:
+    """Whether ``head`` starts an HDF5 file (signature at 0, or after a 512/1024/2048-byte user block).
+
+    Examples
+    --------
+    >>> is_hdf5(HDF5_SIGNATURE + b"...")
+    True
+    >>> is_hdf5(b"x,y\\n1,2\\n")
+    False
+    """
+    return any(head[o:o + 8] == HDF5_SIGNATURE for o in (0, 512, 1024, 2048))
+
+
+#: Environment variable: seconds the child may take on a file of up to 20 MB (1 s more
+#: per further 20 MB); ``0`` switches the probe off.
+PROBE_TIMEOUT_ENV = "SMLMSPINE_PROBE_TIMEOUT_S"
+#: Default of :data:`PROBE_TIMEOUT_ENV`.
+DEFAULT_PROBE_TIMEOUT_S = 20.0
+_PROBE_MARK = "smlmspine-probe-done"   # the child prints it when it has finished
+_PROBE_CHILD_ENV = "SMLMSPINE_PROBE_CHILD"
+_PROBED: dict[tuple, None] = {}   # files probed by this process (path, inode, size, mtime)
+
+
+def probe_kind(head: bytes) -> str | None:
+    """``"hdf5"`` (HDF5, MATLAB v7.3), ``"mat5"`` (MATLAB v5) or ``None`` for ``head``.
+
+    A MAT v5 file is recognised as scipy recognises it (version and byte-order marks at
+    bytes 124-127), whatever its header text says.
+
+    Examples
+    --------
+    >>> mat = b"MATLAB 5.0 MAT-file".ljust(124) + b"\\x00\\x01IM"
+    >>> probe_kind(HDF5_SIGNATURE + bytes(8)), probe_kind(mat), probe_kind(b"x,y")
+    ('hdf5', 'mat5', None)
+    """
+    if is_hdf5(head):
+        return "hdf5"
+    if len(head) >= 128 and head[124:128] in (b"\x00\x01IM", b"\x01\x00MI"):
+        return "mat5"
+    return None
+
+
+def probe_timeout_s(size_bytes: int) -> float:
+    """Time limit of the probe for a file of ``size_bytes`` (0: no probe)."""
+    text = os.environ.get(PROBE_TIMEOUT_ENV, "").strip()
+    try:
+        base = float(text) if text else DEFAULT_PROBE_TIMEOUT_S
+    except ValueError:
+        base = float("nan")
+    if not base >= 0 or base == float("inf"):
+        raise FormatError(f"environment variable {PROBE_TIMEOUT_ENV} must be a number of "
+                          f"seconds >= 0, got {text!r}")
+    if base == 0:
+        return 0.0
+    return base + max(0, size_bytes - 20_000_000) / 20e6
+
+
+def probe_structure(path: Path, kind: str, *, budget: int | None = None) -> None:
+    """Refuse ``path`` when its HDF5/MAT structure hangs or crashes the C library.
+
+    ``kind`` is ``"hdf5"`` or ``"mat5"`` (:func:`probe_kind`); ``budget``: the table
+    budget in bytes for the MAT checks (default: the child asks
+    :func:`smlmspine.io.smlmzip.table_budget_bytes`).
+    Runs once per file and process (the result is remembered by path, inode, size and
+    modification time).
+
+    Raises
+    ------
+    FormatError
+        ``<file>: damaged HDF5 file: the HDF5 library did not finish reading its metadata
+        within N s ...`` or ``... crashed (SIGSEGV) ...``.
+    """
+    import subprocess
+
+    path = Path(path)
+    if os.environ.get(_PROBE_CHILD_ENV):
+        return   # this is the child
+    key = _probe_key(path)
+    if key is None or key in _PROBED:
+        return   # a missing file: the reader reports it
+    timeout = probe_timeout_s(key[2])
+    if timeout == 0:
+        return
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
+    env.pop("PYTHONSTARTUP", None)
+    env[_PROBE_CHILD_ENV] = "1"
+    # (the child computes the MAT budget itself when the caller does not give it)
+    cmd = [sys.executable, "-m", "smlmspine.io._hdf5", kind, str(path),
+           "auto" if budget is None else repr(budget)]
+    label, library, what = (("HDF5", "the HDF5 library", "metadata") if kind == "hdf5" else
+                            ("MAT v5", "scipy's MAT reader", "variables"))
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise FormatError(f"damaged {label} file: {library} did not finish reading its {what} "
+                          f"within {timeout:g} s (checked in a separate process; to allow more "
+                          f"time set {PROBE_TIMEOUT_ENV})", path=path) from None
+    except OSError:   # no process can be started here: read without the probe
+        return
+    if proc.returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        raise FormatError(f"damaged {label} file: {library} crashed reading its {what} ({name}, "
+                          "in a separate process); refused", path=path)
+    if proc.returncode == 0 and _PROBE_MARK.encode() in proc.stdout:
+        _PROBED[key] = None
+    # any other exit (the child could not run, e.g. no memory to start): no verdict, the
+    # reader goes on (and a library hang or crash would then hit this process)
+
+
+def _probe_key(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def trust_written(path: Path) -> None:
+    """Remember a file this process has just written with h5py/scipy (the package's
+    writers) as probed: reading it back costs no probe while it is unchanged."""
+    key = _probe_key(Path(path))
+    if key is not None:
+        _PROBED[key] = None

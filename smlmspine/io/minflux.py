@@ -311,7 +311,7 @@ def write_abberior_npy(table_or_records, path: str | Path, *, ndim: int | None =
             with open(tmp, "wb") as fh:
                 savemat(fh, _to_mat_dict(arr, layout))
     if suffix == ".mat":
-        from ._hdf5 import trust_written
+        from ._registry import trust_written
 
         trust_written(path)   # written by scipy here: reading it back needs no probe
     return path

@@ -6,7 +6,8 @@ DECODE seed's metadata makes libhdf5 loop forever reading a variable-length attr
 segfault (byte 297). The tests first show the library really hangs / crashes on these
 bytes (in a child process of their own), then that the package refuses each file with
 one line (``<file>: damaged HDF5 file: ...``) because it probes HDF5/MAT files in a
-child process with a time limit before touching them (smlmspine/io/_hdf5.py).
+child process with a time limit before touching them (smlmspine/io/_registry.py,
+probe_structure; the child is smlmspine/io/_hdf5.py).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def test_api_read_refuses_too(seeds, tmp_path, monkeypatch):
 def test_valid_files_read_the_same_with_and_without_the_probe(seeds, tmp_path, monkeypatch,
                                                                name):
     """The probe changes nothing for a sound file: same table, and one probe per file."""
-    import smlmspine.io._hdf5 as h5
+    import smlmspine.io._registry as h5
 
     from smlmspine.io import read
 
@@ -137,7 +138,7 @@ def test_valid_files_read_the_same_with_and_without_the_probe(seeds, tmp_path, m
 
 
 def test_probe_timeout_must_be_a_number(seeds, tmp_path, monkeypatch):
-    import smlmspine.io._hdf5 as h5
+    import smlmspine.io._registry as h5
 
     from smlmspine.errors import FormatError
     from smlmspine.io import read
@@ -158,7 +159,7 @@ def test_vendor_minflux_sample_as_mat_reads_the_same_through_the_probe(tmp_path,
     src = SHARED_MINFLUX / sample
     if not src.is_file():
         pytest.skip(f"{src} not present")
-    import smlmspine.io._hdf5 as h5
+    import smlmspine.io._registry as h5
 
     from smlmspine.io import read
     from smlmspine.io.minflux import write_abberior_npy
