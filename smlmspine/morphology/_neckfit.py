@@ -23,7 +23,27 @@ __all__ = ["NeckFit", "fit_neck_diameter", "radial_distances"]
 
 @dataclass(frozen=True)
 class NeckFit:
-    """Result of the point-based neck fit (nm)."""
+    """Result of the point-based neck fit (nm).
+
+    Attributes
+    ----------
+    diameter_nm : float
+        Fitted neck diameter 2R (nm): twice the radius of the membrane shell
+        (``label="membrane"``) or of the filled disk (``label="volume"``).
+    diameter_err_nm : float
+        Standard error of ``diameter_nm`` (nm), from the numerical Hessian of the
+        negative log-likelihood (NaN when the Hessian cannot be inverted).
+    sigma_nm : float
+        Localization precision in the section plane (nm): fitted, or the
+        ``sigma_nm`` given to :func:`fit_neck_diameter`.
+    n_localizations : int
+        Number of radial distances used (finite and below ``r_max_nm``).
+    label : str
+        ``"membrane"`` or ``"volume"``, the model fitted.
+    converged : bool
+        Whether the Nelder-Mead optimiser reported success; when False the numbers
+        are the last iterate and should not be trusted.
+    """
 
     diameter_nm: float
     diameter_err_nm: float
@@ -33,13 +53,51 @@ class NeckFit:
     converged: bool
 
     def to_dict(self) -> dict:
+        """The fit as a dict of plain values (JSON-compatible).
+
+        Returns
+        -------
+        dict
+            One key per attribute.
+
+        Examples
+        --------
+        >>> NeckFit(120.0, 3.0, 12.0, 500, "membrane", True).to_dict()["diameter_nm"]
+        120.0
+        """
         return asdict(self)
 
 
 def radial_distances(points_nm: np.ndarray, axis_point_nm, axis_dir, *, s_min_nm: float,
                      s_max_nm: float) -> np.ndarray:
     """Distances of points from the axis line, for points whose projection on the axis
-    (measured from ``axis_point_nm``) lies in ``[s_min_nm, s_max_nm]``."""
+    (measured from ``axis_point_nm``) lies in ``[s_min_nm, s_max_nm]``.
+
+    Parameters
+    ----------
+    points_nm : (N, 3) array_like of float
+        Localizations (nm).
+    axis_point_nm : (3,) array_like of float
+        A point of the axis (nm); the origin of the axial coordinate ``s``.
+    axis_dir : (3,) array_like of float
+        Direction of the axis (any non-zero length; normalised here). ``s`` grows
+        along it.
+    s_min_nm, s_max_nm : float
+        Range of the axial coordinate (nm, inclusive) of the points kept: a slab
+        across the axis.
+
+    Returns
+    -------
+    (K,) ndarray of float
+        Distance (nm) of each kept point from the axis line, in the order of
+        ``points_nm``; K <= N.
+
+    Examples
+    --------
+    >>> radial_distances([[30.0, 40.0, 5.0], [10.0, 0.0, 50.0]], [0, 0, 0], [0, 0, 2],
+    ...                  s_min_nm=0.0, s_max_nm=20.0)
+    array([50.])
+    """
     a = np.asarray(axis_dir, float)
     a = a / np.linalg.norm(a)
     rel = np.asarray(points_nm, float) - np.asarray(axis_point_nm, float)
@@ -78,7 +136,22 @@ def fit_neck_diameter(radial_nm: np.ndarray, *, label: str = "membrane", r_max_n
     r_max_nm : float, optional
         Only distances below this are used (default: all).
     sigma_nm : float, optional
-        Localization precision in the section plane; fitted when not given.
+        Localization precision in the section plane (nm); fitted when not given.
+    initial_radius_nm : float, optional
+        Starting radius of the optimiser (nm; default: the median distance for a
+        membrane label, the 90th percentile for a volume label).
+
+    Returns
+    -------
+    NeckFit
+        Diameter, its standard error and the precision (nm), the number of distances
+        used and whether the optimiser converged.
+
+    Raises
+    ------
+    ParameterError
+        When ``label`` is not ``"membrane"`` or ``"volume"``, or fewer than 20 finite
+        distances (below ``r_max_nm``) remain.
 
     Examples
     --------

@@ -47,7 +47,25 @@ __all__ = ["NeckSurfaceFit", "fit_neck_surface"]
 
 @dataclass(frozen=True)
 class NeckSurfaceFit:
-    """What :func:`fit_neck_surface` did (lengths in nm)."""
+    """What :func:`fit_neck_surface` did (lengths in nm).
+
+    Attributes
+    ----------
+    applied : bool
+        Whether the neck of the mesh was moved (False: the input mesh was returned).
+    reason : str
+        Why nothing was applied (``""`` when ``applied``): ``"no profile: ..."``,
+        ``"too few cross-sections"``, ``"no neck region"``, ``"no accepted ring fit"``
+        or ``"no vertex in the neck region"``.
+    s_start_nm, s_end_nm : float
+        Neck region along the mesh centreline, arc length from the base (nm). When
+        applied, ``s_end_nm`` includes the head-end margin (``end_margin_nm``); NaN
+        when the profile failed before the region was found.
+    windows : list of tuple
+        One ``(s_centre_nm, diameter_nm, n_points)`` per accepted ring fit: the
+        window centre along the centreline (nm), the fitted ring diameter (nm) and
+        the number of localizations in the window's slab. Empty when not applied.
+    """
 
     applied: bool
     reason: str
@@ -56,6 +74,19 @@ class NeckSurfaceFit:
     windows: list = field(default_factory=list)   # (s_centre, diameter, n_points) per kept fit
 
     def to_dict(self) -> dict:
+        """The record as a dict of plain values (JSON-compatible).
+
+        Returns
+        -------
+        dict
+            ``applied``, ``reason``, ``s_start_nm``, ``s_end_nm`` (nm) and ``windows``
+            as a list of ``[s_centre_nm, diameter_nm, n_points]`` lists.
+
+        Examples
+        --------
+        >>> NeckSurfaceFit(True, "", 0.0, 640.0, [(150.0, 121.3, 40)]).to_dict()["windows"]
+        [[150.0, 121.3, 40]]
+        """
         return {"applied": self.applied, "reason": self.reason, "s_start_nm": self.s_start_nm,
                 "s_end_nm": self.s_end_nm,
                 "windows": [[float(a), float(b), int(c)] for a, b, c in self.windows]}
@@ -120,13 +151,32 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     base_axis : (3,) array, optional
         Spine axis at the base (helps the centreline).
     window_nm : float
-        Target length of the fit windows along the neck.
+        Target length of the fit windows along the neck (nm).
+    smooth_profile_nm : float
+        Length (nm) of the moving average of the section diameters used to find the
+        head and the neck region.
+    head_neck_threshold : float
+        The neck region ends at the first section distal of the smoothed minimum
+        wider than this factor x that minimum (dimensionless); beyond the region,
+        further windows towards the tip are kept while their ring diameter stays
+        below this factor x the narrowest fitted one.
+    min_neck_nm : float
+        Neck regions shorter than this (nm) are left as they are.
+    end_margin_nm : float
+        Length (nm) at the head end of the neck region left out of the fit windows.
+    ramp_nm : float
+        Length (nm) over which the vertex moves fade out beyond both ends of the
+        neck region.
+    step_nm : float
+        Spacing (nm) of the cross-sections along the centreline
+        (:func:`section_profile`).
 
     Returns
     -------
     (trimesh.Trimesh, NeckSurfaceFit)
         The refitted mesh (the input mesh, unchanged, when nothing was applied) and a
-        record of the fit.
+        record of the fit. Failures of the geometry (no centreline, no neck) are not
+        raised: they leave the mesh as it is, with the ``reason`` in the record.
     """
     from scipy.spatial import cKDTree
 
