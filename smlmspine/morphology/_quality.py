@@ -177,6 +177,29 @@ def quality_columns(reasons: list[str] | None, *, measured: bool = True) -> dict
 
     ``quality`` is ``"ok"`` (no rule fired), ``"flagged"`` or ``"not_measured"``;
     ``quality_reason`` the reasons joined by ``"; "``.
+
+    Parameters
+    ----------
+    reasons : list of str or None
+        Rule names that fired (from :func:`check_plausibility`), or the reasons a
+        spine could not be measured; None is no reason.
+    measured : bool
+        False when the spine could not be measured at all (its features are NaN).
+
+    Returns
+    -------
+    dict
+        ``{"quality": str, "quality_reason": str, "trustworthy": bool}``;
+        ``trustworthy`` is True only for a measured spine with no reason.
+
+    Examples
+    --------
+    >>> quality_columns([])
+    {'quality': 'ok', 'quality_reason': '', 'trustworthy': True}
+    >>> quality_columns(["neck_fit_imprecise", "volume_outside_em_range"])["quality_reason"]
+    'neck_fit_imprecise; volume_outside_em_range'
+    >>> quality_columns(["open mesh"], measured=False)["quality"]
+    'not_measured'
     """
     if not measured:
         return {"quality": "not_measured", "quality_reason": "; ".join(reasons or []),
