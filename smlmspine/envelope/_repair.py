@@ -136,6 +136,18 @@ def validate_envelope(vertices: np.ndarray, faces: np.ndarray) -> str:
     Open3D's ``get_self_intersecting_triangles`` skips pairs that share a vertex and
     uses a tolerance, so it can flag touching faces the exact test passes (and misses
     folds at a shared vertex the exact test finds); a written envelope must pass both.
+
+    Parameters
+    ----------
+    vertices : (V, 3) ndarray of float
+        Coordinates in nm.
+    faces : (F, 3) ndarray of int
+        Triangles (outward winding).
+
+    Returns
+    -------
+    str
+        Empty when the mesh passes both tests, otherwise the first reason found.
     """
     reason = check_mesh(vertices, faces)
     if reason:
@@ -311,14 +323,46 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None =
     A step's result is refused when it changes the volume by more than
     ``max_volume_change`` (relative) or lies farther than ``max_shift_sigma`` x
     ``sigma_nm`` from the input surface (Hausdorff distance, :func:`shape_change`).
+    Validity is :func:`check_mesh` (with the exact self-intersection test).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The surface to repair, coordinates in nm (not modified: the steps work on
+        copies).
+    pitch_nm : float, optional
+        Voxel size of the voxel remesh in nm; default: 1/80 of the largest extent of
+        ``mesh``.
+    sigma_nm : float, optional
+        Localization precision in nm, the unit of ``max_shift_sigma``; None (default) or
+        0: no bound on the shift.
+    max_volume_change : float
+        Largest accepted relative change of the signed volume, ``|V_new / V - 1|``
+        (default inf: no bound).
+    max_shift_sigma : float
+        Largest accepted Hausdorff distance between the result and ``mesh``, in units
+        of ``sigma_nm`` (default inf: no bound). With both bounds infinite the shape
+        change is not measured.
 
     Returns
     -------
     mesh : trimesh.Trimesh
+        The first valid result; when there is none, the trimesh clean-up's result.
     reason : str
-        ``""`` when the result is valid, otherwise why it is not.
+        ``""`` when the result is valid, otherwise why it is not (each step's reason).
     steps : list of str
-        What was done.
+        What was done, with the measured shape change when a bound is set.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> box = trimesh.creation.box((100.0, 100.0, 100.0))
+    >>> holed = trimesh.Trimesh(box.vertices, box.faces[1:], process=False)
+    >>> check_mesh(holed.vertices, holed.faces)
+    'not watertight: 3 boundary edge(s)'
+    >>> fixed, reason, steps = repair_mesh(holed)
+    >>> reason, steps, round(fixed.volume)
+    ('', ['trimesh clean-up'], 1000000)
     """
     import trimesh
 
