@@ -32,6 +32,28 @@ def geodesic_from_base(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | 
 
     Sources are the vertices within one median edge length of the base plane (when an
     axis is given) near the base point, or the vertex nearest to the base point.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Spine surface (nm).
+    base_point_nm : (3,) ndarray of float
+        Where the spine meets the shaft (nm).
+    base_axis : (3,) ndarray of float, optional
+        Unit spine axis at the base, pointing away from the shaft; with it the
+        sources are the vertices of the base disk rather than one vertex.
+
+    Returns
+    -------
+    (V,) ndarray of float
+        Shortest path length (nm) along the mesh edges from the nearest source, one
+        per vertex of ``mesh``.
+
+    Raises
+    ------
+    ParameterError
+        When some vertex cannot be reached from the base (the mesh is not one
+        connected body).
     """
     v = np.asarray(mesh.vertices, dtype=float)
     graph, lengths = _edge_graph(v, np.asarray(mesh.edges_unique))
@@ -64,6 +86,51 @@ def centreline(mesh, base_point_nm: np.ndarray, base_axis: np.ndarray | None = N
     ``step_nm``, smoothed with a Gaussian of ``smooth_nm`` along the arc. With
     ``distal_only`` and a ``base_axis``, vertices proximal of the base plane (a closing
     cap, a shaft) are left out of the bins: they are not part of the spine.
+
+    The bins are at least 3 x the 90th percentile of the mesh's edge lengths wide, and
+    the smoothing at least one bin: a coarse mesh gives few centreline points.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Closed spine surface (nm), one connected body.
+    base_point_nm : (3,) ndarray of float
+        Where the spine meets the shaft (nm); the first centreline point.
+    base_axis : (3,) ndarray of float, optional
+        Unit spine axis at the base, pointing away from the shaft (used for the
+        geodesic sources and by ``distal_only``).
+    step_nm : float
+        Width (nm) of the geodesic distance bins.
+    smooth_nm : float
+        Standard deviation (nm of arc length) of the Gaussian smoothing of the
+        interior points; 0 does not smooth.
+    geodesic : (V,) ndarray of float, optional
+        Geodesic distances of the vertices from the base (nm), as from
+        ``geodesic_from_base``; computed when not given.
+    distal_only : bool
+        Leave vertices proximal of the base plane out of the bins (needs
+        ``base_axis``; ignored when fewer than 4 vertices would remain).
+
+    Returns
+    -------
+    points : (K, 3) ndarray of float
+        Centreline points from the base point to the tip (nm).
+    s : (K,) ndarray of float
+        Arc length of each point from the base (nm); ``s[-1]`` is the centreline
+        length.
+
+    Raises
+    ------
+    ParameterError
+        When the mesh is not one connected body.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> tube = trimesh.creation.cylinder(radius=100.0, height=600.0, sections=64)
+    >>> pts, s = centreline(tube, np.array([0.0, 0.0, -300.0]), np.array([0.0, 0.0, 1.0]))
+    >>> float(s[-1]), pts[-1].tolist()
+    (600.0, [0.0, 0.0, 300.0])
     """
     v = np.asarray(mesh.vertices, dtype=float)
     g = geodesic_from_base(mesh, base_point_nm, base_axis) if geodesic is None else geodesic
@@ -127,6 +194,15 @@ _BLOCK_PLANES = 64
 def cross_section(mesh, origin: np.ndarray, normal: np.ndarray) -> dict | None:
     """The cross-section loop of a closed mesh that encloses ``origin`` in the plane
     (the outermost one when a cavity of the mesh surrounds ``origin``).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Closed surface (nm), consistently oriented.
+    origin : (3,) array_like of float
+        A point of the cutting plane (nm); the loop returned encloses it.
+    normal : (3,) array_like of float
+        Normal of the cutting plane (any non-zero length).
 
     Returns
     -------
@@ -496,10 +572,55 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
     ``distal_only`` the centreline leaves out vertices proximal of the base plane
     (:func:`centreline`).
 
-    Returns a dict of equal-length arrays: ``s_nm`` (arc length from the base),
-    ``x_nm``/``y_nm``/``z_nm`` (centreline point), ``area_nm2``, ``diameter_nm``,
-    ``min_width_nm``, ``max_width_nm``, ``perimeter_nm``, and ``length_nm`` (scalar
-    array: the centreline length base -> tip).
+    Each section is cut perpendicular to the centreline tangent taken over
+    ``max(2 step_nm, smooth_nm)`` either side (:func:`cross_section`); positions where
+    no loop of the mesh encloses the centreline point are left out.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Closed spine surface (nm), one connected body.
+    base_point_nm : (3,) array_like of float
+        Where the spine meets the shaft (nm).
+    base_axis : (3,) array_like of float, optional
+        Spine axis at the base, pointing away from the shaft (normalised here).
+    step_nm : float
+        Spacing of the sections along the centreline (nm, > 0 and <= the
+        centreline length).
+    smooth_nm : float
+        Smoothing of the centreline (nm, see :func:`centreline`).
+    geodesic : (V,) ndarray of float, optional
+        Geodesic distances of the vertices from the base (nm); computed when not
+        given.
+    skip_nm : float
+        Arc length from the base (nm, finite, >= 0) that is not spine and gets no
+        section.
+    distal_only : bool
+        Build the centreline from the vertices distal of the base plane only.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Equal-length (M,) arrays: ``s_nm`` (arc length from the base, nm),
+        ``x_nm``/``y_nm``/``z_nm`` (centreline point, nm), ``area_nm2``,
+        ``diameter_nm`` (equivalent diameter 2 sqrt(area/pi), nm), ``min_width_nm``,
+        ``max_width_nm`` (Feret widths, nm), ``perimeter_nm``; and ``length_nm``, a
+        0-d array: the centreline length base -> tip (nm). M may be 0.
+
+    Raises
+    ------
+    ParameterError
+        When ``step_nm`` is not positive or exceeds the centreline length, ``skip_nm``
+        is negative or not finite, the sections would not fit in memory, or the mesh
+        is not one connected body.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> tube = trimesh.creation.cylinder(radius=100.0, height=600.0, sections=64)
+    >>> prof = section_profile(tube, [0.0, 0.0, -300.0], [0.0, 0.0, 1.0], step_nm=20.0)
+    >>> float(prof["length_nm"]), round(float(np.median(prof["diameter_nm"])))
+    (600.0, 200)
     """
     from .._validate import check_count, positive
 
