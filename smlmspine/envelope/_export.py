@@ -295,9 +295,80 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
                           precision_nm=precision_nm, smooth=smooth)
     except ParameterError as exc:
         return _failed(f"reconstruction impossible: {exc}", label, method, len(q))
+    if label == "membrane" and env.is_watertight:
+        env = _fill_hollow(env, base, axis, precision_nm)
     if neck_surface and label == "membrane" and precision_nm and env.is_watertight:
         env = _with_neck_surface(env, q, base, axis, precision_nm)
     return env
+
+
+#: A membrane spine envelope is hollow when at least this many of HOLLOW_SECTIONS
+#: cross-sections along its axis have holes (each > HOLLOW_MIN_HOLE of the section).
+HOLLOW_SECTIONS = 9
+HOLLOW_MIN_SECTIONS = 2
+HOLLOW_MIN_HOLE = 0.05
+
+
+def _hollow_sections(mesh, base, axis) -> int:
+    """Cross-sections (of HOLLOW_SECTIONS, perpendicular to the axis) with holes."""
+    h = (np.asarray(mesh.vertices) - base) @ axis
+    n = 0
+    for t in np.linspace(h.min(), h.max(), HOLLOW_SECTIONS + 2)[1:-1]:
+        try:
+            sec = mesh.section(plane_origin=base + t * axis, plane_normal=axis)
+            if sec is None:
+                continue
+            for poly in sec.to_2D()[0].polygons_full:
+                holes = sum(abs(type(poly)(i).area) for i in poly.interiors)
+                if holes > HOLLOW_MIN_HOLE * abs(poly.area + holes):
+                    n += 1
+                    break
+        except Exception:  # noqa: BLE001 - a section trimesh cannot close counts as none
+            continue
+    return n
+
+
+def _fill_hollow(env, base, axis, precision_nm):
+    """The envelope with the holes of its cross-sections filled, when it is hollow.
+
+    A sparsely labelled membrane around a wide spine (stubby spines, spines cut at the
+    base) gives an alpha solid that is only the membrane's wall; the surface fit then
+    makes both sides of that wall, and the "spine" is a cup or a hollow shell (simulated
+    stubby spines: 0.38-0.85 of the true volume). Spines have no holes in their
+    cross-sections along the axis: where two or more of nine have holes, the surface is
+    rebuilt as the level set of its outer surface with every section filled
+    (:func:`~smlmspine.envelope._levelset.levelset_remesh` with ``fill_axis``).
+    """
+    from dataclasses import replace
+
+    import trimesh
+
+    from ._levelset import decimate_clean, levelset_remesh
+    from ._reconstruct import LEVELSET_PITCH_NM, LEVELSET_PITCH_SIGMA
+    from ._repair import validate_envelope
+
+    n_hollow = _hollow_sections(env.mesh, base, axis)
+    params = dict(env.parameters, hollow_sections=int(n_hollow))
+    if n_hollow < HOLLOW_MIN_SECTIONS:
+        return replace(env, parameters=params)
+    sig = float(np.min(precision_nm)) if precision_nm else 2 * LEVELSET_PITCH_NM[0]
+    pitch = float(np.clip(LEVELSET_PITCH_SIGMA * sig, *LEVELSET_PITCH_NM))
+    v, f, pitch = levelset_remesh(env.mesh.vertices, env.mesh.faces, pitch_nm=pitch,
+                                  fill_axis=axis)
+    if not len(f):
+        return replace(env, parameters=params)
+    v, f = decimate_clean(v, f, target_faces=max(2000, int(env.mesh.area / (2 * pitch) ** 2 * 2)),
+                          max_shift_nm=pitch)
+    why = validate_envelope(v, f)
+    filled = trimesh.Trimesh(v, f, process=False)
+    gain = filled.volume / env.mesh.volume - 1.0 if env.mesh.volume > 0 else float("nan")
+    params["hollow_fill"] = {"pitch_nm": pitch, "volume_gain": float(gain), "refused": why}
+    if why:
+        return replace(env, parameters=params)
+    note = (env.note + "; " if env.note else "") + (
+        f"hollow membrane envelope ({n_hollow} of {HOLLOW_SECTIONS} sections with holes): "
+        f"sections filled along the spine axis, volume {100 * gain:+.0f} %")
+    return replace(env, mesh=filled, parameters=params, note=note)
 
 
 def _with_neck_surface(env, q, base, axis, precision_nm):

@@ -136,6 +136,9 @@ def validate_envelope(vertices: np.ndarray, faces: np.ndarray) -> str:
     Open3D's ``get_self_intersecting_triangles`` skips pairs that share a vertex and
     uses a tolerance, so it can flag touching faces the exact test passes (and misses
     folds at a shared vertex the exact test finds); a written envelope must pass both.
+    Both run on the coordinates rounded to float32, as mesh files (PLY, STL, GLB) store
+    them: a surface valid in float64 whose rounding makes two triangles touch is not
+    valid as written.
 
     Parameters
     ----------
@@ -149,12 +152,13 @@ def validate_envelope(vertices: np.ndarray, faces: np.ndarray) -> str:
     str
         Empty when the mesh passes both tests, otherwise the first reason found.
     """
-    reason = check_mesh(vertices, faces)
+    v32 = np.asarray(vertices, np.float32).astype(np.float64)
+    reason = check_mesh(v32, faces)
     if reason:
         return reason
     from ._selfintersect import open3d_self_intersections
 
-    n = int(open3d_self_intersections(vertices, faces).sum())
+    n = int(open3d_self_intersections(v32, faces).sum())
     if n:
         return f"self-intersecting (Open3D): {n} face(s)"
     return ""
