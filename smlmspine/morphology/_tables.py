@@ -87,6 +87,59 @@ def features_table(measurements: Sequence[SpineMeasurement], *, sources: Sequenc
     localization precision ``precision_nm`` when known): impossible values become NaN,
     ``quality``/``quality_reason``/``trustworthy`` say what fired. Classes (unless
     given) come from the checked features with ``rules``.
+
+    Parameters
+    ----------
+    measurements : sequence of SpineMeasurement
+        One per spine, from :func:`~smlmspine.morphology.measure_spine`.
+    sources : sequence of str, optional
+        Mesh file (or input) of each spine, column ``source`` (default ``""``).
+    spine_ids : sequence of int, optional
+        Label of each spine, column ``spine_id`` (default -1: unknown).
+    neck_fits : sequence of NeckFit or None, optional
+        Point-based neck fit of each spine
+        (:func:`~smlmspine.morphology.fit_neck_diameter`), None where there is none;
+        ``neck_fit_diameter_nm`` and ``neck_fit_diameter_err_nm`` are NaN without a fit,
+        and a fit that did not converge is set to NaN by the plausibility check.
+    classes : sequence of str, optional
+        Class of each spine, used as given (e.g. from a trained classifier); default:
+        :func:`~smlmspine.morphology.classify_rules` on the checked features.
+    metadata : dict, optional
+        Table metadata, stored JSON-encoded under ``smlmspine.<key>``.
+    precision_nm : float, optional
+        Localization precision (1 sigma, nm) for the resolution rules of the
+        plausibility check; default: only the 20 nm membrane limit.
+    rules : ClassRules, optional
+        Thresholds of the rule-based classes (default ``ClassRules()``).
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per measurement, the columns of :data:`SPINE_COLUMNS` in order, with
+        units in the field metadata; impossible values are NaN.
+
+    Raises
+    ------
+    SchemaError
+        When a value cannot be stored with its column type.
+
+    Notes
+    -----
+    ``sources``, ``spine_ids``, ``neck_fits`` and ``classes`` must hold one entry per
+    measurement; their lengths are not checked here (a shorter ``neck_fits`` or
+    ``classes`` raises ``IndexError``, ``sources`` or ``spine_ids`` of another length
+    pyarrow's ``ArrowInvalid``, extra ``classes`` are ignored).
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> from smlmspine.morphology import measure_spine
+    >>> m = measure_spine(trimesh.creation.cylinder(radius=100.0, height=600.0, sections=64),
+    ...                   base_point_nm=[0, 0, -300])
+    >>> t = features_table([m], sources=["tube.ply"], spine_ids=[7], precision_nm=12.0)
+    >>> row = t.to_pylist()[0]
+    >>> row["spine_id"], row["length_nm"], row["spine_class"], row["quality"]
+    (7, 600.0, 'thin', 'ok')
     """
     from ._classify import ClassRules, classify_rules
     from ._quality import check_plausibility, quality_columns
@@ -115,7 +168,31 @@ def features_table(measurements: Sequence[SpineMeasurement], *, sources: Sequenc
 
 
 def profile_table(measurement: SpineMeasurement, *, spine_id: int = -1) -> pa.Table:
-    """The cross-section profile of one spine following :data:`PROFILE_COLUMNS`."""
+    """The cross-section profile of one spine following :data:`PROFILE_COLUMNS`.
+
+    Parameters
+    ----------
+    measurement : SpineMeasurement
+        From :func:`~smlmspine.morphology.measure_spine`; its ``profile`` is tabled.
+    spine_id : int
+        Label written in every row (default -1: unknown).
+
+    Returns
+    -------
+    pyarrow.Table
+        One row per cross-section, ordered by arc length from the base, the columns of
+        :data:`PROFILE_COLUMNS` (lengths in nm, areas in nm^2).
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> from smlmspine.morphology import measure_spine
+    >>> m = measure_spine(trimesh.creation.cylinder(radius=100.0, height=600.0, sections=64),
+    ...                   base_point_nm=[0, 0, -300])
+    >>> p = profile_table(m, spine_id=7)
+    >>> p.column_names[:3], set(p.column("spine_id").to_pylist())
+    (['spine_id', 's_nm', 'x_nm'], {7})
+    """
     p = measurement.profile
     n = len(p["s_nm"])
     cols = {k: p[k] for k in PROFILE_COLUMNS if k != "spine_id"}
@@ -129,6 +206,38 @@ def load_mesh(path: str | Path, *, units: str | None):
     ``units`` must be given ("nm" or "um") unless the file says it was written by
     smlmspine in nm (a ``smlmspine`` comment with ``units=nm`` in the header); units are
     never guessed from the size of the coordinates.
+
+    Parameters
+    ----------
+    path : str or Path
+        Mesh file; any format trimesh reads as one triangle mesh (several bodies are
+        concatenated).
+    units : {"nm", "um"} or None
+        Length unit of the file's coordinates. None: the unit the file declares
+        (only smlmspine's own PLY/OBJ/OFF files declare ``nm``), else an error.
+
+    Returns
+    -------
+    trimesh.Trimesh
+        The mesh (processed by trimesh: duplicate vertices merged), in nm.
+
+    Raises
+    ------
+    FormatError
+        When the file does not exist, cannot be read as a mesh, or holds no triangles.
+    ParameterError
+        When ``units`` is None and the file does not declare its units, or ``units``
+        is not ``"nm"`` or ``"um"``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, trimesh
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = pathlib.Path(d) / "box.ply"
+    ...     _ = trimesh.creation.box(extents=(1.0, 2.0, 3.0)).export(path)
+    ...     mesh = load_mesh(path, units="um")
+    >>> mesh.extents.tolist()
+    [1000.0, 2000.0, 3000.0]
     """
     import trimesh
 
@@ -173,7 +282,38 @@ def _declared_units(path: Path) -> str | None:
 
 
 def plot_profile(measurement: SpineMeasurement, path: str | Path, *, title: str = "") -> Path:
-    """Plot the diameter profile with the neck minimum, head and head-neck boundary marked."""
+    """Plot the diameter profile with the neck minimum, head and head-neck boundary marked.
+
+    The equivalent diameter against the arc length from the base, the band between the
+    minimum and maximum Feret widths, horizontal lines at ``neck_min_diameter_nm`` and
+    ``head_diameter_nm`` and a vertical line at ``neck_length_nm`` (when > 0). Uses
+    matplotlib's non-interactive ``Agg`` backend.
+
+    Parameters
+    ----------
+    measurement : SpineMeasurement
+        From :func:`~smlmspine.morphology.measure_spine`.
+    path : str or Path
+        Image file to write (format from the suffix, e.g. ``.png``; 100 dpi).
+    title : str
+        Title of the plot.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, trimesh
+    >>> from smlmspine.morphology import measure_spine
+    >>> m = measure_spine(trimesh.creation.cylinder(radius=100.0, height=600.0, sections=64),
+    ...                   base_point_nm=[0, 0, -300])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     out = plot_profile(m, pathlib.Path(d) / "profile.png", title="tube")
+    ...     print(out.name, out.stat().st_size > 0)
+    profile.png True
+    """
     import matplotlib
 
     matplotlib.use("Agg")
