@@ -428,6 +428,14 @@ def _with_neck_surface(env, q, base, axis, precision_nm):
     return replace(env, mesh=mesh, parameters=params, note=note)
 
 
+#: Lowest height above the base plane at which the spine's own outline is taken by
+#: :func:`_drop_skirt` (nm): at MINFLUX precision 2.5 sigma is ~7 nm, below the shaft
+#: membrane's rise within a spine's footprint; the outline then took in a 430-530 nm
+#: strip of shaft membrane along the shaft, and the disc closing the base made a fin
+#: (simulated MINFLUX-like mushroom necks +50-60 %).
+SKIRT_MIN_NM = 20.0
+
+
 def _drop_skirt(q, base, axis, *, spacing_nm, band_nm, precision_nm):
     """Remove the shaft membrane around a spine's base from its localizations.
 
@@ -435,7 +443,7 @@ def _drop_skirt(q, base, axis, *, spacing_nm, band_nm, precision_nm):
     holds a noisy layer of shaft membrane just above its base plane, wider than the
     spine (a "skirt"). Capped with the disc, it made a thin pancake that the surface
     fit folded (stubby spine volumes 0.05-0.5 of the truth). The spine's own outline
-    is taken just above that layer (``t0 = 2.5 sigma`` along the axis: per 15-degree
+    is taken just above that layer (``t0 = max(2.5 sigma, SKIRT_MIN_NM)`` along the axis: per 15-degree
     sector around the axis, the median distance of the points in
     ``[t0, t0 + band]``); below ``t0`` only points inside that outline (grown by one
     spacing + 2 sigma) are kept.
@@ -445,7 +453,7 @@ def _drop_skirt(q, base, axis, *, spacing_nm, band_nm, precision_nm):
         sig = float(np.sqrt(sxy ** 2 * (1 - axis[2] ** 2) + sz ** 2 * axis[2] ** 2))
     else:
         sig = spacing_nm
-    t0 = 2.5 * sig
+    t0 = max(2.5 * sig, SKIRT_MIN_NM)
     rel = q - base
     t = rel @ axis
     above = (t >= t0) & (t < t0 + band_nm)
