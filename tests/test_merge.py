@@ -158,3 +158,19 @@ def test_minflux_default_n_sigma_given_explicitly_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert merge_blinks(_minflux_table(), n_sigma=DEFAULT_N_SIGMA).num_rows == 2
+
+
+def test_merge_cli_says_once_which_options_minflux_ignores(tmp_path, capsys):
+    """`smlmspine merge --radius-nm` on a MINFLUX table: one warning line naming the
+    option as typed, and the traces are averaged all the same."""
+    from smlmspine.cli import main
+
+    inp = tmp_path / "mf.parquet"
+    assert main(["simulate", "minflux", str(inp), "--seed", "1"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "merged.parquet"
+    assert main(["merge", str(inp), "-o", str(out), "--radius-nm", "5"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("smlmspine merge: warning:")
+    assert "--radius-nm 5.0 ignored" in err[0] and "MINFLUX" in err[0]
+    assert out.exists()

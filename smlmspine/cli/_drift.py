@@ -132,9 +132,23 @@ def _merge_in(args) -> int:
     from ..io import write
     from ..merge import merge_blinks
 
+    import warnings
+
+    from ..errors import QualityWarning
+    from ._pipeline import _print_warnings
+
     table = read_input(args, attr="in")
-    merged = merge_blinks(table, radius_nm=args.radius_nm, max_gap_frames=args.max_gap_frames,
-                          radius_z_nm=args.radius_z_nm)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QualityWarning)
+        merged = merge_blinks(table, radius_nm=args.radius_nm,
+                              max_gap_frames=args.max_gap_frames, radius_z_nm=args.radius_z_nm)
+    # one line per QualityWarning, with the CLI's option names
+    for w in caught:
+        if issubclass(w.category, QualityWarning):
+            w.message = QualityWarning(str(w.message).replace("radius_nm=", "--radius-nm ")
+                                       .replace("max_gap_frames=", "--max-gap-frames ")
+                                       .replace("radius_z_nm=", "--radius-z-nm "))
+    _print_warnings("merge", caught)
     out = write(merged, Path(args.out))
     print(f"merged {table.num_rows} localizations into {merged.num_rows}; wrote {out}")
     return 0

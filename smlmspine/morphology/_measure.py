@@ -33,6 +33,39 @@ class SpineMeasurement:
     ``cvd`` is the coefficient of variation (std/mean) of the distances from the
     centre of mass to the mesh vertices; ``convex_hull_ratio`` is volume / convex
     hull volume; ``n_tips`` counts distal branches (> 1: branched).
+
+    Attributes
+    ----------
+    length_nm : float
+        Centreline length from the base plane to the tip (nm).
+    neck_min_diameter_nm, neck_mean_diameter_nm : float
+        Narrowest and mean equivalent diameter of the sections between the base and the
+        head (nm; NaN without a neck section).
+    neck_length_nm : float
+        From the base to the head-neck boundary along the centreline (nm; NaN when
+        there is no boundary).
+    head_diameter_nm : float
+        Largest equivalent diameter in the distal half (nm).
+    head_volume_um3 : float
+        Volume distal of the head-neck boundary (um^3; the whole volume without one).
+    volume_um3, surface_area_um2 : float
+        Volume and area of the part distal of the base section (um^3, um^2; NaN
+        volume for a mesh that is not watertight).
+    convex_hull_ratio, head_neck_ratio, open_angle_deg, cvd : float
+        Shape indices (see above); ``head_neck_ratio`` = head / neck minimum diameter.
+    is_watertight : bool
+        The mesh was closed (volumes are meaningful).
+    n_tips : int
+        Distal branches of the centreline graph (> 1: branched).
+    base_x_nm, base_y_nm, base_z_nm : float
+        Base point (nm), from :func:`base_plane`.
+    base_area_nm2 : float
+        Area of the base section (nm^2).
+    cap_length_nm : float
+        Axial extent of the closing cap left out (nm; 0 when none).
+    profile : dict
+        The section profile (``s_nm``, ``diameter_nm``, centreline ``x_nm``, ``y_nm``,
+        ``z_nm``, ...), not part of :meth:`to_dict`.
     """
 
     length_nm: float
@@ -57,7 +90,13 @@ class SpineMeasurement:
     profile: dict = field(repr=False, compare=False, default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The features as a flat dict (without the profile)."""
+        """The features as a flat dict (without the profile).
+
+        Returns
+        -------
+        dict
+            Field name -> value, JSON-compatible scalars.
+        """
         d = asdict(self)
         d.pop("profile")
         return d
@@ -69,9 +108,23 @@ FEATURE_NAMES = tuple(k for k in SpineMeasurement.__dataclass_fields__ if k != "
 def find_base(mesh, *, base_point_nm=None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Base point and axis of a spine mesh: given point, open boundary loop, or heuristic.
 
-    Returns ``(point, axis or None, how)`` where ``how`` is ``"given"``,
-    ``"boundary"`` (centroid of the largest open boundary loop; axis into the spine)
-    or ``"heuristic"`` (the narrower end of the mesh's principal axis; see docs).
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The spine surface (nm), closed or open at its base.
+    base_point_nm : (3,) array-like, optional
+        The base point if known (then the axis points to the mesh centroid).
+
+    Returns
+    -------
+    point : (3,) ndarray
+        Base point (nm).
+    axis : (3,) ndarray or None
+        Unit axis into the spine (None when the heuristic cannot tell).
+    how : str
+        ``"given"``, ``"boundary"`` (centroid of the largest open boundary loop; axis
+        into the spine) or ``"heuristic"`` (the narrower end of the mesh's principal
+        axis; see docs/morphology.md).
     """
     v = np.asarray(mesh.vertices, float)
     centroid = v.mean(axis=0)
@@ -199,6 +252,29 @@ def base_plane(mesh, *, base_point_nm=None, base_normal=None, step_nm: float = 1
     diameter) find it (:func:`_cap_end`). A cap distal of a given base plane is
     skipped (``skip_nm``: lengths still run from the given plane); with a base from the
     mesh, the base point moves to the cap's end (where the cut was).
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The spine surface (nm).
+    base_point_nm : (3,) array-like, optional
+        Where the spine meets the shaft (nm).
+    base_normal : (3,) array-like, optional
+        Normal of the base plane (turned to point into the spine); needs
+        ``base_point_nm``.
+    step_nm : float
+        Section spacing of the centreline (the cap scan uses half of it).
+    detect_cap : bool
+        Look for a closing cap at the base (default True).
+
+    Returns
+    -------
+    BasePlane
+
+    Raises
+    ------
+    ParameterError
+        ``base_normal`` without ``base_point_nm``, or not 3 finite numbers.
 
     Examples
     --------
@@ -458,8 +534,23 @@ def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float 
     head_neck_threshold : float
         Head-neck boundary: first section distal of the neck minimum wider than this
         factor times the neck minimum.
+    smooth_nm : float
+        Length (nm) over which the section profile is smoothed before the head, the
+        neck minimum and the head-neck boundary are located.
+    min_branch_nm : float
+        A distal branch of the centreline counts as a tip (``n_tips``) when it is at
+        least this long (nm).
     detect_cap : bool
         Find and leave out a cap closing the spine's cut base (:func:`base_plane`).
+
+    Returns
+    -------
+    SpineMeasurement
+
+    Raises
+    ------
+    ParameterError
+        Non-positive ``step_nm``, an empty mesh, or a bad base point / normal.
 
     Examples
     --------

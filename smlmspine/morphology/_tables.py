@@ -123,12 +123,9 @@ def features_table(measurements: Sequence[SpineMeasurement], *, sources: Sequenc
     SchemaError
         When a value cannot be stored with its column type.
 
-    Notes
-    -----
-    ``sources``, ``spine_ids``, ``neck_fits`` and ``classes`` must hold one entry per
-    measurement; their lengths are not checked here (a shorter ``neck_fits`` or
-    ``classes`` raises ``IndexError``, ``sources`` or ``spine_ids`` of another length
-    pyarrow's ``ArrowInvalid``, extra ``classes`` are ignored).
+    ParameterError
+        When ``sources``, ``spine_ids``, ``neck_fits`` or ``classes`` does not hold one
+        entry per measurement.
 
     Examples
     --------
@@ -146,6 +143,11 @@ def features_table(measurements: Sequence[SpineMeasurement], *, sources: Sequenc
 
     rules = rules or ClassRules()
     n = len(measurements)
+    for name, seq in (("sources", sources), ("spine_ids", spine_ids), ("neck_fits", neck_fits),
+                      ("classes", classes)):
+        if seq is not None and len(seq) != n:
+            raise ParameterError(f"features_table: {name} has {len(seq)} entries for {n} "
+                                 "measurement(s); give one per spine")
     fits = list(neck_fits) if neck_fits is not None else [None] * n
     rows = []
     for i, m in enumerate(measurements):

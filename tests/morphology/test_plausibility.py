@@ -168,3 +168,17 @@ def test_ring_fit_uncertainty_matches_the_scatter_of_repeated_fits():
         radii.append(r)
         errs.append(err)
     assert np.median(errs) == pytest.approx(np.std(radii), rel=0.35)
+
+
+def test_features_table_refuses_mismatched_lengths():
+    import trimesh
+
+    from smlmspine.errors import ParameterError
+    from smlmspine.morphology import features_table, measure_spine
+
+    m = measure_spine(trimesh.creation.cylinder(radius=100.0, height=600.0, sections=32),
+                      base_point_nm=[0, 0, -300])
+    for kw in ({"sources": ["a", "b"]}, {"spine_ids": []}, {"neck_fits": [None, None]},
+               {"classes": ["thin", "thin"]}):
+        with pytest.raises(ParameterError, match=f"{next(iter(kw))} has"):
+            features_table([m], **kw)
