@@ -111,13 +111,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.length_um, args.blinks = 5.0, 8.0
-    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
+    from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, PhotophysicsModel, dendrite
 
     t0 = time.perf_counter()
     sim = dendrite(geometry=Geometry(shaft_length_nm=args.length_um * 1000),
                    acquisition=Acquisition(n_frames=args.frames),
                    photophysics=PhotophysicsModel(blinks_per_fluorophore=args.blinks),
-                   drift=DriftModel(drift_nm=args.drift_nm), rng=2024)
+                   drift=SimulatedDrift(drift_nm=args.drift_nm), rng=2024)
     loc = sim.localizations
     print(f"simulated {loc.num_rows} localizations, {args.frames} frames in "
           f"{time.perf_counter() - t0:.0f} s")

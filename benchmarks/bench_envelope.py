@@ -129,7 +129,7 @@ def bench_dendrite(n_locs, label, workers=-1):
           else {"labeling_density_per_um3": 3000.0 * factor})
     t0 = time.perf_counter()
     sim = simulate.dendrite(geometry=simulate.Geometry(n_spines=n_spines, shaft_length_nm=length),
-                            rng=5, drift=simulate.DriftModel(drift_nm=0),
+                            rng=5, drift=simulate.SimulatedDrift(drift_nm=0),
                             labeling=simulate.Labeling(label=label, **kw))
     t_sim = time.perf_counter() - t0
     n = sim.localizations.num_rows

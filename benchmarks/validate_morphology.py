@@ -63,7 +63,7 @@ def _match(found, truth, max_nm=400.0):
 
 
 def _simulate(name, n, seed, em):
-    from smlmspine.simulate import (Acquisition, DriftModel, Geometry, Labeling,
+    from smlmspine.simulate import (Acquisition, SimulatedDrift, Geometry, Labeling,
                                     PhotophysicsModel, SpineShapeNoise, dendrite)
 
     noise = SpineShapeNoise.em_like() if em else None
@@ -73,7 +73,7 @@ def _simulate(name, n, seed, em):
                         labeling=Labeling(label="membrane", labeling_density_per_um2=1000.0),
                         photophysics=PhotophysicsModel(precision_xy_nm=12.0, axial_factor=2.5),
                         acquisition=Acquisition(background_rate_per_frame=0.0),
-                        drift=DriftModel(drift_nm=0.0), rng=seed)
+                        drift=SimulatedDrift(drift_nm=0.0), rng=seed)
     sigma, axial = (3.0, 1.0) if name == "minflux" else (12.0, 2.75)
     per_um = 0.8 if em else 1.2
     return dendrite(geometry=Geometry(n_spines=n, shaft_length_nm=n / per_um * 1000.0,

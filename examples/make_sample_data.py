@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from smlmspine.schema import with_columns
-from smlmspine.simulate import (Acquisition, DriftModel, Geometry, Labeling, Meshing, dendrite,
+from smlmspine.simulate import (Acquisition, SimulatedDrift, Geometry, Labeling, Meshing, dendrite,
                                 write_simulation)
 
 OUT = Path(__file__).resolve().parent / "data" / "sample_dendrite.csv"
@@ -35,7 +35,7 @@ def main() -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     sim = dendrite(geometry=Geometry(n_spines=8, shaft_length_nm=6000.0),
                    labeling=Labeling(labeling_density_per_um2=600.0),
-                   drift=DriftModel(drift_nm=150.0), acquisition=Acquisition(n_frames=15000),
+                   drift=SimulatedDrift(drift_nm=150.0), acquisition=Acquisition(n_frames=15000),
                    meshing=Meshing(mesh_step_nm=40.0, mesh_max_faces=30000,
                                    spine_mesh_max_faces=6000), rng=2024)
     locs = sim.localizations

@@ -13,11 +13,11 @@ from smlmspine.schema import history, make_table
 @pytest.fixture(scope="module")
 def sim_one_burst():
     """Simulated dendrite where each fluorophore gives one burst (mean 3 frames), no drift."""
-    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
+    from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, PhotophysicsModel, dendrite
 
     return dendrite(geometry=Geometry(shaft_length_nm=4000), acquisition=Acquisition(n_frames=20000),
                     photophysics=PhotophysicsModel(blinks_per_fluorophore=1.0, frames_per_blink=3.0),
-                    drift=DriftModel(drift_nm=0.0), rng=11)
+                    drift=SimulatedDrift(drift_nm=0.0), rng=11)
 
 
 def test_recovers_emitter_count_within_5_percent(sim_one_burst):

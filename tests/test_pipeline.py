@@ -9,7 +9,7 @@ import pytest
 from smlmspine.cli import main
 from smlmspine.io import write
 from smlmspine.pipeline import run
-from smlmspine.simulate import Acquisition, DriftModel, Geometry, dendrite
+from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, dendrite
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def small_dendrite():
               {"spine_class": "mushroom", "neck_diameter_nm": 180.0, "neck_length_nm": 600.0,
                "head_diameter_nm": 700.0, "head_length_nm": 700.0, "position_nm": 5500.0}]
     return dendrite(geometry=Geometry(spines=spines, shaft_length_nm=8000.0),
-                    acquisition=Acquisition(n_frames=6000), drift=DriftModel(drift_nm=120.0), rng=5)
+                    acquisition=Acquisition(n_frames=6000), drift=SimulatedDrift(drift_nm=120.0), rng=5)
 
 
 def test_run_recovers_spines_and_writes_everything(small_dendrite, tmp_path):

@@ -188,8 +188,8 @@ def _option(field: str) -> str:
 
 
 def _dendrite(args) -> int:
-    from ..simulate import (Acquisition, DriftModel, Geometry, Labeling, Meshing,
-                            PhotophysicsModel, dendrite, sample_mesh)
+    from ..simulate import (Acquisition, Geometry, Labeling, Meshing, PhotophysicsModel,
+                            SimulatedDrift, dendrite, sample_mesh)
     from ..simulate._settings import check_dendrite_budget
 
     if args.spine_mesh and not args.mesh:
@@ -205,7 +205,7 @@ def _dendrite(args) -> int:
         acquisition=Acquisition(n_frames=args.n_frames,
                                 background_rate_per_frame=args.background_rate_per_frame,
                                 n_fiducials=args.n_fiducials),
-        drift=DriftModel(drift_nm=args.drift_nm, table=drift), rng=args.seed)
+        drift=SimulatedDrift(drift_nm=args.drift_nm, table=drift), rng=args.seed)
     budget = {k: groups[k] for k in ("labeling", "photophysics", "acquisition")}
     if args.mesh:
         spines = {}

@@ -3,7 +3,7 @@
 Every generator takes keyword-only parameters with units in their names and an
 ``rng`` seed (the STORM simulators take them in frozen parameter groups:
 :class:`Geometry`, :class:`Meshing`, :class:`Labeling`, :class:`PhotophysicsModel`,
-:class:`Acquisition`, :class:`DriftModel`), and returns a frozen result holding the
+:class:`Acquisition`, :class:`SimulatedDrift`), and returns a frozen result holding the
 localization table (canonical columns only), the ground-truth tables (described in
 ``data_schemas/truth_*.json``) and, for geometry, the true meshes.
 
@@ -45,7 +45,7 @@ _LAZY = {
     "Meshing": "._settings:Meshing",
     "Labeling": "._settings:Labeling",
     "Acquisition": "._settings:Acquisition",
-    "DriftModel": "._settings:DriftModel",
+    "SimulatedDrift": "._settings:SimulatedDrift",
     "SpineShapeNoise": "._settings:SpineShapeNoise",
     "mortensen_precision": "._blinking:mortensen_precision",
     "smooth_drift": "._drift:smooth_drift",

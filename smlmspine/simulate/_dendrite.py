@@ -17,7 +17,8 @@ from ._geometry import (DEFAULT_CLASSES, SpineParameters, build_geometry, class_
 from ._labeling import sample_surface, sample_volume
 from ._measure import measure_truth_spine
 from ._output import close_truth_folder, open_truth_folder, simulation_writer, write_ply, write_truth_tables
-from ._settings import Acquisition, DriftModel, Geometry, Labeling, Meshing, check_group, group_dict
+from ._settings import (Acquisition, Geometry, Labeling, Meshing, SimulatedDrift, check_group,
+                        group_dict)
 from ._shape import draw_noise_field, draw_spine_shape
 from ._truth import TRUTH_DRIFT, TRUTH_EMITTERS, TRUTH_LOCALIZATIONS, TRUTH_SPINES
 
@@ -118,7 +119,7 @@ class DendriteSimulation:
 
 def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None,
              labeling: Labeling | None = None, photophysics: PhotophysicsModel | None = None,
-             acquisition: Acquisition | None = None, drift: DriftModel | None = None,
+             acquisition: Acquisition | None = None, drift: SimulatedDrift | None = None,
              rng=None) -> DendriteSimulation:
     """Simulate a 3D STORM acquisition of a dendrite with spines, with ground truth.
 
@@ -143,7 +144,7 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
         Detection efficiency, blinking, photons, precision.
     acquisition : Acquisition, optional
         Frames, background localizations, fiducial beads.
-    drift : DriftModel, optional
+    drift : SimulatedDrift, optional
         Smooth random drift or a user drift table.
     rng : int or numpy.random.Generator, optional
         Seed; the same seed gives identical output.
@@ -180,7 +181,7 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
     lab = check_group(labeling, Labeling, "labeling")
     model = check_group(photophysics, PhotophysicsModel, "photophysics")
     acq = check_group(acquisition, Acquisition, "acquisition")
-    dm = check_group(drift, DriftModel, "drift")
+    dm = check_group(drift, SimulatedDrift, "drift")
     # --- spine parameters
     if g.spines is not None:
         params = []
@@ -285,7 +286,7 @@ def dendrite(*, geometry: Geometry | None = None, meshing: Meshing | None = None
 
 def sample_mesh(mesh, *, labeling: Labeling | None = None,
                 photophysics: PhotophysicsModel | None = None,
-                acquisition: Acquisition | None = None, drift: DriftModel | None = None,
+                acquisition: Acquisition | None = None, drift: SimulatedDrift | None = None,
                 spine_meshes: Mapping[int, Any] | None = None, spine_tolerance_nm: float = 5.0,
                 rng=None) -> DendriteSimulation:
     """Label any surface mesh (e.g. an EM reconstruction) with the STORM model.
@@ -302,7 +303,7 @@ def sample_mesh(mesh, *, labeling: Labeling | None = None,
         Detection efficiency, blinking, photons, precision.
     acquisition : Acquisition, optional
         Frames, background localizations, fiducial beads.
-    drift : DriftModel, optional
+    drift : SimulatedDrift, optional
         Smooth random drift or a user drift table.
     spine_meshes : mapping of int to trimesh.Trimesh (or path), optional
         Segmented spines (e.g. from the same EM reconstruction), by spine id: an
@@ -343,7 +344,7 @@ def sample_mesh(mesh, *, labeling: Labeling | None = None,
     lab = check_group(labeling, Labeling, "labeling")
     model = check_group(photophysics, PhotophysicsModel, "photophysics")
     acq = check_group(acquisition, Acquisition, "acquisition")
-    dm = check_group(drift, DriftModel, "drift")
+    dm = check_group(drift, SimulatedDrift, "drift")
     if not isinstance(mesh, trimesh.Trimesh):
         mesh = _load_mesh(mesh)
     v = np.asarray(mesh.vertices, float)

@@ -30,7 +30,7 @@ from ..errors import ParameterError
 from ._blinking import PhotophysicsModel
 from ._geometry import DEFAULT_CLASSES, SPINE_CLASSES, SpineParameters
 
-__all__ = ["Geometry", "Meshing", "Labeling", "Acquisition", "DriftModel", "SpineShapeNoise",
+__all__ = ["Geometry", "Meshing", "Labeling", "Acquisition", "SimulatedDrift", "SpineShapeNoise",
            "PhotophysicsModel", "group_dict", "check_group", "check_dendrite_budget"]
 
 #: Spine arrangements: on a shaft, or cut flat at the base without a shaft.
@@ -335,8 +335,11 @@ class Acquisition:
 
 
 @dataclass(frozen=True)
-class DriftModel:
+class SimulatedDrift:
     """Stage drift added to the localizations.
+
+    The drift to simulate, not an estimate: :class:`smlmspine.drift.DriftModel` is the
+    drift estimated from data (and what :func:`smlmspine.drift.correct` applies).
 
     Parameters
     ----------

@@ -20,11 +20,11 @@ from ._synth import dendrite_like, residual_rms
 @pytest.fixture(scope="module")
 def sim3d():
     """~10^5 localizations of a simulated 3D dendrite with 200 nm of smooth 3D drift."""
-    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
+    from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, PhotophysicsModel, dendrite
 
     return dendrite(geometry=Geometry(shaft_length_nm=5000), acquisition=Acquisition(n_frames=10000),
                     photophysics=PhotophysicsModel(blinks_per_fluorophore=8),
-                    drift=DriftModel(drift_nm=200), rng=3)
+                    drift=SimulatedDrift(drift_nm=200), rng=3)
 
 
 def _residual(model, sim, dims=3):
@@ -70,12 +70,12 @@ def test_2d_rcc_synthetic():
 
 
 def test_fiducials_three_beads_sub_nm():
-    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
+    from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, PhotophysicsModel, dendrite
 
     sim = dendrite(geometry=Geometry(shaft_length_nm=5000),
                    acquisition=Acquisition(n_frames=10000, n_fiducials=3),
                    photophysics=PhotophysicsModel(blinks_per_fluorophore=3),
-                   drift=DriftModel(drift_nm=200), rng=5)
+                   drift=SimulatedDrift(drift_nm=200), rng=5)
     model = estimate_drift(sim.localizations, method="fiducial")
     assert model.params["n_fiducials"] == 3
     rms = _residual(model, sim)
@@ -246,11 +246,11 @@ def test_no_warning_on_clean_data(sim3d):
 
 @pytest.fixture(scope="module")
 def sim_1e6():
-    from smlmspine.simulate import Acquisition, DriftModel, Geometry, PhotophysicsModel, dendrite
+    from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, PhotophysicsModel, dendrite
 
     return dendrite(geometry=Geometry(shaft_length_nm=10000), acquisition=Acquisition(n_frames=20000),
                     photophysics=PhotophysicsModel(blinks_per_fluorophore=40),
-                    drift=DriftModel(drift_nm=200), rng=2024)
+                    drift=SimulatedDrift(drift_nm=200), rng=2024)
 
 
 @pytest.mark.slow

@@ -94,14 +94,14 @@ def test_wrong_label_tube_is_flagged_with_a_hint():
 
 
 def _simulated(label, precision_xy_nm, axial_factor, seed):
-    from smlmspine.simulate import Acquisition, DriftModel, Geometry, Labeling, PhotophysicsModel
+    from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, Labeling, PhotophysicsModel
     from smlmspine.simulate import dendrite
 
     return dendrite(geometry=Geometry(n_spines=4, shaft_length_nm=5000.0),
                     labeling=Labeling(label=label),
                     photophysics=PhotophysicsModel(precision_xy_nm=precision_xy_nm,
                                                    axial_factor=axial_factor),
-                    acquisition=Acquisition(n_frames=4000), drift=DriftModel(drift_nm=0.0),
+                    acquisition=Acquisition(n_frames=4000), drift=SimulatedDrift(drift_nm=0.0),
                     rng=seed)
 
 

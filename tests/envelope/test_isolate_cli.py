@@ -38,7 +38,7 @@ def membrane_dendrite():
     from smlmspine import simulate
 
     return simulate.dendrite(geometry=simulate.Geometry(n_spines=8, shaft_length_nm=7000), rng=11,
-                             drift=simulate.DriftModel(drift_nm=0),
+                             drift=simulate.SimulatedDrift(drift_nm=0),
                              labeling=simulate.Labeling(label="membrane"),
                              acquisition=simulate.Acquisition(n_frames=5000))
 
@@ -61,7 +61,7 @@ def test_isolation_volume_simulated():
 
     sim = simulate.dendrite(geometry=simulate.Geometry(n_spines=20, shaft_length_nm=15000,
                                                        curvature_per_um=0.05),
-                            rng=2, drift=simulate.DriftModel(drift_nm=0),
+                            rng=2, drift=simulate.SimulatedDrift(drift_nm=0),
                             labeling=simulate.Labeling(label="volume"))
     res = isolate_spines(sim.localizations, label="volume")
     recall, precision, f1 = _scores(res.table.column("spine_id").to_numpy(),

@@ -22,13 +22,13 @@ def test_spacing_ignores_clumps_of_repeated_localizations():
 
 
 def test_minflux_like_membrane_spines_not_split():
-    from smlmspine.simulate import (Acquisition, DriftModel, Geometry, Labeling,
+    from smlmspine.simulate import (Acquisition, SimulatedDrift, Geometry, Labeling,
                                     PhotophysicsModel, dendrite)
 
     sim = dendrite(geometry=Geometry(n_spines=8, shaft_length_nm=7000.0),
                    labeling=Labeling(label="membrane", labeling_density_per_um2=500.0),
                    photophysics=PhotophysicsModel(precision_xy_nm=3.0, axial_factor=1.0),
-                   acquisition=Acquisition(n_frames=8000), drift=DriftModel(drift_nm=0.0), rng=11)
+                   acquisition=Acquisition(n_frames=8000), drift=SimulatedDrift(drift_nm=0.0), rng=11)
     iso = isolate_spines(sim.localizations, label="membrane")
     pred = iso.table.column("spine_id").to_numpy()
     truth = sim.truth.column("spine_id").to_numpy()

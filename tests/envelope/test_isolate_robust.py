@@ -33,14 +33,14 @@ def test_slice_fit_spines_are_a_minority_of_the_angle_not_of_the_points():
 
 
 def test_short_shaft_two_big_spines_no_shaft_false_positives():
-    from smlmspine.simulate import Acquisition, DriftModel, Geometry, dendrite
+    from smlmspine.simulate import Acquisition, SimulatedDrift, Geometry, dendrite
 
     spines = [{"spine_class": "mushroom", "neck_diameter_nm": 200.0, "neck_length_nm": 500.0,
                "head_diameter_nm": 800.0, "head_length_nm": 800.0, "position_nm": 1200.0},
               {"spine_class": "mushroom", "neck_diameter_nm": 180.0, "neck_length_nm": 600.0,
                "head_diameter_nm": 700.0, "head_length_nm": 700.0, "position_nm": 3300.0}]
     sim = dendrite(geometry=Geometry(spines=spines, shaft_length_nm=4500.0),
-                   acquisition=Acquisition(n_frames=6000), drift=DriftModel(drift_nm=0.0), rng=5)
+                   acquisition=Acquisition(n_frames=6000), drift=SimulatedDrift(drift_nm=0.0), rng=5)
     iso = isolate_spines(sim.localizations)
     pred = iso.table.column("spine_id").to_numpy()
     truth = sim.truth.column("spine_id").to_numpy()

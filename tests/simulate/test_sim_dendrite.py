@@ -7,7 +7,7 @@ import trimesh
 
 from smlmspine.errors import ParameterError
 from smlmspine.schema import COLUMNS, validate
-from smlmspine.simulate import (Acquisition, DriftModel, Geometry, Labeling, Meshing,
+from smlmspine.simulate import (Acquisition, SimulatedDrift, Geometry, Labeling, Meshing,
                                 PhotophysicsModel, SpineParameters, dendrite, mortensen_precision,
                                 sample_mesh)
 
@@ -136,7 +136,7 @@ def test_volume_label_density_inside_with_head_enrichment():
 def test_user_drift_table_and_mesh_sampling():
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=1000.0)
     drift = pa.table({"frame": [0, 999], "dx_nm": [0.0, 100.0], "dy_nm": [0.0, -50.0]})
-    sim = sample_mesh(sphere, acquisition=Acquisition(n_frames=1000), drift=DriftModel(table=drift),
+    sim = sample_mesh(sphere, acquisition=Acquisition(n_frames=1000), drift=SimulatedDrift(table=drift),
                       photophysics=PhotophysicsModel(precision_xy_nm=15.0), rng=5)
     np.testing.assert_allclose(sim.drift.column("dx_nm").to_numpy(), np.linspace(0, 100, 1000))
     np.testing.assert_allclose(sim.drift.column("dz_nm").to_numpy(), 0.0)
@@ -165,7 +165,7 @@ def test_seed_reproducible_small():
     (PhotophysicsModel, {"labeling_efficiency": 1.5}, "labeling_efficiency"),
     (Geometry, {"classes": ["giant"]}, "unknown spine class"),
     (Meshing, {"mesh_step_nm": 0.0}, "mesh_step_nm"),
-    (DriftModel, {"drift_nm": -1.0}, "drift_nm"),
+    (SimulatedDrift, {"drift_nm": -1.0}, "drift_nm"),
 ])
 def test_bad_parameters(group, kw, match):
     with pytest.raises(ParameterError, match=match):

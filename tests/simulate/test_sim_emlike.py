@@ -168,11 +168,11 @@ def test_spine_only_set_is_cut_flat_spaced_and_fully_labelled():
 
 
 def test_plain_shapes_are_unchanged_and_parameters_checked():
-    from smlmspine.simulate import DriftModel
+    from smlmspine.simulate import SimulatedDrift
 
     kw = dict(geometry=Geometry(n_spines=1, classes=["stubby"], shaft_length_nm=2000.0),
               acquisition=Acquisition(n_frames=100), meshing=Meshing(mesh_step_nm=40.0),
-              drift=DriftModel(drift_nm=0.0))
+              drift=SimulatedDrift(drift_nm=0.0))
     a = dendrite(rng=3, **kw)
     g = kw.pop("geometry")
     from dataclasses import replace

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from smlmspine.simulate import (Acquisition, DriftModel, Geometry, Labeling, Meshing,
+from smlmspine.simulate import (Acquisition, SimulatedDrift, Geometry, Labeling, Meshing,
                                 PhotophysicsModel, dendrite, sample_mesh)
 
 REFERENCE = json.loads((Path(__file__).parent / "equivalence_reference.json").read_text())
@@ -66,7 +66,7 @@ def _run(case):
                                     fiducial_photons=20000.0),
             photophysics=PhotophysicsModel(precision_xy_nm=10.0, labeling_efficiency=0.7,
                                            blinks_per_fluorophore=2.0),
-            drift=DriftModel(drift_nm=100.0, drift_z_nm=30.0),
+            drift=SimulatedDrift(drift_nm=100.0, drift_z_nm=30.0),
             meshing=Meshing(spine_mesh_max_faces=3000, mesh_step_nm=30.0), rng=7)
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=500.0)
     small = trimesh.creation.icosphere(subdivisions=2, radius=200.0)
