@@ -9,6 +9,8 @@
   (``annotations``, ``importlib``, helper imports).
 - No public name is also the name of a submodule of the same package (after
   ``import package.name`` the attribute would be the module, not the export).
+- One public name, one object: no name is exported by two public modules as different
+  objects (the few on purpose are listed in ``SAME_NAME_ALLOWED`` with the reason).
 """
 
 from __future__ import annotations
@@ -136,3 +138,53 @@ def test_import_smlmspine_loads_no_stage():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert "annotations" not in out and "importlib" not in out and "'read'" in out
+
+
+def _public_modules() -> list[str]:
+    """Every importable public module: no path component starts with an underscore."""
+    out = []
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not any(p.startswith("_") for p in parts):
+            out.append(".".join(parts))
+    return out
+
+
+#: Public names exported by two public modules as different objects, on purpose. Each
+#: entry is (name, the modules) -> why importing one for the other cannot go unnoticed.
+SAME_NAME_ALLOWED = {
+    ("synapses", frozenset({"smlmspine.simulate", "smlmspine.simulate.synapses"})):
+        "smlmspine.simulate.synapses is the module, its function is synapses.synapses "
+        "(documented in smlmspine.simulate)",
+    ("LENGTH_UNITS_NM", frozenset({"smlmspine.io.arrowfiles", "smlmspine.io.smlmzip"})):
+        "same meaning (nm per length unit), each reader's own vocabulary; to be merged "
+        "with io._text.LENGTH_UNITS_NM",
+}
+
+
+def test_one_public_name_one_object():
+    """No public name is exported by two modules as different objects (one name, one
+    meaning): e.g. ``simulate.DriftModel`` (settings) beside ``drift.DriftModel`` (an
+    estimate), or ``envelope.SPINE_COLUMNS`` beside ``morphology.SPINE_COLUMNS``."""
+    owners: dict[str, dict[str, object]] = {}
+    for name_ in _public_modules():
+        mod = importlib.import_module(name_)
+        for name in getattr(mod, "__all__", ()):
+            if not name.startswith("_"):
+                owners.setdefault(name, {})[name_] = getattr(mod, name)
+    clashes = []
+    for name, where in sorted(owners.items()):
+        if len({id(obj) for obj in where.values()}) > 1 and \
+                (name, frozenset(where)) not in SAME_NAME_ALLOWED:
+            clashes.append(f"{name}: " + ", ".join(f"{m}.{name}" for m in sorted(where)))
+    assert not clashes, "one public name, several objects:\n" + "\n".join(clashes)
+    # the renames of issue 16 item 4 stay done: the old names are gone
+    import smlmspine.envelope as envelope
+    import smlmspine.simulate as simulate
+
+    assert not hasattr(simulate, "DriftModel") and hasattr(simulate, "SimulatedDrift")
+    assert not hasattr(envelope, "SPINE_COLUMNS")
+    assert "extent_nm" in envelope.ISOLATED_SPINE_COLUMNS
+    assert "length_nm" not in envelope.ISOLATED_SPINE_COLUMNS

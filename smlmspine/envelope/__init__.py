@@ -36,7 +36,7 @@ _LAZY = {
     "isolate_spines": "._isolate:isolate_spines",
     "IsolatedSpines": "._isolate:IsolatedSpines",
     "Centreline": "._isolate:Centreline",
-    "SPINE_COLUMNS": "._isolate:SPINE_COLUMNS",
+    "ISOLATED_SPINE_COLUMNS": "._isolate:ISOLATED_SPINE_COLUMNS",
     "mesh_spines": "._export:mesh_spines",
     "SpineMeshes": "._export:SpineMeshes",
     "write_meshes": "._export:write_meshes",

@@ -36,15 +36,17 @@ from .._labels import check_label
 from ..errors import ParameterError, QualityWarning, SchemaError
 from ..schema import column_specs, coordinates, spec_table, with_columns, with_history
 
-__all__ = ["isolate_spines", "IsolatedSpines", "Centreline", "SPINE_COLUMNS",
+__all__ = ["isolate_spines", "IsolatedSpines", "Centreline", "ISOLATED_SPINE_COLUMNS",
            "DENDRITE_SCORE_MIN"]
 
 #: Default ``min_dendrite_score``: below it the data are not taken as a dendrite fragment
 #: (no spines, a QualityWarning). See :func:`dendrite_score_from` and docs/envelope.md.
 DENDRITE_SCORE_MIN = 0.5
 
-#: Columns of the per-spine table of :func:`isolate_spines`.
-SPINE_COLUMNS = column_specs(
+#: Columns of the per-spine table of :func:`isolate_spines` (in memory, not written; the
+#: written per-spine tables are :data:`smlmspine.morphology.SPINE_COLUMNS` and
+#: ``SPINE_MESH_COLUMNS``).
+ISOLATED_SPINE_COLUMNS = column_specs(
     ("spine_id", pa.int64(), "1", "spine label, as in the localization table's spine_id"),
     ("n_localizations", pa.int64(), "1", "localizations assigned to the spine"),
     ("base_x_nm", pa.float64(), "nm", "base point (the axis meets the shaft surface), x"),
@@ -53,8 +55,9 @@ SPINE_COLUMNS = column_specs(
     ("axis_x", pa.float64(), "1", "unit spine axis (base to tip), x"),
     ("axis_y", pa.float64(), "1", "unit spine axis, y"),
     ("axis_z", pa.float64(), "1", "unit spine axis, z"),
-    ("length_nm", pa.float64(), "nm", "98th percentile of the localizations' distance "
-                                      "from the base plane along the axis"),
+    ("extent_nm", pa.float64(), "nm", "98th percentile of the localizations' distance "
+                                      "from the base plane along the axis (not the "
+                                      "centreline length_nm of the morphology stage)"),
     ("cut_radius_nm", pa.float64(), "nm", "radius around the axis that holds the spine"),
     ("detection_confidence", pa.float64(), "1", "how surely this is a spine, 0-1: geometric "
                                                 "mean of height vs precision, localization "
@@ -135,7 +138,7 @@ class IsolatedSpines:
     table : pyarrow.Table
         The input table with ``spine_id`` (-1 for shaft and background).
     spines : pyarrow.Table
-        One row per spine (:data:`SPINE_COLUMNS`), in increasing ``spine_id``.
+        One row per spine (:data:`ISOLATED_SPINE_COLUMNS`), in increasing ``spine_id``.
     centreline : Centreline or None
         The shaft model (None when no shaft could be fitted).
     is_background : (N,) ndarray of bool
@@ -909,7 +912,7 @@ def _merge_duplicates(p, lab, n_lab, frames, curve, max_angle_deg: float = 30.0)
 
 def _result(table, p, lab, ids, frames, curve, bg, params, margin, cuts=None, *, conf,
             dendrite):
-    rows = {name: [] for name in SPINE_COLUMNS}
+    rows = {name: [] for name in ISOLATED_SPINE_COLUMNS}
     keep_ids = []
     for k, (base, a) in enumerate(frames):
         sel = lab == k
@@ -925,14 +928,15 @@ def _result(table, p, lab, ids, frames, curve, bg, params, margin, cuts=None, *,
             rows[f"base_{c}_nm"].append(float(v))
         for c, v in zip("xyz", a):
             rows[f"axis_{c}"].append(float(v))
-        rows["length_nm"].append(float(np.percentile(tq, 98)))
+        rows["extent_nm"].append(float(np.percentile(tq, 98)))
         rows["cut_radius_nm"].append(cuts[k] if cuts is not None else float(rq.max()))
         rows["detection_confidence"].append(float(conf[k]))
     spine_id = np.where(lab >= 0, np.asarray(ids, np.int64)[np.maximum(lab, 0)] if len(ids)
                         else -1, -1)
     out = with_columns(table, {"spine_id": spine_id})
     out = with_history(out, "envelope.isolate_spines", params)
-    spines = spec_table(SPINE_COLUMNS, rows, metadata={"source_step": "envelope.isolate_spines"})
+    spines = spec_table(ISOLATED_SPINE_COLUMNS, rows,
+                        metadata={"source_step": "envelope.isolate_spines"})
     return IsolatedSpines(out, spines, curve, bg, params, dendrite)
 
 
