@@ -23,6 +23,7 @@ from .._outputs import atomic_write, backup_beside, current_umask, restore_backu
 from ..errors import FormatError, SchemaError, SmlmSpineError
 from ..schema import (META_PREFIX, first_negative_frame, metadata, negative_frame_message,
                       validate, with_history)
+from ._text import HEAD_BYTES  # defined with the text helpers that need it (one-way import)
 
 # Order matters for sniffing: specific formats first, the generic CSV reader last.
 _FORMAT_MODULES = (
@@ -30,8 +31,6 @@ _FORMAT_MODULES = (
     "rapidstorm", "thunderstorm", "zeiss", "oni", "nstorm", "generic",
 )
 
-#: Bytes of the file head given to the sniffers.
-HEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,11 @@ __all__ = [
     "choose_delimiter", "sniff_lines", "TEXT_DELIMITERS", "is_utf16",
 ]
 
+#: Bytes of the file head given to the sniffers (the registry reads this many; defined here,
+#: in the module that imports nothing else of ``smlmspine.io``, so the registry -> text
+#: dependency runs one way only).
+HEAD_BYTES = 64 * 1024
+
 #: Length units, as nm per unit (lower-case keys; see :func:`normalize_unit`).
 LENGTH_UNITS_NM = {
     "nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "nanometre": 1.0, "nanometres": 1.0,
@@ -304,8 +309,6 @@ def read_header(path: str | Path, *, n_lines: int = 1, stop_at_nul: bool = False
     FormatError
         The file is missing, empty or binary (naming it and what was expected).
     """
-    from ._registry import HEAD_BYTES
-
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -504,8 +507,6 @@ def sniff_lines(head: bytes, n: int = 6, *, stop_at_nul: bool = False) -> list[s
     if not text:
         return None
     lines = text.splitlines()
-    from ._registry import HEAD_BYTES
-
     if len(head) >= HEAD_BYTES and not text.endswith(("\n", "\r")) and len(lines) > 1:
         lines = lines[:-1]
     return lines[:n]
