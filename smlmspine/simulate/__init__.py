@@ -10,11 +10,14 @@ localization table (canonical columns only), the ground-truth tables (described 
 - :func:`dendrite`: 3D STORM of a dendrite fragment with spines (membrane or volume
   label), blinking, precision from photons, background, drift, beads.
 - :func:`sample_mesh`: the same acquisition model on any user mesh.
-- :func:`minflux_traces`: MINFLUX traces with quality fields.
+- :func:`minflux_traces`: MINFLUX traces with quality fields (groups
+  :class:`MinfluxSample`, :class:`MinfluxTiming`, :class:`MinfluxQuality` and
+  :class:`SimulatedDrift`).
 - :mod:`synapses` (the module; its function :func:`synapses.synapses`): pre/post
-  populations with a coupled fraction. ``simulate.synapses`` is always the module, so
-  ``import smlmspine.simulate.synapses`` and ``from smlmspine.simulate import synapses``
-  agree.
+  populations with a coupled fraction (groups :class:`SynapsePopulations`,
+  :class:`SynapseRendering` and a :mod:`smlmspine.coupling` region).
+  ``simulate.synapses`` is always the module, so ``import smlmspine.simulate.synapses``
+  and ``from smlmspine.simulate import synapses`` agree.
 - :func:`write_simulation`: write a result and its truth folder.
 
 Submodules load lazily, so importing this package is cheap.
@@ -51,6 +54,11 @@ _LAZY = {
     "smooth_drift": "._drift:smooth_drift",
     "minflux_traces": "._minflux:minflux_traces",
     "MinfluxSimulation": "._minflux:MinfluxSimulation",
+    "MinfluxSample": "._minflux:MinfluxSample",
+    "MinfluxTiming": "._minflux:MinfluxTiming",
+    "MinfluxQuality": "._minflux:MinfluxQuality",
+    "SynapsePopulations": ".synapses:SynapsePopulations",
+    "SynapseRendering": ".synapses:SynapseRendering",
     "write_simulation": "._output:write_simulation",
     "mesh_implicit": "._implicit:mesh_implicit",
     "synapses": ".synapses",

@@ -8,7 +8,9 @@ Each object can be rendered as a cluster of blinking localizations.
 
 Examples
 --------
->>> sim = synapses(n_pre=50, n_post=40, coupled_fraction=0.5, region_hi_nm=(5000, 5000), rng=1)
+>>> from smlmspine.coupling import BoxRegion
+>>> sim = synapses(populations=SynapsePopulations(n_pre=50, n_post=40, coupled_fraction=0.5),
+...                region=BoxRegion((0, 0), (5000, 5000)), rng=1)
 >>> sim.n_coupled, sim.coupled_fraction_post, sim.coupled_fraction_pre
 (20, 0.5, 0.4)
 >>> sim.pairs.column_names
@@ -25,7 +27,7 @@ import pyarrow as pa
 from ..errors import ParameterError
 from ._output import close_truth_folder, open_truth_folder, simulation_writer, write_truth_tables
 
-__all__ = ["synapses", "SynapseSimulation"]
+__all__ = ["synapses", "SynapseSimulation", "SynapsePopulations", "SynapseRendering"]
 
 
 @dataclass(frozen=True)
@@ -146,88 +148,167 @@ class SynapseSimulation:
                 "region": self.region.to_dict(), "parameters": dict(self.parameters)}
 
 
-def synapses(*, n_pre: int = 500, n_post: int = 500, coupled_fraction: float = 0.5,
-             distance_mean_nm: float = 100.0, distance_sd_nm: float = 30.0, ndim: int = 2,
-             region_lo_nm=None, region_hi_nm=None, mask=None, voxel_size_nm=None,
-             mask_origin_nm=None, locs_per_object: float = 0.0, blinks_per_fluorophore: float = 1.0,
-             object_radius_nm: float = 0.0, precision_nm: float = 10.0,
-             precision_z_nm: float | None = None, n_frames: int = 10000,
-             rng: np.random.Generator | int | None = None) -> SynapseSimulation:
-    """Simulate pre- and post-synaptic objects with a known coupled fraction and distance.
+@dataclass(frozen=True)
+class SynapsePopulations:
+    """The two populations of :func:`synapses` and how they are coupled.
 
     Parameters
     ----------
     n_pre, n_post : int
-        Number of pre (population 1) and post (population 2) objects.
+        Number of pre (population 1) and post (population 2) objects, >= 0.
     coupled_fraction : float
         Fraction of post objects coupled to a pre object, in [0, 1]; the number coupled
         is ``round(coupled_fraction * n_post)``, at most ``n_pre`` (one post per pre).
     distance_mean_nm, distance_sd_nm : float
-        Coupling distance ~ N(mean, sd) truncated to > 0, nm (centre to centre).
-    ndim : {2, 3}
-        Dimensionality (ignored when ``mask`` is given: the mask decides).
-    region_lo_nm, region_hi_nm : sequence of float, optional
-        Box corners in nm (default lo = 0, hi = 10 um on every axis).
-    mask : (ny, nx) or (nz, ny, nx) bool array, optional
-        Region as a mask instead of a box; see :class:`smlmspine.coupling.MaskRegion`.
-    voxel_size_nm : float or sequence of float, optional
-        Pixel/voxel size of ``mask``, nm (required with a mask).
-    mask_origin_nm : sequence of float, optional
-        x, y(, z) of the corner of pixel 0 of ``mask``, nm (default 0).
+        Coupling distance ~ N(mean, sd) truncated to > 0, nm (centre to centre), >= 0.
+
+    Raises
+    ------
+    ParameterError
+        ``coupled_fraction`` outside [0, 1], negative counts or distances.
+
+    Examples
+    --------
+    >>> SynapsePopulations(n_pre=10, n_post=10, coupled_fraction=1.5)
+    Traceback (most recent call last):
+    ...
+    smlmspine.errors.ParameterError: coupled_fraction must be in [0, 1], got 1.5
+    """
+
+    n_pre: int = 500
+    n_post: int = 500
+    coupled_fraction: float = 0.5
+    distance_mean_nm: float = 100.0
+    distance_sd_nm: float = 30.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.coupled_fraction <= 1.0:
+            raise ParameterError(f"coupled_fraction must be in [0, 1], got {self.coupled_fraction}")
+        if self.n_pre < 0 or self.n_post < 0:
+            raise ParameterError(f"n_pre and n_post must be >= 0, got {self.n_pre} and {self.n_post}")
+        if self.distance_mean_nm < 0 or self.distance_sd_nm < 0:
+            raise ParameterError("distance_mean_nm and distance_sd_nm must be >= 0")
+
+
+@dataclass(frozen=True)
+class SynapseRendering:
+    """How each object of :func:`synapses` becomes a cluster of localizations.
+
+    Parameters
+    ----------
     locs_per_object : float
         Mean number of fluorophores per object (Poisson); 0 gives no localizations.
     blinks_per_fluorophore : float
-        Mean number of localizations per fluorophore (geometric, >= 1).
+        Mean number of localizations per fluorophore (geometric, >= 1; a value at or
+        below 1 gives one localization each).
     object_radius_nm : float
         Fluorophores are uniform in a disk/ball of this radius around the object centre.
     precision_nm, precision_z_nm : float
-        Gaussian localization error (1 sigma), lateral and axial (default = lateral).
+        Gaussian localization error (1 sigma), lateral and axial (default = lateral), nm.
     n_frames : int
         Frames are drawn uniformly in ``[0, n_frames)``.
+
+    Raises
+    ------
+    ParameterError
+        A negative ``locs_per_object``, ``object_radius_nm`` or precision, or a
+        non-positive ``blinks_per_fluorophore``.
+
+    Examples
+    --------
+    >>> SynapseRendering(locs_per_object=5.0).precision_nm
+    10.0
+    """
+
+    locs_per_object: float = 0.0
+    blinks_per_fluorophore: float = 1.0
+    object_radius_nm: float = 0.0
+    precision_nm: float = 10.0
+    precision_z_nm: float | None = None
+    n_frames: int = 10000
+
+    def __post_init__(self):
+        if self.locs_per_object < 0 or self.object_radius_nm < 0:
+            raise ParameterError("locs_per_object and object_radius_nm must be >= 0")
+        if self.precision_nm < 0 or (self.precision_z_nm is not None and self.precision_z_nm < 0):
+            raise ParameterError("precision_nm and precision_z_nm must be >= 0")
+        if not self.blinks_per_fluorophore > 0:
+            raise ParameterError(f"blinks_per_fluorophore must be > 0, got "
+                                 f"{self.blinks_per_fluorophore}")
+
+
+def synapses(*, populations: SynapsePopulations | None = None, region=None,
+             ndim: int | None = None, rendering: SynapseRendering | None = None,
+             rng: np.random.Generator | int | None = None) -> SynapseSimulation:
+    """Simulate pre- and post-synaptic objects with a known coupled fraction and distance.
+
+    The settings come in groups; ``None`` for a group means its defaults.
+
+    Parameters
+    ----------
+    populations : SynapsePopulations, optional
+        Numbers of pre and post objects, coupled fraction and coupling distance.
+    region : smlmspine.coupling.Region, optional
+        Where the objects are drawn: a :class:`~smlmspine.coupling.BoxRegion`,
+        :class:`~smlmspine.coupling.MaskRegion` (or any other region); default a box
+        from 0 to 10 um on each of ``ndim`` axes.
+    ndim : {2, 3}, optional
+        Dimensionality of the default box (default 2); with a ``region`` it must match
+        the region's (or be left out).
+    rendering : SynapseRendering, optional
+        Fluorophores per object, blinks, object radius, precision, frames; default no
+        localizations (``locs_per_object=0``).
     rng : numpy Generator, int or None
         Random source.
 
     Returns
     -------
     SynapseSimulation
+        ``parameters`` holds the flat settings (``n_pre``, ..., ``ndim``, ...,
+        ``n_frames``).
 
     Raises
     ------
     ParameterError
-        ``coupled_fraction`` outside [0, 1], negative counts or distances, a mask
-        without ``voxel_size_nm``, ``ndim`` not 2 or 3, invalid box corners or mask, or
-        coupled objects that cannot be placed inside the region (a region narrower than
-        the coupling distance).
+        A group or region of the wrong type, ``ndim`` not 2 or 3 or not that of
+        ``region``, or coupled objects that cannot be placed inside the region (a region
+        narrower than the coupling distance). The groups and regions check their own
+        values when they are made.
 
     Examples
     --------
-    >>> sim = synapses(n_pre=100, n_post=100, coupled_fraction=0.3, locs_per_object=5,
-    ...                object_radius_nm=20.0, rng=0)
+    >>> sim = synapses(populations=SynapsePopulations(n_pre=100, n_post=100, coupled_fraction=0.3),
+    ...                rendering=SynapseRendering(locs_per_object=5, object_radius_nm=20.0), rng=0)
     >>> sim.n_coupled, sim.pre_localizations.num_rows == sim.pre_truth.num_rows
     (30, True)
     >>> bool(sim.pairs.column("distance_nm").to_numpy().min() > 0)
     True
     """
-    from ..coupling._region import BoxRegion, MaskRegion
+    from ..coupling._region import BoxRegion, Region
     from ..schema import make_table
+    from ._settings import check_group
 
     rng = np.random.default_rng(rng)
-    if not 0.0 <= coupled_fraction <= 1.0:
-        raise ParameterError(f"coupled_fraction must be in [0, 1], got {coupled_fraction}")
-    if n_pre < 0 or n_post < 0:
-        raise ParameterError(f"n_pre and n_post must be >= 0, got {n_pre} and {n_post}")
-    if distance_mean_nm < 0 or distance_sd_nm < 0:
-        raise ParameterError("distance_mean_nm and distance_sd_nm must be >= 0")
-    if mask is not None:
-        if voxel_size_nm is None:
-            raise ParameterError("a mask region needs voxel_size_nm")
-        region = MaskRegion(mask, voxel_size_nm=voxel_size_nm, origin_nm=mask_origin_nm)
-    else:
-        if ndim not in (2, 3):
-            raise ParameterError(f"ndim must be 2 or 3, got {ndim}")
-        lo = np.zeros(ndim) if region_lo_nm is None else region_lo_nm
-        hi = np.full(ndim, 10000.0) if region_hi_nm is None else region_hi_nm
-        region = BoxRegion(lo, hi)
+    populations = check_group(populations, SynapsePopulations, "populations")
+    rendering = check_group(rendering, SynapseRendering, "rendering")
+    if ndim is not None and ndim not in (2, 3):
+        raise ParameterError(f"ndim must be 2 or 3, got {ndim}")
+    if region is None:
+        d0 = 2 if ndim is None else ndim
+        region = BoxRegion(np.zeros(d0), np.full(d0, 10000.0))
+    elif not isinstance(region, Region):
+        raise ParameterError(f"region= must be a smlmspine.coupling region (BoxRegion, MaskRegion, "
+                             f"...), got {type(region).__name__}")
+    elif ndim is not None and ndim != region.ndim:
+        raise ParameterError(f"ndim={ndim} but the region is {region.ndim}D")
+    n_pre, n_post = populations.n_pre, populations.n_post
+    coupled_fraction = populations.coupled_fraction
+    distance_mean_nm, distance_sd_nm = populations.distance_mean_nm, populations.distance_sd_nm
+    locs_per_object = rendering.locs_per_object
+    blinks_per_fluorophore = rendering.blinks_per_fluorophore
+    object_radius_nm = rendering.object_radius_nm
+    precision_nm, precision_z_nm = rendering.precision_nm, rendering.precision_z_nm
+    n_frames = rendering.n_frames
     d = region.ndim
     pre = region.sample(int(n_pre), rng)
     n_c = min(int(round(coupled_fraction * n_post)), int(n_pre))
