@@ -272,7 +272,8 @@ def _shape_noise(args):
 
 
 def _minflux(args) -> int:
-    from ..simulate import minflux_traces
+    from ..simulate import (MinfluxQuality, MinfluxSample, MinfluxTiming, SimulatedDrift,
+                            minflux_traces)
 
     # localizations ~ emitters x 1.5 traces x localizations per trace; ~200 B each with
     # their truth row and temporaries
@@ -281,16 +282,19 @@ def _minflux(args) -> int:
                      f"{args.localizations_per_trace:g}: "
                      f"{args.n_emitters * 1.5 * args.localizations_per_trace:.3g} localizations")
     sim, written = _simulate_and_write(args, lambda: minflux_traces(
-        n_emitters=args.n_emitters, ndim=args.ndim, precision_nm=args.precision_nm,
-        localizations_per_trace=args.localizations_per_trace, time_s=args.time_s,
-        invalid_fraction=args.invalid_fraction, drift_nm=args.drift_nm, rng=args.seed),
+        sample=MinfluxSample(n_emitters=args.n_emitters), ndim=args.ndim,
+        timing=MinfluxTiming(localizations_per_trace=args.localizations_per_trace,
+                             time_s=args.time_s),
+        quality=MinfluxQuality(precision_nm=args.precision_nm,
+                               invalid_fraction=args.invalid_fraction),
+        drift=SimulatedDrift(drift_nm=args.drift_nm), rng=args.seed),
         exports=_MINFLUX_EXPORTS)
     return _done(args, sim, written)
 
 
 def _synapses(args) -> int:
     try:
-        from ..simulate.synapses import synapses
+        from ..simulate.synapses import SynapsePopulations, SynapseRendering, synapses
     except ModuleNotFoundError as exc:  # pragma: no cover - while the module is missing
         raise ParameterError("the synapse simulator is not available in this version") from exc
     n_objects = args.n_pre + args.n_post
@@ -298,10 +302,12 @@ def _synapses(args) -> int:
                 what=f"--n-pre {args.n_pre} + --n-post {args.n_post} objects x "
                      f"--locs-per-object {args.locs_per_object:g}")
     sim, written = _simulate_and_write(args, lambda: synapses(
-        n_pre=args.n_pre, n_post=args.n_post, coupled_fraction=args.coupled_fraction,
-        distance_mean_nm=args.distance_mean_nm, distance_sd_nm=args.distance_sd_nm,
-        ndim=args.ndim, locs_per_object=args.locs_per_object, precision_nm=args.precision_nm,
-        rng=args.seed))
+        populations=SynapsePopulations(
+            n_pre=args.n_pre, n_post=args.n_post, coupled_fraction=args.coupled_fraction,
+            distance_mean_nm=args.distance_mean_nm, distance_sd_nm=args.distance_sd_nm),
+        ndim=args.ndim,
+        rendering=SynapseRendering(locs_per_object=args.locs_per_object,
+                                   precision_nm=args.precision_nm), rng=args.seed))
     summary = {**{k: v for k, v in sim.to_dict().items() if k not in ("parameters", "region")},
                "out": str(written["localizations"]), "truth": str(written["truth"])}
     if args.json:
