@@ -35,11 +35,13 @@ def timed(fn, *a, **k):
 
 def bench_soda(n, ndim, rng):
     from smlmspine.coupling import BoxRegion, soda
-    from smlmspine.simulate.synapses import synapses
+    from smlmspine.simulate.synapses import SynapsePopulations, synapses
 
     side = np.sqrt(n / 1e-6) if ndim == 2 else (n / 2e-9) ** (1 / 3)  # 1 object/um^2, 2/um^3
-    sim = synapses(n_pre=n, n_post=n, coupled_fraction=0.3, distance_mean_nm=100,
-                   distance_sd_nm=30, ndim=ndim, region_hi_nm=np.full(ndim, side), rng=rng)
+    sim = synapses(populations=SynapsePopulations(n_pre=n, n_post=n, coupled_fraction=0.3,
+                                                  distance_mean_nm=100, distance_sd_nm=30),
+                   region=BoxRegion(np.zeros(ndim), np.full(ndim, side)),
+                   rng=rng)
     box = BoxRegion(np.zeros(ndim), np.full(ndim, side))
     res, t = timed(soda, sim.pre_objects, sim.post_objects, region=box, r_max_nm=500, ring_nm=20)
     print(f"SODA {ndim}D {n}+{n} objects, r_max 500 nm, 25 rings: {t:7.2f} s  "

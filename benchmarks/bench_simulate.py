@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     import open3d  # noqa: F401  (import cost excluded from the timings)
     import trimesh  # noqa: F401
 
-    from smlmspine.simulate import Acquisition, Labeling, dendrite, minflux_traces
+    from smlmspine.simulate import Acquisition, Labeling, MinfluxSample, dendrite, minflux_traces
 
     print("smlmspine.simulate.dendrite (10 um shaft, 15 spines, membrane label)")
     print(f"{'density/um2':>12} {'n_frames':>9} {'localizations':>14} {'wall s':>8} {'cpu s':>8} "
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         del sim
     print("\nsmlmspine.simulate.minflux_traces (3D)")
     for ne in (1000, 50000):
-        sim, w, c = _timed(lambda: minflux_traces(n_emitters=ne, rng=1))
+        sim, w, c = _timed(lambda: minflux_traces(sample=MinfluxSample(n_emitters=ne), rng=1))
         print(f"  {ne} emitters -> {sim.localizations.num_rows} localizations: {w:.2f} s wall, {c:.2f} s cpu")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak memory {peak:.0f} MB")

@@ -24,11 +24,14 @@ import numpy as np
 
 def run(ndim, mean, sd, alpha, seed, bias_correction):
     from smlmspine.coupling import soda
-    from smlmspine.simulate.synapses import synapses
+    from smlmspine.coupling import BoxRegion
+    from smlmspine.simulate.synapses import SynapsePopulations, synapses
 
     hi = (20000, 20000) if ndim == 2 else (6000, 6000, 6000)
-    sim = synapses(n_pre=1000, n_post=1000, coupled_fraction=alpha, distance_mean_nm=mean,
-                   distance_sd_nm=sd, ndim=ndim, region_hi_nm=hi, rng=seed)
+    sim = synapses(populations=SynapsePopulations(n_pre=1000, n_post=1000,
+                                                  coupled_fraction=alpha, distance_mean_nm=mean,
+                                                  distance_sd_nm=sd),
+                   region=BoxRegion(np.zeros(len(hi)), hi), rng=seed)
     res = soda(sim.pre_objects, sim.post_objects, region=sim.region, r_max_nm=300, ring_nm=10,
                bias_correction=bias_correction)
     return res, sim

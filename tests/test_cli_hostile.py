@@ -39,7 +39,8 @@ def _emitters(rng, n_emitters=300, n_frames=2000, blinks=12, spread_nm=3000.0):
 def data(tmp_path_factory):
     """Small inputs written once: localizations, spine meshes, a features table,
     two synapse populations."""
-    from smlmspine.simulate.synapses import synapses
+    from smlmspine.coupling import BoxRegion
+    from smlmspine.simulate.synapses import SynapsePopulations, synapses
     from smlmspine.testing import analytic_spine
 
     d = tmp_path_factory.mktemp("hostile_inputs")
@@ -47,8 +48,9 @@ def data(tmp_path_factory):
     write(_emitters(rng), d / "locs.parquet")
     (d / "meshes").mkdir()
     analytic_spine(100.0, 700.0, 350.0, sections=32).export(d / "meshes" / "spine_1.ply")
-    sim = synapses(n_pre=60, n_post=60, coupled_fraction=0.5, distance_mean_nm=80,
-                   distance_sd_nm=10, region_hi_nm=(6000, 6000), rng=0)
+    sim = synapses(populations=SynapsePopulations(n_pre=60, n_post=60, coupled_fraction=0.5,
+                                                  distance_mean_nm=80, distance_sd_nm=10),
+                   region=BoxRegion((0, 0), (6000, 6000)), rng=0)
     for name, obj in (("pre", sim.pre_objects), ("post", sim.post_objects)):
         xy = np.asarray(obj)[:, :2]
         write(make_table({"x": xy[:, 0], "y": xy[:, 1]}), d / f"{name}.parquet")

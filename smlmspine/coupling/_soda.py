@@ -576,9 +576,11 @@ def soda(pre, post, *, region=None, r_max_nm: float = 500.0, ring_nm: float = 20
 
     Examples
     --------
-    >>> from smlmspine.simulate.synapses import synapses
-    >>> sim = synapses(n_pre=400, n_post=400, coupled_fraction=0.5, distance_mean_nm=80,
-    ...                distance_sd_nm=10, region_hi_nm=(20000, 20000), rng=0)
+    >>> from smlmspine.coupling import BoxRegion
+    >>> from smlmspine.simulate.synapses import SynapsePopulations, synapses
+    >>> sim = synapses(populations=SynapsePopulations(n_pre=400, n_post=400, coupled_fraction=0.5,
+    ...                                               distance_mean_nm=80, distance_sd_nm=10),
+    ...                region=BoxRegion((0, 0), (20000, 20000)), rng=0)
     >>> res = soda(sim.pre_objects, sim.post_objects, region=sim.region, r_max_nm=300, ring_nm=20)
     >>> abs(res.coupling_index_post - 0.5) < 0.05, abs(res.mean_coupling_distance_weighted_nm - 80) < 10
     (True, True)

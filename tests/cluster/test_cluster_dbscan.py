@@ -209,11 +209,13 @@ def test_int64_index_path_and_kernel_input_untouched():
 def test_recovers_simulated_synapses_per_channel(ndim):
     from scipy.spatial.distance import pdist
 
-    from smlmspine.simulate.synapses import synapses
+    from smlmspine.coupling import BoxRegion
+    from smlmspine.simulate.synapses import SynapsePopulations, SynapseRendering, synapses
 
-    sim = synapses(n_pre=40, n_post=40, coupled_fraction=0.5, ndim=ndim,
-                   region_hi_nm=[20000.0] * ndim, locs_per_object=20,
-                   blinks_per_fluorophore=2, object_radius_nm=25.0, precision_nm=8.0, rng=5)
+    sim = synapses(populations=SynapsePopulations(n_pre=40, n_post=40, coupled_fraction=0.5),
+                   rendering=SynapseRendering(locs_per_object=20, blinks_per_fluorophore=2,
+                                              object_radius_nm=25.0, precision_nm=8.0),
+                   region=BoxRegion(np.zeros(ndim), [20000.0] * ndim), rng=5)
     objects = sim.objects()
     centres = np.column_stack([objects.column(c).to_numpy() for c in "xyz"[:ndim]])
     channel = objects.column("channel").to_numpy()

@@ -78,11 +78,13 @@ def test_bad_parameters(kw):
 
 
 def test_recovers_simulated_synapses_per_channel():
-    from smlmspine.simulate.synapses import synapses
+    from smlmspine.coupling import BoxRegion
+    from smlmspine.simulate.synapses import SynapsePopulations, SynapseRendering, synapses
 
-    sim = synapses(n_pre=40, n_post=40, coupled_fraction=0.5, ndim=3,
-                   region_hi_nm=[20000.0] * 3, locs_per_object=20, blinks_per_fluorophore=2,
-                   object_radius_nm=25.0, precision_nm=8.0, rng=5)
+    sim = synapses(populations=SynapsePopulations(n_pre=40, n_post=40, coupled_fraction=0.5),
+                   rendering=SynapseRendering(locs_per_object=20, blinks_per_fluorophore=2,
+                                              object_radius_nm=25.0, precision_nm=8.0),
+                   region=BoxRegion(np.zeros(3), [20000.0] * 3), rng=5)
     truth = np.concatenate([sim.pre_truth.column("cluster_id").to_numpy(),
                             sim.post_truth.column("cluster_id").to_numpy() + 40])
     labels = hdbscan(sim.localizations(), min_cluster_size=10, by="channel")

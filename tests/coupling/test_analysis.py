@@ -12,13 +12,15 @@ from smlmspine.coupling._points import as_points
 from smlmspine.errors import ParameterError, QualityWarning, SchemaError
 from smlmspine.io import write
 from smlmspine.schema import make_table, with_columns
-from smlmspine.simulate.synapses import synapses
+from smlmspine.simulate.synapses import SynapsePopulations, SynapseRendering, synapses
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_cluster_centroids_are_the_mean_of_each_cluster(ndim):
-    sim = synapses(n_pre=60, n_post=10, locs_per_object=12, object_radius_nm=20,
-                   precision_nm=4, ndim=ndim, rng=4)
+    sim = synapses(populations=SynapsePopulations(n_pre=60, n_post=10),
+                   rendering=SynapseRendering(locs_per_object=12, object_radius_nm=20,
+                                              precision_nm=4),
+                   ndim=ndim, rng=4)
     ids = sim.pre_truth.column("cluster_id").to_numpy()
     table = with_columns(sim.pre_localizations, {"cluster_id": ids})
     pts = as_points(cluster_centroids(table))
@@ -42,16 +44,18 @@ def test_cluster_centroids_leave_noise_out_and_refuse_unclustered():
 
 def test_soda_cross_h_detects_coupling_and_not_independence():
     box = BoxRegion([0, 0], [10000, 10000])
-    coupled = synapses(n_pre=400, n_post=400, coupled_fraction=0.8, distance_mean_nm=60,
-                       distance_sd_nm=10, region_hi_nm=(10000, 10000), rng=6)
+    coupled = synapses(populations=SynapsePopulations(n_pre=400, n_post=400,
+                                                      coupled_fraction=0.8, distance_mean_nm=60,
+                                                      distance_sd_nm=10),
+                       region=BoxRegion((0, 0), (10000, 10000)), rng=6)
     res = soda(coupled.pre_objects, coupled.post_objects, region=box, r_max_nm=200, ring_nm=20)
     rip = soda_cross_h(res, coupled.pre_objects, coupled.post_objects, region=box, rng=0)
     np.testing.assert_array_equal(rip.radii_nm, res.r_edges_nm[1:])
     assert rip.n_simulations == 19 and rip.null == "csr"
     assert rip.p_value == pytest.approx(0.05)             # observed beyond every simulation
     assert np.all(rip.h_nm[3:] > rip.h_high_nm[3:])       # from 80 nm on, above the envelope
-    free = synapses(n_pre=400, n_post=400, coupled_fraction=0.0, region_hi_nm=(10000, 10000),
-                    rng=6)
+    free = synapses(populations=SynapsePopulations(n_pre=400, n_post=400, coupled_fraction=0.0),
+                    region=BoxRegion((0, 0), (10000, 10000)), rng=6)
     res0 = soda(free.pre_objects, free.post_objects, region=box, r_max_nm=200, ring_nm=20)
     rip0 = soda_cross_h(res0, free.pre_objects, free.post_objects, region=box, rng=0)
     assert rip0.p_value > 0.1
@@ -75,8 +79,9 @@ def test_soda_cross_h_is_cross_k_envelope_on_the_points_inside():
 
 
 def test_cli_summary_carries_the_api_value(tmp_path):
-    sim = synapses(n_pre=200, n_post=200, coupled_fraction=0.5, distance_mean_nm=80,
-                   distance_sd_nm=15, region_hi_nm=(6000, 6000), rng=1)
+    sim = synapses(populations=SynapsePopulations(n_pre=200, n_post=200, coupled_fraction=0.5,
+                                                  distance_mean_nm=80, distance_sd_nm=15),
+                   region=BoxRegion((0, 0), (6000, 6000)), rng=1)
     write(sim.pre_objects, tmp_path / "pre.parquet")
     write(sim.post_objects, tmp_path / "post.parquet")
     assert main(["couple", str(tmp_path / "pre.parquet"), str(tmp_path / "post.parquet"),

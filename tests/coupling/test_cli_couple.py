@@ -7,15 +7,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from smlmspine.cli import main
+from smlmspine.coupling import BoxRegion
 from smlmspine.io import write
 from smlmspine.schema import with_columns
-from smlmspine.simulate.synapses import synapses
+from smlmspine.simulate.synapses import SynapsePopulations, SynapseRendering, synapses
 
 
 @pytest.fixture(scope="module")
 def sim():
-    return synapses(n_pre=300, n_post=300, coupled_fraction=0.5, distance_mean_nm=80,
-                    distance_sd_nm=15, region_hi_nm=(10000, 10000), rng=1)
+    return synapses(populations=SynapsePopulations(n_pre=300, n_post=300, coupled_fraction=0.5,
+                                                   distance_mean_nm=80, distance_sd_nm=15),
+                    region=BoxRegion((0, 0), (10000, 10000)), rng=1)
 
 
 def test_couple_two_files(tmp_path, sim):
@@ -38,9 +40,10 @@ def test_couple_two_files(tmp_path, sim):
 
 
 def test_couple_one_file_with_clusters(tmp_path, sim, capsys):
-    s2 = synapses(n_pre=150, n_post=150, coupled_fraction=0.6, distance_mean_nm=120,
-                  distance_sd_nm=15, region_hi_nm=(8000, 8000), locs_per_object=8,
-                  precision_nm=5, rng=2)
+    s2 = synapses(populations=SynapsePopulations(n_pre=150, n_post=150, coupled_fraction=0.6,
+                                                 distance_mean_nm=120, distance_sd_nm=15),
+                  rendering=SynapseRendering(locs_per_object=8, precision_nm=5),
+                  region=BoxRegion((0, 0), (8000, 8000)), rng=2)
     pre = with_columns(s2.pre_localizations, {"cluster_id": s2.pre_truth.column("cluster_id")})
     post = with_columns(s2.post_localizations, {"cluster_id": s2.post_truth.column("cluster_id")})
     import pyarrow as pa

@@ -73,12 +73,13 @@ def test_couple_cli_with_tiff_mask(tmp_path):
 
     from smlmspine.cli import main
     from smlmspine.io import write
-    from smlmspine.simulate.synapses import synapses
+    from smlmspine.simulate.synapses import SynapsePopulations, synapses
 
     m = np.zeros((60, 80), bool)
     m[5:55, 10:70] = True
-    sim = synapses(n_pre=400, n_post=400, coupled_fraction=0.5, distance_mean_nm=70,
-                   distance_sd_nm=10, mask=m, voxel_size_nm=100.0, rng=9)
+    sim = synapses(populations=SynapsePopulations(n_pre=400, n_post=400, coupled_fraction=0.5,
+                                                  distance_mean_nm=70, distance_sd_nm=10),
+                   region=MaskRegion(m, voxel_size_nm=100.0), rng=9)
     tifffile.imwrite(tmp_path / "mask.tif", m.astype(np.uint8))
     write(sim.pre_objects, tmp_path / "pre.parquet")
     write(sim.post_objects, tmp_path / "post.parquet")

@@ -9,7 +9,7 @@ from smlmspine.coupling import BoxRegion, MaskRegion, ring_moments, soda
 from smlmspine.coupling._geometry import ball_intersection, disk_intersection, ring_overlap_matrix
 from smlmspine.coupling._soda import _boundary_terms, _overlap_sum, _pairs, _ring_index
 from smlmspine.errors import ParameterError, QualityWarning
-from smlmspine.simulate.synapses import synapses
+from smlmspine.simulate.synapses import SynapsePopulations, SynapseRendering, synapses
 
 
 def _clustered_pre(region, rng, d):
@@ -113,8 +113,10 @@ _CASES = [(d, m, s, a) for d in (2, 3) for (m, s) in ((50, 15), (100, 30)) for a
 @pytest.mark.parametrize("ndim,mean,sd,alpha", _CASES)
 def test_accuracy_against_simulator_truth(ndim, mean, sd, alpha):
     hi = (20000, 20000) if ndim == 2 else (6000, 6000, 6000)
-    sim = synapses(n_pre=1000, n_post=1000, coupled_fraction=alpha, distance_mean_nm=mean,
-                   distance_sd_nm=sd, ndim=ndim, region_hi_nm=hi, rng=11)
+    sim = synapses(populations=SynapsePopulations(n_pre=1000, n_post=1000,
+                                                  coupled_fraction=alpha, distance_mean_nm=mean,
+                                                  distance_sd_nm=sd),
+                   region=BoxRegion(np.zeros(len(hi)), hi), rng=11)
     res = soda(sim.pre_objects, sim.post_objects, region=sim.region, r_max_nm=300, ring_nm=10)
     assert res.coupled and res.p_value < 1e-6
     assert abs(res.coupling_index_post - sim.coupled_fraction_post) <= 0.05
@@ -126,8 +128,10 @@ def test_bias_correction_recovers_broad_coupling():
     """With broad distances plain SODA misses the tails; the correction does not."""
     errs, errs0 = [], []
     for seed in range(4):
-        sim = synapses(n_pre=1000, n_post=1000, coupled_fraction=0.5, distance_mean_nm=100,
-                       distance_sd_nm=30, region_hi_nm=(20000, 20000), rng=seed)
+        sim = synapses(populations=SynapsePopulations(n_pre=1000, n_post=1000,
+                                                      coupled_fraction=0.5, distance_mean_nm=100,
+                                                      distance_sd_nm=30),
+                       region=BoxRegion((0, 0), (20000, 20000)), rng=seed)
         kw = dict(region=sim.region, r_max_nm=300, ring_nm=10)
         errs.append(soda(sim.pre_objects, sim.post_objects, **kw).coupling_index_post - 0.5)
         errs0.append(soda(sim.pre_objects, sim.post_objects, bias_correction=False,
@@ -141,8 +145,8 @@ def test_false_positive_rate_at_alpha_zero():
     """Small version of the validation (benchmarks/validate_coupling.py runs 100)."""
     false = 0
     for seed in range(20):
-        sim = synapses(n_pre=500, n_post=500, coupled_fraction=0.0, region_hi_nm=(15000, 15000),
-                       rng=100 + seed)
+        sim = synapses(populations=SynapsePopulations(n_pre=500, n_post=500, coupled_fraction=0.0),
+                       region=BoxRegion((0, 0), (15000, 15000)), rng=100 + seed)
         res = soda(sim.pre_objects, sim.post_objects, region=sim.region, r_max_nm=300, ring_nm=10)
         false += res.coupled
         assert res.coupling_index_post == 0.0 or res.coupled
@@ -150,17 +154,21 @@ def test_false_positive_rate_at_alpha_zero():
 
 
 def test_monte_carlo_null_on_raw_localizations():
-    sim = synapses(n_pre=200, n_post=200, coupled_fraction=0.6, distance_mean_nm=80,
-                   distance_sd_nm=15, region_hi_nm=(8000, 8000), locs_per_object=4,
-                   blinks_per_fluorophore=3, precision_nm=8, rng=5)
+    sim = synapses(populations=SynapsePopulations(n_pre=200, n_post=200, coupled_fraction=0.6,
+                                                  distance_mean_nm=80, distance_sd_nm=15),
+                   rendering=SynapseRendering(locs_per_object=4, blinks_per_fluorophore=3,
+                                              precision_nm=8),
+                   region=BoxRegion((0, 0), (8000, 8000)), rng=5)
     pre = sim.pre_localizations.filter(_inside(sim, sim.pre_localizations))
     post = sim.post_localizations.filter(_inside(sim, sim.post_localizations))
     res = soda(pre, post, region=sim.region, r_max_nm=300, ring_nm=20, null="shift",
                n_simulations=19, rng=0)
     assert res.coupled and res.p_value <= 0.05
     assert 60 <= res.mean_coupling_distance_weighted_nm <= 110
-    sim0 = synapses(n_pre=200, n_post=200, coupled_fraction=0.0, region_hi_nm=(8000, 8000),
-                    locs_per_object=4, blinks_per_fluorophore=3, precision_nm=8, rng=6)
+    sim0 = synapses(populations=SynapsePopulations(n_pre=200, n_post=200, coupled_fraction=0.0),
+                    rendering=SynapseRendering(locs_per_object=4, blinks_per_fluorophore=3,
+                                               precision_nm=8),
+                    region=BoxRegion((0, 0), (8000, 8000)), rng=6)
     pre0 = sim0.pre_localizations.filter(_inside(sim0, sim0.pre_localizations))
     post0 = sim0.post_localizations.filter(_inside(sim0, sim0.post_localizations))
     res0 = soda(pre0, post0, region=sim0.region, r_max_nm=300, ring_nm=20, null="csr",
@@ -182,7 +190,8 @@ def _inside(sim, table):
 
 
 def test_region_from_data_warns_and_bad_input_raises():
-    sim = synapses(n_pre=100, n_post=100, coupled_fraction=0.5, region_hi_nm=(5000, 5000), rng=2)
+    sim = synapses(populations=SynapsePopulations(n_pre=100, n_post=100, coupled_fraction=0.5),
+                   region=BoxRegion((0, 0), (5000, 5000)), rng=2)
     with pytest.warns(QualityWarning, match="oversized region inflates"):
         soda(sim.pre_objects, sim.post_objects, r_max_nm=200)
     with warnings.catch_warnings():
@@ -197,8 +206,9 @@ def test_region_from_data_warns_and_bad_input_raises():
 
 
 def test_tables_and_summary():
-    sim = synapses(n_pre=300, n_post=300, coupled_fraction=0.5, distance_mean_nm=60,
-                   distance_sd_nm=10, region_hi_nm=(10000, 10000), rng=4)
+    sim = synapses(populations=SynapsePopulations(n_pre=300, n_post=300, coupled_fraction=0.5,
+                                                  distance_mean_nm=60, distance_sd_nm=10),
+                   region=BoxRegion((0, 0), (10000, 10000)), rng=4)
     res = soda(sim.pre_objects, sim.post_objects, region=sim.region, r_max_nm=200, ring_nm=20)
     rings, pairs = res.rings_table(), res.pairs_table()
     assert rings.num_rows == 10 and pairs.num_rows == res.pair_pre.size
@@ -219,8 +229,9 @@ def test_tables_and_summary():
 def test_centroid_tables_and_3d_mask():
     import pyarrow as pa
 
-    sim = synapses(n_pre=300, n_post=300, coupled_fraction=0.5, distance_mean_nm=80,
-                   distance_sd_nm=10, mask=np.ones((10, 30, 30), bool), voxel_size_nm=(100, 100, 100),
+    sim = synapses(populations=SynapsePopulations(n_pre=300, n_post=300, coupled_fraction=0.5,
+                                                  distance_mean_nm=80, distance_sd_nm=10),
+                   region=MaskRegion(np.ones((10, 30, 30), bool), voxel_size_nm=(100, 100, 100)),
                    rng=7)
     assert sim.ndim == 3
     pre = pa.table({"centroid_x_nm": sim.pre_objects.column("x"),
@@ -232,8 +243,9 @@ def test_centroid_tables_and_3d_mask():
 
 
 def test_points_outside_region_can_be_dropped():
-    sim = synapses(n_pre=200, n_post=200, coupled_fraction=0.5, distance_mean_nm=60,
-                   distance_sd_nm=10, region_hi_nm=(6000, 6000), rng=12)
+    sim = synapses(populations=SynapsePopulations(n_pre=200, n_post=200, coupled_fraction=0.5,
+                                                  distance_mean_nm=60, distance_sd_nm=10),
+                   region=BoxRegion((0, 0), (6000, 6000)), rng=12)
     pre = np.vstack([np.asarray(sim.pre_objects.select(["x", "y"]).to_pandas()), [[-50.0, 10.0]]])
     post = np.asarray(sim.post_objects.select(["x", "y"]).to_pandas())
     with pytest.raises(ParameterError, match="outside='drop'"):

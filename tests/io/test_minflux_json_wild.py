@@ -21,9 +21,9 @@ from smlmspine.io._minflux_layouts import json_memory_estimate
 @pytest.fixture()
 def export(tmp_path):
     from smlmspine.io.minflux import write_abberior_npy
-    from smlmspine.simulate import minflux_traces
+    from smlmspine.simulate import MinfluxSample, minflux_traces
 
-    sim = minflux_traces(n_emitters=5, ndim=3, rng=4)
+    sim = minflux_traces(sample=MinfluxSample(n_emitters=5), ndim=3, rng=4)
     return write_abberior_npy(sim.localizations, tmp_path / "m.json", ndim=3,
                               n_iterations=sim.n_iterations), sim
 

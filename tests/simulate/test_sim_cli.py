@@ -80,9 +80,9 @@ def test_minflux_cli_abberior_export_reads_back(tmp_path, ext):
     assert main(["simulate", "minflux", str(out), "--seed", "2", "--n-emitters", "30"]) == 0
     truth = pq.read_table(tmp_path / "mf.truth" / "localizations.parquet")
     back = read(out, format="minflux")
-    from smlmspine.simulate import minflux_traces
+    from smlmspine.simulate import MinfluxSample, minflux_traces
 
-    sim = minflux_traces(n_emitters=30, rng=2)
+    sim = minflux_traces(sample=MinfluxSample(n_emitters=30), rng=2)
     vld = sim.localizations.column("vld").to_numpy(zero_copy_only=False)
     assert truth.num_rows == sim.localizations.num_rows
     assert back.num_rows == int(vld.sum())  # the reader keeps valid localizations

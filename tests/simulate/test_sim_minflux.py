@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 
 from smlmspine.errors import ParameterError
-from smlmspine.simulate import minflux_traces
+from smlmspine.simulate import MinfluxQuality, MinfluxSample, SimulatedDrift, minflux_traces
 
 
 @pytest.fixture(scope="module")
 def sim3d():
-    return minflux_traces(n_emitters=300, ndim=3, precision_nm=3.0, drift_nm=40.0, rng=4)
+    return minflux_traces(sample=MinfluxSample(n_emitters=300),
+                          quality=MinfluxQuality(precision_nm=3.0),
+                          drift=SimulatedDrift(drift_nm=40.0), ndim=3, rng=4)
 
 
 def _col(t, name):
@@ -51,13 +53,13 @@ def test_precision_and_drift_match_truth(sim3d):
 
 
 def test_2d_has_no_z_and_rejects_bad_input():
-    sim = minflux_traces(n_emitters=10, ndim=2, rng=1)
+    sim = minflux_traces(sample=MinfluxSample(n_emitters=10), ndim=2, rng=1)
     assert "z" not in sim.localizations.column_names and sim.n_iterations == 5
     assert np.all(sim.truth.column("z_true").to_numpy() == 0)
     pos = np.array([[0.0, 0.0], [100.0, 0.0]])
-    sim = minflux_traces(positions_nm=pos, ndim=2, rng=1)
+    sim = minflux_traces(sample=MinfluxSample(positions_nm=pos), ndim=2, rng=1)
     assert set(np.unique(sim.truth.column("x_true").to_numpy())) <= {0.0, 100.0}
     with pytest.raises(ParameterError, match="ndim"):
         minflux_traces(ndim=4)
     with pytest.raises(ParameterError, match="positions_nm"):
-        minflux_traces(positions_nm=np.zeros((3, 4)))
+        minflux_traces(sample=MinfluxSample(positions_nm=np.zeros((3, 4))))

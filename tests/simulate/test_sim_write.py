@@ -9,12 +9,13 @@ import pytest
 
 from smlmspine.errors import FormatError, ParameterError
 from smlmspine.io import read
-from smlmspine.simulate import minflux_traces, write_simulation
-from smlmspine.simulate.synapses import synapses
+from smlmspine.simulate import MinfluxSample, minflux_traces, write_simulation
+from smlmspine.simulate.synapses import SynapsePopulations, SynapseRendering, synapses
 
 
 def test_synapse_simulation_writes_localizations_and_truth(tmp_path):
-    sim = synapses(n_pre=50, n_post=40, coupled_fraction=0.5, locs_per_object=3, ndim=2, rng=3)
+    sim = synapses(populations=SynapsePopulations(n_pre=50, n_post=40, coupled_fraction=0.5),
+                   rendering=SynapseRendering(locs_per_object=3), ndim=2, rng=3)
     out = write_simulation(sim, tmp_path / "syn.parquet")
     again = sim.write(tmp_path / "again.parquet")
     assert out["truth"] == tmp_path / "syn.truth" and again["truth"] == tmp_path / "again.truth"
@@ -34,7 +35,8 @@ def test_synapse_simulation_writes_localizations_and_truth(tmp_path):
 
 
 def test_synapse_simulation_without_localizations_writes_the_objects(tmp_path):
-    sim = synapses(n_pre=30, n_post=20, coupled_fraction=0.0, ndim=2, rng=0)
+    sim = synapses(populations=SynapsePopulations(n_pre=30, n_post=20, coupled_fraction=0.0),
+                   ndim=2, rng=0)
     sim.write(tmp_path / "obj.parquet")
     t = read(tmp_path / "obj.parquet")
     assert t.num_rows == 50
@@ -42,7 +44,7 @@ def test_synapse_simulation_without_localizations_writes_the_objects(tmp_path):
 
 
 def test_minflux_simulation_writes_abberior_npy(tmp_path):
-    sim = minflux_traces(n_emitters=5, ndim=2, rng=1)
+    sim = minflux_traces(sample=MinfluxSample(n_emitters=5), ndim=2, rng=1)
     out = sim.write(tmp_path / "mf.npy")
     assert out["localizations"].suffix == ".npy"
     back = read(tmp_path / "mf.npy")
@@ -59,7 +61,7 @@ def test_write_simulation_refuses_other_objects(tmp_path):
 
 
 def test_missing_output_folder_is_refused(tmp_path):
-    sim = synapses(n_pre=5, n_post=5, ndim=2, rng=0)
+    sim = synapses(populations=SynapsePopulations(n_pre=5, n_post=5), ndim=2, rng=0)
     with pytest.raises(FormatError, match="does not exist"):
         sim.write(tmp_path / "nope" / "s.parquet")
     assert not any(tmp_path.iterdir())

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 
+from smlmspine.coupling import MaskRegion
 from smlmspine.errors import ParameterError
 from smlmspine.schema import coordinates, validate
-from smlmspine.simulate.synapses import synapses
+from smlmspine.simulate.synapses import SynapsePopulations, SynapseRendering, synapses
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_truth_matches_parameters(ndim):
-    sim = synapses(n_pre=2000, n_post=1000, coupled_fraction=0.4, distance_mean_nm=100,
-                   distance_sd_nm=30, ndim=ndim, rng=0)
+    sim = synapses(populations=SynapsePopulations(n_pre=2000, n_post=1000, coupled_fraction=0.4,
+                                                  distance_mean_nm=100, distance_sd_nm=30),
+                   ndim=ndim, rng=0)
     assert sim.n_coupled == 400 and sim.coupled_fraction_post == 0.4
     assert sim.coupled_fraction_pre == pytest.approx(0.2)
     pre, post = coordinates(sim.pre_objects), coordinates(sim.post_objects)
@@ -27,8 +29,10 @@ def test_truth_matches_parameters(ndim):
 
 
 def test_localizations_and_truth():
-    sim = synapses(n_pre=100, n_post=100, coupled_fraction=0.5, locs_per_object=5,
-                   blinks_per_fluorophore=2, object_radius_nm=30, precision_nm=5, ndim=3, rng=1)
+    sim = synapses(populations=SynapsePopulations(n_pre=100, n_post=100, coupled_fraction=0.5),
+                   rendering=SynapseRendering(locs_per_object=5, blinks_per_fluorophore=2,
+                                              object_radius_nm=30, precision_nm=5),
+                   ndim=3, rng=1)
     locs = sim.pre_localizations
     validate(locs)
     ids = sim.pre_truth.column("cluster_id").to_numpy()
@@ -44,16 +48,20 @@ def test_localizations_and_truth():
 def test_mask_region_and_reproducibility():
     m = np.zeros((50, 50), bool)
     m[10:40, 5:45] = True
-    a = synapses(n_pre=200, n_post=200, mask=m, voxel_size_nm=100.0, rng=3)
-    b = synapses(n_pre=200, n_post=200, mask=m, voxel_size_nm=100.0, rng=3)
+    a = synapses(populations=SynapsePopulations(n_pre=200, n_post=200),
+                 region=MaskRegion(m, voxel_size_nm=100.0), rng=3)
+    b = synapses(populations=SynapsePopulations(n_pre=200, n_post=200),
+                 region=MaskRegion(m, voxel_size_nm=100.0), rng=3)
     assert a.pre_objects.equals(b.pre_objects) and a.pairs.equals(b.pairs)
     assert a.region.contains(coordinates(a.post_objects)).all()
 
 
 def test_bad_parameters():
     with pytest.raises(ParameterError, match="coupled_fraction"):
-        synapses(coupled_fraction=1.5)
-    with pytest.raises(ParameterError, match="voxel_size_nm"):
-        synapses(mask=np.ones((5, 5), bool))
+        synapses(populations=SynapsePopulations(coupled_fraction=1.5))
+    with pytest.raises(ParameterError, match="region= must be a smlmspine.coupling region"):
+        synapses(region=np.ones((5, 5), bool))
+    with pytest.raises(ParameterError, match="ndim=3 but the region is 2D"):
+        synapses(region=MaskRegion(np.ones((5, 5), bool), voxel_size_nm=100.0), ndim=3)
     with pytest.raises(ParameterError, match="ndim"):
         synapses(ndim=4)
