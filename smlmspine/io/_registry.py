@@ -260,8 +260,7 @@ def read(path: str | Path, *, format: str | None = None, pixel_size_nm: float | 
     except SchemaError as exc:
         raise FormatError(str(exc), path=path) from exc
     _refuse_negative_frames(table, path)
-    if format not in WRITTEN_FORMATS:  # see MAX_COORDINATE_NM
-        _refuse_impossible_coordinates(table, path)
+    _refuse_impossible_coordinates(table, path)
     return _with_reader_name(table, format, path)
 
 
@@ -277,18 +276,17 @@ def _refuse_negative_frames(table: pa.Table, path: Path) -> None:
 
 #: Largest |x|, |y|, |z| a localization may have, nm (1 m: no microscope's field of view
 #: or stage travel comes near; a larger value is a damaged number or a wrong unit).
-#: Checked by :func:`read` for the formats smlmspine only reads (DECODE, SMAP, rapidSTORM,
-#: Zeiss, ONI, N-STORM, generic CSV with a mapping); the readers of the formats it also
-#: writes (:data:`WRITTEN_FORMATS`) keep every finite value, so that each writer -> reader
-#: round trip is exact for any finite table (tested with arbitrary floats).
+#: Checked by :func:`read` for every format (after unit conversion) and by :func:`write`
+#: (so no writer produces a file the readers refuse); see docs/reliability.md.
 MAX_COORDINATE_NM = 1e9
-#: Readers of the files smlmspine's writers produce (the ``csv`` writer's files are read as
-#: ``thunderstorm``): exempt from the +-1 m check (docs/reliability.md).
-WRITTEN_FORMATS = ("parquet", "arrow", "smlm", "picasso", "thunderstorm", "minflux")
 
 
-def _refuse_impossible_coordinates(table: pa.Table, path: Path) -> None:
-    """One check for every reader (and writer): coordinates within +-1 m.
+def _refuse_impossible_coordinates(table: pa.Table, path: Path, *,
+                                   in_file: bool = True) -> None:
+    """One check for every reader and writer: coordinates within +-1 m.
+
+    ``in_file`` names the column as the file calls it (its ``original_name``, for a table
+    just read); ``False`` names the table's column (for a table about to be written).
 
     Examples
     --------
@@ -317,7 +315,8 @@ def _refuse_impossible_coordinates(table: pa.Table, path: Path) -> None:
         row = int(np.argmax(bad))
         count = int(bad.sum())
         meta = table.schema.field(name).metadata or {}
-        column = (meta.get(b"original_name") or name.encode()).decode(errors="replace")
+        original = meta.get(b"original_name") if in_file else None
+        column = (original or name.encode()).decode(errors="replace")
         raise FormatError(f"|{name}| must be at most {MAX_COORDINATE_NM:g} nm (1 m: larger is a "
                           f"damaged value or a wrong unit); found {values[row]:g} at row {row} "
                           f"(rows count from 0; {count} such row{'s' if count > 1 else ''})",
@@ -376,6 +375,7 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
     validate(table, require_finite=False)
     # never write a file the readers would refuse
     _refuse_negative_frames(table, path)
+    _refuse_impossible_coordinates(table, path, in_file=False)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise FormatError(f"output folder {str(parent)!r} does not exist", path=path)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from smlmspine.errors import FormatError
 from smlmspine.io import read, write, writers
+from smlmspine.io._registry import MAX_COORDINATE_NM
 from smlmspine.schema import COLUMNS, make_table
 
 from test_binary_decode import write_decode
@@ -105,16 +106,19 @@ def test_read_write_read(tmp_path, source, writer, ext):
 
 _names = st.text(min_size=1, max_size=10).filter(lambda s: s not in COLUMNS and s.strip())
 _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+#: Coordinates: any float a localization can have, |value| <= 1 m (io.MAX_COORDINATE_NM;
+#: beyond it read and write refuse the table, tests/io/test_coordinates_wild.py).
+_coordinate = st.floats(min_value=-MAX_COORDINATE_NM, max_value=MAX_COORDINATE_NM, width=64)
 _ints = st.integers(min_value=-(2 ** 53) + 1, max_value=2 ** 53 - 1)
 
 
 @st.composite
 def tables(draw):
     n = draw(st.integers(0, 12))
-    cols = {"x": draw(st.lists(_finite, min_size=n, max_size=n)),
-            "y": draw(st.lists(_finite, min_size=n, max_size=n))}
+    cols = {"x": draw(st.lists(_coordinate, min_size=n, max_size=n)),
+            "y": draw(st.lists(_coordinate, min_size=n, max_size=n))}
     if draw(st.booleans()):
-        cols["z"] = draw(st.lists(_finite, min_size=n, max_size=n))
+        cols["z"] = draw(st.lists(_coordinate, min_size=n, max_size=n))
     if draw(st.booleans()):
         cols["frame"] = draw(st.lists(st.integers(0, 2 ** 40), min_size=n, max_size=n))
     units = {}
@@ -138,17 +142,20 @@ def test_property_lossless_round_trip(tmp_path, ext, table):
     assert_same_table(table, back)
 
 
+def test_picasso_refuses_coordinates_too_large_for_its_pixels(tmp_path):
+    """Within 1 m but not storable in pixels of 1e-300 nm (1e9 nm is 1e309 px, beyond
+    float64): refused at write time, nothing left behind."""
+    table = make_table({"x": [1.0, MAX_COORDINATE_NM], "y": [0.0, 0.0]})
+    with np.errstate(over="ignore"), pytest.raises(FormatError) as err:
+        write(table, tmp_path / "p.hdf5", pixel_size_nm=1e-300)
+    assert "column 'x' holds 1 value(s) too large to store in pixels of 1e-300 nm" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(table=tables(), px=st.floats(1.0, 500.0))
 def test_property_picasso_round_trip(tmp_path, table, px):
     tmp_path = Path(tempfile.mkdtemp(dir=tmp_path))  # one folder per example
-    with np.errstate(over="ignore"):
-        ok = all(np.all(np.isfinite(table.column(c).to_numpy() / px * px)) for c in ("x", "y"))
-    if not ok:  # e.g. 1.7e308 nm in 3 nm pixels: refused at write time, nothing left behind
-        with pytest.raises(FormatError, match="too large to store in pixels"):
-            write(table, tmp_path / "p.hdf5", pixel_size_nm=px)
-        assert not (tmp_path / "p.hdf5").exists()
-        return
     t1 = read(write(table, tmp_path / "p.hdf5", pixel_size_nm=px))
     # nm -> px -> nm within rounding, all columns kept with their units and names
     assert set(table.column_names) <= set(t1.column_names)
