@@ -35,11 +35,30 @@ _FORMAT_MODULES = (
 
 @dataclass(frozen=True)
 class Reader:
-    """A registered reader.
+    """A registered reader (made by :func:`register_reader`, listed by :func:`readers`).
 
-    ``sniff(path, head)`` gets the path and the first :data:`HEAD_BYTES` bytes and says
-    whether the content is this format; ``read(path, pixel_size_nm=..., **options)``
-    returns a canonical table.
+    Attributes
+    ----------
+    name : str
+        Reader name, as given to :func:`read`'s ``format=`` (CLI: ``--format``).
+    extensions : tuple of str
+        Lower-case file extensions with the dot (e.g. ``(".csv",)``); a file with one of
+        them is sniffed by this reader before the others.
+    read : callable
+        ``read(path, *, pixel_size_nm=None, **options)`` returning the canonical
+        ``pyarrow.Table`` (coordinates in nm); raises :class:`FormatError` on bad input.
+    sniff : callable
+        ``sniff(path, head)`` gets the path and the first ``HEAD_BYTES`` (65 536) bytes
+        and returns True when the content is this format.
+    description : str
+        One line for ``smlmspine formats`` and for the "layouts tried" list of an
+        unrecognised file.
+    priority : int
+        Sniffing order among readers whose extension matches equally: lower first
+        (default 100).
+    options : tuple of str
+        Names of the keyword options ``read`` takes besides ``pixel_size_nm``; others are
+        refused by :func:`read`.
     """
 
     name: str
@@ -53,14 +72,27 @@ class Reader:
 
 @dataclass(frozen=True)
 class Writer:
-    """A registered writer.
+    """A registered writer (made by :func:`register_writer`, listed by :func:`writers`).
 
-    ``write(table, tmp_path, *, final_path)`` writes the main file to ``tmp_path`` (the
-    registry renames it to ``final_path`` on success). A writer with sidecar files (e.g.
-    Picasso's YAML) writes each to a :func:`temporary_beside` its final name and returns
-    the ``[(tmp, final), ...]`` pairs: the registry renames them together with the main
-    file (:func:`commit_files`), so a failure leaves neither new file and any previous
-    sidecar untouched. Other writers return ``None``.
+    Attributes
+    ----------
+    name : str
+        Writer name, as given to :func:`write`'s ``format=`` (CLI: ``--to``).
+    extensions : tuple of str
+        Lower-case file extensions with the dot; :func:`write` picks the writer from the
+        output's extension when no format is given.
+    write : callable
+        ``write(table, tmp_path, *, final_path, **options)`` writes the main file to
+        ``tmp_path`` (the registry renames it to ``final_path`` on success). A writer with
+        sidecar files (e.g. Picasso's YAML) writes each to a ``temporary_beside`` its
+        final name and returns the ``[(tmp, final), ...]`` pairs: the registry renames
+        them together with the main file (``commit_files``), so a failure leaves neither
+        new file and any previous sidecar untouched. Other writers return None.
+    description : str
+        One line for ``smlmspine formats``.
+    options : tuple of str
+        Names of the keyword options ``write`` takes (e.g. ``pixel_size_nm``); others are
+        refused by :func:`write`.
     """
 
     name: str
@@ -79,7 +111,31 @@ def register_reader(name: str, *, extensions: tuple[str, ...], sniff: Callable[[
                     description: str, priority: int = 100, options: tuple[str, ...] = ()):
     """Decorator registering ``func(path, *, pixel_size_nm=None, **options)`` as a reader.
 
-    Lower ``priority`` values are sniffed first.
+    Registering a name again replaces the earlier reader.
+
+    Parameters
+    ----------
+    name : str
+        Reader name (``Reader.name``).
+    extensions : tuple of str
+        File extensions with the dot; stored lower-case.
+    sniff : callable
+        ``sniff(path, head) -> bool``: whether the file (path and its first ``HEAD_BYTES``
+        bytes) is this format. An exception other than :class:`~smlmspine.errors.SmlmSpineError`
+        counts as "no".
+    description : str
+        One line for ``smlmspine formats``.
+    priority : int, optional
+        Sniffing order among equally matching readers: lower values are sniffed first
+        (default 100).
+    options : tuple of str, optional
+        Keyword options the reader takes besides ``pixel_size_nm``.
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function as a :class:`Reader` and returns the
+        function unchanged.
     """
 
     def deco(func):
@@ -94,9 +150,26 @@ def register_writer(name: str, *, extensions: tuple[str, ...], description: str,
                     options: tuple[str, ...] = ()):
     """Decorator registering ``func(table, tmp_path, *, final_path, **options)`` as a writer.
 
-    ``options`` names the keyword options the writer takes (e.g. ``pixel_size_nm``).
-    The function returns ``None``, or the ``[(tmp, final), ...]`` sidecar files it wrote
-    to temporary names (see :class:`Writer`).
+    The function returns None, or the ``[(tmp, final), ...]`` sidecar files it wrote to
+    temporary names (see :class:`Writer`). Registering a name again replaces the earlier
+    writer.
+
+    Parameters
+    ----------
+    name : str
+        Writer name (``Writer.name``).
+    extensions : tuple of str
+        File extensions with the dot; stored lower-case.
+    description : str
+        One line for ``smlmspine formats``.
+    options : tuple of str, optional
+        Keyword options the writer takes (e.g. ``pixel_size_nm``).
+
+    Returns
+    -------
+    callable
+        The decorator; it registers the function as a :class:`Writer` and returns the
+        function unchanged.
     """
 
     def deco(func):
@@ -123,13 +196,35 @@ def _load() -> None:
 
 
 def readers() -> dict[str, Reader]:
-    """All registered readers by name."""
+    """All registered readers by name.
+
+    Returns
+    -------
+    dict of str to Reader
+        A new dict, in sniffing order (by ``Reader.priority``, then name).
+
+    Examples
+    --------
+    >>> "thunderstorm" in readers()
+    True
+    """
     _load()
     return dict(sorted(_READERS.items(), key=lambda kv: (kv[1].priority, kv[0])))
 
 
 def writers() -> dict[str, Writer]:
-    """All registered writers by name."""
+    """All registered writers by name.
+
+    Returns
+    -------
+    dict of str to Writer
+        A new dict, in registration order.
+
+    Examples
+    --------
+    >>> writers()["parquet"].extensions
+    ('.parquet', '.pq')
+    """
     _load()
     return dict(_WRITERS)
 
@@ -146,10 +241,27 @@ def _suffix(path: Path) -> str:
 def detect_format(path: str | Path) -> str:
     """Name of the reader whose sniffer accepts the file's content.
 
+    Readers whose extensions match the file's are tried first, then the others, each
+    group by ``Reader.priority``. The extension alone never decides. HDF5 and MAT
+    files are first opened in a separate process (``probe_structure``), so a damaged
+    file cannot hang or crash the caller.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    str
+        The reader's name (a key of :func:`readers`; pass it to :func:`read` as
+        ``format=``).
+
     Raises
     ------
     FormatError
-        When the path cannot be read or no reader recognises the content.
+        When the path cannot be read, is empty or no reader recognises the content (the
+        message lists the layouts tried).
     """
     path = Path(path)
     _load()
@@ -349,9 +461,45 @@ def write(table: pa.Table, path: str | Path, *, format: str | None = None, **opt
     """Write a table; the format comes from ``format`` or the file extension.
 
     The file is written to a temporary name in the same folder and renamed at the end,
-    so a failure never leaves a partial output. Returns the path written.
-    ``**options`` are writer-specific (e.g. ``pixel_size_nm=`` for Picasso HDF5); an
-    option the chosen writer does not take raises :class:`FormatError`.
+    so a failure never leaves a partial output (a writer's sidecar files, e.g. Picasso's
+    ``.yaml``, are renamed with it: all or none). The file gets the permissions a plain
+    ``open()`` would give it (umask respected).
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Canonical localization table (coordinates in nm). Non-finite values are allowed
+        where the format can store them; negative frames and coordinates beyond
+        +-1e9 nm (1 m) are refused, so no file is written that :func:`read` would refuse.
+    path : str or Path
+        Output file; its folder must exist. An existing file is replaced.
+    format : str, optional
+        Writer name (a key of :func:`writers`); taken from the extension if omitted.
+    **options
+        Writer-specific options (e.g. ``pixel_size_nm=`` for Picasso HDF5).
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    FormatError
+        Naming the output: unknown extension or writer, an option the writer does not
+        take, a missing output folder, a table the format cannot hold (negative frames,
+        a coordinate beyond 1 m, a column it cannot store), or a failed write.
+    SchemaError
+        The table is not a canonical localization table (e.g. no ``x``/``y``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from smlmspine.schema import make_table
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> out = write(make_table({"x": [1.5, 2.0], "y": [0.0, 3.0]}), d / "a.parquet")
+    >>> read(out).column("x").to_pylist()
+    [1.5, 2.0]
     """
     path = Path(path)
     _load()
@@ -465,6 +613,18 @@ def atomic_output(path: str | Path):
     The file gets the permissions a plain ``open(path, "w")`` would give it
     (``0o666`` masked by the current umask), not the ``0o600`` of
     :func:`tempfile.mkstemp`, so group members can read outputs when the umask says so.
+
+    Parameters
+    ----------
+    path : str or Path
+        The final output file. Its folder must exist; an existing file is replaced only
+        when the ``with`` block succeeds.
+
+    Yields
+    ------
+    Path
+        A new temporary file (hidden, in the same folder) to write to. If the block
+        raises, it is removed and ``path`` is left as it was.
 
     Examples
     --------
