@@ -310,7 +310,9 @@ HOLLOW_MIN_HOLE = 0.05
 
 
 def _hollow_sections(mesh, base, axis) -> int:
-    """Cross-sections (of HOLLOW_SECTIONS, perpendicular to the axis) with holes."""
+    """Cross-sections (of HOLLOW_SECTIONS, perpendicular to the axis) with empty holes
+    (a hole around another part of the section, as a head's rim around its neck, is
+    not counted)."""
     h = (np.asarray(mesh.vertices) - base) @ axis
     n = 0
     for t in np.linspace(h.min(), h.max(), HOLLOW_SECTIONS + 2)[1:-1]:
@@ -318,9 +320,15 @@ def _hollow_sections(mesh, base, axis) -> int:
             sec = mesh.section(plane_origin=base + t * axis, plane_normal=axis)
             if sec is None:
                 continue
-            for poly in sec.to_2D()[0].polygons_full:
-                holes = sum(abs(type(poly)(i).area) for i in poly.interiors)
-                if holes > HOLLOW_MIN_HOLE * abs(poly.area + holes):
+            polys = sec.to_2D()[0].polygons_full
+            for poly in polys:
+                holes = [type(poly)(i) for i in poly.interiors]
+                area = sum(abs(h.area) for h in holes)
+                # a hole holding another part of the section is not a hollow: the rim of
+                # a head overhanging its neck (a bell) rings the neck's section
+                if area > HOLLOW_MIN_HOLE * abs(poly.area + area) and not any(
+                        o is not poly and o.representative_point().within(h)
+                        for h in holes for o in polys):
                     n += 1
                     break
         except Exception:  # noqa: BLE001 - a section trimesh cannot close counts as none

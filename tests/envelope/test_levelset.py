@@ -141,3 +141,18 @@ def test_solid_spine_envelope_is_left_alone():
                    alpha_nm=50.0, held_fraction=1.0, n_points=1000, parameters={})
     out = _fill_hollow(env, np.zeros(3), np.array([0.0, 0.0, 1.0]), (12.0, 30.0))
     assert out.mesh is m and out.parameters["hollow_sections"] == 0
+
+
+def test_bell_shaped_head_is_not_filled():
+    """A head whose rim hangs down around its neck gives sections with a hole that
+    holds the neck: not a hollow envelope, left alone."""
+    from smlmspine.envelope._export import _hollow_sections
+
+    prof = np.array([[60.0, 0.0], [60.0, 500.0], [300.0, 500.0], [300.0, 650.0],
+                     [0.0, 650.0], [0.0, 0.0]])
+    neck_head = trimesh.creation.revolve(prof[::-1], sections=64)
+    rim = trimesh.creation.revolve(np.array([[250.0, 300.0], [300.0, 300.0], [300.0, 500.0],
+                                             [250.0, 500.0], [250.0, 300.0]]), sections=64)
+    bell = trimesh.util.concatenate([neck_head, rim])
+    assert _hollow_sections(bell, np.zeros(3), np.array([0.0, 0.0, 1.0])) == 0
+    assert _hollow_sections(_cup(), np.zeros(3), np.array([0.0, 0.0, 1.0])) >= 8
