@@ -276,7 +276,12 @@ FOLDER_OUTPUTS = {("mesh", "-o"), ("run", "-o"), ("couple", "-o"), ("measure", "
                   ("measure", "--plots")}
 BREAKAGES = ("missing_folder", "under_a_file", "wrong_kind")
 
-CASES = [(cmd, opt, how) for cmd, (_, outs) in WRITERS.items() for opt in outs for how in BREAKAGES]
+# output folders are created with their missing parents (`-o out/sample` in a fresh
+# clone, as the README's main job does): "missing_folder" is no breakage for them
+# (tests/test_pipeline.py::test_run_cli_creates_missing_parent_folders_and_removes_them_on_failure,
+# test_folder_outputs_create_missing_parents below)
+CASES = [(cmd, opt, how) for cmd, (_, outs) in WRITERS.items() for opt in outs for how in BREAKAGES
+         if not (how == "missing_folder" and (cmd, opt) in FOLDER_OUTPUTS)]
 
 
 def _argv(data, out_dir, command, override=None):
@@ -311,6 +316,16 @@ def test_unwritable_output_is_refused_before_any_work(capsys, tmp_path, data, co
     assert_refused(rc, out, err, match=f"smlmspine {command}: error:")
     assert option in err or str(bad) in err
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("command,option", sorted(FOLDER_OUTPUTS))
+def test_folder_outputs_create_missing_parents(capsys, tmp_path, data, command, option):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "missing" / "deeper" / Path(WRITERS[command][1][option]).name
+    rc, out, err = run(capsys, *_argv(data, out_dir, command, {option: str(target)}))
+    assert rc == 0, err
+    assert target.is_dir()
 
 
 # ------------------------------------------------- late failures (full disk, ...)

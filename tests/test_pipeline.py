@@ -85,3 +85,18 @@ def test_mesh_cli_adds_morphology_features(small_dendrite, tmp_path):
     assert main(["mesh", str(src), "-o", str(tmp_path / "n"), "--no-progress", "--no-dendrite",
                  "--no-features"]) == 0
     assert pq.read_table(tmp_path / "n" / "spines.parquet").column_names == list(SPINE_MESH_COLUMNS)
+
+
+def test_run_cli_creates_missing_parent_folders_and_removes_them_on_failure(
+        small_dendrite, tmp_path, capsys):
+    """The README's main job writes `-o out/sample` in a fresh clone, where `out/` does
+    not exist: the folders are created; a run that fails removes what it created."""
+    src = write(small_dendrite.localizations, tmp_path / "sim.parquet")
+    out = tmp_path / "out" / "sample"
+    assert main(["run", str(src), "-o", str(out), "--quiet", "--drift", "none"]) == 0
+    assert (out / "run.json").exists()
+    flat = write(small_dendrite.localizations.drop_columns(["z"]), tmp_path / "flat.parquet")
+    capsys.readouterr()
+    assert main(["run", str(flat), "-o", str(tmp_path / "new" / "deeper" / "o")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

@@ -144,7 +144,7 @@ def _region_spec(text, voxel):
 
 def _couple(args) -> int:
     with Outputs() as outputs:
-        out = outputs.folder(args.outdir, option="-o")
+        out = outputs.folder(args.outdir, option="-o", parents=True)
         return _couple_in(args, out)
 
 

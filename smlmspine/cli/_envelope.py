@@ -48,7 +48,7 @@ def register(sub) -> None:
 def _mesh(args) -> int:
     alpha = parse_alpha(args.alpha_nm)
     with Outputs() as outputs:
-        outdir = outputs.folder(args.output, option="-o")
+        outdir = outputs.folder(args.output, option="-o", parents=True)
         return _mesh_in(args, alpha, outdir)
 
 

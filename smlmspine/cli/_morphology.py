@@ -79,8 +79,8 @@ def _read_table(path: str):
 def _measure(args) -> int:
     with Outputs() as outputs:
         args.output = results_output(outputs, args.output, option="-o")
-        args.profiles = outputs.folder(args.profiles, option="--profiles")
-        args.plots = outputs.folder(args.plots, option="--plots")
+        args.profiles = outputs.folder(args.profiles, option="--profiles", parents=True)
+        args.plots = outputs.folder(args.plots, option="--plots", parents=True)
         return _measure_in(args)
 
 

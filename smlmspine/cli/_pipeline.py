@@ -37,7 +37,7 @@ def register(sub) -> None:
 def _run(args) -> int:
     alpha = parse_alpha(args.alpha_nm)
     with Outputs() as outputs:
-        outdir = outputs.folder(args.output, option="-o")
+        outdir = outputs.folder(args.output, option="-o", parents=True)
         return _run_in(args, alpha, outdir)
 
 
