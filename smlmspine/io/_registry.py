@@ -411,6 +411,9 @@ def _refuse_impossible_coordinates(table: pa.Table, path: Path, *,
     import numpy as np
     import pyarrow.compute as pc
 
+    # with a relative tolerance of 1e-12: a pixel format gives 1e9 nm back as 1e9 nm +
+    # 1 ulp, and what a writer accepted, its reader (and the next writer) must accept
+    limit = MAX_COORDINATE_NM * (1.0 + 1e-12)
     for name in ("x", "y", "z"):
         if name not in table.column_names or table.num_rows == 0:
             continue
@@ -418,12 +421,12 @@ def _refuse_impossible_coordinates(table: pa.Table, path: Path, *,
         if not pa.types.is_floating(col.type) and not pa.types.is_integer(col.type):
             continue
         low, high = (pc.min_max(col)[k].as_py() for k in ("min", "max"))
-        if low is None or (-MAX_COORDINATE_NM <= low and high <= MAX_COORDINATE_NM):
+        if low is None or (-limit <= low and high <= limit):
             continue
         values = np.asarray(col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array)
                             else col.to_numpy())
         with np.errstate(invalid="ignore"):
-            bad = np.abs(values) > MAX_COORDINATE_NM
+            bad = np.abs(values) > limit
         row = int(np.argmax(bad))
         count = int(bad.sum())
         meta = table.schema.field(name).metadata or {}

@@ -108,6 +108,8 @@ _names = st.text(min_size=1, max_size=10).filter(lambda s: s not in COLUMNS and 
 _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 #: Coordinates: any float a localization can have, |value| <= 1 m (io.MAX_COORDINATE_NM;
 #: beyond it read and write refuse the table, tests/io/test_coordinates_wild.py).
+# (up to the limit itself: a pixel format gave 1e9 nm back as 1e9 nm + 1 ulp, which the
+# reader accepts — what a writer accepted, its reader accepts)
 _coordinate = st.floats(min_value=-MAX_COORDINATE_NM, max_value=MAX_COORDINATE_NM, width=64)
 _ints = st.integers(min_value=-(2 ** 53) + 1, max_value=2 ** 53 - 1)
 
@@ -173,3 +175,11 @@ def test_property_picasso_round_trip(tmp_path, table, px):
     t2 = read(write(t1, tmp_path / "q.hdf5"))
     assert_same_table(t1, t2)
     assert math.isclose(px, float(__import__("smlmspine").schema.metadata(t2)["pixel_size_nm"]))
+
+
+def test_limit_survives_a_pixel_round_trip(tmp_path):
+    """1e9 nm at px = 159 nm is written, and read back (1 ulp over) without a refusal."""
+    t = make_table({"x": [0.0, 1.0], "y": [MAX_COORDINATE_NM, 1.0], "frame": [0, 1]})
+    out = write(t, tmp_path / "lim.hdf5", pixel_size_nm=159.0)
+    back = read(out)
+    assert back.column("y").to_pylist()[0] == pytest.approx(MAX_COORDINATE_NM, rel=1e-15)
