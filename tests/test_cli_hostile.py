@@ -318,7 +318,11 @@ def test_unwritable_output_is_refused_before_any_work(capsys, tmp_path, data, co
     assert tree(tmp_path) == before
 
 
-@pytest.mark.parametrize("command,option", sorted(FOLDER_OUTPUTS))
+# (run and mesh take ~25 s each here: `slow`; run's case is also
+# tests/test_pipeline.py::test_run_cli_creates_missing_parent_folders_and_removes_them_on_failure)
+@pytest.mark.parametrize("command,option", [
+    pytest.param(c, o, marks=pytest.mark.slow) if c in ("run", "mesh") else (c, o)
+    for c, o in sorted(FOLDER_OUTPUTS)])
 def test_folder_outputs_create_missing_parents(capsys, tmp_path, data, command, option):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
