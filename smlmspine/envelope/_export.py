@@ -351,22 +351,17 @@ def _fill_hollow(env, base, axis, precision_nm):
 
     import trimesh
 
-    from ._levelset import decimate_clean, levelset_remesh
-    from ._reconstruct import LEVELSET_PITCH_NM, LEVELSET_PITCH_SIGMA
+    from ._levelset import rebuild_surface
     from ._repair import validate_envelope
 
     n_hollow = _hollow_sections(env.mesh, base, axis)
     params = dict(env.parameters, hollow_sections=int(n_hollow))
     if n_hollow < HOLLOW_MIN_SECTIONS:
         return replace(env, parameters=params)
-    sig = float(np.min(precision_nm)) if precision_nm else 2 * LEVELSET_PITCH_NM[0]
-    pitch = float(np.clip(LEVELSET_PITCH_SIGMA * sig, *LEVELSET_PITCH_NM))
-    v, f, pitch = levelset_remesh(env.mesh.vertices, env.mesh.faces, pitch_nm=pitch,
-                                  fill_axis=axis)
+    v, f, pitch, _ = rebuild_surface(env.mesh.vertices, env.mesh.faces,
+                                     precision_nm=precision_nm, fill_axis=axis)
     if not len(f):
         return replace(env, parameters=params)
-    v, f = decimate_clean(v, f, target_faces=max(2000, int(env.mesh.area / (2 * pitch) ** 2 * 2)),
-                          max_shift_nm=pitch)
     why = validate_envelope(v, f)
     filled = trimesh.Trimesh(v, f, process=False)
     gain = filled.volume / env.mesh.volume - 1.0 if env.mesh.volume > 0 else float("nan")

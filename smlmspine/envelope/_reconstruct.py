@@ -298,12 +298,6 @@ def _unmove(start, moved, params: dict, sigma_nm):
     return trimesh.Trimesh(r.vertices, faces, process=False), ""
 
 
-#: Level-set rebuild of a folded surface (:func:`~smlmspine.envelope._levelset.levelset_remesh`):
-#: grid spacing = LEVELSET_PITCH_SIGMA x the smallest localization precision, within
-#: LEVELSET_PITCH_NM (9 nm for 3D STORM at 12/33 nm, 4 nm for MINFLUX): at most a
-#: fifth of a 50 nm neck, and below the blur of the data.
-LEVELSET_PITCH_SIGMA = 0.75
-LEVELSET_PITCH_NM = (4.0, 10.0)
 #: A rebuild is refused when its volume differs from the folded surface's by more than
 #: REPAIR_MAX_VOLUME_CHANGE or when the LEVELSET_GATE_PERCENTILE-th percentile of the
 #: distances from the new surface to the old one (surface samples) exceeds this many
@@ -322,24 +316,16 @@ def _levelset(mesh, params: dict, sigma_nm):
     """``(mesh, note)`` rebuilt from the signed distance of ``mesh``, or ``(None, why)``."""
     import trimesh
 
-    from ._levelset import decimate_clean, levelset_remesh
+    from ._levelset import rebuild_surface
     from ._repair import check_mesh, surface_distances
 
-    v, f = np.asarray(mesh.vertices, float), np.asarray(mesh.faces, np.int64)
-    lo, hi = LEVELSET_PITCH_NM
-    sig_min = float(np.min(params.get("precision_used_nm") or sigma_nm or 2 * lo / 1.5))
-    pitch = float(np.clip(LEVELSET_PITCH_SIGMA * sig_min, lo, hi))
-    lv, lf, pitch = levelset_remesh(v, f, pitch_nm=pitch)
-    rec = {"pitch_nm": pitch, "n_faces_grid": int(len(lf))}
+    lv, lf, pitch, n_grid = rebuild_surface(
+        mesh.vertices, mesh.faces, precision_nm=params.get("precision_used_nm") or sigma_nm)
+    rec = {"pitch_nm": pitch, "n_faces_grid": n_grid}
     params["levelset"] = rec
     if not len(lf):
         rec["refused"] = "empty level set"
         return None, rec["refused"]
-    # back to a resolution of about two grid spacings (the grid surface has ~3
-    # triangles per cell crossed, many of them slivers)
-    area = float(mesh.area)
-    lv, lf = decimate_clean(lv, lf, target_faces=max(2000, int(area / (2.0 * pitch) ** 2 * 2)),
-                            max_shift_nm=pitch)
     why = check_mesh(lv, lf)
     if not why:
         from ._repair import validate_envelope
