@@ -82,7 +82,9 @@ def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVEL
     """
     import open3d as o3d
 
-    from ._repair import check_mesh, marching_tetrahedra
+    import trimesh
+
+    from ._repair import check_mesh, largest_body, marching_tetrahedra
 
     v = np.asarray(vertices, float)
     f = np.asarray(faces, np.int64)
@@ -143,7 +145,8 @@ def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVEL
             mv, mf = marching_tetrahedra(vals, level=0.0, spacing=pitch, origin=lo)
         if not len(mf):
             break
-        mv, mf = _largest_body(mv, mf)
+        body = largest_body(trimesh.Trimesh(mv, mf, process=False))
+        mv, mf = np.asarray(body.vertices, float), np.asarray(body.faces, np.int64)
         # grid-plane vertices: many triangles have a vertex or edge exactly in one
         # plane of the grid, where Open3D's triangle-triangle test reports pairs
         # several nm apart as intersecting. A fixed-seed jitter of JITTER x pitch takes
@@ -164,28 +167,6 @@ def _band(inside):
     edge = inside & ~ndimage.binary_erosion(inside, st, border_value=1)
     edge |= ~inside & ndimage.binary_dilation(inside, st)
     return ndimage.binary_dilation(edge, st)
-
-
-def _largest_body(v, f):
-    """Keep the connected component (by shared vertices) of largest |volume|."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    nv = len(v)
-    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]]])
-    g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(nv, nv))
-    n, lab = connected_components(g, directed=False)
-    if n <= 1:
-        return v, f
-    flab = lab[f[:, 0]]
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    vol = np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
-    keep = flab == int(np.argmax(np.abs(np.bincount(flab, vol, minlength=n))))
-    f = f[keep]
-    used = np.unique(f)
-    remap = np.full(nv, -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return v[used], remap[f]
 
 
 def decimate_clean(vertices, faces, *, target_faces: int, max_shift_nm: float | None = None):
@@ -229,7 +210,8 @@ def decimate_clean(vertices, faces, *, target_faces: int, max_shift_nm: float | 
             # a few folded triangles: smooth them out locally, if that moves little
             r = smooth_untangle(dv, df, max_rounds=4)
             if r.ok and r.max_shift_nm <= max_shift_nm:
-                dv, why = r.vertices, check_mesh(r.vertices, df)
+                dv = r.vertices.astype(np.float32).astype(np.float64)   # as stored
+                why = check_mesh(dv, df)
         return dv, df, not why
 
     for k in (1, 2, 4):      # in one step when that is clean
