@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Declared dependencies the package needs but does not import, with the reason.
 INDIRECT: dict[str, str] = {
     "networkx": "trimesh.repair.fill_holes (envelope._repair) imports it",
+    "rtree": "trimesh's closest-point queries and section polygons (envelope, morphology) import it",
 }
 
 #: Import names whose distribution cannot be looked up when it is not installed.

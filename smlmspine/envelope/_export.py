@@ -331,6 +331,8 @@ def _hollow_sections(mesh, base, axis) -> int:
                         for h in holes for o in polys):
                     n += 1
                     break
+        except ImportError:  # a missing dependency (rtree, shapely) is not a geometry
+            raise
         except Exception:  # noqa: BLE001 - a section trimesh cannot close counts as none
             continue
     return n

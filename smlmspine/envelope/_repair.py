@@ -398,6 +398,8 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None =
             reason = refused(m)
             if not reason:
                 return m, "", steps
+    except ImportError:  # a missing dependency (networkx, rtree) is not broken input
+        raise
     except Exception as exc:  # trimesh can fail on badly broken input
         steps.append(f"trimesh clean-up failed ({type(exc).__name__})")
         reason = "trimesh clean-up failed"
@@ -413,6 +415,8 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None =
         if not r2:
             return vm, "", steps
         reason = f"{reason}; voxel remesh: {r2}"
+    except ImportError:
+        raise
     except Exception as exc:
         steps.append(f"voxel remesh failed ({type(exc).__name__}: {exc})")
     return m, reason, steps

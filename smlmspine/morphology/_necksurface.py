@@ -190,6 +190,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     base = np.asarray(base_point_nm, float)
     try:
         prof = section_profile(mesh, base, base_axis, step_nm=step_nm)
+    except ImportError:  # a missing dependency (rtree, shapely) is not a geometric failure
+        raise
     except Exception as exc:  # noqa: BLE001 - any geometric failure leaves the mesh as is
         return mesh, NeckSurfaceFit(False, f"no profile: {exc}")
     s, d = prof["s_nm"], prof["diameter_nm"]
