@@ -3,7 +3,8 @@
 Stages are plain-function modules that take a localization table (``pyarrow.Table``,
 coordinates in nm) and return new tables or results::
 
-    io -> drift/merge -> cluster -> envelope -> morphology -> coupling
+    io -> drift/merge -> cluster -> envelope -> morphology -> voxel -> coupling
+    pipeline (one file), batch (many files on Dask), report (HTML)
     simulate (ground truth)
 
 Submodules are imported lazily so that ``import smlmspine`` stays fast.
@@ -21,7 +22,8 @@ __version__ = "0.1.0"
 
 # Public submodules (the stages and their helpers).
 _SUBMODULES = ("schema", "errors", "io", "simulate", "minflux", "filtering", "drift", "merge",
-               "cluster", "envelope", "morphology", "coupling", "pipeline", "cli", "testing")
+               "cluster", "envelope", "morphology", "voxel", "coupling", "pipeline",
+               "cli", "testing")
 
 # Public names -> ".module:attribute" (or ".module"), imported on first access.
 _LAZY = {
