@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 # Public submodules (the stages and their helpers).
 _SUBMODULES = ("schema", "errors", "io", "simulate", "minflux", "filtering", "drift", "merge",
                "cluster", "envelope", "morphology", "voxel", "coupling", "pipeline",
-               "cli", "testing")
+               "report", "cli", "testing")
 
 # Public names -> ".module:attribute" (or ".module"), imported on first access.
 _LAZY = {

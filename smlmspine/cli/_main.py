@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 # Command-group modules, in the order their commands appear in --help.
 _COMMAND_MODULES = ("io", "simulate", "minflux", "drift", "cluster", "envelope",
-                    "morphology", "voxel", "voxelmesh", "coupling", "pipeline", "batch")
+                    "morphology", "voxel", "voxelmesh", "coupling", "pipeline", "batch", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
