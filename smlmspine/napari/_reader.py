@@ -339,8 +339,10 @@ def mesh_layers(path) -> list[tuple]:
     A folder written by ``smlmspine mesh`` / ``run`` (``dendrite.ply``,
     ``spine_<id>.ply``) gives the dendrite (grey, translucent) and one coloured Surface
     per spine. Files that declare their units as smlmspine writes them (header comment
-    ``smlmspine ... units=nm``) get ``units`` "nm"; other files are shown in their own
-    coordinates with no unit set (units are never guessed).
+    ``smlmspine ... units=nm``; the simulator's truth PLYs, ``comment smlmspine
+    simulate: ...``, are nm too) get ``units`` "nm"; other files are shown in their own
+    coordinates with no unit set (units are never guessed). A mesh file's coordinates
+    are ``x, y, z``; the layer's vertices are ``z, y, x``.
 
     Parameters
     ----------
@@ -387,9 +389,27 @@ def _load_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mesh_units(path: Path) -> str | None:
+    """"nm" when the file says smlmspine wrote it in nm, else None (never guessed).
+
+    ``smlmspine mesh`` / ``run`` declare ``smlmspine ... units=nm`` (read as
+    :func:`smlmspine.morphology.load_mesh` does); the simulator's truth PLYs carry a
+    ``comment smlmspine simulate: ...`` line and are written in nm.
+    """
     from ..morphology._tables import _declared_units
 
-    return _declared_units(path)
+    units = _declared_units(path)
+    if units is None and path.suffix.lower() == ".ply":
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4096).decode("latin-1")
+        except OSError:
+            return None
+        for line in head.splitlines()[:60]:
+            if line.lower().startswith("comment smlmspine simulate"):
+                return "nm"
+            if line.startswith("end_header"):
+                break
+    return units
 
 
 def surface_layer(vertices, faces, *, name: str = "mesh", units: str | None = "nm",
