@@ -20,6 +20,10 @@ from .._lazy import lazy_exports as _lazy_exports
 
 _LAZY = {
     "VoxelImage": "._image:VoxelImage",
+    "mesh_to_labels": "._labels:mesh_to_labels",
+    "mesh_fraction": "._labels:mesh_fraction",
+    "labels_to_points": "._labels:labels_to_points",
+    "load_meshes": "._labels:load_meshes",
 }
 
 __all__ = sorted(_LAZY)
