@@ -236,6 +236,10 @@ def feature_figure(groups: list[str], features: list[tuple[str, str]], values: d
             nan = int((~fin).sum())
             ticks.append(f"{g}\nn={int(fin.sum())}" + (f", {nan} NaN" if nan else ""))
         nonempty = [i for i, d in enumerate(data) if d.size]
+        if not any(np.isfinite(np.asarray(values[feat][g], dtype=float)).any() for g in groups):
+            ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center",
+                    va="center", color="0.4", fontsize=8)
+            ax.set_yticks([])
         if nonempty:
             ax.boxplot([data[i] for i in nonempty], positions=[i + 1 for i in nonempty],
                        widths=0.5, showfliers=False,
