@@ -24,6 +24,10 @@ _LAZY = {
     "mesh_fraction": "._labels:mesh_fraction",
     "labels_to_points": "._labels:labels_to_points",
     "load_meshes": "._labels:load_meshes",
+    "render": "._render:render",
+    "write_overview": "._render:write_overview",
+    "write_image": "._io:write_image",
+    "read_image": "._io:read_image",
 }
 
 __all__ = sorted(_LAZY)
