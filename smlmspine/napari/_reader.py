@@ -372,7 +372,7 @@ def mesh_layers(path) -> list[tuple]:
         layers.append(surface_layer(
             vertices, faces, name=f.name, units=_mesh_units(f),
             colormap=_SPINE_COLORMAPS[i % len(_SPINE_COLORMAPS)] if spine else "gray",
-            opacity=0.9 if spine else 0.35, source=str(f)))
+            opacity=0.9 if spine else 0.25, source=str(f)))
     return layers
 
 
