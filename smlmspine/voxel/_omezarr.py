@@ -274,7 +274,8 @@ def render_to_zarr(job, out, *, version, progress, finish, run):
     from tqdm import tqdm
 
     from ._io import check_image_output, image_format
-    from ._render import SLAB_BYTES, _kernels
+    from ._render import SLAB_BYTES
+    from ._render_kernels import _kernels
 
     out = Path(out)
     if image_format(out) != "ome-zarr":
