@@ -32,6 +32,9 @@ _LAZY = {
     "read": ".io:read",
     "write": ".io:write",
     "validate": ".schema:validate",
+    # many files on Dask (a function: its module is the private smlmspine._batch)
+    "batch": "._batch:batch",
+    "BatchResult": "._batch:BatchResult",
     # errors
     "SmlmSpineError": ".errors:SmlmSpineError",
     "FormatError": ".errors:FormatError",

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .config import DRIFT_METHODS
 from .errors import FormatError, ParameterError
 from .schema import jsonable, with_history
 
 __all__ = ["run", "RunResult", "DRIFT_METHODS"]
-
-DRIFT_METHODS = ("aim", "rcc", "fiducial", "none")
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +56,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
         neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None,
-        quiet: bool = False, **read_options) -> RunResult:
+        quiet: bool = False, config=None, **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -96,6 +95,12 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         (see :func:`smlmspine.io.read`); never guessed. Ignored for a table.
     quiet : bool
         No progress lines or bars on stderr.
+    config : mapping, optional
+        The configuration (:mod:`smlmspine.config`) this call was made from, recorded in
+        ``run.json`` under ``"config"`` (with its ``"parameters_hash"``) so the result
+        can be reproduced with ``smlmspine run --config``; default: the configuration of
+        these parameters (:func:`smlmspine.config.config_from_run`). A caller that reads
+        the file itself (the CLI) passes the reader options here.
     **read_options
         Reader-specific options passed to :func:`smlmspine.io.read` (e.g. ``format=``,
         ``mapping=`` for the generic CSV reader); ignored for a table.
@@ -128,6 +133,10 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     params = {"label": label, "drift": drift, "segment_frames": segment_frames, "merge": merge,
               "method": method, "alpha_nm": alpha_nm, "mesh_format": mesh_format,
               "step_nm": step_nm, "neck_surface": bool(neck_surface), "workers": int(workers), "pixel_size_nm": pixel_size_nm, "read_options": read_options}
+    from .config import check_config, config_from_run, parameters_hash
+
+    effective = (check_config(config, source="config") if config is not None
+                 else config_from_run(params))
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
     if isinstance(source, pa.Table):
@@ -223,6 +232,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         "median_neck_min_diameter_nm": float(np.nanmedian(neck)) if np.isfinite(neck).any() else None,
         "outputs": sorted(p.name for p in outdir.iterdir() if not p.name.startswith(".")) + ["run.json"],
         "seconds": time.perf_counter() - t0,
+        "config": effective, "parameters_hash": parameters_hash(effective),
     }
     with atomic_output(outdir / "run.json") as tmp:
         Path(tmp).write_text(json.dumps(jsonable(summary), indent=2))

@@ -6,6 +6,10 @@ from .._labels import LABELS
 from ._common import (POSITIVE, POSITIVE_INT, Outputs, add_envelope_options,
                       add_input_options, parse_alpha)
 
+#: Parameters of :func:`smlmspine.pipeline.run` set from ``[run]`` (the file is read here).
+_RUN_PARAMETERS = ("label", "drift", "segment_frames", "merge", "method", "alpha_nm",
+                   "mesh_format", "step_nm", "neck_surface", "workers")
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -14,49 +18,128 @@ def register(sub) -> None:
                     "spines, reconstruct their envelopes, measure them and classify them. Writes "
                     "OUTDIR/spine_<id>.<ext>, dendrite.<ext>, spines.parquet (features + class), "
                     "localizations.parquet (with spine_id), drift.csv/drift.png and run.json "
-                    "(every parameter).")
+                    "(every parameter and the effective configuration).",
+        epilog="--config FILE reads the parameters from a TOML file (sections [read], [run]; "
+               "`smlmspine run --print-config` prints every key with its default); an option "
+               "given on the command line overrides the file. See docs/batch.md.")
     add_input_options(p, name="IN")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--label", choices=LABELS, default="membrane",
+    _optional_input(p)
+    p.add_argument("-o", "--output", default=None, metavar="OUTDIR", help="output folder (required)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="TOML configuration file (keys: the options without dashes)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the effective configuration (defaults, --config FILE and the "
+                        "options given) as TOML on stdout and exit")
+    p.add_argument("--label", choices=LABELS, default=None,
                    help="membrane probe (noisy shell) or filling label (default membrane)")
-    p.add_argument("--drift", choices=["aim", "rcc", "fiducial", "none"], default="aim",
+    p.add_argument("--drift", choices=["aim", "rcc", "fiducial", "none"], default=None,
                    help="drift estimation method (default aim; none skips it)")
     p.add_argument("--segment-frames", type=POSITIVE_INT, default=None, help="drift segment length in frames")
     p.add_argument("--no-merge", action="store_true", help="do not merge blinks / average traces")
-    p.add_argument("--method", choices=["auto", "alpha", "shell", "poisson"], default="auto",
+    p.add_argument("--method", choices=["auto", "alpha", "shell", "poisson"], default=None,
                    help="envelope reconstruction (default auto = shell for both labels)")
-    p.add_argument("--alpha-nm", default="auto", help="alpha radius in nm, or auto")
-    p.add_argument("--mesh-format", dest="mesh_format", choices=["ply", "obj", "stl", "glb"], default="ply",
+    p.add_argument("--alpha-nm", default=None, help="alpha radius in nm, or auto (default auto)")
+    p.add_argument("--mesh-format", dest="mesh_format", choices=["ply", "obj", "stl", "glb"], default=None,
                    help="mesh file format (default ply)")
-    p.add_argument("--step-nm", type=POSITIVE, default=10.0, help="cross-section spacing (nm)")
+    p.add_argument("--step-nm", type=POSITIVE, default=None, help="cross-section spacing (nm; default 10)")
     add_envelope_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(func=_run)
+    # unset options are None: only the options given override the configuration file
+    p.set_defaults(func=_run, workers=None, no_merge=None, no_neck_surface=None, keep_invalid=None)
+
+
+def _optional_input(parser) -> None:
+    """IN may be left out with --print-config (checked in :func:`_run`)."""
+    for action in parser._actions:
+        if action.dest == "in":
+            action.nargs = "?"
+            action.default = None
+
+
+def effective_config(args, *, sections=("read", "run")) -> dict:
+    """Defaults <- ``--config FILE`` <- the options given on the command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed options of ``run`` or ``batch`` (unset options are ``None``).
+    sections : tuple of str
+        The sections the command line can set.
+
+    Returns
+    -------
+    dict
+        The complete, validated configuration (:func:`smlmspine.config.check_config`).
+    """
+    from ..config import check_config, default_config, load_config
+    from ._common import parse_mapping
+
+    config = load_config(args.config) if args.config else default_config()
+    given = {"read": {"format": getattr(args, "in_format", None),
+                      "pixel_size_nm": getattr(args, "pixel_size_nm", None),
+                      "map": parse_mapping(getattr(args, "mapping", None)),
+                      "coordinate_unit": getattr(args, "coordinate_unit", None),
+                      "keep_invalid": getattr(args, "keep_invalid", None) or None,
+                      "z_scale": getattr(args, "z_scale", None),
+                      "position_unit": getattr(args, "position_unit", None)},
+             "run": {"label": args.label, "drift": args.drift,
+                     "segment_frames": args.segment_frames,
+                     "merge": False if args.no_merge else None, "method": args.method,
+                     "alpha_nm": None if args.alpha_nm is None else parse_alpha(args.alpha_nm),
+                     "mesh_format": args.mesh_format, "step_nm": args.step_nm,
+                     "neck_surface": False if args.no_neck_surface else None,
+                     "workers": args.workers},
+             "batch": {k: getattr(args, f"batch_{k}", None)
+                       for k in ("workers", "retries", "scheduler")}}
+    for section in sections:
+        for key, value in given[section].items():
+            if value is not None:
+                config[section][key] = value
+    return check_config(config, source="command line")
 
 
 def _run(args) -> int:
-    alpha = parse_alpha(args.alpha_nm)
+    config = effective_config(args)
+    if args.print_config:
+        from ..config import to_toml
+
+        print(to_toml(config), end="")
+        return 0
+    missing = [what for what, value in (("IN", getattr(args, "in")), ("-o OUTDIR", args.output))
+               if value is None]
+    if missing:
+        from ..errors import ParameterError
+
+        raise ParameterError(f"{' and '.join(missing)} required (or --print-config)")
     with Outputs() as outputs:
         outdir = outputs.folder(args.output, option="-o", parents=True)
-        return _run_in(args, alpha, outdir)
+        return _run_in(args, config, outdir)
 
 
-def _run_in(args, alpha, outdir) -> int:
+def _run_in(args, config, outdir) -> int:
+    import argparse
+
+    from ..config import run_arguments
     from ..pipeline import run
     from ._common import read_input
 
-    table = read_input(args, attr="in")
+    read = config["read"]
+    mapping = read["map"]
+    source = argparse.Namespace(**{
+        "in": getattr(args, "in"), "in_format": read["format"],
+        "pixel_size_nm": read["pixel_size_nm"],
+        "mapping": ",".join(f"{k}={v}" for k, v in mapping.items()) if mapping else None,
+        "coordinate_unit": read["coordinate_unit"], "keep_invalid": read["keep_invalid"],
+        "z_scale": read["z_scale"], "position_unit": read["position_unit"]})
+    table = read_input(source, attr="in")
     import warnings
 
     from ..errors import QualityWarning
 
+    kwargs = {k: v for k, v in run_arguments(config).items() if k in _RUN_PARAMETERS}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
-        res = run(table, outdir, label=args.label, drift=args.drift,
-                  segment_frames=args.segment_frames, merge=not args.no_merge,
-                  method=args.method, alpha_nm=alpha, mesh_format=args.mesh_format,
-                  step_nm=args.step_nm, neck_surface=not args.no_neck_surface,
-                  workers=args.workers, quiet=args.quiet)
+        res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)
     _print_warnings("run", caught)
     s = res.summary
     print(f"{s['n_spines']} spines in {args.output}: "
