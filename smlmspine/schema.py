@@ -120,6 +120,10 @@ TABLE_REGISTRIES: dict[str, str] = {
     "truth_drift": "smlmspine.simulate._truth:TRUTH_DRIFT",
     "truth_minflux": "smlmspine.simulate._truth:TRUTH_MINFLUX",
     "truth_minflux_drift": "smlmspine.simulate._truth:TRUTH_MINFLUX_DRIFT",
+    "failures": "smlmspine._batch:FAILURE_COLUMNS",
+    "localizations_summary": "smlmspine._batch:SUMMARY_COLUMNS",
+    "batch_spines": "smlmspine._batch:batch_spine_columns",
+    "spine_grids": "smlmspine.voxel._grids:SPINE_GRID_COLUMNS",
 }
 
 _INT_COLUMNS = {name for name, spec in COLUMNS.items() if pa.types.is_integer(spec.type)}
