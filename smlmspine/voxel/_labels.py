@@ -169,12 +169,16 @@ def _grid(meshes_all, *, voxel_nm, like, roi_nm, margin_voxels=2):
         raise ParameterError("give voxel_nm (nm) or like= (an image whose grid to use)")
     vox = _voxel3(voxel_nm)
     if roi_nm is not None:
-        r = np.asarray(roi_nm, float).ravel()
-        if r.shape != (6,) or not np.isfinite(r).all() or np.any(r[3:] <= r[:3]):
-            raise ParameterError("roi_nm must be (x0, y0, z0, x1, y1, z1) in nm with x1 > x0, "
-                                 f"y1 > y0, z1 > z0, got {roi_nm!r}")
-        lo_xyz, hi_xyz = r[:3], r[3:]
-        lo, hi = lo_xyz[::-1], hi_xyz[::-1]
+        try:
+            r = np.asarray(roi_nm, float).ravel()
+        except (TypeError, ValueError):
+            r = np.empty(0)
+        # the order of render's roi_nm: (x0, y0, x1, y1, z0, z1)
+        lo = r[[4, 1, 0]] if r.shape == (6,) else r
+        hi = r[[5, 3, 2]] if r.shape == (6,) else r
+        if r.shape != (6,) or not np.isfinite(r).all() or np.any(hi <= lo):
+            raise ParameterError("roi_nm must be (x0, y0, x1, y1, z0, z1) in nm (as for render) "
+                                 f"with x1 > x0, y1 > y0, z1 > z0, got {roi_nm!r}")
         v = np.asarray(vox)
         shape = np.maximum(1, np.ceil((hi - lo) / v - 1e-9)).astype(np.int64)
         origin = lo + v / 2
@@ -497,8 +501,8 @@ def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi
         A 3D image whose grid (shape, origin, voxel size) the labels take, so that labels
         and a rendering line up voxel for voxel.
     roi_nm : sequence of 6 float, optional
-        ``(x0, y0, z0, x1, y1, z1)`` in nm: the region to label (voxel 0 starts at the
-        lower corner). Default: the meshes' bounds plus two voxels, with voxel edges on
+        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`render`: the region to label
+        (voxel 0 starts at the lower corner; the same grid as ``render`` with this ROI). Default: the meshes' bounds plus two voxels, with voxel edges on
         multiples of the voxel size.
     units : {"nm", "um"}, optional
         Units of mesh files that do not declare theirs (folders only).
@@ -595,7 +599,7 @@ def mesh_fraction(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi_
     like : VoxelImage, optional
         A 3D image whose grid to use.
     roi_nm : sequence of 6 float, optional
-        ``(x0, y0, z0, x1, y1, z1)`` in nm.
+        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`render`.
     supersample : int
         Sub-voxels per axis (1-16; default 4: a fraction in steps of 1/64).
     units : {"nm", "um"}, optional

@@ -128,7 +128,7 @@ def test_like_alignment_and_roi():
     assert lab[r < 145].all() and not lab[r > 151].any()
     with pytest.raises(ParameterError, match="differs from the voxel size"):
         mesh_to_labels({0: mesh}, like=like, voxel_nm=5.0)
-    roi = mesh_to_labels({0: mesh}, voxel_nm=10.0, roi_nm=(0, 0, 0, 200, 100, 50))
+    roi = mesh_to_labels({0: mesh}, voxel_nm=10.0, roi_nm=(0, 0, 200, 100, 0, 50))
     assert roi.data.shape == (5, 10, 20) and roi.origin_nm == (5.0, 5.0, 5.0)
 
 
@@ -184,7 +184,7 @@ def test_refusals():
     with pytest.raises(ParameterError, match="memory budget"):
         mesh_to_labels({0: mesh}, voxel_nm=0.05)
     with pytest.raises(ParameterError, match="roi_nm"):
-        mesh_to_labels({0: mesh}, voxel_nm=10.0, roi_nm=(0, 0, 0, -1, 1, 1))
+        mesh_to_labels({0: mesh}, voxel_nm=10.0, roi_nm=(0, 0, -1, 1, 0, 1))
 
 
 # -- labels_to_points -------------------------------------------------------------------
