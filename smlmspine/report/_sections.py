@@ -87,6 +87,8 @@ def summary(folder: Folder) -> str:
     else:
         rows += _batch_status_rows(info)
     body = [table(["", "value"], rows)]
+    if folder.kind == "batch":
+        body.append(_files_table(folder))
     if folder.spines is None:
         body.append(not_run(folder.spines_error))
     else:
@@ -116,20 +118,72 @@ def summary(folder: Folder) -> str:
 
 def _batch_status_rows(info: dict) -> list[list]:
     rows = []
-    files = info.get("files") or info.get("per_file") or {}
-    statuses: dict[str, int] = {}
-    items = files.values() if isinstance(files, dict) else files
-    for f in items:
-        s = f.get("status", "unknown") if isinstance(f, dict) else str(f)
-        statuses[s] = statuses.get(s, 0) + 1
-    if statuses:
-        rows.append(["files", sum(statuses.values())])
-        rows += [[f"files {k}", v] for k, v in sorted(statuses.items())]
-    for key in ("smlmspine_version", "versions", "seconds"):
+    counts = info.get("counts")
+    if not isinstance(counts, dict):
+        files = info.get("files") or []
+        counts = {}
+        for f in files.values() if isinstance(files, dict) else files:
+            s = f.get("status", "unknown") if isinstance(f, dict) else str(f)
+            counts[s] = counts.get(s, 0) + 1
+    if counts:
+        rows.append(["files", info.get("n_files", sum(counts.values()))])
+        rows += [[f"files {k}", v] for k, v in counts.items()]
+    inputs = info.get("inputs")
+    if isinstance(inputs, (str, int, float)):
+        rows.append(["inputs", inputs])
+    elif isinstance(inputs, dict):
+        rows += [[f"inputs: {k}", json.dumps(v) if isinstance(v, (dict, list)) else v]
+                 for k, v in inputs.items()]
+    for key in ("smlmspine_version", "seconds"):
         if key in info:
-            rows.append([key.replace("_", " "), json.dumps(info[key]) if isinstance(
-                info[key], (dict, list)) else info[key]])
+            rows.append([key.replace("_", " "), info[key]])
+    sched = info.get("scheduler")
+    if isinstance(sched, dict):
+        rows += [[f"scheduler: {k}", json.dumps(v) if isinstance(v, (dict, list)) else v]
+                 for k, v in sched.items()]
+    elif sched:
+        rows.append(["scheduler", sched])
     return rows
+
+
+#: Columns of localizations_summary.parquet shown in the batch summary (when present).
+_FILE_COLUMNS = ("status", "n_localizations", "n_merged", "drift_max_abs_dx_nm",
+                 "drift_max_abs_dy_nm", "drift_max_abs_dz_nm", "n_spines", "dendrite_score",
+                 "median_neck_min_diameter_nm", "seconds")
+
+
+def _files_table(folder: Folder) -> str:
+    """One row per file of a batch: ``localizations_summary.parquet`` (its main columns
+    and the manifest's), else the per-file status of ``batch.json``."""
+    path = folder.path / "localizations_summary.parquet"
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        try:
+            t = pq.read_table(path)
+        except Exception as exc:  # noqa: BLE001 - shown in place
+            return error(f"localizations_summary.parquet could not be read: "
+                         f"{' '.join(str(exc).split())}")
+        cols = [c for c in ("source", *folder.metadata_columns, *_FILE_COLUMNS)
+                if c in t.column_names]
+        rows = t.select(cols).to_pylist()
+        for r in rows:
+            if "source" in r:
+                r["source"] = Path(str(r["source"])).name
+        header = [c.replace("_nm", " (nm)").replace("_", " ") for c in cols]
+        numeric = {i for i, c in enumerate(cols) if c.startswith(("n_", "drift_", "median_"))
+                   or c in ("seconds", "dendrite_score")}
+        return ("<h3>Files (localizations_summary.parquet)</h3>"
+                + table(header, [[r[c] for c in cols] for r in rows[:MAX_TABLE_ROWS]],
+                        row_classes=["flagged" if r.get("status") == "failed" else ""
+                                     for r in rows[:MAX_TABLE_ROWS]], numeric=numeric))
+    files = folder.info.get("files")
+    if isinstance(files, list) and files and all(isinstance(f, dict) for f in files):
+        cols = [c for c in ("source", "run_folder", "status", "seconds", "error")
+                if any(c in f for f in files)]
+        return ("<h3>Files (batch.json)</h3>"
+                + table(cols, [[f.get(c, "") for c in cols] for f in files[:MAX_TABLE_ROWS]]))
+    return ""
 
 
 # ---------------------------------------------------------------- drift

@@ -175,22 +175,34 @@ def test_histogram_streams_and_keeps_every_localization(run_dir):
 
 
 def _fake_batch(run_dir, root):
-    """A batch folder as `smlmspine batch` lays it out: one run folder per file, the tidy
-    spines table with source + manifest columns, failures.csv, batch.json."""
+    """A batch folder as `smlmspine batch` lays it out (smlmspine/_batch.py): one run folder
+    per file, the tidy spines table with source, run_folder and the manifest's columns,
+    localizations_summary.parquet, failures.csv and batch.json."""
     root.mkdir()
-    tables = []
+    tables, summary = [], []
     for stem, condition in (("cellA", "control"), ("cellB", "tetrodotoxin")):
         shutil.copytree(run_dir, root / stem, ignore=shutil.ignore_patterns("coupling", "report.html"))
         t = pq.read_table(root / stem / "spines.parquet")
-        tables.append(t.append_column("source", pa.array([f"data/{stem}.csv"] * t.num_rows))
-                       .append_column("condition", pa.array([condition] * t.num_rows)))
+        n = t.num_rows
+        ident = pa.table({"source": [f"data/{stem}.csv"] * n, "run_folder": [stem] * n,
+                          "condition": [condition] * n})
+        tables.append(pa.Table.from_arrays(ident.columns + t.columns,
+                                           names=ident.column_names + t.column_names))
+        summary.append({"source": f"data/{stem}.csv", "run_folder": stem, "condition": condition,
+                        "status": "done", "n_localizations": 1000, "n_spines": n})
+    summary.append({"source": "data/cellC.csv", "run_folder": "cellC", "condition": "control",
+                    "status": "failed", "n_localizations": None, "n_spines": None})
     pq.write_table(pa.concat_tables(tables), root / "spines.parquet")
-    (root / "failures.csv").write_text("path,stage,error\ndata/cellC.csv,read,"
-                                       "\"cellC.csv: missing column(s) ['x [nm]']\"\n")
+    pq.write_table(pa.Table.from_pylist(summary), root / "localizations_summary.parquet")
+    (root / "failures.csv").write_text(
+        "source,run_folder,error_type,error\ndata/cellC.csv,cellC,FormatError,"
+        "\"cellC.csv: missing column(s) ['x [nm]']\"\n")
     (root / "batch.json").write_text(json.dumps({
-        "smlmspine_version": "0.1.0", "parameters": {"label": "volume", "drift": "aim"},
-        "files": {"data/cellA.csv": {"status": "done"}, "data/cellB.csv": {"status": "done"},
-                  "data/cellC.csv": {"status": "failed"}}}))
+        "smlmspine_version": "0.1.0", "config": {"run": {"label": "volume", "drift": "aim"}},
+        "metadata_columns": ["condition"], "n_files": 3,
+        "counts": {"done": 2, "skipped": 0, "failed": 1},
+        "files": [{"source": f"data/{s}.csv", "run_folder": s, "status": st}
+                  for s, st in (("cellA", "done"), ("cellB", "done"), ("cellC", "failed"))]}))
     return root
 
 
@@ -213,6 +225,9 @@ def test_batch_report(run_dir, tmp_path):
     assert "not run" not in _section(html, "drift")
     summary = _section(html, "summary")
     assert "<td>files done</td><td>2</td>" in summary and "<td>files failed</td><td>1</td>" in summary
+    assert "<h3>Files (localizations_summary.parquet)</h3>" in summary
+    assert '<tr class="flagged"><td>cellC.csv</td><td>control</td><td>failed</td>' in summary
+    assert "<td>run.label</td><td>volume</td>" in _section(html, "parameters")
     assert not re.search(r"https?:", html)
 
 
