@@ -10,7 +10,7 @@ nothing from napari, so they also work without it:
   above :data:`MAX_POINTS` a deterministic subsample plus a density image;
 - :func:`mesh_layers`: a mesh file or a folder of them -> Surface layers;
 - :func:`image_layers`: an OME-TIFF -> Image (or Labels) layers with the physical
-  scale and origin in nm;
+  scale and origin in nm (:func:`voxel_image_layers` for an image in memory);
 - :func:`get_reader`: the plugin's reader command, dispatching on the path.
 
 In napari, open with ``viewer.open(path, plugin="smlmspine")`` (napari's own readers
@@ -26,6 +26,7 @@ _LAZY = {
     "mesh_layers": "._reader:mesh_layers",
     "surface_layer": "._reader:surface_layer",
     "image_layers": "._reader:image_layers",
+    "voxel_image_layers": "._reader:voxel_image_layers",
     "MAX_POINTS": "._reader:MAX_POINTS",
     "MESH_EXTENSIONS": "._reader:MESH_EXTENSIONS",
     "IMAGE_EXTENSIONS": "._reader:IMAGE_EXTENSIONS",

@@ -17,7 +17,7 @@ from ..errors import FormatError
 
 __all__ = ["MAX_POINTS", "MESH_EXTENSIONS", "IMAGE_EXTENSIONS", "get_reader",
            "localization_layers", "points_layers", "mesh_layers", "surface_layer",
-           "image_layers"]
+           "image_layers", "voxel_image_layers"]
 
 #: Largest number of localizations shown as one Points layer. Above it a deterministic
 #: random subsample of this size is shown (seed :data:`SUBSAMPLE_SEED`, said in the
@@ -44,10 +44,6 @@ _DENSITY_MIN_PIXEL_NM = 10.0
 #: Surface colours cycled over the spines of a mesh folder (napari colormap names).
 _SPINE_COLORMAPS = ("red", "green", "blue", "magenta", "cyan", "yellow", "bop orange",
                     "bop purple")
-
-# OME length units -> nm
-_OME_UNITS_NM = {"m": 1e9, "cm": 1e7, "mm": 1e6, "µm": 1e3, "um": 1e3, "\u03bcm": 1e3,
-                 "nm": 1.0, "pm": 1e-3, "Å": 0.1, "\u212b": 0.1}
 
 
 # ---------------------------------------------------------------------------------------
@@ -491,12 +487,12 @@ def _is_ome_tiff(path: Path) -> bool:
 def image_layers(path) -> list[tuple]:
     """Read an OME-TIFF image as napari Image (or Labels) layers in nm.
 
-    The scale comes from the OME-XML ``PhysicalSizeX/Y/Z`` (and their units), the
-    translation from the first plane's ``PositionX/Y/Z`` taken as the centre of voxel 0
-    (smlmspine's pixel-centre convention, as napari's), both in nm. Without a physical
-    size the image keeps a scale of 1 and no unit (never guessed). A channel axis gives
-    one layer per channel (named after the OME channel). Integer images of 32 or 64
-    bits (smlmspine writes label volumes as ``uint32``) become Labels layers.
+    Read by :func:`smlmspine.voxel.read_image` (the package's own metadata when
+    present, else the OME-XML ``PhysicalSizeX/Y/Z`` with their units and the first
+    plane's ``PositionX/Y/Z`` as the centre of voxel 0) and shown through
+    :func:`voxel_image_layers`. An OME-TIFF without physical sizes (not smlmspine's) is
+    shown in pixels: scale 1, origin 0 and no unit (never guessed). Channel names come
+    from the package's metadata or the OME channels.
 
     Parameters
     ----------
@@ -506,8 +502,8 @@ def image_layers(path) -> list[tuple]:
     Returns
     -------
     list of (data, kwargs, layer_type)
-        ``"image"`` or ``"labels"`` layers with ``scale``, ``translate``, ``units`` and
-        ``axis_labels`` in ``z, y, x`` order.
+        ``"image"`` or ``"labels"`` layers (one per channel) with ``scale``,
+        ``translate``, ``units`` and ``axis_labels`` in ``z, y, x`` order.
 
     Raises
     ------
@@ -517,58 +513,94 @@ def image_layers(path) -> list[tuple]:
     ParameterError
         The image would not fit the memory budget (``SMLMSPINE_MEMORY_BUDGET_GB``).
     """
-    import tifffile
-
-    from .._validate import check_memory
-
     path = Path(os.fspath(path))
-    try:
-        tif = tifffile.TiffFile(path)
-    except Exception as exc:
-        raise FormatError(f"not a readable TIFF: {type(exc).__name__}: {exc}", path=path) from exc
-    with tif:
-        if not tif.is_ome:
-            raise FormatError("not an OME-TIFF (no OME-XML); open it with napari's own "
-                              "reader", path=path)
-        series = tif.series[0]
-        axes = series.axes.upper()
-        unknown = sorted(set(axes) - set("CZYXS"))
-        if unknown or "Y" not in axes or "X" not in axes:
-            raise FormatError(f"image axes must be among C, Z, Y, X (S: RGB samples); "
-                              f"found {series.axes!r}", path=path)
-        shape, dtype = series.shape, np.dtype(series.dtype)
-        check_memory(float(np.prod(shape)) * dtype.itemsize,
-                     what=f"{path.name}: an image of shape {tuple(shape)} ({dtype})")
-        data = series.asarray()
-        grid = _ome_grid(tif.ome_metadata or "", path)
-    spatial = tuple(a.lower() for a in axes if a in "ZYX")
-    scale = tuple(grid["scale"][a] for a in spatial)
-    translate = tuple(grid["origin"][a] for a in spatial)
-    has_unit = all(grid["unit"][a] for a in spatial)
-    rgb = axes.endswith("S") and data.shape[-1] in (3, 4)
-    labels = data.dtype.kind in "iu" and data.dtype.itemsize >= 4 and not rgb
-    channels = grid["channels"]
-    if "C" in axes:
-        c = axes.index("C")
+    if not _is_ome_tiff(path):
+        raise FormatError("not an OME-TIFF (no OME-XML); open it with napari's own reader",
+                          path=path)
+    if _has_physical_size(path):
+        from dataclasses import replace
+
+        import tifffile
+
+        from ..voxel import read_image
+
+        image = read_image(path)
+        if "c" in image.axes and not any(image.channel_names):  # not smlmspine's file
+            with tifffile.TiffFile(path) as tif:
+                names = tuple(ch.get("Name", "") for ch in _channels(tif.ome_metadata or ""))
+            image = replace(image, channel_names=names)
+        return voxel_image_layers(image, name=path.name, source=str(path))
+    return voxel_image_layers(_read_pixels(path), name=path.name, units=None,
+                              source=str(path))
+
+
+def voxel_image_layers(image, *, name: str = "image", units: str | None = "nm",
+                       source: str | None = None) -> list[tuple]:
+    """A :class:`smlmspine.voxel.VoxelImage` as napari Image (or Labels) layers.
+
+    ``scale`` is the voxel size and ``translate`` the origin (the centre of voxel 0:
+    napari also puts pixel centres at integer indices), in the image's ``z, y, x``
+    order. A channel axis gives one layer per channel, named after the channel. A label
+    image (``value_unit == "label"``, or integers of 32 or 64 bits) is a Labels layer;
+    an RGB image an RGB Image layer.
+
+    Parameters
+    ----------
+    image : VoxelImage
+        E.g. from :func:`smlmspine.voxel.render` or :func:`smlmspine.voxel.read_image`.
+    name : str
+        Layer name (a channel's name is appended in brackets).
+    units : str or None
+        Unit of the voxel size and origin (``"nm"``); None: unknown (no ``units`` set).
+    source : str, optional
+        The file the image came from (recorded in the metadata).
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+        One ``"image"`` or ``"labels"`` layer per channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smlmspine.voxel import VoxelImage
+    >>> img = VoxelImage(np.zeros((2, 4, 5), np.float32), ("z", "y", "x"), (50.0, 10.0, 10.0),
+    ...                  (25.0, 5.0, 5.0))
+    >>> [(data, kw, kind)] = voxel_image_layers(img, name="render")
+    >>> kind, kw["scale"], kw["translate"], kw["units"]
+    ('image', (50.0, 10.0, 10.0), (25.0, 5.0, 5.0), ('nm', 'nm', 'nm'))
+    """
+    axes = tuple(image.axes)
+    spatial = tuple(a for a in axes if a in ("z", "y", "x"))
+    scale = tuple(float(v) for v in image.voxel_nm)
+    translate = tuple(float(v) for v in image.origin_nm)
+    data = image.data
+    rgb = axes[-1] == "rgb"
+    dtype = np.dtype(data.dtype)
+    labels = not rgb and (image.value_unit == "label" or
+                          (dtype.kind in "iu" and dtype.itemsize >= 4))
+    if "c" in axes:
+        c = axes.index("c")
         planes = [np.take(data, i, axis=c) for i in range(data.shape[c])]
     else:
         planes = [data]
+    names = tuple(image.channel_names)
     layers = []
     for i, plane in enumerate(planes):
-        label = channels[i] if i < len(channels) and channels[i] else (
+        label = names[i] if i < len(names) and names[i] else (
             f"channel {i}" if len(planes) > 1 else "")
         kwargs = {
-            "name": f"{path.name} [{label}]" if label else path.name,
+            "name": f"{name} [{label}]" if label else name,
             "scale": scale,
             "translate": translate,
             "axis_labels": spatial,
-            "metadata": {"smlmspine": {"source": str(path), "axes": series.axes,
-                                       "physical_size_nm": dict(zip(spatial, scale)),
-                                       "origin_nm": dict(zip(spatial, translate)),
-                                       "scale_known": has_unit}},
+            "metadata": {"smlmspine": {"source": source, "axes": axes,
+                                       "voxel": dict(zip(spatial, scale)),
+                                       "origin": dict(zip(spatial, translate)),
+                                       "units": units, "value_unit": image.value_unit}},
         }
-        if has_unit:
-            kwargs["units"] = ("nm",) * len(spatial)
+        if units is not None:
+            kwargs["units"] = (units,) * len(spatial)
         if rgb:
             kwargs["rgb"] = True
         elif not labels:
@@ -579,47 +611,59 @@ def image_layers(path) -> list[tuple]:
     return layers
 
 
-def _ome_grid(xml: str, path: Path) -> dict:
-    """Physical size, origin (nm), whether each axis had a unit, channel names."""
+def _has_physical_size(path: Path) -> bool:
+    """Whether the OME-XML gives a physical size for every spatial axis of the image."""
     import xml.etree.ElementTree as ET
 
-    scale = {a: 1.0 for a in "zyx"}
-    origin = {a: 0.0 for a in "zyx"}
-    unit = {a: False for a in "zyx"}
-    channels: list[str] = []
-    if not xml:
-        return {"scale": scale, "origin": origin, "unit": unit, "channels": channels}
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata or ""
+        axes = tif.series[0].axes.upper()
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise FormatError(f"the OME-XML cannot be parsed: {exc}", path=path) from exc
-    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"),
-                  None)
+    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
     if pixels is None:
-        return {"scale": scale, "origin": origin, "unit": unit, "channels": channels}
-    for a in "zyx":
-        value = pixels.get(f"PhysicalSize{a.upper()}")
-        if value is not None:
-            scale[a] = float(value) * _to_nm(pixels.get(f"PhysicalSize{a.upper()}Unit", "µm"),
-                                             path)
-            unit[a] = True
-    plane = next((el for el in pixels if el.tag.endswith("Plane")), None)
-    if plane is not None:
-        for a in "zyx":
-            value = plane.get(f"Position{a.upper()}")
-            if value is not None:
-                origin[a] = float(value) * _to_nm(plane.get(f"Position{a.upper()}Unit", "µm"),
-                                                  path)
-    channels = [el.get("Name", "") for el in pixels if el.tag.endswith("Channel")]
-    return {"scale": scale, "origin": origin, "unit": unit, "channels": channels}
+        return False
+    return all(pixels.get(f"PhysicalSize{a}") is not None for a in "ZYX" if a in axes)
 
 
-def _to_nm(unit: str, path: Path) -> float:
+def _read_pixels(path: Path):
+    """An OME-TIFF without physical sizes as a VoxelImage in pixels (voxel 1, origin 0)."""
+    import tifffile
+
+    from .._validate import check_memory
+    from ..voxel import VoxelImage
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = series.axes.upper()
+        unknown = sorted(set(axes) - set("CZYXS"))
+        if unknown or "Y" not in axes or "X" not in axes:
+            raise FormatError(f"image axes must be among C, Z, Y, X (S: RGB samples); "
+                              f"found {series.axes!r}", path=path)
+        check_memory(float(np.prod(series.shape, dtype=float)) * np.dtype(series.dtype).itemsize,
+                     what=f"reading {path.name}")
+        data = series.asarray()
+        names = tuple(ch.get("Name", "") for ch in _channels(tif.ome_metadata or ""))
+    mapped = [{"C": "c", "Z": "z", "Y": "y", "X": "x", "S": "rgb"}[a] for a in axes]
+    order = [a for a in ("c", "z", "y", "x", "rgb") if a in mapped]
+    data = np.transpose(data, [mapped.index(a) for a in order])
+    n = sum(a in ("z", "y", "x") for a in order)
+    return VoxelImage(data=data, axes=tuple(order), voxel_nm=(1.0,) * n, origin_nm=(0.0,) * n,
+                      channel_names=names if "c" in order else ())
+
+
+def _channels(xml: str) -> list[dict]:
+    import xml.etree.ElementTree as ET
+
     try:
-        return _OME_UNITS_NM[unit]
-    except KeyError:
-        raise FormatError(f"OME length unit {unit!r} is not supported; expected one of "
-                          f"{sorted(_OME_UNITS_NM)}", path=path) from None
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return []
+    return [dict(el.attrib) for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Channel"]
 
 
 _READ_KIND.update(localizations=localization_layers, meshes=mesh_layers, image=image_layers)

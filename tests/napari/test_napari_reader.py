@@ -24,9 +24,10 @@ from smlmspine.envelope import export_mesh
 from smlmspine.errors import FormatError, ParameterError
 from smlmspine.napari import (IMAGE_EXTENSIONS, MAX_POINTS, MESH_EXTENSIONS, get_reader,
                               image_layers, localization_layers, mesh_layers, points_layers,
-                              surface_layer)
+                              surface_layer, voxel_image_layers)
 from smlmspine.schema import make_table
 from smlmspine.simulate import Geometry, dendrite
+from smlmspine.voxel import VoxelImage, render, write_image
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "smlmspine" / "napari" / "napari.yaml"
@@ -334,7 +335,7 @@ def test_ome_tiff_channels_become_layers_and_missing_sizes_no_unit(tmp_path):
     tifffile.imwrite(bare, data[0], ome=True, metadata={"axes": "YX"})
     [(_, kw, _)] = image_layers(bare)
     assert kw["scale"] == (1.0, 1.0) and "units" not in kw  # never guessed
-    assert not kw["metadata"]["smlmspine"]["scale_known"]
+    assert kw["metadata"]["smlmspine"]["units"] is None
 
 
 def test_image_errors(files, tmp_path, monkeypatch):
@@ -348,3 +349,35 @@ def test_image_errors(files, tmp_path, monkeypatch):
     monkeypatch.setenv("SMLMSPINE_MEMORY_BUDGET_GB", "1e-7")  # 100 bytes < 60 float32
     with pytest.raises(ParameterError, match="memory budget"):
         image_layers(files["ome"])
+
+
+def test_rendered_image_lines_up_with_the_points_in_napari(sim, tmp_path):
+    """render -> write_image -> the plugin: napari's world->data mapping of every
+    localization (index = (position - translate) / scale, rounded) lands in a voxel that
+    counted it; the histogram is rebuilt exactly from the Points layer."""
+    image = render(sim.localizations, voxel_nm=50.0, dims=3)
+    path = write_image(image, tmp_path / "render.ome.tif")
+    [(data, kw, kind)] = get_reader(str(path))(str(path))
+    assert kind == "image" and kw["units"] == ("nm",) * 3
+    assert kw["scale"] == tuple(image.voxel_nm) and kw["translate"] == tuple(image.origin_nm)
+    [(points, _, _)] = points_layers(sim.localizations)
+    idx = np.floor((points - np.array(kw["translate"])) / np.array(kw["scale"]) + 0.5)
+    counts = np.zeros(data.shape)
+    np.add.at(counts, tuple(idx.astype(int).T), 1)
+    np.testing.assert_array_equal(counts, data)
+
+
+def test_package_label_and_channel_images(tmp_path):
+    labels = VoxelImage(np.arange(60, dtype=np.uint32).reshape(3, 4, 5), ("z", "y", "x"),
+                        (30.0, 10.0, 10.0), (15.0, 5.0, 5.0), value_unit="label")
+    write_image(labels, tmp_path / "labels.ome.tif")
+    [(data, kw, kind)] = image_layers(tmp_path / "labels.ome.tif")
+    assert kind == "labels" and data.dtype == np.uint32
+    np.testing.assert_array_equal(data, labels.data)
+    assert kw["translate"] == (15.0, 5.0, 5.0)
+    two = VoxelImage(np.stack([np.zeros((4, 5), np.float32), np.ones((4, 5), np.float32)]),
+                     ("c", "y", "x"), (20.0, 20.0), (0.0, 0.0), channel_names=("pre", "post"))
+    layers = voxel_image_layers(two, name="two")
+    assert [(kw["name"], kind, float(d.max())) for d, kw, kind in layers] == \
+        [("two [pre]", "image", 0.0), ("two [post]", "image", 1.0)]
+    assert layers[0][1]["colormap"] != layers[1][1]["colormap"]
