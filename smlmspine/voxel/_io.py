@@ -216,17 +216,23 @@ def downsample_yx(a: np.ndarray, y_axis: int, *, labels: bool) -> np.ndarray:
     if labels:
         return np.ascontiguousarray(a[tuple(sl)])
     ny, nx = a.shape[y_axis], a.shape[y_axis + 1]
-    pad = [(0, 0)] * a.ndim
-    pad[y_axis] = (0, ny % 2)
-    pad[y_axis + 1] = (0, nx % 2)
-    f = np.pad(a.astype(np.float32, copy=False), pad)
-    ones = np.pad(np.ones((ny, nx), np.float32), pad[y_axis:y_axis + 2])
+    f = a.astype(np.float32, copy=False)
+    if ny % 2 or nx % 2:   # odd edge: pad with zeros, divide by the voxels that exist
+        pad = [(0, 0)] * a.ndim
+        pad[y_axis] = (0, ny % 2)
+        pad[y_axis + 1] = (0, nx % 2)
+        f = np.pad(f, pad)
     shape = f.shape[:y_axis] + (f.shape[y_axis] // 2, 2, f.shape[y_axis + 1] // 2, 2) \
         + f.shape[y_axis + 2:]
-    s = f.reshape(shape).sum(axis=(y_axis + 1, y_axis + 3))
-    cnt = ones.reshape(ones.shape[0] // 2, 2, ones.shape[1] // 2, 2).sum(axis=(1, 3))
+    s = f.reshape(shape).sum(axis=(y_axis + 1, y_axis + 3), dtype=np.float32)
+    cnt = np.full((f.shape[y_axis] // 2, f.shape[y_axis + 1] // 2), 4.0, np.float32)
+    if ny % 2:
+        cnt[-1, :] /= 2
+    if nx % 2:
+        cnt[:, -1] /= 2
     cnt = cnt.reshape((1,) * y_axis + cnt.shape + (1,) * (a.ndim - y_axis - 2))
-    return (s / cnt).astype(np.float32)
+    s /= cnt
+    return s
 
 
 def pyramid_levels(ny: int, nx: int, *, minimum: int = PYRAMID_MIN) -> int:

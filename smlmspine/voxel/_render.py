@@ -169,11 +169,14 @@ def _prepare(table, *, voxel_nm, dims, method, sigma_nm, roi_nm, weights, by, co
         lo, hi = roi.pop("z")
         rows = np.flatnonzero((z >= lo) & (z < hi))
         coords = {a: c[rows] for a, c in coords.items()}
+    bounds = {}
     for a, c in coords.items():
-        bad = ~np.isfinite(c)
-        if bad.any():
+        lo, hi = (float(c.min()), float(c.max())) if c.size else (0.0, 0.0)
+        if not (math.isfinite(lo) and math.isfinite(hi)):   # NaN and inf propagate
+            bad = ~np.isfinite(c)
             raise ParameterError(f"render: column {a!r} has {int(bad.sum())} non-finite "
                                  f"values (e.g. {c[bad][0]!r}); filter them first")
+        bounds[a] = (lo, hi)
     n = coords["x"].size
     sxy, sz, sigma_meta = _sigmas(table, method, sigma_nm, dims, rows)
     trunc = TRUNCATE_SIGMA
@@ -255,9 +258,8 @@ def _prepare(table, *, voxel_nm, dims, method, sigma_nm, roi_nm, weights, by, co
                                  "define the image")
         s = max(sig_max["z" if a == "z" else "xy"], floor_nm) if method == "gaussian" else 0.0
         pad = trunc * s
-        c = coords[a]
-        e0 = math.floor((float(c.min()) - pad) / v) * v
-        last = float(c.max()) + pad
+        e0 = math.floor((bounds[a][0] - pad) / v) * v
+        last = bounds[a][1] + pad
         count = int(math.floor((last - e0) / v)) + 1
         edges.append(e0)
         shape.append(count)

@@ -151,8 +151,9 @@ def _hist(img, off, origin, voxel, z, y, x, plane, w):  # pragma: no cover - num
     idx = np.empty(n, np.int64)
     rows = np.empty(n if (lp > 0 or lw > 0) else 1, np.int64)
     m = 0
+    jz0 = np.floor((z[0] - origin[0]) / voxel[0] + 0.5) - off[0]   # 2D: one plane
     for i in range(n):
-        jz = np.floor((z[min(i, lz)] - origin[0]) / voxel[0] + 0.5) - off[0]
+        jz = jz0 if lz == 0 else np.floor((z[i] - origin[0]) / voxel[0] + 0.5) - off[0]
         jy = np.floor((y[i] - origin[1]) / voxel[1] + 0.5) - off[1]
         jx = np.floor((x[i] - origin[2]) / voxel[2] + 0.5) - off[2]
         if jz >= 0 and jz < nz and jy >= 0 and jy < ny and jx >= 0 and jx < nx:
@@ -165,7 +166,7 @@ def _hist(img, off, origin, voxel, z, y, x, plane, w):  # pragma: no cover - num
             idx[m] = f
             m += 1
     if lw == 0 and K == 1:
-        w0 = w[0, 0]
+        w0 = np.float32(w[0, 0])
         for j in range(m):
             flat[idx[j]] += w0
     else:
