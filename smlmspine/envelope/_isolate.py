@@ -615,12 +615,64 @@ def _spine_frames(p, lab, n_lab, curve: Centreline | None):
             a /= max(np.linalg.norm(a), 1e-12)
             base = c + rad[0] * a
         else:
-            # no shaft model: main axis of the spine, pointing away from the whole cloud
-            _, _, vt = np.linalg.svd(q - cen, full_matrices=False)
-            a = vt[0] if (cen - centre) @ vt[0] >= 0 else -vt[0]
-            base = cen + ((q - cen) @ a).min() * a
+            a = _labelled_axis(q, cen, centre)
+            base = cen + np.percentile((q - cen) @ a, 0.5) * a
         out.append((base, a))
     return out
+
+
+#: A labelled spine with no shaft model: principal axes whose standard deviation is at
+#: least this fraction of the largest are candidates for the spine axis.
+SQUAT_AXIS_RATIO = 0.7
+#: The ends of a candidate axis must differ at least this much in openness
+#: (:func:`_end_openness`) for the open one to be taken as the base.
+END_OPENNESS_GAP = 0.15
+
+
+def _end_openness(q, cen, a) -> float:
+    """How open the ``-a`` end of a labelled spine is: the median distance from the axis
+    of the localizations in its last slab (0.3 x the radius further in, >= 20 nm thick)
+    over that radius (the slab 10-25 % of the length in). About 1 where the labelled
+    surface ends in an open ring (the cut from an unlabelled shaft), about 0.5 at a
+    rounded closed tip (a dome's last slab of 0.3 R has median radius ~sqrt(0.3) R)."""
+    h = (q - cen) @ a
+    lo, hi = np.percentile(h, [0.5, 99.5])
+    span = hi - lo
+
+    def radius(sel):
+        flat = q[sel] - np.outer(h[sel], a)
+        return float(np.median(np.linalg.norm(flat - flat.mean(0), axis=1))) if sel.sum() >= 8 else np.nan
+
+    r_in = radius((h >= lo + 0.10 * span) & (h <= lo + 0.25 * span))
+    if not np.isfinite(r_in) or r_in <= 0:
+        return np.nan
+    r_end = radius((h >= lo) & (h <= lo + max(0.3 * r_in, 20.0)))
+    return r_end / r_in
+
+
+def _labelled_axis(q, cen, centre) -> np.ndarray:
+    """Axis (unit, pointing into the spine from its base) of a labelled spine with no
+    shaft model.
+
+    The base is where the labelled localizations end: for a membrane label the open ring
+    where the spine was cut from (or joins) an unlabelled shaft, for a filled label the
+    flat cut. Of the principal axes at least :data:`SQUAT_AXIS_RATIO` as long as the
+    longest (a stubby spine's longest axis can lie across it) and both their directions,
+    the base is the more open end (:func:`_end_openness`); when
+    both ends of the chosen axis look alike (a filled label), the axis points away from
+    the whole cloud's centre, as before.
+    """
+    _, sv, vt = np.linalg.svd(q - cen, full_matrices=False)
+    cands = [vt[i] for i in range(len(sv)) if sv[i] >= SQUAT_AXIS_RATIO * sv[0]]
+    best, best_gap = vt[0], 0.0
+    for v in cands:
+        base_end, tip_end = _end_openness(q, cen, v), _end_openness(q, cen, -v)
+        gap = abs(base_end - tip_end)
+        if np.isfinite(gap) and gap > best_gap:
+            best, best_gap = (v if base_end > tip_end else -v), gap
+    if best_gap < END_OPENNESS_GAP:   # no open end to tell: the principal axis, away from the cloud
+        best = vt[0] if (cen - centre) @ vt[0] >= 0 else -vt[0]
+    return best
 
 
 def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: str | None = None,
