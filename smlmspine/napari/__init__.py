@@ -28,6 +28,7 @@ _LAZY = {
     "image_layers": "._reader:image_layers",
     "voxel_image_layers": "._reader:voxel_image_layers",
     "MAX_POINTS": "._reader:MAX_POINTS",
+    "SUBSAMPLE_SEED": "._reader:SUBSAMPLE_SEED",
     "MESH_EXTENSIONS": "._reader:MESH_EXTENSIONS",
     "IMAGE_EXTENSIONS": "._reader:IMAGE_EXTENSIONS",
 }

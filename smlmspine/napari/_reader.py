@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, SmlmSpineError
 
-__all__ = ["MAX_POINTS", "MESH_EXTENSIONS", "IMAGE_EXTENSIONS", "get_reader",
+__all__ = ["MAX_POINTS", "SUBSAMPLE_SEED", "MESH_EXTENSIONS", "IMAGE_EXTENSIONS", "get_reader",
            "localization_layers", "points_layers", "mesh_layers", "surface_layer",
            "image_layers", "voxel_image_layers"]
 
@@ -62,7 +62,6 @@ def _kind(path: Path) -> str | None:
     if name.endswith(IMAGE_EXTENSIONS):
         return "image" if _is_ome_tiff(path) else None
     from ..io import detect_format
-    from ..errors import SmlmSpineError
 
     try:
         detect_format(path)
