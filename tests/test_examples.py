@@ -63,3 +63,28 @@ def test_coupling_two_channels(tmp_path):
     assert pq.read_metadata(out / "coupling" / "rings.parquet").num_rows == 15
     assert (out / "coupling" / "coupling.png").read_bytes()[:4] == b"\x89PNG"
     assert "coupling index post" in stdout
+
+
+@pytest.mark.slow
+def test_batch_with_manifest(tmp_path):
+    """~30 s: two simulated files (one per condition) and a broken one through smlmspine.batch
+    on a local Dask cluster; the broken file fails alone."""
+    out = tmp_path / "study"
+    stdout = _run("batch_with_manifest.py", out, "--cells", "1", "--n-spines", "2",
+                  "--workers", "1", "--bad-file", cwd=tmp_path)
+    batch = out / "batch"
+    record = json.loads((batch / "batch.json").read_text())
+    assert record["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+    assert record["metadata_columns"] == ["condition", "animal", "cell"]
+    spines = pq.read_table(batch / "spines.parquet")
+    assert set(spines.column("condition").to_pylist()) == {"control", "potentiated"}
+    assert spines.num_rows >= 3
+    fails = (batch / "failures.csv").read_text()
+    assert "data/broken.csv" in fails and "no column for ['x', 'y']" in fails
+    html = (batch / "report.html").read_text()
+    assert 'alt="features by condition"' in html and "1 file(s) failed" in html
+    assert "failed: data/broken.csv" in stdout and f"report: {batch / 'report.html'}" in stdout
+    # run again: every file already done is skipped (same input, same parameters)
+    again = _run("batch_with_manifest.py", out, "--cells", "1", "--n-spines", "2",
+                 "--workers", "1", cwd=tmp_path)
+    assert "done 0, skipped 2, failed 0" in again

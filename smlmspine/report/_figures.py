@@ -206,12 +206,14 @@ def spine_thumbnail(vertices, faces, *, color: str, base=None, axis=None,
 
 
 def feature_figure(groups: list[str], features: list[tuple[str, str]], values: dict,
-                   trusted: dict, *, colors: dict | None = None, title: str = "") -> bytes:
+                   trusted: dict, *, colors: dict | None = None, point_colors: dict | None = None,
+                   title: str = "") -> bytes:
     """Box plots (trustworthy spines) with every spine as a dot, one panel per feature.
 
-    ``values[feature][group]`` and ``trusted[group]`` are aligned arrays; flagged spines
-    (not trustworthy) are black crosses outside the boxes; NaN values are counted in the
-    tick label.
+    ``values[feature][group]`` and ``trusted[group]`` are aligned arrays; dots take the
+    group's colour (``colors``) or their own (``point_colors[group]``, aligned); flagged
+    spines (not trustworthy) are black crosses outside the boxes; NaN values are counted
+    in the tick label.
     """
     n = len(features)
     cols = min(3, n)
@@ -228,8 +230,14 @@ def feature_figure(groups: list[str], features: list[tuple[str, str]], values: d
             good = v[fin & t]
             data.append(good)
             jitter = rng.uniform(-0.15, 0.15, size=v.size)
-            color = (colors or {}).get(g, "C0")
-            ax.plot(gi + 1 + jitter[fin & t], v[fin & t], "o", ms=3.5, color=color, alpha=0.8)
+            sel = fin & t
+            if point_colors is not None:
+                pc = np.asarray(point_colors[g], dtype=object)[sel]
+                ax.scatter(gi + 1 + jitter[sel], v[sel], s=12, c=list(pc), alpha=0.85,
+                           linewidths=0)
+            else:
+                color = (colors or {}).get(g, "C0")
+                ax.plot(gi + 1 + jitter[sel], v[sel], "o", ms=3.5, color=color, alpha=0.8)
             if (fin & ~t).any():
                 ax.plot(gi + 1 + jitter[fin & ~t], v[fin & ~t], "x", ms=5, color=_FLAGGED,
                         mew=1.2)

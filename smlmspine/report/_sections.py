@@ -286,9 +286,10 @@ def _caption(row: dict, batch: bool) -> str:
     q = row.get("quality")
     trusted = row.get("trustworthy", q in (None, "ok"))
     if q and not trusted:
-        reason = row.get("quality_reason") or row.get("reason") or ""
-        lines.append(f'<span class="untrusted">{esc(q)}'
-                     + (f": {esc(reason)}" if reason else "") + "</span>")
+        reason = str(row.get("quality_reason") or row.get("reason") or "")
+        short = reason if len(reason) <= 90 else reason[:87] + "..."
+        lines.append(f'<span class="untrusted" title="{esc(reason)}">{esc(q)}'
+                     + (f": {esc(short)}" if reason else "") + "</span>")
     return "<br>".join(lines)
 
 
@@ -342,7 +343,8 @@ def gallery(folder: Folder, *, max_thumbnails: int = 48) -> str:
 
 # ---------------------------------------------------------------- features
 
-def _feature_plot(folder: Folder, key: list[str], groups: list[str], title: str) -> str:
+def _feature_plot(folder: Folder, key: list[str], groups: list[str], title: str, *,
+                  by_class: bool) -> str:
     trusted = _trusted(folder)
     feats = [(c, label) for c, label in FEATURES if c in folder.spines.column_names]
     if not feats:
@@ -350,9 +352,14 @@ def _feature_plot(folder: Folder, key: list[str], groups: list[str], title: str)
     idx = {g: np.array([k == g for k in key], dtype=bool) for g in groups}
     values = {c: {g: _floats(folder, c)[idx[g]] for g in groups} for c, _ in feats}
     tr = {g: trusted[idx[g]] for g in groups}
-    colors = {g: figs.class_color(g) for g in groups}
-    return img(figs.feature_figure(groups, feats, values, tr, colors=colors, title=title),
-               alt=title)
+    if by_class:
+        colors, points = {g: figs.class_color(g) for g in groups}, None
+    else:  # dots in their spine's class colour
+        cls = np.array([figs.class_color(c) for c in _col(folder, "spine_class", "")],
+                       dtype=object)
+        colors, points = None, {g: list(cls[idx[g]]) for g in groups}
+    return img(figs.feature_figure(groups, feats, values, tr, colors=colors, point_colors=points,
+                                   title=title), alt=title)
 
 
 def _spine_table(folder: Folder) -> str:
@@ -386,10 +393,12 @@ def features(folder: Folder) -> str:
         raise Missing("no spines were found")
     classes = [c or "unclassified" for c in _col(folder, "spine_class", "")]
     out = ["<h3>By class</h3>",
-           _feature_plot(folder, classes, _classes_in_order(classes), "features by spine class"),
-           note("Boxes: trustworthy spines (quality ok); dots: every spine; black crosses: "
-                "flagged spines (a plausibility rule fired: their values are shown but not "
-                "trusted); NaN: not measurable, counted under each group.")]
+           _feature_plot(folder, classes, _classes_in_order(classes), "features by spine class",
+                         by_class=True),
+           note("Boxes and dots: the trustworthy spines (quality ok), dots in their class "
+                "colour; black crosses: spines that are not trustworthy (a plausibility rule "
+                "fired: their values are shown, not trusted); NaN: not measurable, counted "
+                "under each group.")]
     out.append("<h3>By condition</h3>")
     if folder.kind == "run":
         out.append(not_run("one run has no manifest conditions (made by smlmspine batch with "
@@ -403,7 +412,7 @@ def features(folder: Folder) -> str:
             if len(groups) > 30:
                 out.append(note(f"{col}: {len(groups)} distinct values, not plotted"))
                 continue
-            out.append(_feature_plot(folder, key, groups, f"features by {col}"))
+            out.append(_feature_plot(folder, key, groups, f"features by {col}", by_class=False))
     out.append(_spine_table(folder))
     return "\n".join(out)
 

@@ -149,8 +149,10 @@ def test_flagged_and_nan_values_shown_as_untrustworthy(run_dir, tmp_path):
     pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), d / "spines.parquet")
     html = build_report(d)
     gallery = _section(html, "gallery")
-    assert '<span class="untrusted">flagged: neck_wider_than_head</span>' in gallery
-    assert '<span class="untrusted">not_measured: open_envelope</span>' in gallery
+    assert ('<span class="untrusted" title="neck_wider_than_head">flagged: neck_wider_than_head'
+            '</span>') in gallery
+    assert ('<span class="untrusted" title="open_envelope">not_measured: open_envelope</span>'
+            in gallery)
     assert "neck n/a nm · head n/a nm" in gallery
     summary = _section(html, "summary")
     assert re.search(r"<td>trustworthy \(quality ok\)</td><td class=\"num\">0</td>", summary)
