@@ -11,10 +11,11 @@ import numpy as np
 from .._validate import check_memory
 from ..errors import FormatError, ParameterError
 from ._image import VoxelImage
-from ._io import (PROVENANCE_KEY, TIFF_LARGE, _as_stored, _stored_dtype, downsample_yx,
-                  is_label_image, provenance, pyramid_levels)
+from ._io_common import (PROVENANCE_KEY, TIFF_LARGE, _as_stored, _stored_dtype,
+                         downsample_yx, is_label_image, level_grid, provenance,
+                         pyramid_levels)
 
-__all__ = ["write_ome_tiff", "read_tiff", "read_plain_tiff", "level_grid"]
+__all__ = ["write_ome_tiff", "read_tiff", "read_plain_tiff"]
 
 _TIFF_AXES = {"c": "C", "z": "Z", "y": "Y", "x": "X", "rgb": "S"}
 _FROM_TIFF = {"C": "c", "Z": "z", "Y": "y", "X": "x", "S": "rgb"}
@@ -40,31 +41,6 @@ def _nm(text: str, unit: str, what: str, path) -> float:
         return float(Decimal(text) * factor)
     except InvalidOperation:
         raise FormatError(f"OME-XML {what}={text!r} is not a number", path=path) from None
-
-
-def level_grid(voxel, origin, level: int, spatial: tuple) -> tuple[tuple, tuple]:
-    """Voxel size and origin of pyramid ``level`` (y and x halved per level).
-
-    Parameters
-    ----------
-    voxel, origin : sequence of float
-        Base voxel size and origin (centre of voxel 0), nm, in ``spatial`` order.
-    level : int
-        Pyramid level.
-    spatial : tuple of str
-        Spatial axis names.
-
-    Returns
-    -------
-    tuple
-        ``(voxel_nm, origin_nm)`` of the level: voxel 0 of a level covers the same
-        first edge, so its centre moves by ``(2**level - 1) * voxel / 2``.
-    """
-    f = 2 ** level
-    v = tuple(float(a) * (f if ax in ("y", "x") else 1) for a, ax in zip(voxel, spatial))
-    o = tuple(float(b) + ((f - 1) * float(a) / 2 if ax in ("y", "x") else 0.0)
-              for a, b, ax in zip(voxel, origin, spatial))
-    return v, o
 
 
 def write_ome_tiff(image: VoxelImage, path: Path) -> None:

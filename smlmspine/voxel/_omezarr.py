@@ -14,9 +14,9 @@ import numpy as np
 from .._validate import check_memory
 from ..errors import FormatError, ParameterError
 from ._image import VoxelImage
-from ._io import (LABEL_UNIT, PROVENANCE_KEY, _as_stored, _stored_dtype, downsample_yx,
-                  is_label_image, provenance, pyramid_levels)
-from ._ometiff import level_grid
+from ._io_common import (LABEL_UNIT, PROVENANCE_KEY, _as_stored, _stored_dtype,
+                         check_image_output, downsample_yx, image_format, is_label_image,
+                         level_grid, provenance, pyramid_levels)
 
 __all__ = ["write_ome_zarr", "read_ome_zarr", "render_to_zarr", "CHUNK_YX"]
 
@@ -267,14 +267,13 @@ def _from_transforms(ms, dataset, axes, spatial, path):
     return voxel, origin
 
 
-def render_to_zarr(job, out, *, version, progress, finish, run):
+def render_to_zarr(job, out, *, version, progress, finish, run, slab_bytes):
     """Render a prepared job (:func:`smlmspine.voxel.render`) block by block into an
-    OME-Zarr store at ``out``; blocks are bounded (:data:`SLAB_BYTES`) and take the
-    localizations of their y band plus a kernel halo."""
+    OME-Zarr store at ``out``; blocks are bounded (``slab_bytes``) and take the
+    localizations of their y band plus a kernel halo. ``finish`` and ``run`` are
+    :mod:`._render`'s result builder and block renderer."""
     from tqdm import tqdm
 
-    from ._io import check_image_output, image_format
-    from ._render import SLAB_BYTES
     from ._render_kernels import _kernels
 
     out = Path(out)
@@ -294,9 +293,9 @@ def render_to_zarr(job, out, *, version, progress, finish, run):
     levels = pyramid_levels(ny, nx)
     row_bytes = 4.0 * P * nz
     # block extent: multiples of the chunk (so level-0 chunks are written whole)
-    ws = nx if row_bytes * nx * CHUNK_YX <= SLAB_BYTES else max(
-        CHUNK_YX, int(SLAB_BYTES // (row_bytes * CHUNK_YX * CHUNK_YX)) * CHUNK_YX)
-    hs = max(CHUNK_YX, int(SLAB_BYTES // (row_bytes * ws * CHUNK_YX)) * CHUNK_YX)
+    ws = nx if row_bytes * nx * CHUNK_YX <= slab_bytes else max(
+        CHUNK_YX, int(slab_bytes // (row_bytes * CHUNK_YX * CHUNK_YX)) * CHUNK_YX)
+    hs = max(CHUNK_YX, int(slab_bytes // (row_bytes * ws * CHUNK_YX)) * CHUNK_YX)
     block_bytes = row_bytes * hs * ws
     n = job.coords[2].size
     check_memory(block_bytes * 2.5 + 24.0 * n,

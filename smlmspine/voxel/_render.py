@@ -459,7 +459,7 @@ def render(table, *, voxel_nm, dims: int = 2, method: str = "histogram",
         from ._omezarr import render_to_zarr
 
         return render_to_zarr(job, out, version=version, progress=progress, finish=_finish,
-                              run=_run)
+                              run=_run, slab_bytes=SLAB_BYTES)
     full = (job.n_planes,) + ((1,) if dims == 2 else ()) + job.shape
     n_vox = float(np.prod(np.array(full, dtype=float)))
     # the image (twice: planes and the arranged copy) and the gathered rows (~7 arrays)

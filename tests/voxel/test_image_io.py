@@ -246,8 +246,6 @@ def test_plain_tiff_and_npy_need_a_voxel_size(tmp_path):
 
 
 def test_failed_writes_leave_nothing_and_keep_the_old_output(tmp_path, monkeypatch):
-    from smlmspine.voxel import _io
-
     img = _image()
     good = write_image(img, tmp_path / "keep.ome.zarr")
     tif = write_image(img, tmp_path / "keep.ome.tif")
@@ -257,7 +255,6 @@ def test_failed_writes_leave_nothing_and_keep_the_old_output(tmp_path, monkeypat
     def boom(*a, **k):
         raise RuntimeError("disk gone")
 
-    monkeypatch.setattr(_io, "downsample_yx", boom)
     big = VoxelImage(np.ones((600, 600), np.float32), ("y", "x"), (1.0, 1.0), (0.5, 0.5))
     import smlmspine.voxel._omezarr as oz
     monkeypatch.setattr(oz, "downsample_yx", boom)
