@@ -11,7 +11,8 @@ nothing from napari, so they also work without it:
 - :func:`mesh_layers`: a mesh file or a folder of them -> Surface layers;
 - :func:`image_layers`: an OME-TIFF -> Image (or Labels) layers with the physical
   scale and origin in nm (:func:`voxel_image_layers` for an image in memory);
-- :func:`get_reader`: the plugin's reader command, dispatching on the path.
+- :func:`get_reader`: the plugin's reader command, dispatching on the path;
+- :func:`simulated_dendrite`: the plugin's sample data (File > Open Sample).
 
 In napari, open with ``viewer.open(path, plugin="smlmspine")`` (napari's own readers
 also claim ``.csv``, ``.h5``, ``.npy`` and ``.tif``). See ``docs/napari.md``.
@@ -27,6 +28,7 @@ _LAZY = {
     "surface_layer": "._reader:surface_layer",
     "image_layers": "._reader:image_layers",
     "voxel_image_layers": "._reader:voxel_image_layers",
+    "simulated_dendrite": "._sample:simulated_dendrite",
     "MAX_POINTS": "._reader:MAX_POINTS",
     "SUBSAMPLE_SEED": "._reader:SUBSAMPLE_SEED",
     "MESH_EXTENSIONS": "._reader:MESH_EXTENSIONS",

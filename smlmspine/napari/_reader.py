@@ -42,8 +42,8 @@ _DENSITY_MAX_SIDE = 4096
 _DENSITY_MIN_PIXEL_NM = 10.0
 
 #: Surface colours cycled over the spines of a mesh folder (napari colormap names).
-_SPINE_COLORMAPS = ("red", "green", "blue", "magenta", "cyan", "yellow", "bop orange",
-                    "bop purple")
+SPINE_COLORMAPS = ("red", "green", "blue", "magenta", "cyan", "yellow", "bop orange",
+                   "bop purple")
 
 
 # ---------------------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def mesh_layers(path) -> list[tuple]:
         spine = stem.startswith("spine_")
         layers.append(surface_layer(
             vertices, faces, name=f.name, units=_mesh_units(f),
-            colormap=_SPINE_COLORMAPS[i % len(_SPINE_COLORMAPS)] if spine else "gray",
+            colormap=SPINE_COLORMAPS[i % len(SPINE_COLORMAPS)] if spine else "gray",
             opacity=0.9 if spine else 0.25, source=str(f)))
     return layers
 

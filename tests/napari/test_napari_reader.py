@@ -24,7 +24,7 @@ from smlmspine.envelope import export_mesh
 from smlmspine.errors import FormatError, ParameterError
 from smlmspine.napari import (IMAGE_EXTENSIONS, MAX_POINTS, MESH_EXTENSIONS, get_reader,
                               image_layers, localization_layers, mesh_layers, points_layers,
-                              surface_layer, voxel_image_layers)
+                              simulated_dendrite, surface_layer, voxel_image_layers)
 from smlmspine.schema import make_table
 from smlmspine.simulate import Geometry, dendrite
 from smlmspine.voxel import VoxelImage, render, write_image
@@ -112,6 +112,8 @@ def test_manifest_commands_resolve_and_readers_use_them():
     readers = m["contributions"]["readers"]
     assert readers and all(r["command"] in commands for r in readers)
     assert any(r.get("accepts_directories") for r in readers)  # mesh folders
+    [sample] = m["contributions"]["sample_data"]
+    assert _resolve(commands[sample["command"]]["python_name"]) is simulated_dendrite
 
 
 def test_manifest_patterns_cover_every_reader_extension():
@@ -381,3 +383,18 @@ def test_package_label_and_channel_images(tmp_path):
     assert [(kw["name"], kind, float(d.max())) for d, kw, kind in layers] == \
         [("two [pre]", "image", 0.0), ("two [post]", "image", 1.0)]
     assert layers[0][1]["colormap"] != layers[1][1]["colormap"]
+
+
+def test_sample_data_is_the_simulation_with_its_true_meshes():
+    layers = simulated_dendrite(n_spines=2, rng=3)
+    sim = dendrite(geometry=Geometry(n_spines=2, shaft_length_nm=4000), rng=3)
+    (points, kw, kind), (fragment, fkw, fkind), *spines = layers
+    assert (kind, fkind) == ("points", "surface")
+    want = np.column_stack([sim.localizations.column(c).to_numpy() for c in ("z", "y", "x")])
+    np.testing.assert_array_equal(points, want)
+    np.testing.assert_array_equal(fragment[0], sim.mesh.vertices[:, ::-1])
+    assert [skw["name"] for _, skw, _ in spines] == [f"true spine {s}" for s in sorted(sim.spine_meshes)]
+    for (verts, faces, _), skw, _ in spines:
+        m = sim.spine_meshes[int(skw["name"].rsplit(" ", 1)[1])]
+        np.testing.assert_array_equal(verts, m.vertices[:, ::-1])
+        np.testing.assert_array_equal(faces, m.faces)

@@ -96,3 +96,10 @@ def test_napari_accepts_the_subsample_and_density_layers(napari):
     layers = [napari.layers.Layer.create(*tup) for tup in points_layers(t, max_points=50)]
     assert [type(layer).__name__ for layer in layers] == ["Points", "Image"]
     assert len(layers[0].data) == 50 and layers[1].data.sum() == 500
+
+
+def test_sample_data_opens_in_napari(napari):
+    viewer = napari.components.ViewerModel()
+    layers = viewer.open_sample("smlmspine", "simulated_dendrite")
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds[0] == "Points" and set(kinds[1:]) == {"Surface"} and len(kinds) >= 3
