@@ -420,40 +420,72 @@ def _solid_angle_sum(tri, pts):
     return out
 
 
-def _inside_block(vertices, faces, origin, voxel, shape, lo, hi):
-    """Inside test at the voxel centres of the block ``[lo, hi)`` (z, y, x indices).
+#: Voxels of one slab of the inside test (rows of rays at a time; bounds its work arrays
+#: at ~15 bytes per voxel).
+SLAB_VOXELS = 1 << 23
 
-    Returns a bool array of the block's shape and how it was decided.
-    """
-    oz, oy, ox = origin
-    vz, vy, vx = voxel
-    bz = np.arange(lo[0], hi[0])
-    ray_v = oy + np.arange(lo[1], hi[1]) * vy
-    ray_u = ox + np.arange(lo[2], hi[2]) * vx
-    nz, nv, nu = hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]
+
+def _prepared(vertices, faces):
+    """Merged triangles (plus the closing cone of an open mesh) and the test used."""
     v, f = _merged(np.asarray(vertices, float), np.asarray(faces, np.int64))
     closed = _is_closed(f, len(v))
     tri = v[f]
     cone = np.empty((0, 3, 3)) if closed else _cone(v, f)
     if len(cone):
         tri = np.concatenate([tri, cone])
-    iv, iu, w, s = _ray_crossings(tri, ray_u, ray_v)
+    return tri, cone, closed
+
+
+def _inside_slabs(prepared, origin, voxel, lo, hi, *, slab_voxels=SLAB_VOXELS):
+    """Inside test at the voxel centres of the block ``[lo, hi)`` (z, y, x indices) of a
+    mesh (:func:`_prepared`), in slabs of rows: yields ``(y0, y1, inside)`` with
+    ``inside`` of shape ``(nz, y1 - y0, nx)`` (:func:`_inside_block`: all at once)."""
+    oz, oy, ox = origin
+    vz, vy, vx = voxel
+    tri, cone, closed = prepared
+    nz, nu = hi[0] - lo[0], hi[2] - lo[2]
+    ray_u = ox + np.arange(lo[2], hi[2]) * vx
+    rows = max(1, int(slab_voxels // max(1, (nz + 1) * nu)))
+    tv_lo, tv_hi = tri[:, :, 1].min(1), tri[:, :, 1].max(1)
     z0 = oz + lo[0] * vz
-    k = _first_above(w, z0, vz, nz)
-    if closed:
-        acc = np.zeros((nz + 1, nv, nu), np.uint8)
-        np.add.at(acc, (k, iv, iu), np.uint8(1))
-        np.cumsum(acc, axis=0, dtype=np.uint8, out=acc)
-        return (acc[:nz] & 1).astype(bool), "parity"
-    acc = np.zeros((nz + 1, nv, nu), np.int32)
-    np.add.at(acc, (k, iv, iu), -s.astype(np.int32))
-    np.cumsum(acc, axis=0, out=acc)
-    wind = acc[:nz].astype(np.float64)
-    if len(cone):
-        zz, yy, xx = np.meshgrid(oz + bz * vz, ray_v, ray_u, indexing="ij")
-        pts = np.c_[xx.ravel(), yy.ravel(), zz.ravel()]
-        wind -= (_solid_angle_sum(cone, pts) / (4 * np.pi)).reshape(wind.shape)
-    return wind > 0.5, "winding number"
+    for y0 in range(lo[1], hi[1], rows):
+        y1 = min(hi[1], y0 + rows)
+        ray_v = oy + np.arange(y0, y1) * vy
+        near = (tv_hi >= ray_v[0] - vy) & (tv_lo <= ray_v[-1] + vy)
+        iv, iu, w, s = _ray_crossings(tri[near], ray_u, ray_v)
+        k = _first_above(w, z0, vz, nz)
+        nv = y1 - y0
+        if closed:
+            acc = np.zeros((nz + 1, nv, nu), np.uint8)
+            np.add.at(acc, (k, iv, iu), np.uint8(1))
+            np.cumsum(acc, axis=0, dtype=np.uint8, out=acc)
+            yield y0, y1, (acc[:nz] & 1).astype(bool)
+            continue
+        acc = np.zeros((nz + 1, nv, nu), np.int32)
+        np.add.at(acc, (k, iv, iu), -s.astype(np.int32))
+        np.cumsum(acc, axis=0, out=acc)
+        wind = acc[:nz].astype(np.float64)
+        del acc
+        if len(cone):
+            zz, yy, xx = np.meshgrid(oz + np.arange(lo[0], hi[0]) * vz, ray_v, ray_u,
+                                     indexing="ij")
+            pts = np.c_[xx.ravel(), yy.ravel(), zz.ravel()]
+            del zz, yy, xx
+            wind -= (_solid_angle_sum(cone, pts) / (4 * np.pi)).reshape(wind.shape)
+        yield y0, y1, wind > 0.5
+
+
+def _inside_block(vertices, faces, origin, voxel, shape, lo, hi):
+    """Inside test at the voxel centres of the block ``[lo, hi)`` (z, y, x indices).
+
+    Returns a bool array of the block's shape and how it was decided (``"parity"`` for a
+    closed mesh, ``"winding number"`` otherwise).
+    """
+    prepared = _prepared(vertices, faces)
+    out = np.zeros(tuple(int(b - a) for a, b in zip(lo, hi)), bool)
+    for y0, y1, inside in _inside_slabs(prepared, origin, voxel, lo, hi):
+        out[:, y0 - lo[1]:y1 - lo[1]] = inside
+    return out, "parity" if prepared[2] else "winding number"
 
 
 def _block_of(vertices, origin, voxel, shape):
@@ -464,13 +496,6 @@ def _block_of(vertices, origin, voxel, shape):
     lo = np.clip(np.floor((mn - o) / s).astype(np.int64), 0, np.asarray(shape))
     hi = np.clip(np.ceil((mx - o) / s).astype(np.int64) + 1, 0, np.asarray(shape))
     return lo, hi
-
-
-def _check_block_memory(blocks, bytes_per_voxel, what):
-    from .._validate import check_memory
-
-    big = max((int(np.prod(np.maximum(hi - lo, 0))) for lo, hi in blocks), default=0)
-    check_memory(big * bytes_per_voxel, what=what)
 
 
 # --------------------------------------------------------------------------------------
@@ -541,30 +566,28 @@ def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi
               if len(m.faces)}
     if dendrite is not None and len(dendrite.faces):
         blocks["dendrite"] = _block_of(dendrite.vertices, origin, voxel, shape)
-    _check_block_memory(blocks.values(), 13.0, "the inside test of the largest mesh's "
-                                               "bounding box")
     dendrite_label = (max(spines) + 2) if spines else 1
     labels = np.zeros(shape, np.uint32)
     how = {}
-    if "dendrite" in blocks:
-        lo, hi = blocks["dendrite"]
-        if np.all(hi > lo):
-            inside, how["dendrite"] = _inside_block(dendrite.vertices, dendrite.faces, origin,
-                                                    voxel, shape, lo, hi)
-            sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-            labels[sl][inside] = dendrite_label
+
+    def fill(mesh, lo, hi, value, name):
+        n_over = 0
+        prepared = _prepared(mesh.vertices, mesh.faces)
+        for y0, y1, inside in _inside_slabs(prepared, origin, voxel, lo, hi):
+            view = labels[lo[0]:hi[0], y0:y1, lo[2]:hi[2]]
+            if value != dendrite_label:
+                hit = view[inside]
+                n_over += int(np.count_nonzero((hit != 0) & (hit != dendrite_label)))
+            view[inside] = value
+        how[name] = "parity" if prepared[2] else "winding number"
+        return n_over
+
+    if "dendrite" in blocks and np.all(blocks["dendrite"][1] > blocks["dendrite"][0]):
+        fill(dendrite, *blocks["dendrite"], dendrite_label, "dendrite")
     overlap = 0
     for k, m in spines.items():
-        if k not in blocks:
-            continue
-        lo, hi = blocks[k]
-        if not np.all(hi > lo):
-            continue
-        inside, how[str(k)] = _inside_block(m.vertices, m.faces, origin, voxel, shape, lo, hi)
-        sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-        view = labels[sl]
-        overlap += int(np.count_nonzero((view[inside] != 0) & (view[inside] != dendrite_label)))
-        view[inside] = k + 1
+        if k in blocks and np.all(blocks[k][1] > blocks[k][0]):
+            overlap += fill(m, *blocks[k], k + 1, str(k))
     convention = {"offset": 1, "background": 0, "dendrite_label": int(dendrite_label),
                   "spine_ids": [int(k) for k in spines],
                   "overlap_rule": "spines over the dendrite; the larger spine_id over "

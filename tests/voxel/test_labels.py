@@ -272,3 +272,18 @@ def test_round_trip_on_simulated_volume_dendrite(volume_dendrite):
     # lost localizations fall outside every spine, hardly ever into another spine
     wrong = (got_m >= 0) & (got_m != want)
     assert wrong.mean() < 0.01
+
+
+def test_slabs_give_the_same_labels():
+    from smlmspine.voxel._labels import _inside_block, _inside_slabs, _prepared
+
+    torus = trimesh.creation.torus(major_radius=200.0, minor_radius=60.0)
+    holed = trimesh.Trimesh(torus.vertices, torus.faces[4:], process=False)
+    origin, voxel, lo, hi = (-95.0, -275.0, -275.0), (10.0, 10.0, 10.0), (0, 0, 0), (20, 56, 56)
+    for mesh in (torus, holed):
+        whole, _ = _inside_block(mesh.vertices, mesh.faces, origin, voxel, None, lo, hi)
+        prepared = _prepared(mesh.vertices, mesh.faces)
+        parts = list(_inside_slabs(prepared, origin, voxel, lo, hi, slab_voxels=2000))
+        assert len(parts) > 10
+        assert np.array_equal(np.concatenate([p for _, _, p in parts], axis=1), whole)
+        assert whole.sum() > 0.9 * 2 * np.pi ** 2 * 200 * 60 ** 2 / 1000
