@@ -127,7 +127,7 @@ def batch_spine_columns() -> dict[str, ColumnSpec]:
 
 @dataclass(frozen=True, eq=False)
 class BatchResult:
-    """What :func:`batch` produced.
+    """What :func:`smlmspine.batch` produced.
 
     Attributes
     ----------
@@ -156,7 +156,7 @@ class BatchResult:
         Returns
         -------
         int
-            Rows of :attr:`failures`.
+            Rows of ``failures``.
         """
         return self.failures.num_rows
 
@@ -404,7 +404,7 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
     inputs : str, Path, list of paths, or pyarrow.Table
         A glob (``"data/**/*.csv"``), a manifest table file (CSV, TSV, Parquet) with a
         ``path`` column and metadata columns carried into every result row, a list of
-        files, or a manifest table (see :func:`resolve_inputs`).
+        files, or a manifest table (relative paths relative to the current folder).
     outdir : str or Path
         The batch folder (created): ``<file stem>/`` per file, ``spines.parquet``,
         ``localizations_summary.parquet``, ``failures.csv``, ``batch.json`` and
