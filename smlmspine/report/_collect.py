@@ -198,10 +198,15 @@ def _bounds_from_statistics(pf) -> tuple | None:
 def histogram_xy(path: Path, *, bins: int = 600, batch_rows: int = 2_000_000):
     """A 2D histogram (counts) of x, y of a localization Parquet file, read in batches.
 
-    Memory stays bounded by ``batch_rows`` whatever the file's size. Returns
-    ``(counts (ny, nx), (x0, x1, y0, y1) nm, n_localizations)``.
+    Each batch is binned by :func:`smlmspine.voxel.render` (``histogram``) on one common
+    grid (``bins`` pixels across the larger side of the data's bounds), so memory stays
+    bounded by ``batch_rows`` whatever the file's size. Returns ``(counts (ny, nx),
+    (x0, x1, y0, y1) nm, n_localizations)``.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from ..voxel import render
 
     if not path.is_file():
         raise Missing(f"no {path.name} in the folder")
@@ -224,24 +229,27 @@ def histogram_xy(path: Path, *, bins: int = 600, batch_rows: int = 2_000_000):
     (x0, y0), (x1, y1) = bounds
     if not (math.isfinite(x0) and math.isfinite(x1)):
         raise Missing(f"{path.name} holds no finite localizations")
-    span = max(x1 - x0, y1 - y0, 1.0)
-    px = span / bins
-    nx, ny = max(1, int(math.ceil((x1 - x0) / px))), max(1, int(math.ceil((y1 - y0) / px)))
-    edges_x = x0 + px * np.arange(nx + 1)
-    edges_y = y0 + px * np.arange(ny + 1)
-    edges_x[-1] = max(edges_x[-1], x1)
-    edges_y[-1] = max(edges_y[-1], y1)
-    counts = np.zeros((ny, nx), dtype=np.int64)
+    px = max(x1 - x0, y1 - y0, 1.0) / bins
+    # whole pixels, the last one past the largest coordinate (pixels are [e, e + px))
+    nx, ny = int((x1 - x0) // px) + 1, int((y1 - y0) // px) + 1
+    roi = (x0, y0, x0 + nx * px, y0 + ny * px)
+    counts = None
     n = 0
     for b in pf.iter_batches(batch_size=batch_rows, columns=["x", "y"]):
-        x = b.column("x").to_numpy(zero_copy_only=False)
-        y = b.column("y").to_numpy(zero_copy_only=False)
+        t = pa.Table.from_batches([b])
+        x, y = (t.column(c).to_numpy(zero_copy_only=False) for c in ("x", "y"))
         ok = np.isfinite(x) & np.isfinite(y)
-        h, _, _ = np.histogram2d(y[ok], x[ok], bins=(edges_y, edges_x))
-        counts += h.astype(np.int64)
-        n += int(ok.sum())
-    return counts, (float(edges_x[0]), float(edges_x[-1]), float(edges_y[0]),
-                    float(edges_y[-1])), n
+        if not ok.all():
+            t = t.filter(pa.array(ok))
+        if t.num_rows == 0:
+            continue
+        img = np.rint(render(t, voxel_nm=px, dims=2, roi_nm=roi).data).astype(np.int64)
+        counts = img if counts is None else counts + img
+        n += t.num_rows
+    if counts is None:
+        raise Missing(f"{path.name} holds no finite localizations")
+    ny, nx = counts.shape
+    return counts, (x0, x0 + nx * px, y0, y0 + ny * px), n
 
 
 def coupling_outputs(folder: Folder) -> list[tuple[str, Path]]:
