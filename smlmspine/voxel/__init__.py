@@ -29,6 +29,8 @@ _LAZY = {
     "write_spine_grids": "._grids:write_spine_grids",
     "read_spine_grids": "._grids:read_spine_grids",
     "canonical_frame": "._grids:canonical_frame",
+    "SPINE_GRID_COLUMNS": "._grids:SPINE_GRID_COLUMNS",
+    "GRID_CHANNELS": "._grids:GRID_CHANNELS",
     "render": "._render:render",
     "write_overview": "._render:write_overview",
     "write_image": "._io:write_image",

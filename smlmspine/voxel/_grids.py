@@ -143,8 +143,9 @@ def canonical_frame(mesh, *, base_nm=None, axis=None) -> tuple[np.ndarray, str]:
     mesh``: ``base_*_nm``, ``axis_*``) or, when absent, from the mesh: a flat base cap
     (base = its centroid, axis = minus its outward normal), the largest facet when it
     covers >= 0.5 % of the surface and >= 10 times the second largest; without one the
-    principal axis of the surface, from its narrower end (a guess). The canonical x axis is the principal direction of the
-    surface across the axis, signed so that the surface's third moment along it is >= 0.
+    principal axis of the surface, from its narrower end (a guess). The canonical x axis
+    is the principal direction of the surface across the axis, signed so that the
+    surface's third moment along it is >= 0.
 
     Parameters
     ----------
@@ -519,7 +520,8 @@ def write_spine_grids(result: SpineGrids, outdir: str | Path, *, format: str = "
     outdir : str or pathlib.Path
         Output folder (created with its parents when missing).
     format : {"auto", "zarr", "npz"}
-        ``auto``: ``npz`` when the grids take at most :data:`NPZ_MAX_BYTES`, else ``zarr``.
+        ``auto``: ``npz`` when the grids take at most 64 MB (``NPZ_MAX_BYTES``), else
+        ``zarr``.
 
     Returns
     -------

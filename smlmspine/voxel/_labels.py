@@ -526,8 +526,9 @@ def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi
         A 3D image whose grid (shape, origin, voxel size) the labels take, so that labels
         and a rendering line up voxel for voxel.
     roi_nm : sequence of 6 float, optional
-        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`render`: the region to label
-        (voxel 0 starts at the lower corner; the same grid as ``render`` with this ROI). Default: the meshes' bounds plus two voxels, with voxel edges on
+        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`smlmspine.voxel.render`: the
+        region to label (voxel 0 starts at the lower corner; the same grid as ``render``
+        with this ROI). Default: the meshes' bounds plus two voxels, with voxel edges on
         multiples of the voxel size.
     units : {"nm", "um"}, optional
         Units of mesh files that do not declare theirs (folders only).
@@ -622,7 +623,7 @@ def mesh_fraction(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi_
     like : VoxelImage, optional
         A 3D image whose grid to use.
     roi_nm : sequence of 6 float, optional
-        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`render`.
+        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`smlmspine.voxel.render`.
     supersample : int
         Sub-voxels per axis (1-16; default 4: a fraction in steps of 1/64).
     units : {"nm", "um"}, optional
