@@ -243,7 +243,7 @@ def points_layers(table, *, name: str = "localizations", max_points: int = MAX_P
     else:
         kwargs["face_color"] = "#ffb000"
     layers = [(coords, kwargs, "points")]
-    if keep is not None:
+    if keep is not None and np.isfinite(coords[:, -2:]).all(axis=1).any():
         layers.append(_density_layer(table, name=name, source=source))
     return layers
 
