@@ -301,21 +301,16 @@ def render_to_zarr(job, out, *, version, progress, finish, run, slab_bytes):
     check_memory(block_bytes * 2.5 + 24.0 * n,
                  what=f"chunked render: blocks of {hs}x{ws} voxels x {nz} planes x {P} "
                       f"channels")
-    # rows grouped by y band of the block height (counting sort)
+    # rows grouped by bands of 8 image rows (counting sort): a block takes the bands it
+    # covers plus the kernel's reach (halo) on either side
     voxel = job.meta["_voxel_zyx"]
-    oy = job.origin[-2]
-    kernels = _kernels()
-    nb = (ny + hs - 1) // hs
-    order = kernels["band_order"](np.ascontiguousarray(job.coords[1], float), oy, voxel[1],
-                                  0, ny, hs)
-    gy = np.floor((job.coords[1] - oy) / voxel[1] + 0.5)
-    key = np.clip(gy // hs, 0, nb - 1).astype(np.int64)
-    del gy
-    starts = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=nb))])
-    del key
+    band = 8
+    nb = (ny + band - 1) // band
+    order, starts = _kernels()["band_order"](np.ascontiguousarray(job.coords[1], float),
+                                             job.origin[-2], voxel[1], 0, ny, band)
     if job.meta["method"] == "gaussian":
         smax = max(float(np.max(job.sxy)), float(np.max(job.sz)), job.floor)
-        halo = int(math.ceil((job.trunc * smax / voxel[1] + 2) / hs))
+        halo = int(math.ceil(job.trunc * smax / voxel[1])) + 2
     else:
         halo = 0
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.part")
@@ -328,11 +323,12 @@ def render_to_zarr(job, out, *, version, progress, finish, run, slab_bytes):
             if k:
                 shape = shape[:-2] + ((shape[-2] + 1) // 2, (shape[-1] + 1) // 2)
             arrays.append(_create(root, str(k), shape, np.float32, zaxes, version))
-        blocks = [(by, bx) for by in range(nb) for bx in range(0, nx, ws)]
-        for by, x0 in tqdm(blocks, desc="render", unit="block", disable=not progress):
-            y0 = by * hs
+        blocks = [(y0, x0) for y0 in range(0, ny, hs) for x0 in range(0, nx, ws)]
+        for y0, x0 in tqdm(blocks, desc="render", unit="block", disable=not progress):
             h, w = min(hs, ny - y0), min(ws, nx - x0)
-            rows = order[starts[max(0, by - halo)]:starts[min(nb, by + halo + 1)]]
+            b0 = max(0, (y0 - halo) // band)
+            b1 = min(nb, -(-(y0 + h + halo) // band))
+            rows = order[starts[b0]:starts[b1]]
             img = np.zeros((P, nz, h, w), np.float32)
             inside += run(job, img, (0, y0, x0), rows=rows)
             block = img if job.channel_names else img[0]

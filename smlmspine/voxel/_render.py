@@ -330,7 +330,7 @@ def _run(job, img, off, rows=None) -> int:
         bufs.append(np.empty(max(1, min(win, img.shape[1 + a])), np.float32))
     # localizations gathered in bands of 8 image rows: neighbours in this order touch the
     # same rows, which keeps the scatter in cache (2-3x faster than file order)
-    order = kernels["band_order"](c[1], origin[1], voxel[1], off[1], img.shape[2], 8)
+    order = kernels["band_order"](c[1], origin[1], voxel[1], off[1], img.shape[2], 8)[0]
 
     def take(a):
         return a if a.shape[0] == 1 else np.ascontiguousarray(a[order])
