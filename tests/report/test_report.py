@@ -333,3 +333,19 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert rows_with_ink > 0.3  # text, tables and figures down the page
     colored = np.abs(px - px.mean(axis=2, keepdims=True)).max(axis=2) > 0.2
     assert colored.mean() > 0.002  # the class-coloured thumbnails and plots are drawn
+
+
+def test_no_spines_and_unreadable_mesh(run_dir, tmp_path):
+    d = tmp_path / "odd"
+    shutil.copytree(run_dir, d)
+    (d / "spine_0.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 9\n")
+    gallery = _section(build_report(d), "gallery")
+    assert "spine_0.ply could not be read" in gallery
+    assert len([1 for cls, _, _ in _images(gallery) if cls == "thumb"]) == 1  # the other one
+    t = pq.read_table(d / "spines.parquet")
+    pq.write_table(t.slice(0, 0), d / "spines.parquet")
+    html = build_report(d)
+    assert "not run: no spines were found" in _section(html, "gallery")
+    assert "not run: no spines were found" in _section(html, "features")
+    assert re.search(r"<td>spines</td><td class=\"num\">0</td>", _section(html, "summary"))
+    assert len(_images(_section(html, "overview"))) == 1
