@@ -292,3 +292,15 @@ def test_slabs_give_the_same_labels():
         assert len(parts) > 10
         assert np.array_equal(np.concatenate([p for _, _, p in parts], axis=1), whole)
         assert whole.sum() > 0.9 * 2 * np.pi ** 2 * 200 * 60 ** 2 / 1000
+
+
+def test_labels_to_points_on_a_lazy_ome_zarr(tmp_path):
+    from smlmspine.voxel import read_image, write_image
+
+    img = mesh_to_labels({2: trimesh.creation.icosphere(radius=100.0)}, voxel_nm=20.0)
+    write_image(img, tmp_path / "l.ome.zarr")
+    lazy = read_image(tmp_path / "l.ome.zarr", lazy=True)
+    assert not isinstance(lazy.data, np.ndarray)
+    t = pa.table({"x": [0.0, 500.0, 90.0], "y": [0.0, 0.0, 0.0], "z": [0.0, 0.0, 0.0]})
+    assert labels_to_points(t, lazy).column("spine_id").to_pylist() == \
+        labels_to_points(t, img).column("spine_id").to_pylist() == [2, -1, 2]
