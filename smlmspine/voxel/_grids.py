@@ -142,10 +142,10 @@ def canonical_frame(mesh, *, base_nm=None, axis=None) -> tuple[np.ndarray, str]:
     Base and axis come from the arguments (e.g. ``spines.parquet`` of ``smlmspine
     mesh``: ``base_*_nm``, ``axis_*``) or, when absent, from the mesh: a flat base cap
     (base = its centroid, axis = minus its outward normal), the largest facet when it
-    covers >= 0.5 % of the surface and >= 10 times the second largest; without one the
-    principal axis of the surface, from its narrower end (a guess). The canonical x axis
-    is the principal direction of the surface across the axis, signed so that the
-    surface's third moment along it is >= 0.
+    has >= 4 faces, covers >= 0.5 % of the surface and >= 10 times the second largest
+    facet; without one the principal axis of the surface, from its narrower end (a
+    guess). The canonical x axis is the principal direction of the surface across the
+    axis, signed so that the surface's third moment along it is >= 0.
 
     Parameters
     ----------
@@ -204,6 +204,11 @@ def canonical_frame(mesh, *, base_nm=None, axis=None) -> tuple[np.ndarray, str]:
     return A, source
 
 
+#: Fewest faces of a planar facet taken as a base cap (two adjacent triangles can be
+#: coplanar by chance).
+CAP_MIN_FACES = 4
+
+
 def _estimate_base_axis(mesh, v, centroids, areas):
     total = float(areas.sum())
     try:
@@ -215,7 +220,8 @@ def _estimate_base_axis(mesh, v, centroids, areas):
         facets, f_area = [], np.empty(0)
     order = np.argsort(f_area)[::-1]
     second = float(f_area[order[1]]) if len(order) > 1 else 0.0
-    if len(order) and f_area[order[0]] >= max(0.005 * total, 10 * second):
+    if (len(order) and f_area[order[0]] >= max(0.005 * total, 10 * second)
+            and len(facets[order[0]]) >= CAP_MIN_FACES):
         k = int(order[0])
         faces = np.asarray(facets[k])
         normal = np.asarray(mesh.facets_normal[k], float)

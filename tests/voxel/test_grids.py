@@ -175,3 +175,17 @@ def test_refusals(sim):
         spine_grids(meshes, size=512, channels=("mask", "sdf"))
     with pytest.raises(ParameterError, match="non-zero axis"):
         canonical_frame(sim.spine_meshes[0], base_nm=[0, 0, 0], axis=[0, 0, 0])
+
+
+def test_pca_frame_from_the_narrow_end():
+    # a mushroom-like solid without a flat cap: thin end (neck) to wide end (head)
+    cone = trimesh.creation.cone(radius=150.0, height=600.0, sections=48)
+    base = cone.vertices[:, 2] < 1e-9
+    rng = np.random.default_rng(3)
+    cone.vertices[base, 2] -= rng.uniform(5.0, 30.0, base.sum())    # no planar facet left
+    g = spine_grids({1: cone}, size=16, points=32)
+    assert g.index.column("frame_source")[0].as_py() == "pca"
+    axis = g.affines[0][2, :3]
+    assert axis @ [0, 0, -1.0] > 0.99          # from the apex (narrow) to the wide end
+    v = _canonical(cone, g.affines[0])
+    assert v[:, 2].min() == pytest.approx(0.0, abs=1e-6)
