@@ -514,7 +514,7 @@ def _make_client(settings: dict):
     dashboard = ":0"  # a free port (several clusters may run on one machine)
     with dask.config.set({"distributed.scheduler.allowed-failures": settings["retries"]}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=dashboard, silence_logs=logging.ERROR)
+                               dashboard_address=dashboard, silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
 
 
