@@ -34,13 +34,13 @@ def write_image(image: VoxelImage, path, *, labels: dict | None = None,
     in sub-IFDs beyond 2048 pixels. OME-Zarr: NGFF 0.5 on Zarr v3 (``version="0.4"``:
     Zarr v2 and NGFF 0.4), a multiscale pyramid, axes with unit ``nanometer``,
     ``coordinateTransformations`` scale (voxel size) then translation (origin). Both
-    carry the package's metadata (:data:`PROVENANCE_KEY`) with the exact nm values.
+    carry the package's metadata (key ``smlmspine``) with the exact nm values.
     Intensity values are float32, labels (``value_unit="label"``) uint32. Pyramid
     levels halve y and x (block mean; labels: nearest).
 
     Parameters
     ----------
-    image : VoxelImage
+    image : smlmspine.voxel.VoxelImage
         The image (e.g. from :func:`smlmspine.voxel.render`).
     path : str or Path
         Output path; the extension chooses the format. Written atomically; an existing
@@ -131,7 +131,7 @@ def read_image(path, *, voxel_nm=None, origin_nm=None, label: str | None = None,
 
     Returns
     -------
-    VoxelImage
+    smlmspine.voxel.VoxelImage
         Data (numpy, or zarr with ``lazy``), axes, voxel size and origin in nm (of the
         level read), channel names and value unit.
 

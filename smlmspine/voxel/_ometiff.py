@@ -27,7 +27,8 @@ _NM_PER = {"nm": Decimal(1), "µm": Decimal(1000), "um": Decimal(1000),
 
 
 def _um(nm: float) -> float:
-    """nm as µm, through the shortest decimal of ``nm`` (0.01 for 10 nm, not 0.010000000000000002)."""
+    """nm as µm through the shortest decimal of ``nm`` (10 nm: 0.01, not
+    0.010000000000000002)."""
     return float(Decimal(repr(float(nm))) / 1000)
 
 

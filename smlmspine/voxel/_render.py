@@ -9,10 +9,11 @@ centre of voxel 0, ``e0 + v / 2``. A point at ``c`` nm lies in voxel
 
 The Gaussian of a localization with standard deviation ``s`` per axis is integrated over
 each voxel (differences of ``erf`` at the voxel edges, separable per axis), not sampled
-at voxel centres, and truncated at :data:`TRUNCATE_SIGMA` standard deviations (out to the
-enclosing voxel edges) then renormalised, so every localization adds exactly its weight
-to the image, at any ``s`` (also far below one voxel). The kernels are numba, compiled on
-first use and cached on disk.
+at voxel centres. It reaches :data:`TRUNCATE_SIGMA` standard deviations (out to the
+enclosing voxel edges); the tails beyond are added to the window's end voxels, so every
+localization adds exactly its weight to the image, at any ``s`` (also far below one
+voxel); its standard deviation is 0.25 % below the Gaussian's (the folded tails). The
+kernels are numba, compiled on first use and cached on disk.
 """
 
 from __future__ import annotations
@@ -374,11 +375,12 @@ def render(table, *, voxel_nm, dims: int = 2, method: str = "histogram",
     ``histogram`` counts the localizations in each voxel. ``gaussian`` spreads each
     localization as a Gaussian with its own precision (``precision_xy`` in x and y,
     ``precision_z`` in z) or a fixed ``sigma_nm``, integrated over each voxel (``erf``
-    differences, separable per axis), truncated at :data:`TRUNCATE_SIGMA` sigma and
-    renormalised: every localization adds exactly its weight, at any sigma. The image
-    therefore sums to the number of localizations it holds (with the default ROI, all of
-    them; with ``roi_nm``, the Gaussian mass falling inside it). Voxel ``i`` covers
-    ``[e0 + i v, e0 + (i + 1) v)``; ``origin_nm`` is the centre of voxel 0.
+    differences, separable per axis) out to 3 sigma (to the enclosing voxel edges), the
+    tails beyond added to the end voxels: every localization adds exactly its weight, at
+    any sigma. The image therefore sums to the number of localizations it holds (with the
+    default ROI, all of them; with ``roi_nm``, the Gaussian mass falling inside it).
+    Voxel ``i`` covers ``[e0 + i v, e0 + (i + 1) v)``; ``origin_nm`` is the centre of
+    voxel 0.
 
     Parameters
     ----------
@@ -413,9 +415,10 @@ def render(table, *, voxel_nm, dims: int = 2, method: str = "histogram",
     min_sigma_nm : float, optional
         ``gaussian``: lower bound of every sigma, nm (default 0: none).
     out : str or Path, optional
-        An ``.ome.zarr`` path: render chunk by chunk (slabs of bounded size with a
-        kernel halo) straight into an OME-Zarr store (:func:`write_image`'s layout,
-        pyramid included), for images larger than memory; the returned image's ``data``
+        An ``.ome.zarr`` path: render block by block (blocks of bounded size with a
+        kernel halo) straight into an OME-Zarr store (the layout of
+        :func:`smlmspine.voxel.write_image`, pyramid included), for images larger than
+        memory; the returned image's ``data``
         is the store's zarr array. Without ``out`` the image is a numpy array, refused
         beyond the memory budget.
     version : {"0.5", "0.4"}, optional
@@ -425,7 +428,7 @@ def render(table, *, voxel_nm, dims: int = 2, method: str = "histogram",
 
     Returns
     -------
-    VoxelImage
+    smlmspine.voxel.VoxelImage
         ``data`` float32 with axes ``([c,] [z,] y, x[, rgb])``; ``voxel_nm`` and
         ``origin_nm`` in ``z, y, x`` order; ``value_unit`` ``"localizations per
         voxel"``; ``metadata`` holding the method, sigma, ROI and counts
@@ -488,7 +491,7 @@ def write_overview(table, outdir, *, pixel_nm: float = OVERVIEW_PIXEL_NM,
                    name: str = "overview.ome.tif") -> Path:
     """Write a 2D overview image of a localization table (``overview.ome.tif``).
 
-    The image is a :func:`render` at ``pixel_nm`` (20 nm): ``gaussian`` with each
+    The image is a :func:`smlmspine.voxel.render` at ``pixel_nm`` (20 nm): ``gaussian`` with each
     localization's ``precision_xy`` when the table has finite, non-negative precisions
     for every row, else a ``histogram``; the method used is in the file's metadata.
 
