@@ -425,15 +425,57 @@ def _solid_angle_sum(tri, pts):
 SLAB_VOXELS = 1 << 23
 
 
-def _prepared(vertices, faces):
-    """Merged triangles (plus the closing cone of an open mesh) and the test used."""
-    v, f = _merged(np.asarray(vertices, float), np.asarray(faces, np.int64))
-    closed = _is_closed(f, len(v))
-    tri = v[f]
-    cone = np.empty((0, 3, 3)) if closed else _cone(v, f)
-    if len(cone):
-        tri = np.concatenate([tri, cone])
-    return tri, cone, closed
+class _Prepared:
+    """A mesh ready for the inside test: merged triangles, the closing cone of an open
+    mesh, and which test applies.
+
+    ``mode``: ``"open"`` (generalised winding number: signed crossings of mesh + cone
+    minus the cone's solid angle), ``"oriented"`` (closed and consistently oriented: the
+    signed crossings are its winding number, whose parity is the crossing parity; they
+    differ only where the surface intersects itself, and the winding number (>= 1) then
+    decides), ``"unoriented"`` (closed, faces not consistently oriented: parity).
+    ``n_differ`` counts the voxels where parity and winding number disagreed.
+    """
+
+    def __init__(self, vertices, faces):
+        v, f = _merged(np.asarray(vertices, float), np.asarray(faces, np.int64))
+        closed = _is_closed(f, len(v))
+        tri = v[f]
+        self.orient = 1
+        if closed:
+            d = f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).astype(np.int64)
+            key = d[:, 0] * (len(v) + 1) + d[:, 1]
+            oriented = len(np.unique(key)) == len(key)
+            self.mode = "oriented" if oriented else "unoriented"
+            # inward-facing normals: negative enclosed volume, winding number -1 inside
+            if oriented and np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])
+                                      ).sum() < 0:
+                self.orient = -1
+            self.cone = np.empty((0, 3, 3))
+        else:
+            self.mode = "open"
+            self.cone = _cone(v, f)
+            if len(self.cone):
+                tri = np.concatenate([tri, self.cone])
+        self.tri = tri
+        self.n_differ = 0
+
+    @property
+    def test(self) -> str:
+        """The name of the test that decided, for the image's metadata."""
+        if self.mode == "open":
+            return "winding number"
+        if self.mode == "unoriented":
+            return "parity (faces not consistently oriented)"
+        if self.n_differ:
+            return (f"winding number (closed but self-intersecting: {self.n_differ} voxel(s) "
+                    "where crossing parity differs)")
+        return "parity"
+
+
+def _prepared(vertices, faces) -> _Prepared:
+    """The mesh prepared for :func:`_inside_slabs`."""
+    return _Prepared(vertices, faces)
 
 
 def _inside_slabs(prepared, origin, voxel, lo, hi, *, slab_voxels=SLAB_VOXELS):
@@ -442,7 +484,7 @@ def _inside_slabs(prepared, origin, voxel, lo, hi, *, slab_voxels=SLAB_VOXELS):
     ``inside`` of shape ``(nz, y1 - y0, nx)`` (:func:`_inside_block`: all at once)."""
     oz, oy, ox = origin
     vz, vy, vx = voxel
-    tri, cone, closed = prepared
+    tri, cone = prepared.tri, prepared.cone
     nz, nu = hi[0] - lo[0], hi[2] - lo[2]
     ray_u = ox + np.arange(lo[2], hi[2]) * vx
     rows = max(1, int(slab_voxels // max(1, (nz + 1) * nu)))
@@ -455,11 +497,21 @@ def _inside_slabs(prepared, origin, voxel, lo, hi, *, slab_voxels=SLAB_VOXELS):
         iv, iu, w, s = _ray_crossings(tri[near], ray_u, ray_v)
         k = _first_above(w, z0, vz, nz)
         nv = y1 - y0
-        if closed:
+        if prepared.mode == "unoriented":
             acc = np.zeros((nz + 1, nv, nu), np.uint8)
             np.add.at(acc, (k, iv, iu), np.uint8(1))
             np.cumsum(acc, axis=0, dtype=np.uint8, out=acc)
             yield y0, y1, (acc[:nz] & 1).astype(bool)
+            continue
+        if prepared.mode == "oriented":
+            # winding number below each centre: minus the signed crossings below it
+            acc = np.zeros((nz + 1, nv, nu), np.int16)
+            np.add.at(acc, (k, iv, iu), (-prepared.orient * s).astype(np.int16))
+            np.cumsum(acc, axis=0, dtype=np.int16, out=acc)
+            inside = acc[:nz] >= 1
+            parity = (acc[:nz] & 1).astype(bool)
+            prepared.n_differ += int(np.count_nonzero(inside != parity))
+            yield y0, y1, inside
             continue
         acc = np.zeros((nz + 1, nv, nu), np.int32)
         np.add.at(acc, (k, iv, iu), -s.astype(np.int32))
@@ -478,14 +530,15 @@ def _inside_slabs(prepared, origin, voxel, lo, hi, *, slab_voxels=SLAB_VOXELS):
 def _inside_block(vertices, faces, origin, voxel, shape, lo, hi):
     """Inside test at the voxel centres of the block ``[lo, hi)`` (z, y, x indices).
 
-    Returns a bool array of the block's shape and how it was decided (``"parity"`` for a
-    closed mesh, ``"winding number"`` otherwise).
+    Returns a bool array of the block's shape and the name of the test that decided
+    (``"parity"`` for a closed mesh, ``"winding number"`` for an open one; see
+    :class:`_Prepared`).
     """
     prepared = _prepared(vertices, faces)
     out = np.zeros(tuple(int(b - a) for a, b in zip(lo, hi)), bool)
     for y0, y1, inside in _inside_slabs(prepared, origin, voxel, lo, hi):
         out[:, y0 - lo[1]:y1 - lo[1]] = inside
-    return out, "parity" if prepared[2] else "winding number"
+    return out, prepared.test
 
 
 def _block_of(vertices, origin, voxel, shape):
@@ -580,7 +633,7 @@ def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi
                 hit = view[inside]
                 n_over += int(np.count_nonzero((hit != 0) & (hit != dendrite_label)))
             view[inside] = value
-        how[name] = "parity" if prepared[2] else "winding number"
+        how[name] = prepared.test
         return n_over
 
     if "dendrite" in blocks and np.all(blocks["dendrite"][1] > blocks["dendrite"][0]):

@@ -304,3 +304,28 @@ def test_labels_to_points_on_a_lazy_ome_zarr(tmp_path):
     t = pa.table({"x": [0.0, 500.0, 90.0], "y": [0.0, 0.0, 0.0], "z": [0.0, 0.0, 0.0]})
     assert labels_to_points(t, lazy).column("spine_id").to_pylist() == \
         labels_to_points(t, img).column("spine_id").to_pylist() == [2, -1, 2]
+
+
+def test_closed_self_intersecting_inverted_and_unoriented_meshes():
+    a = trimesh.creation.icosphere(subdivisions=3, radius=100.0)
+    b = a.copy()
+    b.apply_translation([100.0, 0, 0])
+    both = trimesh.util.concatenate([a, b])          # closed, oriented, self-intersecting
+    img = mesh_to_labels({0: both}, voxel_nm=10.0)
+    c = _centres(img)
+    union = (np.linalg.norm(c, axis=1) < 99) | (np.linalg.norm(c - [100.0, 0, 0], axis=1) < 99)
+    outside = (np.linalg.norm(c, axis=1) > 101) & (np.linalg.norm(c - [100.0, 0, 0], axis=1) > 101)
+    got = (img.data == 1).ravel()
+    assert got[union].all() and not got[outside].any()   # the lens counts (parity: a hole)
+    assert img.metadata["smlmspine.labels"]["inside_test"]["0"].startswith(
+        "winding number (closed but self-intersecting")
+    ref = (mesh_to_labels({0: a}, voxel_nm=10.0, roi_nm=(-150, -150, 250, 150, -150, 150))
+           .data == 1)
+    inverted = trimesh.Trimesh(a.vertices, a.faces[:, ::-1], process=False)
+    unoriented = trimesh.Trimesh(a.vertices, np.r_[a.faces[:40, ::-1], a.faces[40:]],
+                                 process=False)
+    for mesh, test in ((inverted, "parity"),
+                       (unoriented, "parity (faces not consistently oriented)")):
+        img = mesh_to_labels({0: mesh}, voxel_nm=10.0, roi_nm=(-150, -150, 250, 150, -150, 150))
+        assert np.array_equal(img.data == 1, ref)
+        assert img.metadata["smlmspine.labels"]["inside_test"]["0"] == test
