@@ -114,3 +114,21 @@ def test_run_from_recorded_configuration_reproduces_the_batch(first_batch, batch
     assert a.column("spine_class").to_pylist() == b.column("spine_class").to_pylist()
     for name in ("head_diameter_nm", "neck_min_diameter_nm", "volume_um3"):
         assert a.column(name).to_pylist() == pytest.approx(b.column(name).to_pylist()), name
+
+
+def test_read_section_reaches_the_reader(batch_data, dask_client, tmp_path, capsys):
+    """[read] of the file is applied by run (CLI) and by batch (in each task)."""
+    from smlmspine import batch
+
+    root, _ = batch_data
+    path = tmp_path / "read.toml"
+    path.write_text('[read]\nformat = "thunderstorm"\n[run]\nlabel = "volume"\n')
+    src = root / "ctrl" / "cell_a.parquet"
+    assert main(["run", str(src), "-o", str(tmp_path / "o"), "--config", str(path)]) == 2
+    assert "thunderstorm" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "o").exists()
+    res = batch([src], tmp_path / "b", config=path, client=dask_client, progress=False,
+                report=False)
+    (failure,) = res.failures.to_pylist()
+    assert failure["run_folder"] == "cell_a" and "thunderstorm" in failure["error"].lower()
+    assert res.record["config"]["read"]["format"] == "thunderstorm"
