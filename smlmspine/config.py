@@ -14,8 +14,8 @@ the command line without the dashes (``--alpha-nm`` -> ``alpha_nm``; a ``--no-X`
 
 A key whose default is "none" (``segment_frames``, ``pixel_size_nm``, ...) is absent from
 the file (TOML has no null); :func:`to_toml` writes it as a commented-out line.
-:func:`load_config` reads a file with ``tomllib`` (the standard library) and refuses an unknown section or
-key, or a value of the wrong kind, with one line naming the key and the file.
+:func:`load_config` reads a file with the standard library's ``tomllib`` and refuses an
+unknown section or key, or a value of the wrong kind, with one line naming the key and the file.
 
 Examples
 --------
@@ -223,7 +223,7 @@ def check_config(config, *, source: str = "configuration") -> dict:
 
 
 def load_config(path) -> dict:
-    """Read a TOML configuration file (``tomllib`` (the standard library)) and validate it.
+    """Read a TOML configuration file (the standard library's ``tomllib``) and validate it.
 
     Parameters
     ----------
