@@ -375,12 +375,16 @@ def _merged(vertices, faces):
 
 
 def _cone(vertices, faces):
-    """Triangles closing the mesh's boundary by a cone to one apex (with signs).
+    """Triangles closing the mesh's boundary, one cone per boundary component.
 
-    The boundary of a 2-chain is a 1-cycle, so mesh + cone is closed whatever the
-    holes' shapes; each boundary edge a -> b of net multiplicity m gives the triangle
-    (b, a, apex) m times.
+    The boundary of a 2-chain is a 1-cycle (and so is each of its connected
+    components), so mesh + cones is closed whatever the holes' shapes; each boundary
+    edge a -> b of net multiplicity m gives the triangle (b, a, apex) m times, the apex
+    being the mean of its component's vertices. Returns a list of (K, 3, 3) arrays.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     d = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     lo = np.minimum(d[:, 0], d[:, 1])
     hi = np.maximum(d[:, 0], d[:, 1])
@@ -390,17 +394,39 @@ def _cone(vertices, faces):
     net = np.bincount(inv.reshape(-1), weights=sgn, minlength=len(uk)).astype(np.int64)
     bad = np.flatnonzero(net)
     if not len(bad):
-        return np.empty((0, 3, 3))
+        return []
     a = uk[bad] // (len(vertices) + 1)
     b = uk[bad] % (len(vertices) + 1)
     m = net[bad]
     # oriented edge: lo -> hi with multiplicity m (negative: hi -> lo)
-    src = np.where(m > 0, a, b)
-    dst = np.where(m > 0, b, a)
-    rep = np.abs(m)
-    apex = vertices[np.unique(np.r_[a, b])].mean(0)
-    tri = np.stack([vertices[dst], vertices[src], np.broadcast_to(apex, (len(src), 3))], 1)
-    return np.repeat(tri, rep, axis=0)
+    src = np.repeat(np.where(m > 0, a, b), np.abs(m))
+    dst = np.repeat(np.where(m > 0, b, a), np.abs(m))
+    n = len(vertices)
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    parts = []
+    for c in np.unique(comp[src]):
+        sel = comp[src] == c
+        verts = np.unique(np.r_[src[sel], dst[sel]])
+        apex = vertices[verts].mean(0)
+        parts.append(np.stack([vertices[dst[sel]], vertices[src[sel]],
+                               np.broadcast_to(apex, (int(sel.sum()), 3))], 1))
+    return parts
+
+
+def _cone_bound(parts, pts):
+    """Upper bound of |sum of the cones' solid angles| at each point: area / distance^2
+    per cone (distance to its bounding box, a lower bound of the distance to it)."""
+    out = np.zeros(len(pts))
+    for tri in parts:
+        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]),
+                                    axis=1).sum()
+        lo, hi = tri.reshape(-1, 3).min(0), tri.reshape(-1, 3).max(0)
+        gap = np.maximum(np.maximum(lo - pts, pts - hi), 0.0)
+        d2 = np.einsum("ij,ij->i", gap, gap)
+        with np.errstate(divide="ignore"):
+            out += np.where(d2 > 0, area / np.where(d2 > 0, d2, 1.0), np.inf)
+    return out
 
 
 def _solid_angle_sum(tri, pts):
@@ -452,11 +478,13 @@ class _Prepared:
                                       ).sum() < 0:
                 self.orient = -1
             self.cone = np.empty((0, 3, 3))
+            self.cone_parts = []
         else:
             self.mode = "open"
-            self.cone = _cone(v, f)
-            if len(self.cone):
-                tri = np.concatenate([tri, self.cone])
+            self.cone_parts = _cone(v, f)
+            self.cone = (np.concatenate(self.cone_parts) if self.cone_parts
+                         else np.empty((0, 3, 3)))
+            tri = np.concatenate([tri, self.cone])
         self.tri = tri
         self.n_differ = 0
 
@@ -516,15 +544,22 @@ def _inside_slabs(prepared, origin, voxel, lo, hi, *, slab_voxels=SLAB_VOXELS):
         acc = np.zeros((nz + 1, nv, nu), np.int32)
         np.add.at(acc, (k, iv, iu), -s.astype(np.int32))
         np.cumsum(acc, axis=0, out=acc)
-        wind = acc[:nz].astype(np.float64)
-        del acc
+        # generalised winding number = W (integer, mesh + cones) - cones' solid angle / 4pi.
+        # Where the cones' solid angle is bounded below 2 pi (far from the holes) the
+        # decision w > 0.5 is W >= 1; the solid angles are summed only near the holes.
+        inside = acc[:nz] >= 1
+        wind = acc[:nz]
         if len(cone):
             zz, yy, xx = np.meshgrid(oz + np.arange(lo[0], hi[0]) * vz, ray_v, ray_u,
                                      indexing="ij")
             pts = np.c_[xx.ravel(), yy.ravel(), zz.ravel()]
             del zz, yy, xx
-            wind -= (_solid_angle_sum(cone, pts) / (4 * np.pi)).reshape(wind.shape)
-        yield y0, y1, wind > 0.5
+            near = np.flatnonzero(_cone_bound(prepared.cone_parts, pts) >= np.pi)
+            if len(near):
+                w_near = wind.ravel()[near] - _solid_angle_sum(cone, pts[near]) / (4 * np.pi)
+                flat = inside.reshape(-1)
+                flat[near] = w_near > 0.5
+        yield y0, y1, inside
 
 
 def _inside_block(vertices, faces, origin, voxel, shape, lo, hi):

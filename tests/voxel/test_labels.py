@@ -329,3 +329,22 @@ def test_closed_self_intersecting_inverted_and_unoriented_meshes():
         img = mesh_to_labels({0: mesh}, voxel_nm=10.0, roi_nm=(-150, -150, 250, 150, -150, 150))
         assert np.array_equal(img.data == 1, ref)
         assert img.metadata["smlmspine.labels"]["inside_test"]["0"] == test
+
+
+def test_open_mesh_with_two_holes_against_brute_force():
+    mesh = trimesh.creation.icosphere(subdivisions=2, radius=100.0)
+    c = mesh.triangles_center
+    far = [int(np.argmax(c[:, 0])), int(np.argmin(c[:, 0]))]          # opposite sides
+    drop = np.unique(np.concatenate([np.flatnonzero(np.linalg.norm(c - c[i], axis=1) < 40)
+                                     for i in far]))
+    holed = trimesh.Trimesh(mesh.vertices, np.delete(mesh.faces, drop, axis=0), process=False)
+    from smlmspine.voxel._labels import _prepared
+
+    assert len(_prepared(holed.vertices, holed.faces).cone_parts) == 2
+    img = mesh_to_labels({0: holed}, voxel_nm=8.0)
+    p = _centres(img)
+    w = _solid_angle_sum(holed.vertices[holed.faces], p) / (4 * np.pi)
+    clear = np.abs(w - 0.5) > 1e-6
+    assert np.array_equal((img.data == 1).ravel()[clear], w[clear] > 0.5)
+    n_full = np.count_nonzero(mesh_to_labels({0: mesh}, voxel_nm=8.0).data)
+    assert 0.8 * n_full < np.count_nonzero(img.data) < n_full   # the holes cut into it
