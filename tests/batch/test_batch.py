@@ -138,13 +138,19 @@ def test_cli_failure_isolation_exit_1_and_report(batch_copy, batch_data, capsys)
     assert "garbage.parquet" in html and "<html" in html.lower()
 
 
-def test_cli_all_ok_exit_0(batch_copy, batch_data, capsys):
+def test_cli_on_an_existing_scheduler_all_ok_exit_0(batch_copy, batch_data, dask_client,
+                                                     capsys):
     root, _ = batch_data
+    address = dask_client.scheduler.address
     code = main(["batch", str(root / "ctrl" / "*.parquet"), "-o", str(batch_copy), "--label",
-                 "volume", "--workers", "1", "--quiet", "--no-report"])
+                 "volume", "--scheduler", address, "--quiet", "--no-report"])
     assert code == 0, capsys.readouterr().err
     assert "1 files: 0 done, 1 skipped" in capsys.readouterr().out
     assert pacsv.read_csv(batch_copy / "failures.csv").num_rows == 0
+    record = json.loads((batch_copy / "batch.json").read_text())
+    assert record["scheduler"]["address"] == address
+    assert record["config"]["batch"]["scheduler"] == address
+    assert dask_client.status == "running"  # the cluster given is left as it was
 
 
 @pytest.mark.parametrize("make_args, message", [
