@@ -454,7 +454,7 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
     own = client is None
     cluster = None
     if own:
-        client, cluster = _make_client(config["batch"])
+        client, cluster = _make_client(config["batch"], n_files=len(files))
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(outdir / PARTIAL, ignore_errors=True)  # leftovers of an interrupted batch
@@ -498,7 +498,7 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
     return BatchResult(outdir, spines, summary, failures, record)
 
 
-def _make_client(settings: dict):
+def _make_client(settings: dict, *, n_files: int):
     import logging
 
     import dask
@@ -510,7 +510,7 @@ def _make_client(settings: dict):
         except (OSError, TimeoutError) as exc:
             raise ParameterError(f"scheduler {settings['scheduler']!r}: cannot connect "
                                  f"({' '.join(str(exc).split())})") from None
-    n = settings["workers"] or os.cpu_count() or 1
+    n = min(settings["workers"] or os.cpu_count() or 1, max(n_files, 1))  # no idle workers
     dashboard = ":0"  # a free port (several clusters may run on one machine)
     with dask.config.set({"distributed.scheduler.allowed-failures": settings["retries"]}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
