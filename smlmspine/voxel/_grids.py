@@ -433,7 +433,7 @@ def _surface_points(mesh, count, seed):
 
 
 def _mask(mesh, size, h, m):
-    from ._labels import _block_of, _inside_block
+    from ._inside import _block_of, _inside_block
 
     origin = (-(m - 0.5) * h, -(size - 1) / 2 * h, -(size - 1) / 2 * h)     # z, y, x
     shape = (size, size, size)

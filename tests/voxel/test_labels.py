@@ -10,7 +10,7 @@ import trimesh
 
 from smlmspine.errors import FormatError, ParameterError
 from smlmspine.voxel import VoxelImage, labels_to_points, mesh_fraction, mesh_to_labels
-from smlmspine.voxel._labels import _solid_angle_sum
+from smlmspine.voxel._inside import _solid_angle_sum
 
 
 def _centres(img):
@@ -280,7 +280,7 @@ def test_round_trip_on_simulated_volume_dendrite(volume_dendrite):
 
 
 def test_slabs_give_the_same_labels():
-    from smlmspine.voxel._labels import _inside_block, _inside_slabs, _prepared
+    from smlmspine.voxel._inside import _inside_block, _inside_slabs, _prepared
 
     torus = trimesh.creation.torus(major_radius=200.0, minor_radius=60.0)
     holed = trimesh.Trimesh(torus.vertices, torus.faces[4:], process=False)
@@ -338,7 +338,7 @@ def test_open_mesh_with_two_holes_against_brute_force():
     drop = np.unique(np.concatenate([np.flatnonzero(np.linalg.norm(c - c[i], axis=1) < 40)
                                      for i in far]))
     holed = trimesh.Trimesh(mesh.vertices, np.delete(mesh.faces, drop, axis=0), process=False)
-    from smlmspine.voxel._labels import _prepared
+    from smlmspine.voxel._inside import _prepared
 
     assert len(_prepared(holed.vertices, holed.faces).cone_parts) == 2
     img = mesh_to_labels({0: holed}, voxel_nm=8.0)
