@@ -16,7 +16,7 @@ class VoxelImage:
     Attributes
     ----------
     data : array
-        numpy array (or a dask/zarr array for large images) with axes :attr:`axes`.
+        numpy array (or a dask/zarr array for large images) with axes ``axes``.
     axes : tuple of str
         Axis names, spatial axes in ``z, y, x`` order with an optional leading ``"c"``
         (channels): ``("y", "x")``, ``("z", "y", "x")``, ``("c", "y", "x")``,
