@@ -67,6 +67,11 @@ _IDENTITY = dict([
 FAILURE_COLUMNS = {
     **_IDENTITY,
     **dict([
+        _spec("stage", pa.string(), "1",
+              "where it failed: the smlmspine module (io: reading or writing, drift, merge, "
+              "envelope: spine isolation and meshes, morphology, ...), pipeline (its own "
+              "checks, e.g. no z column), input (the file could not be opened) or worker "
+              "(the worker process died every time)"),
         _spec("error_type", pa.string(), "1",
               "exception class (FormatError, ParameterError, KilledWorker, ...)"),
         _spec("error", pa.string(), "1", "the error message, on one line"),
@@ -372,13 +377,29 @@ def _process_file(job: dict, outdir: str, config: dict, force: bool) -> dict:
         tmp = None
         return {**out, "status": "done", "seconds": time.perf_counter() - t0}
     except Exception as exc:  # noqa: BLE001 - failure isolation: every error is recorded
-        return {**out, "status": "failed", "error_type": type(exc).__name__,
+        return {**out, "status": "failed", "stage": _failed_stage(exc),
+                "error_type": type(exc).__name__,
                 "error": " ".join(str(exc).split()) or type(exc).__name__,
                 "traceback": traceback.format_exc(limit=20),
                 "seconds": time.perf_counter() - t0}
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _failed_stage(exc: BaseException) -> str:
+    """The first smlmspine module below the pipeline in the exception's traceback."""
+    import traceback as tb_module
+
+    own = {"smlmspine._batch": "input", "smlmspine.pipeline": "pipeline"}
+    stage = "input"
+    for frame, _ in tb_module.walk_tb(exc.__traceback__):
+        module = frame.f_globals.get("__name__", "")
+        if module in own:
+            stage = own[module]
+        elif module.startswith("smlmspine."):
+            return module.split(".")[1].lstrip("_") or stage
+    return stage
 
 
 def _replace_folder(tmp: Path, final: Path) -> None:
@@ -484,7 +505,7 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
         "counts": {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed")},
         "n_spines": spines.num_rows, "seconds": time.perf_counter() - t0,
         "files": [{k: r.get(k) for k in ("source", "run_folder", "status", "input_sha256",
-                                          "seconds", "error_type", "error", "warnings",
+                                          "seconds", "stage", "error_type", "error", "warnings",
                                           "traceback") if r.get(k) not in (None, [])}
                   for r in results],
         "outputs": ["spines.parquet", "localizations_summary.parquet", "failures.csv",
@@ -560,7 +581,8 @@ def _run_all(client, files, outdir, config, force, progress, retries) -> list[di
                 results[i] = fut.result()
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after the retries
                 results[i] = {"source": files[i]["source"], "run_folder": files[i]["run_folder"],
-                              "status": "failed", "error_type": type(exc).__name__,
+                              "status": "failed", "stage": "worker",
+                              "error_type": type(exc).__name__,
                               "error": " ".join(str(exc).split()) or type(exc).__name__,
                               "input_sha256": ""}
             bar.update(1)
@@ -695,6 +717,7 @@ def _failures_table(files, results) -> pa.Table:
     failed = [r for r in results if r["status"] == "failed"]
     return spec_table(FAILURE_COLUMNS, {
         "source": [r["source"] for r in failed], "run_folder": [r["run_folder"] for r in failed],
+        "stage": [r.get("stage", "") for r in failed],
         "error_type": [r.get("error_type", "") for r in failed],
         "error": [r.get("error", "") for r in failed]})
 

@@ -56,6 +56,7 @@ def test_manifest_batch_tables_carry_metadata_and_match_truth(first_batch, batch
     failures = pacsv.read_csv(out / "failures.csv").to_pylist()
     assert len(failures) == 1 and failures[0]["source"] == "ttx/garbage.parquet"
     assert failures[0]["error_type"] == "FormatError" and "garbage.parquet" in failures[0]["error"]
+    assert failures[0]["stage"] == "io"  # failed reading, in smlmspine.io
     record = json.loads((out / "batch.json").read_text())
     assert record["counts"] == {"done": 2, "skipped": 0, "failed": 1}
     assert record["config"]["run"]["label"] == "volume"
