@@ -31,6 +31,7 @@ import sys
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -455,11 +456,11 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
     ------
     ParameterError
         Before anything ran: inputs that name no file, a bad manifest, a bad
-        configuration.
+        configuration, an unreachable scheduler, another batch writing ``outdir``.
     FormatError
         ``outdir`` exists and is not a folder; an unreadable manifest or configuration.
     """
-    from .config import check_config, load_config, parameters_hash
+    from .config import check_config, load_config
 
     t0 = time.perf_counter()
     if config is None:
@@ -472,12 +473,47 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise FormatError("output path exists and is not a folder", path=outdir)
+    created = not outdir.exists()
+    outdir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(outdir):
+        try:
+            results, scheduler = _distribute(client, files, outdir, config, force, progress)
+        except BaseException:
+            if created and not any(p.name != LOCK for p in outdir.iterdir()):
+                shutil.rmtree(outdir, ignore_errors=True)  # refused before anything ran
+            raise
+        return _finish(outdir, files, manifest, results, scheduler, config, t0,
+                       description=description, force=force, report=report)
+
+
+#: Lock file held (``fcntl.flock``) while a batch writes its folder.
+LOCK = ".batch.lock"
+
+
+@contextmanager
+def _exclusive(outdir: Path):
+    """One batch per folder at a time (where ``fcntl`` exists: POSIX)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(outdir / LOCK, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ParameterError(f"{outdir}: another smlmspine batch is writing this folder; "
+                                 "wait for it to finish or choose another output folder") from None
+        yield
+
+
+def _distribute(client, files, outdir: Path, config, force, progress):
+    """Run every file's task on the client (a local cluster made when None)."""
     own = client is None
     cluster = None
     if own:
         client, cluster = _make_client(config["batch"], n_files=len(files))
     try:
-        outdir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(outdir / PARTIAL, ignore_errors=True)  # leftovers of an interrupted batch
         if progress:
             link = _dashboard_link(client, local=cluster is not None)
@@ -492,6 +528,13 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
             if cluster is not None:
                 cluster.close()
     shutil.rmtree(outdir / PARTIAL, ignore_errors=True)
+    return results, scheduler
+
+
+def _finish(outdir, files, manifest, results, scheduler, config, t0, *, description, force,
+            report) -> BatchResult:
+    """The tables, batch.json and the report from the files' results."""
+    from .config import parameters_hash
 
     meta_names = manifest.column_names if manifest is not None else []
     spines = _gather_spines(files, results, outdir, manifest)

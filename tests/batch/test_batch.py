@@ -211,3 +211,18 @@ def test_resolve_inputs_names_and_paths(tmp_path):
         resolve_inputs([tmp_path / "a/cell.csv", tmp_path / "a" / ".." / "a" / "cell.csv"])
     files, meta, _ = resolve_inputs(str(tmp_path / "**" / "*.csv"))
     assert meta is None and {"batch", "manifest"} <= {f["run_folder"] for f in files}
+
+
+def test_one_batch_per_folder_at_a_time(batch_copy, batch_data):
+    """A second batch on a folder another one is writing is refused before it runs."""
+    import fcntl
+
+    from smlmspine._batch import LOCK
+
+    root, _ = batch_data
+    with open(batch_copy / LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = sorted(p.name for p in batch_copy.iterdir())
+        with pytest.raises(ParameterError, match="another smlmspine batch is writing"):
+            batch(root / "manifest.csv", batch_copy, config=CONFIG, progress=False)
+        assert sorted(p.name for p in batch_copy.iterdir()) == before
