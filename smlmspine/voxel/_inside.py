@@ -33,11 +33,12 @@ def _orient_exact(au, av, bu, bv, pu, pv) -> int:
     return (det > 0) - (det < 0)
 
 
-def _two_diff_err(a, b):
-    """Rounding error of the float difference a - b (Knuth's TwoSum; 0: exact)."""
-    d = a - b
-    bb = d - a
-    return (a - (d - bb)) + (-b - bb)
+def _two_sum(a, b):
+    """a + b = x + y exactly (Knuth's TwoSum)."""
+    x = a + b
+    bv = x - a
+    av = x - bv
+    return x, (a - av) + (b - bv)
 
 
 def _split(a):
@@ -46,22 +47,58 @@ def _split(a):
     return hi, a - hi
 
 
-def _two_prod_err(a, b, p):
-    """Rounding error of the float product p = a * b (Dekker's TwoProduct; 0: exact)."""
+def _two_prod(a, b):
+    """a * b = p + e exactly (Dekker's TwoProduct)."""
+    p = a * b
     ah, al = _split(a)
     bh, bl = _split(b)
-    return al * bl - (((p - ah * bh) - al * bh) - ah * bl)
+    return p, al * bl - (((p - ah * bh) - al * bh) - ah * bl)
+
+
+def _exact_sign(terms):
+    """Exact sign of the sum of each row of ``terms`` (N, m) (Shewchuk's expansion sum:
+    the components grow without overlap; the largest non-zero one has the sum's sign)."""
+    comps = []
+    for j in range(terms.shape[1]):
+        q = terms[:, j]
+        new = []
+        for e in comps:
+            q, h = _two_sum(q, e)
+            new.append(h)
+        new.append(q)
+        comps = new
+    sign = np.zeros(len(terms), np.int8)
+    for e in comps:                       # later components are larger: last non-zero wins
+        sign = np.where(e != 0, np.sign(e), sign).astype(np.int8)
+    return sign
+
+
+def _orient_exact_vec(au, av, bu, bv, pu, pv):
+    """Exact sign of (b - a) x (p - a), vectorized (error-free transforms)."""
+    x1 = _two_sum(bu, -au)
+    y1 = _two_sum(pv, -av)
+    x2 = _two_sum(bv, -av)
+    y2 = _two_sum(pu, -au)
+    terms = []
+    for xa in x1:
+        for yb in y1:
+            terms.extend(_two_prod(xa, yb))
+    for xa in x2:
+        for yb in y2:
+            terms.extend(-t for t in _two_prod(xa, yb))
+    return _exact_sign(np.stack(terms, axis=1))
 
 
 def _edge_sign(au, av, bu, bv, pu, pv):
     """Sign of orient2d(a, b, p) for edges a -> b in canonical order, p perturbed.
 
-    Exact: the float determinant is trusted beyond Shewchuk's error bound, or when its
-    four differences and two products were exact (then the sign of their float
-    difference is exact); otherwise it is recomputed in integers. A point on the line
-    (zero) is moved by (eps, eps^2): its side is then that of the edge's direction, the
-    same for every triangle sharing the edge and consistent at vertices (one perturbed
-    point for all edges).
+    Exact: the float determinant is trusted beyond Shewchuk's error bound; otherwise
+    its sign is computed exactly from error-free transforms (the differences as two
+    floats each, the products as sums of exact float products, the 16 terms summed as
+    a non-overlapping expansion). A point on the line (zero) is moved by
+    (eps, eps^2): its side is then that of the edge's direction, the same for every
+    triangle sharing the edge and consistent at vertices (one perturbed point for all
+    edges).
     """
     x1, y1, x2, y2 = bu - au, pv - av, bv - av, pu - au
     dl = x1 * y1
@@ -71,12 +108,7 @@ def _edge_sign(au, av, bu, bv, pu, pv):
     unsure = np.flatnonzero(np.abs(det) <= _ERRBOUND * (np.abs(dl) + np.abs(dr)))
     if len(unsure):
         u = unsure
-        exact = ((_two_diff_err(bu[u], au[u]) == 0) & (_two_diff_err(pv[u], av[u]) == 0)
-                 & (_two_diff_err(bv[u], av[u]) == 0) & (_two_diff_err(pu[u], au[u]) == 0)
-                 & (_two_prod_err(x1[u], y1[u], dl[u]) == 0)
-                 & (_two_prod_err(x2[u], y2[u], dr[u]) == 0))
-        for i in u[~exact]:
-            sign[i] = _orient_exact(au[i], av[i], bu[i], bv[i], pu[i], pv[i])
+        sign[u] = _orient_exact_vec(au[u], av[u], bu[u], bv[u], pu[u], pv[u])
     zero = sign == 0
     if zero.any():
         # E(p + (eps, eps^2)) = E(p) - (bv - av) eps + (bu - au) eps^2
@@ -294,8 +326,8 @@ class _Prepared:
         self.orient = 1
         if closed:
             d = f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).astype(np.int64)
-            key = d[:, 0] * (len(v) + 1) + d[:, 1]
-            oriented = len(np.unique(key)) == len(key)
+            key = np.sort(d[:, 0] * (len(v) + 1) + d[:, 1])
+            oriented = not np.any(key[1:] == key[:-1])     # no directed edge twice
             self.mode = "oriented" if oriented else "unoriented"
             # inward-facing normals: negative enclosed volume, winding number -1 inside
             if oriented and np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])
@@ -360,9 +392,10 @@ def _inside_slabs(prepared, origin, voxel, lo, hi, *, slab_voxels=SLAB_VOXELS):
             acc = np.zeros((nz + 1, nv, nu), np.int16)
             np.add.at(acc, (k, iv, iu), (-prepared.orient * s).astype(np.int16))
             np.cumsum(acc, axis=0, dtype=np.int16, out=acc)
-            inside = acc[:nz] >= 1
-            parity = (acc[:nz] & 1).astype(bool)
-            prepared.n_differ += int(np.count_nonzero(inside != parity))
+            w = acc[:nz]
+            inside = w >= 1
+            if w.max(initial=0) > 1 or w.min(initial=0) < 0:   # else parity == inside
+                prepared.n_differ += int(np.count_nonzero(inside != (w & 1).astype(bool)))
             yield y0, y1, inside
             continue
         acc = np.zeros((nz + 1, nv, nu), np.int32)

@@ -267,9 +267,8 @@ def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi
         for y0, y1, inside in _inside_slabs(prepared, origin, voxel, lo, hi):
             view = labels[lo[0]:hi[0], y0:y1, lo[2]:hi[2]]
             if value != dendrite_label:
-                hit = view[inside]
-                n_over += int(np.count_nonzero((hit != 0) & (hit != dendrite_label)))
-            view[inside] = value
+                n_over += int(np.count_nonzero(inside & (view != 0) & (view != dendrite_label)))
+            np.copyto(view, np.uint32(value), where=inside)
         how[name] = prepared.test
         return n_over
 

@@ -348,3 +348,22 @@ def test_open_mesh_with_two_holes_against_brute_force():
     assert np.array_equal((img.data == 1).ravel()[clear], w[clear] > 0.5)
     n_full = np.count_nonzero(mesh_to_labels({0: mesh}, voxel_nm=8.0).data)
     assert 0.8 * n_full < np.count_nonzero(img.data) < n_full   # the holes cut into it
+
+
+def test_vectorized_exact_orientation_against_integer_arithmetic():
+    from smlmspine.voxel._inside import _orient_exact, _orient_exact_vec
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    a = rng.uniform(0, 5000, (n, 2))
+    d = rng.uniform(-50, 50, (n, 2))
+    b = a + d
+    p = a + rng.uniform(-2, 3, n)[:, None] * d           # on the line, rounded
+    p[::3] = np.round(p[::3] / 5) * 5
+    a[::7, 1] = a[::7, 0] - 1300.0                      # diagonal edges and rays: exact ties
+    b[::7, 1] = b[::7, 0] - 1300.0
+    p[::7, 1] = p[::7, 0] - 1300.0
+    got = _orient_exact_vec(a[:, 0], a[:, 1], b[:, 0], b[:, 1], p[:, 0], p[:, 1])
+    want = np.array([_orient_exact(*row) for row in np.c_[a, b, p]])
+    assert np.array_equal(got, want)
+    assert {-1, 0, 1} <= set(want.tolist())
