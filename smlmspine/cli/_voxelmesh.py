@@ -98,7 +98,7 @@ def register(sub) -> None:
     p.add_argument("--format", dest="grid_format", choices=("auto", "npz", "zarr"),
                    default="auto", help="array file: npz for small sets (auto, the "
                                         "default: up to 64 MB), else Zarr")
-    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary line")
     p.set_defaults(func=_spine_grids)
 
 
@@ -236,7 +236,7 @@ def _spine_grids_in(args, outdir, channels) -> int:
     table = read_input(args, attr="in") if getattr(args, "in") is not None else None
     result = spine_grids(args.meshes, size=args.size, voxel_nm=args.voxel_nm,
                          points=args.points, channels=channels, table=table,
-                         units=args.units)
+                         units=args.units, progress=not args.quiet)
     path = write_spine_grids(result, outdir, format=args.grid_format)
     if not args.quiet:
         n_crop = sum(result.index.column("cropped").to_pylist())

@@ -273,7 +273,8 @@ def _frames_from_table(spines):
 # --------------------------------------------------------------------------------------
 def spine_grids(meshes, *, size: int = 64, voxel_nm=None, points: int = 2048,
                 channels=("mask",), table: pa.Table | None = None,
-                spines: pa.Table | None = None, units: str | None = None) -> SpineGrids:
+                spines: pa.Table | None = None, units: str | None = None,
+                progress: bool = False) -> SpineGrids:
     """Each spine as a ``size^3`` voxel grid and a surface point cloud in its canonical frame.
 
     Parameters
@@ -302,6 +303,8 @@ def spine_grids(meshes, *, size: int = 64, voxel_nm=None, points: int = 2048,
         from the mesh (see :func:`canonical_frame`).
     units : {"nm", "um"}, optional
         Units of mesh files that do not declare theirs.
+    progress : bool
+        A tqdm progress bar over the spines on stderr (default False).
 
     Returns
     -------
@@ -358,7 +361,12 @@ def spine_grids(meshes, *, size: int = 64, voxel_nm=None, points: int = 2048,
     aff = np.zeros((n, 4, 4))
     rows = []
     m_layers = _base_layers(size)
-    for row, k in enumerate(ids):
+    rows_iter = enumerate(ids)
+    if progress:
+        from tqdm import tqdm
+
+        rows_iter = tqdm(rows_iter, total=n, desc="spine grids", unit="spine")
+    for row, k in rows_iter:
         mesh = spine_meshes[k]
         base, axis = frames.get(k, (None, None))
         A, source = canonical_frame(mesh, base_nm=base, axis=axis)
