@@ -122,7 +122,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
     neck_surface : bool
         Membrane spines (with a known precision): replace the neck part of each
         envelope by the maximum-likelihood tube of a blurred membrane ring fitted to
-        the localizations in ~300 nm windows along the centreline
+        the localizations in ~150 nm windows along the centreline
         (:func:`smlmspine.morphology.fit_neck_surface`, docs/morphology.md). Default
         True; the spine table's ``note`` says where it was applied.
     progress : bool

@@ -79,3 +79,53 @@ def test_spine_with_a_head_stops_at_the_head():
     assert fit.applied, fit.reason
     assert fit.s_end_nm < 650.0
     assert all(w[1] < 130.0 for w in fit.windows)
+
+
+def _wavy_points(radius_of, length, sigma, n, rng):
+    """A membrane label on a tube whose radius varies along +z (``radius_of(z)``, nm),
+    points uniform per unit area."""
+    t = rng.uniform(0.0, length, 4 * n)
+    keep = rng.uniform(0, 1, t.size) < radius_of(t) / radius_of(t).max()
+    t = t[keep][:n]
+    a = rng.uniform(0.0, 2 * np.pi, t.size)
+    r = radius_of(t)
+    p = np.c_[r * np.cos(a), r * np.sin(a), t]
+    return p + rng.normal(0.0, 1.0, p.shape) * sigma
+
+
+def _neck_min(out, length):
+    prof = section_profile(out, np.zeros(3), np.array([0.0, 0.0, 1.0]), step_nm=10.0)
+    s, d = prof["s_nm"], prof["diameter_nm"]
+    inner = (s > 150.0) & (s < length - 250.0)
+    return float(d[inner].min()), float(d[inner].max())
+
+
+def test_irregular_neck_keeps_its_constrictions_smooth_neck_one_radius():
+    """Windows that differ beyond their noise keep their radii (a neck with two
+    constrictions, 2 x 40 nm in a 2 x 70 nm tube: its minimum, not its mean); windows of
+    a smooth tube that differ only by noise become one radius (no low-biased minimum)."""
+    length = 1500.0
+    sig = np.array([12.0, 12.0, 30.0])
+    mesh = _revolved(np.linspace(0.0, length, 80), np.full(80, 75.0))   # biased shell
+
+    def wavy(z):
+        return 70.0 - 30.0 * np.exp(-0.5 * ((z - 400.0) / 60.0) ** 2) \
+            - 30.0 * np.exp(-0.5 * ((z - 1000.0) / 60.0) ** 2)
+
+    rng = np.random.default_rng(11)
+    out, fit = fit_neck_surface(mesh, _wavy_points(wavy, length, sig, 9000, rng), np.zeros(3),
+                                precision_nm=(12.0, 30.0), base_axis=np.array([0.0, 0.0, 1.0]))
+    assert fit.applied, fit.reason
+    lo, hi = _neck_min(out, length)
+    assert lo < 0.8 * 140.0 and hi > 120.0        # the constrictions stay (one tube: ~125)
+    assert abs(lo - 2 * 40.0) < 0.25 * 80.0 + 20.0
+
+    rng = np.random.default_rng(12)
+    out, fit = fit_neck_surface(mesh, _wavy_points(lambda z: np.full_like(z, 50.0), length,
+                                                   sig, 6000, rng), np.zeros(3),
+                                precision_nm=(12.0, 30.0), base_axis=np.array([0.0, 0.0, 1.0]))
+    assert fit.applied, fit.reason
+    radii = [w[1] for w in fit.windows]
+    assert np.ptp(radii) < 0.05 * np.mean(radii)   # one radius
+    lo, _ = _neck_min(out, length)
+    assert abs(lo - 100.0) < 8.0
