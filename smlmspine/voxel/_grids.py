@@ -485,18 +485,26 @@ def _sdf(mesh, size, h, m, mask):
     q[band] = res["points"].numpy()
     near = ndimage.distance_transform_edt(~band, return_distances=False, return_indices=True)
     closest = q[tuple(near)]
-    d = np.linalg.norm(c - closest, axis=-1)
+    d2 = np.einsum("...i,...i->...", c - closest, c - closest)
     # jump flooding: every candidate is a surface point, so a neighbour's closest point
     # can only lower the distance towards the truth (never below it)
     offsets = [(a, b, e) for a in (-1, 0, 1) for b in (-1, 0, 1) for e in (-1, 0, 1)
                if (a, b, e) != (0, 0, 0)]
     for step in (4, 2, 1, 1):
         for off in offsets:
-            cand = np.roll(closest, tuple(step * o for o in off), axis=(0, 1, 2))
-            dc = np.linalg.norm(c - cand, axis=-1)
-            better = dc < d
-            closest[better] = cand[better]
-            d[better] = dc[better]
+            dst, src = [], []
+            for o in off:
+                k = o * step
+                dst.append(slice(max(0, k), size + min(0, k)))
+                src.append(slice(max(0, -k), size + min(0, -k)))
+            dst, src = tuple(dst), tuple(src)
+            cand = closest[src]
+            diff = c[dst] - cand
+            dc = np.einsum("...i,...i->...", diff, diff)
+            better = dc < d2[dst]
+            closest[dst][better] = cand[better]
+            d2[dst][better] = dc[better]
+    d = np.sqrt(d2)
     return np.where(inside, -d, d).astype(np.float32)
 
 
