@@ -165,3 +165,27 @@ def test_label_points_keeps_table(tmp_path):
     assert t.column("spine_id").to_pylist() == [2, 2]
     assert t.column("frame").to_pylist() == [0, 1]
     assert isinstance(t, pa.Table)
+
+
+@pytest.mark.parametrize("ext", [".ome.tif", ".ome.zarr"])
+def test_voxelize_failure_at_the_second_image_leaves_nothing(tmp_path, mesh_dir, capsys,
+                                                             monkeypatch, ext):
+    import smlmspine.voxel as voxel
+
+    real = voxel.write_image
+    calls = []
+
+    def flaky(image, path, **kw):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        return real(image, path, **kw)
+
+    monkeypatch.setattr(voxel, "write_image", flaky)
+    before = set(tmp_path.iterdir())
+    rc = main(["voxelize", str(mesh_dir), "-o", str(tmp_path / f"l{ext}"), "--voxel-nm", "40",
+               "--fraction", str(tmp_path / f"f{ext}")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "No space left" in err and "\n" not in err
+    assert len(calls) == 2
+    assert set(tmp_path.iterdir()) == before
