@@ -189,3 +189,24 @@ def test_pca_frame_from_the_narrow_end():
     assert axis @ [0, 0, -1.0] > 0.99          # from the apex (narrow) to the wide end
     v = _canonical(cone, g.affines[0])
     assert v[:, 2].min() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_density_from_a_minflux_table():
+    from smlmspine.simulate import MinfluxSample, minflux_traces
+
+    cone = trimesh.creation.cone(radius=100.0, height=400.0, sections=32)
+    mf = minflux_traces(sample=MinfluxSample(n_emitters=300, region_nm=(600.0, 600.0, 600.0)),
+                        ndim=3, rng=4)
+    shift = np.array([1300.0, 1300.0, 100.0])        # region: x, y from 1 um, z from 0
+    cone.apply_translation(shift)
+    g = spine_grids({0: cone}, size=16, points=8, channels=("density",), table=mf.localizations)
+    xyz = np.c_[[mf.localizations.column(a).to_numpy() for a in "xyz"]].T - shift
+    h = g.index.column("pitch_nm")[0].as_py()
+    m = g.index.column("base_layer")[0].as_py()
+    # the cone's frame is the data frame shifted (axis +z): count the box directly
+    assert np.allclose(g.affines[0][2, :3], [0, 0, 1])
+    q = xyz @ g.affines[0][:3, :3].T
+    inside = (np.all(np.abs(q[:, :2]) < 8 * h, axis=1) & (q[:, 2] >= -m * h)
+              & (q[:, 2] < (16 - m) * h))
+    assert g.grids[0, 0].sum() == inside.sum() == g.index.column("n_localizations")[0].as_py()
+    assert inside.sum() > 0
