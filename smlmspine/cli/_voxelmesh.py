@@ -231,16 +231,35 @@ def _spine_grids(args) -> int:
 
 
 def _spine_grids_in(args, outdir, channels) -> int:
+    import pyarrow.parquet as pq
+
+    from .._validate import memory_budget_bytes
     from ..voxel import spine_grids, write_spine_grids
+    from ..voxel._grids import _folder_spines
+    from ..voxel._labels import load_meshes
 
     table = read_input(args, attr="in") if getattr(args, "in") is not None else None
-    result = spine_grids(args.meshes, size=args.size, voxel_nm=args.voxel_nm,
-                         points=args.points, channels=channels, table=table,
-                         units=args.units, progress=not args.quiet)
-    path = write_spine_grids(result, outdir, format=args.grid_format)
+    common = dict(size=args.size, voxel_nm=args.voxel_nm, points=args.points,
+                  channels=channels, table=table, units=args.units,
+                  progress=not args.quiet)
+    meshes, _ = load_meshes(args.meshes, units=args.units)
+    # spines at a time within half the memory budget (the rest: temporaries)
+    per_spine = len(channels) * args.size ** 3 * 4.0 + args.points * 24.0
+    batch = max(1, int((memory_budget_bytes() / 2 - args.size ** 3 * 40.0) // per_spine))
+    if len(meshes) <= batch:
+        path = write_spine_grids(spine_grids(args.meshes, **common), outdir,
+                                 format=args.grid_format)
+    else:
+        spines = _folder_spines(Path(args.meshes))
+        ids = sorted(meshes)
+        parts = (spine_grids({k: meshes[k] for k in ids[i:i + batch]}, spines=spines,
+                             **common) for i in range(0, len(ids), batch))
+        fmt = "zarr" if args.grid_format == "auto" else args.grid_format
+        path = write_spine_grids(parts, outdir, format=fmt)
+    index = pq.read_table(outdir / "spine_grids.parquet")
     if not args.quiet:
-        n_crop = sum(result.index.column("cropped").to_pylist())
-        print(f"spine-grids: {len(result.spine_ids)} spine(s), {args.size}^3 voxels x "
+        n_crop = sum(index.column("cropped").to_pylist())
+        print(f"spine-grids: {index.num_rows} spine(s), {args.size}^3 voxels x "
               f"{len(channels)} channel(s) ({', '.join(channels)}), {args.points} points; "
               f"{n_crop} cropped; wrote {path} and {outdir / 'spine_grids.parquet'}",
               file=sys.stdout)

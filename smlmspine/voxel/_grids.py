@@ -526,7 +526,7 @@ NPZ_MAX_BYTES = 64e6
 _ARRAYS = ("grids", "points", "normals", "affines", "spine_ids")
 
 
-def write_spine_grids(result: SpineGrids, outdir: str | Path, *, format: str = "auto") -> Path:
+def write_spine_grids(result, outdir: str | Path, *, format: str = "auto") -> Path:
     """Write spine grids: one array file plus the index table ``spine_grids.parquet``.
 
     ``spine_grids.zarr`` (Zarr v3 group; ``grids`` ``(N, C, size, size, size)`` float32
@@ -537,13 +537,15 @@ def write_spine_grids(result: SpineGrids, outdir: str | Path, *, format: str = "
 
     Parameters
     ----------
-    result : SpineGrids
-        From :func:`spine_grids`.
+    result : SpineGrids or iterable of SpineGrids
+        From :func:`spine_grids`; several results (batches of spines with the same
+        channels, size and points, e.g. made one after the other to bound memory) are
+        appended to one Zarr store, their index rows numbered on.
     outdir : str or pathlib.Path
         Output folder (created with its parents when missing).
     format : {"auto", "zarr", "npz"}
-        ``auto``: ``npz`` when the grids take at most 64 MB (``NPZ_MAX_BYTES``), else
-        ``zarr``.
+        ``auto``: ``npz`` for one result whose grids take at most 64 MB
+        (``NPZ_MAX_BYTES``), else ``zarr`` (always for batches).
 
     Returns
     -------
@@ -553,7 +555,7 @@ def write_spine_grids(result: SpineGrids, outdir: str | Path, *, format: str = "
     Raises
     ------
     ParameterError
-        An unknown ``format``.
+        An unknown ``format``, ``npz`` for batches, or batches that do not match.
     FormatError
         The folder cannot be written.
     """
@@ -561,7 +563,14 @@ def write_spine_grids(result: SpineGrids, outdir: str | Path, *, format: str = "
 
     if format not in ("auto", "zarr", "npz"):
         raise ParameterError(f"format must be 'auto', 'zarr' or 'npz', got {format!r}")
-    if format == "auto":
+    batches = None
+    if not isinstance(result, SpineGrids):
+        batches = iter(result)
+        if format == "npz":
+            raise ParameterError("batches of spine grids are written as Zarr (format='zarr' "
+                                 "or 'auto')")
+        format = "zarr"
+    elif format == "auto":
         format = "npz" if result.grids.nbytes <= NPZ_MAX_BYTES else "zarr"
     with Outputs() as transaction:
         folder = transaction.folder(outdir, option="outdir", parents=True)
@@ -570,7 +579,54 @@ def write_spine_grids(result: SpineGrids, outdir: str | Path, *, format: str = "
             if other.exists():
                 raise FormatError("exists already; remove it or choose another folder",
                                   path=other)
+        if batches is not None:
+            return _write_batches(batches, folder, target)
         return _write(result, folder, target, format)
+
+
+def _write_batches(batches, folder, target):
+    import pyarrow.parquet as pq
+    import zarr
+
+    from .._outputs import atomic_write
+
+    group = arrays = None
+    index, n = [], 0
+    for res in batches:
+        if not isinstance(res, SpineGrids):
+            raise ParameterError(f"batches must be SpineGrids, got {type(res).__name__}")
+        if group is None:
+            group = zarr.open_group(str(target), mode="w-", zarr_format=3)
+            group.attrs["smlmspine"] = _attrs(res)
+            first = res
+            arrays = {}
+            for name in ("grids", "points", "normals", "affines", "spine_ids"):
+                a = getattr(res, name)
+                chunks = ((1,) + a.shape[1:]) if name == "grids" else \
+                    ((max(1, min(256, 2 ** 20 // max(1, int(np.prod(a.shape[1:]))))),)
+                     + a.shape[1:])
+                kw = {"dimension_names": ["spine", "c", "z", "y", "x"]} if name == "grids" \
+                    else {}
+                arrays[name] = group.create_array(name, shape=(0,) + a.shape[1:],
+                                                  dtype=a.dtype, chunks=chunks, **kw)
+        elif (res.channels != first.channels or res.grids.shape[1:] != first.grids.shape[1:]
+              or res.points.shape[1:] != first.points.shape[1:]):
+            raise ParameterError("batches of spine grids must share channels, size and "
+                                 "points")
+        for name, arr in arrays.items():
+            a = getattr(res, name)
+            if len(a):
+                arr.append(a, axis=0)
+        rows = res.index.column("row").to_numpy() + n
+        index.append(res.index.set_column(res.index.schema.get_field_index("row"),
+                                          res.index.schema.field("row"),
+                                          pa.array(rows, pa.int64())))
+        n += len(res.spine_ids)
+    if group is None:
+        raise ParameterError("no spine grids to write (no batch)")
+    with atomic_write(folder / "spine_grids.parquet") as tmp:
+        pq.write_table(pa.concat_tables(index), tmp)
+    return target
 
 
 def _attrs(result):

@@ -189,3 +189,27 @@ def test_voxelize_failure_at_the_second_image_leaves_nothing(tmp_path, mesh_dir,
     assert rc == 2 and "No space left" in err and "\n" not in err
     assert len(calls) == 2
     assert set(tmp_path.iterdir()) == before
+
+
+def test_spine_grids_in_batches_under_a_small_budget(tmp_path, mesh_dir, monkeypatch):
+    from smlmspine.voxel import read_spine_grids
+
+    whole = tmp_path / "whole"
+    assert main(["spine-grids", str(mesh_dir), "-o", str(whole), "--size", "16", "--points",
+                 "128", "--format", "zarr", "--quiet"]) == 0
+    # 16^3 x 1 channel: 19.5 kB per spine, 164 kB of temporaries: one spine per batch
+    monkeypatch.setenv("SMLMSPINE_MEMORY_BUDGET_GB", "0.00038")
+    parts = tmp_path / "parts"
+    assert main(["spine-grids", str(mesh_dir), "-o", str(parts), "--size", "16", "--points",
+                 "128", "--quiet"]) == 0
+    a = read_spine_grids(whole / "spine_grids.zarr")
+    b = read_spine_grids(parts / "spine_grids.zarr")
+    for key in ("grids", "points", "normals", "affines", "spine_ids"):
+        assert np.array_equal(a[key], b[key]), key
+    ia = pq.read_table(whole / "spine_grids.parquet")
+    ib = pq.read_table(parts / "spine_grids.parquet")
+    assert ia.equals(ib) and ib.column("row").to_pylist() == [0, 1]
+    # npz cannot be appended to: refused, nothing left
+    assert main(["spine-grids", str(mesh_dir), "-o", str(tmp_path / "n"), "--size", "16",
+                 "--points", "128", "--format", "npz", "--quiet"]) == 2
+    assert not (tmp_path / "n").exists()
