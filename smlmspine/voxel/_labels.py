@@ -191,68 +191,8 @@ def _grid(meshes_all, *, voxel_nm, like, roi_nm, margin_voxels=2):
 # --------------------------------------------------------------------------------------
 # public: mesh_to_labels, mesh_fraction
 # --------------------------------------------------------------------------------------
-def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi_nm=None,
-                   units: str | None = None) -> VoxelImage:
-    """Label volume of spine (and dendrite) meshes, decided exactly at voxel centres.
-
-    Label values: 0 background; spine ``k`` gets ``k + 1``; the dendrite gets
-    ``max spine_id + 2`` (1 without spines), recorded in the metadata
-    (``metadata["smlmspine.labels"]``). A spine wins over the dendrite where they
-    overlap (the dendrite mesh of ``smlmspine mesh`` holds its spines), and where two
-    spines overlap the larger ``spine_id`` wins (``n_overlap_voxels`` in the metadata
-    counts such voxels). Inside/outside is decided at each voxel centre: crossing parity
-    along rays for closed meshes, the generalised winding number (> 0.5) for open ones
-    (see the module docstring); a voxel is never filled because the surface passes
-    through it.
-
-    Parameters
-    ----------
-    meshes : str, pathlib.Path or mapping
-        A mesh folder (``spine_<id>.ply``, ``dendrite.ply``, as written by
-        ``smlmspine mesh``) or ``{spine_id: trimesh.Trimesh, "dendrite": mesh}``; nm.
-    voxel_nm : float or (float, float, float), optional
-        Voxel size in nm (one value, or z, y, x). Required unless ``like`` is given.
-    like : VoxelImage, optional
-        A 3D image whose grid (shape, origin, voxel size) the labels take, so that labels
-        and a rendering line up voxel for voxel.
-    roi_nm : sequence of 6 float, optional
-        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`smlmspine.voxel.render`: the
-        region to label (voxel 0 starts at the lower corner; the same grid as ``render``
-        with this ROI). Default: the meshes' bounds plus two voxels, with voxel edges on
-        multiples of the voxel size.
-    units : {"nm", "um"}, optional
-        Units of mesh files that do not declare theirs (folders only).
-
-    Returns
-    -------
-    VoxelImage
-        ``uint32`` labels, axes ``("z", "y", "x")``, ``value_unit="label"``.
-
-    Raises
-    ------
-    ParameterError
-        Neither ``voxel_nm`` nor ``like``; a bad ROI; a grid over the memory budget
-        (``SMLMSPINE_MEMORY_BUDGET_GB``).
-    FormatError
-        A mesh folder that does not exist or holds no mesh.
-
-    Examples
-    --------
-    >>> import trimesh
-    >>> img = mesh_to_labels({0: trimesh.creation.box((100.0, 100.0, 100.0))}, voxel_nm=10)
-    >>> int((img.data == 1).sum())   # 10 x 10 x 10 voxel centres inside the box
-    1000
-    >>> img.metadata["smlmspine.labels"]["offset"]
-    1
-    """
-    from .._validate import check_memory
-
-    spines, dendrite = load_meshes(meshes, units=units)
-    allm = list(spines.values()) + ([dendrite] if dendrite is not None else [])
-    origin, voxel, shape = _grid(allm, voxel_nm=voxel_nm, like=like, roi_nm=roi_nm)
-    n_vox = int(np.prod(shape))
-    check_memory(n_vox * 4.0, what=f"a label volume of {shape} voxels (z, y, x; voxel "
-                                   f"{voxel} nm)")
+def _label_volume(spines, dendrite, origin, voxel, shape):
+    """uint32 labels of the meshes on a grid, and the label convention (metadata)."""
     blocks = {k: _block_of(m.vertices, origin, voxel, shape) for k, m in spines.items()
               if len(m.faces)}
     if dendrite is not None and len(dendrite.faces):
@@ -284,9 +224,119 @@ def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi
                                   "another spine",
                   "n_overlap_voxels": overlap,
                   "inside_test": {k: v for k, v in how.items()}}
+    return labels, convention
+
+
+def _grid_under(meshes_all, like, voxel_nm):
+    """3D grid under a 2D image: its y, x pixels, z over the meshes' range."""
+    vy, vx = (float(v) for v in like.voxel_nm)
+    if voxel_nm is None:
+        vz = min(vy, vx)
+    else:
+        from .._validate import positive
+
+        if np.ndim(voxel_nm) != 0:
+            raise ParameterError("with a 2D like=, voxel_nm is the z sampling step (one "
+                                 f"value in nm), got {voxel_nm!r}")
+        vz = positive(voxel_nm, "voxel_nm", unit="nm")
+    z = [np.asarray(m.vertices, float)[:, 2] for m in meshes_all if len(m.faces)]
+    if not z:
+        raise ParameterError("no mesh with faces to label")
+    z = np.concatenate(z)
+    first, last = np.floor(z.min() / vz) - 1, np.ceil(z.max() / vz) + 1
+    origin = ((first + 0.5) * vz,) + tuple(float(o) for o in like.origin_nm)
+    shape = (int(last - first),) + tuple(int(n) for n in like.spatial_shape)
+    return origin, (vz, vy, vx), shape
+
+
+def mesh_to_labels(meshes, *, voxel_nm=None, like: VoxelImage | None = None, roi_nm=None,
+                   units: str | None = None) -> VoxelImage:
+    """Label volume of spine (and dendrite) meshes, decided exactly at voxel centres.
+
+    Label values: 0 background; spine ``k`` gets ``k + 1``; the dendrite gets
+    ``max spine_id + 2`` (1 without spines), recorded in the metadata
+    (``metadata["smlmspine.labels"]``). A spine wins over the dendrite where they
+    overlap (the dendrite mesh of ``smlmspine mesh`` holds its spines), and where two
+    spines overlap the larger ``spine_id`` wins (``n_overlap_voxels`` in the metadata
+    counts such voxels). Inside/outside is decided at each voxel centre: crossing parity
+    along rays for closed meshes, the generalised winding number (> 0.5) for open ones
+    (see the module docstring); a voxel is never filled because the surface passes
+    through it.
+
+    Parameters
+    ----------
+    meshes : str, pathlib.Path or mapping
+        A mesh folder (``spine_<id>.ply``, ``dendrite.ply``, as written by
+        ``smlmspine mesh``) or ``{spine_id: trimesh.Trimesh, "dendrite": mesh}``; nm.
+    voxel_nm : float or (float, float, float), optional
+        Voxel size in nm (one value, or z, y, x). Required unless ``like`` is given;
+        with a 2D ``like`` the step along z (default: its pixel size).
+    like : VoxelImage, optional
+        An image whose grid (shape, origin, voxel size) the labels take, so that labels
+        and a rendering line up voxel for voxel. A 2D image (``y, x``, e.g. a 2D render)
+        gives a 2D label image: the labels of the voxel centres along z under each pixel
+        projected, a spine (the larger ``spine_id``) over the dendrite.
+    roi_nm : sequence of 6 float, optional
+        ``(x0, y0, x1, y1, z0, z1)`` in nm, as for :func:`smlmspine.voxel.render`: the
+        region to label (voxel 0 starts at the lower corner; the same grid as ``render``
+        with this ROI). Default: the meshes' bounds plus two voxels, with voxel edges on
+        multiples of the voxel size.
+    units : {"nm", "um"}, optional
+        Units of mesh files that do not declare theirs (folders only).
+
+    Returns
+    -------
+    VoxelImage
+        ``uint32`` labels, axes ``("z", "y", "x")`` (``("y", "x")`` for a 2D ``like``),
+        ``value_unit="label"``.
+
+    Raises
+    ------
+    ParameterError
+        Neither ``voxel_nm`` nor ``like``; a bad ROI; a grid over the memory budget
+        (``SMLMSPINE_MEMORY_BUDGET_GB``).
+    FormatError
+        A mesh folder that does not exist or holds no mesh.
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> img = mesh_to_labels({0: trimesh.creation.box((100.0, 100.0, 100.0))}, voxel_nm=10)
+    >>> int((img.data == 1).sum())   # 10 x 10 x 10 voxel centres inside the box
+    1000
+    >>> img.metadata["smlmspine.labels"]["offset"]
+    1
+    """
+    from .._validate import check_memory
+
+    spines, dendrite = load_meshes(meshes, units=units)
+    allm = list(spines.values()) + ([dendrite] if dendrite is not None else [])
+    flat = (isinstance(like, VoxelImage) and like.spatial_axes == ("y", "x")
+            and "c" not in like.axes and "rgb" not in like.axes)
+    if flat:
+        origin, voxel, shape = _grid_under(allm, like, voxel_nm)
+    else:
+        origin, voxel, shape = _grid(allm, voxel_nm=voxel_nm, like=like, roi_nm=roi_nm)
+    n_vox = int(np.prod(shape))
+    check_memory(n_vox * 4.0, what=f"a label volume of {shape} voxels (z, y, x; voxel "
+                                   f"{voxel} nm)")
+    labels, convention = _label_volume(spines, dendrite, origin, voxel, shape)
     meta = {LABEL_CONVENTION: convention,
             "source_step": "voxel.mesh_to_labels",
             "source": str(meshes) if isinstance(meshes, (str, Path)) else "meshes"}
+    if flat:
+        # a pixel takes a spine when its column meets one (the larger id on top), else
+        # the dendrite when the column meets it
+        d = convention["dendrite_label"]
+        spine_top = np.where(labels == d, 0, labels).max(axis=0)
+        flat_labels = np.where(spine_top > 0, spine_top,
+                               np.where((labels == d).any(axis=0), d, 0)).astype(np.uint32)
+        convention["projection"] = (f"2D: the labels of the voxel centres along z (every "
+                                    f"{voxel[0]:g} nm over the meshes' z range) projected: "
+                                    "a spine (the larger spine_id) over the dendrite")
+        return VoxelImage(flat_labels, ("y", "x"), tuple(float(v) for v in like.voxel_nm),
+                          tuple(float(o) for o in like.origin_nm), value_unit="label",
+                          metadata=meta)
     return VoxelImage(labels, ("z", "y", "x"), tuple(voxel), tuple(origin),
                       value_unit="label", metadata=meta)
 

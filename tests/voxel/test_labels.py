@@ -367,3 +367,26 @@ def test_vectorized_exact_orientation_against_integer_arithmetic():
     want = np.array([_orient_exact(*row) for row in np.c_[a, b, p]])
     assert np.array_equal(got, want)
     assert {-1, 0, 1} <= set(want.tolist())
+
+
+def test_2d_like_gives_projected_labels():
+    dend = trimesh.creation.box((600.0, 200.0, 200.0))
+    s1 = trimesh.creation.icosphere(subdivisions=3, radius=80.0)
+    s1.apply_translation([150.0, 0, 150.0])                 # above the box top (z = 100)
+    like = VoxelImage(np.zeros((30, 40), np.float32), ("y", "x"), (20.0, 20.0),
+                      (-290.0, -390.0))
+    img = mesh_to_labels({1: s1, "dendrite": dend}, like=like)
+    assert img.axes == ("y", "x") and img.data.shape == (30, 40)
+    assert img.origin_nm == like.origin_nm and img.voxel_nm == like.voxel_nm
+    at = lambda x, y: int(img.data[tuple(img.index_of([[y, x]])[0])])  # noqa: E731
+    assert at(150.0, 0.0) == 2        # the spine's column, over the dendrite below it
+    assert at(-200.0, 0.0) == 3       # dendrite only
+    assert at(150.0, 150.0) == 0      # beyond both
+    # the spine's footprint: pixels whose centre is within the sphere's outline
+    yy, xx = np.meshgrid(like.origin_nm[0] + 20 * np.arange(30),
+                         like.origin_nm[1] + 20 * np.arange(40), indexing="ij")
+    r = np.hypot(xx - 150.0, yy)
+    assert (img.data[r < 75] == 2).all() and not (img.data[r > 82] == 2).any()
+    # a 2D table gets spine_id through the 2D image
+    t = pa.table({"x": [150.0, -200.0], "y": [10.0, 0.0]})
+    assert labels_to_points(t, img).column("spine_id").to_pylist() == [1, -1]
