@@ -213,3 +213,25 @@ def test_spine_grids_in_batches_under_a_small_budget(tmp_path, mesh_dir, monkeyp
     assert main(["spine-grids", str(mesh_dir), "-o", str(tmp_path / "n"), "--size", "16",
                  "--points", "128", "--format", "npz", "--quiet"]) == 2
     assert not (tmp_path / "n").exists()
+
+
+def test_voxelize_like_a_2d_render_then_label_2d_points(tmp_path, mesh_dir):
+    from smlmspine import read, write
+    from smlmspine.schema import make_table
+    from smlmspine.voxel import read_image, render, write_image
+
+    rng = np.random.default_rng(1)
+    p = rng.uniform(-700, 700, (500, 2))
+    write_image(render(make_table({"x": p[:, 0], "y": p[:, 1]}), voxel_nm=20.0, dims=2),
+                tmp_path / "overview.ome.tif")
+    out = tmp_path / "labels2d.ome.tif"
+    assert main(["voxelize", str(mesh_dir), "-o", str(out), "--like",
+                 str(tmp_path / "overview.ome.tif"), "--quiet"]) == 0
+    lab = read_image(out)
+    assert lab.axes == ("y", "x")
+    locs = tmp_path / "locs2d.csv"
+    write(make_table({"x": [-300.0, 300.0, 0.0], "y": [0.0, 0.0, 0.0]}), locs)
+    res = tmp_path / "out.parquet"
+    assert main(["label-points", str(locs), str(out), "-o", str(res), "--quiet"]) == 0
+    # columns under the cone (spine 0) and the sphere (spine 3); the box centre: dendrite
+    assert read(res).column("spine_id").to_pylist() == [0, 3, -1]
