@@ -140,6 +140,18 @@ def _gauss(img, off, origin, voxel, z, y, x, sz, sxy, floor_nm, floor_z, plane, 
     return inside
 
 
+def _voxel_index(c, o, v, inv):  # pragma: no cover - numba
+    """``floor((c - o) / v + 0.5)`` through a multiplication by ``inv = 1 / v``, with the
+    division redone where the two could round to different voxels (within 1e-6 of an
+    edge), so the result is always the division's (:meth:`VoxelImage.index_of`)."""
+    u = (c - o) * inv + 0.5
+    j = np.floor(u)
+    f = u - j
+    if f < 1e-6 or f > 1.0 - 1e-6:
+        j = np.floor((c - o) / v + 0.5)
+    return j
+
+
 def _hist(img, off, origin, voxel, z, y, x, plane, w):  # pragma: no cover - numba
     """Count every localization in its voxel of ``img`` (P, nz, ny, nx) whose voxel 0
     has global index ``off``; returns how many are inside. Two passes (flat indices,
@@ -153,11 +165,12 @@ def _hist(img, off, origin, voxel, z, y, x, plane, w):  # pragma: no cover - num
     idx = np.empty(n, np.int64)
     rows = np.empty(n if (lp > 0 or lw > 0) else 1, np.int64)
     m = 0
+    iz, iy, ix = 1.0 / voxel[0], 1.0 / voxel[1], 1.0 / voxel[2]
     jz0 = np.floor((z[0] - origin[0]) / voxel[0] + 0.5) - off[0]   # 2D: one plane
     for i in range(n):
-        jz = jz0 if lz == 0 else np.floor((z[i] - origin[0]) / voxel[0] + 0.5) - off[0]
-        jy = np.floor((y[i] - origin[1]) / voxel[1] + 0.5) - off[1]
-        jx = np.floor((x[i] - origin[2]) / voxel[2] + 0.5) - off[2]
+        jz = jz0 if lz == 0 else _vidx(z[i], origin[0], voxel[0], iz) - off[0]
+        jy = _vidx(y[i], origin[1], voxel[1], iy) - off[1]
+        jx = _vidx(x[i], origin[2], voxel[2], ix) - off[2]
         if jz >= 0 and jz < nz and jy >= 0 and jy < ny and jx >= 0 and jx < nx:
             f = (np.int64(jz) * ny + np.int64(jy)) * nx + np.int64(jx)
             if lp > 0 or lw > 0:
@@ -181,7 +194,7 @@ def _hist(img, off, origin, voxel, z, y, x, plane, w):  # pragma: no cover - num
 
 _KERNELS: dict = {}
 # compiled helpers, bound by _kernels (numba resolves them when it compiles)
-_axis_w = _erf_l = None
+_axis_w = _erf_l = _vidx = None
 
 
 def _kernels() -> dict:
@@ -193,7 +206,8 @@ def _kernels() -> dict:
         # module globals only here, so that importing this module does not import numba
         opts = dict(cache=True, nogil=True)
         inline = dict(opts, inline="always")
-        globals().update(_erf_l=njit(**inline)(_erf_lookup))
+        globals().update(_erf_l=njit(**inline)(_erf_lookup),
+                         _vidx=njit(**inline)(_voxel_index))
         globals()["_axis_w"] = njit(**inline)(_axis_weights)
         _KERNELS.update(gauss=njit(**opts)(_gauss), hist=njit(**opts)(_hist),
                         band_order=njit(**opts)(_band_order),
