@@ -4,7 +4,9 @@
 provenance and each stage's summary go to ``OUTDIR/run.json``; the outputs are those of
 ``smlmspine mesh`` (``spine_<id>.ply``, ``dendrite.ply``, ``spines.parquet``, now with
 the morphology features and classes) plus the corrected, merged localization table with
-``spine_id`` and the drift table and plot.
+``spine_id``, the drift table and plot and a 2D overview image (``overview.ome.tif``,
+20 nm pixels, :func:`smlmspine.voxel.write_overview`). ``smlmspine run`` adds
+``report.html`` (:func:`smlmspine.report.write_report`).
 """
 
 from __future__ import annotations
@@ -218,6 +220,13 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     if drift_model is not None:
         drift_model.write_csv(outdir / "drift.csv")
         drift_model.plot(outdir / "drift.png")
+    from .voxel import write_overview
+
+    try:   # a picture of the data; a cloud too large to draw at 20 nm is not a failed run
+        write_overview(localizations, outdir)
+        stages["overview"] = {"file": "overview.ome.tif"}
+    except ParameterError as exc:
+        stages["overview"] = {"skipped": str(exc)}
     classes: dict[str, int] = {}
     for c in spines.column("spine_class").to_pylist():
         if c:

@@ -17,8 +17,9 @@ def register(sub) -> None:
         description="The pipeline in one command: read IN, correct drift, merge blinks, isolate "
                     "spines, reconstruct their envelopes, measure them and classify them. Writes "
                     "OUTDIR/spine_<id>.<ext>, dendrite.<ext>, spines.parquet (features + class), "
-                    "localizations.parquet (with spine_id), drift.csv/drift.png and run.json "
-                    "(every parameter and the effective configuration).",
+                    "localizations.parquet (with spine_id), drift.csv/drift.png, "
+                    "overview.ome.tif (2D, 20 nm pixels), run.json (every parameter and the "
+                    "effective configuration) and report.html (one self-contained page).",
         epilog="--config FILE reads the parameters from a TOML file (sections [read], [run]; "
                "`smlmspine run --print-config` prints every key with its default); an option "
                "given on the command line overrides the file. See docs/batch.md.")
@@ -43,6 +44,8 @@ def register(sub) -> None:
                    help="mesh file format (default ply)")
     p.add_argument("--step-nm", type=POSITIVE, default=None, help="cross-section spacing (nm; default 10)")
     add_envelope_options(p)
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (smlmspine report OUTDIR makes it later)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     # unset options are None: only the options given override the configuration file
     p.set_defaults(func=_run, workers=None, no_merge=None, no_neck_surface=None, keep_invalid=None)
@@ -141,6 +144,10 @@ def _run_in(args, config, outdir) -> int:
         warnings.simplefilter("always", QualityWarning)
         res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)
     _print_warnings("run", caught)
+    if not args.no_report:
+        from ..report import write_report
+
+        write_report(outdir, kind="run")
     s = res.summary
     print(f"{s['n_spines']} spines in {args.output}: "
           + (", ".join(f"{k} {v}" for k, v in sorted(s["classes"].items())) or "none classified"))
