@@ -143,13 +143,7 @@ def read_tiff(path: Path, *, level: int = 0) -> VoxelImage | None:
     with tif:
         if not tif.is_ome:
             return None
-        series = tif.series[0]
-        if not 0 <= level < len(series.levels):
-            raise ParameterError(f"level must be in [0, {len(series.levels) - 1}] for "
-                                 f"{Path(path).name}, got {level}")
-        lv = series.levels[level]
-        check_memory(float(np.prod(lv.shape, dtype=float)) * lv.dtype.itemsize,
-                     what=f"reading {Path(path).name}")
+        lv = _level(tif, level, path)
         data = lv.asarray()
         tiff_axes = lv.axes
         xml = tif.ome_metadata
@@ -206,11 +200,17 @@ def read_plain_tiff(path: Path, *, level: int = 0) -> np.ndarray:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        if not 0 <= level < len(series.levels):
-            raise ParameterError(f"level must be in [0, {len(series.levels) - 1}] for "
-                                 f"{Path(path).name}, got {level}")
-        lv = series.levels[level]
-        check_memory(float(np.prod(lv.shape, dtype=float)) * lv.dtype.itemsize,
-                     what=f"reading {Path(path).name}")
-        return lv.asarray()
+        return _level(tif, level, path).asarray()
+
+
+def _level(tif, level: int, path):
+    """Pyramid level ``level`` of the first series of an open TIFF, its size checked
+    against the memory budget before it is read."""
+    series = tif.series[0]
+    if not 0 <= level < len(series.levels):
+        raise ParameterError(f"level must be in [0, {len(series.levels) - 1}] for "
+                             f"{Path(path).name}, got {level}")
+    lv = series.levels[level]
+    check_memory(float(np.prod(lv.shape, dtype=float)) * lv.dtype.itemsize,
+                 what=f"reading {Path(path).name}")
+    return lv
