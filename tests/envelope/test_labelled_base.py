@@ -12,10 +12,10 @@ from smlmspine.errors import QualityWarning
 
 def _shell(rng, n, kind):
     """Membrane points of a spine along +z from its open base at the origin: a stubby
-    dome (hemisphere on a short wide cylinder, wider than long) or a thin spine (100 nm
+    dome (hemisphere on a short wide cylinder; flat: much wider than long) or a thin spine (100 nm
     neck, 500 nm head), with 12/12/30 nm localization noise."""
-    if kind == "stubby":
-        r, h_cyl = 260.0, 200.0
+    if kind in ("stubby", "flat-stubby"):
+        r, h_cyl = (260.0, 200.0) if kind == "stubby" else (320.0, 60.0)   # flat: its axis is its shortest
         a_cyl, a_dome = 2 * np.pi * r * h_cyl, 2 * np.pi * r ** 2
         m = rng.random(n) < a_cyl / (a_cyl + a_dome)
         phi = rng.uniform(0, 2 * np.pi, n)
@@ -42,7 +42,7 @@ def _rotation(rng):
     return q * np.sign(np.linalg.det(q))
 
 
-@pytest.mark.parametrize("kind", ["stubby", "thin"])
+@pytest.mark.parametrize("kind", ["stubby", "flat-stubby", "thin"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_labelled_spine_base_is_its_open_end(kind, seed):
     rng = np.random.default_rng(seed)
