@@ -151,6 +151,7 @@ def test_spine_meshes_simulated_membrane(membrane_dendrite):
     assert 0.85 < np.median(ratios) < 1.15, ratios
 
 
+@pytest.mark.slow  # ~80 s on the loaded 2-core machine: two full mesh runs of the dendrite
 def test_spine_meshes_independent_of_worker_count(membrane_dendrite):
     sim = membrane_dendrite
     iso = isolate_spines(sim.localizations, label="membrane", workers=2)
@@ -164,6 +165,7 @@ def test_spine_meshes_independent_of_worker_count(membrane_dendrite):
         assert np.array_equal(env.mesh.faces, two.envelopes[k].mesh.faces)
 
 
+@pytest.mark.slow  # ~80 s: two full mesh runs; the neck refit itself is tested on analytic tubes in the default suite
 def test_neck_surface_switch(membrane_dendrite):
     """mesh_spines refits necks by default (said in each spine's parameters and note) and
     keeps the shell surface with neck_surface=False; the meshes stay valid either way."""
