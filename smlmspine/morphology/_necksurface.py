@@ -273,7 +273,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     tree = cKDTree(c)
     mesh = _fine_enough(mesh, tree, s, s0, s1 + end_margin_nm + ramp_nm,
                         2.0 * np.pi * float(kr.min()) / VERTICES_PER_RING)
-    v_ = np.asarray(mesh.vertices, float)
+    v_ = np.array(mesh.vertices, dtype=float)   # a copy: the input mesh is not to be moved
     # nearest centreline point of each vertex (dense centreline at step_nm)
     dist, j = tree.query(v_)
     sv_ = s[j]

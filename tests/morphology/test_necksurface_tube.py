@@ -129,3 +129,19 @@ def test_irregular_neck_keeps_its_constrictions_smooth_neck_one_radius():
     assert np.ptp(radii) < 0.05 * np.mean(radii)   # one radius
     lo, _ = _neck_min(out, length)
     assert abs(lo - 100.0) < 8.0
+
+
+def test_input_mesh_is_not_moved():
+    """The refit returns a moved copy; the mesh it was given keeps its vertices (a
+    refit refused as invalid left its moves in the shell surface, which was then
+    written as watertight while self-intersecting: simulated MINFLUX spine, 1682
+    crossing faces). The mesh here needs no subdivision, the case that had no copy."""
+    rng = np.random.default_rng(5)
+    length = 1200.0
+    mesh = _revolved(np.linspace(0.0, length, 160), np.full(160, 60.0))   # fine enough
+    before = np.array(mesh.vertices)
+    out, fit = fit_neck_surface(mesh, _tube_points(45.0, length, 12.0, 5000, rng), np.zeros(3),
+                                precision_nm=12.0, base_axis=np.array([0.0, 0.0, 1.0]))
+    assert fit.applied, fit.reason
+    assert not np.array_equal(np.asarray(out.vertices), before)   # the copy moved
+    assert np.array_equal(np.asarray(mesh.vertices), before)      # the input did not
