@@ -657,8 +657,9 @@ def _end_openness(q, cen, a) -> float:
 #: The surface normals of an open membrane sum to the area vector of its opening
 #: (:func:`_normal_sum`); for a squat spine (second principal axis >= SQUAT_AXIS_RATIO x
 #: the first) the opening is taken as the base when that sum is at least this fraction of
-#: the number of localizations (a stubby spine's base: ~0.25).
-OPENING_MIN_FRACTION = 0.12
+#: the number of localizations (simulated EM-like cut spines, 5 seeds: stubby 0.06-0.19,
+#: squat mushrooms, whose base is a thin neck, <= 0.04).
+OPENING_MIN_FRACTION = 0.08
 
 
 def _normal_sum(q, cen, k: int = 24) -> np.ndarray:
