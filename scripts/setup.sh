@@ -2,7 +2,8 @@
 # Install everything smlmspine needs on a fresh Debian machine with Python 3.11:
 # the system libraries Open3D loads (libusb-1.0-0, libgomp1, libgl1), a virtual
 # environment in .venv, and the package with its test and docs extras (editable).
-# Idempotent: a second run only checks.
+# Idempotent: a second run only checks. `--with-browser` also installs Debian's chromium,
+# which the slow test of report.html (tests/report, `pytest -m slow`) renders it in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,9 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 need_pkgs=()
-for pkg in libusb-1.0-0 libgomp1 libgl1; do
+pkgs=(libusb-1.0-0 libgomp1 libgl1)
+if [ "${1:-}" = "--with-browser" ]; then pkgs+=(chromium); fi
+for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 PY=${PYTHON:-python3.11}
