@@ -266,20 +266,29 @@ def load_mesh(path: str | Path, *, units: str | None):
     return mesh
 
 
-def _declared_units(path: Path) -> str | None:
-    if path.suffix.lower() not in (".ply", ".obj", ".off"):
-        return None
+def _header_lines(path: Path) -> list[str]:
+    """The lines of a mesh file's header, lower-cased (at most 60 within its first 4 kB,
+    up to a PLY ``end_header``); empty when the file cannot be read."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096).decode("latin-1")
     except OSError:
-        return None
+        return []
+    lines = []
     for line in head.splitlines()[:60]:
         low = line.lower()
-        if "smlmspine" in low and "units=nm" in low.replace(" ", ""):
-            return "nm"
         if low.startswith("end_header"):
             break
+        lines.append(low)
+    return lines
+
+
+def _declared_units(path: Path) -> str | None:
+    if path.suffix.lower() not in (".ply", ".obj", ".off"):
+        return None
+    for low in _header_lines(path):
+        if "smlmspine" in low and "units=nm" in low.replace(" ", ""):
+            return "nm"
     return None
 
 

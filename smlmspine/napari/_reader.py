@@ -390,20 +390,12 @@ def _mesh_units(path: Path) -> str | None:
     :func:`smlmspine.morphology.load_mesh` does); the simulator's truth PLYs carry a
     ``comment smlmspine simulate: ...`` line and are written in nm.
     """
-    from ..morphology._tables import _declared_units
+    from ..morphology._tables import _declared_units, _header_lines
 
     units = _declared_units(path)
-    if units is None and path.suffix.lower() == ".ply":
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(4096).decode("latin-1")
-        except OSError:
-            return None
-        for line in head.splitlines()[:60]:
-            if line.lower().startswith("comment smlmspine simulate"):
-                return "nm"
-            if line.startswith("end_header"):
-                break
+    if units is None and path.suffix.lower() == ".ply" and any(
+            low.startswith("comment smlmspine simulate") for low in _header_lines(path)):
+        return "nm"
     return units
 
 
