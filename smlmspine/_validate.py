@@ -7,9 +7,10 @@ line), says what was expected and what was found, and raises
 
 Resource budget: functions whose memory grows with a parameter (a step, a ring width,
 a grid cell) estimate the bytes they would allocate and call :func:`check_memory`
-*before* allocating. The budget is :data:`DEFAULT_MEMORY_BUDGET_GB` (1 GB) of the arrays
-that parameter implies; raise it with the environment variable
-``SMLMSPINE_MEMORY_BUDGET_GB`` (e.g. ``SMLMSPINE_MEMORY_BUDGET_GB=8``).
+*before* allocating. The budget is a quarter of the machine's physical memory, at least
+:data:`DEFAULT_MEMORY_BUDGET_GB` (1 GB), of the arrays that parameter implies (6 GB on a
+24 GB machine); set it with the environment variable ``SMLMSPINE_MEMORY_BUDGET_GB``
+(e.g. ``SMLMSPINE_MEMORY_BUDGET_GB=8``).
 
 Examples
 --------
@@ -33,10 +34,14 @@ from .errors import ParameterError
 
 __all__ = ["finite", "positive", "non_negative", "in_range", "integer", "workers",
            "memory_budget_bytes", "check_memory", "check_count", "cli_type",
-           "DEFAULT_MEMORY_BUDGET_GB", "MEMORY_BUDGET_ENV", "MAX_WORKERS"]
+           "DEFAULT_MEMORY_BUDGET_GB", "DEFAULT_MEMORY_SHARE", "MEMORY_BUDGET_ENV", "MAX_WORKERS",
+           "physical_memory_bytes"]
 
-#: Default budget of the arrays a parameter implies, in GB (10^9 bytes).
+#: Smallest default budget of the arrays a parameter implies, in GB (10^9 bytes); the
+#: default is a quarter of the machine's physical memory when that is more.
 DEFAULT_MEMORY_BUDGET_GB = 1.0
+#: Share of the machine's physical memory the default budget takes.
+DEFAULT_MEMORY_SHARE = 0.25
 #: Environment variable that raises (or lowers) the budget, in GB.
 MEMORY_BUDGET_ENV = "SMLMSPINE_MEMORY_BUDGET_GB"
 
@@ -205,11 +210,23 @@ def workers(value, name: str = "workers") -> int:
     return v
 
 
+def physical_memory_bytes() -> float | None:
+    """The machine's physical memory in bytes (``None`` when the system does not say)."""
+    try:
+        total = float(os.sysconf("SC_PAGE_SIZE")) * float(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+    return total if math.isfinite(total) and total > 0 else None
+
+
 def memory_budget_bytes() -> float:
-    """The memory budget in bytes: ``SMLMSPINE_MEMORY_BUDGET_GB`` or 1 GB."""
+    """The memory budget in bytes: ``SMLMSPINE_MEMORY_BUDGET_GB``, else a quarter of the
+    machine's physical memory (at least 1 GB)."""
     text = os.environ.get(MEMORY_BUDGET_ENV)
     if text is None or not text.strip():
-        return DEFAULT_MEMORY_BUDGET_GB * 1e9
+        total = physical_memory_bytes()
+        floor = DEFAULT_MEMORY_BUDGET_GB * 1e9
+        return floor if total is None else max(floor, DEFAULT_MEMORY_SHARE * total)
     try:
         gb = float(text)
     except ValueError:

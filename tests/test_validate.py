@@ -70,8 +70,23 @@ def test_workers():
             workers(bad)
 
 
-def test_memory_budget_env(monkeypatch):
+def test_memory_budget_default_is_a_quarter_of_the_machine(monkeypatch):
+    import smlmspine._validate as v
     monkeypatch.delenv("SMLMSPINE_MEMORY_BUDGET_GB", raising=False)
+    for total, budget in ((24e9, 6e9), (2e9, 1e9), (None, 1e9)):
+        monkeypatch.setattr(v, "physical_memory_bytes", lambda total=total: total)
+        assert memory_budget_bytes() == budget
+    monkeypatch.undo()
+    monkeypatch.delenv("SMLMSPINE_MEMORY_BUDGET_GB", raising=False)
+    total = v.physical_memory_bytes()
+    assert total is not None and total > 1e8          # this machine says how much it has
+    assert memory_budget_bytes() == max(1e9, total / 4)
+
+
+def test_memory_budget_env(monkeypatch):
+    import smlmspine._validate as v
+    monkeypatch.delenv("SMLMSPINE_MEMORY_BUDGET_GB", raising=False)
+    monkeypatch.setattr(v, "physical_memory_bytes", lambda: 2e9)
     assert memory_budget_bytes() == 1e9
     check_memory(0.9e9, what="x")
     with pytest.raises(ParameterError, match=r"about 1\.1 GB, over the memory budget of 1 GB"):

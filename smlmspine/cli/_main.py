@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="SMLM (3D STORM, MINFLUX) point clouds of neurons: localization tables, "
                     "drift, clusters, spine envelopes, neck measurements, synaptic coupling.",
         epilog="A refused command prints one line and exits with status 2, leaving no partial "
-               "output. Memory a parameter would imply is refused beyond a budget of 1 GB; "
-               "set SMLMSPINE_MEMORY_BUDGET_GB to raise it (docs/reliability.md).")
+               "output. Memory a parameter would imply is refused beyond a budget (a quarter of "
+               "the machine's memory, at least 1 GB); set SMLMSPINE_MEMORY_BUDGET_GB (in GB) to "
+               "change it (docs/reliability.md).")
     parser.add_argument("--version", action="version", version=f"smlmspine {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
