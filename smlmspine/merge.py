@@ -36,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -58,17 +59,6 @@ def _median_positive(table: pa.Table, name: str) -> float | None:
     v = np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     return float(np.median(v)) if v.size else None
-
-
-def _precisions(table: pa.Table, name: str) -> np.ndarray:
-    """Variances (nm^2) from a precision column; missing/invalid -> median, clipped at p99."""
-    v = np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
-    good = np.isfinite(v) & (v > 0)
-    if not good.any():
-        raise ParameterError(f"merge_blinks: column {name!r} holds no positive precision")
-    v = np.where(good, v, np.median(v[good]))
-    v = np.minimum(v, np.percentile(v, 99))
-    return v * v
 
 
 def default_merge_parameters(table: pa.Table) -> dict[str, float]:
@@ -259,6 +249,191 @@ def _link(*args):
     return _KERNEL(*args)
 
 
+@dataclass(frozen=True)
+class _LinkSetup:
+    """What the linking needs beyond the rows: the test, the precision clipping, the grid.
+
+    Derived from the whole table (:func:`_link_setup`), so that parts of a table linked
+    separately (:mod:`smlmspine._large`, frame windows) are linked exactly as the whole.
+    """
+
+    adaptive: bool
+    n_sigma: float
+    r: float                       # fixed radius, or the adaptive reach (nm)
+    rz: float                      # axial limit (nm; inf in 2D)
+    gap: int
+    is3d: bool
+    clip_xy: tuple[float, float] | None   # (median, 99th percentile) of precision_xy
+    clip_z: tuple[float, float] | None    # the same of precision_z (None: 3 x xy)
+    grid: tuple[float, float, float, int, int]   # lo_x, lo_y, cell, nx, ny
+
+
+def _bounds(table: pa.Table) -> tuple[float, float, float, float] | None:
+    """(min x, max x, min y, max y) of a table, None when it is empty."""
+    if table.num_rows == 0:
+        return None
+    x = table.column("x").to_numpy()
+    y = table.column("y").to_numpy()
+    return float(x.min()), float(x.max()), float(y.min()), float(y.max())
+
+
+def _clip(values, name: str) -> tuple[float, float]:
+    """(median, 99th percentile) of the positive finite precisions, missing ones count as the median."""
+    v = np.asarray(values, dtype=float)
+    good = np.isfinite(v) & (v > 0)
+    if not good.any():
+        raise ParameterError(f"merge_blinks: column {name!r} holds no positive precision")
+    med = np.median(v[good])
+    v = np.where(good, v, med)
+    return float(med), float(np.percentile(v, 99))
+
+
+def _variances(values, clip: tuple[float, float]) -> np.ndarray:
+    """Variances (nm^2) of a precision column with the table-wide clipping ``clip``."""
+    v = np.asarray(values, dtype=float)
+    good = np.isfinite(v) & (v > 0)
+    v = np.where(good, v, clip[0])
+    v = np.minimum(v, clip[1])
+    return v * v
+
+
+def _link_setup(names, n: int, precision_xy, precision_z, bounds, *, radius_nm, gap: int,
+                radius_z_nm, n_sigma: float) -> _LinkSetup:
+    """The linking parameters of a whole table (its column names, row count, precision
+    columns and x/y bounds); raises the ParameterErrors of :func:`merge_blinks`."""
+    is3d = "z" in names
+    adaptive = radius_nm is None
+    clip_xy = clip_z = None
+    if adaptive:
+        if "precision_xy" not in names:
+            raise ParameterError("merge_blinks: the table has no 'precision_xy' column to derive "
+                                 "the linking distance from; give radius_nm=")
+        clip_xy = _clip(precision_xy, "precision_xy")
+        if "precision_z" in names:
+            clip_z = _clip(precision_z, "precision_z")
+        # the largest variance after clipping: the 99th percentile squared
+        vmax_xy = clip_xy[1] * clip_xy[1]
+        vmax_z = clip_z[1] * clip_z[1] if clip_z is not None else 9.0 * vmax_xy
+        reach = float(n_sigma * np.sqrt(2.0 * vmax_xy)) if n else 1.0
+        r, rz = reach, float(n_sigma * np.sqrt(2.0 * vmax_z)) if n else 1.0
+    else:
+        r = positive(radius_nm, "radius_nm", unit="nm")
+        if not r * r > 0:  # the kernel compares squared distances
+            raise ParameterError(f"radius_nm must be >= 1e-150 nm (its square is used), got {r!r}")
+        if radius_z_nm is None:
+            pz = None
+            if precision_z is not None:
+                v = np.asarray(precision_z, dtype=float)
+                v = v[np.isfinite(v) & (v > 0)]
+                pz = float(np.median(v)) if v.size else None
+            rz = 3.0 * pz if pz else 3.0 * r
+        else:
+            rz = positive(radius_z_nm, "radius_z_nm", unit="nm")
+        reach = r
+    if not rz > 0:
+        raise ParameterError(f"radius_z_nm must be > 0, got {radius_z_nm}")
+    if adaptive and radius_z_nm is not None:
+        raise ParameterError("radius_z_nm needs radius_nm (the adaptive test uses precision_z)")
+    grid = (0.0, 0.0, 1.0, 1, 1)
+    if n and bounds is not None:
+        x0, x1, y0, y1 = bounds
+        # cells >= 2 x the reach; never so small that the cell counts overflow
+        cell = max(2.0 * reach, float(np.sqrt((x1 - x0) * (y1 - y0) / _MAX_CELLS)), 1e-300)
+        nx = int((x1 - x0) // cell) + 1
+        ny = int((y1 - y0) // cell) + 1
+        while nx * ny > _MAX_CELLS:
+            cell *= 2
+            nx = int((x1 - x0) // cell) + 1
+            ny = int((y1 - y0) // cell) + 1
+        grid = (x0, y0, cell, nx, ny)
+    return _LinkSetup(adaptive, float(n_sigma), r, rz if is3d else np.inf, gap, is3d,
+                      clip_xy, clip_z, grid)
+
+
+def _link_rows(table: pa.Table, setup: _LinkSetup, order: np.ndarray | None = None):
+    """Burst labels of the rows of ``table`` in frame order.
+
+    Returns ``(order, labels_sorted, w)``: the row order (stable by frame unless
+    ``order`` is given), the burst label of each row in that order and the photon
+    weights (in table order).
+    """
+    n = table.num_rows
+    names = table.column_names
+    frame = table.column("frame").to_numpy()
+    if order is None:
+        order = np.argsort(frame, kind="stable")
+    x = table.column("x").to_numpy()
+    y = table.column("y").to_numpy()
+    z = table.column("z").to_numpy() if setup.is3d else np.zeros(n)
+    w = np.ones(n)
+    if "photons" in names:
+        ph = np.asarray(table.column("photons").to_numpy(zero_copy_only=False), float)
+        w = np.where(np.isfinite(ph) & (ph > 0), ph, 0.0)
+        w = np.where(w > 0, w, 1e-9)
+    if setup.adaptive:
+        vxy = _variances(table.column("precision_xy").to_numpy(zero_copy_only=False),
+                         setup.clip_xy)
+        vz = (_variances(table.column("precision_z").to_numpy(zero_copy_only=False),
+                         setup.clip_z) if setup.clip_z is not None else vxy * 9.0)
+    else:
+        vxy = vz = np.ones(n)
+    labels_sorted = np.zeros(0, np.int64)
+    if n:
+        lo_x, lo_y, cell, nx, ny = setup.grid
+        c = np.ascontiguousarray
+        labels_sorted = _link(c(x[order]), c(y[order]), c(z[order]), c(w[order]),
+                              c(frame[order]).astype(np.int64), c(vxy[order]), c(vz[order]),
+                              setup.n_sigma ** 2 if setup.adaptive else 0.0, setup.r,
+                              setup.rz, setup.gap, cell, lo_x, lo_y, nx, ny)
+    return order, labels_sorted, w
+
+
+def _aggregate(table: pa.Table, order: np.ndarray, labels_sorted: np.ndarray, w: np.ndarray):
+    """One row per burst (the package's aggregator) over the rows in frame order.
+
+    Bursts are numbered by first appearance, a burst's first row is its first
+    localization. Returns the table (without history; the input's schema metadata) and
+    the :class:`~smlmspine._aggregate.Groups` of the labels.
+    """
+    from ._aggregate import Groups
+
+    names = table.column_names
+    frame = table.column("frame").to_numpy()
+    g = Groups(labels_sorted)
+    first_idx = order[g.first_rows]
+    w_f = w[order]
+
+    def values(col) -> np.ndarray:
+        return np.asarray(col.to_numpy(zero_copy_only=False), float)[order]
+
+    cols: dict[str, object] = {}
+    units: dict[str, str] = {}
+    for name in names:
+        col = table.column(name)
+        if name in ("x", "y", "z"):
+            cols[name] = g.weighted_mean(values(col), w_f)
+        elif name == "photons":
+            cols[name] = g.sum(values(col))
+        elif name in ("precision_xy", "precision_z"):
+            cols[name] = 1.0 / np.sqrt(g.sum(1.0 / values(col) ** 2))
+        elif name == "background":
+            cols[name] = g.mean(values(col))
+        elif name in COLUMNS or not (pa.types.is_floating(col.type)):
+            cols[name] = col.take(pa.array(first_idx))
+        else:
+            cols[name] = g.mean(values(col))
+        if name not in COLUMNS:
+            u = unit_of(table, name)
+            if u is not None:
+                units[name] = u
+    cols["first_frame"] = frame[first_idx]
+    cols["last_frame"] = g.max(frame[order].astype(np.int64))
+    cols["n_merged"] = g.counts
+    units.update({"first_frame": "frame", "last_frame": "frame", "n_merged": "1"})
+    out = make_table(cols, units=units)
+    return out.replace_schema_metadata(table.schema.metadata), g
+
+
 def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
                  max_gap_frames: int | None = None, radius_z_nm: float | None = None,
                  n_sigma: float = DEFAULT_N_SIGMA) -> pa.Table:
@@ -332,98 +507,17 @@ def merge_blinks(table: pa.Table, *, radius_nm: float | None = None,
     gap = 1 if max_gap_frames is None else integer(max_gap_frames, "max_gap_frames", minimum=0)
     if not n_sigma > 0:
         raise ParameterError(f"n_sigma must be > 0, got {n_sigma}")
-    is3d = "z" in names
-    n = table.num_rows
-    adaptive = radius_nm is None
-    if adaptive:
-        if "precision_xy" not in names:
-            raise ParameterError("merge_blinks: the table has no 'precision_xy' column to derive "
-                                 "the linking distance from; give radius_nm=")
-        vxy = _precisions(table, "precision_xy")
-        vz = _precisions(table, "precision_z") if "precision_z" in names else vxy * 9.0
-        reach = float(n_sigma * np.sqrt(2.0 * vxy.max())) if n else 1.0
-        r, rz = reach, float(n_sigma * np.sqrt(2.0 * vz.max())) if n else 1.0
-    else:
-        r = positive(radius_nm, "radius_nm", unit="nm")
-        if not r * r > 0:  # the kernel compares squared distances
-            raise ParameterError(f"radius_nm must be >= 1e-150 nm (its square is used), got {r!r}")
-        if radius_z_nm is None:
-            pz = _median_positive(table, "precision_z")
-            rz = 3.0 * pz if pz else 3.0 * r
-        else:
-            rz = positive(radius_z_nm, "radius_z_nm", unit="nm")
-        vxy = vz = np.ones(n)
-        reach = r
-    if not rz > 0:
-        raise ParameterError(f"radius_z_nm must be > 0, got {radius_z_nm}")
-    if adaptive and radius_z_nm is not None:
-        raise ParameterError("radius_z_nm needs radius_nm (the adaptive test uses precision_z)")
-    frame = table.column("frame").to_numpy()
-    order = np.argsort(frame, kind="stable")
-    x = table.column("x").to_numpy()
-    y = table.column("y").to_numpy()
-    z = table.column("z").to_numpy() if is3d else np.zeros(n)
-    w = np.ones(n)
-    if "photons" in names:
-        ph = np.asarray(table.column("photons").to_numpy(zero_copy_only=False), float)
-        w = np.where(np.isfinite(ph) & (ph > 0), ph, 0.0)
-        w = np.where(w > 0, w, 1e-9)
-    labels_sorted = np.zeros(0, np.int64)
-    if n:
-        lo_x, lo_y = x.min(), y.min()
-        # cells >= 2 x the reach; never so small that the cell counts overflow
-        cell = max(2.0 * reach, float(np.sqrt((x.max() - lo_x) * (y.max() - lo_y) / _MAX_CELLS)),
-                   1e-300)
-        nx = int((x.max() - lo_x) // cell) + 1
-        ny = int((y.max() - lo_y) // cell) + 1
-        while nx * ny > _MAX_CELLS:
-            cell *= 2
-            nx = int((x.max() - lo_x) // cell) + 1
-            ny = int((y.max() - lo_y) // cell) + 1
-        c = np.ascontiguousarray
-        labels_sorted = _link(c(x[order]), c(y[order]), c(z[order]), c(w[order]),
-                              c(frame[order]).astype(np.int64), c(vxy[order]), c(vz[order]),
-                              float(n_sigma) ** 2 if adaptive else 0.0, r,
-                              rz if is3d else np.inf, gap, cell, lo_x, lo_y, nx, ny)
-    # one row per burst (the package's aggregator), over the rows in frame order: bursts
-    # are numbered by first appearance, a burst's first row is its first localization
-    from ._aggregate import Groups
 
-    g = Groups(labels_sorted)
-    m = g.n_groups
-    first_idx = order[g.first_rows]
-    count = g.counts
-    w_f = w[order]
+    def column(name):
+        return table.column(name).to_numpy(zero_copy_only=False) if name in names else None
 
-    def values(col) -> np.ndarray:
-        return np.asarray(col.to_numpy(zero_copy_only=False), float)[order]
-
-    cols: dict[str, object] = {}
-    units: dict[str, str] = {}
-    for name in names:
-        col = table.column(name)
-        if name in ("x", "y", "z"):
-            cols[name] = g.weighted_mean(values(col), w_f)
-        elif name == "photons":
-            cols[name] = g.sum(values(col))
-        elif name in ("precision_xy", "precision_z"):
-            cols[name] = 1.0 / np.sqrt(g.sum(1.0 / values(col) ** 2))
-        elif name == "background":
-            cols[name] = g.mean(values(col))
-        elif name in COLUMNS or not (pa.types.is_floating(col.type)):
-            cols[name] = col.take(pa.array(first_idx))
-        else:
-            cols[name] = g.mean(values(col))
-        if name not in COLUMNS:
-            u = unit_of(table, name)
-            if u is not None:
-                units[name] = u
-    cols["first_frame"] = frame[first_idx]
-    cols["last_frame"] = g.max(frame[order].astype(np.int64))
-    cols["n_merged"] = count
-    units.update({"first_frame": "frame", "last_frame": "frame", "n_merged": "1"})
-    out = make_table(cols, units=units)
-    out = out.replace_schema_metadata(table.schema.metadata)
+    setup = _link_setup(names, table.num_rows, column("precision_xy"), column("precision_z"),
+                        _bounds(table), radius_nm=radius_nm, gap=gap,
+                        radius_z_nm=radius_z_nm, n_sigma=n_sigma)
+    order, labels_sorted, w = _link_rows(table, setup)
+    out, _ = _aggregate(table, order, labels_sorted, w)
+    n, m = table.num_rows, out.num_rows
+    adaptive, r, rz, is3d = setup.adaptive, setup.r, setup.rz, setup.is3d
     return with_history(out, "merge.blinks", {
         "mode": "adaptive" if adaptive else "fixed", "n_sigma": float(n_sigma) if adaptive else None,
         "radius_nm": None if adaptive else r, "radius_z_nm": None if adaptive or not is3d else rz,
