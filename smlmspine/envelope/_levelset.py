@@ -3,8 +3,9 @@
 A vertex-moving fit (the membrane shell fit, smoothing) can fold a surface where it is
 thin or strongly curved. :func:`levelset_remesh` rebuilds such a surface from its signed
 distance field, sampled on a regular grid whose spacing is well under the thinnest part
-of the object, and extracted by marching tetrahedra on the Kuhn split of the grid
-by Lewiner's marching cubes (scikit-image), or by marching tetrahedra on the Kuhn
+of the object (the sign by the parity of the surface crossings along the grid lines,
+:mod:`~smlmspine.envelope._levelset_kernels`; the distance only in the band of grid
+points next to the surface), and extracted by Lewiner's marching cubes (scikit-image), or by marching tetrahedra on the Kuhn
 split of the grid (:func:`~smlmspine.envelope.marching_tetrahedra`) when the cubes'
 surface does not pass the exact check. Every triangle lies inside one grid cell and
 meets the triangles of the neighbouring cells only in shared edges, so the result is
@@ -36,7 +37,7 @@ JITTER = 1e-2
 
 
 def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVELSET_MAX_POINTS,
-                    votes: int = 3, fill_axis=None):
+                    fill_axis=None):
     """Closed surface of a (possibly self-intersecting) closed mesh, rebuilt from its
     signed distance field.
 
@@ -53,10 +54,6 @@ def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVEL
         would hold more than ``max_points`` points.
     max_points : int
         Largest grid.
-    votes : int
-        Rays cast per grid point for the inside/outside sign (majority vote; Open3D's
-        ``RaycastingScene.compute_occupancy``), which makes the sign robust at the
-        seams of a folded surface.
     fill_axis : (3,) array-like, optional
         Fill every hole of the solid's cross-sections perpendicular to this axis (the
         grid is laid out along it): a hollow or cup-shaped surface of a sparsely
@@ -80,11 +77,29 @@ def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVEL
     >>> check_mesh(v, f), bool(round(abs(trimesh.Trimesh(v, f).volume / s.volume - 1), 2) <= 0.01)
     ('', True)
     """
+    field = _signed_field(vertices, faces, pitch_nm=pitch_nm, max_points=max_points,
+                          fill_axis=fill_axis)
+    mv, mf, _ = _extract(field, check=True)
+    return mv, mf, field.pitch
+
+
+class _Field:
+    """A signed distance grid and the frame it lives in (internal)."""
+
+    __slots__ = ("vals", "lo", "pitch", "rot", "centre")
+
+    def __init__(self, vals, lo, pitch, rot, centre):
+        self.vals, self.lo, self.pitch, self.rot, self.centre = vals, lo, pitch, rot, centre
+
+
+def _signed_field(vertices, faces, *, pitch_nm, max_points, fill_axis):
+    """The grid of :func:`levelset_remesh`: the sign at every point by crossing parity
+    (:func:`~smlmspine.envelope._levelset_kernels.grid_inside`), the distance (Open3D's
+    closest-point query) only in the band of points next to a sign change, +-2 pitches
+    elsewhere, the border outside."""
     import open3d as o3d
 
-    import trimesh
-
-    from ._repair import check_mesh, largest_body, marching_tetrahedra
+    from ._levelset_kernels import grid_inside
 
     v = np.asarray(vertices, float)
     f = np.asarray(faces, np.int64)
@@ -106,15 +121,14 @@ def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVEL
         if np.prod(n) <= max_points:
             break
         pitch *= 1.25
-    axes = [lo[k] + pitch * np.arange(n[k]) for k in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(local.astype(np.float32)),
-                        o3d.core.Tensor(f.astype(np.uint32)))
-    # the sign everywhere from ray parity (cheap), the distance only in a band of grid
-    # points next to a sign change (the closest-point query costs ~15x a ray)
-    inside = scene.compute_occupancy(o3d.core.Tensor(grid), nsamples=int(votes)).numpy() > 0.5
-    inside = inside.reshape(tuple(n))
+    # the sign everywhere from the parity of the crossings along the grid lines (the
+    # majority of the three axes; three random rays per point by Open3D's
+    # compute_occupancy before, 20x slower), the
+    # distance only in a band of grid points next to a sign change (the closest-point
+    # query costs ~15x a ray). Mesh and grid in float32, as Open3D's queries take them.
+    local32 = local.astype(np.float32)
+    inside = grid_inside(local32.astype(np.float64), f, origin=lo, pitch_nm=pitch,
+                         shape=tuple(int(k) for k in n))
     if fill_axis is not None:
         from scipy import ndimage
 
@@ -123,18 +137,51 @@ def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVEL
         inside = ndimage.binary_fill_holes(inside, structure=in_slice)
     band = _band(inside)
     vals = np.where(inside, -2.0 * pitch, 2.0 * pitch)
-    q = grid.reshape(tuple(n) + (3,))[band]
+    idx = np.nonzero(band)
+    q = np.stack([lo[k] + pitch * idx[k] for k in range(3)], -1).astype(np.float32)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(local32), o3d.core.Tensor(f.astype(np.uint32)))
     dist = scene.compute_distance(o3d.core.Tensor(q)).numpy().astype(float)
     # keep the level set off the grid points: a surface through (or within a hair of)
     # a grid point gives slivers and triangles a hair apart, which tolerance-based
     # tests (Open3D's) call intersecting. Moves the surface by <= SNAP x pitch.
     dist = np.maximum(dist, SNAP * pitch)
-    vals[band] = np.where(inside[band], -dist, dist)
+    vals[idx] = np.where(inside[idx], -dist, dist)
     vals[0], vals[-1], vals[:, 0], vals[:, -1], vals[:, :, 0], vals[:, :, -1] = (pitch,) * 6
-    for extractor in ("cubes", "tetrahedra"):
+    return _Field(vals, lo, pitch, rot, centre)
+
+
+def _largest_body(v, f):
+    """Vertices and faces of the connected body with the largest |volume|: the input
+    when it is one body (found by a union-find over the vertices, ~30x faster than
+    trimesh's split), else :func:`~smlmspine.envelope._repair.largest_body`."""
+    from ._levelset_kernels import mesh_components
+
+    lab = mesh_components(f, len(v))
+    if np.all(lab[f[:, 0]] == lab[f[0, 0]]):
+        return v, f
+    import trimesh
+
+    from ._repair import largest_body
+
+    body = largest_body(trimesh.Trimesh(v, f, process=False))
+    return np.asarray(body.vertices, float), np.asarray(body.faces, np.int64)
+
+
+def _extract(field, *, extractor="cubes", check=True):
+    """Surface of the zero level set of ``field``: ``(vertices, faces, why)``.
+
+    Lewiner's marching cubes (scikit-image), a third of the triangles of marching
+    tetrahedra; with ``check``, its surface is checked (:func:`check_mesh`) and
+    marching tetrahedra take over when it is not clean. ``why`` is the check's
+    result ("" clean, None not checked)."""
+    from ._repair import check_mesh, marching_tetrahedra
+
+    vals, lo, pitch = field.vals, field.lo, field.pitch
+    extractors = ("cubes", "tetrahedra") if extractor == "cubes" else ("tetrahedra",)
+    mv, mf, why = np.zeros((0, 3)), np.zeros((0, 3), np.int64), None
+    for extractor in extractors:
         if extractor == "cubes":
-            # Lewiner's marching cubes (scikit-image): a third of the triangles of
-            # marching tetrahedra; checked below, tetrahedra if it is not clean
             from skimage.measure import marching_cubes
 
             mv, mf, _, _ = marching_cubes(vals, level=0.0, spacing=(pitch,) * 3,
@@ -144,19 +191,23 @@ def levelset_remesh(vertices, faces, *, pitch_nm: float, max_points: int = LEVEL
         else:
             mv, mf = marching_tetrahedra(vals, level=0.0, spacing=pitch, origin=lo)
         if not len(mf):
+            why = None
             break
-        body = largest_body(trimesh.Trimesh(mv, mf, process=False))
-        mv, mf = np.asarray(body.vertices, float), np.asarray(body.faces, np.int64)
+        mv, mf = _largest_body(mv, mf)
         # grid-plane vertices: many triangles have a vertex or edge exactly in one
         # plane of the grid, where Open3D's triangle-triangle test reports pairs
         # several nm apart as intersecting. A fixed-seed jitter of JITTER x pitch takes
         # them off the planes (the exact test is run on the result all the same).
         mv = mv + np.random.default_rng(0).uniform(-JITTER, JITTER, mv.shape) * pitch
         # in the data frame, rounded to float32 as mesh files store it
-        mv = ((mv @ rot + centre).astype(np.float32)).astype(np.float64)
-        if not check_mesh(mv, mf):
+        mv = ((mv @ field.rot + field.centre).astype(np.float32)).astype(np.float64)
+        if not check:
+            why = None
             break
-    return mv, mf, pitch
+        why = check_mesh(mv, mf)
+        if not why:
+            break
+    return mv, mf, why
 
 
 def _band(inside):
@@ -186,15 +237,40 @@ def decimate_clean(vertices, faces, *, target_faces: int, max_shift_nm: float | 
     vertices : (V', 3) ndarray of float
     faces : (F', 3) ndarray of int64
     """
+    v = np.asarray(vertices, float)
+    f = np.asarray(faces, np.int64)
+    target = max(int(target_faces), 4)
+    simplify = _simplifier(v.mean(0), max_shift_nm)
+    v, f, _ = _decimate(v, f, target, simplify)
+    return v, f
+
+
+def _decimate(v, f, target, simplify):
+    """The decimation steps of :func:`decimate_clean`: ``(v, f, checked)``, where
+    ``checked`` says that the result is a step that passed the check (else it is the
+    input, unchecked)."""
+    for k in (1, 2, 4):      # in one step when that is clean
+        if k * target >= len(f):
+            break
+        dv, df, ok = simplify(v, f, k * target)
+        if ok:
+            return dv, df, True
+    checked = False
+    while len(f) > target:   # else by halving steps, each checked
+        dv, df, ok = simplify(v, f, max(target, len(f) // 2))
+        if not ok or len(df) >= len(f):
+            break
+        v, f, checked = dv, df, True
+    return v, f, checked
+
+
+def _simplifier(centre, max_shift_nm):
+    """``simplify(v, f, n) -> (v', f', clean)``: one Open3D quadric decimation to ``n``
+    triangles (about ``centre``), untangled locally when allowed, and checked."""
     import open3d as o3d
 
     from ._repair import check_mesh
     from ._selfintersect import smooth_untangle
-
-    v = np.asarray(vertices, float)
-    f = np.asarray(faces, np.int64)
-    centre = v.mean(0)
-    target = max(int(target_faces), 4)
 
     def simplify(v, f, n):
         m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(v - centre),
@@ -214,18 +290,7 @@ def decimate_clean(vertices, faces, *, target_faces: int, max_shift_nm: float | 
                 why = check_mesh(dv, df)
         return dv, df, not why
 
-    for k in (1, 2, 4):      # in one step when that is clean
-        if k * target >= len(f):
-            break
-        dv, df, ok = simplify(v, f, k * target)
-        if ok:
-            return dv, df
-    while len(f) > target:   # else by halving steps, each checked
-        dv, df, ok = simplify(v, f, max(target, len(f) // 2))
-        if not ok or len(df) >= len(f):
-            break
-        v, f = dv, df
-    return v, f
+    return simplify
 
 
 def levelset_pitch(precision_nm) -> float:
@@ -285,10 +350,24 @@ def rebuild_surface(vertices, faces, *, precision_nm, fill_axis=None):
     tri = v[f]
     area = 0.5 * float(np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]),
                                       axis=1).sum())
-    lv, lf, pitch = levelset_remesh(v, f, pitch_nm=levelset_pitch(precision_nm),
-                                    fill_axis=fill_axis)
+    field = _signed_field(v, f, pitch_nm=levelset_pitch(precision_nm),
+                          max_points=LEVELSET_MAX_POINTS, fill_axis=fill_axis)
+    pitch = field.pitch
+    target = max(2000, int(area / (2.0 * pitch) ** 2 * 2))
+    # the cubes' surface is decimated first and checked only when no decimation step
+    # passed the check (the exact self-intersection test of the full grid surface costs
+    # about as much as the whole decimation): the same result as checking it first
+    # whenever it is clean; marching tetrahedra when it is not
+    lv, lf, _ = _extract(field, check=False)
     n_grid = int(len(lf))
     if n_grid:
-        lv, lf = decimate_clean(lv, lf, target_faces=max(2000, int(area / (2.0 * pitch) ** 2 * 2)),
-                                max_shift_nm=pitch)
+        lv, lf, checked = _decimate(lv, lf, target, _simplifier(lv.mean(0), pitch))
+        if not checked:
+            from ._repair import check_mesh
+
+            if len(lf) == n_grid and check_mesh(lv, lf):
+                lv, lf, _ = _extract(field, extractor="tetrahedra", check=False)
+                n_grid = int(len(lf))
+                if n_grid:
+                    lv, lf = decimate_clean(lv, lf, target_faces=target, max_shift_nm=pitch)
     return lv, lf, pitch, n_grid
