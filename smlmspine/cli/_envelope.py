@@ -42,6 +42,9 @@ def register(sub) -> None:
                         "data_schemas/spine_meshes.json instead of spine_mesh_features.json)")
     p.add_argument("--step-nm", type=POSITIVE, default=10.0,
                    help="cross-section spacing of the morphology features (nm)")
+    p.add_argument("--profile", action="store_true",
+                   help="print where the time went at the end: seconds per stage and per "
+                        "step of the envelopes (summed over spines and workers), peak memory")
     p.set_defaults(func=_mesh)
 
 
@@ -53,11 +56,17 @@ def _mesh(args) -> int:
 
 
 def _mesh_in(args, alpha, outdir: Path) -> int:
+    import time
     from dataclasses import replace
 
+    from .._profile import peak_rss_mb
     from ..envelope import mesh_spines, write_meshes
 
+    stages = {}
+    t = time.perf_counter()
     table = read_input(args, attr="in")
+    stages["read"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
+    t = time.perf_counter()
     import warnings
 
     from ..errors import QualityWarning
@@ -70,19 +79,28 @@ def _mesh_in(args, alpha, outdir: Path) -> int:
                           dendrite=not args.no_dendrite, neck_surface=not args.no_neck_surface,
                           workers=args.workers,
                           progress=not args.no_progress)
+    stages["mesh"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     _print_warnings("mesh", caught)
     if not args.no_features:
         from ..morphology import spine_features
 
+        t = time.perf_counter()
         res = replace(res, spines=spine_features(res, label=args.label,
                                                  precision_nm=res.parameters.get("precision_nm"),
                                                  step_nm=args.step_nm,
                                                  progress=not args.no_progress))
+        stages["morphology"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
+    t = time.perf_counter()
     out = write_meshes(res, outdir, file_format=args.mesh_format)
+    stages["write"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     ok = sum(out.column("is_watertight").to_pylist())
     dnote = ""
     if res.dendrite is not None:
         dnote = "; dendrite " + ("watertight" if res.dendrite.is_watertight
                                  else f"NOT watertight ({res.dendrite.reason})")
     print(f"mesh: {out.num_rows} spines, {ok} watertight{dnote}; wrote {args.output}")
+    if args.profile:
+        from .._profile import format_run_profile
+
+        print(format_run_profile(stages, res.parameters.get("profile")))
     return 0

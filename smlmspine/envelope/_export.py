@@ -9,6 +9,7 @@ writes ``spine_<id>.<ext>``, ``dendrite.<ext>`` and ``spines.parquet``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._columns import SPINE_MESH_COLUMNS
+from .._profile import StepTimes, peak_rss_mb, step
 from ..errors import FormatError, ParameterError
 from ..schema import ColumnSpec, coordinates, spec_table
 
@@ -131,17 +133,26 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
         A precomputed isolation (skips :func:`isolate_spines`).
     workers : int
         Processes for the spine envelopes and the dendrite (1 = none, the default; -1 =
-        all cores). A pool is used only with at least 4 spines per worker (starting one
-        costs 1-2 s). Worker processes import the calling script again, so a script
-        needs the ``if __name__ == "__main__":`` guard (without it the pool fails and
-        the meshes are made in this process, with a RuntimeWarning). The result does
-        not depend on it. Also passed to :func:`isolate_spines` (threads).
+        all cores), at most one per job. The jobs (every spine and the dendrite) start
+        biggest first (by number of points). Workers are forked from a server that
+        imports :data:`WORKER_MODULES` once, started before the isolation so that the
+        imports overlap it. Worker processes import the calling script again, so a
+        script needs the ``if __name__ == "__main__":`` guard (without it the pool
+        fails and the meshes are made in this process, with a RuntimeWarning). The
+        result does not depend on it. Also passed to :func:`isolate_spines` (threads).
     **isolate_options
         Passed to :func:`isolate_spines` (``margin_nm``, ``eps_nm``, ...).
 
     Returns
     -------
     SpineMeshes
+        ``parameters["profile"]`` holds where the time went (docs/performance.md):
+        ``steps`` (:meth:`smlmspine._profile.StepTimes.to_dict`, summed over spines and
+        workers: ``isolation``, ``spine/thin``, ``spine/base cap``,
+        ``spine/reconstruct``, ``spine/hollow fill/...``, ``spine/neck refit/...``,
+        ``dendrite/reconstruct``), ``wall_seconds``, ``workers``, ``spine_seconds`` and
+        ``spine_points`` by spine id and ``peak_rss_mb`` (this process, the largest
+        of the job processes).
     """
     from .._validate import integer, positive
     from .._validate import workers as _workers
@@ -156,8 +167,14 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
                       ("spine_max_points", spine_max_points)):
         if int(val) < 100:
             raise ParameterError(f"{name} must be >= 100, got {val!r}")
-    iso = isolation if isolation is not None else isolate_spines(
-        table, label=label, spine_labels=spine_labels, workers=workers, **isolate_options)
+    t_start = time.perf_counter()
+    main_times = StepTimes()
+    pool_start = _start_pool_server(workers) if isolation is None else None
+    with main_times.recording():
+        with step("isolation"):
+            iso = isolation if isolation is not None else isolate_spines(
+                table, label=label, spine_labels=spine_labels, workers=workers,
+                **isolate_options)
     if precision_nm is None:
         have = any(c in table.column_names for c in ("precision_xy", "precision_z"))
         precision_nm = _precision(table) if have else None
@@ -181,34 +198,43 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
             "spine_max_points": int(spine_max_points), "neck_surface": bool(neck_surface)}
     pd_ = None
     if dendrite:
-        keep = ~iso.is_background
-        pd_ = p[keep]
-        if len(pd_) > dendrite_max_points:
-            pick = np.random.default_rng(0).choice(len(pd_), int(dendrite_max_points), replace=False)
-            pd_ = pd_[np.sort(pick)]
-        if label == "membrane" and iso.centreline is not None and len(pd_) >= 5:
-            pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_), precision_nm)]
+        with main_times.recording(), step("dendrite points"):
+            keep = ~iso.is_background
+            pd_ = p[keep]
+            if len(pd_) > dendrite_max_points:
+                pick = np.random.default_rng(0).choice(len(pd_), int(dendrite_max_points),
+                                                       replace=False)
+                pd_ = pd_[np.sort(pick)]
+            if label == "membrane" and iso.centreline is not None and len(pd_) >= 5:
+                pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_),
+                                           precision_nm)]
     dopts = {k: v for k, v in opts.items() if k not in ("spine_max_points", "neck_surface")}
-    n_workers = _n_workers(workers, len(jobs))
-    dend = None
+    # every job (the spines and the dendrite), biggest first: the time of a job grows
+    # with its number of points, and a pool finishes soonest when the long jobs start
+    # first (the short ones fill the gaps at the end)
+    tasks = _task_order([len(job[1]) for job in jobs], None if pd_ is None else len(pd_))
+    n_workers = _n_workers(workers, len(tasks))
+    t_jobs = time.perf_counter()
+    results: dict[tuple, tuple] = {}
     if n_workers > 1:
         # one process per core: Qhull and the surface fit hold the GIL for much of their
         # time. Every spine's result depends on its own points only (fixed seeds), so
-        # the output does not depend on the worker count. The dendrite (the largest
-        # job) goes first, so that it runs beside the spines.
-        import multiprocessing as mp
+        # the output does not depend on the worker count.
         from concurrent.futures import ProcessPoolExecutor
-
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods()
-                             else "spawn")
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            with ProcessPoolExecutor(n_workers, mp_context=ctx) as ex:
-                fd = ex.submit(_mesh_dendrite, pd_, **dopts) if pd_ is not None else None
-                futs = [ex.submit(_mesh_one, *job, **opts) for job in jobs]
-                done = _progress(futs, progress, lambda f: f.result())
-                dend = fd.result() if fd is not None else None
+            with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as ex:
+                futs = {(kind, i): (ex.submit(_run_job, "dendrite", (pd_,), dopts)
+                                    if kind == "dendrite" else
+                                    ex.submit(_run_job, "spine", jobs[i], opts))
+                        for kind, i, _ in tasks}
+                from concurrent.futures import as_completed
+
+                spine_futs = [futs[("spine", i)] for i in range(len(jobs))]
+                for f in _progress_iter(as_completed(spine_futs), progress, len(spine_futs)):
+                    f.result()
+                results = {key: f.result() for key, f in futs.items()}
         except (BrokenProcessPool, OSError) as exc:
             # e.g. a calling script without an ``if __name__ == "__main__":`` guard
             import warnings
@@ -217,9 +243,17 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
                           "process (workers=1 avoids the pool)", RuntimeWarning, stacklevel=2)
             n_workers = 1
     if n_workers <= 1:
-        done = _progress(jobs, progress, lambda job: _mesh_one(*job, **opts))
+        spine_tasks = [t for t in tasks if t[0] == "spine"]
+        for _, i, _ in _progress_iter(spine_tasks, progress):
+            results[("spine", i)] = _run_job("spine", jobs[i], opts)
         if pd_ is not None:
-            dend = _mesh_dendrite(pd_, **dopts)
+            results[("dendrite", -1)] = _run_job("dendrite", (pd_,), dopts)
+    jobs_wall = time.perf_counter() - t_jobs
+    done = [results[("spine", i)][0] for i in range(len(jobs))]
+    dend = results[("dendrite", -1)][0] if pd_ is not None else None
+    profile = _profile_summary(main_times, jobs, results, n_workers=n_workers,
+                               jobs_wall=jobs_wall, wall=time.perf_counter() - t_start,
+                               pool_start=pool_start)
     conf_of = dict(zip(ids, spines.get("detection_confidence", [np.nan] * len(ids))))
     for (k, q, base, axis), env in zip(jobs, done):
         envs[k] = env
@@ -229,11 +263,17 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
               "precision_nm": precision_nm, "dendrite": bool(dendrite),
               "dendrite_max_points": int(dendrite_max_points),
               "spine_max_points": int(spine_max_points), "neck_surface": bool(neck_surface),
-              "isolation": dict(iso.parameters)}
+              "isolation": dict(iso.parameters), "profile": profile}
     return SpineMeshes(envs, dend, iso, spine_mesh_table(rows), params)
 
 
 def _n_workers(workers, n_jobs: int) -> int:
+    """Processes for ``n_jobs`` jobs: ``workers`` (-1 = all cores), at most one per job.
+
+    Worker processes are forked from a server that has imported the envelope modules
+    once (:func:`_start_pool_server`): a worker starts in milliseconds, so any number
+    of jobs above one is worth a pool.
+    """
     import os
 
     if workers is None or int(workers) == 0:
@@ -241,24 +281,111 @@ def _n_workers(workers, n_jobs: int) -> int:
     n = int(workers)
     if n < 0:
         n = max(1, (os.cpu_count() or 1) + 1 + n)
-    # a pool costs ~1-2 s to start (imports in every worker): worth it for many spines
-    return max(1, min(n, n_jobs // 4))
+    return max(1, min(n, n_jobs))
 
 
-def _progress(items, progress, fn):
+#: What a worker process needs, imported once by the fork server before the workers
+#: are forked from it (:func:`_start_pool_server`). Only these: the morphology
+#: features, readers, writers and plots are not imported in workers.
+WORKER_MODULES = ("numpy", "scipy.spatial", "trimesh", "open3d",
+                  "smlmspine.envelope._export", "smlmspine.envelope._reconstruct",
+                  "smlmspine.envelope._alpha", "smlmspine.envelope._alpha_kernels",
+                  "smlmspine.envelope._delaunay", "smlmspine.envelope._levelset",
+                  "smlmspine.envelope._repair", "smlmspine.envelope._selfintersect",
+                  "smlmspine.morphology._necksurface")
+
+
+def _task_order(spine_sizes, dendrite_size=None):
+    """The jobs of the envelope stage, biggest first: ``(kind, index, n_points)`` with
+    kind ``"spine"`` (index into the spines) or ``"dendrite"`` (index -1); ties in
+    spine order, the dendrite before a spine of its size.
+
+    >>> _task_order([10, 300, 20], 250)
+    [('spine', 1, 300), ('dendrite', -1, 250), ('spine', 2, 20), ('spine', 0, 10)]
+    """
+    tasks = [("spine", i, int(n)) for i, n in enumerate(spine_sizes)]
+    if dendrite_size is not None:
+        tasks.append(("dendrite", -1, int(dendrite_size)))
+    return sorted(tasks, key=lambda t: (-t[2], t[0] == "spine", t[1]))
+
+
+def _pool_context():
+    import multiprocessing as mp
+
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(WORKER_MODULES))
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _start_pool_server(workers):
+    """Start the fork server of the worker pool now (it imports :data:`WORKER_MODULES`
+    in its own process while this one isolates the spines); returns the seconds spent
+    here, or None without a pool."""
+    if _n_workers(workers, 2) <= 1:
+        return None
+    t = time.perf_counter()
+    ctx = _pool_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        try:
+            forkserver.ensure_running()
+        except (OSError, RuntimeError):   # the pool will say why (and fall back)
+            return None
+    return time.perf_counter() - t
+
+
+def _run_job(kind, args, opts):
+    """One job of the envelope stage (a spine or the dendrite), timed.
+
+    Returns ``(envelope, step times as a dict, peak RSS of this process in MB)``.
+    """
+    times = StepTimes()
+    with times.recording():
+        if kind == "dendrite":
+            with step("dendrite"):
+                env = _mesh_dendrite(*args, **opts)
+        else:
+            with step("spine"):
+                env = _mesh_one(*args, **opts)
+    return env, times.to_dict(), peak_rss_mb(children=False)
+
+
+def _profile_summary(main_times, jobs, results, *, n_workers, jobs_wall, wall, pool_start):
+    """``parameters["profile"]`` of :func:`mesh_spines` (see docs/performance.md)."""
+    per_job = [StepTimes.from_dict(r[1]) for r in results.values()]
+    total = StepTimes.merged([main_times, *per_job])
+    spine_s = {int(jobs[i][0]): round(float(results[("spine", i)][1]["spine"]["seconds"]), 4)
+               for i in range(len(jobs))}
+    rss = [r[2] for r in results.values()]
+    out = {"wall_seconds": round(wall, 4), "jobs_wall_seconds": round(jobs_wall, 4),
+           "workers": int(n_workers), "steps": total.to_dict(),
+           "spine_seconds": spine_s,
+           "spine_points": {int(j[0]): int(len(j[1])) for j in jobs},
+           "peak_rss_mb": {"main": round(peak_rss_mb(children=False), 1),
+                           "jobs": round(max(rss), 1) if rss else None}}
+    if pool_start is not None:
+        out["pool_server_start_seconds"] = round(pool_start, 4)
+    return out
+
+
+def _progress_iter(items, progress, total=None):
     if progress:
         from tqdm import tqdm
 
-        items = tqdm(items, desc="spine meshes", unit="spine")
-    return [fn(x) for x in items]
+        return tqdm(items, desc="spine meshes", unit="spine", total=total)
+    return items
 
 
 def _mesh_dendrite(pts, *, label, method, alpha_nm, precision_nm, smooth):
     from ._reconstruct import reconstruct
 
     try:
-        return reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
-                           precision_nm=precision_nm, smooth=smooth)
+        with step("reconstruct"):
+            return reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
+                               precision_nm=precision_nm, smooth=smooth)
     except ParameterError as exc:
         return _failed(f"reconstruction impossible: {exc}", label, method, len(pts))
 
@@ -268,6 +395,37 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
     """The envelope of one spine from its localizations (in a worker process or not)."""
     from ._alpha import point_spacing_nm
     from ._reconstruct import reconstruct
+
+    with step("thin"):
+        q = _thin(k, q, label=label, precision_nm=precision_nm,
+                  spine_max_points=spine_max_points)
+    pts = q
+    if label == "membrane" and len(q) >= 4:
+        with step("base cap"):
+            sp = point_spacing_nm(q) if len(q) >= 5 else 20.0
+            band = 2.0 * sp + (max(precision_nm) if precision_nm else 2.0 * sp)
+            q = _drop_skirt(q, base, axis, spacing_nm=sp, band_nm=band,
+                            precision_nm=precision_nm)
+            cap = _cap_disc(q, base, axis, band_nm=band, spacing_nm=0.6 * sp)
+            pts = np.r_[q, cap]
+    try:
+        with step("reconstruct"):
+            env = reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
+                              precision_nm=precision_nm, smooth=smooth)
+    except ParameterError as exc:
+        return _failed(f"reconstruction impossible: {exc}", label, method, len(q))
+    if label == "membrane" and env.is_watertight:
+        with step("hollow fill"):
+            env = _fill_hollow(env, base, axis, precision_nm)
+    if neck_surface and label == "membrane" and precision_nm and env.is_watertight:
+        with step("neck refit"):
+            env = _with_neck_surface(env, q, base, axis, precision_nm)
+    return env
+
+
+def _thin(k, q, *, label, precision_nm, spine_max_points):
+    """A spine's localizations thinned for its envelope (see :func:`mesh_spines`)."""
+    from ._alpha import point_spacing_nm
 
     n_q = len(q)
     n_use = min(n_q, int(spine_max_points))
@@ -283,23 +441,7 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
     if n_use < n_q:
         pick = np.random.default_rng(k).choice(n_q, n_use, replace=False)
         q = q[np.sort(pick)]
-    pts = q
-    if label == "membrane" and len(q) >= 4:
-        sp = point_spacing_nm(q) if len(q) >= 5 else 20.0
-        band = 2.0 * sp + (max(precision_nm) if precision_nm else 2.0 * sp)
-        q = _drop_skirt(q, base, axis, spacing_nm=sp, band_nm=band, precision_nm=precision_nm)
-        cap = _cap_disc(q, base, axis, band_nm=band, spacing_nm=0.6 * sp)
-        pts = np.r_[q, cap]
-    try:
-        env = reconstruct(pts, label=label, method=method, alpha_nm=alpha_nm,
-                          precision_nm=precision_nm, smooth=smooth)
-    except ParameterError as exc:
-        return _failed(f"reconstruction impossible: {exc}", label, method, len(q))
-    if label == "membrane" and env.is_watertight:
-        env = _fill_hollow(env, base, axis, precision_nm)
-    if neck_surface and label == "membrane" and precision_nm and env.is_watertight:
-        env = _with_neck_surface(env, q, base, axis, precision_nm)
-    return env
+    return q
 
 
 #: A membrane spine envelope is hollow when at least this many of HOLLOW_SECTIONS
@@ -356,15 +498,18 @@ def _fill_hollow(env, base, axis, precision_nm):
     from ._levelset import rebuild_surface
     from ._repair import validate_envelope
 
-    n_hollow = _hollow_sections(env.mesh, base, axis)
+    with step("sections"):
+        n_hollow = _hollow_sections(env.mesh, base, axis)
     params = dict(env.parameters, hollow_sections=int(n_hollow))
     if n_hollow < HOLLOW_MIN_SECTIONS:
         return replace(env, parameters=params)
-    v, f, pitch, _ = rebuild_surface(env.mesh.vertices, env.mesh.faces,
-                                     precision_nm=precision_nm, fill_axis=axis)
+    with step("level set"):
+        v, f, pitch, _ = rebuild_surface(env.mesh.vertices, env.mesh.faces,
+                                         precision_nm=precision_nm, fill_axis=axis)
     if not len(f):
         return replace(env, parameters=params)
-    why = validate_envelope(v, f)
+    with step("validate"):
+        why = validate_envelope(v, f)
     filled = trimesh.Trimesh(v, f, process=False)
     gain = filled.volume / env.mesh.volume - 1.0 if env.mesh.volume > 0 else float("nan")
     params["hollow_fill"] = {"pitch_nm": pitch, "volume_gain": float(gain), "refused": why}
@@ -395,7 +540,9 @@ def _with_neck_surface(env, q, base, axis, precision_nm):
     from ._repair import check_mesh, validate_envelope
     from ._selfintersect import open3d_self_intersections, untangle
 
-    mesh, fit = fit_neck_surface(env.mesh, q, base, precision_nm=precision_nm, base_axis=axis)
+    with step("fit"):
+        mesh, fit = fit_neck_surface(env.mesh, q, base, precision_nm=precision_nm,
+                                     base_axis=axis)
     params = dict(env.parameters, neck_surface=fit.to_dict())
     if not fit.applied:
         return replace(env, parameters=params)
@@ -403,17 +550,20 @@ def _with_neck_surface(env, q, base, axis, precision_nm):
     v0, f0 = np.asarray(env.mesh.vertices, float), np.asarray(env.mesh.faces)
     while len(f0) < len(mesh.faces):
         v0, f0 = trimesh.remesh.subdivide(v0, f0)
-    reason = validate_envelope(mesh.vertices, mesh.faces)
+    with step("validate"):
+        reason = validate_envelope(mesh.vertices, mesh.faces)
     how = ""
     if reason and not check_mesh(mesh.vertices, mesh.faces, self_intersection=False):
         # folded: rebuild the refitted surface as a level set (cannot self-intersect)
-        rebuilt, why = _levelset(mesh, params, float(np.max(precision_nm)))
+        with step("level set"):
+            rebuilt, why = _levelset(mesh, params, float(np.max(precision_nm)))
         if rebuilt is not None:
             mesh, reason, how = rebuilt, "", f"; rebuilt as a level set: {why}"
     if reason and len(v0) == len(mesh.vertices) and np.array_equal(f0, mesh.faces):
         faces = np.asarray(mesh.faces)
-        r = untangle(v0, mesh.vertices, faces,
-                     extra_bad=lambda x: open3d_self_intersections(x, faces))
+        with step("untangle"):
+            r = untangle(v0, mesh.vertices, faces,
+                         extra_bad=lambda x: open3d_self_intersections(x, faces))
         if r.n_reverted:
             rec = r.to_dict()
             reason = _gate(r, float(np.max(precision_nm)))
@@ -422,7 +572,8 @@ def _with_neck_surface(env, q, base, axis, precision_nm):
             params["untangle"] = dict(params.get("untangle", {}), neck_refit=rec)
             mesh = trimesh.Trimesh(r.vertices, faces, process=False)
         if not reason:
-            reason = validate_envelope(mesh.vertices, mesh.faces)
+            with step("validate"):
+                reason = validate_envelope(mesh.vertices, mesh.faces)
     if reason:   # never pass on a broken mesh: keep the shell surface and say why
         params["neck_surface"]["applied"] = False
         params["neck_surface"]["reason"] = f"refitted neck not valid ({reason})"
