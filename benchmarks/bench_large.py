@@ -11,7 +11,7 @@ size, wall time; the load average is printed with every figure):
 
 - ``memory``: what ``smlmspine run`` did before the large-file path: read the whole
   file, :func:`smlmspine.drift.correct`, :func:`smlmspine.merge.merge_blinks`;
-- ``chunked``: :func:`smlmspine.reduce_large` (read -> drift -> merge in frame windows,
+- ``chunked``: :func:`smlmspine.pipeline.reduce_large` (read -> drift -> merge in frame windows,
   written to Parquet).
 
 Examples::
@@ -97,9 +97,9 @@ print("RESULT", t.num_rows, m.num_rows, round(t1 - t0, 1), round(t2 - t1, 1), ro
 
 _CHUNKED = """
 import sys, time
-import smlmspine
+from smlmspine.pipeline import reduce_large
 t0 = time.perf_counter()
-r = smlmspine.reduce_large(sys.argv[1], sys.argv[2], drift="aim", chunk_rows=int(sys.argv[3]))
+r = reduce_large(sys.argv[1], sys.argv[2], drift="aim", chunk_rows=int(sys.argv[3]))
 s = r.stages
 print("RESULT", s["read"]["n_localizations"], s["merge"]["n_after"],
       round(s["drift"]["seconds"], 1), round(s["merge"]["seconds"], 1),
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
             what = "read, drift, merge (whole table in memory)"
         elif name == "chunked":
             r = measure(_CHUNKED, str(path), str(out), str(int(args.chunk_rows)))
-            what = f"smlmspine.reduce_large (chunk_rows {int(args.chunk_rows)})"
+            what = f"smlmspine.pipeline.reduce_large (chunk_rows {int(args.chunk_rows)})"
         else:
             ap.error(f"unknown path {name!r}")
         figures[name] = r

@@ -338,7 +338,8 @@ def _read_done(folder: Path) -> dict | None:
         return None
 
 
-def _process_file(job: dict, outdir: str, config: dict, force: bool) -> dict:
+def _process_file(job: dict, outdir: str, config: dict, force: bool,
+                  chunk_rows: int | None = None) -> dict:
     """The Dask task of one file: skip it, or run it into a temporary folder renamed into
     place with its done record; any exception becomes a ``failed`` record."""
     import warnings
@@ -369,7 +370,7 @@ def _process_file(job: dict, outdir: str, config: dict, force: bool) -> dict:
         cfg = {**config, "run": {**config["run"], "workers": 1}}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", QualityWarning)
-            run(job["path"], tmp, quiet=True, config=cfg, **kwargs)
+            run(job["path"], tmp, quiet=True, config=cfg, chunk_rows=chunk_rows, **kwargs)
         out["warnings"] = [str(w.message) for w in caught if issubclass(w.category, QualityWarning)]
         record = {"input_sha256": checksum, "parameters_hash": phash, "source": job["path"],
                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -418,7 +419,8 @@ def _replace_folder(tmp: Path, final: Path) -> None:
 # ----------------------------------------------------------------------------- the batch
 
 def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
-          progress: bool = True, report: bool = True) -> BatchResult:
+          progress: bool = True, report: bool = True,
+          chunk_rows: int | None = None) -> BatchResult:
     """Run :func:`smlmspine.pipeline.run` on many files on a Dask cluster.
 
     Parameters
@@ -446,6 +448,11 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
         A progress bar over files (and the dashboard link) on stderr.
     report : bool
         Write ``OUTDIR/report.html`` (:func:`smlmspine.report.write_report`).
+    chunk_rows : int, optional
+        Read, drift-correct and merge every Parquet/Arrow input in frame windows of
+        about this many localizations (see :func:`smlmspine.pipeline.run`; no result
+        changes, so not part of the parameters hash). Default: only the files whose
+        estimated in-memory size exceeds the memory budget.
 
     Returns
     -------
@@ -477,7 +484,8 @@ def batch(inputs, outdir, *, config=None, client=None, force: bool = False,
     outdir.mkdir(parents=True, exist_ok=True)
     with _exclusive(outdir):
         try:
-            results, scheduler = _distribute(client, files, outdir, config, force, progress)
+            results, scheduler = _distribute(client, files, outdir, config, force, progress,
+                                             chunk_rows)
         except BaseException:
             if created and not any(p.name != LOCK for p in outdir.iterdir()):
                 shutil.rmtree(outdir, ignore_errors=True)  # refused before anything ran
@@ -507,7 +515,7 @@ def _exclusive(outdir: Path):
         yield
 
 
-def _distribute(client, files, outdir: Path, config, force, progress):
+def _distribute(client, files, outdir: Path, config, force, progress, chunk_rows=None):
     """Run every file's task on the client (a local cluster made when None)."""
     own = client is None
     cluster = None
@@ -520,7 +528,7 @@ def _distribute(client, files, outdir: Path, config, force, progress):
             if link:
                 print(f"smlmspine batch: dashboard {link}", file=sys.stderr, flush=True)
         results = _run_all(client, files, outdir, config, force, progress,
-                           config["batch"]["retries"])
+                           config["batch"]["retries"], chunk_rows)
         scheduler = _scheduler_info(client)
     finally:
         if own:
@@ -606,12 +614,14 @@ def _scheduler_info(client) -> dict:
         return {}
 
 
-def _run_all(client, files, outdir, config, force, progress, retries) -> list[dict]:
+def _run_all(client, files, outdir, config, force, progress, retries,
+             chunk_rows=None) -> list[dict]:
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
     futures = client.map(_process_file, files, outdir=str(outdir.resolve()), config=config,
-                         force=bool(force), retries=retries, pure=False,
+                         force=bool(force), chunk_rows=chunk_rows, retries=retries,
+                         pure=False,
                          key=[f"smlmspine-{f['run_folder']}-{uuid.uuid4().hex[:8]}" for f in files])
     index = {fut.key: i for i, fut in enumerate(futures)}
     results: list[dict | None] = [None] * len(files)

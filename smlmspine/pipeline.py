@@ -25,7 +25,16 @@ from .config import DRIFT_METHODS
 from .errors import FormatError, ParameterError
 from .schema import jsonable, with_history
 
-__all__ = ["run", "RunResult", "DRIFT_METHODS"]
+__all__ = ["run", "RunResult", "DRIFT_METHODS", "reduce_large", "LargeResult", "estimate_size"]
+
+
+def __getattr__(name):
+    # the large-file path (smlmspine._large), without importing it with the pipeline
+    if name in ("reduce_large", "LargeResult", "estimate_size"):
+        from . import _large
+
+        return getattr(_large, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +67,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
         neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None,
-        quiet: bool = False, config=None, **read_options) -> RunResult:
+        quiet: bool = False, config=None, chunk_rows: int | None = None,
+        **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -97,6 +107,14 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         (see :func:`smlmspine.io.read`); never guessed. Ignored for a table.
     quiet : bool
         No progress lines or bars on stderr.
+    chunk_rows : int, optional
+        Read, drift-correct and merge the file in frame windows of about this many
+        localizations (:func:`smlmspine.pipeline.reduce_large`; Parquet and Arrow IPC
+        files only). Default: done so when the file's in-memory size, estimated from its
+        metadata, exceeds the memory budget (``SMLMSPINE_MEMORY_BUDGET_GB``, see
+        :mod:`smlmspine._validate`), with 2 000 000 per window. The result is the same as
+        in memory (the drift is estimated from a sample of at most 4 000 000
+        localizations); ``run.json`` says so under ``stages.large``.
     config : mapping, optional
         The configuration (:mod:`smlmspine.config`) this call was made from, recorded in
         ``run.json`` under ``"config"`` (with its ``"parameters_hash"``) so the result
@@ -117,7 +135,10 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     Raises
     ------
     ParameterError
-        An unknown ``drift`` or ``label``, or 2D localizations (no ``z``).
+        An unknown ``drift`` or ``label``, or 2D localizations (no ``z``); a file whose
+        drift-corrected, merged localizations still exceed the memory budget (the spine
+        stages hold them whole; the merged table is left in
+        ``OUTDIR/localizations_merged.parquet`` with a ``run.json``).
     FormatError
         ``outdir`` exists and is not a folder, or ``source`` cannot be read.
     """
@@ -134,50 +155,35 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         raise FormatError("output path exists and is not a folder", path=outdir)
     params = {"label": label, "drift": drift, "segment_frames": segment_frames, "merge": merge,
               "method": method, "alpha_nm": alpha_nm, "mesh_format": mesh_format,
-              "step_nm": step_nm, "neck_surface": bool(neck_surface), "workers": int(workers), "pixel_size_nm": pixel_size_nm, "read_options": read_options}
+              "step_nm": step_nm, "neck_surface": bool(neck_surface), "workers": int(workers),
+              "pixel_size_nm": pixel_size_nm, "read_options": read_options,
+              "chunk_rows": chunk_rows}
     from .config import check_config, config_from_run, parameters_hash
 
     effective = (check_config(config, source="config") if config is not None
                  else config_from_run(params))
     t0 = time.perf_counter()
     stages: dict[str, Any] = {}
+    large = None if isinstance(source, pa.Table) else _large_plan(source, chunk_rows,
+                                                                     read_options)
     if isinstance(source, pa.Table):
         table = source
         src = metadata(table).get("source")
+    elif large is not None:
+        table, drift_model, stages = _reduce(source, outdir, large, drift=drift,
+                                             segment_frames=segment_frames, merge=merge,
+                                             quiet=quiet, read_options=read_options,
+                                             summary={"smlmspine_version": _version(),
+                                                      "parameters": params, "config": effective,
+                                                      "parameters_hash": parameters_hash(effective)})
+        src = str(source)
     else:
         table = read(source, pixel_size_nm=pixel_size_nm, **read_options)
         src = str(source)
-    if "z" not in table.column_names:
-        raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
-    stages["read"] = {"source": src, "format": metadata(table).get("format"),
-                      "n_localizations": table.num_rows}
-    _log(f"read {table.num_rows} localizations from {src}", quiet)
-
-    drift_model = None
-    has_time = "frame" in table.column_names or "time_s" in table.column_names
-    if drift != "none" and has_time:
-        from .drift import correct
-
-        t = time.perf_counter()
-        res = correct(table, method=drift, segment_frames=segment_frames)
-        table, drift_model = res.table, res.model
-        stages["drift"] = {**res.model.to_dict(), "seconds": time.perf_counter() - t}
-        _log(f"drift ({drift}): corrected", quiet)
-    else:
-        stages["drift"] = {"skipped": "drift='none'" if drift == "none" else
-                           "no frame or time_s column"}
-
-    if merge and ("frame" in table.column_names or "track_id" in table.column_names):
-        from .merge import merge_blinks
-
-        n_before = table.num_rows
-        t = time.perf_counter()
-        table = merge_blinks(table)
-        stages["merge"] = {"n_before": n_before, "n_after": table.num_rows,
-                           "seconds": time.perf_counter() - t}
-        _log(f"merged {n_before} localizations into {table.num_rows}", quiet)
-    else:
-        stages["merge"] = {"skipped": "merge=False" if not merge else "no frame or track_id column"}
+    if large is None:
+        table, drift_model = _drift_and_merge(table, src, stages, drift=drift,
+                                              segment_frames=segment_frames, merge=merge,
+                                              quiet=quiet)
 
     t = time.perf_counter()
     import warnings
@@ -246,6 +252,128 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     with atomic_output(outdir / "run.json") as tmp:
         Path(tmp).write_text(json.dumps(jsonable(summary), indent=2))
     return RunResult(outdir, localizations, spines, summary)
+
+
+def _drift_and_merge(table, src, stages, *, drift, segment_frames, merge, quiet):
+    """The in-memory read summary, drift and merge stages; returns (table, drift model)."""
+    from .schema import metadata
+
+    if "z" not in table.column_names:
+        raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
+    stages["read"] = {"source": src, "format": metadata(table).get("format"),
+                      "n_localizations": table.num_rows}
+    _log(f"read {table.num_rows} localizations from {src}", quiet)
+
+    drift_model = None
+    has_time = "frame" in table.column_names or "time_s" in table.column_names
+    if drift != "none" and has_time:
+        from .drift import correct
+
+        t = time.perf_counter()
+        res = correct(table, method=drift, segment_frames=segment_frames)
+        table, drift_model = res.table, res.model
+        stages["drift"] = {**res.model.to_dict(), "seconds": time.perf_counter() - t}
+        _log(f"drift ({drift}): corrected", quiet)
+    else:
+        stages["drift"] = {"skipped": "drift='none'" if drift == "none" else
+                           "no frame or time_s column"}
+
+    if merge and ("frame" in table.column_names or "track_id" in table.column_names):
+        from .merge import merge_blinks
+
+        n_before = table.num_rows
+        t = time.perf_counter()
+        table = merge_blinks(table)
+        stages["merge"] = {"n_before": n_before, "n_after": table.num_rows,
+                           "seconds": time.perf_counter() - t}
+        _log(f"merged {n_before} localizations into {table.num_rows}", quiet)
+    else:
+        stages["merge"] = {"skipped": "merge=False" if not merge else "no frame or track_id column"}
+    return table, drift_model
+
+
+def _large_plan(source, chunk_rows, read_options) -> dict | None:
+    """Whether (and why) ``source`` takes the large-file path; None when it does not."""
+    from ._validate import integer, memory_budget_bytes
+
+    if chunk_rows is not None:
+        chunk_rows = integer(chunk_rows, "chunk_rows", minimum=1)
+    fmt = read_options.get("format")
+    if fmt is not None and fmt not in ("parquet", "arrow"):
+        if chunk_rows is not None:
+            raise ParameterError(f"chunk_rows: the large-file path reads Parquet or Arrow IPC "
+                                 f"files, not format {fmt!r}; convert the file first")
+        return None
+    from ._large import DEFAULT_CHUNK_ROWS, IN_MEMORY_FACTOR, estimate_size
+
+    size = estimate_size(source)
+    budget = memory_budget_bytes()
+    if size is None:
+        if chunk_rows is not None:
+            raise ParameterError(f"chunk_rows: {Path(source).name} is not a Parquet or Arrow "
+                                 "IPC file; the large-file path reads only those (convert it "
+                                 "first: smlmspine convert IN OUT.parquet)")
+        return None
+    need = IN_MEMORY_FACTOR * size.bytes
+    if chunk_rows is None and need <= budget:
+        return None
+    return {"chunk_rows": chunk_rows or DEFAULT_CHUNK_ROWS,
+            "reason": ("chunk_rows given" if chunk_rows is not None else
+                       f"estimated {need / 1e9:.2f} GB for the in-memory stages "
+                       f"({IN_MEMORY_FACTOR} x the table's {size.bytes / 1e9:.2f} GB) > memory "
+                       f"budget {budget / 1e9:.2f} GB"),
+            "estimated_bytes": size.bytes, "memory_budget_bytes": budget,
+            "coordinate_unit": read_options.get("coordinate_unit")}
+
+
+def _reduce(source, outdir: Path, plan: dict, *, drift, segment_frames, merge, quiet,
+            read_options, summary):
+    """The large-file path: read -> drift -> merge in chunks, then the merged table in
+    memory when it fits the budget; returns (table, drift model, stages)."""
+    import pyarrow.parquet as pq
+
+    from ._large import IN_MEMORY_FACTOR, _row_bytes, _Source, reduce_large
+
+    if "z" not in _Source(Path(source)).schema.names:
+        raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
+    unknown = sorted(set(read_options) - {"format", "coordinate_unit"})
+    if unknown:
+        raise ParameterError(f"reader option(s) {unknown} do not apply to the large-file path "
+                             "(Parquet/Arrow IPC)")
+    outdir.mkdir(parents=True, exist_ok=True)
+    reduced = outdir / "localizations_merged.parquet"
+    res = reduce_large(source, reduced, drift=drift, segment_frames=segment_frames,
+                       merge=merge, chunk_rows=plan["chunk_rows"],
+                       coordinate_unit=plan["coordinate_unit"], quiet=quiet)
+    stages = dict(res.stages)
+    stages["large"] = {**stages["large"], "reason": plan["reason"],
+                       "estimated_bytes": plan["estimated_bytes"],
+                       "memory_budget_bytes": plan["memory_budget_bytes"]}
+    pf = pq.ParquetFile(reduced)
+    n = pf.metadata.num_rows
+    merged_bytes = n * _row_bytes(pf.schema_arrow)
+    stages["large"]["merged_bytes"] = merged_bytes
+    need = IN_MEMORY_FACTOR * merged_bytes
+    if need > plan["memory_budget_bytes"]:
+        from .io import atomic_output
+
+        stages["mesh"] = {"skipped": "the merged localizations exceed the memory budget"}
+        if res.model is not None:
+            res.model.write_csv(outdir / "drift.csv")
+        with atomic_output(outdir / "run.json") as tmp:
+            Path(tmp).write_text(json.dumps(jsonable({**summary, "stages": stages}), indent=2))
+        raise ParameterError(
+            f"{Path(source).name}: after drift and merge {n} localizations remain "
+            f"({merged_bytes / 1e9:.2f} GB; the spine stages, which hold them whole, would "
+            f"need about {need / 1e9:.1f} GB), more than the memory budget "
+            f"({plan['memory_budget_bytes'] / 1e9:g} GB, SMLMSPINE_MEMORY_BUDGET_GB): write "
+            "them alone with smlmspine.pipeline.reduce_large and crop a region, or raise "
+            "SMLMSPINE_MEMORY_BUDGET_GB")
+    table = pq.read_table(reduced)
+    reduced.unlink()
+    _log(f"large-file path ({stages['large']['reason']}): {n} localizations after drift "
+         "and merge", quiet)
+    return table, res.model, stages
 
 
 def _version() -> str:

@@ -58,6 +58,9 @@ def register(sub) -> None:
                    help="cross-section spacing (nm; default 10)")
     p.add_argument("--no-neck-surface", action="store_true", default=None,
                    help="keep the shell surface of membrane necks")
+    from ._pipeline import add_chunk_option
+
+    add_chunk_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=_run, workers=None, keep_invalid=None)
 
@@ -71,7 +74,8 @@ def _run(args) -> int:
     config = effective_config(args, sections=("read", "run", "batch"))
     check_output_folder(args.output, option="-o", parents=True)
     res = batch(args.inputs, args.output, config=config, force=args.force,
-                progress=not args.quiet, report=not args.no_report)
+                progress=not args.quiet, report=not args.no_report,
+                chunk_rows=args.chunk_rows)
     counts = res.record["counts"]
     print(f"{res.record['n_files']} files: {counts['done']} done, {counts['skipped']} skipped "
           f"(already done), {counts['failed']} failed; {res.spines.num_rows} spines in "

@@ -44,11 +44,21 @@ def register(sub) -> None:
                    help="mesh file format (default ply)")
     p.add_argument("--step-nm", type=POSITIVE, default=None, help="cross-section spacing (nm; default 10)")
     add_envelope_options(p)
+    add_chunk_option(p)
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html (smlmspine report OUTDIR makes it later)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     # unset options are None: only the options given override the configuration file
     p.set_defaults(func=_run, workers=None, no_merge=None, no_neck_surface=None, keep_invalid=None)
+
+
+def add_chunk_option(parser) -> None:
+    """``--chunk-rows N``: the large-file path (docs/batch.md, "Large single files")."""
+    parser.add_argument("--chunk-rows", type=POSITIVE_INT, default=None, metavar="N",
+                        help="read, drift-correct and merge a Parquet/Arrow file in frame windows "
+                             "of about N localizations (bounded memory; same result). Default: "
+                             "only when the file's estimated in-memory size exceeds the memory "
+                             "budget (SMLMSPINE_MEMORY_BUDGET_GB), with N = 2000000")
 
 
 def _optional_input(parser) -> None:
@@ -134,12 +144,23 @@ def _run_in(args, config, outdir) -> int:
         "mapping": ",".join(f"{k}={v}" for k, v in mapping.items()) if mapping else None,
         "coordinate_unit": read["coordinate_unit"], "keep_invalid": read["keep_invalid"],
         "z_scale": read["z_scale"], "position_unit": read["position_unit"]})
-    table = read_input(source, attr="in")
+    from ..pipeline import _large_plan
+
+    large_options = {k: v for k, v in (("format", read["format"]),
+                                       ("coordinate_unit", read["coordinate_unit"]))
+                     if v is not None}
+    if _large_plan(getattr(args, "in"), args.chunk_rows, large_options) is not None:
+        # too large to read whole (or --chunk-rows): the pipeline reads it in chunks
+        table = getattr(args, "in")
+    else:
+        table = read_input(source, attr="in")
     import warnings
 
     from ..errors import QualityWarning
 
     kwargs = {k: v for k, v in run_arguments(config).items() if k in _RUN_PARAMETERS}
+    if isinstance(table, str):
+        kwargs.update(large_options, chunk_rows=args.chunk_rows)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
         res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)
