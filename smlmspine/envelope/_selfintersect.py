@@ -4,10 +4,12 @@
 it anywhere but at the vertices and edges they share. Every decision is an exact sign
 of an orientation determinant of the input doubles: Shewchuk's orient3d with his static
 error bound first, and, when the bound cannot decide, the exact value as a floating-point
-expansion (Dekker products summed with Shewchuk's grow-expansion); 2D orientations
-(coplanar cases) are always exact. So the answer is that of exact arithmetic on the
-stored coordinates: no epsilon, no false alarm for touching-at-a-shared-edge, no missed
-fold.
+expansion (Dekker products summed with Shewchuk's grow-expansion: the 3x3 determinant
+of the differences when those are exact, as for nearby points, else the 4x4 one of the
+coordinates); 2D orientations (coplanar cases) likewise, with Shewchuk's orient2d bound
+first. So the answer is that of exact arithmetic on the stored coordinates: no epsilon,
+no false alarm for touching-at-a-shared-edge, no missed fold. The last results are kept
+by the exact bytes of the mesh (the envelope steps test the same mesh several times).
 
 Pairs of triangles:
 
@@ -39,6 +41,7 @@ __all__ = ["self_intersections", "open3d_self_intersections", "untangle", "Untan
 _SPLITTER = 134217729.0  # 2^27 + 1 (Dekker split of a double)
 _EPS = 2.0 ** -53
 _O3D_BOUND = (7.0 + 56.0 * _EPS) * _EPS
+_CCW_BOUND = (3.0 + 16.0 * _EPS) * _EPS
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -91,6 +94,13 @@ def _add_triple(e, n, x, y, z, sign):
     return n
 
 @njit(cache=True, nogil=True)
+def _add_triple_nz(e, n, x, y, z, sign):
+    """:func:`_add_triple`, nothing to add when a factor is 0."""
+    if x == 0.0 or y == 0.0 or z == 0.0:
+        return n
+    return _add_triple(e, n, x, y, z, sign)
+
+@njit(cache=True, nogil=True)
 def _add_det3(e, n, P, i, j, k, sign):
     """Add sign * det[P_i; P_j; P_k] (6 triple products)."""
     n = _add_triple(e, n, P[i, 0], P[j, 1], P[k, 2], sign)
@@ -101,9 +111,44 @@ def _add_det3(e, n, P, i, j, k, sign):
     n = _add_triple(e, n, P[i, 2], P[j, 1], P[k, 0], -sign)
     return n
 
+@njit(cache=True, nogil=True, inline="always")
+def _two_diff_tail(a, b):
+    x = a - b
+    bv = a - x
+    av = x + bv
+    return x, (a - av) + (bv - b)
+
 @njit(cache=True, nogil=True)
 def _orient3d_exact(P, a, b, c, d):
-    """Exact sign of det[a-d; b-d; c-d] (= the 4x4 determinant with a column of 1)."""
+    """Exact sign of det[a-d; b-d; c-d] (= the 4x4 determinant with a column of 1).
+
+    When the nine differences ``a-d``, ``b-d``, ``c-d`` are exact in double precision
+    (nearby points: Sterbenz), the 3x3 determinant of the differences is summed exactly
+    from its six triple products (24 doubles); otherwise the 4x4 determinant of the
+    coordinates (96 doubles).
+    """
+    adx, t0 = _two_diff_tail(P[a, 0], P[d, 0])
+    ady, t1 = _two_diff_tail(P[a, 1], P[d, 1])
+    adz, t2 = _two_diff_tail(P[a, 2], P[d, 2])
+    bdx, t3 = _two_diff_tail(P[b, 0], P[d, 0])
+    bdy, t4 = _two_diff_tail(P[b, 1], P[d, 1])
+    bdz, t5 = _two_diff_tail(P[b, 2], P[d, 2])
+    cdx, t6 = _two_diff_tail(P[c, 0], P[d, 0])
+    cdy, t7 = _two_diff_tail(P[c, 1], P[d, 1])
+    cdz, t8 = _two_diff_tail(P[c, 2], P[d, 2])
+    if (t0 == 0.0 and t1 == 0.0 and t2 == 0.0 and t3 == 0.0 and t4 == 0.0 and t5 == 0.0
+            and t6 == 0.0 and t7 == 0.0 and t8 == 0.0):
+        e = np.empty(28)
+        n = 0
+        n = _add_triple_nz(e, n, adz, bdx, cdy, 1.0)
+        n = _add_triple_nz(e, n, adz, cdx, bdy, -1.0)
+        n = _add_triple_nz(e, n, bdz, cdx, ady, 1.0)
+        n = _add_triple_nz(e, n, bdz, adx, cdy, -1.0)
+        n = _add_triple_nz(e, n, cdz, adx, bdy, 1.0)
+        n = _add_triple_nz(e, n, cdz, bdx, ady, -1.0)
+        if n == 0:
+            return 0
+        return 1 if e[n - 1] > 0 else -1
     e = np.empty(100)
     n = 0
     n = _add_det3(e, n, P, b, c, d, -1.0)
@@ -143,7 +188,27 @@ def _orient3d(P, a, b, c, d):
 
 @njit(cache=True, nogil=True)
 def _orient2d(P, a, b, c, ax):
-    """Exact sign of orient2d of a, b, c projected along axis ``ax``."""
+    """Exact sign of orient2d of a, b, c projected along axis ``ax``.
+
+    Shewchuk's ``orient2dfast`` with his static error bound ``ccwerrboundA`` decides
+    when it can (the rounded determinant is farther from 0 than the bound on its
+    rounding error); otherwise the exact expansion does.
+    """
+    u = 1 if ax == 0 else 0
+    w = 1 if ax == 2 else 2
+    detleft = (P[a, u] - P[c, u]) * (P[b, w] - P[c, w])
+    detright = (P[a, w] - P[c, w]) * (P[b, u] - P[c, u])
+    det = detleft - detright
+    bound = _CCW_BOUND * (abs(detleft) + abs(detright))
+    if det > bound:
+        return 1
+    if -det > bound:
+        return -1
+    return _orient2d_exact(P, a, b, c, ax)
+
+@njit(cache=True, nogil=True)
+def _orient2d_exact(P, a, b, c, ax):
+    """Exact sign of orient2d of a, b, c projected along axis ``ax`` (expansion)."""
     u = 1 if ax == 0 else 0
     w = 1 if ax == 2 else 2
     e = np.empty(16)
@@ -397,6 +462,57 @@ def _pair_list(P, F, I, J):
 
 
 
+class _ResultCache:
+    """The last few results of a function of a mesh, keyed by its exact bytes.
+
+    The envelope steps check the same mesh more than once (a level set is checked where
+    it is made, by its caller and by the final validation; a smoothing round's last test
+    is the caller's first). The key is a 128-bit BLAKE2b digest of the vertex and face
+    arrays as float64/int64 with their shapes, plus the function's options, so a hit is
+    the same input bit for bit; stored values are returned as copies.
+    """
+
+    def __init__(self, size: int = 16):
+        from collections import OrderedDict
+
+        self.size = size
+        self.data = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(P: np.ndarray, F: np.ndarray, *extra) -> bytes:
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((P.shape, F.shape, P.dtype.str, F.dtype.str) + extra).encode())
+        h.update(np.ascontiguousarray(P).view(np.uint8).ravel())
+        h.update(np.ascontiguousarray(F).view(np.uint8).ravel())
+        return h.digest()
+
+    def get(self, key):
+        value = self.data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.data.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.hits = self.misses = 0
+
+
+_CACHE = _ResultCache()
+
+
 def self_intersections(vertices: np.ndarray, faces: np.ndarray):
     """Which triangles of a mesh intersect another of its triangles (exact).
 
@@ -435,10 +551,41 @@ def self_intersections(vertices: np.ndarray, faces: np.ndarray):
         raise ValueError(f"vertices must be (V, 3) and faces (F, 3), got {P.shape}, {F.shape}")
     if not np.isfinite(P).all():
         raise ValueError("vertices must be finite")
-    tri = P[F]
-    ext = tri.max(axis=1) - tri.min(axis=1)
-    size = float(np.median(ext.max(axis=1)))
-    span = np.ptp(P[np.unique(F)], axis=0)
+    key = _CACHE.key(P, F)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit[0].copy(), hit[1].copy(), hit[2]
+    res = _self_intersections(P, F)
+    _CACHE.put(key, (res[0].copy(), res[1].copy(), res[2]))
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _extents(P, F):
+    """Largest box side of every triangle, and the box sides of the used vertices."""
+    nf = F.shape[0]
+    ext = np.empty(nf)
+    lo = np.full(3, np.inf)
+    hi = np.full(3, -np.inf)
+    for i in range(nf):
+        e = 0.0
+        for k in range(3):
+            x0 = P[F[i, 0], k]
+            x1 = P[F[i, 1], k]
+            x2 = P[F[i, 2], k]
+            a = min(x0, min(x1, x2))
+            b = max(x0, max(x1, x2))
+            e = max(e, b - a)
+            lo[k] = min(lo[k], a)
+            hi[k] = max(hi[k], b)
+        ext[i] = e
+    return ext, hi - lo
+
+
+def _self_intersections(P, F):
+    nf = len(F)
+    ext, span = _extents(P, F)
+    size = float(np.median(ext))
     # grid cells of ~2 triangle sizes, at most ~4 cells per triangle
     cell = max(2.0 * size, float(span.max()) * 1e-9, 1e-300)
     while np.prod(np.floor(span / cell) + 1.0) > 4.0 * nf + 64:
