@@ -20,6 +20,58 @@ __all__ = ["check_mesh", "validate_envelope", "repair_mesh", "shape_change", "ma
 
 
 
+class _ResultCache:
+    """The last few results of a function of a mesh, keyed by its exact bytes.
+
+    The envelope steps check the same mesh more than once (a level set is checked where
+    it is made, by its caller and by the final validation; a smoothing round's last test
+    is the caller's first). The key is a 128-bit BLAKE2b digest of the vertex and face
+    arrays as float64/int64 with their shapes, plus the function's options, so a hit is
+    the same input bit for bit; stored values are returned as copies.
+    """
+
+    def __init__(self, size: int = 16):
+        from collections import OrderedDict
+
+        self.size = size
+        self.data = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(P: np.ndarray, F: np.ndarray, *extra) -> bytes:
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((P.shape, F.shape, P.dtype.str, F.dtype.str) + extra).encode())
+        h.update(np.ascontiguousarray(P).view(np.uint8).ravel())
+        h.update(np.ascontiguousarray(F).view(np.uint8).ravel())
+        return h.digest()
+
+    def get(self, key):
+        value = self.data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.data.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.hits = self.misses = 0
+
+
+#: check_mesh / validate_envelope results by mesh bytes
+_CHECKS = _ResultCache(32)
+
+
 def _edge_table(faces: np.ndarray):
     """Directed edges (a->b) of every face, shape (3F, 2), and their face index."""
     e = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 1).reshape(-1, 2)
@@ -66,15 +118,24 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray, *,
     >>> check_mesh(w, s.faces)
     'self-intersecting: 10 face(s) cross another (10 pair(s))'
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     vertices = np.asarray(vertices, float)
     faces = np.asarray(faces, np.int64)
     if len(faces) == 0 or len(vertices) == 0:
         return "empty mesh"
     if not np.isfinite(vertices).all():
         return "non-finite vertex coordinates"
+    key = _CHECKS.key(vertices, faces, "check_mesh", bool(self_intersection))
+    reason = _CHECKS.get(key)
+    if reason is None:
+        reason = _check_mesh(vertices, faces, self_intersection)
+        _CHECKS.put(key, reason)
+    return reason
+
+
+def _check_mesh(vertices, faces, self_intersection):
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     if np.any((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2])
               | (faces[:, 0] == faces[:, 2])):
         return "degenerate faces (repeated vertex)"
@@ -156,12 +217,15 @@ def validate_envelope(vertices: np.ndarray, faces: np.ndarray) -> str:
     reason = check_mesh(v32, faces)
     if reason:
         return reason
-    from ._selfintersect import open3d_self_intersections
+    key = _CHECKS.key(v32, np.asarray(faces, np.int64), "open3d")
+    reason = _CHECKS.get(key)
+    if reason is None:
+        from ._selfintersect import open3d_self_intersections
 
-    n = int(open3d_self_intersections(v32, faces).sum())
-    if n:
-        return f"self-intersecting (Open3D): {n} face(s)"
-    return ""
+        n = int(open3d_self_intersections(v32, faces).sum())
+        reason = f"self-intersecting (Open3D): {n} face(s)" if n else ""
+        _CHECKS.put(key, reason)
+    return reason
 
 
 def _signed_volume(vertices, faces) -> float:
@@ -171,12 +235,83 @@ def _signed_volume(vertices, faces) -> float:
 
 
 def largest_body(mesh):
-    """The connected body of ``mesh`` with the largest absolute volume (or area)."""
-    bodies = mesh.split(only_watertight=False)
-    if len(bodies) <= 1:
+    """The connected body of ``mesh`` with the largest absolute volume (or area).
+
+    The same body, vertices and faces in the same order, as picking from trimesh's
+    ``mesh.split(only_watertight=False)`` (faces joined by an edge that exactly two
+    faces use; components that are not closed get trimesh's ``fill_holes`` and are
+    measured by area), without building a trimesh for every closed component: their
+    volumes come from one pass over the faces (scipy.sparse.csgraph for the
+    components).
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> a = trimesh.creation.icosphere(1, radius=1.0)
+    >>> b = trimesh.creation.icosphere(1, radius=2.0)
+    >>> both = trimesh.util.concatenate([a, b])
+    >>> round(float(largest_body(both).volume / b.volume), 6)
+    1.0
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from trimesh.grouping import group
+
+    faces = np.asarray(mesh.faces, np.int64)
+    nf = len(faces)
+    if nf <= 1:
         return mesh
-    sizes = [abs(b.volume) if b.is_watertight else b.area for b in bodies]
-    return bodies[int(np.argmax(sizes))]
+    verts = np.asarray(mesh.vertices, np.float64)
+    nv = np.int64(max(len(verts), 1))
+    # undirected edges of every face; an edge used by exactly two faces joins them
+    # (trimesh's face_adjacency)
+    e = np.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], 1).reshape(-1, 2)
+    ekey = np.minimum(e[:, 0], e[:, 1]) * nv + np.maximum(e[:, 0], e[:, 1])
+    order = np.argsort(ekey, kind="stable")
+    ks = ekey[order]
+    new = np.r_[True, ks[1:] != ks[:-1]]
+    start = np.flatnonzero(new)
+    count = np.diff(np.r_[start, len(ks)])
+    pair = start[count == 2]
+    fa, fb = order[pair] // 3, order[pair + 1] // 3
+    g = coo_matrix((np.ones(len(fa)), (fa, fb)), shape=(nf, nf))
+    n_comp, labels = connected_components(g, directed=False)
+    if n_comp <= 1:
+        return mesh
+    # closed components: every edge used exactly twice within the component
+    if np.all(count == 2):
+        closed = np.ones(n_comp, bool)
+    else:
+        ckey = ks * n_comp + labels[order // 3]
+        _, cnt = np.unique(ckey, return_counts=True)
+        comp_of = np.unique(ckey) % n_comp
+        closed = np.ones(n_comp, bool)
+        closed[comp_of[cnt != 2]] = False
+    # signed volumes of the closed components (relative to the centre, one pass)
+    c = verts.mean(0)
+    v0, v1, v2 = verts[faces[:, 0]] - c, verts[faces[:, 1]] - c, verts[faces[:, 2]] - c
+    vol = np.bincount(labels, np.einsum("ij,ij->i", v0, np.cross(v1, v2)),
+                      minlength=n_comp) / 6.0
+    components = group(labels, min_len=1)   # trimesh's face order within a component
+    comp_label = np.array([labels[c_[0]] for c_ in components])
+    sizes = np.abs(vol[comp_label])
+    filled = {}
+    for k in np.flatnonzero(~closed[comp_label]):
+        # not closed: trimesh's submesh with its hole filling, measured by area
+        body = mesh.submesh([components[k]], only_watertight=False, repair=True)[0]
+        filled[k] = body
+        sizes[k] = abs(body.volume) if body.is_watertight else body.area
+    best = int(np.argmax(sizes))
+    if best in filled:
+        return filled[best]
+    index = components[best]
+    current = faces[index]
+    unique = np.unique(current.reshape(-1))
+    mask = np.arange(len(verts))
+    mask[unique] = np.arange(len(unique))
+    import trimesh
+
+    return trimesh.Trimesh(vertices=verts[unique], faces=mask[current], process=False)
 
 
 def marching_tetrahedra(values: np.ndarray, *, level: float = 0.0, spacing: float = 1.0,
@@ -235,6 +370,37 @@ def marching_tetrahedra(values: np.ndarray, *, level: float = 0.0, spacing: floa
     return tetra_surface(tv, tin, flat, xyz)
 
 
+def _surface_voxels(mesh, pitch_nm: float):
+    """The voxels of trimesh's ``mesh.voxelized(pitch_nm)`` (before filling).
+
+    trimesh (``voxelize_subdivide``) subdivides the mesh until no edge is longer than
+    half a pitch and marks the voxels of its vertices (``round(v / pitch)``); here the
+    same points come from :func:`._repair_kernels._subdivision_points` (each face split
+    on its own in numba, no mesh of the subdivided surface) and are marked in a dense
+    grid directly.
+
+    Returns
+    -------
+    occupied : (I, J, K) ndarray of bool
+        Marked voxels, ``occupied[0, 0, 0]`` at the lowest marked index.
+    corner : (3,) ndarray of float
+        Centre of voxel ``[0, 0, 0]`` (nm).
+    """
+    from ._repair_kernels import _subdivision_points
+
+    v = np.ascontiguousarray(mesh.vertices, np.float64)
+    f = np.ascontiguousarray(mesh.faces, np.int64)
+    pts, ok = _subdivision_points(v, f, float(pitch_nm) / 2.0, 10)
+    if not ok:
+        raise ValueError("max_iter exceeded!")   # as trimesh's subdivide_to_size
+    hit = np.round(pts / pitch_nm).astype(int)
+    lo = hit.min(axis=0)
+    hit -= lo
+    occ = np.zeros(tuple(hit.max(axis=0) + 1), bool)
+    occ[hit[:, 0], hit[:, 1], hit[:, 2]] = True
+    return occ, lo * pitch_nm
+
+
 def voxel_remesh(mesh_or_points, *, pitch_nm: float, closing_voxels: int = 1,
                  points: bool = False):
     """Voxelize (a mesh, or points), close, fill and re-mesh as one closed body.
@@ -254,9 +420,9 @@ def voxel_remesh(mesh_or_points, *, pitch_nm: float, closing_voxels: int = 1,
         occ[idx[:, 0], idx[:, 1], idx[:, 2]] = True
         origin = lo + 0.5 * pitch_nm
     else:
-        vg = mesh_or_points.voxelized(pitch_nm).fill()
-        occ = np.pad(np.asarray(vg.matrix, bool), closing_voxels + 2)
-        origin = np.asarray(vg.translation, float) - (closing_voxels + 2) * pitch_nm
+        occ, corner = _surface_voxels(mesh_or_points, pitch_nm)
+        occ = np.pad(ndimage.binary_fill_holes(occ), closing_voxels + 2)
+        origin = corner - (closing_voxels + 2) * pitch_nm
     if closing_voxels > 0:
         st = ndimage.generate_binary_structure(3, 1)
         occ = ndimage.binary_closing(occ, structure=st, iterations=closing_voxels)
