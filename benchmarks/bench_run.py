@@ -1,15 +1,25 @@
-"""Benchmark: a simulated 10^6-localization dendrite through `smlmspine run` (issue #8 target <= 90 s).
+"""Benchmark: `smlmspine run` on the 588k-localization dendrite of issue #19, against a naive peer.
 
 Usage::
 
-    python benchmarks/bench_run.py [--locs 1000000] [--workers -1] [--keep DIR]
+    python benchmarks/bench_run.py [--input FILE] [--density 1000] [--workers -1] [--keep DIR]
 
-Simulates a membrane-labelled 3D STORM dendrite (30 spines on 20 um of shaft, drift
-150 nm, labelling density scaled to about the requested number of localizations), writes
-it as Parquet, then times the command line ``smlmspine run IN -o OUT`` end to end (a new
-process: imports, numba cache loads, reading, drift, merging, isolation, meshes, neck
-refits, features, writing) and prints the stage times from ``run.json``, the load average
-and the number of spines found against the truth.
+Without ``--input`` it simulates the dendrite of issue #19 (``smlmspine simulate dendrite
+--seed 5 --shaft-length-nm 40000 --labeling-density-per-um2 1000``: 588 096
+localizations, 60 spines; ``--density`` scales it). It then times, in the same run:
+
+1. the command line ``smlmspine run IN -o OUT --quiet --no-report`` end to end (a new
+   process: imports, numba cache loads, reading, drift, merging, isolation, envelopes,
+   neck refits, features, writing), and prints the stage times, the envelope stage's
+   per-step breakdown (``run.json`` ``stages.mesh.parameters.profile``, the table of
+   ``--profile``), peak memory and the load average;
+2. the naive peer: one Open3D alpha shape (alpha = 60 nm, no checks, no repair) per
+   spine over the same spines' localizations (``OUT/localizations.parquet``,
+   ``spine_id >= 0``), Open3D imported before the clock starts;
+
+and prints the ratio (issue #19 targets: run <= 20 s on 2 cores, ratio <= 7). Timings on
+a shared machine are noisy: the ratio of two measurements made one after the other is
+the figure to compare.
 """
 
 from __future__ import annotations
@@ -24,52 +34,85 @@ import time
 from pathlib import Path
 
 
+def _smlmspine() -> str:
+    return str(Path(sys.executable).with_name("smlmspine"))
+
+
+def naive_alpha_seconds(localizations: Path, *, alpha_nm: float = 60.0) -> tuple[float, int, int]:
+    """Seconds of one Open3D alpha shape per spine (``spine_id >= 0``); (s, spines, points)."""
+    import numpy as np
+    import open3d as o3d
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(localizations, columns=["x", "y", "z", "spine_id"])
+    p = np.c_[t.column("x").to_numpy(), t.column("y").to_numpy(), t.column("z").to_numpy()]
+    sid = t.column("spine_id").to_numpy()
+    ids = np.unique(sid[sid >= 0])
+    groups = [p[sid == k] for k in ids]
+    t0 = time.perf_counter()
+    for q in groups:
+        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(q))
+        o3d.geometry.TriangleMesh.create_from_point_cloud_alpha_shape(pcd, alpha_nm)
+    return time.perf_counter() - t0, len(ids), int(sum(len(q) for q in groups))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--locs", type=float, default=1e6)
+    ap.add_argument("--input", default=None, help="localization file (default: simulate)")
+    ap.add_argument("--density", type=float, default=1000.0,
+                    help="labelling density of the simulation, per um^2 (default 1000)")
     ap.add_argument("--workers", type=int, default=-1)
     ap.add_argument("--keep", default=None, help="keep the input and output in this folder")
     args = ap.parse_args(argv)
 
-    from smlmspine import simulate
-    from smlmspine.io import write
+    from smlmspine._profile import format_run_profile
 
-    length, n_spines = 20000.0, 30
-    base = 110000 / 15000 * length          # localizations at 500 /um^2 (membrane)
-    factor = max(args.locs / base, 0.05)
-    t0 = time.perf_counter()
-    sim = simulate.dendrite(geometry=simulate.Geometry(n_spines=n_spines, shaft_length_nm=length),
-                            rng=5, labeling=simulate.Labeling(labeling_density_per_um2=500.0 * factor,
-                                                              label="membrane"))
-    n = sim.localizations.num_rows
-    print(f"simulated {n} localizations, {n_spines} spines in {time.perf_counter() - t0:.1f} s")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        src = folder / "dendrite.parquet"
-        write(sim.localizations, src)
+        if args.input:
+            src = Path(args.input)
+        else:
+            src = folder / "dendrite.parquet"
+            cmd = [_smlmspine(), "simulate", "dendrite", "--seed", "5",
+                   "--shaft-length-nm", "40000", "--labeling-density-per-um2",
+                   f"{args.density:g}", str(src)]
+            env = dict(os.environ)
+            env.setdefault("SMLMSPINE_MEMORY_BUDGET_GB", "8")
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, env=env, capture_output=True)
+            print(f"simulated {src} in {time.perf_counter() - t0:.1f} s")
         out = folder / "run"
-        exe = Path(sys.executable).with_name("smlmspine")
-        cmd = [str(exe), "run", str(src), "-o", str(out), "--quiet",
+        cmd = [_smlmspine(), "run", str(src), "-o", str(out), "--quiet", "--no-report",
                "--workers", str(args.workers)]
         print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
         print("$ " + " ".join(cmd))
         w0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - w0
-        if proc.returncode:
-            print(proc.stdout, proc.stderr)
-            return proc.returncode
-        print(proc.stdout.strip())
+        with open(folder / "run.log", "w+") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - w0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode:
+                log.seek(0)
+                print(log.read())
+                return proc.returncode
+        # largest resident set of the run's process and of its descendants waited for
+        rss_run = usage.ru_maxrss / 1024.0
         run = json.loads((out / "run.json").read_text())
-        print(f"\n`smlmspine run` wall time: {wall:.1f} s (target <= 90 s); load average after: "
-              f"{os.getloadavg()[0]:.2f}")
         stages = run.get("stages", {})
-        for name, st in stages.items():
-            if isinstance(st, dict) and "seconds" in st:
-                print(f"  {name:<12} {st['seconds']:7.1f} s")
-        found = run.get("n_spines")
-        print(f"spines found: {found} of {n_spines} simulated; run.json total {run.get('seconds', float('nan')):.1f} s")
+        print(format_run_profile(stages, (stages.get("mesh") or {}).get("parameters", {})
+                                 .get("profile")))
+        print(f"peak RSS of `smlmspine run` (its largest process): {rss_run:.0f} MB; "
+              f"load average after: {os.getloadavg()[0]:.2f}")
+        naive, n_sp, n_pts = naive_alpha_seconds(out / "localizations.parquet")
+        print(f"\nspines found: {run.get('n_spines')}; localizations: "
+              f"{stages.get('read', {}).get('n_localizations')}")
+        print(f"`smlmspine run` wall time: {wall:.1f} s (issue #19 target <= 20 s on 2 cores)")
+        print(f"naive Open3D alpha shapes (alpha 60 nm) of the same {n_sp} spines "
+              f"({n_pts} localizations): {naive:.2f} s")
+        print(f"ratio run / naive: {wall / naive:.1f} (target <= 7); load average: "
+              f"{os.getloadavg()[0]:.2f}")
     return 0
 
 

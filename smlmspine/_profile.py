@@ -229,8 +229,10 @@ def format_run_profile(stages: Mapping[str, Mapping], mesh_profile: Mapping | No
     Parameters
     ----------
     stages : mapping of str to mapping
-        Per stage (in order) a mapping with ``"seconds"`` (stages without are listed as
-        skipped) and optionally ``"peak_rss_mb"`` (peak so far at the end of the stage).
+        Per stage (in order) a mapping with ``"seconds"`` and optionally
+        ``"peak_rss_mb"`` (peak so far at the end of the stage); a stage without
+        ``"seconds"`` is listed as ``skipped`` (with a ``"skipped"`` key) or ``-``
+        (not timed).
     mesh_profile : mapping, optional
         ``parameters["profile"]`` of :func:`smlmspine.envelope.mesh_spines`.
     slowest : int
@@ -255,7 +257,8 @@ def format_run_profile(stages: Mapping[str, Mapping], mesh_profile: Mapping | No
     lines = [f"{'stage':<26} {'seconds':>8} {'share':>6} {'peak RSS MB':>12}"]
     for k, v in stages.items():
         if k not in timed:
-            lines.append(f"{k:<26} {'skipped':>8}")
+            what = "skipped" if isinstance(v, Mapping) and "skipped" in v else "-"
+            lines.append(f"{k:<26} {what:>8}")
             continue
         rss = v.get("peak_rss_mb")
         rss_s = f"{float(rss):12.1f}" if rss is not None else ""

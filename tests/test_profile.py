@@ -87,3 +87,12 @@ def test_peak_rss_sees_an_allocation():
     after = peak_rss_mb(children=False)
     assert big[-1] == 1.0
     assert after >= before and after > 300.0
+
+
+@pytest.mark.parametrize("command", ["run", "mesh"])
+def test_profile_option(command, capsys):
+    from smlmspine.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--profile" in capsys.readouterr().out
