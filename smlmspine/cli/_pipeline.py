@@ -48,6 +48,8 @@ def register(sub) -> None:
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html (smlmspine report OUTDIR makes it later)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--profile", action="store_true", help="print where the time went at the "
+                   "end: stages, envelope steps, peak memory (from run.json)")
     # unset options are None: only the options given override the configuration file
     p.set_defaults(func=_run, workers=None, no_merge=None, no_neck_surface=None, keep_invalid=None)
 
@@ -175,6 +177,11 @@ def _run_in(args, config, outdir) -> int:
     if s.get("median_neck_min_diameter_nm") is not None:
         print(f"median neck minimum diameter {s['median_neck_min_diameter_nm']:.0f} nm; "
               f"run.json lists every parameter ({s['seconds']:.1f} s)")
+    if getattr(args, "profile", False):
+        from .._profile import format_run_profile
+
+        mesh = s["stages"].get("mesh") or {}
+        print(format_run_profile(s["stages"], mesh.get("parameters", {}).get("profile")))
     return 0
 
 
