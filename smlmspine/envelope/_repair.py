@@ -132,13 +132,11 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray, *,
     return reason
 
 
-def _check_mesh(vertices, faces, self_intersection):
+def _topology_numpy(vertices, faces):
+    """The checks of :func:`._repair_kernels.mesh_topology` in numpy (any face indices)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    if np.any((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2])
-              | (faces[:, 0] == faces[:, 2])):
-        return "degenerate faces (repeated vertex)"
     nv = np.int64(len(vertices))
     e, ef = _edge_table(faces)
     lo, hi = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
@@ -176,6 +174,32 @@ def _check_mesh(vertices, faces, self_intersection):
     n_body, _ = connected_components(g, directed=False)
     if n_body != 1:
         return f"{n_body} separate bodies"
+    return ""
+
+
+def _check_mesh(vertices, faces, self_intersection):
+    from ._repair_kernels import mesh_topology
+
+    if np.any((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2])
+              | (faces[:, 0] == faces[:, 2])):
+        return "degenerate faces (repeated vertex)"
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        reason = _topology_numpy(vertices, faces)   # (out-of-range indices: as before)
+        if reason:
+            return reason
+        code, count = 0, 0
+    else:
+        code, count = mesh_topology(np.ascontiguousarray(faces), len(vertices))
+    if code == 1:
+        return f"not watertight: {count} boundary edge(s)"
+    if code == 2:
+        return f"non-manifold: {count} edge(s) shared by more than two faces"
+    if code == 3:
+        return "inconsistent winding: neighbouring faces disagree on orientation"
+    if code == 4:
+        return f"non-manifold: {count} vertex(es) joining separate sheets"
+    if code == 5:
+        return f"{count} separate bodies"
     vol = _signed_volume(vertices, faces)
     if not vol > 0:
         return "inward-oriented or zero-volume mesh"

@@ -111,3 +111,112 @@ def _subdivision_points(V, F, max_edge, max_iter):
                 sd[top] = depth + 1
                 top += 1
     return out[:n], True
+
+
+@njit(cache=True, nogil=True)
+def _find(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _union(parent, i, j):
+    ri = _find(parent, i)
+    rj = _find(parent, j)
+    if ri != rj:
+        if ri < rj:
+            parent[rj] = ri
+        else:
+            parent[ri] = rj
+
+
+def mesh_topology(faces, n_vertices):
+    """The topological checks of :func:`._repair.check_mesh`, in one pass.
+
+    ``faces`` (int64, C order) must have three distinct vertices each, all below
+    ``n_vertices``. Returns ``(code, count)``: code 0 valid; 1 ``count`` boundary edges
+    (used once); 2 ``count`` edges used by more than two faces; 3 neighbouring faces use
+    an edge in the same direction; 4 ``count`` vertices whose faces form more than one
+    fan; 5 ``count`` separate bodies.
+    """
+    nv = np.int64(n_vertices)
+    e0 = faces.ravel()
+    e1 = faces[:, [1, 2, 0]].ravel()
+    key = np.minimum(e0, e1) * nv + np.maximum(e0, e1)   # edge k of face f at 3 f + k
+    order = np.argsort(key)                               # (any order of equal keys)
+    return _mesh_topology(faces, n_vertices, key, order)
+
+
+@njit(cache=True, nogil=True)
+def _mesh_topology(faces, n_vertices, key, order):
+    nf = faces.shape[0]
+    ne = 3 * nf
+    n_once = 0
+    n_more = 0
+    s = 0
+    while s < ne:
+        t = s + 1
+        while t < ne and key[order[t]] == key[order[s]]:
+            t += 1
+        if t - s == 1:
+            n_once += 1
+        elif t - s > 2:
+            n_more += 1
+        s = t
+    if n_once:
+        return 1, n_once
+    if n_more:
+        return 2, n_more
+    # every edge in exactly two faces: consecutive pairs of the sorted order
+    for s in range(0, ne, 2):
+        i = order[s]
+        j = order[s + 1]
+        if faces[i // 3, i % 3] == faces[j // 3, j % 3]:
+            return 3, 1
+    # vertex fans: corners (face, vertex) joined across each edge, one set per vertex
+    corner = np.arange(ne)
+    body = np.arange(nf)
+    for s in range(0, ne, 2):
+        i = order[s]
+        j = order[s + 1]
+        fa = i // 3
+        fb = j // 3
+        a = faces[fa, i % 3]
+        b = faces[fa, (i % 3 + 1) % 3]
+        for v in (a, b):
+            ca = 3 * fa
+            for k in range(3):
+                if faces[fa, k] == v:
+                    ca = 3 * fa + k
+                    break
+            cb = 3 * fb
+            for k in range(3):
+                if faces[fb, k] == v:
+                    cb = 3 * fb + k
+                    break
+            _union(corner, ca, cb)
+        _union(body, fa, fb)
+    root_of = np.full(n_vertices, -1, np.int64)
+    multi = np.zeros(n_vertices, np.bool_)
+    for c in range(ne):
+        v = faces[c // 3, c % 3]
+        r = _find(corner, c)
+        if root_of[v] < 0:
+            root_of[v] = r
+        elif root_of[v] != r:
+            multi[v] = True
+    n_multi = 0
+    for v in range(n_vertices):
+        if multi[v]:
+            n_multi += 1
+    if n_multi:
+        return 4, n_multi
+    n_body = 0
+    for f in range(nf):
+        if _find(body, f) == f:
+            n_body += 1
+    if n_body != 1:
+        return 5, n_body
+    return 0, 0

@@ -96,3 +96,51 @@ def test_check_cache_sees_in_place_changes():
     assert check_mesh(v, f, self_intersection=False) == ""
     f[0] = f[0, ::-1]                                     # one face flipped in place
     assert check_mesh(v, f, self_intersection=False).startswith("inconsistent winding")
+
+
+def _topology_cases():
+    rng = np.random.default_rng(11)
+    ico = trimesh.creation.icosphere(2)
+    v, f = np.array(ico.vertices), np.array(ico.faces)
+    yield "closed", v, f
+    yield "open", v, f[3:]
+    flipped = f.copy()
+    flipped[5] = flipped[5, ::-1]
+    yield "one face flipped", v, flipped
+    yield "all flipped", v, f[:, ::-1].copy()
+    two = trimesh.util.concatenate([ico, trimesh.creation.icosphere(1, radius=0.3)])
+    yield "two bodies", np.array(two.vertices), np.array(two.faces)
+    # two spheres sharing one vertex (a bowtie vertex)
+    b = trimesh.creation.icosphere(1)
+    shift = np.array(b.vertices) + (np.array(ico.vertices)[0] - np.array(b.vertices)[0]) * 1.0
+    shift[1:] += 3.0
+    vv = np.r_[v, shift[1:]]
+    fb = np.array(b.faces) + len(v) - 1
+    fb[np.array(b.faces) == 0] = 0
+    yield "bowtie vertex", vv, np.r_[f, fb]
+    # an edge used by four faces: two tetrahedra glued along one edge only
+    tv = np.array([[0., 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0], [0, -1, 0]])
+    tf = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3],
+                   [0, 3, 4], [0, 4, 5], [0, 5, 3], [3, 5, 4]])
+    yield "tetrahedra", tv, tf
+    yield "tetrahedra, shared edge", np.r_[tv, [[0, 0, -1]]], np.r_[tf[:4], [[0, 2, 6], [2, 3, 6]]]
+    for k in range(40):
+        nv = int(rng.integers(4, 12))
+        sv = rng.normal(size=(nv, 3))
+        sf = np.array([rng.choice(nv, 3, replace=False) for _ in range(int(rng.integers(4, 20)))])
+        yield f"soup{k}", sv, np.r_[sf, sf[:, ::-1]] if k % 2 else sf
+
+
+@pytest.mark.parametrize("case", list(range(48)))
+def test_topology_kernel_matches_numpy(case):
+    name, v, f = list(_topology_cases())[case]
+    f = np.asarray(f, np.int64)
+    if np.any((f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2])):
+        pytest.skip("degenerate faces are rejected before the topology checks")
+    want = _repair._topology_numpy(np.asarray(v, float), f)
+    _repair._CHECKS.clear()
+    got = check_mesh(v, f, self_intersection=False)
+    if want:
+        assert got == want, name
+    else:
+        assert got in ("", "inward-oriented or zero-volume mesh"), name
