@@ -27,16 +27,19 @@ class _ResultCache:
     it is made, by its caller and by the final validation; a smoothing round's last test
     is the caller's first). The key is a 128-bit BLAKE2b digest of the vertex and face
     arrays as float64/int64 with their shapes, plus the function's options, so a hit is
-    the same input bit for bit; stored values are returned as copies.
+    the same input bit for bit (but for a 2^-128 chance of a digest collision); stored
+    values are returned as copies.
     """
 
     def __init__(self, size: int = 16):
+        import threading
         from collections import OrderedDict
 
         self.size = size
         self.data = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.lock = threading.Lock()   # (threads of one process share the cache)
 
     @staticmethod
     def key(P: np.ndarray, F: np.ndarray, *extra) -> bytes:
@@ -49,23 +52,26 @@ class _ResultCache:
         return h.digest()
 
     def get(self, key):
-        value = self.data.get(key)
-        if value is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self.data.move_to_end(key)
-        return value
+        with self.lock:
+            value = self.data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self.data.move_to_end(key)
+            return value
 
     def put(self, key, value) -> None:
-        self.data[key] = value
-        self.data.move_to_end(key)
-        while len(self.data) > self.size:
-            self.data.popitem(last=False)
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
 
     def clear(self) -> None:
-        self.data.clear()
-        self.hits = self.misses = 0
+        with self.lock:
+            self.data.clear()
+            self.hits = self.misses = 0
 
 
 #: check_mesh / validate_envelope results by mesh bytes
