@@ -25,15 +25,21 @@ from .config import DRIFT_METHODS
 from .errors import FormatError, ParameterError
 from .schema import jsonable, with_history
 
-__all__ = ["run", "RunResult", "DRIFT_METHODS", "reduce_large", "LargeResult", "estimate_size"]
+__all__ = ["run", "RunResult", "DRIFT_METHODS", "reduce_large", "LargeResult", "estimate_size",
+           "mesh_spine_tiles", "TiledSpines"]
 
 
 def __getattr__(name):
-    # the large-file path (smlmspine._large), without importing it with the pipeline
+    # the large-file path (smlmspine._large) and the spine stages by region
+    # (smlmspine._tiles), without importing them with the pipeline
     if name in ("reduce_large", "LargeResult", "estimate_size"):
         from . import _large
 
         return getattr(_large, name)
+    if name in ("mesh_spine_tiles", "TiledSpines"):
+        from . import _tiles
+
+        return getattr(_tiles, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
