@@ -227,7 +227,7 @@ def reduce_large(source: str | Path, out: str | Path, *, drift: str = "aim",
     ----------
     source : str or Path
         A Parquet or Arrow IPC (Feather v2) file: smlmspine's own, or a foreign one
-        with canonical column names (see :func:`smlmspine.io.read_parquet`).
+        with canonical column names (see :func:`smlmspine.io.arrowfiles.read_parquet`).
     out : str or Path
         The Parquet file to write (atomically: a temporary name, renamed at the end).
     drift : {"aim", "rcc", "fiducial", "none"}

@@ -150,17 +150,16 @@ def mesh_spine_tiles(table: pa.Table, *, n_tiles: int, margin_nm: float = DEFAUL
         for old, new in new_ids.items():
             envelopes[new] = meshes.envelopes[old]
         local = np.asarray(meshes.isolation.table.column("spine_id").to_numpy(), np.int64)
-        mapped = np.array([new_ids.get(int(v), -1) for v in np.unique(local)], np.int64)
-        lut = dict(zip(np.unique(local).tolist(), mapped.tolist()))
-        gid = np.array([lut[int(v)] for v in local], np.int64) if len(local) else local
+        values, inverse = np.unique(local, return_inverse=True)
+        gid = np.array([new_ids.get(int(v), -1) for v in values], np.int64)[inverse]
         take = gid >= 0
         free = spine_id[sel[take]] < 0   # a localization claimed by one kept spine only
         spine_id[sel[take][free]] = gid[take][free]
         tiles.append({"core_nm": [float(lo[k]), float(hi[k])], "n_localizations": int(len(sel)),
                       "n_spines_found": int(len(ids)), "n_spines_kept": int(keep.sum())})
     spines = pa.concat_tables(rows_out) if rows_out else pa.table({})
-    locs = table.append_column("spine_id", pa.array(spine_id)) \
-        if "spine_id" not in table.column_names else \
-        table.set_column(table.schema.get_field_index("spine_id"), "spine_id", pa.array(spine_id))
+    from .schema import with_columns
+
+    locs = with_columns(table, {"spine_id": spine_id})
     parameters.update({"margin_nm": margin, "n_tiles": n_tiles})
     return TiledSpines(spines, envelopes, locs, tiles, axis, origin, parameters)

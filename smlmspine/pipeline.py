@@ -196,11 +196,17 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
 
     from .errors import QualityWarning
 
+    n_tiles = stages.get("large", {}).get("n_tiles", 1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
-        meshes = envelope.mesh_spines(table, label=label, method=method, alpha_nm=alpha_nm,
-                                      neck_surface=neck_surface, workers=workers,
-                                      progress=not quiet)
+        if n_tiles > 1:   # docs/batch.md, "Spine stages by region"
+            meshes, spines = _tiled(table, n_tiles, label=label, method=method,
+                                    alpha_nm=alpha_nm, neck_surface=neck_surface,
+                                    step_nm=step_nm, workers=workers, quiet=quiet)
+        else:
+            meshes = envelope.mesh_spines(table, label=label, method=method,
+                                          alpha_nm=alpha_nm, neck_surface=neck_surface,
+                                          workers=workers, progress=not quiet)
     run_warnings = []
     for w in caught:
         if issubclass(w.category, QualityWarning):
@@ -221,9 +227,12 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
 
     t = time.perf_counter()
     precision = meshes.parameters.get("precision_nm")
-    spines = spine_features(meshes, label=label, precision_nm=precision, step_nm=step_nm,
-                            progress=not quiet)
-    stages["morphology"] = {"seconds": time.perf_counter() - t}
+    if n_tiles == 1:
+        spines = spine_features(meshes, label=label, precision_nm=precision, step_nm=step_nm,
+                                progress=not quiet)
+        stages["morphology"] = {"seconds": time.perf_counter() - t}
+    else:
+        stages["morphology"] = {"seconds": None, "note": "timed with the mesh stage (tiles)"}
 
     outdir.mkdir(parents=True, exist_ok=True)
     spines = envelope.write_meshes(replace(meshes, spines=spines), outdir, file_format=mesh_format)
@@ -298,6 +307,24 @@ def _drift_and_merge(table, src, stages, *, drift, segment_frames, merge, quiet)
     return table, drift_model
 
 
+def _tiled(table, n_tiles, *, label, method, alpha_nm, neck_surface, step_nm, workers, quiet):
+    """The spine stages tile by tile (:func:`smlmspine._tiles.mesh_spine_tiles`), as a
+    :class:`~smlmspine.envelope.SpineMeshes` (no dendrite mesh) and the spine table."""
+    from types import SimpleNamespace
+
+    from ._tiles import mesh_spine_tiles
+    from .envelope import SpineMeshes
+
+    tiled = mesh_spine_tiles(table, n_tiles=n_tiles, label=label, method=method,
+                             alpha_nm=alpha_nm, neck_surface=neck_surface, step_nm=step_nm,
+                             workers=workers, progress=not quiet)
+    spines = tiled.spines.drop_columns(["tile"]) if tiled.spines.num_rows else tiled.spines
+    isolation = SimpleNamespace(table=tiled.localizations,
+                                dendrite={"tiles": tiled.tiles, "n_tiles": n_tiles})
+    parameters = {**tiled.parameters, "tiles": tiled.tiles}
+    return SpineMeshes(tiled.envelopes, None, isolation, spines, parameters), spines
+
+
 def _large_plan(source, chunk_rows, read_options) -> dict | None:
     """Whether (and why) ``source`` takes the large-file path; None when it does not."""
     from ._validate import integer, memory_budget_bytes
@@ -360,7 +387,14 @@ def _reduce(source, outdir: Path, plan: dict, *, drift, segment_frames, merge, q
     merged_bytes = n * _row_bytes(pf.schema_arrow)
     stages["large"]["merged_bytes"] = merged_bytes
     need = IN_MEMORY_FACTOR * merged_bytes
-    if need > plan["memory_budget_bytes"]:
+    budget = plan["memory_budget_bytes"]
+    if budget >= need:
+        stages["large"]["n_tiles"] = 1
+    elif budget >= 2 * merged_bytes:
+        # the table fits, its spine stages do not: tiles along the dendrite, each with
+        # 1/n of the table plus its margins (2x: the margins and the table held meanwhile)
+        stages["large"]["n_tiles"] = int(np.ceil(2 * need / budget))
+    else:
         from .io import atomic_output
 
         stages["mesh"] = {"skipped": "the merged localizations exceed the memory budget"}
@@ -370,8 +404,8 @@ def _reduce(source, outdir: Path, plan: dict, *, drift, segment_frames, merge, q
             Path(tmp).write_text(json.dumps(jsonable({**summary, "stages": stages}), indent=2))
         raise ParameterError(
             f"{Path(source).name}: after drift and merge {n} localizations remain "
-            f"({merged_bytes / 1e9:.2f} GB; the spine stages, which hold them whole, would "
-            f"need about {need / 1e9:.1f} GB), more than the memory budget "
+            f"({merged_bytes / 1e9:.2f} GB; held whole for the spine stages, even tiled, "
+            f"with half the budget left to the tiles), more than the memory budget "
             f"({plan['memory_budget_bytes'] / 1e9:g} GB, SMLMSPINE_MEMORY_BUDGET_GB): write "
             "them alone with smlmspine.pipeline.reduce_large and crop a region, or raise "
             "SMLMSPINE_MEMORY_BUDGET_GB")

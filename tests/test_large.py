@@ -163,14 +163,27 @@ def test_run_takes_the_large_path_over_the_budget_and_refuses_what_still_does_no
 
 
 @pytest.mark.slow
-def test_run_with_chunk_rows_gives_the_in_memory_result(sim_table, tmp_path):
+def test_run_with_chunk_rows_gives_the_in_memory_result_and_tiles_when_over_budget(
+        sim_table, tmp_path, monkeypatch):
     src = tmp_path / "in.parquet"
     pq.write_table(sim_table, src, row_group_size=4000)
     a = run(src, tmp_path / "a", quiet=True)
     b = run(src, tmp_path / "b", quiet=True, chunk_rows=3000)
     assert "large" not in a.summary["stages"]
     assert b.summary["stages"]["large"]["reason"] == "chunk_rows given"
+    assert b.summary["stages"]["large"]["n_tiles"] == 1
     assert a.spines.num_rows == b.spines.num_rows > 0
     assert _same(a.localizations, b.localizations)
     assert _same(a.spines, b.spines)
     assert not (tmp_path / "b" / "localizations_merged.parquet").exists()
+    # a budget the merged table fits (x2) but its spine stages (x5) do not: 3 tiles
+    merged_bytes = b.summary["stages"]["large"]["merged_bytes"]
+    monkeypatch.setenv("SMLMSPINE_MEMORY_BUDGET_GB", str(4 * merged_bytes / 1e9))
+    c = run(src, tmp_path / "c", quiet=True)
+    assert c.summary["stages"]["large"]["n_tiles"] == 3
+    assert c.spines.column_names == a.spines.column_names   # the documented table
+    assert c.spines.num_rows == a.spines.num_rows           # each spine once
+    ids = c.spines.column("spine_id").to_pylist()
+    assert len(set(ids)) == len(ids)
+    assert set(c.localizations.column("spine_id").to_pylist()) - {-1} == set(ids)
+    assert {f"spine_{k}.ply" for k in ids} <= {f.name for f in (tmp_path / "c").iterdir()}
