@@ -139,7 +139,7 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray, *,
 
 
 def _topology_numpy(vertices, faces):
-    """The checks of :func:`._repair_kernels.mesh_topology` in numpy (any face indices)."""
+    """The checks of :func:`._selfintersect.mesh_topology` in numpy (any face indices)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -184,7 +184,7 @@ def _topology_numpy(vertices, faces):
 
 
 def _check_mesh(vertices, faces, self_intersection):
-    from ._repair_kernels import mesh_topology
+    from ._selfintersect import mesh_topology
 
     if np.any((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2])
               | (faces[:, 0] == faces[:, 2])):
@@ -405,7 +405,7 @@ def _surface_voxels(mesh, pitch_nm: float):
 
     trimesh (``voxelize_subdivide``) subdivides the mesh until no edge is longer than
     half a pitch and marks the voxels of its vertices (``round(v / pitch)``); here the
-    same points come from :func:`._repair_kernels._subdivision_points` (each face split
+    same points come from :func:`._selfintersect._subdivision_points` (each face split
     on its own in numba, no mesh of the subdivided surface) and are marked in a dense
     grid directly.
 
@@ -416,7 +416,7 @@ def _surface_voxels(mesh, pitch_nm: float):
     corner : (3,) ndarray of float
         Centre of voxel ``[0, 0, 0]`` (nm).
     """
-    from ._repair_kernels import _subdivision_points
+    from ._selfintersect import _subdivision_points
 
     v = np.ascontiguousarray(mesh.vertices, np.float64)
     f = np.ascontiguousarray(mesh.faces, np.int64)
