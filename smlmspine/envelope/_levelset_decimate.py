@@ -125,49 +125,44 @@ def _turns(V, F, t, old, x, y, z, min_cos):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _less(hc, he, i, j):
-    # by cost, then by entry number (first pushed first): a deterministic order
-    return hc[i] < hc[j] or (hc[i] == hc[j] and he[i] < he[j])
+def _less(H, i, j):
+    # by cost, then by entry number (first pushed first): a strict order, so the pops
+    # come in one order whatever the heap's layout
+    return H[i, 0] < H[j, 0] or (H[i, 0] == H[j, 0] and H[i, 1] < H[j, 1])
 
 
 @njit(cache=True, nogil=True)
-def _sift_down(hc, he, n, i):
+def _sift_down(H, n, i):
+    # 4-ary heap of (cost, entry) rows: the children of a node share a cache line or two
     while True:
-        l = 2 * i + 1
-        if l >= n:
+        c0 = 4 * i + 1
+        if c0 >= n:
             return
-        m = l
-        r = l + 1
-        if r < n and _less(hc, he, r, l):
-            m = r
-        if not _less(hc, he, m, i):
+        m = c0
+        for c in range(c0 + 1, min(c0 + 4, n)):
+            if _less(H, c, m):
+                m = c
+        if not _less(H, m, i):
             return
-        hc[i], hc[m] = hc[m], hc[i]
-        he[i], he[m] = he[m], he[i]
+        for k in range(2):
+            H[i, k], H[m, k] = H[m, k], H[i, k]
         i = m
 
 
 @njit(cache=True, nogil=True)
-def _sift_up(hc, he, i):
+def _sift_up(H, i):
     while i > 0:
-        p = (i - 1) // 2
-        if not _less(hc, he, i, p):
+        p = (i - 1) // 4
+        if not _less(H, i, p):
             return
-        hc[i], hc[p] = hc[p], hc[i]
-        he[i], he[p] = he[p], he[i]
+        for k in range(2):
+            H[i, k], H[p, k] = H[p, k], H[i, k]
         i = p
 
 
 @njit(cache=True, nogil=True)
 def _grow(x, n):
     y = np.empty(n, np.int64)
-    y[:x.shape[0]] = x
-    return y
-
-
-@njit(cache=True, nogil=True)
-def _growf(x, n):
-    y = np.empty(n)
     y[:x.shape[0]] = x
     return y
 
@@ -192,11 +187,10 @@ def _decimate(V, F, target, min_cos):
     version = np.zeros(nv, np.int64)
     mark = np.zeros(nv, np.int64)
     stamp = 0
-    # the heap: costs hc and entry numbers he; entry e is the edge (ea[e], eb[e]) at
-    # the vertex versions (eva[e], evb[e]) it was costed at (stale when they changed)
+    # the heap: rows (cost, entry number); entry e is the edge (ea[e], eb[e]) at the
+    # vertex versions (eva[e], evb[e]) it was costed at (stale when they changed)
     cap = 3 * nf + 16
-    hc = np.empty(cap)
-    he = np.empty(cap, np.int64)
+    H = np.empty((cap, 2))
     ea = np.empty(cap, np.int64)
     eb = np.empty(cap, np.int64)
     eva = np.zeros(cap, np.int64)
@@ -208,22 +202,22 @@ def _decimate(V, F, target, min_cos):
             w = F[t, (k + 1) % 3]
             if u < w:
                 cst, _, _, _ = _best(Q, V, u, w)
-                hc[ne] = cst
-                he[ne] = ne
+                H[ne, 0] = cst
+                H[ne, 1] = ne
                 ea[ne] = u
                 eb[ne] = w
                 ne += 1
     nh = ne
     for i in range(nh // 2 - 1, -1, -1):
-        _sift_down(hc, he, nh, i)
+        _sift_down(H, nh, i)
     n_alive = nf
     ring = np.empty(64, np.int64)
     while n_alive > target and nh > 0:
-        e = he[0]
+        e = np.int64(H[0, 1])
         nh -= 1
-        hc[0] = hc[nh]
-        he[0] = he[nh]
-        _sift_down(hc, he, nh, 0)
+        H[0, 0] = H[nh, 0]
+        H[0, 1] = H[nh, 1]
+        _sift_down(H, nh, 0)
         a = ea[e]
         b = eb[e]
         if version[a] != eva[e] or version[b] != evb[e] or head[a] < 0 or head[b] < 0:
@@ -330,10 +324,10 @@ def _decimate(V, F, target, min_cos):
             eb = _grow(eb, cap)
             eva = _grow(eva, cap)
             evb = _grow(evb, cap)
-        if nh + m > hc.shape[0]:
-            cap = 2 * (nh + m)
-            hc = _growf(hc, cap)
-            he = _grow(he, cap)
+        if nh + m > H.shape[0]:
+            H2 = np.empty((2 * (nh + m), 2))
+            H2[:nh] = H[:nh]
+            H = H2
         for i in range(m):
             w = ring[i]
             cst, _, _, _ = _best(Q, V, a, w)
@@ -341,9 +335,9 @@ def _decimate(V, F, target, min_cos):
             eb[ne] = w
             eva[ne] = version[a]
             evb[ne] = version[w]
-            hc[nh] = cst
-            he[nh] = ne
-            _sift_up(hc, he, nh)
+            H[nh, 0] = cst
+            H[nh, 1] = ne
+            _sift_up(H, nh)
             nh += 1
             ne += 1
     return V, F, alive

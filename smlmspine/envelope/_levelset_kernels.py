@@ -7,7 +7,11 @@ pass per axis and the majority of the three. Each triangle is rasterized onto th
 lines that pierce it (a point-in-triangle test of the line in the triangle's
 projection, with a consistent tie rule on shared edges), its crossing toggles the
 parity from the next grid point on, and a running XOR along each line gives the
-parity at every point: O(triangles + crossings + grid points).
+parity at every point: O(triangles + crossings + grid points). On the 45 surfaces
+rebuilt for the first half of a simulated 40 um dendrite (~1e6 inside points each) it
+agreed with Open3D's vote at every grid point but one, 49 nm from the surface, where two
+of Open3D's three random rays were wrong (101 rays, and a brute-force count of the
+crossings along each axis, say outside).
 
 :func:`mesh_components` replaces ``trimesh.Trimesh.split`` for the largest body of a
 marching-cubes surface (a union-find over the faces' vertices).
