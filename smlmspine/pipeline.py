@@ -116,11 +116,14 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     chunk_rows : int, optional
         Read, drift-correct and merge the file in frame windows of about this many
         localizations (:func:`smlmspine.pipeline.reduce_large`; Parquet and Arrow IPC
-        files only). Default: done so when the file's in-memory size, estimated from its
-        metadata, exceeds the memory budget (``SMLMSPINE_MEMORY_BUDGET_GB``, see
-        :mod:`smlmspine._validate`), with 2 000 000 per window. The result is the same as
-        in memory (the drift is estimated from a sample of at most 4 000 000
-        localizations); ``run.json`` says so under ``stages.large``.
+        files only). Default: done so when 5 x the file's in-memory size, estimated from
+        its metadata, exceeds the memory budget (``SMLMSPINE_MEMORY_BUDGET_GB``, see
+        :mod:`smlmspine._validate`), with 2 000 000 per window. The merged table is the
+        same as in memory (the drift is estimated from a sample of at most 4 000 000
+        localizations). When 5 x the merged table's size still exceeds the budget but
+        2 x does not, the spine stages run tile by tile
+        (:func:`smlmspine.pipeline.mesh_spine_tiles`). ``run.json`` says so under
+        ``stages.large``.
     config : mapping, optional
         The configuration (:mod:`smlmspine.config`) this call was made from, recorded in
         ``run.json`` under ``"config"`` (with its ``"parameters_hash"``) so the result
@@ -142,8 +145,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     ------
     ParameterError
         An unknown ``drift`` or ``label``, or 2D localizations (no ``z``); a file whose
-        drift-corrected, merged localizations still exceed the memory budget (the spine
-        stages hold them whole; the merged table is left in
+        drift-corrected, merged localizations take more than half the memory budget (the
+        spine stages hold them whole, even tiled; the merged table is left in
         ``OUTDIR/localizations_merged.parquet`` with a ``run.json``).
     FormatError
         ``outdir`` exists and is not a folder, or ``source`` cannot be read.
