@@ -80,7 +80,7 @@ def record_calls(n_spines, seed):
 def _steps(c):
     """Seconds of the steps of one rebuild (engine qem)."""
     import smlmspine.envelope._levelset as L
-    from smlmspine.envelope._levelset_kernels import grid_inside
+    from smlmspine.envelope._levelset import grid_inside
 
     v, f = c["v"], c["f"]
     pitch = L.levelset_pitch(c["precision_nm"])

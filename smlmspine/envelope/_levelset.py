@@ -4,9 +4,9 @@ A vertex-moving fit (the membrane shell fit, smoothing) can fold a surface where
 thin or strongly curved. :func:`levelset_remesh` rebuilds such a surface from its signed
 distance field, sampled on a regular grid whose spacing is well under the thinnest part
 of the object (the sign by the parity of the surface crossings along the grid lines,
-:mod:`~smlmspine.envelope._levelset_kernels`; the distance only in the band of grid
-points next to the surface), and extracted by Lewiner's marching cubes (scikit-image), or by marching tetrahedra on the Kuhn
-split of the grid (:func:`~smlmspine.envelope.marching_tetrahedra`) when the cubes'
+:func:`grid_inside`; the distance only in the band of grid points next to the
+surface), and extracted by Lewiner's marching cubes (scikit-image), or by marching
+tetrahedra on the Kuhn split of the grid (:func:`~smlmspine.envelope.marching_tetrahedra`) when the cubes'
 surface does not pass the exact check. Every triangle lies inside one grid cell and
 meets the triangles of the neighbouring cells only in shared edges, so the result is
 closed, two-manifold, consistently wound and free of self-intersections by
@@ -14,14 +14,47 @@ construction (checked by the exact test all the same). Away from folds the new
 surface follows the old one to a small fraction of the grid spacing (the distance field
 is linear across a cell up to the surface's curvature); inside a fold the overlapping
 sheets are replaced by their outer envelope.
+
+Kernels (numba, ``cache=True``):
+
+:func:`grid_inside` replaces Open3D's ``RaycastingScene.compute_occupancy`` (three
+random rays per grid point, ~0.4 s per spine): the inside/outside sign of every point
+of a regular grid, by the parity of the surface crossings along the grid lines, one
+pass per axis and the majority of the three. Each triangle is rasterized onto the grid
+lines that pierce it (a point-in-triangle test of the line in the triangle's
+projection, with a consistent tie rule on shared edges), its crossing toggles the
+parity from the next grid point on, and a running XOR along each line gives the
+parity at every point: O(triangles + crossings + grid points). On the 45 surfaces
+rebuilt for the first half of a simulated 40 um dendrite (~1e6 inside points each) it
+agreed with Open3D's vote at every grid point but one, 49 nm from the surface, where two
+of Open3D's three random rays were wrong (101 rays, and a brute-force count of the
+crossings along each axis, say outside).
+
+:func:`mesh_components` replaces ``trimesh.Trimesh.split`` for the largest body of a
+marching-cubes surface (a union-find over the faces' vertices).
+
+:func:`quadric_decimate`, the decimation of :func:`rebuild_surface`: quadric edge
+collapse of closed manifold meshes. Garland & Heckbert's quadric error metric (area-weighted face planes, the optimal
+position of the merged vertex where its 3x3 system is well conditioned, else the best
+of the edge's ends and midpoint), one 4-ary heap of edge costs with lazy deletion
+(vertex version stamps). An edge collapse is refused when it would make the surface
+non-manifold (the link condition: the edge's ends share exactly the two opposite
+vertices of its two faces), fold a triangle (its normal turning by more than
+:data:`MAX_TURN_COS` or its area collapsing) or move the merged vertex beyond the
+edge's length. Same role as Open3D's ``simplify_quadric_decimation``: 2.4e5 -> 4.1e4
+triangles of a marching-cubes surface in 4.0 s against Open3D's 10.4-12.8 s (load ~7 on
+2 cores), valid where Open3D's result self-intersected; the result is checked by the
+caller all the same.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__ = ["levelset_remesh", "decimate_clean", "rebuild_surface", "levelset_pitch",
-           "LEVELSET_MAX_POINTS"]
+           "grid_inside", "mesh_components", "quadric_decimate", "LEVELSET_MAX_POINTS",
+           "MAX_TURN_COS"]
 
 #: Largest number of grid points of one level-set remesh: the pitch grows until the
 #: grid fits (a 1.5 x 0.8 x 0.8 um spine at 8 nm is 1.9e6 points).
@@ -94,12 +127,10 @@ class _Field:
 
 def _signed_field(vertices, faces, *, pitch_nm, max_points, fill_axis):
     """The grid of :func:`levelset_remesh`: the sign at every point by crossing parity
-    (:func:`~smlmspine.envelope._levelset_kernels.grid_inside`), the distance (Open3D's
+    (:func:`grid_inside`), the distance (Open3D's
     closest-point query) only in the band of points next to a sign change, +-2 pitches
     elsewhere, the border outside."""
     import open3d as o3d
-
-    from ._levelset_kernels import grid_inside
 
     v = np.asarray(vertices, float)
     f = np.asarray(faces, np.int64)
@@ -155,8 +186,6 @@ def _largest_body(v, f):
     """Vertices and faces of the connected body with the largest |volume|: the input
     when it is one body (found by a union-find over the vertices, ~30x faster than
     trimesh's split), else :func:`~smlmspine.envelope._repair.largest_body`."""
-    from ._levelset_kernels import mesh_components
-
     lab = mesh_components(f, len(v))
     if np.all(lab[f[:, 0]] == lab[f[0, 0]]):
         return v, f
@@ -232,7 +261,7 @@ def decimate_clean(vertices, faces, *, target_faces: int, max_shift_nm: float | 
     fault is a few self-intersecting triangles is smoothed there
     (:func:`~smlmspine.envelope._selfintersect.smooth_untangle`) and kept when no
     vertex moved farther than ``max_shift_nm``. ``engine="qem"`` decimates with the
-    package's :func:`~smlmspine.envelope._levelset_decimate.quadric_decimate` instead of
+    package's :func:`quadric_decimate` instead of
     Open3D's (as :func:`rebuild_surface` does).
 
     Returns
@@ -270,15 +299,13 @@ def _decimate(v, f, target, simplify):
 def _simplifier(centre, max_shift_nm, engine="open3d"):
     """``simplify(v, f, n) -> (v', f', clean)``: one quadric decimation to ``n``
     triangles (Open3D's, about ``centre``, or the package's
-    :func:`~smlmspine.envelope._levelset_decimate.quadric_decimate` with ``engine="qem"``),
+    :func:`quadric_decimate` with ``engine="qem"``),
     untangled locally when allowed, and checked."""
     from ._repair import check_mesh
     from ._selfintersect import smooth_untangle
 
     def simplify(v, f, n):
         if engine == "qem":
-            from ._levelset_decimate import quadric_decimate
-
             dv, df = quadric_decimate(v, f, target_faces=int(n))
             dv = dv.astype(np.float32).astype(np.float64)
         else:
@@ -349,7 +376,7 @@ def rebuild_surface(vertices, faces, *, precision_nm, fill_axis=None, engine="qe
         See :func:`levelset_remesh`.
     engine : {"qem", "open3d"}
         Decimation: the package's quadric edge collapse
-        (:func:`~smlmspine.envelope._levelset_decimate.quadric_decimate`, refuses
+        (:func:`quadric_decimate`, refuses
         collapses that fold a triangle; ~3x faster) or Open3D's
         ``simplify_quadric_decimation`` (the default before).
 
@@ -391,3 +418,580 @@ def rebuild_surface(vertices, faces, *, precision_nm, fill_axis=None, engine="qe
                 if n_grid:
                     lv, lf, _ = _decimate(lv, lf, target, _simplifier(lv.mean(0), pitch, engine))
     return lv, lf, pitch, n_grid
+
+
+# ---- kernels: the sign by crossing parity, mesh components ----
+
+@njit(cache=True, nogil=True)
+def _edge_sign(au, aw, bu, bw, qu, qw):
+    """Sign of q against the directed edge a->b in the (u, w) plane, ties broken by
+    the symbolic perturbation q + (eps, eps**2): never 0 unless a == b."""
+    du = bu - au
+    dw = bw - aw
+    e = du * (qw - aw) - dw * (qu - au)
+    if e > 0.0:
+        return 1
+    if e < 0.0:
+        return -1
+    # e(q + (eps, eps^2)) = e + du * eps^2 - dw * eps
+    if dw != 0.0:
+        return 1 if -dw > 0.0 else -1
+    if du != 0.0:
+        return 1 if du > 0.0 else -1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _oriented_sign(vs, i, j, cu, cw, qu, qw):
+    # the same float operations for edge (i, j) in both faces that share it: evaluated
+    # from the lower vertex index, negated for the other direction
+    if i < j:
+        return _edge_sign(vs[i, cu], vs[i, cw], vs[j, cu], vs[j, cw], qu, qw)
+    return -_edge_sign(vs[j, cu], vs[j, cw], vs[i, cu], vs[i, cw], qu, qw)
+
+
+@njit(cache=True, nogil=True)
+def _axis_parity(vs, faces, lo, pitch, n, axis, toggles):
+    """Toggle counts of the crossings along grid lines parallel to ``axis``."""
+    cu = (axis + 1) % 3
+    cw = (axis + 2) % 3
+    nu = n[cu]
+    nw = n[cw]
+    na = n[axis]
+    for t in range(faces.shape[0]):
+        a = faces[t, 0]
+        b = faces[t, 1]
+        c = faces[t, 2]
+        umin = min(vs[a, cu], vs[b, cu], vs[c, cu])
+        umax = max(vs[a, cu], vs[b, cu], vs[c, cu])
+        wmin = min(vs[a, cw], vs[b, cw], vs[c, cw])
+        wmax = max(vs[a, cw], vs[b, cw], vs[c, cw])
+        i0 = max(int(np.floor((umin - lo[cu]) / pitch)) - 1, 0)
+        i1 = min(int(np.floor((umax - lo[cu]) / pitch)) + 1, nu - 1)
+        j0 = max(int(np.floor((wmin - lo[cw]) / pitch)) - 1, 0)
+        j1 = min(int(np.floor((wmax - lo[cw]) / pitch)) + 1, nw - 1)
+        for i in range(i0, i1 + 1):
+            qu = lo[cu] + pitch * i
+            if qu < umin or qu > umax:
+                continue
+            for j in range(j0, j1 + 1):
+                qw = lo[cw] + pitch * j
+                if qw < wmin or qw > wmax:
+                    continue
+                sa = _oriented_sign(vs, b, c, cu, cw, qu, qw)
+                sb = _oriented_sign(vs, c, a, cu, cw, qu, qw)
+                sc = _oriented_sign(vs, a, b, cu, cw, qu, qw)
+                if sa == 0 or not (sa == sb and sb == sc):
+                    continue
+                # where the line meets the triangle's plane (barycentric weights from
+                # the plain edge functions; the tie rule only decides membership)
+                wa = (vs[c, cu] - vs[b, cu]) * (qw - vs[b, cw]) - (vs[c, cw] - vs[b, cw]) * (qu - vs[b, cu])
+                wb = (vs[a, cu] - vs[c, cu]) * (qw - vs[c, cw]) - (vs[a, cw] - vs[c, cw]) * (qu - vs[c, cu])
+                wc = (vs[b, cu] - vs[a, cu]) * (qw - vs[a, cw]) - (vs[b, cw] - vs[a, cw]) * (qu - vs[a, cu])
+                s = wa + wb + wc
+                if s == 0.0:
+                    x = (vs[a, axis] + vs[b, axis] + vs[c, axis]) / 3.0
+                else:
+                    x = (wa * vs[a, axis] + wb * vs[b, axis] + wc * vs[c, axis]) / s
+                # the parity changes from the first grid point beyond x on
+                k = int(np.floor((x - lo[axis]) / pitch)) + 1
+                if k < 0:
+                    k = 0
+                if k < na:
+                    if axis == 0:
+                        toggles[k, i, j] ^= 1
+                    elif axis == 1:
+                        toggles[j, k, i] ^= 1
+                    else:
+                        toggles[i, j, k] ^= 1
+
+
+@njit(cache=True, nogil=True)
+def _grid_inside(vs, faces, lo, pitch, n):
+    votes = np.zeros((n[0], n[1], n[2]), np.uint8)
+    for axis in range(3):
+        tog = np.zeros((n[0], n[1], n[2]), np.uint8)
+        _axis_parity(vs, faces, lo, pitch, n, axis, tog)
+        # running XOR along the axis: the parity at every grid point
+        if axis == 0:
+            for j in range(n[1]):
+                for k in range(n[2]):
+                    p = 0
+                    for i in range(n[0]):
+                        p ^= tog[i, j, k]
+                        votes[i, j, k] += p
+        elif axis == 1:
+            for i in range(n[0]):
+                for k in range(n[2]):
+                    p = 0
+                    for j in range(n[1]):
+                        p ^= tog[i, j, k]
+                        votes[i, j, k] += p
+        else:
+            for i in range(n[0]):
+                for j in range(n[1]):
+                    p = 0
+                    for k in range(n[2]):
+                        p ^= tog[i, j, k]
+                        votes[i, j, k] += p
+    out = np.empty((n[0], n[1], n[2]), np.bool_)
+    for i in range(n[0]):
+        for j in range(n[1]):
+            for k in range(n[2]):
+                out[i, j, k] = votes[i, j, k] >= 2
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _find(parent, x):
+    r = x
+    while parent[r] != r:
+        r = parent[r]
+    while parent[x] != r:
+        nxt = parent[x]
+        parent[x] = r
+        x = nxt
+    return r
+
+
+@njit(cache=True, nogil=True)
+def _components(faces, n_vertices):
+    parent = np.arange(n_vertices)
+    for t in range(faces.shape[0]):
+        ra = _find(parent, faces[t, 0])
+        for k in (1, 2):
+            rb = _find(parent, faces[t, k])
+            if ra != rb:
+                if ra < rb:
+                    parent[rb] = ra
+                else:
+                    parent[ra] = rb
+                    ra = rb
+    label = np.empty(n_vertices, np.int64)
+    for v in range(n_vertices):
+        label[v] = _find(parent, v)
+    return label
+
+
+def grid_inside(vertices, faces, *, origin, pitch_nm: float, shape):
+    """Which points of a regular grid lie inside a closed triangle mesh.
+
+    Parameters
+    ----------
+    vertices : (V, 3) ndarray of float
+        Mesh vertices (nm), in the grid's frame.
+    faces : (F, 3) ndarray of int
+        Triangles of a closed mesh (self-intersections allowed: the parity of the
+        crossings is the inside of the mod-2 winding number).
+    origin : (3,) array-like of float
+        Coordinates of grid point (0, 0, 0), nm.
+    pitch_nm : float
+        Grid spacing (nm); point (i, j, k) is ``origin + pitch_nm * (i, j, k)``.
+    shape : (3,) tuple of int
+
+    Returns
+    -------
+    (I, J, K) ndarray of bool
+        Inside by the majority of the crossing parities along the three grid axes
+        (exact arithmetic gives the same parity along every axis for a closed mesh;
+        the vote settles rounding at a grid line through a mesh vertex).
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> s = trimesh.creation.icosphere(3, radius=10.0)
+    >>> ins = grid_inside(s.vertices, s.faces, origin=(-12.0, -12.0, -12.0), pitch_nm=1.0,
+    ...                   shape=(25, 25, 25))
+    >>> bool(ins[12, 12, 12]), bool(ins[0, 0, 0]), int(ins.sum())   # 4/3 pi 10^3 = 4189
+    (True, False, 4139)
+    """
+    vs = np.ascontiguousarray(vertices, np.float64)
+    fs = np.ascontiguousarray(faces, np.int64)
+    n = np.asarray(shape, np.int64)
+    return _grid_inside(vs, fs, np.asarray(origin, np.float64), float(pitch_nm), n)
+
+
+def mesh_components(faces, n_vertices: int):
+    """Connected component of every vertex (the lowest vertex index in it).
+
+    Parameters
+    ----------
+    faces : (F, 3) ndarray of int
+    n_vertices : int
+
+    Returns
+    -------
+    (n_vertices,) ndarray of int64
+
+    Examples
+    --------
+    >>> mesh_components(np.array([[0, 1, 2], [3, 4, 5], [2, 1, 6]]), 7).tolist()
+    [0, 0, 0, 3, 3, 3, 0]
+    """
+    return _components(np.ascontiguousarray(faces, np.int64), int(n_vertices))
+
+
+# ---- kernels: quadric edge-collapse decimation ----
+
+#: A collapse is refused when a surviving triangle's normal would turn by more than
+#: arccos(MAX_TURN_COS) (~78 degrees).
+MAX_TURN_COS = 0.2
+
+
+@njit(cache=True, nogil=True)
+def _plane_quadrics(V, F):
+    Q = np.zeros((V.shape[0], 10))
+    for t in range(F.shape[0]):
+        a, b, c = F[t, 0], F[t, 1], F[t, 2]
+        e1 = V[b] - V[a]
+        e2 = V[c] - V[a]
+        n0 = e1[1] * e2[2] - e1[2] * e2[1]
+        n1 = e1[2] * e2[0] - e1[0] * e2[2]
+        n2 = e1[0] * e2[1] - e1[1] * e2[0]
+        ln = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+        if ln == 0.0:
+            continue
+        w = 0.5 * ln   # area weight
+        n0 /= ln
+        n1 /= ln
+        n2 /= ln
+        d = -(n0 * V[a, 0] + n1 * V[a, 1] + n2 * V[a, 2])
+        q = np.array([n0 * n0, n0 * n1, n0 * n2, n0 * d, n1 * n1, n1 * n2, n1 * d,
+                      n2 * n2, n2 * d, d * d]) * w
+        for v in (a, b, c):
+            for k in range(10):
+                Q[v, k] += q[k]
+    return Q
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _qerr(q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, x, y, z):
+    return (q0 * x * x + 2 * q1 * x * y + 2 * q2 * x * z + 2 * q3 * x
+            + q4 * y * y + 2 * q5 * y * z + 2 * q6 * y
+            + q7 * z * z + 2 * q8 * z + q9)
+
+
+@njit(cache=True, nogil=True)
+def _best(Q, V, a, b):
+    """(cost, x, y, z) of merging a and b."""
+    q0, q1, q2, q3, q4 = Q[a, 0] + Q[b, 0], Q[a, 1] + Q[b, 1], Q[a, 2] + Q[b, 2], Q[a, 3] + Q[b, 3], Q[a, 4] + Q[b, 4]
+    q5, q6, q7, q8, q9 = Q[a, 5] + Q[b, 5], Q[a, 6] + Q[b, 6], Q[a, 7] + Q[b, 7], Q[a, 8] + Q[b, 8], Q[a, 9] + Q[b, 9]
+    # solve [[q0 q1 q2] [q1 q4 q5] [q2 q5 q7]] p = -[q3 q6 q8]
+    A00, A01, A02, A11, A12, A22 = q0, q1, q2, q4, q5, q7
+    c00 = A11 * A22 - A12 * A12
+    c01 = A02 * A12 - A01 * A22
+    c02 = A01 * A12 - A02 * A11
+    det = A00 * c00 + A01 * c01 + A02 * c02
+    ex = V[b, 0] - V[a, 0]
+    ey = V[b, 1] - V[a, 1]
+    ez = V[b, 2] - V[a, 2]
+    L2 = ex * ex + ey * ey + ez * ez
+    mx = 0.5 * (V[a, 0] + V[b, 0])
+    my = 0.5 * (V[a, 1] + V[b, 1])
+    mz = 0.5 * (V[a, 2] + V[b, 2])
+    tr = A00 + A11 + A22
+    if tr > 0.0 and abs(det) > 1e-9 * tr * tr * tr:
+        c11 = A00 * A22 - A02 * A02
+        c12 = A01 * A02 - A00 * A12
+        c22 = A00 * A11 - A01 * A01
+        bx, by, bz = -q3, -q6, -q8
+        x = (c00 * bx + c01 * by + c02 * bz) / det
+        y = (c01 * bx + c11 * by + c12 * bz) / det
+        z = (c02 * bx + c12 * by + c22 * bz) / det
+        if (x - mx) ** 2 + (y - my) ** 2 + (z - mz) ** 2 <= L2:
+            return max(_qerr(q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, x, y, z), 0.0), x, y, z
+    best = np.inf
+    bx, by, bz = mx, my, mz
+    for s in (0.0, 0.5, 1.0):
+        x = V[a, 0] + s * ex
+        y = V[a, 1] + s * ey
+        z = V[a, 2] + s * ez
+        e = _qerr(q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, x, y, z)
+        if e < best:
+            best, bx, by, bz = e, x, y, z
+    return max(best, 0.0), bx, by, bz
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _normal(ax, ay, az, bx, by, bz, cx, cy, cz):
+    ux, uy, uz = bx - ax, by - ay, bz - az
+    vx, vy, vz = cx - ax, cy - ay, cz - az
+    return uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+
+
+@njit(cache=True, nogil=True)
+def _turns(V, F, t, old, x, y, z, min_cos):
+    """Whether moving vertex ``old`` of face t to (x, y, z) folds it."""
+    i0, i1, i2 = F[t, 0], F[t, 1], F[t, 2]
+    n0x, n0y, n0z = _normal(V[i0, 0], V[i0, 1], V[i0, 2], V[i1, 0], V[i1, 1], V[i1, 2],
+                            V[i2, 0], V[i2, 1], V[i2, 2])
+    if i0 == old:
+        n1x, n1y, n1z = _normal(x, y, z, V[i1, 0], V[i1, 1], V[i1, 2], V[i2, 0], V[i2, 1], V[i2, 2])
+    elif i1 == old:
+        n1x, n1y, n1z = _normal(V[i0, 0], V[i0, 1], V[i0, 2], x, y, z, V[i2, 0], V[i2, 1], V[i2, 2])
+    else:
+        n1x, n1y, n1z = _normal(V[i0, 0], V[i0, 1], V[i0, 2], V[i1, 0], V[i1, 1], V[i1, 2], x, y, z)
+    l0 = np.sqrt(n0x * n0x + n0y * n0y + n0z * n0z)
+    l1 = np.sqrt(n1x * n1x + n1y * n1y + n1z * n1z)
+    if l1 == 0.0 or l1 <= 1e-12 * l0:
+        return True
+    return n0x * n1x + n0y * n1y + n0z * n1z < min_cos * l0 * l1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _less(H, i, j):
+    # by cost, then by entry number (first pushed first): a strict order, so the pops
+    # come in one order whatever the heap's layout
+    return H[i, 0] < H[j, 0] or (H[i, 0] == H[j, 0] and H[i, 1] < H[j, 1])
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(H, n, i):
+    # 4-ary heap of (cost, entry) rows: the children of a node share a cache line or two
+    while True:
+        c0 = 4 * i + 1
+        if c0 >= n:
+            return
+        m = c0
+        for c in range(c0 + 1, min(c0 + 4, n)):
+            if _less(H, c, m):
+                m = c
+        if not _less(H, m, i):
+            return
+        for k in range(2):
+            H[i, k], H[m, k] = H[m, k], H[i, k]
+        i = m
+
+
+@njit(cache=True, nogil=True)
+def _sift_up(H, i):
+    while i > 0:
+        p = (i - 1) // 4
+        if not _less(H, i, p):
+            return
+        for k in range(2):
+            H[i, k], H[p, k] = H[p, k], H[i, k]
+        i = p
+
+
+@njit(cache=True, nogil=True)
+def _grow(x, n):
+    y = np.empty(n, np.int64)
+    y[:x.shape[0]] = x
+    return y
+
+
+@njit(cache=True, nogil=True)
+def _qem_kernel(V, F, target, min_cos):
+    nv = V.shape[0]
+    nf = F.shape[0]
+    V = V.copy()
+    F = F.copy()
+    Q = _plane_quadrics(V, F)
+    alive = np.ones(nf, np.bool_)
+    head = np.full(nv, -1, np.int64)
+    tail = np.full(nv, -1, np.int64)
+    nxt = np.full(3 * nf, -1, np.int64)
+    for c in range(3 * nf - 1, -1, -1):
+        v = F[c // 3, c % 3]
+        if head[v] < 0:
+            tail[v] = c
+        nxt[c] = head[v]
+        head[v] = c
+    version = np.zeros(nv, np.int64)
+    mark = np.zeros(nv, np.int64)
+    stamp = 0
+    # the heap: rows (cost, entry number); entry e is the edge (ea[e], eb[e]) at the
+    # vertex versions (eva[e], evb[e]) it was costed at (stale when they changed)
+    cap = 3 * nf + 16
+    H = np.empty((cap, 2))
+    ea = np.empty(cap, np.int64)
+    eb = np.empty(cap, np.int64)
+    eva = np.zeros(cap, np.int64)
+    evb = np.zeros(cap, np.int64)
+    ne = 0
+    for t in range(nf):
+        for k in range(3):
+            u = F[t, k]
+            w = F[t, (k + 1) % 3]
+            if u < w:
+                cst, _, _, _ = _best(Q, V, u, w)
+                H[ne, 0] = cst
+                H[ne, 1] = ne
+                ea[ne] = u
+                eb[ne] = w
+                ne += 1
+    nh = ne
+    for i in range(nh // 2 - 1, -1, -1):
+        _sift_down(H, nh, i)
+    n_alive = nf
+    ring = np.empty(64, np.int64)
+    while n_alive > target and nh > 0:
+        e = np.int64(H[0, 1])
+        nh -= 1
+        H[0, 0] = H[nh, 0]
+        H[0, 1] = H[nh, 1]
+        _sift_down(H, nh, 0)
+        a = ea[e]
+        b = eb[e]
+        if version[a] != eva[e] or version[b] != evb[e] or head[a] < 0 or head[b] < 0:
+            continue
+        _, x, y, z = _best(Q, V, a, b)
+        # faces with both ends; the link condition
+        stamp += 1
+        n_shared = 0
+        c = head[a]
+        while c >= 0:
+            t = c // 3
+            if alive[t]:
+                for k in range(3):
+                    v = F[t, k]
+                    if v == b:
+                        n_shared += 1
+                    mark[v] = stamp
+            c = nxt[c]
+        if n_shared != 2:
+            continue
+        n_common = 0
+        ok = True
+        stamp += 1
+        c = head[b]
+        while c >= 0:
+            t = c // 3
+            if alive[t]:
+                has_a = F[t, 0] == a or F[t, 1] == a or F[t, 2] == a
+                for k in range(3):
+                    v = F[t, k]
+                    if v != a and v != b and mark[v] == stamp - 1:
+                        mark[v] = stamp   # count each common neighbour once
+                        n_common += 1
+                if not has_a and _turns(V, F, t, b, x, y, z, min_cos):
+                    ok = False
+                    break
+            c = nxt[c]
+        if not ok or n_common != 2:
+            continue
+        c = head[a]
+        while c >= 0:
+            t = c // 3
+            if alive[t] and not (F[t, 0] == b or F[t, 1] == b or F[t, 2] == b):
+                if _turns(V, F, t, a, x, y, z, min_cos):
+                    ok = False
+                    break
+            c = nxt[c]
+        if not ok:
+            continue
+        # collapse b into a
+        c = head[b]
+        while c >= 0:
+            t = c // 3
+            if alive[t]:
+                if F[t, 0] == a or F[t, 1] == a or F[t, 2] == a:
+                    alive[t] = False
+                    n_alive -= 1
+                else:
+                    F[t, c % 3] = a
+            c = nxt[c]
+        nxt[tail[a]] = head[b]
+        tail[a] = tail[b]
+        head[b] = -1
+        # drop the corners of dead faces from a's list (it grows with every merge)
+        c = head[a]
+        head[a] = -1
+        last = -1
+        while c >= 0:
+            cn = nxt[c]
+            if alive[c // 3]:
+                if last < 0:
+                    head[a] = c
+                else:
+                    nxt[last] = c
+                last = c
+            c = cn
+        nxt[last] = -1
+        tail[a] = last
+        V[a, 0], V[a, 1], V[a, 2] = x, y, z
+        for k in range(10):
+            Q[a, k] += Q[b, k]
+        version[a] += 1
+        # new costs of the edges around a (each neighbour once)
+        stamp += 1
+        m = 0
+        c = head[a]
+        while c >= 0:
+            t = c // 3
+            if alive[t]:
+                for k in range(3):
+                    v = F[t, k]
+                    if v != a and mark[v] != stamp:
+                        mark[v] = stamp
+                        if m == ring.shape[0]:
+                            r2 = np.empty(2 * m, np.int64)
+                            r2[:m] = ring
+                            ring = r2
+                        ring[m] = v
+                        m += 1
+            c = nxt[c]
+        if ne + m > ea.shape[0]:
+            cap = 2 * (ne + m)
+            ea = _grow(ea, cap)
+            eb = _grow(eb, cap)
+            eva = _grow(eva, cap)
+            evb = _grow(evb, cap)
+        if nh + m > H.shape[0]:
+            H2 = np.empty((2 * (nh + m), 2))
+            H2[:nh] = H[:nh]
+            H = H2
+        for i in range(m):
+            w = ring[i]
+            cst, _, _, _ = _best(Q, V, a, w)
+            ea[ne] = a
+            eb[ne] = w
+            eva[ne] = version[a]
+            evb[ne] = version[w]
+            H[nh, 0] = cst
+            H[nh, 1] = ne
+            _sift_up(H, nh)
+            nh += 1
+            ne += 1
+    return V, F, alive
+
+
+def quadric_decimate(vertices, faces, *, target_faces: int, min_cos: float = MAX_TURN_COS):
+    """Decimate a closed two-manifold triangle mesh to about ``target_faces`` triangles.
+
+    Parameters
+    ----------
+    vertices : (V, 3) array-like of float
+    faces : (F, 3) array-like of int
+        Consistently wound, closed, manifold.
+    target_faces : int
+        Stop at or below this many triangles (fewer collapses when the remaining
+        ones are refused).
+    min_cos : float
+        Smallest cosine of the turn of a surviving triangle's normal.
+
+    Returns
+    -------
+    vertices : (V', 3) ndarray of float
+        The surviving vertices, in their original order.
+    faces : (F', 3) ndarray of int64
+
+    Examples
+    --------
+    >>> import trimesh
+    >>> s = trimesh.creation.icosphere(4, radius=100.0)
+    >>> v, f = quadric_decimate(s.vertices, s.faces, target_faces=500)
+    >>> m = trimesh.Trimesh(v, f, process=False)
+    >>> len(f) <= 500, m.is_watertight, bool(abs(m.volume / s.volume - 1) < 0.02)
+    (True, True, True)
+    """
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    centre = v.mean(0) if len(v) else np.zeros(3)
+    dv, df, alive = _qem_kernel(v - centre, f, int(target_faces), float(min_cos))
+    df = df[alive]
+    used = np.unique(df)
+    remap = np.full(len(v), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return dv[used] + centre, remap[df]

@@ -1,4 +1,4 @@
-"""Kernels of the level-set rebuild (envelope/_levelset_kernels.py) against analytic
+"""Kernels of the level-set rebuild (envelope/_levelset.py) against analytic
 shapes and an independent implementation (Open3D's ray-parity occupancy), and the
 rebuild that uses them: closed, free of self-intersections (exact test and Open3D's),
 volume and thinnest diameter kept."""
@@ -9,7 +9,7 @@ import trimesh
 
 from smlmspine.envelope import validate_envelope
 from smlmspine.envelope._levelset import levelset_remesh, rebuild_surface
-from smlmspine.envelope._levelset_kernels import grid_inside, mesh_components
+from smlmspine.envelope._levelset import grid_inside, mesh_components
 
 
 def _grid(lo, pitch, n):
@@ -158,7 +158,7 @@ def test_quadric_decimate_sphere():
     """An icosphere of 20480 triangles to 2000: closed, manifold, wound, free of
     self-intersections; volume within 1 % and every vertex within 1.5 nm of the
     100 nm sphere."""
-    from smlmspine.envelope._levelset_decimate import quadric_decimate
+    from smlmspine.envelope._levelset import quadric_decimate
 
     s = trimesh.creation.icosphere(5, radius=100.0)
     v, f = quadric_decimate(s.vertices, s.faces, target_faces=2000)
@@ -171,7 +171,7 @@ def test_quadric_decimate_sphere():
 def test_quadric_decimate_keeps_a_thin_torus_manifold():
     """A thin torus (tube radius 10 nm around 200 nm) decimated hard: the link condition
     keeps it one closed manifold body of genus 1 (Euler characteristic 0)."""
-    from smlmspine.envelope._levelset_decimate import quadric_decimate
+    from smlmspine.envelope._levelset import quadric_decimate
 
     t = trimesh.creation.torus(major_radius=200.0, minor_radius=10.0, major_sections=128,
                                minor_sections=24)
