@@ -355,9 +355,9 @@ def _large_plan(source, chunk_rows, read_options) -> dict | None:
         return None
     return {"chunk_rows": chunk_rows or DEFAULT_CHUNK_ROWS,
             "reason": ("chunk_rows given" if chunk_rows is not None else
-                       f"estimated {need / 1e9:.2f} GB for the in-memory stages "
-                       f"({IN_MEMORY_FACTOR} x the table's {size.bytes / 1e9:.2f} GB) > memory "
-                       f"budget {budget / 1e9:.2f} GB"),
+                       f"estimated {need / 1e9:.3g} GB for the in-memory stages "
+                       f"({IN_MEMORY_FACTOR} x the table's {size.bytes / 1e9:.3g} GB) > memory "
+                       f"budget {budget / 1e9:.3g} GB"),
             "estimated_bytes": size.bytes, "memory_budget_bytes": budget,
             "coordinate_unit": read_options.get("coordinate_unit")}
 

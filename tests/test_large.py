@@ -153,7 +153,9 @@ def test_run_takes_the_large_path_over_the_budget_and_refuses_what_still_does_no
     merged = pq.read_table(out / "localizations_merged.parquet")   # the function keeps it
     assert _same(merged, merge_blinks(sim_table))
     record = json.loads((out / "run.json").read_text())
-    assert record["stages"]["large"]["reason"].startswith("estimated 0.01 GB for the in-memory stages")
+    reason = record["stages"]["large"]["reason"]
+    assert reason.startswith("estimated 0.00") and "GB for the in-memory stages" in reason
+    assert reason.endswith("> memory budget 0.002 GB")
     assert record["stages"]["mesh"]["skipped"]
     # a file that is not Parquet/Arrow with --chunk-rows: one line, exit 2
     csv = tmp_path / "in.csv"
