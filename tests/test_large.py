@@ -189,3 +189,26 @@ def test_run_with_chunk_rows_gives_the_in_memory_result_and_tiles_when_over_budg
     assert len(set(ids)) == len(ids)
     assert set(c.localizations.column("spine_id").to_pylist()) - {-1} == set(ids)
     assert {f"spine_{k}.ply" for k in ids} <= {f.name for f in (tmp_path / "c").iterdir()}
+
+
+def test_batch_passes_chunk_rows_to_each_file(tmp_path, capsys):
+    from smlmspine._batch import _process_file
+    from smlmspine.config import check_config
+    from smlmspine.simulate import Labeling
+
+    # the batch task of one file (what a Dask worker runs), with chunk_rows
+    sim = dendrite(geometry=Geometry(spines=[{"spine_class": "mushroom", "position_nm": 1000.0}],
+                                     shaft_length_nm=2000.0), labeling=Labeling(label="volume"),
+                   acquisition=Acquisition(n_frames=800), rng=12)
+    src = tmp_path / "cell.parquet"
+    pq.write_table(sim.localizations, src, row_group_size=3000)
+    config = check_config({"run": {"label": "volume", "drift": "none"}})
+    job = {"source": str(src), "run_folder": "cell", "path": str(src)}
+    out = _process_file(job, str(tmp_path / "b"), config, False, chunk_rows=2000)
+    assert out["status"] == "done", out.get("traceback")
+    record = json.loads((tmp_path / "b" / "cell" / "run.json").read_text())
+    assert record["stages"]["large"]["reason"] == "chunk_rows given"
+    assert record["stages"]["large"]["chunk_rows"] == 2000
+    # the option is checked before anything runs
+    assert main(["batch", str(src), "-o", str(tmp_path / "c"), "--chunk-rows", "0"]) == 2
+    assert "--chunk-rows" in capsys.readouterr().err
