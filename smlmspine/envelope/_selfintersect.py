@@ -161,7 +161,7 @@ def _orient3d_exact(P, a, b, c, d):
         return 0
     return 1 if e[n - 1] > 0 else -1
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _orient3d(P, a, b, c, d):
     adx = P[a, 0] - P[d, 0]
     ady = P[a, 1] - P[d, 1]
@@ -188,7 +188,7 @@ def _orient3d(P, a, b, c, d):
         return -1
     return _orient3d_exact(P, a, b, c, d)
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _orient2d(P, a, b, c, ax):
     """Exact sign of orient2d of a, b, c projected along axis ``ax``.
 
