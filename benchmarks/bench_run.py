@@ -103,7 +103,13 @@ def main(argv=None) -> int:
         stages = run.get("stages", {})
         print(format_run_profile(stages, (stages.get("mesh") or {}).get("parameters", {})
                                  .get("profile")))
-        print(f"peak RSS of `smlmspine run` (its largest process): {rss_run:.0f} MB; "
+        # the pool's workers are children of its fork server, which wait4 does not see
+        # while the run lives: their peaks come from the profile
+        prof_rss = ((stages.get("mesh") or {}).get("parameters", {}).get("profile") or {}) \
+            .get("peak_rss_mb") or {}
+        peaks = [rss_run] + [float(v) for v in prof_rss.values() if v is not None]
+        print(f"peak RSS of `smlmspine run`: {max(peaks):.0f} MB in one process (main "
+              f"{rss_run:.0f} MB, envelope jobs {prof_rss.get('jobs')} MB); "
               f"load average after: {os.getloadavg()[0]:.2f}")
         naive, n_sp, n_pts = naive_alpha_seconds(out / "localizations.parquet")
         print(f"\nspines found: {run.get('n_spines')}; localizations: "
