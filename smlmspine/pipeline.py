@@ -73,8 +73,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
         neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None,
-        quiet: bool = False, config=None, chunk_rows: int | None = None,
-        **read_options) -> RunResult:
+        quiet: bool = False, config=None, **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -114,9 +113,9 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     quiet : bool
         No progress lines or bars on stderr.
     chunk_rows : int, optional
-        Read, drift-correct and merge the file in frame windows of about this many
-        localizations (:func:`smlmspine.pipeline.reduce_large`; Parquet and Arrow IPC
-        files only). Default: done so when 5 x the file's in-memory size, estimated from
+        (A keyword taken from ``**read_options``.) Read, drift-correct and merge the
+        file in frame windows of about this many localizations
+        (:func:`smlmspine.pipeline.reduce_large`; Parquet and Arrow IPC files only). Default: done so when 5 x the file's in-memory size, estimated from
         its metadata, exceeds the memory budget (``SMLMSPINE_MEMORY_BUDGET_GB``, see
         :mod:`smlmspine._validate`), with 2 000 000 per window. The merged table is the
         same as in memory (the drift is estimated from a sample of at most 4 000 000
@@ -132,7 +131,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         the file itself (the CLI) passes the reader options here.
     **read_options
         Reader-specific options passed to :func:`smlmspine.io.read` (e.g. ``format=``,
-        ``mapping=`` for the generic CSV reader); ignored for a table.
+        ``mapping=`` for the generic CSV reader); ignored for a table. ``chunk_rows``
+        (above) is taken out first.
 
     Returns
     -------
@@ -162,6 +162,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise FormatError("output path exists and is not a folder", path=outdir)
+    # how the file is read, not a result parameter (16 keywords would be one too many)
+    chunk_rows = read_options.pop("chunk_rows", None)
     params = {"label": label, "drift": drift, "segment_frames": segment_frames, "merge": merge,
               "method": method, "alpha_nm": alpha_nm, "mesh_format": mesh_format,
               "step_nm": step_nm, "neck_surface": bool(neck_surface), "workers": int(workers),
