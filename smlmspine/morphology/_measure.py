@@ -25,12 +25,13 @@ class SpineMeasurement:
     of the neck minimum whose diameter exceeds ``head_neck_threshold`` x the neck
     minimum. ``neck_length_nm`` runs from the base to that boundary.
     The base plane and the closing cap come from :func:`base_plane`: the cap is never
-    searched for the neck; ``surface_area_um2`` and the shape indices are those of the
-    part distal of the base section (``base_area_nm2`` is the area of that section,
-    ``cap_length_nm`` the axial extent of the excluded cap); ``volume_um3`` is that
-    part's volume plus, for a given base plane, the prism of the base section between
-    the plane and the base section (where a cap or a gap was skipped: the spine as if
-    cut flat at its base plane).
+    searched for the neck; the shape indices are those of the part distal of the base
+    section (``base_area_nm2`` is the area of that section, ``cap_length_nm`` the axial
+    extent of the excluded cap); ``volume_um3`` and ``surface_area_um2`` are that
+    part's plus, for a given base plane, the prism of the base section between the
+    plane and the base section (where a cap or a gap was skipped: the spine as if cut
+    flat at its base plane; its side counted as the perimeter of a circle of the base
+    area).
     ``open_angle_deg`` is the angle at the base between the directions to the centre
     of mass and to the tip (0 for a straight spine, growing with bending);
     ``cvd`` is the coefficient of variation (std/mean) of the distances from the
@@ -53,8 +54,9 @@ class SpineMeasurement:
         Volume distal of the head-neck boundary (um^3; the whole volume without one).
     volume_um3, surface_area_um2 : float
         Volume and area of the part distal of the base section (um^3, um^2; NaN
-        volume for a mesh that is not watertight); the volume also holds the prism of
-        the base section over the skipped cap or gap of a given base plane.
+        volume for a mesh that is not watertight); both also hold the prism of the
+        base section over the skipped cap or gap of a given base plane (its side as a
+        circle's perimeter of the base area).
     convex_hull_ratio, head_neck_ratio, open_angle_deg, cvd : float
         Shape indices (see above); ``head_neck_ratio`` = head / neck minimum diameter.
     is_watertight : bool
@@ -630,6 +632,9 @@ def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float 
         # of the base section, as a cut-flat spine is (left out, the slab was lost:
         # a 94 nm rounded rim called a cap took 25 % of a simulated stubby spine)
         vol = vol + bp.skip_nm * bp.base_area_nm2
+        # and its side as membrane (perimeter of a circle of the base area: the solid
+        # measured stays a closed one, surface area + base area >= the isoperimetric bound)
+        area = area + bp.skip_nm * 2.0 * np.sqrt(np.pi * bp.base_area_nm2)
     dist = np.linalg.norm(spine_verts - centroid, axis=1)
     cvd = float(dist.std() / dist.mean()) if dist.mean() > 0 else float("nan")
     tip = verts[int(np.argmax(geo))]

@@ -271,4 +271,6 @@ def test_a_rounded_rim_called_a_cap_keeps_its_volume():
     m = measure_spine(rounded, base_point_nm=[0, 0, 0], base_normal=[0, 0, 1], step_nm=10.0)
     assert m.cap_length_nm > 40.0                       # the rim is read as a cap ...
     assert m.volume_um3 == pytest.approx(flat.volume * 1e-9, rel=0.02)   # ... volume kept
+    # and the area is the flat-cut spine's without its base disc (the prism's side)
+    assert m.surface_area_um2 == pytest.approx((flat.area - m.base_area_nm2) * 1e-6, rel=0.03)
     assert m.length_nm == pytest.approx(length, rel=0.03)
