@@ -94,6 +94,16 @@ def warm(*, quiet: bool = True) -> WarmResult:
     -------
     WarmResult
     """
+    import warnings
+
+    with warnings.catch_warnings():
+        # the warm-up's small dendrite is not a measurement: its quality warnings (drift
+        # segments without structure, few spines) say nothing to the user
+        warnings.simplefilter("ignore")
+        return _warm_stages(say_progress=not quiet)
+
+
+def _warm_stages(*, say_progress: bool) -> WarmResult:
     import tempfile
     from dataclasses import replace
     from pathlib import Path
@@ -105,6 +115,8 @@ def warm(*, quiet: bool = True) -> WarmResult:
     from .merge import merge_blinks
     from .morphology import spine_features
     from .voxel import write_overview
+
+    quiet = not say_progress
 
     def say(msg):
         if not quiet:
