@@ -34,7 +34,14 @@ of the issue-19 dendrite (``simulate dendrite --seed 5 --shaft-length-nm 40000
   10430 faces) where the QEM's passed at the target (6482, 5214); volume changes from
   the input within 0.04 percentage point of each other.
 
-Together ~3.4x per call (6.75 -> ~2.0 s, chaining the two ratios). The sign itself now takes
+Together ~3.4x per call (6.75 -> ~2.0 s, chaining the two ratios). End to end,
+``smlmspine mesh`` of the same half dendrite ``--workers 1 --profile`` (one snapshot of
+the package, only envelope/_levelset.py swapped; cold numba caches for both; load
+6.3-7.2): mesh stage 504.6 s -> 295.8 s wall, level-set steps of the neck refit 158.4
+-> 73.6 s (24 calls) and of the hollow fill 12.5 -> 3.9 s (3 calls), peak RSS 1576 ->
+1157 MB; spines.parquet: 31/31 watertight in both, volumes within 0.32 %, median
+feature changes <= 0.1 % (open angle 5.5 %), but two spines' neck/head split flips
+(spine 24: neck 109 -> 417 nm; spine 13: head 681 -> 290 nm, mushroom -> thin). The sign itself now takes
 0.01-0.09 s per call (Open3D's occupancy was ~0.4 s).
 """
 
