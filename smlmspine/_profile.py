@@ -231,8 +231,8 @@ def format_run_profile(stages: Mapping[str, Mapping], mesh_profile: Mapping | No
     stages : mapping of str to mapping
         Per stage (in order) a mapping with ``"seconds"`` and optionally
         ``"peak_rss_mb"`` (peak so far at the end of the stage); a stage without
-        ``"seconds"`` is listed as ``skipped`` (with a ``"skipped"`` key) or ``-``
-        (not timed).
+        ``"seconds"`` (or with None) is listed as ``skipped`` (with a ``"skipped"``
+        key) or ``-`` (not timed).
     mesh_profile : mapping, optional
         ``parameters["profile"]`` of :func:`smlmspine.envelope.mesh_spines`.
     slowest : int
@@ -252,7 +252,7 @@ def format_run_profile(stages: Mapping[str, Mapping], mesh_profile: Mapping | No
     sum of stages                 1.000
     """
     timed = {k: float(v["seconds"]) for k, v in stages.items()
-             if isinstance(v, Mapping) and "seconds" in v}
+             if isinstance(v, Mapping) and v.get("seconds") is not None}
     total = sum(timed.values())
     lines = [f"{'stage':<26} {'seconds':>8} {'share':>6} {'peak RSS MB':>12}"]
     for k, v in stages.items():

@@ -95,3 +95,15 @@ def test_profile_option(command, capsys):
 
     assert main([command, "--help"]) == 0
     assert "--profile" in capsys.readouterr().out
+
+
+def test_format_run_profile_untimed_and_skipped_stages():
+    text = format_run_profile({"read": {"n_localizations": 5},
+                               "drift": {"skipped": "no frame column"},
+                               "morphology": {"seconds": None, "note": "with the mesh stage"},
+                               "mesh": {"seconds": 2.0, "peak_rss_mb": 50.0}})
+    rows = {ln.split()[0]: ln.split()[1:] for ln in text.splitlines()[1:]}
+    assert rows["read"] == ["-"]
+    assert rows["drift"] == ["skipped"]
+    assert rows["morphology"] == ["-"]
+    assert rows["mesh"][:2] == ["2.000", "100.0"]
