@@ -33,7 +33,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Mapping
 
-__all__ = ["StepTimes", "step", "peak_rss_mb", "format_profile", "format_run_profile"]
+__all__ = ["StepTimes", "step", "peak_rss_mb", "format_profile", "format_run_profile",
+           "merge_profiles"]
 
 # the StepTimes recording now (innermost last) and the names of the open steps
 _RECORDING: list["StepTimes"] = []
@@ -220,6 +221,52 @@ def format_profile(steps: Mapping[str, Mapping], *, wall_seconds: float | None =
     if wall_seconds is not None:
         lines.append(f"{'wall':<26} {float(wall_seconds):8.3f}")
     return "\n".join(lines)
+
+
+def merge_profiles(profiles: Iterable[Mapping | None]) -> dict | None:
+    """One envelope-stage profile from several (e.g. one per region of a tiled run).
+
+    Steps, wall times and spine times are summed, peaks take the largest. Spine ids
+    are those of the parts: give parts whose ids do not collide (a later part's entry
+    replaces an earlier one).
+
+    Parameters
+    ----------
+    profiles : iterable of mapping or None
+        ``parameters["profile"]`` of :func:`smlmspine.envelope.mesh_spines` calls
+        (None entries are skipped).
+
+    Returns
+    -------
+    dict or None
+        None when no part has a profile.
+
+    Examples
+    --------
+    >>> a = {"wall_seconds": 2.0, "jobs_wall_seconds": 1.5, "workers": 2,
+    ...      "steps": {"spine": {"seconds": 3.0, "calls": 2}}, "spine_seconds": {1: 1.0},
+    ...      "spine_points": {1: 40}, "peak_rss_mb": {"main": 100.0, "jobs": 80.0}}
+    >>> m = merge_profiles([a, None, a])
+    >>> m["wall_seconds"], m["steps"]["spine"]["calls"], m["peak_rss_mb"]["main"], m["parts"]
+    (4.0, 4, 100.0, 2)
+    """
+    parts = [p for p in profiles if p]
+    if not parts:
+        return None
+    steps = StepTimes.merged(StepTimes.from_dict(p.get("steps", {})) for p in parts)
+    out: dict = {"wall_seconds": round(sum(float(p.get("wall_seconds", 0.0)) for p in parts), 4),
+                 "jobs_wall_seconds": round(sum(float(p.get("jobs_wall_seconds", 0.0))
+                                                for p in parts), 4),
+                 "workers": max(int(p.get("workers", 1)) for p in parts),
+                 "steps": steps.to_dict(), "spine_seconds": {}, "spine_points": {},
+                 "peak_rss_mb": {}, "parts": len(parts)}
+    for p in parts:
+        out["spine_seconds"].update(p.get("spine_seconds") or {})
+        out["spine_points"].update(p.get("spine_points") or {})
+        for k, v in (p.get("peak_rss_mb") or {}).items():
+            if v is not None:
+                out["peak_rss_mb"][k] = max(float(v), out["peak_rss_mb"].get(k, 0.0))
+    return out
 
 
 def format_run_profile(stages: Mapping[str, Mapping], mesh_profile: Mapping | None = None,

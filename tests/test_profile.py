@@ -107,3 +107,20 @@ def test_format_run_profile_untimed_and_skipped_stages():
     assert rows["drift"] == ["skipped"]
     assert rows["morphology"] == ["-"]
     assert rows["mesh"][:2] == ["2.000", "100.0"]
+
+
+def test_merge_profiles_sums_steps_and_keeps_peaks():
+    from smlmspine._profile import merge_profiles
+
+    def part(k, s, rss):
+        return {"wall_seconds": s, "jobs_wall_seconds": s / 2, "workers": 2,
+                "steps": {"spine": {"seconds": s, "calls": 1, "max_seconds": s}},
+                "spine_seconds": {k: s}, "spine_points": {k: 10 * k},
+                "peak_rss_mb": {"main": rss, "jobs": None}}
+
+    m = merge_profiles([part(1, 2.0, 300.0), part(2, 5.0, 200.0)])
+    assert m["steps"]["spine"] == {"seconds": 7.0, "calls": 2, "max_seconds": 5.0}
+    assert m["spine_seconds"] == {1: 2.0, 2: 5.0}
+    assert m["peak_rss_mb"] == {"main": 300.0}
+    assert m["wall_seconds"] == 7.0 and m["parts"] == 2
+    assert merge_profiles([None]) is None
