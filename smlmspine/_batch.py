@@ -366,6 +366,9 @@ def _process_file(job: dict, outdir: str, config: dict, force: bool,
         from .pipeline import run
 
         kwargs = run_arguments(config)
+        if chunk_rows is None:  # the configuration's [read] chunk_rows, unless given
+            chunk_rows = kwargs.get("chunk_rows")
+        kwargs.pop("chunk_rows", None)
         kwargs["workers"] = 1  # parallel across files; a Dask worker process is daemonic
         cfg = {**config, "run": {**config["run"], "workers": 1}}
         with warnings.catch_warnings(record=True) as caught:

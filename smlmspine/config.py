@@ -121,6 +121,9 @@ _SPEC = {
         "z_scale": (None, _number(positive), 0.7, "MINFLUX: axial foreshortening factor"),
         "position_unit": (None, _choice(("nm", "um", "m")), "nm",
                           "MINFLUX MATLAB export: unit of pos when the file states none"),
+        "chunk_rows": (None, _number(integer, minimum=1), 2000000,
+                       "Parquet/Arrow: read, drift-correct and merge in frame windows of about "
+                       "N localizations; default: only when the file exceeds the memory budget"),
     },
     "run": {
         "label": ("membrane", _choice(LABELS), None, "membrane or volume"),
@@ -146,8 +149,9 @@ _SPEC = {
     },
 }
 
-#: Keys of ``[run]`` that do not change any result (left out of :func:`parameters_hash`).
-_NO_EFFECT = {("run", "workers")}
+#: Keys that do not change any result (left out of :func:`parameters_hash`): ``chunk_rows``
+#: only changes how a file is read (docs/batch.md: the drift sample of files over 4e6 rows).
+_NO_EFFECT = {("run", "workers"), ("read", "chunk_rows")}
 
 
 def default_config() -> dict:
@@ -344,6 +348,8 @@ def run_arguments(config) -> dict:
             args[name] = read[key]
     if read["keep_invalid"]:
         args["keep_invalid"] = True
+    if read["chunk_rows"] is not None:
+        args["chunk_rows"] = read["chunk_rows"]
     return args
 
 
@@ -369,7 +375,8 @@ def config_from_run(parameters) -> dict:
     """
     params = dict(parameters)
     read_options = dict(params.pop("read_options", None) or {})
-    read = {"pixel_size_nm": params.pop("pixel_size_nm", None)}
+    read = {"pixel_size_nm": params.pop("pixel_size_nm", None),
+            "chunk_rows": params.pop("chunk_rows", None)}
     names = {"format": "format", "mapping": "map", "coordinate_unit": "coordinate_unit",
              "z_scale": "z_scale", "position_unit": "position_unit",
              "keep_invalid": "keep_invalid"}
@@ -384,7 +391,7 @@ def config_from_run(parameters) -> dict:
 
 def parameters_hash(config) -> str:
     """SHA-256 (hex) of every parameter that can change a result: ``[read]`` and
-    ``[run]`` but not ``run.workers`` nor ``[batch]``.
+    ``[run]`` but not ``run.workers``, ``read.chunk_rows`` nor ``[batch]``.
 
     Parameters
     ----------

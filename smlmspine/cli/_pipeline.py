@@ -96,7 +96,8 @@ def effective_config(args, *, sections=("read", "run")) -> dict:
                       "coordinate_unit": getattr(args, "coordinate_unit", None),
                       "keep_invalid": getattr(args, "keep_invalid", None) or None,
                       "z_scale": getattr(args, "z_scale", None),
-                      "position_unit": getattr(args, "position_unit", None)},
+                      "position_unit": getattr(args, "position_unit", None),
+                      "chunk_rows": getattr(args, "chunk_rows", None)},
              "run": {"label": args.label, "drift": args.drift,
                      "segment_frames": args.segment_frames,
                      "merge": False if args.no_merge else None, "method": args.method,
@@ -151,7 +152,7 @@ def _run_in(args, config, outdir) -> int:
     large_options = {k: v for k, v in (("format", read["format"]),
                                        ("coordinate_unit", read["coordinate_unit"]))
                      if v is not None}
-    if _large_plan(getattr(args, "in"), args.chunk_rows, large_options) is not None:
+    if _large_plan(getattr(args, "in"), read["chunk_rows"], large_options) is not None:
         # too large to read whole (or --chunk-rows): the pipeline reads it in chunks
         table = getattr(args, "in")
     else:
@@ -162,7 +163,7 @@ def _run_in(args, config, outdir) -> int:
 
     kwargs = {k: v for k, v in run_arguments(config).items() if k in _RUN_PARAMETERS}
     if isinstance(table, str):
-        kwargs.update(large_options, chunk_rows=args.chunk_rows)
+        kwargs.update(large_options, chunk_rows=read["chunk_rows"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
         res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)

@@ -132,3 +132,26 @@ def test_read_section_reaches_the_reader(batch_data, dask_client, tmp_path, caps
     (failure,) = res.failures.to_pylist()
     assert failure["run_folder"] == "cell_a" and "thunderstorm" in failure["error"].lower()
     assert res.record["config"]["read"]["format"] == "thunderstorm"
+
+
+def test_chunk_rows_is_a_read_key_from_file_cli_and_run_parameters(tmp_path, capsys):
+    from smlmspine.cli._pipeline import effective_config
+    from smlmspine.cli import build_parser
+
+    assert default_config()["read"]["chunk_rows"] is None
+    cfg = check_config({"read": {"chunk_rows": 500000}})
+    assert run_arguments(cfg)["chunk_rows"] == 500000
+    assert "chunk_rows" not in run_arguments(default_config())
+    # run.json's parameters carry it at the top level; it comes back under [read]
+    assert config_from_run({"drift": "none", "chunk_rows": 7})["read"]["chunk_rows"] == 7
+    assert parameters_hash(cfg) == parameters_hash(default_config())   # how it is read
+    with pytest.raises(ParameterError, match="chunk_rows"):
+        check_config({"read": {"chunk_rows": 0}})
+    toml = tmp_path / "run.toml"
+    toml.write_text("[read]\nchunk_rows = 300000\n")
+    args = build_parser().parse_args(["run", "in.parquet", "-o", str(tmp_path / "o"),
+                                      "--config", str(toml)])
+    assert effective_config(args)["read"]["chunk_rows"] == 300000
+    args = build_parser().parse_args(["run", "in.parquet", "-o", str(tmp_path / "o"),
+                                      "--config", str(toml), "--chunk-rows", "1000"])
+    assert effective_config(args)["read"]["chunk_rows"] == 1000
