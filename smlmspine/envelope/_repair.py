@@ -93,7 +93,10 @@ def check_mesh(vertices: np.ndarray, faces: np.ndarray, *,
     directions (consistent winding); every vertex has one fan of faces (vertex-manifold);
     one connected body; positive signed volume (outward normals); no zero-area face and
     no two faces that intersect anywhere but at their shared vertices and edge (exact
-    test, :func:`~smlmspine.envelope.self_intersections`).
+    test, :func:`~smlmspine.envelope.self_intersections`). The last 32 answers are
+    remembered by the exact bytes of ``vertices`` and ``faces`` (the envelope steps check
+    the same mesh more than once); the topology is one numba pass
+    (:func:`~smlmspine.envelope._selfintersect.mesh_topology`).
 
     Parameters
     ----------
