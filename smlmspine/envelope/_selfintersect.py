@@ -464,7 +464,7 @@ def _pair_list(P, F, I, J):
 
 
 
-from ._repair import _ResultCache  # noqa: E402  (numpy only)
+from ._cache import ResultCache as _ResultCache  # noqa: E402  (numpy only)
 
 _CACHE = _ResultCache()
 
