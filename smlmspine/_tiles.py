@@ -54,7 +54,8 @@ class TiledSpines:
         Unit x/y direction of the tiling; positions along it are ``(xy - origin) @ axis``.
     origin : (2,) ndarray
     parameters : dict
-        The spine stages' parameters of the first tile, plus ``margin_nm``, ``n_tiles``.
+        The spine stages' parameters of the first tile, plus ``margin_nm``, ``n_tiles``
+        and ``profile`` (the envelope-step profiles of all tiles, summed).
     """
 
     spines: pa.Table
@@ -121,7 +122,7 @@ def mesh_spine_tiles(table: pa.Table, *, n_tiles: int, margin_nm: float = DEFAUL
     lo = np.concatenate([[-np.inf], cuts])
     hi = np.concatenate([cuts, [np.inf]])
     spine_id = np.full(table.num_rows, -1, np.int64)
-    rows_out, envelopes, tiles, parameters = [], {}, [], {}
+    rows_out, envelopes, tiles, parameters, profiles = [], {}, [], {}, []
     next_id = 1
     for k in range(n_tiles):
         sel = np.flatnonzero((s >= lo[k] - margin) & (s < hi[k] + margin))
@@ -131,6 +132,7 @@ def mesh_spine_tiles(table: pa.Table, *, n_tiles: int, margin_nm: float = DEFAUL
                                       dendrite=False, progress=progress)
         if not parameters:
             parameters = dict(meshes.parameters)
+        profiles.append(meshes.parameters.get("profile"))
         feats = spine_features(meshes, label=label,
                                precision_nm=meshes.parameters.get("precision_nm"),
                                step_nm=step_nm, progress=progress)
@@ -161,5 +163,8 @@ def mesh_spine_tiles(table: pa.Table, *, n_tiles: int, margin_nm: float = DEFAUL
     from .schema import with_columns
 
     locs = with_columns(table, {"spine_id": spine_id})
-    parameters.update({"margin_nm": margin, "n_tiles": n_tiles})
+    from ._profile import merge_profiles
+
+    parameters.update({"margin_nm": margin, "n_tiles": n_tiles,
+                       "profile": merge_profiles(profiles)})   # every tile's envelope steps
     return TiledSpines(spines, envelopes, locs, tiles, axis, origin, parameters)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ._profile import peak_rss_mb
 from .config import DRIFT_METHODS
 from .errors import FormatError, ParameterError
 from .schema import jsonable, with_history
@@ -177,6 +178,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     stages: dict[str, Any] = {}
     large = None if isinstance(source, pa.Table) else _large_plan(source, chunk_rows,
                                                                      read_options)
+    t_read = 0.0
     if isinstance(source, pa.Table):
         table = source
         src = metadata(table).get("source")
@@ -189,12 +191,15 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
                                                       "parameters_hash": parameters_hash(effective)})
         src = str(source)
     else:
+        t_read = time.perf_counter()
         table = read(source, pixel_size_nm=pixel_size_nm, **read_options)
+        t_read = time.perf_counter() - t_read
         src = str(source)
     if large is None:
         table, drift_model = _drift_and_merge(table, src, stages, drift=drift,
                                               segment_frames=segment_frames, merge=merge,
                                               quiet=quiet)
+        stages["read"]["seconds"] = t_read   # reading (and unit checks), before drift
 
     t = time.perf_counter()
     import warnings
@@ -222,7 +227,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     stages["mesh"] = {"n_spines": meshes.spines.num_rows,
                       "n_watertight": int(np.sum(meshes.spines.column("is_watertight").to_numpy(
                           zero_copy_only=False))) if meshes.spines.num_rows else 0,
-                      "seconds": time.perf_counter() - t, "parameters": meshes.parameters}
+                      "seconds": time.perf_counter() - t, "parameters": meshes.parameters,
+                      "peak_rss_mb": peak_rss_mb()}
     _log(f"dendrite score {dendrite.get('dendrite_score', float('nan')):.2f}"
          + ("" if dendrite.get("looks_like_dendrite", True) else
             " (the data do not look like a dendrite fragment)"), quiet)
@@ -235,7 +241,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     if n_tiles == 1:
         spines = spine_features(meshes, label=label, precision_nm=precision, step_nm=step_nm,
                                 progress=not quiet)
-        stages["morphology"] = {"seconds": time.perf_counter() - t}
+        stages["morphology"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     else:
         stages["morphology"] = {"seconds": None, "note": "timed with the mesh stage (tiles)"}
 
@@ -281,7 +287,7 @@ def _drift_and_merge(table, src, stages, *, drift, segment_frames, merge, quiet)
     if "z" not in table.column_names:
         raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
     stages["read"] = {"source": src, "format": metadata(table).get("format"),
-                      "n_localizations": table.num_rows}
+                      "n_localizations": table.num_rows, "peak_rss_mb": peak_rss_mb()}
     _log(f"read {table.num_rows} localizations from {src}", quiet)
 
     drift_model = None
@@ -292,7 +298,8 @@ def _drift_and_merge(table, src, stages, *, drift, segment_frames, merge, quiet)
         t = time.perf_counter()
         res = correct(table, method=drift, segment_frames=segment_frames)
         table, drift_model = res.table, res.model
-        stages["drift"] = {**res.model.to_dict(), "seconds": time.perf_counter() - t}
+        stages["drift"] = {**res.model.to_dict(), "seconds": time.perf_counter() - t,
+                           "peak_rss_mb": peak_rss_mb()}
         _log(f"drift ({drift}): corrected", quiet)
     else:
         stages["drift"] = {"skipped": "drift='none'" if drift == "none" else
@@ -305,7 +312,7 @@ def _drift_and_merge(table, src, stages, *, drift, segment_frames, merge, quiet)
         t = time.perf_counter()
         table = merge_blinks(table)
         stages["merge"] = {"n_before": n_before, "n_after": table.num_rows,
-                           "seconds": time.perf_counter() - t}
+                           "seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
         _log(f"merged {n_before} localizations into {table.num_rows}", quiet)
     else:
         stages["merge"] = {"skipped": "merge=False" if not merge else "no frame or track_id column"}

@@ -36,6 +36,13 @@ def test_run_recovers_spines_and_writes_everything(small_dendrite, tmp_path):
     summary = json.loads((out / "run.json").read_text())
     assert summary["parameters"]["drift"] == "aim" and summary["n_spines"] == 2
     assert summary["stages"]["merge"]["n_after"] < summary["stages"]["merge"]["n_before"]
+    # every stage says how long it took and the peak memory so far (a running maximum)
+    peaks = [summary["stages"][k]["peak_rss_mb"] for k in ("read", "drift", "merge", "mesh",
+                                                           "morphology")]
+    assert peaks[0] > 50 and peaks == sorted(peaks)
+    assert all(summary["stages"][k]["seconds"] >= 0 for k in ("read", "drift", "merge", "mesh",
+                                                             "morphology"))
+    assert summary["stages"]["mesh"]["parameters"]["profile"]["steps"]["spine"]["calls"] == 2
     # Against the truth: heads within 10 %, point-based neck fits within 15 %.
     truth = sim.spines.to_pydict()
     tb = np.c_[truth["base_x_nm"], truth["base_y_nm"], truth["base_z_nm"]]
