@@ -37,8 +37,9 @@ Procedure (all lengths along the mesh centreline from the base):
    centre are interpolated linearly between window centres (constant beyond), and every
    vertex whose nearest centreline point lies in the neck region
    (and within 2.5 mesh radii of the centreline) is moved radially to that radius;
-   beyond both ends of the region the move fades out linearly over ``ramp_nm`` and only
-   moves vertices outward.
+   beyond the head end of the region the move fades out linearly over ``ramp_nm`` and
+   only moves vertices outward; proximal of the region (a flared base) vertices are only
+   moved outward, onto the tube, never pulled in.
 
 The result is a closed mesh with the same topology; the neck sections are close to
 circles of the fitted radius.
@@ -294,7 +295,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     c_at = np.array([c[int(np.argmin(np.abs(s - k[0])))] for k in kept])
     koff = np.array([k[2] for k in kept]) - c_at
     tree = cKDTree(c)
-    mesh = _fine_enough(mesh, tree, s, s0, s_end + ramp_nm,
+    mesh = _fine_enough(mesh, tree, s, float(s[0]), s_end + ramp_nm,
                         2.0 * np.pi * float(kr.min()) / VERTICES_PER_RING)
     v_ = np.array(mesh.vertices, dtype=float)   # a copy: the input mesh is not to be moved
     # nearest centreline point of each vertex (dense centreline at step_nm)
@@ -303,7 +304,10 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     r_loc = np.interp(sv_, s, d) / 2
     inside = dist < 2.5 * np.maximum(r_loc, 1.0)
     # weight 1 over the whole neck region, falling to 0 over ramp_nm beyond both ends
-    wgt = np.clip(1.0 + np.minimum(sv_ - s0, s_end - sv_) / max(ramp_nm, 1e-9), 0.0, 1.0)
+    # (from the first section: proximal of a flare's end vertices narrower than the
+    # tube are still pushed out onto it, below)
+    wgt = np.clip(1.0 + np.minimum(sv_ - float(s[0]), s_end - sv_) / max(ramp_nm, 1e-9),
+                  0.0, 1.0)
     wgt[~inside] = 0.0
     if not (wgt > 0).any():
         return mesh, NeckSurfaceFit(False, "no vertex in the neck region", s0, s1)
@@ -319,7 +323,9 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     # onto the tube, never pulled in: pulling the underside of a head in folded it
     # (a neck refitted up to the rounded tip of a headless spine is pulled in over the
     # tip's ramp too: no head there to fold)
-    ok = (rn > 1e-9) & ((wgt[idx] >= 1.0) | (target > rn) | (to_tip & (sv_[idx] > s_end)))
+    # (a base flare, proximal of s0, is likewise only pushed out, never pulled in)
+    ok = (rn > 1e-9) & (((wgt[idx] >= 1.0) & (sv_[idx] >= s0)) | (target > rn)
+                        | (to_tip & (sv_[idx] > s_end)))
     new = v_[idx].copy()
     new[ok] = v_[idx][ok] + (target[ok] / rn[ok] - 1.0)[:, None] * rel[ok]
     # only the tube moves: vertices whose surface normal is far from radial (the disc
