@@ -178,7 +178,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     stages: dict[str, Any] = {}
     large = None if isinstance(source, pa.Table) else _large_plan(source, chunk_rows,
                                                                      read_options)
-    t_read = 0.0
+    t_read = None   # a table given in memory: its reading was not timed here
     if isinstance(source, pa.Table):
         table = source
         src = metadata(table).get("source")
