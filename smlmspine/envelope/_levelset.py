@@ -52,6 +52,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._grid import find as _find
+
 __all__ = ["levelset_remesh", "decimate_clean", "rebuild_surface", "levelset_pitch",
            "grid_inside", "mesh_components", "quadric_decimate", "LEVELSET_MAX_POINTS",
            "MAX_TURN_COS"]
@@ -540,18 +542,6 @@ def _grid_inside(vs, faces, lo, pitch, n):
             for k in range(n[2]):
                 out[i, j, k] = votes[i, j, k] >= 2
     return out
-
-
-@njit(cache=True, nogil=True)
-def _find(parent, x):
-    r = x
-    while parent[r] != r:
-        r = parent[r]
-    while parent[x] != r:
-        nxt = parent[x]
-        parent[x] = r
-        x = nxt
-    return r
 
 
 @njit(cache=True, nogil=True)

@@ -38,6 +38,9 @@ import math
 import numpy as np
 from numba import njit
 
+from .._grid import find as _find
+from .._grid import union as _union
+
 __all__ = ["self_intersections", "open3d_self_intersections", "untangle", "UntangleResult"]
 
 _SPLITTER = 134217729.0  # 2^27 + 1 (Dekker split of a double)
@@ -701,25 +704,6 @@ def _subdivision_points(V, F, max_edge, max_iter):
                 sd[top] = depth + 1
                 top += 1
     return out[:n], True
-
-
-@njit(cache=True, nogil=True)
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@njit(cache=True, nogil=True)
-def _union(parent, i, j):
-    ri = _find(parent, i)
-    rj = _find(parent, j)
-    if ri != rj:
-        if ri < rj:
-            parent[rj] = ri
-        else:
-            parent[ri] = rj
 
 
 def mesh_topology(faces, n_vertices):
