@@ -134,6 +134,13 @@ class _Source:
     def n_rows(self) -> int:
         return int(self.offsets[-1])
 
+    def check(self, coordinate_unit) -> None:
+        """The reader's checks of a foreign table (coordinate columns, units) on the schema
+        alone, so a file the in-memory reader refuses is refused here with its message."""
+        from .io.arrowfiles import _foreign_checked
+
+        _foreign_checked(self.schema.empty_table(), self.path, self.format, coordinate_unit)
+
     def read(self, i: int, columns, coordinate_unit) -> pa.Table:
         """Unit ``i`` with ``columns`` (those present), in canonical units (nm)."""
         from .io.arrowfiles import _foreign_checked
@@ -275,6 +282,7 @@ def reduce_large(source: str | Path, out: str | Path, *, drift: str = "aim",
     drift_rows = integer(drift_rows, "drift_rows", minimum=1)
     source, out = Path(source), Path(out)
     src = _Source(source)
+    src.check(coordinate_unit)
 
     def log(msg):
         if not quiet:

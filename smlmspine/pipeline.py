@@ -379,7 +379,9 @@ def _reduce(source, outdir: Path, plan: dict, *, drift, segment_frames, merge, q
 
     from ._large import IN_MEMORY_FACTOR, _row_bytes, _Source, reduce_large
 
-    if "z" not in _Source(Path(source)).schema.names:
+    src = _Source(Path(source))
+    src.check(plan["coordinate_unit"])          # the reader's column and unit checks
+    if "z" not in src.schema.names:
         raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
     unknown = sorted(set(read_options) - {"format", "coordinate_unit"})
     if unknown:

@@ -119,6 +119,26 @@ def test_foreign_units_converted_per_row_group(sim_table, tmp_path):
     assert not (tmp_path / "out2.parquet").exists()
 
 
+def test_resaved_foreign_columns_refused_with_the_readers_message(sim_table, tmp_path, capsys):
+    # a table re-saved by another tool with ThunderSTORM-style names ("x [nm]"): the chunked
+    # path says what the in-memory reader says, before anything is written
+    names = {"x": "x [nm]", "y": "y [nm]", "z": "z [nm]"}
+    foreign = pa.table({names.get(c, c): sim_table.column(c) for c in ("x", "y", "z", "frame")})
+    src = tmp_path / "resaved.parquet"
+    pq.write_table(foreign, src, row_group_size=5000)
+    with pytest.raises(Exception) as whole:
+        read(src)
+    assert "missing coordinate column(s) ['x', 'y']" in str(whole.value)
+    rc = main(["run", str(src), "-o", str(tmp_path / "o"), "--chunk-rows", "4000", "--quiet",
+               "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing coordinate column(s) ['x', 'y']" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    with pytest.raises(Exception, match=r"missing coordinate column"):
+        reduce_large(src, tmp_path / "out.parquet", drift="none", chunk_rows=4000)
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_size_estimate_and_refusals(sim_table, tmp_path):
     src = tmp_path / "in.parquet"
     pq.write_table(sim_table, src, row_group_size=4000)
