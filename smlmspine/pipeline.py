@@ -337,6 +337,20 @@ def _tiled(table, n_tiles, *, label, method, alpha_nm, neck_surface, step_nm, wo
     return SpineMeshes(tiled.envelopes, None, isolation, spines, parameters), spines
 
 
+def _damaged_large_file(path: Path) -> None:
+    """Raise the FormatError of a file that starts as Parquet/Arrow IPC but cannot be opened
+    as one (truncated, damaged footer); return for any other file."""
+    from ._large import _Source
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        return
+    if head[:4] == b"PAR1" or head == b"ARROW1":
+        _Source(path)
+
+
 def _large_plan(source, chunk_rows, read_options) -> dict | None:
     """Whether (and why) ``source`` takes the large-file path; None when it does not."""
     from ._validate import integer, memory_budget_bytes
@@ -355,6 +369,7 @@ def _large_plan(source, chunk_rows, read_options) -> dict | None:
     budget = memory_budget_bytes()
     if size is None:
         if chunk_rows is not None:
+            _damaged_large_file(Path(source))
             raise ParameterError(f"chunk_rows: {Path(source).name} is not a Parquet or Arrow "
                                  "IPC file; the large-file path reads only those (convert it "
                                  "first: smlmspine convert IN OUT.parquet)")

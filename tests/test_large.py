@@ -137,6 +137,14 @@ def test_resaved_foreign_columns_refused_with_the_readers_message(sim_table, tmp
     with pytest.raises(Exception, match=r"missing coordinate column"):
         reduce_large(src, tmp_path / "out.parquet", drift="none", chunk_rows=4000)
     assert not (tmp_path / "out.parquet").exists()
+    # truncated: named as a damaged Parquet file, not as another format
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    rc = main(["run", str(cut), "-o", str(tmp_path / "o2"), "--chunk-rows", "4000", "--quiet",
+               "--no-report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a readable Parquet/Arrow file" in err and "cut.parquet" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o2").exists()
 
 
 def test_size_estimate_and_refusals(sim_table, tmp_path):
