@@ -22,6 +22,8 @@ import trimesh
 
 from smlmspine.morphology import base_plane, measure_spine
 
+from ._shapes import revolved
+
 R_NECK, L_NECK, R_HEAD, R_SHAFT = 75.0, 500.0, 250.0, 250.0
 ZC = L_NECK + np.sqrt(R_HEAD ** 2 - R_NECK ** 2)
 ELL_A, ELL_B = 100.0, R_NECK ** 2 / 100.0     # same area as the circular neck
@@ -248,26 +250,8 @@ def test_a_rounded_rim_called_a_cap_keeps_its_volume():
     dome = np.sqrt(np.clip(r0 ** 2 - (z - (length - r0)) ** 2, 0.0, None))
     r = np.where(z > length - r0, dome, rim)
     flat_r = np.where(z > length - r0, dome, r0)
-    a = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-
-    def revolved(radii):
-        rr = np.maximum(radii, 2.0)
-        v = np.concatenate([np.c_[ri * np.cos(a), ri * np.sin(a), np.full(64, zi)]
-                            for zi, ri in zip(z, rr)])
-        f = []
-        for i in range(len(z) - 1):
-            for j in range(64):
-                a0, a1 = i * 64 + j, i * 64 + (j + 1) % 64
-                f += [[a0, a1, a1 + 64], [a0, a1 + 64, a0 + 64]]
-        v = np.r_[v, [[0, 0, z[0]]], [[0, 0, z[-1]]]]
-        c0, c1, top = len(v) - 2, len(v) - 1, (len(z) - 1) * 64
-        for j in range(64):
-            f += [[c0, (j + 1) % 64, j], [c1, top + j, top + (j + 1) % 64]]
-        m = trimesh.Trimesh(v, np.array(f), process=False)
-        assert m.is_watertight and m.volume > 0
-        return m
-
-    rounded, flat = revolved(r), revolved(flat_r)
+    rounded = revolved(z, np.maximum(r, 2.0), segments=64)
+    flat = revolved(z, np.maximum(flat_r, 2.0), segments=64)
     m = measure_spine(rounded, base_point_nm=[0, 0, 0], base_normal=[0, 0, 1], step_nm=10.0)
     assert m.cap_length_nm > 40.0                       # the rim is read as a cap ...
     assert m.volume_um3 == pytest.approx(flat.volume * 1e-9, rel=0.02)   # ... volume kept

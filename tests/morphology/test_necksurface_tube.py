@@ -1,10 +1,11 @@
 """The neck refit of a headless spine runs to the tip (analytic tube, fixed seed)."""
 
 import numpy as np
-import trimesh
 
 from smlmspine.morphology._necksurface import fit_neck_surface
 from smlmspine.morphology._sections import section_profile
+
+from ._shapes import revolved
 
 
 def _tube_points(radius, length, sigma, n, rng):
@@ -17,23 +18,7 @@ def _tube_points(radius, length, sigma, n, rng):
 
 def _revolved(s, r):
     """Closed solid of revolution about +z: radius r[i] at height s[i] (nm)."""
-    a = np.linspace(0, 2 * np.pi, 32, endpoint=False)
-    v = np.concatenate([np.c_[ri * np.cos(a), ri * np.sin(a), np.full(32, si)]
-                        for si, ri in zip(s, r)])
-    faces = []
-    for i in range(len(s) - 1):
-        for j in range(32):
-            a0, a1 = i * 32 + j, i * 32 + (j + 1) % 32
-            b0, b1 = a0 + 32, a1 + 32
-            faces += [[a0, a1, b1], [a0, b1, b0]]
-    v = np.r_[v, [[0, 0, s[0]]], [[0, 0, s[-1]]]]
-    c0, c1 = len(v) - 2, len(v) - 1
-    top = (len(s) - 1) * 32
-    for j in range(32):
-        faces += [[c0, (j + 1) % 32, j], [c1, top + j, top + (j + 1) % 32]]
-    m = trimesh.Trimesh(v, np.array(faces), process=False)
-    assert m.is_watertight and m.volume > 0
-    return m
+    return revolved(s, r, segments=32)
 
 
 def _biased_mesh(length):
