@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .schema import ColumnSpec, column_specs
 
-__all__ = ["SPINE_CLASSES", "SPINE_MESH_COLUMNS"]
+__all__ = ["SPINE_CLASSES", "SPINE_MESH_COLUMNS", "require_z"]
 
 #: Spine classes (Peters & Kaiserman-Abramof 1970, with branched spines).
 SPINE_CLASSES = ("thin", "mushroom", "stubby", "filopodium", "branched")
@@ -48,3 +48,17 @@ SPINE_MESH_COLUMNS: dict[str, ColumnSpec] = column_specs(
     ("mesh_file", pa.string(), "1", "file name of the spine mesh in the output folder "
                                    "(empty when not written)"),
 )
+
+
+def require_z(column_names) -> None:
+    """Refuse 2D localizations before the spine stages (which need ``z``).
+
+    >>> require_z(["x", "y"])
+    Traceback (most recent call last):
+    ...
+    smlmspine.errors.ParameterError: spine envelopes need 3D localizations; the input has no z column
+    """
+    if "z" not in column_names:
+        from .errors import ParameterError
+
+        raise ParameterError("spine envelopes need 3D localizations; the input has no z column")

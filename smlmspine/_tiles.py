@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from .errors import ParameterError
+from ._columns import require_z
 
 __all__ = ["mesh_spine_tiles", "TiledSpines", "DEFAULT_MARGIN_NM"]
 
@@ -112,8 +112,7 @@ def mesh_spine_tiles(table: pa.Table, *, n_tiles: int, margin_nm: float = DEFAUL
 
     n_tiles = integer(n_tiles, "n_tiles", minimum=1)
     margin = non_negative(margin_nm, "margin_nm", unit="nm")
-    if "z" not in table.column_names:
-        raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
+    require_z(table.column_names)
     xy = np.column_stack([table.column("x").to_numpy(), table.column("y").to_numpy()])
     axis, origin = _axis(xy, np.random.default_rng(0))
     s = (xy - origin) @ axis

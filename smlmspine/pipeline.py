@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ._columns import require_z
 from ._profile import peak_rss_mb
 from .config import DRIFT_METHODS
 from .errors import FormatError, ParameterError
@@ -284,8 +285,7 @@ def _drift_and_merge(table, src, stages, *, drift, segment_frames, merge, quiet)
     """The in-memory read summary, drift and merge stages; returns (table, drift model)."""
     from .schema import metadata
 
-    if "z" not in table.column_names:
-        raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
+    require_z(table.column_names)
     stages["read"] = {"source": src, "format": metadata(table).get("format"),
                       "n_localizations": table.num_rows, "peak_rss_mb": peak_rss_mb()}
     _log(f"read {table.num_rows} localizations from {src}", quiet)
@@ -396,8 +396,7 @@ def _reduce(source, outdir: Path, plan: dict, *, drift, segment_frames, merge, q
 
     src = _Source(Path(source))
     src.check(plan["coordinate_unit"])          # the reader's column and unit checks
-    if "z" not in src.schema.names:
-        raise ParameterError("spine envelopes need 3D localizations; the input has no z column")
+    require_z(src.schema.names)
     unknown = sorted(set(read_options) - {"format", "coordinate_unit"})
     if unknown:
         raise ParameterError(f"reader option(s) {unknown} do not apply to the large-file path "
