@@ -597,8 +597,10 @@ def _spine_confidence(p, sel, base, a, height, thr, sigma_r, *, min_localization
     return conf, parts
 
 
-def _spine_frames(p, lab, n_lab, curve: Centreline | None):
-    """Axis, base and spine-frame quantities of each labelled group."""
+def _spine_frames(p, lab, n_lab, curve: Centreline | None, precision_nm=None):
+    """Axis and base of each labelled group: on the shaft surface below its centroid, or,
+    with no shaft model, on the edge where its localizations end (:func:`_base_edge`;
+    ``precision_nm`` = (xy, z) sigma, nm)."""
     out = []
     centre = p.mean(0)
     for k in range(n_lab):
@@ -616,9 +618,121 @@ def _spine_frames(p, lab, n_lab, curve: Centreline | None):
             base = c + rad[0] * a
         else:
             a = _labelled_axis(q, cen, centre)
-            base = cen + np.percentile((q - cen) @ a, 0.5) * a
+            sxy, sz = precision_nm if precision_nm is not None else (np.nan, np.nan)
+            a = _cut_normal(q, a, sxy, sz)
+            sigma_a = float(np.sqrt(sxy ** 2 * (1.0 - a[2] ** 2) + sz ** 2 * a[2] ** 2))
+            base = cen + _base_edge((q - cen) @ a, sigma_a) * a
         out.append((base, a))
     return out
+
+
+def _cut_normal(q: np.ndarray, a: np.ndarray, sxy: float, sz: float, *, sectors: int = 12,
+                rounds: int = 3, min_sector: int = 30, min_z: float = 3.0) -> np.ndarray:
+    """Normal of the plane where a labelled spine's localizations ``q`` end (its cut),
+    starting from its axis ``a`` (into the spine).
+
+    The principal axis of a curved or kinked spine is not the normal of its cut (on
+    simulated EM-like spines it was up to 26 deg off), and a base plane tilted to the
+    cut lengthens or shortens the spine by up to the base radius. Around the axis, in
+    ``sectors`` angular sectors of the base band (the localizations within max(6 sigma,
+    0.8 x the band's median radius) of the lowest ones), the 10th percentile of the
+    axial position is the edge; a plane fitted to the sector edges tilts the axis when
+    its slope exceeds twice its standard error (repeated ``rounds`` times). Returns
+    ``a`` unchanged when too few sectors hold localizations.
+    """
+    a = np.asarray(a, float)
+    sigma = float(np.nanmax([sxy, sz, 1.0])) if np.any(np.isfinite([sxy, sz])) else 10.0
+    cen = q.mean(0)
+    for _ in range(rounds):
+        e1 = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(a, e1)
+        d = q - cen
+        h, u, v = d @ a, d @ e1, d @ e2
+        lo = float(np.percentile(h, 0.5))
+        near = h <= lo + 6.0 * sigma
+        if near.sum() < min_sector * sectors:
+            return a
+        uc, vc = u[near].mean(), v[near].mean()
+        r = float(np.median(np.hypot(u[near] - uc, v[near] - vc)))
+        band = h <= lo + max(6.0 * sigma, 0.8 * r)
+        ang = np.arctan2(v[band] - vc, u[band] - uc)
+        k = np.minimum(((ang + np.pi) / (2 * np.pi) * sectors).astype(int), sectors - 1)
+        rows = []
+        for j in range(sectors):
+            m = k == j
+            if m.sum() >= min_sector:
+                hs = h[band][m]
+                e = np.percentile(hs, 10)
+                low = hs <= np.percentile(hs, 25)
+                rows.append((u[band][m][low].mean(), v[band][m][low].mean(), e))
+        if len(rows) < sectors * 2 // 3:
+            return a
+        X = np.c_[np.ones(len(rows)), np.array(rows)[:, :2]]
+        y = np.array(rows)[:, 2]
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        res = y - X @ coef
+        dof = max(len(rows) - 3, 1)
+        cov = np.linalg.pinv(X.T @ X) * float(res @ res) / dof
+        g = coef[1:]
+        se = np.sqrt(np.maximum(np.diag(cov)[1:], 1e-12))
+        if np.hypot(*(g / se)) < min_z:
+            return a
+        # the plane h = c + g . (u, v): its normal, into the spine
+        n = a - g[0] * e1 - g[1] * e2
+        n /= np.linalg.norm(n)
+        if np.degrees(np.arccos(np.clip(n @ a, -1, 1))) < 0.5:
+            return n
+        a = n
+    return a
+
+
+def _base_edge(h: np.ndarray, sigma_nm: float) -> float:
+    """Where the localizations of a labelled spine end along its axis (positions ``h``,
+    nm): the cut from its dendrite, blurred by the localization precision.
+
+    Near its base the localizations lie at about constant density per unit length
+    along the axis up to an edge ``h0``, blurred by a Gaussian of width ``s``: their
+    density is proportional to ``Phi((h - h0) / s)``. ``h0`` and ``s`` (at least 0.8x
+    ``sigma_nm``, the precision along the axis; wider where the cut is tilted to the
+    axis) are fitted by maximum likelihood to the lowest localizations (a window of
+    max(8 sigma, 80 nm) above the 0.5th percentile). The 0.5th percentile itself, used
+    before, sits 2-3 sigma below the cut of a dense spine: on simulated EM-like stubby
+    spines (sigma 12/30 nm) 26-75 nm, which made them 6-18 % too long. On uniform bands
+    of 2 localizations per nm (sigma 12 nm, 40 seeds) the edge comes out 0.6 +- 3.1 nm
+    (a least-squares fit of the cumulative count: 1.1 +- 4.4 nm). Returns the 0.5th
+    percentile when there are fewer than 50 localizations or the fit fails.
+    """
+    h = np.sort(np.asarray(h, float))
+    lo = float(h[int(0.005 * (len(h) - 1))]) if len(h) else 0.0
+    if len(h) < 50 or not np.isfinite(sigma_nm) or sigma_nm <= 0:
+        return lo
+    from scipy.optimize import minimize
+    from scipy.special import log_ndtr, ndtr
+
+    top = lo + max(8.0 * sigma_nm, 80.0)
+    x = h[h <= top]
+    if len(x) < 20:
+        return lo
+
+    def nll(prm):
+        h0, log_s = prm
+        s = np.exp(log_s)
+        zt = (top - h0) / s
+        # the density's integral up to the window's top
+        norm = (top - h0) * ndtr(zt) + s * np.exp(-0.5 * zt * zt) / np.sqrt(2 * np.pi)
+        return -(float(log_ndtr((x - h0) / s).sum()) - len(x) * np.log(max(norm, 1e-300)))
+
+    try:
+        fit = minimize(nll, [min(lo + 2.5 * sigma_nm, top - 2 * sigma_nm), np.log(sigma_nm)],
+                       bounds=[(h[0] - 3 * sigma_nm, top - sigma_nm),
+                               (np.log(0.8 * sigma_nm), np.log(3 * sigma_nm + 30.0))],
+                       method="L-BFGS-B")
+    except (ValueError, FloatingPointError):
+        return lo
+    if not np.isfinite(fit.x[0]) or not np.isfinite(fit.fun):
+        return lo
+    return float(fit.x[0])
 
 
 #: A labelled spine with no shaft model: principal axes whose standard deviation is at
@@ -850,7 +964,7 @@ def isolate_spines(table: pa.Table, *, label: str = "membrane", spine_labels: st
                 curve = _fit_centreline(p[shaft & fg], label=label, slice_nm=slice_nm)
             except ParameterError:
                 curve = None
-        frames = _spine_frames(p, lab, len(ids), curve)
+        frames = _spine_frames(p, lab, len(ids), curve, precision_nm=(sxy, sz))
         geo = None
         if curve is None:
             dend = dendrite_score_from({"shaft_residual_excess": np.nan, "shaft_coverage": 0.0},

@@ -63,3 +63,65 @@ def test_labelled_spine_base_is_its_open_end(kind, seed):
     true_axis = rot[:, 2]
     assert axis @ true_axis > 0.95                      # along the spine, into it
     assert np.linalg.norm(base - offset) < 80.0         # at the open ring, not the tip
+
+
+@pytest.mark.parametrize("kind", ["stubby", "thin"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_labelled_base_sits_on_the_cut_not_below_it(kind, seed):
+    # The cut is at z = 0; the localizations spread 2-3 sigma below it. The base is the
+    # edge of their density (within 0.6x the precision along the axis of the cut), not
+    # the 0.5th percentile (25-75 nm below it for a dense stubby spine at 30 nm axial
+    # precision), which made stubby spines long.
+    rng = np.random.default_rng(seed)
+    rot = _rotation(rng)
+    p = _shell(rng, 6000, kind) @ rot.T
+    table = pa.table({"x": p[:, 0], "y": p[:, 1], "z": p[:, 2],
+                      "precision_xy": np.full(len(p), 12.0), "precision_z": np.full(len(p), 30.0),
+                      "spine_id": np.zeros(len(p), np.int64)})
+    with pytest.warns(QualityWarning):
+        iso = isolate_spines(table, spine_labels="spine_id")
+    s = iso.spines.to_pylist()[0]
+    axis = np.array([s["axis_x"], s["axis_y"], s["axis_z"]])
+    base = np.array([s["base_x_nm"], s["base_y_nm"], s["base_z_nm"]])
+    true_axis = rot[:, 2]
+    below = float(-(base @ true_axis))                 # how far below the cut
+    sigma_a = np.sqrt(12.0 ** 2 * (1 - axis[2] ** 2) + 30.0 ** 2 * axis[2] ** 2)
+    assert abs(below) < 0.6 * sigma_a + 2.0, (below, sigma_a)
+    if kind == "stubby":
+        old = float(np.percentile(p @ true_axis, 0.5))     # the former rule
+        assert old < -1.2 * sigma_a and abs(old) > 2 * abs(below) + 10.0
+    assert axis @ true_axis > np.cos(np.radians(3.0))
+
+
+def test_base_edge_fits_the_blurred_edge_of_a_uniform_band():
+    from smlmspine.envelope._isolate import _base_edge
+
+    rng = np.random.default_rng(3)
+    for sigma in (3.0, 12.0, 30.0):
+        h = rng.uniform(0.0, 800.0, 20000) + rng.normal(0, sigma, 20000) + 50.0
+        assert abs(_base_edge(h, sigma) - 50.0) < 0.2 * sigma + 0.5
+    # sparse (2 per nm), 12 nm blur
+    h = rng.uniform(0.0, 600.0, 1200) + rng.normal(0, 12.0, 1200) + 50.0
+    assert abs(_base_edge(h, 12.0) - 50.0) < 8.0
+    # too few points: the 0.5th percentile, no fit
+    h = rng.uniform(0, 100, 30)
+    assert _base_edge(h, 10.0) == np.sort(h)[0]
+
+
+@pytest.mark.parametrize("tilt_deg", [0.0, 12.0, 25.0])
+def test_cut_normal_turns_a_tilted_axis_to_the_cut(tilt_deg):
+    # A wide membrane tube cut at z = 0 (the cut's normal is +z); the axis handed in is
+    # tilted (the principal axis of a curved spine is not its cut's normal).
+    from smlmspine.envelope._isolate import _cut_normal
+
+    rng = np.random.default_rng(int(tilt_deg))
+    n = 12000
+    phi, z = rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 500, n)
+    p = np.c_[250 * np.cos(phi), 250 * np.sin(phi), z] + rng.normal(0, 1, (n, 3)) * [12, 12, 30]
+    t = np.radians(tilt_deg)
+    a = np.array([np.sin(t), 0.0, np.cos(t)])
+    got = _cut_normal(p, a, 12.0, 30.0)
+    assert np.degrees(np.arccos(np.clip(got[2], -1, 1))) < 3.0
+    # a thin, sparse tube: the slope is not significant, the axis is kept as it is
+    p = np.c_[40 * np.cos(phi[:300]), 40 * np.sin(phi[:300]), z[:300]] + rng.normal(0, 1, (300, 3)) * 30
+    np.testing.assert_array_equal(_cut_normal(p, a, 12.0, 30.0), a)
