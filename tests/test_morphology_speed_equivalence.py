@@ -170,41 +170,45 @@ def test_cross_sections_match_the_per_plane_reference(name):
     assert n_found > 5  # the planes do cut the mesh around their origin
 
 
-def _ref_section_profile(mesh, base, axis, step_nm=10.0, smooth_nm=30.0):
+def _ref_section_profile(mesh, base, axis, step_nm=10.0, smooth_nm=30.0, near_base="skip"):
     """The per-section loop before batching (centreline unchanged)."""
     pts, s = centreline(mesh, np.asarray(base, float), np.asarray(axis, float), step_nm=step_nm,
                         smooth_nm=smooth_nm)
     half = max(2 * step_nm, smooth_nm)
     length = float(s[-1])
 
-    def _section_at(sv):
+    def _section_at(sv, parallel=False):
         k = int(np.clip(np.searchsorted(s, sv), 1, len(s) - 1))
         f = (sv - s[k - 1]) / max(s[k] - s[k - 1], 1e-12)
         p = pts[k - 1] + f * (pts[k] - pts[k - 1])
         lo = pts[max(np.searchsorted(s, sv - half) - 1, 0)]
         hi = pts[min(np.searchsorted(s, sv + half), len(pts) - 1)]
-        return p, _ref_cross_section(mesh, p, hi - lo)
+        return p, _ref_cross_section(mesh, p, np.asarray(axis, float) if parallel else hi - lo)
 
+    # within one base radius of the base the sections are parallel to the base plane,
+    # or left out
     start = max(step_nm / 2, smooth_nm / 2)
     _, first = _section_at(min(start, length / 2))
-    if first is not None:
-        start = max(start, first["diameter_nm"] / 2)
+    near = start if first is None else max(start, first["diameter_nm"] / 2)
+    if near_base == "skip":
+        start = near
     rows = []
     for sv in np.arange(start, length, step_nm):
-        p, sec = _section_at(sv)
+        p, sec = _section_at(sv, parallel=sv < near)
         if sec is not None:
             rows.append((sv, *p, *(sec[k] for k in ("area_nm2", "diameter_nm", "min_width_nm",
                                                     "max_width_nm", "perimeter_nm"))))
     return np.array(rows)
 
 
+@pytest.mark.parametrize("near_base", ["skip", "parallel"])
 @pytest.mark.parametrize("name", ["straight", "bent", "offset"])
-def test_section_profile_matches_the_per_section_reference(name):
+def test_section_profile_matches_the_per_section_reference(name, near_base):
     mesh, base = _meshes()[name]
     axis = np.asarray(mesh.vertices).mean(axis=0) - base
     axis /= np.linalg.norm(axis)
-    prof = section_profile(mesh, base, axis, step_nm=10.0)
-    ref = _ref_section_profile(mesh, base, axis)
+    prof = section_profile(mesh, base, axis, step_nm=10.0, near_base=near_base)
+    ref = _ref_section_profile(mesh, base, axis, near_base=near_base)
     keys = ("s_nm", "x_nm", "y_nm", "z_nm", "area_nm2", "diameter_nm", "min_width_nm",
             "max_width_nm", "perimeter_nm")
     new = np.stack([prof[k] for k in keys], axis=1)

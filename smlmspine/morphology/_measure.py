@@ -576,7 +576,7 @@ def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float 
     base, axis = bp.point_nm, bp.normal
     geo = geodesic_from_base(mesh, base, axis)
     prof = section_profile(mesh, base, axis, step_nm=step_nm, smooth_nm=smooth_nm, geodesic=geo,
-                           skip_nm=bp.skip_nm, distal_only=True)
+                           skip_nm=bp.skip_nm, distal_only=True, near_base="parallel")
     s, d = prof["s_nm"], prof["diameter_nm"]
     length = float(prof["length_nm"])
     if d.size == 0:

@@ -56,7 +56,9 @@ PLAUSIBILITY_RULES = (
     ("head_volume_above_volume", "nan", ("head_volume_um3",), "head volume > spine volume"),
     ("convex_hull_ratio_above_one", "nan", ("convex_hull_ratio",),
      "volume / convex hull volume > 1"),
-    ("neck_outside_em_range", "flag", (), "mesh neck minimum outside 30-600 nm"),
+    ("neck_outside_em_range", "flag", (),
+     "mesh neck minimum outside 30-600 nm (above 600 nm not flagged for a stubby spine: it "
+     "has no neck, its narrowest section is not one)"),
     ("neck_fit_outside_em_range", "flag", (), "neck fit outside 30-600 nm"),
     ("neck_fit_imprecise", "flag", (), "neck fit standard error 25-50 % of the diameter"),
     ("volume_outside_em_range", "flag", (), "volume outside 0.003-0.8 um^3"),
@@ -154,7 +156,7 @@ def check_plausibility(features: Mapping, *, precision_nm: float | None = None,
         fire("convex_hull_ratio_above_one")
     lo, hi = EM_RANGES["neck_diameter_nm"]
     neck = _num(out, "neck_min_diameter_nm")
-    if fin(neck) and not lo <= neck <= hi:
+    if fin(neck) and (neck < lo or (neck > hi and out.get("spine_class") != "stubby")):
         fire("neck_outside_em_range")
     fit = _num(out, "neck_fit_diameter_nm")
     if fin(fit) and not lo <= fit <= hi:

@@ -122,6 +122,12 @@ def test_outside_the_em_ranges_is_flagged_not_nan(good):
     assert out["neck_min_diameter_nm"] == 700.0 and out["length_nm"] == 3500.0
     # a filopodium may be longer than 3 um
     assert "length_outside_em_range" not in check_plausibility({**f, "spine_class": "filopodium"})[1]
+    # a stubby spine has no neck: its narrowest section above 600 nm is not flagged ...
+    assert "neck_outside_em_range" not in check_plausibility({**f, "spine_class": "stubby"})[1]
+    # ... but below 30 nm it is, and a mushroom's 700 nm neck is
+    assert "neck_outside_em_range" in check_plausibility(
+        {**good, "neck_min_diameter_nm": 25.0, "spine_class": "stubby"})[1]
+    assert "neck_outside_em_range" in check_plausibility({**f, "spine_class": "mushroom"})[1]
     lo, hi = EM_RANGES["volume_um3"]
     assert check_plausibility({**good, "volume_um3": 2 * hi, "head_volume_um3": hi,
                                "surface_area_um2": 100.0})[1] == ["volume_outside_em_range"]
