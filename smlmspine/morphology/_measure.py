@@ -502,18 +502,20 @@ def _tips_kernel():
 
 
 def head_neck_indices(s: np.ndarray, d: np.ndarray, length: float,
-                      threshold: float) -> tuple[int, int, int | None]:
+                      threshold: float, neck_from_nm: float = -np.inf) -> tuple[int, int, int | None]:
     """Sections of the head, the neck minimum and the head-neck boundary of a profile.
 
     The head is the widest section of the distal half (``s >= length / 2``: a flared base
-    is not a head), the neck minimum the narrowest section up to the head, the boundary
-    the first section from the neck minimum on wider than ``threshold`` x that minimum
-    (None when there is none).
+    is not a head), the neck minimum the narrowest section from ``neck_from_nm`` up to
+    the head (the head itself when there is none in between), the boundary the first
+    section from the neck minimum on wider than ``threshold`` x that minimum (None when
+    there is none).
     """
     distal = np.flatnonzero(s >= length / 2)
     half = int(distal[0]) if distal.size else 0
     i_head = half + int(np.argmax(d[half:]))
-    i_neck = int(np.argmin(d[: i_head + 1]))
+    first = min(int(np.searchsorted(s, neck_from_nm)), i_head)
+    i_neck = first + int(np.argmin(d[first: i_head + 1]))
     above = np.flatnonzero(d[i_neck: i_head + 1] > threshold * d[i_neck])
     return i_head, i_neck, (i_neck + int(above[0]) if above.size else None)
 
@@ -582,7 +584,12 @@ def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float 
     if d.size == 0:
         raise ParameterError("no cross-section of the mesh encloses its centreline; "
                              "is the mesh closed and is the base right?")
-    i_head, i_neck, boundary = head_neck_indices(s, d, length, head_neck_threshold)
+    # the sections parallel to the base plane within one base radius of the base serve
+    # the head (a stubby spine wider than long has it there), not the neck minimum: the
+    # envelope rounds the rim of the base there (a filled stubby spine's base read 404
+    # nm for 534 and made it a mushroom)
+    i_head, i_neck, boundary = head_neck_indices(s, d, length, head_neck_threshold,
+                                                 neck_from_nm=float(prof["near_base_nm"]))
     head_d = float(d[i_head])
     neck_min = float(d[i_neck])
     if boundary is None or boundary == 0:

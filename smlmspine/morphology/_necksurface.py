@@ -200,7 +200,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     pts = np.asarray(points_nm, float)
     base = np.asarray(base_point_nm, float)
     try:
-        prof = section_profile(mesh, base, base_axis, step_nm=step_nm)
+        prof = section_profile(mesh, base, base_axis, step_nm=step_nm, near_base=NEAR_BASE)
     except ImportError:  # a missing dependency (rtree, shapely) is not a geometric failure
         raise
     except Exception as exc:  # noqa: BLE001 - any geometric failure leaves the mesh as is
@@ -339,6 +339,14 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     return out_mesh, NeckSurfaceFit(True, "", s0, s_end,
                                     [(k[0], 2 * r, k[3]) for k, r in zip(kept, kr)])
 
+
+#: Sections within one base radius of the base (:func:`section_profile`'s
+#: ``near_base``) for the neck region of the refit: parallel to the base plane. Left
+#: out ("skip", before), the short wide neck of a mushroom under a wide base flare had
+#: no neck region (simulated EM-like mushrooms, 1,000 fluorophores/um^2, sigma
+#: 12/12/30 nm: necks 374-522 nm for 198-303; 40 EM-like spines on a shaft, neck
+#: minimum median / 90th percentile |error| 4.8/24.9 % -> 5.7/19.7 %).
+NEAR_BASE = "parallel"
 
 #: The standard errors of the window fits (BFGS inverse Hessian, as if every
 #: localization were independent) times this factor are taken as their noise: the

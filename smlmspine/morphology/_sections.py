@@ -611,8 +611,10 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
         Equal-length (M,) arrays: ``s_nm`` (arc length from the base, nm),
         ``x_nm``/``y_nm``/``z_nm`` (centreline point, nm), ``area_nm2``,
         ``diameter_nm`` (equivalent diameter 2 sqrt(area/pi), nm), ``min_width_nm``,
-        ``max_width_nm`` (Feret widths, nm), ``perimeter_nm``; and ``length_nm``, a
-        0-d array: the centreline length base -> tip (nm). M may be 0.
+        ``max_width_nm`` (Feret widths, nm), ``perimeter_nm``; and two 0-d arrays:
+        ``length_nm``, the centreline length base -> tip (nm), and ``near_base_nm``,
+        the arc length up to which sections are near the base (within one base radius,
+        parallel to the base plane or left out; nm). M may be 0.
 
     Raises
     ------
@@ -691,4 +693,5 @@ def section_profile(mesh, base_point_nm, base_axis=None, *, step_nm: float = 10.
             "max_width_nm", "perimeter_nm")
     out = {k: arr[:, i] for i, k in enumerate(keys)}
     out["length_nm"] = np.array(length)
+    out["near_base_nm"] = np.array(near)
     return out

@@ -190,3 +190,43 @@ def test_refit_towards_the_tip_stops_before_a_flaring_head():
     head = (v[:, 2] > 860.0) & (r > 20.0)
     assert (r[head] - radius(v[head, 2])).min() > -30.0
     assert abs(out.volume / true.volume - 1.0) < 0.015
+
+
+def test_short_wide_neck_within_one_base_radius_is_refitted():
+    """A mushroom with a short, wide neck (radius 160 nm, 60-330 nm) above a base that
+    flares to 450 nm: the neck lies within one base radius of the base. Sections there
+    are parallel to the base plane (``near_base="parallel"``), so the refit finds the
+    neck; left out, the neck region was empty ('no neck region') and a shell surface
+    too wide by 100 nm stayed (simulated EM-like mushrooms: necks 374-522 nm for
+    198-303)."""
+    import smlmspine.morphology._necksurface as ns
+
+    def radius_of(z):
+        z = np.asarray(z, float)
+        base = 450.0 - (450.0 - 160.0) * np.clip(z / 60.0, 0, 1)          # the flare
+        head = np.sqrt(np.clip(400.0 ** 2 - (z - 730.0) ** 2, 0.0, None))  # the head
+        return np.maximum(base, head)
+
+    rng = np.random.default_rng(11)
+    pts = _wavy_points(radius_of, 1125.0, [12.0, 12.0, 30.0], 30000, rng)
+    sz = np.linspace(0.0, 1130.0, 114)
+    r_true = radius_of(sz)
+    r_mesh = np.where((sz > 60) & (sz < 360), np.maximum(r_true, 260.0), r_true)  # 100 nm too wide
+    r_mesh[-1] = 5.0
+    mesh = _revolved(sz, np.maximum(r_mesh, 5.0))
+    z = np.array([0.0, 0.0, 1.0])
+    assert ns.NEAR_BASE == "parallel"
+    out, fit = fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=(12.0, 30.0), base_axis=z)
+    assert fit.applied, fit.reason
+    prof = section_profile(out, np.zeros(3), z, step_nm=10.0, near_base="parallel")
+    s, d = prof["s_nm"], prof["diameter_nm"]
+    neck = (s > 120.0) & (s < 280.0)
+    assert neck.sum() > 10
+    assert abs(np.median(d[neck]) - 320.0) < 40.0      # was 520 (the mesh) before
+    # with the sections near the base left out, the neck is not found
+    ns.NEAR_BASE = "skip"
+    try:
+        _, fit_skip = fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=(12.0, 30.0), base_axis=z)
+    finally:
+        ns.NEAR_BASE = "parallel"
+    assert not fit_skip.applied and fit_skip.reason == "no neck region"
