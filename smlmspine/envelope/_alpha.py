@@ -511,8 +511,9 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
             # resolution, or the surface fit folds its many small triangles
             from ._levelset import decimate_clean
 
-            dv, df = decimate_clean(fixed.vertices, fixed.faces,
-                                    target_faces=max(len(faces), 1000))
+            with step("decimate"):
+                dv, df = decimate_clean(fixed.vertices, fixed.faces,
+                                        target_faces=max(len(faces), 1000))
             if len(df) < len(fixed.faces):
                 fixed = trimesh.Trimesh(dv, df, process=False)
                 steps.append(f"decimated to {len(df)} faces")
