@@ -513,7 +513,7 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
 
             with step("decimate"):
                 dv, df = decimate_clean(fixed.vertices, fixed.faces,
-                                        target_faces=max(len(faces), 1000))
+                                        target_faces=max(len(faces), 1000), engine="qem")
             if len(df) < len(fixed.faces):
                 fixed = trimesh.Trimesh(dv, df, process=False)
                 steps.append(f"decimated to {len(df)} faces")
