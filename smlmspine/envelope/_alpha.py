@@ -500,17 +500,20 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
     mesh = trimesh.Trimesh(cx.points[used], remap[faces], process=False)
     note = ""
     if reason and len(faces):
+        from .._profile import step
         from ._repair import repair_mesh
 
-        fixed, reason2, steps = repair_mesh(mesh)
+        with step("repair"):
+            fixed, reason2, steps = repair_mesh(mesh)
         if not reason2 and any(s_.startswith("voxel remesh") for s_ in steps):
             # the voxel surface is much finer than the alpha surface (tetrahedra of a
             # grid at 1/80 of the extent): bring it back to about the alpha surface's
             # resolution, or the surface fit folds its many small triangles
             from ._levelset import decimate_clean
 
-            dv, df = decimate_clean(fixed.vertices, fixed.faces,
-                                    target_faces=max(len(faces), 1000))
+            with step("decimate"):
+                dv, df = decimate_clean(fixed.vertices, fixed.faces,
+                                        target_faces=max(len(faces), 1000), engine="qem")
             if len(df) < len(fixed.faces):
                 fixed = trimesh.Trimesh(dv, df, process=False)
                 steps.append(f"decimated to {len(df)} faces")

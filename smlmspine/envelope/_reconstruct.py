@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._labels import check_label
+from .._profile import step
 from ..errors import ParameterError
 from ._result import Envelope
 
@@ -122,30 +123,14 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
     if method == "voxel":
         return _membrane_shell(label, points, precision=precision, smooth=int(smooth),
                                voxel_nm=voxel_nm, max_voxels=max_voxels)
-    cx = AlphaComplex.build(points)
-    base = _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
-                           label=label)
-    a0 = base.alpha_nm
+    with step("alpha complex"):
+        cx = AlphaComplex.build(points)
+    with step("alpha surface"):
+        base = _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
+                               label=label)
     if label == "membrane" and base.is_watertight:
-        v0, v1 = cx.solid_volume(a0), cx.solid_volume(a0, gap_nm=LEAKY_GAP_FACTOR * a0)
-        if v0 * (1.0 + HOLLOW_MIN_ADDED) < v1:   # (includes the doubling case below)
-            # a sampled membrane with holes wider than alpha leaves a hollow or thin-walled
-            # solid. Bridging openings up to LEAKY_GAP_FACTOR alphas fills it; use the
-            # bridged solid if that more than doubles the volume, or if what it adds lies
-            # mostly inside the shell (a hollow spine whose wall the axial blur made
-            # thick: its volume grew by "only" 80 %)
-            bridged = _alpha_envelope(cx, alpha_nm=base.alpha_nm, min_fraction=min_fraction,
-                                      label=label,
-                                      gap_factor=LEAKY_GAP_FACTOR)
-            # the hollow test only trusts a bridged surface that needed no voxel remesh
-            # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
-            if bridged.is_watertight and (
-                    base.mesh.volume < 0.5 * bridged.mesh.volume
-                    or ("voxel remesh" not in bridged.note
-                        and _enclosed_fraction(base.mesh, bridged.mesh) >= HOLLOW_ENCLOSED)):
-                base = _replace(bridged, note=(bridged.note + "; " if bridged.note else "")
-                                + "leaky membrane shell: openings up to "
-                                f"{LEAKY_GAP_FACTOR:g} alpha bridged")
+        with step("leaky shell"):
+            base = _bridge_leaky(cx, base, min_fraction=min_fraction, label=label)
     params = dict(base.parameters, label=label, method=method, smooth=int(smooth),
                   precision_nm=precision_nm, correct_bias=bool(correct_bias))
     if not base.is_watertight:
@@ -154,11 +139,47 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
         return _finish(base, base.mesh, method, params, smooth=int(smooth))
     if method == "poisson":
         return _poisson(cx.points, base, params, smooth=int(smooth))
-    mesh, sigma = _fit_surface(cx.points, base.mesh, label=label, precision_nm=precision,
-                               curvature_correction=bool(curvature_correction))
+    with step("surface fit"):
+        mesh, sigma = _fit_surface(cx.points, base.mesh, label=label, precision_nm=precision,
+                                   curvature_correction=bool(curvature_correction))
     params["precision_used_nm"] = list(sigma)
     params["curvature_correction"] = bool(curvature_correction)
     return _finish(base, mesh, method, params, smooth=int(smooth))
+
+
+def _bridge_leaky(cx, base, *, min_fraction, label):
+    """``base``, or the solid with openings up to LEAKY_GAP_FACTOR alphas bridged when the
+    membrane shell is leaky or hollow (see :func:`reconstruct`)."""
+    from ._alpha import _alpha_envelope
+
+    a0 = base.alpha_nm
+    with step("volumes"):
+        v0, v1 = cx.solid_volume(a0), cx.solid_volume(a0, gap_nm=LEAKY_GAP_FACTOR * a0)
+    if not v0 * (1.0 + HOLLOW_MIN_ADDED) < v1:   # (includes the doubling case below)
+        return base
+    # a sampled membrane with holes wider than alpha leaves a hollow or thin-walled
+    # solid. Bridging openings up to LEAKY_GAP_FACTOR alphas fills it; use the
+    # bridged solid if that more than doubles the volume, or if what it adds lies
+    # mostly inside the shell (a hollow spine whose wall the axial blur made
+    # thick: its volume grew by "only" 80 %)
+    with step("bridged surface"):
+        bridged = _alpha_envelope(cx, alpha_nm=base.alpha_nm, min_fraction=min_fraction,
+                                  label=label, gap_factor=LEAKY_GAP_FACTOR)
+    # the hollow test only trusts a bridged surface that needed no voxel remesh
+    # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
+    if bridged.is_watertight and (
+            base.mesh.volume < 0.5 * bridged.mesh.volume
+            or ("voxel remesh" not in bridged.note
+                and _enclosed(base.mesh, bridged.mesh) >= HOLLOW_ENCLOSED)):
+        return _replace(bridged, note=(bridged.note + "; " if bridged.note else "")
+                        + "leaky membrane shell: openings up to "
+                        f"{LEAKY_GAP_FACTOR:g} alpha bridged")
+    return base
+
+
+def _enclosed(inner, outer) -> float:
+    with step("enclosed test"):
+        return _enclosed_fraction(inner, outer)
 
 
 def _enclosed_fraction(inner, outer, *, n_samples: int = 6000) -> float:
@@ -365,9 +386,11 @@ def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> 
     if smooth:
         import trimesh
 
-        mesh = mesh.copy()
-        trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=0.53, iterations=int(smooth))
-    reason = check_mesh(mesh.vertices, mesh.faces, self_intersection=False)
+        with step("smooth"):
+            mesh = mesh.copy()
+            trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=0.53, iterations=int(smooth))
+    with step("check"):
+        reason = check_mesh(mesh.vertices, mesh.faces, self_intersection=False)
     note = base.note
     if not reason:
         # the surface fit and the smoothing move vertices: unfold where they folded it,
@@ -375,30 +398,37 @@ def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> 
         # its signed distance (cannot self-intersect), (3) by shortening the moves from
         # the (embedded) alpha surface; each gated by its shape change
         fitted = mesh
-        mesh, refused = _untangle_mesh(mesh, params, sig, "surface")
-        reason = validate_envelope(mesh.vertices, mesh.faces)
+        with step("untangle"):
+            mesh, refused = _untangle_mesh(mesh, params, sig, "surface")
+        with step("validate"):
+            reason = validate_envelope(mesh.vertices, mesh.faces)
         if reason:
-            rebuilt, why = _levelset(fitted, params, sig)
+            with step("level set"):
+                rebuilt, why = _levelset(fitted, params, sig)
             if rebuilt is not None:
                 mesh, reason, refused = rebuilt, "", ""
                 note = (note + "; " if note else "") + "rebuilt as a level set: " + why
             else:
                 refused = f"{refused}; level set: {why}" if refused else f"level set: {why}"
         if reason and np.array_equal(np.asarray(base.mesh.faces), np.asarray(fitted.faces)):
-            mesh2, refused2 = _unmove(base.mesh, fitted, params, sig)
+            with step("unmove"):
+                mesh2, refused2 = _unmove(base.mesh, fitted, params, sig)
             if not refused2:
-                mesh, reason, refused = mesh2, validate_envelope(mesh2.vertices, mesh2.faces), ""
+                with step("validate"):
+                    mesh, reason, refused = mesh2, validate_envelope(mesh2.vertices,
+                                                                     mesh2.faces), ""
             else:
                 refused = f"{refused}; {refused2}"
         if refused and reason:
             reason = f"{reason} ({refused})"
     if reason:
-        fixed, reason2, steps = repair_mesh(mesh, sigma_nm=sig,
-                                            max_volume_change=REPAIR_MAX_VOLUME_CHANGE,
-                                            max_shift_sigma=REPAIR_MAX_SHIFT_SIGMA)
-        params["repair"] = steps
-        if not reason2:
-            reason2 = validate_envelope(fixed.vertices, fixed.faces)
+        with step("repair"):
+            fixed, reason2, steps = repair_mesh(mesh, sigma_nm=sig,
+                                                max_volume_change=REPAIR_MAX_VOLUME_CHANGE,
+                                                max_shift_sigma=REPAIR_MAX_SHIFT_SIGMA)
+            params["repair"] = steps
+            if not reason2:
+                reason2 = validate_envelope(fixed.vertices, fixed.faces)
         if not reason2:
             mesh, reason = fixed, ""
             note = (note + "; " if note else "") + "repaired: " + ", ".join(steps)
