@@ -125,3 +125,34 @@ def test_cut_normal_turns_a_tilted_axis_to_the_cut(tilt_deg):
     # a thin, sparse tube: the slope is not significant, the axis is kept as it is
     p = np.c_[40 * np.cos(phi[:300]), 40 * np.sin(phi[:300]), z[:300]] + rng.normal(0, 1, (300, 3)) * 30
     np.testing.assert_array_equal(_cut_normal(p, a, 12.0, 30.0), a)
+
+
+def test_labelled_base_is_the_centre_of_the_cut_ring_for_a_leaning_spine():
+    # A neck (r 90 nm) straight up from its cut at z = 0, with its head (r 350 nm) leaning
+    # 300 nm to +x: the centroid, and the axis line through it, lie beside the cut. The
+    # base is the centre of the ring of localizations at the edge (within 30 nm of the
+    # cut's centre), not the point of the centroid's axis at the edge's height.
+    from smlmspine.envelope._isolate import _base_edge
+
+    rng = np.random.default_rng(8)
+    n_neck, n_head = 5000, 14000
+    phi, z = rng.uniform(0, 2 * np.pi, n_neck), rng.uniform(0, 500, n_neck)
+    neck = np.c_[90 * np.cos(phi), 90 * np.sin(phi), z]
+    u = rng.normal(size=(n_head, 3))
+    head = 350 * u / np.linalg.norm(u, axis=1, keepdims=True) + [300.0, 0.0, 800.0]
+    head = head[np.hypot(head[:, 0], head[:, 1]) > 90.0]   # no head membrane in the neck
+    p = np.r_[neck, head] + rng.normal(0, 1, (len(neck) + len(head), 3)) * [12, 12, 30]
+    table = pa.table({"x": p[:, 0], "y": p[:, 1], "z": p[:, 2],
+                      "precision_xy": np.full(len(p), 12.0), "precision_z": np.full(len(p), 30.0),
+                      "spine_id": np.zeros(len(p), np.int64)})
+    with pytest.warns(QualityWarning):
+        iso = isolate_spines(table, spine_labels="spine_id")
+    s = iso.spines.to_pylist()[0]
+    base = np.array([s["base_x_nm"], s["base_y_nm"], s["base_z_nm"]])
+    axis = np.array([s["axis_x"], s["axis_y"], s["axis_z"]])
+    assert np.linalg.norm(base) < 30.0, base
+    # the former base, on the axis line through the centroid, lies beside the cut
+    cen = p.mean(0)
+    sig = np.sqrt(12.0 ** 2 * (1 - axis[2] ** 2) + 30.0 ** 2 * axis[2] ** 2)
+    old = cen + _base_edge((p - cen) @ axis, sig) * axis
+    assert np.linalg.norm(old[:2]) > 100.0, old
