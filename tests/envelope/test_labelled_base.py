@@ -65,6 +65,19 @@ def test_labelled_spine_base_is_its_open_end(kind, seed):
     assert np.linalg.norm(base - offset) < 80.0         # at the open ring, not the tip
 
 
+def _one_labelled_spine(p):
+    """Base point and axis of the localizations ``p`` (nm, precision 12/12/30 nm)
+    isolated as one labelled spine with no shaft."""
+    table = pa.table({"x": p[:, 0], "y": p[:, 1], "z": p[:, 2],
+                      "precision_xy": np.full(len(p), 12.0), "precision_z": np.full(len(p), 30.0),
+                      "spine_id": np.zeros(len(p), np.int64)})
+    with pytest.warns(QualityWarning):
+        iso = isolate_spines(table, spine_labels="spine_id")
+    s = iso.spines.to_pylist()[0]
+    return (np.array([s["base_x_nm"], s["base_y_nm"], s["base_z_nm"]]),
+            np.array([s["axis_x"], s["axis_y"], s["axis_z"]]))
+
+
 @pytest.mark.parametrize("kind", ["stubby", "thin"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_labelled_base_sits_on_the_cut_not_below_it(kind, seed):
@@ -75,14 +88,7 @@ def test_labelled_base_sits_on_the_cut_not_below_it(kind, seed):
     rng = np.random.default_rng(seed)
     rot = _rotation(rng)
     p = _shell(rng, 6000, kind) @ rot.T
-    table = pa.table({"x": p[:, 0], "y": p[:, 1], "z": p[:, 2],
-                      "precision_xy": np.full(len(p), 12.0), "precision_z": np.full(len(p), 30.0),
-                      "spine_id": np.zeros(len(p), np.int64)})
-    with pytest.warns(QualityWarning):
-        iso = isolate_spines(table, spine_labels="spine_id")
-    s = iso.spines.to_pylist()[0]
-    axis = np.array([s["axis_x"], s["axis_y"], s["axis_z"]])
-    base = np.array([s["base_x_nm"], s["base_y_nm"], s["base_z_nm"]])
+    base, axis = _one_labelled_spine(p)
     true_axis = rot[:, 2]
     below = float(-(base @ true_axis))                 # how far below the cut
     sigma_a = np.sqrt(12.0 ** 2 * (1 - axis[2] ** 2) + 30.0 ** 2 * axis[2] ** 2)
@@ -142,14 +148,7 @@ def test_labelled_base_is_the_centre_of_the_cut_ring_for_a_leaning_spine():
     head = 350 * u / np.linalg.norm(u, axis=1, keepdims=True) + [300.0, 0.0, 800.0]
     head = head[np.hypot(head[:, 0], head[:, 1]) > 90.0]   # no head membrane in the neck
     p = np.r_[neck, head] + rng.normal(0, 1, (len(neck) + len(head), 3)) * [12, 12, 30]
-    table = pa.table({"x": p[:, 0], "y": p[:, 1], "z": p[:, 2],
-                      "precision_xy": np.full(len(p), 12.0), "precision_z": np.full(len(p), 30.0),
-                      "spine_id": np.zeros(len(p), np.int64)})
-    with pytest.warns(QualityWarning):
-        iso = isolate_spines(table, spine_labels="spine_id")
-    s = iso.spines.to_pylist()[0]
-    base = np.array([s["base_x_nm"], s["base_y_nm"], s["base_z_nm"]])
-    axis = np.array([s["axis_x"], s["axis_y"], s["axis_z"]])
+    base, axis = _one_labelled_spine(p)
     assert np.linalg.norm(base) < 30.0, base
     # the former base, on the axis line through the centroid, lies beside the cut
     cen = p.mean(0)
