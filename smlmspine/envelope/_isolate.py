@@ -646,9 +646,12 @@ def _cut_normal(q: np.ndarray, a: np.ndarray, sxy: float, sz: float, *, sectors:
     cut lengthens or shortens the spine by up to the base radius. Around the axis, in
     ``sectors`` angular sectors of the base band (the localizations within max(6 sigma,
     0.8 x the band's median radius) of the lowest ones), the 10th percentile of the
-    axial position is the edge; a plane fitted to the sector edges tilts the axis when
-    its slope exceeds twice its standard error (repeated ``rounds`` times). Returns
-    ``a`` unchanged when too few sectors hold localizations.
+    axial position is the edge (sectors of at least ``min_sector`` localizations, at
+    least 2/3 of them); a plane fitted to the sector edges tilts the axis when its slope
+    exceeds ``min_z`` standard errors (repeated up to ``rounds`` times). Returns ``a``
+    unchanged when too few sectors hold localizations. On 48 simulated EM-like spines
+    (12/12/30 nm) ``min_sector`` 30 and ``min_z`` 3 left none more than 5 deg worse off
+    than the principal axis; 8 and 2 turned six (thin spines) 5-44 deg the wrong way.
     """
     a = np.asarray(a, float)
     sigma = float(np.nanmax([sxy, sz, 1.0])) if np.any(np.isfinite([sxy, sz])) else 10.0
