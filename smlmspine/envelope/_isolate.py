@@ -651,7 +651,8 @@ def _cut_normal(q: np.ndarray, a: np.ndarray, sxy: float, sz: float, *, sectors:
     exceeds ``min_z`` standard errors (repeated up to ``rounds`` times). Returns ``a``
     unchanged when too few sectors hold localizations. On 48 simulated EM-like spines
     (12/12/30 nm) ``min_sector`` 30 and ``min_z`` 3 left none more than 5 deg worse off
-    than the principal axis; 8 and 2 turned six (thin spines) 5-44 deg the wrong way.
+    than the principal axis; 8 and 2 turned six (five thin spines, a filopodium) 5-44 deg
+    further off.
     """
     a = np.asarray(a, float)
     sigma = float(np.nanmax([sxy, sz, 1.0])) if np.any(np.isfinite([sxy, sz])) else 10.0
