@@ -598,8 +598,7 @@ def measure_spine(mesh, *, base_point_nm=None, base_normal=None, step_nm: float 
     # stubby spine wider than long has it there), not the neck minimum: the envelope
     # rounds the rim of the base there (a filled stubby spine's base read 404 nm for
     # 534 and made it a mushroom)
-    rim_end = min(float(prof["near_base_nm"]),
-                  float(s[0]) + BASE_RIM_NM if s.size else 0.0)
+    rim_end = min(float(prof["near_base_nm"]), float(s[0]) + BASE_RIM_NM)
     i_head, i_neck, boundary = head_neck_indices(s, d, length, head_neck_threshold,
                                                  neck_from_nm=rim_end)
     head_d = float(d[i_head])

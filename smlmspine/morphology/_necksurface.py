@@ -146,7 +146,8 @@ def _fine_enough(mesh, tree, s, s_lo, s_hi, edge_nm):
 def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=None,
                      window_nm: float = 150.0, smooth_profile_nm: float = 100.0,
                      head_neck_threshold: float = 1.2, min_neck_nm: float = 80.0,
-                     end_margin_nm: float = 40.0, ramp_nm: float = 40.0, step_nm: float = 10.0):
+                     end_margin_nm: float = 40.0, ramp_nm: float = 40.0, step_nm: float = 10.0,
+                     near_base: str = "parallel"):
     """Refit the neck of a membrane spine mesh to its localizations.
 
     Parameters
@@ -181,6 +182,14 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     step_nm : float
         Spacing (nm) of the cross-sections along the centreline
         (:func:`section_profile`).
+    near_base : {"parallel", "skip"}
+        Sections within one base radius of the base (:func:`section_profile`), from
+        which the neck region is found: parallel to the base plane (default) or left
+        out. Left out (before 2026-12-04), the short wide neck of a mushroom under a
+        wide base flare had no neck region (simulated EM-like mushrooms, 1,000
+        fluorophores/um^2, sigma 12/12/30 nm: necks 374-522 nm for 198-303; 40 EM-like
+        spines on a shaft, neck minimum median / 90th percentile |error| 4.8/24.9 % ->
+        5.7/19.7 %).
 
     Returns
     -------
@@ -188,6 +197,11 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         The refitted mesh (the input mesh, unchanged, when nothing was applied) and a
         record of the fit. Failures of the geometry (no centreline, no neck) are not
         raised: they leave the mesh as it is, with the ``reason`` in the record.
+
+    Raises
+    ------
+    ParameterError
+        ``near_base`` is neither ``"parallel"`` nor ``"skip"``.
     """
     from scipy.spatial import cKDTree
 
@@ -195,12 +209,17 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     from ._ringfit import fit_ring, section_basis
     from ._sections import section_profile
 
+    if near_base not in ("parallel", "skip"):
+        # (section_profile would refuse it, but its failures are caught below as geometry)
+        from ..errors import ParameterError
+
+        raise ParameterError(f"near_base must be 'parallel' or 'skip', got {near_base!r}")
     sig = np.atleast_1d(np.asarray(precision_nm, float))
     sxy, sz = float(sig[0]), float(sig[-1])
     pts = np.asarray(points_nm, float)
     base = np.asarray(base_point_nm, float)
     try:
-        prof = section_profile(mesh, base, base_axis, step_nm=step_nm, near_base=NEAR_BASE)
+        prof = section_profile(mesh, base, base_axis, step_nm=step_nm, near_base=near_base)
     except ImportError:  # a missing dependency (rtree, shapely) is not a geometric failure
         raise
     except Exception as exc:  # noqa: BLE001 - any geometric failure leaves the mesh as is
@@ -339,14 +358,6 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     return out_mesh, NeckSurfaceFit(True, "", s0, s_end,
                                     [(k[0], 2 * r, k[3]) for k, r in zip(kept, kr)])
 
-
-#: Sections within one base radius of the base (:func:`section_profile`'s
-#: ``near_base``) for the neck region of the refit: parallel to the base plane. Left
-#: out ("skip", before), the short wide neck of a mushroom under a wide base flare had
-#: no neck region (simulated EM-like mushrooms, 1,000 fluorophores/um^2, sigma
-#: 12/12/30 nm: necks 374-522 nm for 198-303; 40 EM-like spines on a shaft, neck
-#: minimum median / 90th percentile |error| 4.8/24.9 % -> 5.7/19.7 %).
-NEAR_BASE = "parallel"
 
 #: The standard errors of the window fits (BFGS inverse Hessian, as if every
 #: localization were independent) times this factor are taken as their noise: the

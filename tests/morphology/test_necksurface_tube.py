@@ -1,6 +1,7 @@
 """The neck refit of a headless spine runs to the tip (analytic tube, fixed seed)."""
 
 import numpy as np
+import pytest
 
 from smlmspine.morphology._necksurface import fit_neck_surface
 from smlmspine.morphology._sections import section_profile
@@ -199,8 +200,6 @@ def test_short_wide_neck_within_one_base_radius_is_refitted():
     neck; left out, the neck region was empty ('no neck region') and a shell surface
     too wide by 100 nm stayed (simulated EM-like mushrooms: necks 374-522 nm for
     198-303)."""
-    import smlmspine.morphology._necksurface as ns
-
     def radius_of(z):
         z = np.asarray(z, float)
         base = 450.0 - (450.0 - 160.0) * np.clip(z / 60.0, 0, 1)          # the flare
@@ -215,7 +214,6 @@ def test_short_wide_neck_within_one_base_radius_is_refitted():
     r_mesh[-1] = 5.0
     mesh = _revolved(sz, np.maximum(r_mesh, 5.0))
     z = np.array([0.0, 0.0, 1.0])
-    assert ns.NEAR_BASE == "parallel"
     out, fit = fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=(12.0, 30.0), base_axis=z)
     assert fit.applied, fit.reason
     prof = section_profile(out, np.zeros(3), z, step_nm=10.0, near_base="parallel")
@@ -224,9 +222,11 @@ def test_short_wide_neck_within_one_base_radius_is_refitted():
     assert neck.sum() > 10
     assert abs(np.median(d[neck]) - 320.0) < 40.0      # was 520 (the mesh) before
     # with the sections near the base left out, the neck is not found
-    ns.NEAR_BASE = "skip"
-    try:
-        _, fit_skip = fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=(12.0, 30.0), base_axis=z)
-    finally:
-        ns.NEAR_BASE = "parallel"
+    _, fit_skip = fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=(12.0, 30.0),
+                                   base_axis=z, near_base="skip")
     assert not fit_skip.applied and fit_skip.reason == "no neck region"
+    # a misspelt option is refused, not taken for a geometric failure
+    from smlmspine.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="near_base"):
+        fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=12.0, base_axis=z, near_base="none")
