@@ -188,7 +188,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         out. Left out (before 2026-12-04), the short wide neck of a mushroom under a
         wide base flare had no neck region (simulated EM-like mushrooms, 1,000
         fluorophores/um^2, sigma 12/12/30 nm: necks 374-522 nm for 198-303; 40 EM-like
-        spines on a shaft, neck minimum median / 90th percentile |error| 4.8/24.9 % ->
+        spines on a shaft, neck minimum median / 90th percentile absolute error 4.8/24.9 % ->
         5.7/19.7 %).
 
     Returns
