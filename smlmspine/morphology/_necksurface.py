@@ -38,8 +38,11 @@ Procedure (all lengths along the mesh centreline from the base):
    vertex whose nearest centreline point lies in the neck region
    (and within 2.5 mesh radii of the centreline) is moved radially to that radius;
    beyond the head end of the region the move fades out linearly over ``ramp_nm`` and
-   only moves vertices outward; proximal of the region (a flared base) vertices are only
-   moved outward, onto the tube, never pulled in.
+   only moves vertices outward; proximal of the region (a flared base) vertices are
+   moved outward onto the tube, and pulled in only onto the ring fits of the flare
+   itself (windows of ``flare_window_nm``), never inside the tube: an envelope that
+   bridged the corner between a thin neck and the shaft made the flare too wide, a real
+   flare keeps its width.
 
 The result is a closed mesh with the same topology; the neck sections are close to
 circles of the fitted radius.
@@ -147,7 +150,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
                      window_nm: float = 150.0, smooth_profile_nm: float = 100.0,
                      head_neck_threshold: float = 1.2, min_neck_nm: float = 80.0,
                      end_margin_nm: float = 40.0, ramp_nm: float = 40.0, step_nm: float = 10.0,
-                     near_base: str = "parallel"):
+                     near_base: str = "parallel", flare_window_nm: float = 80.0):
     """Refit the neck of a membrane spine mesh to its localizations.
 
     Parameters
@@ -190,6 +193,14 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         fluorophores/um^2, sigma 12/12/30 nm: necks 374-522 nm for 198-303; 40 EM-like
         spines on a shaft, neck minimum median / 90th percentile absolute error 4.8/24.9 % ->
         5.7/19.7 %).
+    flare_window_nm : float
+        Length (nm) of the ring-fit windows over a flared base (proximal of the neck
+        region); where a fit lies inside the mesh, the flare is pulled in onto it (never
+        inside the neck tube). 0 leaves the flare as it is (only pushed out onto the
+        tube, the behaviour before this option). Added for envelopes that bridge the corner between a
+        thin neck and the shaft: simulated EM-like spines on a shaft (1,000
+        fluorophores/um^2, sigma 12/12/30 nm, 20 spines), median volume ratio of thin
+        spines 1.17 -> 1.06, filopodia 1.14 -> 1.08.
 
     Returns
     -------
@@ -201,7 +212,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     Raises
     ------
     ParameterError
-        ``near_base`` is neither ``"parallel"`` nor ``"skip"``.
+        ``near_base`` is neither ``"parallel"`` nor ``"skip"``, or ``flare_window_nm``
+        is negative or not finite.
     """
     from scipy.spatial import cKDTree
 
@@ -214,6 +226,10 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         from ..errors import ParameterError
 
         raise ParameterError(f"near_base must be 'parallel' or 'skip', got {near_base!r}")
+    if not (np.isfinite(flare_window_nm) and flare_window_nm >= 0):
+        from ..errors import ParameterError
+
+        raise ParameterError(f"flare_window_nm must be a length >= 0 nm, got {flare_window_nm!r}")
     sig = np.atleast_1d(np.asarray(precision_nm, float))
     sxy, sz = float(sig[0]), float(sig[-1])
     pts = np.asarray(points_nm, float)
@@ -310,6 +326,20 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     kept.sort(key=lambda k: k[0])
     ks = np.array([k[0] for k in kept])
     kr = shrink_radii(np.array([k[1] for k in kept]), np.array([k[4] for k in kept]))
+    # a base flare (proximal of s0): ring fits in windows of flare_window_nm; where the
+    # localizations put the membrane inside the mesh, the flare is pulled in onto them
+    # (about the mesh centreline: the fitted centres of these short windows scattered
+    # by 40-80 nm on simulated EM-like thin spines, and a neck read 27 % too narrow)
+    flare = []
+    if flare_window_nm > 0 and s0 - float(s[0]) >= flare_window_nm:
+        n_f = max(1, int(round((s0 - float(s[0])) / flare_window_nm)))
+        fe = np.linspace(float(s[0]), s0, n_f + 1)
+        for a, b in zip(fe[:-1], fe[1:]):
+            k = ring(a, b)
+            if k is not None and k[1] >= kr[0]:   # (a flare ring inside the tube: noise)
+                flare.append(k)
+    fs = np.array([k[0] for k in flare])
+    fr = np.array([k[1] for k in flare])
     # fitted centre offset from the mesh centreline, interpolated along s
     c_at = np.array([c[int(np.argmin(np.abs(s - k[0])))] for k in kept])
     koff = np.array([k[2] for k in kept]) - c_at
@@ -345,6 +375,14 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     # (a base flare, proximal of s0, is likewise only pushed out, never pulled in)
     ok = (rn > 1e-9) & (((wgt[idx] >= 1.0) & (sv_[idx] >= s0)) | (target > rn)
                         | (to_tip & (sv_[idx] > s_end)))
+    if fs.size:
+        # flare vertices within the fitted flare windows: onto the flare ring where it
+        # lies inside them (never inside the neck tube), else as before
+        fl = (sv_[idx] < s0) & (sv_[idx] >= fs[0] - 0.5 * flare_window_nm) & (rn > 1e-9)
+        ft = np.maximum(np.interp(sv_[idx], np.r_[fs, ks[:1]], np.r_[fr, kr[:1]]), target)
+        pull = fl & (ft < rn)
+        target = np.where(pull, ft, target)
+        ok |= pull
     new = v_[idx].copy()
     new[ok] = v_[idx][ok] + (target[ok] / rn[ok] - 1.0)[:, None] * rel[ok]
     # only the tube moves: vertices whose surface normal is far from radial (the disc
