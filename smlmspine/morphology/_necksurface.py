@@ -40,10 +40,9 @@ Procedure (all lengths along the mesh centreline from the base):
    beyond the head end of the region the move fades out linearly over ``ramp_nm`` and
    only moves vertices outward; proximal of the region (a flared base) vertices are
    moved outward onto the tube, and pulled in only onto the ring fits of the flare
-   itself (windows of ``flare_window_nm``; inside the tube only where a fit lies
-   :data:`FLARE_INSIDE_Z` standard errors inside it): an envelope that bridged the
-   corner between a thin neck and the shaft made the flare too wide, a real flare keeps
-   its width.
+   itself (windows of ``flare_window_nm``), never inside the tube: an envelope that
+   bridged the corner between a thin neck and the shaft made the flare too wide, a real
+   flare keeps its width.
 
 The result is a closed mesh with the same topology; the neck sections are close to
 circles of the fitted radius.
@@ -118,12 +117,6 @@ def _smooth(values: np.ndarray, n: int) -> np.ndarray:
 #: n sin(2 pi / n) / (2 pi) of its area (16: 97.4 %, diameter -1.3 %; the 4-6 edges of
 #: a coarse alpha surface around a thin MINFLUX neck lost 10-25 % of the diameter).
 VERTICES_PER_RING = 16
-#: A ring fit of a flared base narrower than the neck tube is kept only when it lies more
-#: than this many of its standard errors (x NOISE_INFLATION) inside the tube: then it is
-#: a constriction where the neck leaves the flare (a simulated EM-like thin spine on a
-#: shaft: neck +47 % -> +18 %, volume 1.14 -> 1.11); otherwise noise (windows of 50 nm
-#: fitted 48 nm inside a tube of 111 nm, where the truth was 107-111 nm).
-FLARE_INSIDE_Z = 2.0
 #: At most this many 1 -> 4 subdivisions (two made the centreline of some mushroom
 #: spines start sideways through the head: 100 simulated STORM spines, 90th percentile
 #: neck error 24 % with one, 28 % with two).
@@ -202,9 +195,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         5.7/19.7 %).
     flare_window_nm : float
         Length (nm) of the ring-fit windows over a flared base (proximal of the neck
-        region); where a fit lies inside the mesh, the flare is pulled in onto it (inside
-        the neck tube only where the fit lies :data:`FLARE_INSIDE_Z` standard errors
-        inside it). 0 leaves the flare as it is (only pushed out onto the
+        region); where a fit lies inside the mesh, the flare is pulled in onto it (never
+        inside the neck tube). 0 leaves the flare as it is (only pushed out onto the
         tube, the behaviour before this option). Added for envelopes that bridge the corner between a
         thin neck and the shaft: simulated EM-like spines on a shaft (1,000
         fluorophores/um^2, sigma 12/12/30 nm, 20 spines), median volume ratio of thin
@@ -344,9 +336,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         fe = np.linspace(float(s[0]), s0, n_f + 1)
         for a, b in zip(fe[:-1], fe[1:]):
             k = ring(a, b)
-            # a flare ring inside the neck tube is noise unless it lies well inside
-            if k is not None and (k[1] >= kr[0] or (np.isfinite(k[4]) and kr[0] - k[1]
-                                                    > FLARE_INSIDE_Z * NOISE_INFLATION * k[4])):
+            if k is not None and k[1] >= kr[0]:   # (a flare ring inside the tube: noise)
                 flare.append(k)
     fs = np.array([k[0] for k in flare])
     fr = np.array([k[1] for k in flare])
@@ -389,7 +379,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         # flare vertices within the fitted flare windows: onto the flare ring where it
         # lies inside them (never inside the neck tube), else as before
         fl = (sv_[idx] < s0) & (sv_[idx] >= fs[0] - 0.5 * flare_window_nm) & (rn > 1e-9)
-        ft = np.interp(sv_[idx], np.r_[fs, ks[:1]], np.r_[fr, kr[:1]])
+        ft = np.maximum(np.interp(sv_[idx], np.r_[fs, ks[:1]], np.r_[fr, kr[:1]]), target)
         pull = fl & (ft < rn)
         target = np.where(pull, ft, target)
         ok |= pull

@@ -236,7 +236,7 @@ def test_short_wide_neck_within_one_base_radius_is_refitted():
 def test_bridged_base_flare_is_pulled_in_onto_its_localizations(sigma):
     """A flare the envelope made too wide (it bridged the corner between a thin neck and
     the shaft: 60 nm too wide at the base, fading over 250 nm) is pulled in onto the ring
-    fits of its localizations, not inside the neck tube; before, a flare was only ever
+    fits of its localizations, never inside the neck tube; before, a flare was only ever
     pushed out (simulated EM-like thin spines on a shaft: volume 1.44 x the truth, base
     sections 317 nm for 135)."""
     from smlmspine.errors import ParameterError
