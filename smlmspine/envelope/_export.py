@@ -232,7 +232,12 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as ex:
+            import os
+
+            from .._parentwatch import exit_with
+
+            with ProcessPoolExecutor(n_workers, mp_context=_pool_context(),
+                                     initializer=exit_with, initargs=(os.getpid(),)) as ex:
                 futs = {(kind, i): (ex.submit(_run_job, "dendrite", (pd_,), dopts)
                                     if kind == "dendrite" else
                                     ex.submit(_run_job, "spine", jobs[i], opts))

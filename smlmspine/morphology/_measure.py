@@ -743,7 +743,13 @@ def measure_spines(meshes, *, base_points_nm=None, base_normals=None, workers: i
 
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         try:
-            with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_worker_init) as ex:
+            import os
+
+            from .._parentwatch import exit_with
+
+            # (one BLAS thread per worker: the workers already fill the cores)
+            with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=exit_with,
+                                     initargs=(os.getpid(), 1.0, 1)) as ex:
                 it = ex.map(_measure_job, jobs, chunksize=max(1, n // (4 * n_workers)))
                 return list(_progress(it, progress, n))
         except (BrokenProcessPool, OSError) as exc:
@@ -768,15 +774,6 @@ def _measure_job(job):
 
     v, f, fn, base, normal, options = job
     return _measure_one(trimesh.Trimesh(v, f, face_normals=fn, process=False), base, normal, options)
-
-
-def _worker_init():
-    # One BLAS thread per worker process: the workers already fill the cores.
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - comes with scikit-learn
-        return
-    threadpool_limits(1)
 
 
 def _n_workers(workers, n_jobs: int) -> int:
