@@ -372,7 +372,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     # onto the tube, never pulled in: pulling the underside of a head in folded it
     # (a neck refitted up to the rounded tip of a headless spine is pulled in over the
     # tip's ramp too: no head there to fold)
-    # (a base flare, proximal of s0, is likewise only pushed out, never pulled in)
+    # (a base flare, proximal of s0, is likewise pushed out onto the tube; it is pulled in
+    # only onto its own ring fits, below)
     ok = (rn > 1e-9) & (((wgt[idx] >= 1.0) & (sv_[idx] >= s0)) | (target > rn)
                         | (to_tip & (sv_[idx] > s_end)))
     if fs.size:
