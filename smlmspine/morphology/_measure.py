@@ -745,11 +745,11 @@ def measure_spines(meshes, *, base_points_nm=None, base_normals=None, workers: i
         try:
             import os
 
-            from .._parentwatch import exit_with
+            from .._parentwatch import POLL_S, exit_with
 
             # (one BLAS thread per worker: the workers already fill the cores)
             with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=exit_with,
-                                     initargs=(os.getpid(), 1.0, 1)) as ex:
+                                     initargs=(os.getpid(), POLL_S, 1)) as ex:
                 it = ex.map(_measure_job, jobs, chunksize=max(1, n // (4 * n_workers)))
                 return list(_progress(it, progress, n))
         except (BrokenProcessPool, OSError) as exc:
