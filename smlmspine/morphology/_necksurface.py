@@ -213,7 +213,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     ------
     ParameterError
         ``near_base`` is neither ``"parallel"`` nor ``"skip"``, or ``flare_window_nm``
-        is negative or not finite.
+        is not a finite number >= 0.
     """
     from scipy.spatial import cKDTree
 
@@ -226,10 +226,9 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         from ..errors import ParameterError
 
         raise ParameterError(f"near_base must be 'parallel' or 'skip', got {near_base!r}")
-    if not (np.isfinite(flare_window_nm) and flare_window_nm >= 0):
-        from ..errors import ParameterError
+    from .._validate import non_negative
 
-        raise ParameterError(f"flare_window_nm must be a length >= 0 nm, got {flare_window_nm!r}")
+    flare_window_nm = non_negative(flare_window_nm, "flare_window_nm", unit="nm")
     sig = np.atleast_1d(np.asarray(precision_nm, float))
     sxy, sz = float(sig[0]), float(sig[-1])
     pts = np.asarray(points_nm, float)
