@@ -360,13 +360,50 @@ def _check_points(points, *, return_distinct: bool = False):
 AUTO_MIN_SPACINGS = 2.5
 
 
-def point_spacing_nm(points: np.ndarray) -> float:
+#: Repeated localizations of one emitter are the points within this many lateral
+#: precisions of each other (single linkage), see :func:`point_spacing_nm`.
+REPEAT_LINK_SIGMAS = 3.0
+#: ... and the grouping is trusted only when 95 % of the groups have no point farther
+#: than this many lateral precisions from their centroid: when the emitters themselves
+#: lie closer than the link distance (STORM shells: 30-40 nm apart at 10-12 nm
+#: precision), the links chain emitters into groups hundreds of nm wide.
+REPEAT_MAX_RADIUS_SIGMAS = 4.0
+
+
+def point_spacing_nm(points: np.ndarray, precision_nm=None) -> float:
     """Median distance from a point to its 4th nearest neighbour (nm).
 
     Copies of a point count as neighbours at distance 0; points whose 4th neighbour is
     such a copy are left out of the median (1.0 when none is left).
+
+    With ``precision_nm`` (1 sigma, nm; a number or ``(lateral, axial)``), the spacing is
+    that of the emitters: the repeated localizations of one emitter (points within
+    REPEAT_LINK_SIGMAS lateral precisions, single linkage) count once, at their
+    centroid, when they form compact groups (REPEAT_MAX_RADIUS_SIGMAS). MINFLUX-like
+    precision (2.5 nm) resolves every blink of an emitter as its own point: the 4th
+    neighbour is then mostly a repeat of the same emitter (10-16 nm on simulated spines
+    labelled at 500 emitters/um^2) and the spacing of the membrane sample (35-48 nm) is
+    missed; at STORM precision the groups chain and the plain spacing is returned.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> emitters = rng.uniform(0, 1000, (300, 3))
+    >>> blinks = np.repeat(emitters, 6, axis=0) + rng.normal(0, 2.0, (1800, 3))
+    >>> round(point_spacing_nm(blinks) / point_spacing_nm(emitters), 1)
+    0.0
+    >>> round(point_spacing_nm(blinks, precision_nm=2.0) / point_spacing_nm(emitters), 1)
+    1.0
+    >>> round(point_spacing_nm(blinks, precision_nm=40.0) / point_spacing_nm(emitters), 1)  # chains
+    0.0
     """
     pts = np.ascontiguousarray(points, dtype=float)
+    if precision_nm is not None and len(pts) >= 10:
+        sig = float(np.min(np.atleast_1d(np.asarray(precision_nm, float))))
+        if np.isfinite(sig) and sig > 0:
+            cen = _emitter_centroids(pts, sig)
+            if cen is not None:
+                pts = cen
     if len(pts) < 2:
         return 1.0
     k = min(5, len(pts))  # the point itself is the first
@@ -383,8 +420,36 @@ def point_spacing_nm(points: np.ndarray) -> float:
     return float(np.median(nn)) if nn.size else 1.0
 
 
-def _alpha_grid(points: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    start = AUTO_MIN_SPACINGS * point_spacing_nm(points)
+def _emitter_centroids(pts: np.ndarray, sigma_nm: float):
+    """Centroids of the groups of repeated localizations (see :func:`point_spacing_nm`),
+    or None when there are fewer than 10 groups, nothing was grouped, or the groups
+    chain (non-finite input: None)."""
+    if pts.ndim != 2 or pts.shape[1] != 3 or not np.isfinite(pts).all():
+        return None
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(pts)
+    pairs = cKDTree(pts).query_pairs(REPEAT_LINK_SIGMAS * sigma_nm, output_type="ndarray")
+    if not len(pairs):
+        return None
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    n_groups, lab = connected_components(graph, directed=False)
+    if n_groups < 10 or n_groups == n:
+        return None
+    cen = np.zeros((n_groups, 3))
+    np.add.at(cen, lab, pts)
+    cen /= np.bincount(lab, minlength=n_groups)[:, None]
+    radius = np.zeros(n_groups)
+    np.maximum.at(radius, lab, np.linalg.norm(pts - cen[lab], axis=1))
+    if np.percentile(radius, 95) > REPEAT_MAX_RADIUS_SIGMAS * sigma_nm:
+        return None
+    return cen
+
+
+def _alpha_grid(points: np.ndarray, radii: np.ndarray, precision_nm=None) -> np.ndarray:
+    start = AUTO_MIN_SPACINGS * point_spacing_nm(points, precision_nm)
     finite = radii[np.isfinite(radii)]
     stop = float(finite.max()) * 1.01 if finite.size else start * 1e3
     stop = max(stop, start * 1.2)
@@ -454,7 +519,7 @@ def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99, gap_fact
 
 
 def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
-                    extra=None, gap_factor: float = 0.0):
+                    extra=None, gap_factor: float = 0.0, precision_nm=None):
     import trimesh
 
     from ._repair import check_mesh
@@ -462,7 +527,7 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
 
     auto = isinstance(alpha_nm, str)
     if auto:
-        grid = _alpha_grid(cx.points, cx.radii_nm)
+        grid = _alpha_grid(cx.points, cx.radii_nm, precision_nm)
         # bisection on the held fraction (monotone in alpha), then step up to validity
         lo, hi = 0, len(grid) - 1
         if cx.held_fraction(grid[0]) >= min_fraction:

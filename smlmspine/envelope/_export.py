@@ -214,7 +214,7 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
                                                        replace=False)
                 pd_ = pd_[np.sort(pick)]
             if label == "membrane" and iso.centreline is not None and len(pd_) >= 5:
-                pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_),
+                pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_, precision_nm),
                                            precision_nm)]
     dopts = {k: v for k, v in opts.items() if k not in ("spine_max_points", "neck_surface")}
     # every job (the spines and the dendrite), biggest first: the time of a job grows
@@ -415,7 +415,7 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
     pts = q
     if label == "membrane" and len(q) >= 4:
         with step("base cap"):
-            sp = point_spacing_nm(q) if len(q) >= 5 else 20.0
+            sp = point_spacing_nm(q, precision_nm) if len(q) >= 5 else 20.0
             band = 2.0 * sp + (max(precision_nm) if precision_nm else 2.0 * sp)
             q = _drop_skirt(q, base, axis, spacing_nm=sp, band_nm=band,
                             precision_nm=precision_nm)
@@ -447,7 +447,8 @@ def _thin(k, q, *, label, precision_nm, spine_max_points):
         # the automatic alpha (2.5 spacings) gets small against the blur of the shell and
         # the fitted surfaces of thin, filopodial and stubby spines fold. Spacing of a
         # sampled surface ~ n^(-1/2).
-        sp0 = point_spacing_nm(q[:: max(1, n_q // 5000)]) * np.sqrt(min(1.0, 5000 / n_q))
+        sp0 = point_spacing_nm(q[:: max(1, n_q // 5000)], precision_nm) * np.sqrt(
+            min(1.0, 5000 / n_q))
         target = float(np.max(precision_nm))
         if sp0 < target:
             n_use = min(n_use, max(300, int(n_q * (sp0 / target) ** 2)))

@@ -127,10 +127,11 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
         cx = AlphaComplex.build(points)
     with step("alpha surface"):
         base = _alpha_envelope(cx, alpha_nm=alpha_nm, min_fraction=min_fraction,
-                               label=label)
+                               label=label, precision_nm=precision)
     if label == "membrane" and base.is_watertight:
         with step("leaky shell"):
-            base = _bridge_leaky(cx, base, min_fraction=min_fraction, label=label)
+            base = _bridge_leaky(cx, base, min_fraction=min_fraction, label=label,
+                                 precision_nm=precision)
     params = dict(base.parameters, label=label, method=method, smooth=int(smooth),
                   precision_nm=precision_nm, correct_bias=bool(correct_bias))
     if not base.is_watertight:
@@ -147,7 +148,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
     return _finish(base, mesh, method, params, smooth=int(smooth))
 
 
-def _bridge_leaky(cx, base, *, min_fraction, label):
+def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     """``base``, or the solid with openings up to LEAKY_GAP_FACTOR alphas bridged when the
     membrane shell is leaky or hollow (see :func:`reconstruct`)."""
     from ._alpha import _alpha_envelope
@@ -164,7 +165,8 @@ def _bridge_leaky(cx, base, *, min_fraction, label):
     # thick: its volume grew by "only" 80 %)
     with step("bridged surface"):
         bridged = _alpha_envelope(cx, alpha_nm=base.alpha_nm, min_fraction=min_fraction,
-                                  label=label, gap_factor=LEAKY_GAP_FACTOR)
+                                  label=label, gap_factor=LEAKY_GAP_FACTOR,
+                                  precision_nm=precision_nm)
     # the hollow test only trusts a bridged surface that needed no voxel remesh
     # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
     if bridged.is_watertight and (
@@ -215,7 +217,7 @@ def _membrane_shell(label, points, *, precision, smooth, voxel_nm, max_voxels) -
     from ._repair import voxel_solid_mesh
 
     pts = _check_points(points)
-    spacing = point_spacing_nm(pts)
+    spacing = point_spacing_nm(pts, precision)
     pitch = float(voxel_nm) if voxel_nm is not None else max(
         0.5 * spacing, 0.5 * min(precision) if precision else 0.0)
     if not (np.isfinite(pitch) and pitch > 0):
@@ -479,7 +481,7 @@ def _fit_surface(points, mesh, *, label, precision_nm, spacing_alpha=None,
 
     from ._alpha import point_spacing_nm
 
-    spacing = point_spacing_nm(points)
+    spacing = point_spacing_nm(points, precision_nm)
     tree = cKDTree(points)
     sigma = precision_nm
     if sigma is None:
