@@ -360,14 +360,16 @@ def _check_points(points, *, return_distinct: bool = False):
 AUTO_MIN_SPACINGS = 2.5
 
 
-#: Repeated localizations of one emitter are the points within this many lateral
-#: precisions of each other (single linkage), see :func:`point_spacing_nm`.
+#: Repeated localizations of one emitter are the points within this many precisions
+#: (the largest of lateral and axial) of each other (single linkage), see
+#: :func:`point_spacing_nm`.
 REPEAT_LINK_SIGMAS = 3.0
-#: ... and the grouping is trusted only when 95 % of the groups have no point farther
-#: than this many lateral precisions from their centroid: when the emitters themselves
-#: lie closer than the link distance (STORM shells: 30-40 nm apart at 10-12 nm
-#: precision), the links chain emitters into groups hundreds of nm wide.
-REPEAT_MAX_RADIUS_SIGMAS = 4.0
+#: ... and the grouping is trusted only when 95 % of the points lie in groups with no
+#: point farther than this many precisions from their centroid. On simulated spines
+#: that was 3.2-4.0 precisions at MINFLUX-like precision (2.5 nm), and 16-56 at STORM
+#: precision (12/30 nm), where the emitters lie closer than the link distance and the
+#: links chain them into groups hundreds of nm wide.
+REPEAT_MAX_RADIUS_SIGMAS = 6.0
 
 
 def point_spacing_nm(points: np.ndarray, precision_nm=None) -> float:
@@ -378,8 +380,10 @@ def point_spacing_nm(points: np.ndarray, precision_nm=None) -> float:
 
     With ``precision_nm`` (1 sigma, nm; a number or ``(lateral, axial)``), the spacing is
     that of the emitters: the repeated localizations of one emitter (points within
-    REPEAT_LINK_SIGMAS lateral precisions, single linkage) count once, at their
-    centroid, when they form compact groups (REPEAT_MAX_RADIUS_SIGMAS). MINFLUX-like
+    REPEAT_LINK_SIGMAS precisions, single linkage) count once, at their
+    centroid, when they form compact groups (REPEAT_MAX_RADIUS_SIGMAS). The precision
+    used is the largest of lateral and axial: the blinks of one emitter are resolved
+    only when they are in every direction. MINFLUX-like
     precision (2.5 nm) resolves every blink of an emitter as its own point: the 4th
     neighbour is then mostly a repeat of the same emitter (10-16 nm on simulated spines
     labelled at 500 emitters/um^2) and the spacing of the membrane sample (35-48 nm) is
@@ -399,7 +403,7 @@ def point_spacing_nm(points: np.ndarray, precision_nm=None) -> float:
     """
     pts = np.ascontiguousarray(points, dtype=float)
     if precision_nm is not None and len(pts) >= 10:
-        sig = float(np.min(np.atleast_1d(np.asarray(precision_nm, float))))
+        sig = float(np.max(np.atleast_1d(np.asarray(precision_nm, float))))
         if np.isfinite(sig) and sig > 0:
             cen = _emitter_centroids(pts, sig)
             if cen is not None:
@@ -443,7 +447,9 @@ def _emitter_centroids(pts: np.ndarray, sigma_nm: float):
     cen /= np.bincount(lab, minlength=n_groups)[:, None]
     radius = np.zeros(n_groups)
     np.maximum.at(radius, lab, np.linalg.norm(pts - cen[lab], axis=1))
-    if np.percentile(radius, 95) > REPEAT_MAX_RADIUS_SIGMAS * sigma_nm:
+    # (over the points, not the groups: a chained shell is a few giant groups among
+    # many single stray points)
+    if np.percentile(radius[lab], 95) > REPEAT_MAX_RADIUS_SIGMAS * sigma_nm:
         return None
     return cen
 

@@ -17,8 +17,12 @@ Procedure (all lengths along the mesh centreline from the base):
    region = from the first section at most ``head_neck_threshold`` x the median
    smoothed section of the neck wide (the base, when it does not flare) to the
    head-neck boundary (first section distal of the smoothed minimum wider than
-   ``head_neck_threshold`` x that minimum; the head when there is none). Spines
-   whose neck region is shorter than ``min_neck_nm`` are left as they are.
+   ``head_neck_threshold`` x that minimum; the head when there is none). When the
+   mesh's region is shorter than ``min_neck_nm`` (an envelope that bridged the whole
+   corner between a short neck and a wide head is a cone without a neck), the same
+   rules are applied to the localizations' own profile (twice their median distance
+   from the centreline, per section); spines whose neck region is still shorter are
+   left as they are.
 2. The region minus ``end_margin_nm`` at the head end is cut into
    ``max(1, round(length / window_nm))`` equal windows, plus windows shifted by half a
    window between them (a short constriction falls whole into one); in each the localizations
@@ -111,6 +115,52 @@ def _smooth(values: np.ndarray, n: int) -> np.ndarray:
         return values
     k = np.ones(n) / n
     return np.convolve(np.pad(values, (n // 2, n - 1 - n // 2), mode="edge"), k, mode="valid")
+
+
+def _region(ds, i_neck, i_end, threshold):
+    """First and last section of the neck region of a smoothed diameter profile.
+
+    A base that flares out of the shaft (sections from the base on wider than
+    ``threshold`` x the median section up to the head-neck boundary; not the minimum,
+    which a single narrow spot of the shell fit can make) is not neck: the region starts
+    where the flare ends (pulled onto the neck tube, the flare of simulated spines on a
+    shaft was lost: MINFLUX-like thin spines -5 % of volume).
+    """
+    ref = float(np.median(ds[: i_end + 1]))
+    flare = np.flatnonzero(ds[: i_neck + 1] <= threshold * ref)
+    return min(int(flare[0]) if flare.size else 0, i_neck), i_end
+
+
+#: Localizations per section needed for the localizations' own diameter profile
+#: (:func:`_points_profile`); sections with fewer are interpolated.
+MIN_POINTS_PER_SECTION = 8
+
+
+def _points_profile(pts, c, s, step_nm):
+    """Twice the median distance of the localizations from the centreline, per section
+    (each localization counts at its nearest centreline point; None when fewer than
+    half the sections hold MIN_POINTS_PER_SECTION of them)."""
+    from scipy.spatial import cKDTree
+
+    if len(c) < 3 or len(pts) < MIN_POINTS_PER_SECTION:
+        return None
+    tan = np.gradient(c, axis=0)
+    tan /= np.maximum(np.linalg.norm(tan, axis=1, keepdims=True), 1e-12)
+    dist, idx = cKDTree(c).query(pts)
+    rel = pts - c[idx]
+    along = np.einsum("ij,ij->i", rel, tan[idx])
+    # only the localizations in the slab of their section (not those beyond the
+    # ends of the centreline)
+    ok = np.abs(along) <= step_nm
+    radial = np.linalg.norm(rel - along[:, None] * tan[idx], axis=1)
+    out = np.full(len(c), np.nan)
+    count = np.bincount(idx[ok], minlength=len(c))
+    for i in np.flatnonzero(count >= MIN_POINTS_PER_SECTION):
+        out[i] = 2.0 * float(np.median(radial[ok & (idx == i)]))
+    good = np.isfinite(out)
+    if good.sum() < max(3, len(c) // 2):
+        return None
+    return np.interp(s, s[good], out[good])
 
 
 #: Vertices wanted around the refitted neck: a ring of n vertices on a circle encloses
@@ -248,15 +298,24 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
                                               head_neck_threshold)
     if i_end is None:
         i_end = i_head
-    # a base that flares out of the shaft (sections from the base on wider than
-    # head_neck_threshold x the median section up to the head-neck boundary; not the
-    # minimum, which a single narrow spot of the shell fit can make) is not neck: the
-    # region starts where the flare ends (pulled onto the neck tube, the flare of
-    # simulated spines on a shaft was lost: MINFLUX-like thin spines -5 % of volume)
-    ref = float(np.median(ds[: i_end + 1]))
-    flare = np.flatnonzero(ds[: i_neck + 1] <= head_neck_threshold * ref)
-    i_start = min(int(flare[0]) if flare.size else 0, i_neck)
+    # (a flared base is not neck: see _region)
+    i_start, i_end = _region(ds, i_neck, i_end, head_neck_threshold)
     s0, s1 = float(s[i_start]), float(s[i_end]) - end_margin_nm
+    if s1 - s0 < min_neck_nm:
+        # the envelope can bridge the whole corner between a short neck and a wide head
+        # (a cone from the base to the head's rim: sparse MINFLUX-like mushrooms, whose
+        # automatic alpha must close the gaps of the head's shell), so its profile
+        # has no neck: find the region on the localizations' own profile instead
+        dp = _points_profile(pts, c, s, step_nm)
+        if dp is not None:
+            dp = _smooth(dp, max(1, int(round(smooth_profile_nm / step_nm))))
+            _, p_neck, p_end = head_neck_indices(s, dp, float(prof["length_nm"]),
+                                                 head_neck_threshold)
+            if p_end is not None:
+                p_start, p_end = _region(dp, p_neck, p_end, head_neck_threshold)
+                if float(s[p_end]) - end_margin_nm - float(s[p_start]) >= min_neck_nm:
+                    i_start, i_end = p_start, p_end
+                    s0, s1 = float(s[i_start]), float(s[i_end]) - end_margin_nm
     if s1 - s0 < min_neck_nm:
         return mesh, NeckSurfaceFit(False, "no neck region", s0, s1)
 

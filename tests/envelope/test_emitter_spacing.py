@@ -26,9 +26,12 @@ def test_resolved_blinks_count_once(seed):
     plain, of_emitters = point_spacing_nm(blinks), point_spacing_nm(emitters)
     assert plain < 0.5 * of_emitters          # the repeats hide the sampling
     assert point_spacing_nm(blinks, precision_nm=2.5) == pytest.approx(of_emitters, rel=0.1)
-    # a (lateral, axial) pair uses the lateral precision
-    assert point_spacing_nm(blinks, precision_nm=(2.5, 2.5)) == point_spacing_nm(
+    # a (lateral, axial) pair uses the larger: blinks spread 30 nm along z are not
+    # resolved, however fine the lateral precision
+    assert point_spacing_nm(blinks, precision_nm=(1.0, 2.5)) == point_spacing_nm(
         blinks, precision_nm=2.5)
+    _, blurred = _blinking_shell(np.random.default_rng(seed), n_emitters=1500)
+    assert point_spacing_nm(blurred, precision_nm=(2.5, 30.0)) == point_spacing_nm(blurred)
 
 
 def test_chained_groups_give_the_plain_spacing():
