@@ -384,8 +384,12 @@ def voxel_remesh(mesh_or_points, *, pitch_nm: float, closing_voxels: int = 1,
     """Voxelize (a mesh, or points), close, fill and re-mesh as one closed body.
 
     Returns ``(vertices, faces)``; the surface lies at the occupancy boundary after a
-    light Gaussian blur (half a voxel), so it does not add a systematic offset to the
-    occupied voxels.
+    light Gaussian blur (half a voxel), so it adds no offset to the occupied voxels. The
+    occupied voxels themselves reach beyond the input surface: every voxel the surface
+    passes through is marked. Measured on spheres of radius 50-300 nm at 8-25 nm voxels,
+    the result lies 0.56-0.66 voxel outside (sphere of 100 nm at 15 nm: volume +32 %;
+    a 100 nm tube: +30 %). Where it repairs an alpha surface, the surface fit that
+    follows moves the vertices back onto the localizations.
     """
     from scipy import ndimage
 
