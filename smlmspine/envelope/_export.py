@@ -214,8 +214,8 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
                                                        replace=False)
                 pd_ = pd_[np.sort(pick)]
             if label == "membrane" and iso.centreline is not None and len(pd_) >= 5:
-                pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, point_spacing_nm(pd_, precision_nm),
-                                           precision_nm)]
+                sp_d = point_spacing_nm(pd_, precision_nm)
+                pd_ = np.r_[pd_, _end_caps(pd_, iso.centreline, sp_d, precision_nm)]
     dopts = {k: v for k, v in opts.items() if k not in ("spine_max_points", "neck_surface")}
     # every job (the spines and the dendrite), biggest first: the time of a job grows
     # with its number of points, and a pool finishes soonest when the long jobs start

@@ -146,7 +146,7 @@ def _points_profile(pts, c, s, step_nm):
         return None
     tan = np.gradient(c, axis=0)
     tan /= np.maximum(np.linalg.norm(tan, axis=1, keepdims=True), 1e-12)
-    dist, idx = cKDTree(c).query(pts)
+    _, idx = cKDTree(c).query(pts)
     rel = pts - c[idx]
     along = np.einsum("ij,ij->i", rel, tan[idx])
     # only the localizations in the slab of their section (not those beyond the
