@@ -163,6 +163,13 @@ def _points_profile(pts, c, s, step_nm):
     return np.interp(s, s[good], out[good])
 
 
+#: A window's ring is refitted as an ellipse (:func:`~._ringfit.fit_ellipse_ring`) and its
+#: equivalent radius used when the negative log-likelihood drops by more than this
+#: (twice it is chi-square with 2 degrees of freedom for a circular section: 4.6 is
+#: p = 0.01); None: circles only.
+ELLIPSE_MIN_DNLL = 4.6
+
+
 #: Vertices wanted around the refitted neck: a ring of n vertices on a circle encloses
 #: n sin(2 pi / n) / (2 pi) of its area (16: 97.4 %, diameter -1.3 %; the 4-6 edges of
 #: a coarse alpha surface around a thin MINFLUX neck lost 10-25 % of the diameter).
@@ -268,7 +275,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     from scipy.spatial import cKDTree
 
     from ._measure import head_neck_indices
-    from ._ringfit import fit_ring, section_basis
+    from ._ringfit import fit_ellipse_ring, fit_ring, section_basis
     from ._sections import section_profile
 
     if near_base not in ("parallel", "skip"):
@@ -338,10 +345,17 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         r_max = max(1.5 * r_mesh, r_mesh + 4.0 * max(sxy, sz), 100.0)
         sv = float(np.sqrt(sxy ** 2 * (1.0 - v[2] ** 2) + sz ** 2 * v[2] ** 2))
         out = fit_ring(uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max, radius0_nm=r_mesh,
-                       t_nm=t[sel], with_error=True)
+                       t_nm=t[sel], with_error=True, _return_x=True)
         if out is None:
             return None
-        r_fit, cu, cv, frac, err = out
+        r_fit, cu, cv, frac, err, _ = out
+        if ELLIPSE_MIN_DNLL is not None:
+            # an elliptic neck (EM: aspect up to ~2) whose short axis lies along the
+            # blur of the axial precision fits a circle about its long axis
+            ell = fit_ellipse_ring(uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max,
+                                   circle=out, t_nm=t[sel])
+            if ell is not None and ell[2] > ELLIPSE_MIN_DNLL and ell[0] < r_fit:
+                r_fit = ell[0]
         if not (0.25 * r_mesh <= r_fit <= 2.5 * r_mesh) or frac < 0.5:
             return None
         return (0.5 * (a + b), r_fit, cen + cu * u + cv * v, int(len(uv)), err)
