@@ -29,7 +29,11 @@ Procedure (all lengths along the mesh centreline from the base):
    within the slab are fitted with the blurred-ring model (anisotropic precision,
    free centre and axis tilt, uniform background). A fit is kept when its radius lies within
    ``[0.25, 2.5]`` x the mesh's median radius there and the ring holds >= 50 % of
-   the slab's points. Beyond the region, windows towards the tip extend it while
+   the slab's points; its radius is replaced by the equivalent radius ``sqrt(a b)`` of
+   an ellipse fit (:func:`~smlmspine.morphology._ringfit.fit_ellipse_ring`) when that
+   fits better by more than ``ELLIPSE_MIN_DNLL`` and is smaller (an elliptic neck whose
+   short axis lies along the axial blur: the circle sat on the long axis). Beyond the
+   region, windows towards the tip extend it while
    their ring, and that of their distal half, is at most ``head_neck_threshold`` x
    the narrowest fit (a window reaching into the flare of a head fits a ring of about
    the neck's width over its whole length, not over its distal half).
