@@ -104,14 +104,30 @@ def _first4(fg):
 _KERNEL = None
 
 
+def _njit(fn):
+    from numba import njit
+
+    return njit(cache=True, nogil=True, error_model="numpy")(fn)
+
+
 def _kernel():
     """The numba-compiled ``_nll_grad`` (compiled on first use, cached on disk)."""
     global _KERNEL
     if _KERNEL is None:
-        from numba import njit
-
-        _KERNEL = njit(cache=True, nogil=True, error_model="numpy")(_nll_grad)
+        _KERNEL = _njit(_nll_grad)
     return _KERNEL
+
+
+def _points(uv, t_nm, r_max_nm):
+    """``(n, 3)`` section coordinates and the centred axial coordinate of the points
+    within ``r_max_nm``, or None when fewer than 20."""
+    uv = np.asarray(uv, float)
+    t = np.zeros(len(uv)) if t_nm is None else np.asarray(t_nm, float)
+    sel = np.hypot(uv[:, 0], uv[:, 1]) < r_max_nm
+    if sel.sum() < 20:
+        return None
+    t = t[sel] - (t[sel].mean() if t_nm is not None else 0.0)
+    return np.ascontiguousarray(np.c_[uv[sel], t])
 
 
 def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: float,
@@ -146,13 +162,9 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
     """
     from scipy import optimize
 
-    uv = np.asarray(uv, float)
-    t = np.zeros(len(uv)) if t_nm is None else np.asarray(t_nm, float)
-    sel = np.hypot(uv[:, 0], uv[:, 1]) < r_max_nm
-    if sel.sum() < 20:
+    uv = _points(uv, t_nm, r_max_nm)
+    if uv is None:
         return None
-    t = t[sel] - (t[sel].mean() if t_nm is not None else 0.0)
-    uv = np.ascontiguousarray(np.c_[uv[sel], t])
     tilt = t_nm is not None
     th = np.linspace(0.0, 2.0 * np.pi, _K, endpoint=False)
     ct, st = np.cos(th), np.sin(th)
@@ -245,9 +257,7 @@ _ELLIPSE_KERNEL = None
 def _ellipse_kernel():
     global _ELLIPSE_KERNEL
     if _ELLIPSE_KERNEL is None:
-        from numba import njit
-
-        _ELLIPSE_KERNEL = njit(cache=True, nogil=True, error_model="numpy")(_nll_ellipse)
+        _ELLIPSE_KERNEL = _njit(_nll_ellipse)
     return _ELLIPSE_KERNEL
 
 
@@ -281,13 +291,9 @@ def fit_ellipse_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float,
     """
     from scipy import optimize
 
-    uv = np.asarray(uv, float)
-    t = np.zeros(len(uv)) if t_nm is None else np.asarray(t_nm, float)
-    sel = np.hypot(uv[:, 0], uv[:, 1]) < r_max_nm
-    if sel.sum() < 20:
+    uv = _points(uv, t_nm, r_max_nm)
+    if uv is None:
         return None
-    t = t[sel] - (t[sel].mean() if t_nm is not None else 0.0)
-    uv = np.ascontiguousarray(np.c_[uv[sel], t])
     th = np.linspace(0.0, 2.0 * np.pi, _K, endpoint=False)
     f = _ellipse_kernel()
     eta_max = 0.5 * np.log(MAX_ASPECT)
