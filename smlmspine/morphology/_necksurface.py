@@ -353,6 +353,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         if out is None:
             return None
         r_fit, cu, cv, frac, err, _ = out
+        if frac < 0.5:    # (the ring's share of the slab: the ellipse refit keeps it)
+            return None
         if ELLIPSE_MIN_DNLL is not None:
             # an elliptic neck (EM: aspect up to ~2) whose short axis lies along the
             # blur of the axial precision fits a circle about its long axis
@@ -360,7 +362,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
                                    circle=out, t_nm=t[sel])
             if ell is not None and ell[2] > ELLIPSE_MIN_DNLL and ell[0] < r_fit:
                 r_fit = ell[0]
-        if not (0.25 * r_mesh <= r_fit <= 2.5 * r_mesh) or frac < 0.5:
+        if not 0.25 * r_mesh <= r_fit <= 2.5 * r_mesh:
             return None
         return (0.5 * (a + b), r_fit, cen + cu * u + cv * v, int(len(uv)), err)
 
