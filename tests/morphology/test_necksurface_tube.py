@@ -307,3 +307,45 @@ def test_neck_bridged_into_a_cone_is_found_on_the_localizations(sigma):
     before = section_profile(mesh, np.zeros(3), axis, step_nm=10.0)
     assert np.median(d[top]) == pytest.approx(
         np.median(before["diameter_nm"][before["s_nm"] > centre]), rel=0.02)
+
+
+def _bulb(neck_r, head_r, z):
+    """A neck of radius ``neck_r`` up to 700 nm, widening over 100 nm to a tube of
+    ``head_r`` (nm)."""
+    return neck_r + (head_r - neck_r) * np.clip((z - 700.0) / 100.0, 0.0, 1.0)
+
+
+def _bulb_mesh(neck_r, head_r, length):
+    s = np.linspace(0.0, length, 120)
+    r = _bulb(neck_r, head_r, s)
+    tip = s > length - head_r
+    r[tip] *= np.sqrt(np.clip(1 - ((s[tip] - (length - head_r)) / head_r) ** 2, 0.02, 1))
+    return _revolved(s, r)
+
+
+def _head_diameter(out, length):
+    prof = section_profile(out, np.zeros(3), np.array([0.0, 0.0, 1.0]), step_nm=10.0)
+    s, d = prof["s_nm"], prof["diameter_nm"]
+    return float(d[(s > 850.0) & (s < length - 150.0)].max())
+
+
+@pytest.mark.parametrize("head_r, mesh_head_r, expected_r", [
+    (75.0, 90.0, 75.0),      # a filopodium's tip bulb read 20 % too wide: moved in
+    (85.0, 72.0, 72.0),      # a mesh inside the localizations: never pushed out
+    (135.0, 150.0, 150.0),   # a 300 nm head: beyond HEAD_REFIT_MAX_NM, left as it is
+])
+def test_thin_head_is_moved_in_onto_its_localizations(head_r, mesh_head_r, expected_r):
+    """Step 5: the sides of a head no wider than HEAD_REFIT_MAX_NM move in by the median
+    offset of the mesh from its ring fits (analytic bulb on a neck, sigma 12/12/30 nm)."""
+    length = 1500.0
+    sig = np.array([12.0, 12.0, 30.0])
+    rng = np.random.default_rng(21)
+    pts = _wavy_points(lambda z: _bulb(50.0, head_r, z), length, sig, 9000, rng)
+    mesh = _bulb_mesh(55.0, mesh_head_r, length)
+    out, fit = fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=(12.0, 30.0),
+                                base_axis=np.array([0.0, 0.0, 1.0]))
+    assert fit.applied, fit.reason
+    assert fit.s_end_nm < 800.0                   # the head is not neck
+    head = _head_diameter(out, length)
+    assert abs(head - 2 * expected_r) < 0.04 * 2 * expected_r, (head, fit.head_shift_nm)
+    assert (fit.head_shift_nm < 0) == (expected_r < mesh_head_r)
