@@ -197,6 +197,8 @@ ELLIPSE_MIN_DNLL = 4.6
 HEAD_REFIT_MAX_NM = 240.0
 #: Length (nm) of the head's ring-fit windows (step 5).
 HEAD_WINDOW_NM = 80.0
+SPLIT_REFUSED = True
+MIN_SPLIT_WINDOW_NM = 50.0
 #: Only head windows whose mesh diameter is at least this share of the head's take part
 #: in step 5: the windows at the neck's end still hold the neck's own bias (thin spines:
 #: -22 nm read on a 263 nm head).
@@ -404,7 +406,13 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
                   + [(a + half, b + half) for a, b in zip(edges[:-2], edges[1:-1])])
     to_tip = False
     s_end = float(s[i_end])    # the region's end: the mesh's head-neck boundary
-    kept = [k for k in (ring(a, b) for a, b in wins) if k is not None]
+    kept = []
+    for a, b in wins:
+        k = ring(a, b)
+        if k is not None:
+            kept.append(k)
+        elif SPLIT_REFUSED and b - a >= 2.0 * MIN_SPLIT_WINDOW_NM:
+            kept += [k for k in (ring(a, 0.5 * (a + b)), ring(0.5 * (a + b), b)) if k is not None]
     if kept:
         # the head-neck boundary of the mesh profile can be the shell fit's own outward
         # bias on a thin tube (simulated filopodia: +20-40 % beyond the refitted part):
