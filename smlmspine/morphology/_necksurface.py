@@ -238,6 +238,18 @@ def _fine_enough(mesh, tree, s, s_lo, s_hi, edge_nm):
     return trimesh.Trimesh(v, f, process=False)
 
 
+def _radial(v, cen, tang, normals):
+    """``(rel, |rel|, w)``: each vertex's offset from its centreline point ``cen`` across
+    the unit tangent ``tang``, its length, and a weight from 0 to 1 by how radial the
+    vertex normal is (0 below 0.3 of the way, 1 above 0.7: the disc closing a base, a
+    head's underside or a tip move less or not at all)."""
+    rel = v - cen
+    rel -= np.einsum("ij,ij->i", rel, tang)[:, None] * tang
+    rn = np.linalg.norm(rel, axis=1)
+    radial = np.einsum("ij,ij->i", normals, rel) / np.maximum(rn, 1e-12)
+    return rel, rn, np.clip((radial - 0.3) / 0.4, 0.0, 1.0)
+
+
 def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=None,
                      window_nm: float = 150.0, smooth_profile_nm: float = 100.0,
                      head_neck_threshold: float = 1.2, min_neck_nm: float = 80.0,
@@ -489,12 +501,11 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     if not (wgt > 0).any():
         return mesh, NeckSurfaceFit(False, "no vertex in the neck region", s0, s1)
     idx = np.flatnonzero(wgt > 0)
+    normals = np.asarray(mesh.vertex_normals)
     tang = np.gradient(c, axis=0)
     tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-12)
     cen_v = c[j[idx]] + np.c_[[np.interp(sv_[idx], ks, koff[:, k]) for k in range(3)]].T
-    rel = v_[idx] - cen_v
-    rel -= np.einsum("ij,ij->i", rel, tang[j[idx]])[:, None] * tang[j[idx]]
-    rn = np.linalg.norm(rel, axis=1)
+    rel, rn, w_normal = _radial(v_[idx], cen_v, tang[j[idx]], normals[idx])
     target = np.interp(sv_[idx], ks, kr)
     # beyond the region's ends (the flaring base, the head) vertices are only pushed out
     # onto the tube, never pulled in: pulling the underside of a head in folded it
@@ -517,21 +528,15 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     # only the tube moves: vertices whose surface normal is far from radial (the disc
     # closing the base, a head's underside) fade out. Pushed onto the ring, the base
     # cap folded over itself (sample spine: 9 -> 1271 self-intersecting faces)
-    radial = np.einsum("ij,ij->i", np.asarray(mesh.vertex_normals)[idx], rel) / np.maximum(rn, 1e-12)
-    w_idx = wgt[idx] * np.clip((radial - 0.3) / 0.4, 0.0, 1.0)
+    w_idx = wgt[idx] * w_normal
     v_[idx] = (1.0 - w_idx[:, None]) * v_[idx] + w_idx[:, None] * new
     if head_shift < 0.0:
         hw = np.clip((sv_ - s_end) / max(ramp_nm, 1e-9), 0.0, 1.0)
         hw[~inside] = 0.0
         hi = np.flatnonzero(hw > 0)
         if hi.size:
-            cen_h = c[j[hi]]
-            rel = v_[hi] - cen_h
-            rel -= np.einsum("ij,ij->i", rel, tang[j[hi]])[:, None] * tang[j[hi]]
-            rn = np.linalg.norm(rel, axis=1)
-            radial = np.einsum("ij,ij->i", np.asarray(mesh.vertex_normals)[hi], rel) \
-                / np.maximum(rn, 1e-12)
-            w_h = hw[hi] * np.clip((radial - 0.3) / 0.4, 0.0, 1.0)
+            rel, rn, w_normal = _radial(v_[hi], c[j[hi]], tang[j[hi]], normals[hi])
+            w_h = hw[hi] * w_normal
             # (never inside the neck tube where the region ends: the tip of a filopodium
             # refitted short of it is no narrower than its neck; simulated ones read
             # 21-28 % narrow necks without this floor)
