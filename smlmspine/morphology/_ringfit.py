@@ -18,7 +18,7 @@ sigma_z 33 nm).
 
 :func:`fit_ellipse_ring` refits the same model with an elliptic ring (semi-axes
 ``r e^eta``, ``r e^-eta``, an orientation; points weighted by arc length), from the
-circle's centre and tilt, with a numerical gradient: an elliptic section whose short
+circle's centre and tilt, with an analytic gradient: an elliptic section whose short
 axis lies along the blur of the axial precision makes the circle sit on the long axis.
 """
 
@@ -205,11 +205,14 @@ MAX_ASPECT = 3.0
 
 def _nll_ellipse(x, uv, su, sv, log_area, ct, st, eta_max):
     # the ring of _nll_grad as an ellipse: semi-axes r e^eta, r e^-eta, rotated by th;
-    # points weighted by arc length (a membrane labelled uniformly per area)
+    # points weighted by arc length (a membrane labelled uniformly per area). Returns
+    # the negative log-likelihood and its gradient in the free parameters
+    # (log r, logit b, eta, th) = x[2], x[3], x[6], x[7]; centre and tilt are fixed
     cu0, cv0, gu, gv = x[0], x[1], x[4], x[5]
     lr = min(max(x[2], -10.0), 12.0)
     lb = min(max(x[3], -30.0), 30.0)
     eta = min(max(x[6], -eta_max), eta_max)
+    d_eta = 1.0 if -eta_max < x[6] < eta_max else 0.0    # (0 on the clamp)
     r = np.exp(lr)
     b = 1.0 / (1.0 + np.exp(-lb))
     ax, bx = r * np.exp(eta), r * np.exp(-eta)
@@ -217,18 +220,30 @@ def _nll_ellipse(x, uv, su, sv, log_area, ct, st, eta_max):
     k = ct.size
     px = np.empty(k)
     py = np.empty(k)
+    ex_ = np.empty(k)      # d px / d eta
+    ey_ = np.empty(k)      # d py / d eta
     lw = np.empty(k)
+    dlw = np.empty(k)      # d lw / d eta
     tot = 0.0
     for j in range(k):
         ex, ey = ax * ct[j], bx * st[j]
         px[j] = c * ex - s * ey
         py[j] = s * ex + c * ey
-        lw[j] = np.sqrt((ax * st[j]) ** 2 + (bx * ct[j]) ** 2)
+        ex_[j] = c * ex + s * ey
+        ey_[j] = s * ex - c * ey
+        l2 = (ax * st[j]) ** 2 + (bx * ct[j]) ** 2
+        lw[j] = np.sqrt(l2)
+        dlw[j] = ((ax * st[j]) ** 2 - (bx * ct[j]) ** 2) / l2
         tot += lw[j]
+    mean_dlw = 0.0
+    for j in range(k):
+        mean_dlw += lw[j] / tot * dlw[j]
     for j in range(k):
         lw[j] = np.log(lw[j] / tot)
+        dlw[j] -= mean_dlw
     lnorm = np.log(2.0 * np.pi * su * sv)
     f = 0.0
+    g = np.zeros(4)
     q = np.empty(k)
     for i in range(uv.shape[0]):
         cu = cu0 + gu * uv[i, 2]
@@ -241,14 +256,29 @@ def _nll_ellipse(x, uv, su, sv, log_area, ct, st, eta_max):
             if q[j] > m:
                 m = q[j]
         s0 = 0.0
+        sr = 0.0
+        se = 0.0
+        sth = 0.0
         for j in range(k):
-            s0 += np.exp(q[j] - m)
+            e = np.exp(q[j] - m)
+            du = (uv[i, 0] - cu - px[j]) / (su * su)
+            dv = (uv[i, 1] - cv - py[j]) / (sv * sv)
+            s0 += e
+            sr += e * (du * px[j] + dv * py[j])
+            se += e * (dlw[j] + du * ex_[j] + dv * ey_[j])
+            sth += e * (dv * px[j] - du * py[j])
         lring = m + np.log(s0) - lnorm
         a1 = np.log1p(-b) + lring
         a2 = np.log(b) - log_area
         mx = max(a1, a2)
-        f -= mx + np.log(np.exp(a1 - mx) + np.exp(a2 - mx))
-    return f
+        lp = mx + np.log(np.exp(a1 - mx) + np.exp(a2 - mx))
+        f -= lp
+        w = np.exp(a1 - lp)          # posterior weight of the ring
+        g[0] -= w * sr / s0
+        g[1] -= (1.0 - w) * (1.0 - b) - w * b
+        g[2] -= w * se / s0 * d_eta
+        g[3] -= w * sth / s0
+    return f, g
 
 
 _ELLIPSE_KERNEL = None
@@ -313,12 +343,13 @@ def fit_ellipse_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float,
         x[free] = y
         return f(x, *a)
 
-    nll_c = g(full[free], *args)
+    nll_c = g(full[free], *args)[0]
     best = None
     for th0 in (0.0, 0.5 * np.pi):
         y0 = full[free].copy()
         y0[2], y0[3] = 0.3, th0
-        res = optimize.minimize(g, y0, args=args, method="BFGS", options={"gtol": 1e-3})
+        res = optimize.minimize(g, y0, args=args, jac=True, method="BFGS",
+                                options={"gtol": 1e-3})
         if best is None or res.fun < best.fun:
             best = res
     eta = min(max(float(best.x[2]), -eta_max), eta_max)
