@@ -526,9 +526,10 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     if head_shift < 0.0:
         hw = np.clip((sv_ - s_end) / max(ramp_nm, 1e-9), 0.0, 1.0)
         # only where the mesh is about as wide as the head (where the shift was
-        # measured), fading out from HEAD_WINDOW_MIN_SHARE to 0.1 below it: moved
-        # along the whole distal part, simulated EM-like filopodia lost 3-7 % of their
-        # volume (median ratio 0.93-0.95, from 0.99-1.03)
+        # measured), fading out from HEAD_WINDOW_MIN_SHARE to 0.1 below it (recorded
+        # refit inputs of 3 spine-only filopodia: volume 0.964 moved along the whole
+        # distal part, 0.990 so; end to end the sets' filopodia volumes came out the
+        # same either way, 0.93-0.96, from 0.98-1.03 without the step)
         r_h = 0.5 * float(ds[i_head])
         r_s = 0.5 * np.interp(sv_, s, ds)
         hw *= np.clip((r_s - (HEAD_WINDOW_MIN_SHARE - 0.1) * r_h) / (0.1 * r_h), 0.0, 1.0)
