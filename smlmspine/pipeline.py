@@ -75,7 +75,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
         neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None,
-        quiet: bool = False, config=None, **read_options) -> RunResult:
+        quiet: bool = False, config=None, read_seconds: float | None = None,
+        **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -131,6 +132,10 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         can be reproduced with ``smlmspine run --config``; default: the configuration of
         these parameters (:func:`smlmspine.config.config_from_run`). A caller that reads
         the file itself (the CLI) passes the reader options here.
+    read_seconds : float, optional
+        Seconds the caller spent reading ``source`` when it passes a table it read
+        itself (the CLI), recorded as ``stages.read.seconds`` in ``run.json``; without
+        it a table's reading is not timed (``null``).
     **read_options
         Reader-specific options passed to :func:`smlmspine.io.read` (e.g. ``format=``,
         ``mapping=`` for the generic CSV reader); ignored for a table. ``chunk_rows``
@@ -181,6 +186,8 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
                                                                      read_options)
     t_read = None   # a table given in memory: its reading was not timed here
     if isinstance(source, pa.Table):
+        if read_seconds is not None:
+            t_read = float(read_seconds)
         table = source
         src = metadata(table).get("source")
     elif large is not None:
@@ -246,6 +253,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     else:
         stages["morphology"] = {"seconds": None, "note": "timed with the mesh stage (tiles)"}
 
+    t = time.perf_counter()
     outdir.mkdir(parents=True, exist_ok=True)
     spines = envelope.write_meshes(replace(meshes, spines=spines), outdir, file_format=mesh_format)
     localizations = with_history(meshes.isolation.table, "pipeline.run", params)
@@ -253,11 +261,15 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     if drift_model is not None:
         drift_model.write_csv(outdir / "drift.csv")
         drift_model.plot(outdir / "drift.png")
+    # meshes, localizations, drift table and plot (run.json itself comes last)
+    stages["write"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     from .voxel import write_overview
 
+    t = time.perf_counter()
     try:   # a picture of the data; a cloud too large to draw at 20 nm is not a failed run
         write_overview(localizations, outdir)
-        stages["overview"] = {"file": "overview.ome.tif"}
+        stages["overview"] = {"file": "overview.ome.tif", "seconds": time.perf_counter() - t,
+                              "peak_rss_mb": peak_rss_mb()}
     except ParameterError as exc:
         stages["overview"] = {"skipped": str(exc)}
     classes: dict[str, int] = {}

@@ -134,6 +134,7 @@ def _run(args) -> int:
 
 def _run_in(args, config, outdir) -> int:
     import argparse
+    import time
 
     from ..config import run_arguments
     from ..pipeline import run
@@ -156,7 +157,9 @@ def _run_in(args, config, outdir) -> int:
         # too large to read whole (or --chunk-rows): the pipeline reads it in chunks
         table = getattr(args, "in")
     else:
+        t_read = time.perf_counter()
         table = read_input(source, attr="in")
+        kwargs_read = {"read_seconds": time.perf_counter() - t_read}
     import warnings
 
     from ..errors import QualityWarning
@@ -164,6 +167,8 @@ def _run_in(args, config, outdir) -> int:
     kwargs = {k: v for k, v in run_arguments(config).items() if k in _RUN_PARAMETERS}
     if isinstance(table, str):
         kwargs.update(large_options, chunk_rows=read["chunk_rows"])
+    else:
+        kwargs.update(kwargs_read)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
         res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)
