@@ -242,13 +242,29 @@ def _extract(field, *, extractor="cubes", check=True):
 
 
 def _band(inside):
-    """Grid points with a face neighbour of the other sign, and their face neighbours."""
-    from scipy import ndimage
+    """Grid points with a face neighbour of the other sign, and their face neighbours.
 
-    st = ndimage.generate_binary_structure(3, 1)
-    edge = inside & ~ndimage.binary_erosion(inside, st, border_value=1)
-    edge |= ~inside & ndimage.binary_dilation(inside, st)
-    return ndimage.binary_dilation(edge, st)
+    By shifted comparisons along each axis: the same points as scipy.ndimage's
+    erosion and dilations with the face-connected structure (``edge = inside &
+    ~erosion(inside, border 1) | ~inside & dilation(inside)``, then dilated; a test
+    compares them), ~15x faster on a spine's grid of a few million points."""
+    def pair(axis, n):
+        lo, hi = [slice(None)] * 3, [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, n - 1), slice(1, n)
+        return tuple(lo), tuple(hi)
+
+    edge = np.zeros_like(inside, dtype=bool)
+    for axis in range(3):
+        lo, hi = pair(axis, inside.shape[axis])
+        d = inside[lo] != inside[hi]
+        edge[lo] |= d
+        edge[hi] |= d
+    band = edge.copy()
+    for axis in range(3):
+        lo, hi = pair(axis, inside.shape[axis])
+        band[lo] |= edge[hi]
+        band[hi] |= edge[lo]
+    return band
 
 
 def decimate_clean(vertices, faces, *, target_faces: int, max_shift_nm: float | None = None,

@@ -210,3 +210,25 @@ def test_quadric_decimate_clearing_stale_entries_changes_nothing():
     b = quadric_decimate(v, f, target_faces=1500, stale_factor=0.0)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert len(a[1]) <= 1500 and validate_envelope(*a) == ""
+
+
+def test_band_is_the_morphological_band():
+    """_band (shifted comparisons) gives the points of scipy.ndimage's face-connected
+    erosion/dilation band, on random grids (thin ones included) and a ball."""
+    from scipy import ndimage
+
+    from smlmspine.envelope._levelset import _band
+
+    def reference(inside):
+        st = ndimage.generate_binary_structure(3, 1)
+        edge = inside & ~ndimage.binary_erosion(inside, st, border_value=1)
+        edge |= ~inside & ndimage.binary_dilation(inside, st)
+        return ndimage.binary_dilation(edge, st)
+
+    rng = np.random.default_rng(0)
+    grids = [rng.random(shape) < p for shape in [(5, 6, 7), (1, 5, 5), (2, 2, 2), (9, 1, 4)]
+             for p in (0.1, 0.5, 0.9)]
+    g = np.indices((40, 42, 38)).astype(float)
+    grids.append(((g[0] - 20) ** 2 + (g[1] - 21) ** 2 / 2 + (g[2] - 19) ** 2) < 15 ** 2)
+    for inside in grids:
+        assert np.array_equal(_band(inside), reference(inside))
