@@ -108,12 +108,15 @@ class DendriteSimulation:
         write(self.localizations, path, format=format)
         files = write_truth_tables({"localizations": self.truth, "emitters": self.emitters,
                                     "spines": self.spines, "drift": self.drift}, folder)
+        # (units=nm in the smlmspine comment: `smlmspine measure` and `voxelize` read the
+        # truth meshes without --units, as they read the meshes `run` and `mesh` write)
         files.append(write_ply(self.mesh, folder / "mesh.ply",
-                               comments=["smlmspine simulate: whole fragment", "spine_id -1"]))
+                               comments=["smlmspine simulate: whole fragment units=nm",
+                                         "spine_id -1"]))
         for sid, mesh in sorted(self.spine_meshes.items()):
             files.append(write_ply(mesh, folder / f"spine_{sid}.ply",
-                                   comments=["smlmspine simulate: spine cut at its base plane",
-                                             f"spine_id {sid}"]))
+                                   comments=["smlmspine simulate: spine cut at its base plane "
+                                             "units=nm", f"spine_id {sid}"]))
         return close_truth_folder(self.to_dict(), path, folder, files)
 
 

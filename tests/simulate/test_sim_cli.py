@@ -40,6 +40,12 @@ def test_dendrite_cli_writes_truth_and_is_reproducible(tmp_path, capsys):
     mesh = trimesh.load(a / "sim.truth" / "spine_1.ply")
     assert mesh.is_watertight
     assert trimesh.load(a / "sim.truth" / "mesh.ply").is_watertight
+    # the truth meshes declare their units: measured without --units, in nm
+    from smlmspine.morphology._tables import load_mesh
+
+    for name in ("spine_1.ply", "mesh.ply"):
+        m = load_mesh(a / "sim.truth" / name, units=None)
+        assert np.allclose(m.vertices, trimesh.load(a / "sim.truth" / name).vertices)
 
 
 def test_dendrite_cli_mesh_and_drift_table(tmp_path):
