@@ -159,7 +159,7 @@ def _run_in(args, config, outdir) -> int:
     else:
         t_read = time.perf_counter()
         table = read_input(source, attr="in")
-        kwargs_read = {"read_seconds": time.perf_counter() - t_read}
+        t_read = time.perf_counter() - t_read   # run.json stages.read.seconds
     import warnings
 
     from ..errors import QualityWarning
@@ -168,7 +168,7 @@ def _run_in(args, config, outdir) -> int:
     if isinstance(table, str):
         kwargs.update(large_options, chunk_rows=read["chunk_rows"])
     else:
-        kwargs.update(kwargs_read)
+        kwargs["read_seconds"] = t_read
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QualityWarning)
         res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)
