@@ -75,8 +75,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         drift: str = "aim", segment_frames: int | None = None, merge: bool = True,
         method: str = "auto", alpha_nm="auto", mesh_format: str = "ply", step_nm: float = 10.0,
         neck_surface: bool = True, workers: int = 1, pixel_size_nm: float | None = None,
-        quiet: bool = False, config=None, read_seconds: float | None = None,
-        **read_options) -> RunResult:
+        quiet: bool = False, config=None, **read_options) -> RunResult:
     """Read -> (drift) -> merge -> isolate spines -> meshes -> features -> classes.
 
     Parameters
@@ -133,9 +132,10 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         these parameters (:func:`smlmspine.config.config_from_run`). A caller that reads
         the file itself (the CLI) passes the reader options here.
     read_seconds : float, optional
-        Seconds the caller spent reading ``source`` when it passes a table it read
-        itself (the CLI), recorded as ``stages.read.seconds`` in ``run.json``; without
-        it a table's reading is not timed (``null``).
+        (A keyword taken from ``**read_options``, as ``chunk_rows``.) Seconds the caller
+        spent reading ``source`` when it passes a table it read itself (the CLI),
+        recorded as ``stages.read.seconds`` in ``run.json``; without it a table's
+        reading is not timed (``null``).
     **read_options
         Reader-specific options passed to :func:`smlmspine.io.read` (e.g. ``format=``,
         ``mapping=`` for the generic CSV reader); ignored for a table. ``chunk_rows``
@@ -171,6 +171,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
         raise FormatError("output path exists and is not a folder", path=outdir)
     # how the file is read, not a result parameter (16 keywords would be one too many)
     chunk_rows = read_options.pop("chunk_rows", None)
+    read_seconds = read_options.pop("read_seconds", None)
     params = {"label": label, "drift": drift, "segment_frames": segment_frames, "merge": merge,
               "method": method, "alpha_nm": alpha_nm, "mesh_format": mesh_format,
               "step_nm": step_nm, "neck_surface": bool(neck_surface), "workers": int(workers),
