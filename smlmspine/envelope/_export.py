@@ -51,23 +51,12 @@ class SpineMeshes:
     parameters: dict = field(default_factory=dict)
 
 
-#: Jitter of the grid points of a cap disc (:func:`_cap_disc`), as a fraction of the
-#: grid spacing: uniform within +-this in the disc's plane and +-CAP_JITTER_NORMAL along
-#: its normal (0.5 and 0.2 nm at 3D STORM's ~10 nm spacing: far below the blur).
-CAP_JITTER_IN_PLANE = 0.05
-CAP_JITTER_NORMAL = 0.02
-
-
 def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, band_nm: float,
               spacing_nm: float) -> np.ndarray:
     """Points filling the opening of a membrane shell at the plane (origin, normal).
 
     The shell points within ``band_nm`` of the plane give the opening's outline (their
-    projected convex hull); the disc is filled on a square grid of ``spacing_nm``,
-    jittered (:data:`CAP_JITTER_IN_PLANE`, :data:`CAP_JITTER_NORMAL`; fixed seed): the
-    points of an exact grid in a plane are co-planar and four by four co-circular, on
-    which the package's Delaunay kernel (:mod:`._delaunay`, certified predicates) gives
-    up and every membrane spine went to Qhull, 4-15x slower on them.
+    projected convex hull); the disc is filled on a square grid of ``spacing_nm``.
     """
     from matplotlib.path import Path as MplPath
     from scipy.spatial import ConvexHull, QhullError
@@ -96,10 +85,7 @@ def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, ban
     c = poly.mean(0)
     inside = MplPath(c + 0.9 * (poly - c)).contains_points(g)
     g = g[inside]
-    rng = np.random.default_rng(0)
-    g = g + rng.uniform(-CAP_JITTER_IN_PLANE, CAP_JITTER_IN_PLANE, g.shape) * step
-    h = rng.uniform(-CAP_JITTER_NORMAL, CAP_JITTER_NORMAL, (len(g), 1)) * step
-    return origin + g[:, :1] * u + g[:, 1:] * w + h * normal
+    return origin + g[:, :1] * u + g[:, 1:] * w
 
 
 #: Default of ``dendrite_max_points``: the dendrite mesh is context (display, the shaft
