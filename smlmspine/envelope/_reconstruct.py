@@ -152,18 +152,14 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     """``base``, or the solid with openings up to LEAKY_GAP_FACTOR alphas bridged when the
     membrane shell is leaky or hollow (see :func:`reconstruct`).
 
-    The bridged solid is used when it more than doubles the volume, on the solids
-    (:meth:`AlphaComplex.solid_volume`) and on the surfaces (after the bridged
-    surface's repair), or when it adds HOLLOW_MIN_ADDED and its surface needs no voxel
-    remesh and the plain surface encloses HOLLOW_ENCLOSED of what it adds. A bridged
-    surface that does not double the solid's volume is not repaired when it is invalid
-    (it could not be used). Before 2026-12-05 the doubling was measured on the surfaces
-    only: every leaky shell paid for the bridged surface's repair (50 of 60 spines of
-    the 588k dendrite: a voxel remesh and a decimation, 20 s of ~120 s of envelope
-    work, for 9 bridged surfaces used), and a voxel remesh's own inflation could make
-    "double" of a solid that added 37 %. Measured on the solids alone, three filopodia
-    of the validation sets were bridged and their necks read 34-63 % narrow: both
-    measures must agree."""
+    The bridged solid is used when it more than doubles the volume of the alpha solid
+    (both measured on the solids, :meth:`AlphaComplex.solid_volume`), or when it adds
+    HOLLOW_MIN_ADDED and its surface needs no voxel remesh and the plain surface
+    encloses HOLLOW_ENCLOSED of what it adds. A bridged surface that could only serve
+    the second rule is not repaired when it is invalid (it could not be used): before
+    2026-12-05 the doubling was measured on the surfaces, after the repair, so that
+    50 of 60 spines of the 588k dendrite had a voxel remesh and a decimation (20 s of
+    ~120 s of envelope work) for 9 bridged surfaces used."""
     from ._alpha import _alpha_envelope
 
     a0 = base.alpha_nm
@@ -184,7 +180,7 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     # the hollow test only trusts a bridged surface that needed no voxel remesh
     # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
     if bridged.is_watertight and (
-            (doubles and base.mesh.volume < 0.5 * bridged.mesh.volume)
+            doubles
             or ("voxel remesh" not in bridged.note
                 and _enclosed(base.mesh, bridged.mesh) >= HOLLOW_ENCLOSED)):
         return _replace(bridged, note=(bridged.note + "; " if bridged.note else "")
