@@ -535,10 +535,7 @@ def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99, gap_fact
 
 
 def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
-                    extra=None, gap_factor: float = 0.0, precision_nm=None, repair=True):
-    """The alpha surface of ``cx`` as an Envelope; an invalid surface is repaired
-    (:func:`~smlmspine.envelope._repair.repair_mesh`) unless ``repair`` is False (then
-    it is returned as it is, not watertight, with the reason)."""
+                    extra=None, gap_factor: float = 0.0, precision_nm=None):
     import trimesh
 
     from ._repair import check_mesh
@@ -583,7 +580,7 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
     remap[used] = np.arange(len(used))
     mesh = trimesh.Trimesh(cx.points[used], remap[faces], process=False)
     note = ""
-    if reason and len(faces) and repair:
+    if reason and len(faces):
         from .._profile import step
         from ._repair import repair_mesh
 

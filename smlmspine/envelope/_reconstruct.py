@@ -150,16 +150,7 @@ def reconstruct(points, *, label: str = "membrane", method: str = "auto", alpha_
 
 def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     """``base``, or the solid with openings up to LEAKY_GAP_FACTOR alphas bridged when the
-    membrane shell is leaky or hollow (see :func:`reconstruct`).
-
-    The bridged solid is used when it more than doubles the volume of the alpha solid
-    (both measured on the solids, :meth:`AlphaComplex.solid_volume`), or when it adds
-    HOLLOW_MIN_ADDED and its surface needs no voxel remesh and the plain surface
-    encloses HOLLOW_ENCLOSED of what it adds. A bridged surface that could only serve
-    the second rule is not repaired when it is invalid (it could not be used): before
-    2026-12-05 the doubling was measured on the surfaces, after the repair, so that
-    50 of 60 spines of the 588k dendrite had a voxel remesh and a decimation (20 s of
-    ~120 s of envelope work) for 9 bridged surfaces used."""
+    membrane shell is leaky or hollow (see :func:`reconstruct`)."""
     from ._alpha import _alpha_envelope
 
     a0 = base.alpha_nm
@@ -167,7 +158,6 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
         v0, v1 = cx.solid_volume(a0), cx.solid_volume(a0, gap_nm=LEAKY_GAP_FACTOR * a0)
     if not v0 * (1.0 + HOLLOW_MIN_ADDED) < v1:   # (includes the doubling case below)
         return base
-    doubles = v1 > 2.0 * v0
     # a sampled membrane with holes wider than alpha leaves a hollow or thin-walled
     # solid. Bridging openings up to LEAKY_GAP_FACTOR alphas fills it; use the
     # bridged solid if that more than doubles the volume, or if what it adds lies
@@ -176,11 +166,11 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     with step("bridged surface"):
         bridged = _alpha_envelope(cx, alpha_nm=base.alpha_nm, min_fraction=min_fraction,
                                   label=label, gap_factor=LEAKY_GAP_FACTOR,
-                                  precision_nm=precision_nm, repair=doubles)
+                                  precision_nm=precision_nm)
     # the hollow test only trusts a bridged surface that needed no voxel remesh
     # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
     if bridged.is_watertight and (
-            doubles
+            base.mesh.volume < 0.5 * bridged.mesh.volume
             or ("voxel remesh" not in bridged.note
                 and _enclosed(base.mesh, bridged.mesh) >= HOLLOW_ENCLOSED)):
         return _replace(bridged, note=(bridged.note + "; " if bridged.note else "")
