@@ -535,7 +535,13 @@ def alpha_shape(points, *, alpha_nm="auto", min_fraction: float = 0.99, gap_fact
 
 
 def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
-                    extra=None, gap_factor: float = 0.0, precision_nm=None):
+                    extra=None, gap_factor: float = 0.0, precision_nm=None,
+                    decimate_if=None):
+    """The alpha surface of ``cx`` as an Envelope, repaired when invalid.
+
+    A voxel-remeshed repair is decimated back to about the alpha surface's resolution,
+    unless ``decimate_if`` (a predicate on the repaired mesh) says the caller will not
+    use it (then the note says "not decimated")."""
     import trimesh
 
     from ._repair import check_mesh
@@ -586,7 +592,10 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
 
         with step("repair"):
             fixed, reason2, steps = repair_mesh(mesh)
-        if not reason2 and any(s_.startswith("voxel remesh") for s_ in steps):
+        voxel = not reason2 and any(s_.startswith("voxel remesh") for s_ in steps)
+        if voxel and decimate_if is not None and not decimate_if(fixed):
+            steps.append("not decimated")
+        elif voxel:
             # the voxel surface is much finer than the alpha surface (tetrahedra of a
             # grid at 1/80 of the extent): bring it back to about the alpha surface's
             # resolution, or the surface fit folds its many small triangles
