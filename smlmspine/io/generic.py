@@ -99,7 +99,27 @@ def _sniff(path: Path, head: bytes) -> bool:
     if len(text) == len(head) and not text.endswith("\n") and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut by the head limit
     lines = [ln for ln in lines[:20] if ln.strip()]
-    return len(lines) >= 1 and sniff_delimiter(lines) is not None
+    return len(lines) >= 1 and (sniff_delimiter(lines) is not None
+                                or _table_with_bad_rows(lines))
+
+
+#: A delimited table with a bad row among its first lines (a short or long row: a
+#: truncated or hand-edited file) is still claimed when its header splits into >= 2
+#: fields and at least this share (and at least 2) of the data rows split into as many:
+#: the reader then names the bad row and its line, where "unknown format" said nothing.
+SNIFF_ROW_SHARE = 0.75
+
+
+def _table_with_bad_rows(lines: list[str]) -> bool:
+    rows = lines[1:]
+    for d in ("\t", ";", ","):
+        n = len(header_fields(lines[0], d))
+        if n < 2:
+            continue
+        agree = sum(len(split_fields(r, d)) == n for r in rows)
+        if agree >= 2 and agree >= SNIFF_ROW_SHARE * len(rows):
+            return True
+    return False
 
 
 @register_reader("csv", extensions=(".csv", ".tsv", ".txt", ".tab"), sniff=_sniff,

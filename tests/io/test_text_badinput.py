@@ -221,3 +221,32 @@ def test_generic_sniffer_rejects_non_tables(tmp_path, content):
     p.write_text(content)
     with pytest.raises(FormatError, match="unknown format"):
         detect_format(p)
+
+
+def test_generic_csv_with_a_bad_row_among_its_first_lines_names_the_row(tmp_path):
+    # the generic sniffer needs the header and the first rows to agree; one short row
+    # among them (a hand-edited or spliced file) made it "unknown format"
+    p = tmp_path / "edited.csv"
+    p.write_text("x,y,z,frame\n1.5,2.5,3.5,1\n4.5,5.5,6.5,2\n7.5,8.5\n10.5,11.5,12.5,4\n"
+                 "13.5,14.5,15.5,5\n")
+    assert detect_format(p) == "csv"
+    with pytest.raises(FormatError, match="truncated row") as exc:
+        read(p, coordinate_unit="nm")
+    assert "line 4" in str(exc.value) and "edited.csv" in str(exc.value)
+    long_row = tmp_path / "long.csv"
+    long_row.write_text("x;y;frame\n1;2;1\n3;4;5;6\n7;8;2\n9;10;3\n")
+    with pytest.raises(FormatError, match="too many fields") as exc:
+        read(long_row, coordinate_unit="nm")
+    assert "line 3" in str(exc.value)
+
+
+def test_text_that_is_not_a_table_stays_unknown(tmp_path):
+    # prose with commas, and a table whose rows mostly disagree with its header
+    prose = tmp_path / "notes.csv"
+    prose.write_text("Acquired on the N-STORM, 3D, 20 ms per frame.\nDrift: corrected, "
+                     "beads.\nSee the lab book, page 12, for the buffer.\nNothing else.\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y,z\n1,2\n3,4,5\n")
+    for p in (prose, bad):
+        with pytest.raises(FormatError, match="unknown format"):
+            read(p, coordinate_unit="nm")
