@@ -168,10 +168,8 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     # bridged solid if that more than doubles the volume, or if what it adds lies
     # mostly inside the shell (a hollow spine whose wall the axial blur made
     # thick: its volume grew by "only" 80 %)
-    # (a voxel-remeshed bridged surface can only be used by the doubling test, and
-    # its decimation moves the volume by ~1 % (<= 1.3 % over the 42 of the 588k
-    # dendrite): one that is clearly short of double is not decimated, saving ~40 % of
-    # the bridged surface's time; the decision is the same)
+    # (a voxel-remeshed bridged surface clearly short of double cannot be used: it is
+    # not decimated, see BRIDGED_DECIMATION_MARGIN)
     vol0 = float(base.mesh.volume)
     with step("bridged surface"):
         bridged = _alpha_envelope(

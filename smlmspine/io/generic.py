@@ -43,6 +43,8 @@ GENERIC_CANDIDATES: dict[str, tuple[str, ...]] = {
     "precision_z": ("precision_z",), "channel": ("channel",), "track_id": ("track_id",),
     "cluster_id": ("cluster_id",), "spine_id": ("spine_id",),
 }
+#: Delimiters the generic sniffer tries, in this order.
+_SNIFF_DELIMITERS = ("\t", ";", ",")
 _DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "\\t": "\t", "comma": ",",
                "semicolon": ";"}
 
@@ -71,7 +73,7 @@ def sniff_delimiter(lines: list[str]) -> str | None:
     ';'
     """
     best, best_n = None, 1
-    for d in ("\t", ";", ","):
+    for d in _SNIFF_DELIMITERS:
         counts = {len(header_fields(line, d) if i == 0 else split_fields(line, d))
                   for i, line in enumerate(lines) if line.strip()}
         if len(counts) == 1:
@@ -112,7 +114,7 @@ SNIFF_ROW_SHARE = 0.75
 
 def _table_with_bad_rows(lines: list[str]) -> bool:
     rows = lines[1:]
-    for d in ("\t", ";", ","):
+    for d in _SNIFF_DELIMITERS:
         n = len(header_fields(lines[0], d))
         if n < 2:
             continue
