@@ -178,7 +178,8 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
             decimate_if=lambda m: vol0 < 0.5 * m.volume * (1.0 + BRIDGED_DECIMATION_MARGIN))
     # the hollow test only trusts a bridged surface that needed no voxel remesh
     # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
-    if bridged.is_watertight and "not decimated" not in bridged.note and (
+    # (one left undecimated fails both tests: short of double, and voxel-remeshed)
+    if bridged.is_watertight and (
             vol0 < 0.5 * bridged.mesh.volume
             or ("voxel remesh" not in bridged.note
                 and _enclosed(base.mesh, bridged.mesh) >= HOLLOW_ENCLOSED)):
