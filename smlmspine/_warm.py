@@ -27,7 +27,9 @@ import sys
 import time
 from dataclasses import dataclass
 
-__all__ = ["warm", "cached_kernels", "WarmResult", "main"]
+from ._kernelcache import load_cached
+
+__all__ = ["warm", "cached_kernels", "load_cached", "WarmResult", "main"]
 
 #: Modules holding ``cache=True`` kernels (a test checks that the list is complete).
 KERNEL_MODULES = (

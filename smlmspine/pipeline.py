@@ -182,6 +182,11 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     effective = (check_config(config, source="config") if config is not None
                  else config_from_run(params))
     t0 = time.perf_counter()
+    # the envelope stage's worker pool: its fork server imports the envelope modules and
+    # loads their kernels (~2 s) on the other core while this process reads and corrects
+    from .envelope._export import _start_pool_server
+
+    _start_pool_server(workers)
     stages: dict[str, Any] = {}
     large = None if isinstance(source, pa.Table) else _large_plan(source, chunk_rows,
                                                                      read_options)

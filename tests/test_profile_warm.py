@@ -42,3 +42,37 @@ def test_warm_compiles_the_run_kernels():
                  "smlmspine.morphology._ringfit._KERNEL"):
         assert name in res.compiled, name
     assert not set(res.compiled) & set(res.unused)
+
+
+def _python(code: str, cwd) -> str:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                         text=True, timeout=300, check=True)
+    return out.stdout.strip()
+
+
+def test_load_cached_loads_from_the_cache_and_never_compiles(tmp_path):
+    # a kernel compiled (and cached) by one process is loaded by load_cached in the
+    # next, without a compilation; a stale cache (source changed) loads nothing and
+    # compiles nothing
+    src = ("from numba import njit\n\n@njit(cache=True)\ndef kern(x):\n"
+           "    return x * {k}\n")
+    (tmp_path / "h19kern.py").write_text(src.format(k=2.0))
+    assert _python("import h19kern; print(h19kern.kern(3.0))", tmp_path) == "6.0"
+    probe = ("import h19kern\nfrom smlmspine._warm import load_cached\n"
+             "n = load_cached('h19kern')\nk = h19kern.kern\n"
+             "print(n, len(k.signatures), sum(k.stats.cache_hits.values()), "
+             "sum(k.stats.cache_misses.values()))")
+    assert _python(probe, tmp_path) == "1 1 1 0"
+    (tmp_path / "h19kern.py").write_text(src.format(k=3.0) + "# changed\n")
+    assert _python(probe, tmp_path) == "0 0 0 0"
+
+
+def test_worker_init_is_the_last_preload():
+    # the fork server imports the modules in order: the kernel loading must come after
+    # the modules whose kernels it loads
+    from smlmspine.envelope import _export
+
+    assert _export.WORKER_MODULES[-1] == "smlmspine.envelope._workerinit"

@@ -298,14 +298,17 @@ def _n_workers(workers, n_jobs: int) -> int:
 
 
 #: What a worker process needs, imported once by the fork server before the workers
-#: are forked from it (:func:`_start_pool_server`). Only these: the morphology
+#: are forked from it (:func:`_start_pool_server`), which also loads their numba
+#: kernels from the on-disk caches (:mod:`._workerinit`). Only these: the morphology
 #: features, readers, writers and plots are not imported in workers.
 WORKER_MODULES = ("numpy", "scipy.spatial", "trimesh", "open3d",
                   "smlmspine.envelope._export", "smlmspine.envelope._reconstruct",
                   "smlmspine.envelope._alpha", "smlmspine.envelope._alpha_kernels",
                   "smlmspine.envelope._delaunay", "smlmspine.envelope._levelset",
                   "smlmspine.envelope._repair", "smlmspine.envelope._selfintersect",
-                  "smlmspine.morphology._necksurface")
+                  "smlmspine.morphology._necksurface",
+                  # last: loads the compiled kernels of the modules above from their caches
+                  "smlmspine.envelope._workerinit")
 
 
 def _task_order(spine_sizes, dendrite_size=None):

@@ -367,7 +367,7 @@ def _levelset(mesh, params: dict, sigma_nm):
     new = trimesh.Trimesh(lv, lf, process=False)
     # how far the new surface lies from the old one (not the other way round: the
     # overlapping sheets of a fold end up inside the new body, away from its surface)
-    _, d_ba = surface_distances(mesh, new)
+    _, d_ba = surface_distances(mesh, new, both=False)
     p99 = float(np.percentile(d_ba, LEVELSET_GATE_PERCENTILE))
     vol0 = float(mesh.volume)
     dv = (float(new.volume) - vol0) / vol0 if vol0 else float("nan")

@@ -417,12 +417,20 @@ def voxel_remesh(mesh_or_points, *, pitch_nm: float, closing_voxels: int = 1,
     return marching_tetrahedra(-field, level=-0.5, spacing=pitch_nm, origin=origin)
 
 
-def surface_distances(mesh_a, mesh_b, *, n_samples: int = 20000):
+def surface_distances(mesh_a, mesh_b, *, n_samples: int = 20000, both: bool = True):
     """Distances from surface samples of each mesh to the other mesh's surface samples.
 
     ``n_samples`` area-weighted samples per mesh (fixed seeds) plus its vertices; each
     is measured to the nearest sample of the other mesh (resolution about the sample
     spacing).
+
+    Parameters
+    ----------
+    mesh_a, mesh_b : trimesh.Trimesh
+    n_samples : int
+    both : bool
+        Both directions; ``False``: only ``d_ba`` (the same values, half the work),
+        ``d_ab`` is then None.
 
     Returns
     -------
@@ -432,7 +440,7 @@ def surface_distances(mesh_a, mesh_b, *, n_samples: int = 20000):
     from scipy.spatial import cKDTree
 
     a, b = _surface_samples(mesh_a, n_samples, 0), _surface_samples(mesh_b, n_samples, 1)
-    return cKDTree(b).query(a)[0], cKDTree(a).query(b)[0]
+    return (cKDTree(b).query(a)[0] if both else None), cKDTree(a).query(b)[0]
 
 
 def _surface_samples(m, n, seed):

@@ -158,3 +158,20 @@ def test_topology_kernel_matches_numpy(case):
         assert got == want, name
     else:
         assert got in ("", "inward-oriented or zero-volume mesh"), name
+
+
+def test_surface_distances_one_way_is_the_same_as_both():
+    # the level-set gate needs only the new surface's distances to the old one
+    import trimesh
+
+    from smlmspine.envelope._repair import surface_distances
+
+    a = trimesh.creation.icosphere(3, radius=100.0)
+    b = trimesh.creation.box(extents=(150.0, 150.0, 180.0))
+    d_ab, d_ba = surface_distances(a, b, n_samples=3000)
+    none, d_ba1 = surface_distances(a, b, n_samples=3000, both=False)
+    assert none is None
+    np.testing.assert_array_equal(d_ba, d_ba1)
+    # a box's corners lie ~ (75^2+75^2+90^2)^0.5 - 100 = 39 nm outside the sphere
+    assert d_ba.max() == pytest.approx(np.sqrt(75**2 + 75**2 + 90**2) - 100.0, abs=3.0)
+    assert d_ab.max() > 0
