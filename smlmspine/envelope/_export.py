@@ -51,12 +51,24 @@ class SpineMeshes:
     parameters: dict = field(default_factory=dict)
 
 
+#: Jitter of the dendrite's end-cap discs (:func:`_end_caps`), as fractions of their grid
+#: step: in the plane, along the normal. A square grid in a plane is degenerate for
+#: Delaunay (four points on a circle, many on a sphere); the package's kernel then gives
+#: up and Qhull tetrahedralizes the whole dendrite (README sample: 1.06 s against the
+#: kernel's 0.15 s without the discs). The jitter puts the discs in general position.
+#: Not used for a spine's base disc: the spine's measurements depend on that one (a
+#: jittered base disc moved the neck 90th percentiles, docs/performance.md).
+END_CAP_JITTER = (0.05, 0.02)
+
+
 def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, band_nm: float,
-              spacing_nm: float) -> np.ndarray:
+              spacing_nm: float, jitter=None) -> np.ndarray:
     """Points filling the opening of a membrane shell at the plane (origin, normal).
 
     The shell points within ``band_nm`` of the plane give the opening's outline (their
     projected convex hull); the disc is filled on a square grid of ``spacing_nm``.
+    ``jitter``: ``(in plane, along the normal)`` fractions of the step by which the
+    grid points are moved at random (fixed seed), or None.
     """
     from matplotlib.path import Path as MplPath
     from scipy.spatial import ConvexHull, QhullError
@@ -85,7 +97,12 @@ def _cap_disc(points: np.ndarray, origin: np.ndarray, normal: np.ndarray, *, ban
     c = poly.mean(0)
     inside = MplPath(c + 0.9 * (poly - c)).contains_points(g)
     g = g[inside]
-    return origin + g[:, :1] * u + g[:, 1:] * w
+    h = np.zeros(len(g))
+    if jitter is not None and len(g):
+        rng = np.random.default_rng(0)
+        g = g + rng.uniform(-1.0, 1.0, g.shape) * (jitter[0] * step)
+        h = rng.uniform(-1.0, 1.0, len(g)) * (jitter[1] * step)
+    return origin + g[:, :1] * u + g[:, 1:] * w + h[:, None] * normal
 
 
 #: Default of ``dendrite_max_points``: the dendrite mesh is context (display, the shaft
@@ -670,7 +687,7 @@ def _end_caps(p, curve, spacing, precision_nm):
         rel = p - origin
         near_axis = np.linalg.norm(rel - np.outer(rel @ t, t), axis=1) < 1.2 * curve.radius_nm[end]
         disc = _cap_disc(p[near_axis], origin - 0.5 * band * t, t, band_nm=band,
-                         spacing_nm=0.6 * spacing)
+                         spacing_nm=0.6 * spacing, jitter=END_CAP_JITTER)
         out.append(disc)
     return np.concatenate(out) if out else np.empty((0, 3))
 
