@@ -354,6 +354,17 @@ def _robust_polyfit(x, y, deg, rounds: int = 4):
     return coef
 
 
+def _n_threads(workers, n_tasks: int) -> int:
+    """Threads for ``n_tasks`` independent tasks: ``workers`` (-1 = all cores), at most
+    one per task."""
+    import os
+
+    n = int(workers) if workers else 1
+    if n < 0:
+        n = max(1, (os.cpu_count() or 1) + 1 + n)
+    return max(1, min(n, n_tasks))
+
+
 def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int = 1,
                     max_slice_points: int = 6000) -> Centreline:
     m = p.mean(0)
@@ -370,13 +381,14 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int 
         nb = max(int(np.ceil((hi - lo) / slice_nm)), 1)
         edges = np.linspace(lo, hi, nb + 1)
         which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, nb - 1)
-        cs, cc, rr = [], [], []
         counts = np.bincount(which, minlength=nb)
         min_count = max(30, 0.5 * np.median(counts[counts > 0]))  # skip partial end slices
-        for b in range(nb):
-            sel = which == b
-            if counts[b] < min_count:
-                continue
+        # every slice's points in table order, from one stable sort (not a pass over
+        # all points per slice)
+        order = np.argsort(which, kind="stable")
+        start = np.r_[0, np.cumsum(counts)]
+
+        def fit_slice(b, rnd=rnd, edges=edges, order=order, start=start):
             sc = 0.5 * (edges[b] + edges[b + 1])
             if rnd == 0:
                 t = e1
@@ -386,7 +398,7 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int 
                 t = curve.tangents[k]
                 origin = curve.points_nm[k]
             u, w = _frame(t)
-            rel = p[sel] - origin
+            rel = p[order[start[b]:start[b + 1]]] - origin
             q = np.c_[rel @ u, rel @ w]
             prior = None
             if rnd == 1:
@@ -396,9 +408,22 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int 
                 q = q[np.sort(np.random.default_rng(b).choice(len(q), max_slice_points,
                                                               replace=False))]
             c2, r = _slice_fit(q, label, prior=prior)
-            cs.append(sc)
-            cc.append(origin + c2[0] * u + c2[1] * w)
-            rr.append(r)
+            return sc, origin + c2[0] * u + c2[1] * w, r
+
+        # the slices are independent: threads (numpy releases the GIL in the fits' array
+        # work), results in slice order whatever their number
+        todo = [b for b in range(nb) if counts[b] >= min_count]
+        n_threads = _n_threads(workers, len(todo))
+        if n_threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_threads) as ex:
+                fits = list(ex.map(fit_slice, todo))
+        else:
+            fits = [fit_slice(b) for b in todo]
+        cs = [f[0] for f in fits]
+        cc = [f[1] for f in fits]
+        rr = [f[2] for f in fits]
         if len(cs) < 2:
             raise ParameterError("cannot fit a shaft: fewer than 2 slices hold 30 localizations; "
                                  "use a smaller slice_nm or give spine labels")

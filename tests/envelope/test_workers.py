@@ -80,3 +80,18 @@ def test_same_result_for_any_worker_count():
             steps["spine"]["seconds"], rel=1e-3, abs=1e-3)
         assert steps["spine/reconstruct"]["seconds"] <= steps["spine"]["seconds"]
         assert prof["peak_rss_mb"]["jobs"] > 50.0
+
+
+def test_isolation_same_for_any_thread_count():
+    # the centreline's slice fits run on threads: same curve, same spines
+    from smlmspine.envelope import isolate_spines
+
+    table = _sim()
+    one = isolate_spines(table, workers=1)
+    two = isolate_spines(table, workers=2)
+    assert one.spines.num_rows >= 2
+    np.testing.assert_array_equal(one.centreline.points_nm, two.centreline.points_nm)
+    np.testing.assert_array_equal(one.centreline.radius_nm, two.centreline.radius_nm)
+    np.testing.assert_array_equal(one.table.column("spine_id").to_numpy(),
+                                  two.table.column("spine_id").to_numpy())
+    assert one.spines.equals(two.spines)
