@@ -134,7 +134,7 @@ def mesh_spine_tiles(table: pa.Table, *, n_tiles: int, margin_nm: float = DEFAUL
         profiles.append(meshes.parameters.get("profile"))
         feats = spine_features(meshes, label=label,
                                precision_nm=meshes.parameters.get("precision_nm"),
-                               step_nm=step_nm, progress=progress)
+                               step_nm=step_nm, progress=progress, workers=workers)
         ids = np.asarray(feats.column("spine_id").to_numpy(), np.int64)
         base = np.column_stack([feats.column("base_x_nm").to_numpy(zero_copy_only=False),
                                 feats.column("base_y_nm").to_numpy(zero_copy_only=False)])

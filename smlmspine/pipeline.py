@@ -254,7 +254,7 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     precision = meshes.parameters.get("precision_nm")
     if n_tiles == 1:
         spines = spine_features(meshes, label=label, precision_nm=precision, step_nm=step_nm,
-                                progress=not quiet)
+                                progress=not quiet, workers=workers)
         stages["morphology"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     else:
         stages["morphology"] = {"seconds": None, "note": "timed with the mesh stage (tiles)"}

@@ -88,7 +88,8 @@ def _mesh_in(args, alpha, outdir: Path) -> int:
         res = replace(res, spines=spine_features(res, label=args.label,
                                                  precision_nm=res.parameters.get("precision_nm"),
                                                  step_nm=args.step_nm,
-                                                 progress=not args.no_progress))
+                                                 progress=not args.no_progress,
+                                                 workers=args.workers))
         stages["morphology"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     t = time.perf_counter()
     out = write_meshes(res, outdir, file_format=args.mesh_format)

@@ -19,7 +19,7 @@ from .._labels import check_label
 from ..errors import ParameterError
 from ..schema import coordinates, spec_table
 from ._classify import ClassRules, classify_rules
-from ._measure import measure_spine
+from ._measure import measure_spines
 from ._quality import check_plausibility, quality_columns
 from ._spines import neck_fit_for_spine
 from ._tables import SPINE_MESH_FEATURE_COLUMNS
@@ -28,7 +28,7 @@ __all__ = ["spine_features"]
 
 
 def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_nm: float = 10.0,
-                   rules=None, progress: bool = False) -> pa.Table:
+                   rules=None, progress: bool = False, workers: int = 1) -> pa.Table:
     """Morphology of every spine envelope of a :class:`~smlmspine.envelope.SpineMeshes`.
 
     Each spine is measured from its base point (from the isolation) with
@@ -59,6 +59,10 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
         Thresholds of the rule-based classes; default ``ClassRules()``.
     progress : bool
         Show a progress bar (tqdm).
+    workers : int
+        Processes for the mesh measurements (:func:`smlmspine.morphology.measure_spines`:
+        1 = none, the default; -1 = all cores; at most one per 4 spines). The result does
+        not depend on it.
 
     Returns
     -------
@@ -84,12 +88,16 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
         sigma = float(np.atleast_1d(precision_nm)[0])
     extra = [k for k in SPINE_MESH_FEATURE_COLUMNS if k not in meshes.spines.column_names]
     rows = []
-    it = base_rows
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(base_rows, desc="measuring spines", unit="spine")
-    for row in it:
+    # the meshes' measurements first (in worker processes when asked: they are the
+    # cost), then the point fits, plausibility and classes in spine order
+    todo = [i for i, row in enumerate(base_rows)
+            if meshes.envelopes[row["spine_id"]].is_watertight]
+    measured = dict(zip(todo, measure_spines(
+        [meshes.envelopes[base_rows[i]["spine_id"]].mesh for i in todo],
+        base_points_nm=[_base(base_rows[i]) for i in todo],
+        base_normals=[_normal(base_rows[i]) for i in todo],
+        workers=workers, progress=progress, step_nm=step_nm)))
+    for i, row in enumerate(base_rows):
         k = row["spine_id"]
         env = meshes.envelopes[k]
         feats: dict[str, Any] = {name: np.nan for name in extra}
@@ -98,15 +106,11 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
         reason = row.get("reason", "")
         feats.update(quality_columns([], measured=False), volume_um3=np.nan, surface_area_um2=np.nan)
         if env.is_watertight:
-            base = [row["base_x_nm"], row["base_y_nm"], row["base_z_nm"]]
-            normal = [row.get("axis_x", np.nan), row.get("axis_y", np.nan), row.get("axis_z", np.nan)]
-            if not np.all(np.isfinite(normal)) or not np.any(normal):
-                normal = None
-            try:
-                # the base plane of the isolation (shaft surface or base-most localizations)
-                m = measure_spine(env.mesh, base_point_nm=base, base_normal=normal, step_nm=step_nm)
-            except ParameterError as exc:
-                reason = f"not measurable: {exc}"
+            # measured on the base plane of the isolation (shaft surface or base-most
+            # localizations)
+            m = measured[i]
+            if isinstance(m, ParameterError):
+                reason = f"not measurable: {m}"
             else:
                 d = m.to_dict()
                 feats.update({name: d[name] for name in extra if name in d})
@@ -136,3 +140,15 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
     return spec_table(SPINE_MESH_FEATURE_COLUMNS, cols,
                       metadata={"source_step": "morphology.spine_features", "step_nm": step_nm,
                                 "label": label})
+
+
+def _base(row) -> list:
+    return [row["base_x_nm"], row["base_y_nm"], row["base_z_nm"]]
+
+
+def _normal(row):
+    """The isolation's spine axis as the base-plane normal (None when it has none)."""
+    normal = [row.get("axis_x", np.nan), row.get("axis_y", np.nan), row.get("axis_z", np.nan)]
+    if not np.all(np.isfinite(normal)) or not np.any(normal):
+        return None
+    return normal

@@ -72,3 +72,28 @@ def test_pipeline_does_not_carry_a_second_copy():
 
     assert "spine_features" not in pipeline.__all__
     assert not hasattr(pipeline, "spine_features")
+
+
+def test_same_features_for_any_worker_count():
+    # 8 analytic spines (capsules standing on z = 0): the mesh measurements run in 2
+    # worker processes, the table is the same as measured here; one open envelope
+    # keeps its row in order
+    import trimesh
+
+    rows, envs = [], {}
+    for k in range(9):
+        cap = trimesh.creation.capsule(height=600.0 + 40 * k, radius=60.0 + 8 * k, count=[24, 24])
+        cap.apply_translation([2000.0 * k, 0.0, 300.0 + 20 * k])   # base at z = 0 - radius
+        z0 = float(cap.vertices[:, 2].min())
+        rows.append(_row(k + 1, n_localizations=100, is_watertight=k != 4,
+                         base_x_nm=2000.0 * k, base_y_nm=0.0, base_z_nm=z0 + 30.0,
+                         axis_x=0.0, axis_y=0.0, axis_z=1.0))
+        envs[k + 1] = SimpleNamespace(is_watertight=k != 4, mesh=cap)
+    one = spine_features(_meshes(rows, envs), workers=1)
+    two = spine_features(_meshes(rows, envs), workers=2)
+    assert one.schema.equals(two.schema, check_metadata=True)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(one.to_pandas(), two.to_pandas(), check_exact=True)
+    d = one.column("neck_min_diameter_nm").to_numpy(zero_copy_only=False)
+    assert np.isnan(d[4]) and np.isfinite(np.delete(d, 4)).all()
