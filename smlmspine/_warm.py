@@ -40,6 +40,7 @@ KERNEL_MODULES = (
     "smlmspine.envelope._alpha_kernels", "smlmspine.envelope._delaunay",
     "smlmspine.envelope._selfintersect", "smlmspine.envelope._levelset",
     "smlmspine.morphology._measure", "smlmspine.morphology._ringfit",
+    "smlmspine.morphology._bfgs",
     "smlmspine.morphology._sections",
     "smlmspine.voxel._render_kernels",
 )

@@ -101,6 +101,39 @@ def _first4(fg):
     return fg[0], fg[1][:4]
 
 
+#: "numba": the ring fits' BFGS runs in numba (:func:`._bfgs.bfgs`, scipy's algorithm;
+#: scipy's own where its line search needs its fallback); "scipy": scipy's
+#: ``minimize(method="BFGS")`` (as before; the tests compare the two).
+BFGS_ENGINE = "numba"
+
+
+class _Result:
+    __slots__ = ("x", "fun", "hess_inv")
+
+    def __init__(self, x, fun, hess_inv):
+        self.x, self.fun, self.hess_inv = x, fun, hess_inv
+
+
+def _minimize(kind, x0, args, gtol, *, scipy_fun, eta_max=0.0, full=None):
+    """BFGS of objective ``kind`` (:mod:`._bfgs`) from ``x0``; ``scipy_fun`` is the same
+    objective for scipy (``(f, g)`` of the free parameters)."""
+    from scipy import optimize
+
+    x0 = np.asarray(x0, float)
+    if BFGS_ENGINE == "numba":
+        from . import _bfgs
+
+        uv, su, sv, log_area, ct, st = args[:6]
+        x, fun, hinv, status = _bfgs.bfgs(kind, x0, uv, su, sv, log_area, ct, st,
+                                          float(eta_max),
+                                          np.zeros(8) if full is None else full, float(gtol))
+        if status == _bfgs.OK:
+            return _Result(x, float(fun), hinv)
+    res = optimize.minimize(scipy_fun, x0, args=args, jac=True, method="BFGS",
+                            options={"gtol": gtol})
+    return _Result(res.x, float(res.fun), getattr(res, "hess_inv", None))
+
+
 _KERNEL = None
 
 
@@ -160,7 +193,7 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
     >>> bool(0.3 < err < 4.0)
     True
     """
-    from scipy import optimize
+    from ._bfgs import RING, RING_TILT
 
     uv = _points(uv, t_nm, r_max_nm)
     if uv is None:
@@ -176,11 +209,10 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
         # L-BFGS-B cost 10x more per fit in its own overhead here
         x0 = [0.0, 0.0, np.log(max(r0, 5.0)), -3.0]
         if tilt:
-            res = optimize.minimize(f, x0 + [0.0, 0.0], args=args, jac=True, method="BFGS",
-                                    options={"gtol": 1e-4})
+            res = _minimize(RING_TILT, x0 + [0.0, 0.0], args, 1e-4, scipy_fun=f)
         else:   # no tilt: the gradient's last two entries are dropped
-            res = optimize.minimize(lambda y, *a: _first4(f(np.r_[y, 0.0, 0.0], *a)), x0,
-                                    args=args, jac=True, method="BFGS", options={"gtol": 1e-4})
+            res = _minimize(RING, x0, args, 1e-4,
+                            scipy_fun=lambda y, *a: _first4(f(np.r_[y, 0.0, 0.0], *a)))
         if best is None or res.fun < best.fun:
             best = res
     cu, cv, lr, lb = best.x[:4]
@@ -319,7 +351,7 @@ def fit_ellipse_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float,
     >>> bool(c[0] > 45.0), bool(abs(e[0] - np.sqrt(60 * 25)) < 6.0), bool(e[2] > 5.0)
     (True, True, True)
     """
-    from scipy import optimize
+    from ._bfgs import ELLIPSE
 
     uv = _points(uv, t_nm, r_max_nm)
     if uv is None:
@@ -348,8 +380,7 @@ def fit_ellipse_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float,
     for th0 in (0.0, 0.5 * np.pi):
         y0 = full[free].copy()
         y0[2], y0[3] = 0.3, th0
-        res = optimize.minimize(g, y0, args=args, jac=True, method="BFGS",
-                                options={"gtol": 1e-3})
+        res = _minimize(ELLIPSE, y0, args, 1e-3, scipy_fun=g, eta_max=eta_max, full=full)
         if best is None or res.fun < best.fun:
             best = res
     eta = min(max(float(best.x[2]), -eta_max), eta_max)
