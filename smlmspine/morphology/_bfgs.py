@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._ringfit import _nll_ellipse, _nll_grad
+from ._ringnll import _nll_ellipse, _nll_grad
 
 __all__ = ["bfgs", "RING_TILT", "RING", "ELLIPSE", "OK", "LINE_SEARCH_FAILED"]
 
