@@ -60,7 +60,7 @@ def spine_features(meshes, *, label: str = "membrane", precision_nm=None, step_n
     progress : bool
         Show a progress bar (tqdm).
     workers : int
-        Processes for the mesh measurements (:func:`smlmspine.morphology.measure_spines`:
+        Processes for the mesh measurements (``smlmspine.morphology._measure.measure_spines``:
         1 = none, the default; -1 = all cores; at most one per 4 spines). The result does
         not depend on it.
 
