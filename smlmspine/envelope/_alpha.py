@@ -540,8 +540,10 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
     """The alpha surface of ``cx`` as an Envelope, repaired when invalid.
 
     A voxel-remeshed repair is decimated back to about the alpha surface's resolution,
-    unless ``decimate_if`` (a predicate on the repaired mesh) says the caller will not
-    use it (then the note says "not decimated")."""
+    unless ``decimate_if`` (a predicate on the voxel remesh) says the caller will not
+    use it: it is then neither checked nor decimated
+    (:func:`~smlmspine.envelope._repair.repair_mesh`'s ``use_if``), and the envelope
+    is the invalid alpha surface with the reason."""
     import trimesh
 
     from ._repair import check_mesh
@@ -591,7 +593,7 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
         from ._repair import repair_mesh
 
         with step("repair"):
-            fixed, reason2, steps = repair_mesh(mesh)
+            fixed, reason2, steps = repair_mesh(mesh, use_if=decimate_if)
         voxel = not reason2 and any(s_.startswith("voxel remesh") for s_ in steps)
         if voxel and decimate_if is not None and not decimate_if(fixed):
             steps.append("not decimated")

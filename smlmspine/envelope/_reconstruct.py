@@ -169,7 +169,7 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     # mostly inside the shell (a hollow spine whose wall the axial blur made
     # thick: its volume grew by "only" 80 %)
     # (a voxel-remeshed bridged surface clearly short of double cannot be used: it is
-    # not decimated, see BRIDGED_DECIMATION_MARGIN)
+    # neither checked nor decimated, see BRIDGED_DECIMATION_MARGIN)
     vol0 = float(base.mesh.volume)
     with step("bridged surface"):
         bridged = _alpha_envelope(
@@ -178,7 +178,7 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
             decimate_if=lambda m: vol0 < 0.5 * m.volume * (1.0 + BRIDGED_DECIMATION_MARGIN))
     # the hollow test only trusts a bridged surface that needed no voxel remesh
     # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
-    # (one left undecimated fails both tests: short of double, and voxel-remeshed)
+    # (one not checked is not watertight: base)
     if bridged.is_watertight and (
             vol0 < 0.5 * bridged.mesh.volume
             or ("voxel remesh" not in bridged.note

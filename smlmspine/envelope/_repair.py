@@ -471,7 +471,8 @@ def shape_change(mesh_a, mesh_b, *, n_samples: int = 20000) -> tuple[float, floa
 
 
 def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None = None,
-                max_volume_change: float = float("inf"), max_shift_sigma: float = float("inf")):
+                max_volume_change: float = float("inf"), max_shift_sigma: float = float("inf"),
+                use_if=None):
     """Try to turn ``mesh`` into a valid closed envelope.
 
     Steps, stopping at the first that yields a valid mesh: (1) trimesh clean-up
@@ -503,6 +504,12 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None =
         Largest accepted Hausdorff distance between the result and ``mesh``, in units
         of ``sigma_nm`` (default inf: no bound). With both bounds infinite the shape
         change is not measured.
+    use_if : callable, optional
+        A predicate on the voxel remesh (a ``trimesh.Trimesh``): when it says the caller
+        will not use that surface (a bridged shell short of doubling the volume), it is
+        neither checked nor returned (the exact self-intersection test of a fine voxel
+        surface is most of a repair's check); the result is then the clean-up's, with
+        the reason.
 
     Returns
     -------
@@ -567,6 +574,9 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None =
         v, f = voxel_remesh(mesh, pitch_nm=pitch)
         steps.append(f"voxel remesh (pitch {pitch:.3g} nm)")
         vm = trimesh.Trimesh(v, f, process=False)
+        if use_if is not None and not use_if(vm):
+            steps[-1] += ": not used by the caller, not checked"
+            return m, f"{reason}; voxel remesh not used by the caller", steps
         r2 = check_mesh(vm.vertices, vm.faces) or refused(vm)
         if not r2:
             return vm, "", steps

@@ -81,3 +81,53 @@ def test_bridged_surface_near_or_above_double_is_decimated(monkeypatch):
         assert (out is not base) == used
         if used:
             assert "decimated to" in out.note and "bridged" in out.note
+
+
+def _folded_sphere():
+    # an icosphere with one cap pushed through the far side: one closed body that
+    # intersects itself (the clean-up cannot fix it; a voxel remesh can)
+    s = trimesh.creation.icosphere(3, radius=200.0)
+    v = s.vertices.copy()
+    cap = v[:, 2] > 150.0
+    v[cap, 2] -= 380.0
+    return trimesh.Trimesh(v, s.faces, process=False)
+
+
+def test_voxel_remesh_the_caller_will_not_use_is_not_checked(monkeypatch):
+    # repair_mesh(use_if=...) skips the exact check of a voxel surface the caller will
+    # not use and returns the clean-up's result with the reason; one it will use is
+    # checked (and returned valid)
+    checked = []
+    orig = RP.check_mesh
+
+    def counting(v, f, **kw):
+        checked.append(len(f))
+        return orig(v, f, **kw)
+
+    monkeypatch.setattr(RP, "check_mesh", counting)
+    bad = _folded_sphere()
+    assert orig(bad.vertices, bad.faces).startswith("self-intersecting")
+    fixed, reason, steps = RP.repair_mesh(bad, use_if=lambda m: False)
+    assert reason.startswith("self-intersecting")
+    assert reason.endswith("voxel remesh not used by the caller")
+    assert steps[-1].endswith("not used by the caller, not checked")
+    assert len(checked) == 1                  # the clean-up's result only
+    fixed, reason, steps = RP.repair_mesh(bad, use_if=lambda m: True)
+    assert reason == "" and steps[-1].startswith("voxel remesh")
+    assert len(checked) == 3                  # clean-up, then the voxel surface
+    assert orig(fixed.vertices, fixed.faces) == ""
+
+
+def test_bridged_surface_not_used_leaves_the_alpha_envelope_invalid(monkeypatch):
+    # the alpha surface is called invalid and its clean-up still self-intersecting: the
+    # voxel remesh decides, through decimate_if
+    monkeypatch.setattr(A, "_faces_reason", lambda points, faces, check: "non-manifold: 1 edge")
+    cx = _ball_complex()
+    n_alpha = len(cx.solid(150.0)[2])
+    orig = RP.check_mesh
+    monkeypatch.setattr(RP, "check_mesh", lambda v, f, **kw: "self-intersecting: 2 face(s)"
+                        if len(f) == n_alpha else orig(v, f, **kw))
+    env = A._alpha_envelope(cx, alpha_nm=150.0, min_fraction=0.5, decimate_if=lambda m: False)
+    assert not env.is_watertight and env.reason == "non-manifold: 1 edge"
+    env = A._alpha_envelope(cx, alpha_nm=150.0, min_fraction=0.5, decimate_if=lambda m: True)
+    assert env.is_watertight and "voxel remesh" in env.note
