@@ -323,6 +323,7 @@ WORKER_MODULES = ("numpy", "scipy.spatial", "trimesh", "open3d",
                   "smlmspine.envelope._alpha", "smlmspine.envelope._alpha_kernels",
                   "smlmspine.envelope._delaunay", "smlmspine.envelope._levelset",
                   "smlmspine.envelope._repair", "smlmspine.envelope._selfintersect",
+                  "smlmspine.envelope._winding",
                   "smlmspine.morphology._necksurface", "smlmspine.morphology._bfgs",
                   # last: loads the compiled kernels of the modules above from their caches
                   "smlmspine.envelope._workerinit")

@@ -553,7 +553,9 @@ def repair_mesh(mesh, *, pitch_nm: float | None = None, sigma_nm: float | None =
         m.update_faces(m.unique_faces())
         m.remove_unreferenced_vertices()
         trimesh.repair.fill_holes(m)
-        trimesh.repair.fix_normals(m)
+        from ._winding import fix_normals
+
+        fix_normals(m)   # trimesh's fix_normals, without networkx (same faces)
         m = largest_body(m)
         steps.append("trimesh clean-up")
         reason = check_mesh(m.vertices, m.faces)
