@@ -1,5 +1,6 @@
 """The ring fits' BFGS in numba (morphology._bfgs) against scipy's minimize(BFGS): the
-same fits, to the bit on this machine's BLAS (both call it for the small products)."""
+same fits (to the bit here, where numpy and numba call the same BLAS for the small
+products; within rounding elsewhere)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def test_numba_bfgs_fits_as_scipy(engine, tilt):
             assert b is None
             continue
         n += 1
-        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9)
+        # bit-identical with numpy's and numba's BLAS the same library (this set-up);
+        # a different BLAS may round the small products differently (1e-8 apart)
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
         # and the fit is a fit: the radius near the truth's scale
         assert 0.3 * r < a[0] < 3.0 * r
     assert n >= 25
