@@ -17,20 +17,27 @@ def _ball_complex():
     return AlphaComplex.build(100.0 * d / np.linalg.norm(d, axis=1, keepdims=True))
 
 
+def _counting(monkeypatch, module, name):
+    """``module.name`` replaced by itself recording the face count of every call; returns
+    the record and the original."""
+    calls = []
+    orig = getattr(module, name)
+
+    def counting(v, f, **kw):
+        calls.append(len(f))
+        return orig(v, f, **kw)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls, orig
+
+
 def _voxel_repair(monkeypatch, radius):
     """Every alpha surface is invalid; the repair returns a fine sphere, "voxel remesh"."""
     monkeypatch.setattr(A, "_faces_reason", lambda points, faces, check: "non-manifold: 1 edge")
     sphere = trimesh.creation.icosphere(4, radius=radius)
     monkeypatch.setattr(RP, "repair_mesh",
                         lambda mesh, **kw: (sphere, "", ["voxel remesh (pitch 2 nm)"]))
-    calls = []
-    orig = L.decimate_clean
-
-    def counting(v, f, **kw):
-        calls.append(len(f))
-        return orig(v, f, **kw)
-
-    monkeypatch.setattr(L, "decimate_clean", counting)
+    calls, _ = _counting(monkeypatch, L, "decimate_clean")
     return sphere, calls
 
 
@@ -97,14 +104,7 @@ def test_voxel_remesh_the_caller_will_not_use_is_not_checked(monkeypatch):
     # repair_mesh(use_if=...) skips the exact check of a voxel surface the caller will
     # not use and returns the clean-up's result with the reason; one it will use is
     # checked (and returned valid)
-    checked = []
-    orig = RP.check_mesh
-
-    def counting(v, f, **kw):
-        checked.append(len(f))
-        return orig(v, f, **kw)
-
-    monkeypatch.setattr(RP, "check_mesh", counting)
+    checked, orig = _counting(monkeypatch, RP, "check_mesh")
     bad = _folded_sphere()
     assert orig(bad.vertices, bad.faces).startswith("self-intersecting")
     fixed, reason, steps = RP.repair_mesh(bad, use_if=lambda m: False)
