@@ -298,20 +298,16 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
 
 
 def _n_workers(workers, n_jobs: int) -> int:
-    """Processes for ``n_jobs`` jobs: ``workers`` (-1 = all cores), at most one per job.
+    """Processes for ``n_jobs`` jobs: ``workers`` (-1 = all cores), at most one per job
+    (:func:`smlmspine._workers.n_workers`).
 
     Worker processes are forked from a server that has imported the envelope modules
     once (:func:`_start_pool_server`): a worker starts in milliseconds, so any number
     of jobs above one is worth a pool.
     """
-    import os
+    from .._workers import n_workers
 
-    if workers is None or int(workers) == 0:
-        return 1
-    n = int(workers)
-    if n < 0:
-        n = max(1, (os.cpu_count() or 1) + 1 + n)
-    return max(1, min(n, n_jobs))
+    return n_workers(workers, n_jobs)
 
 
 #: What a worker process needs, imported once by the fork server before the workers

@@ -354,17 +354,6 @@ def _robust_polyfit(x, y, deg, rounds: int = 4):
     return coef
 
 
-def _n_threads(workers, n_tasks: int) -> int:
-    """Threads for ``n_tasks`` independent tasks: ``workers`` (-1 = all cores), at most
-    one per task."""
-    import os
-
-    n = int(workers) if workers else 1
-    if n < 0:
-        n = max(1, (os.cpu_count() or 1) + 1 + n)
-    return max(1, min(n, n_tasks))
-
-
 def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int = 1,
                     max_slice_points: int = 6000) -> Centreline:
     m = p.mean(0)
@@ -413,7 +402,9 @@ def _fit_centreline(p: np.ndarray, *, label: str, slice_nm: float, workers: int 
         # the slices are independent: threads (numpy releases the GIL in the fits' array
         # work), results in slice order whatever their number
         todo = [b for b in range(nb) if counts[b] >= min_count]
-        n_threads = _n_threads(workers, len(todo))
+        from .._workers import n_workers
+
+        n_threads = n_workers(workers, len(todo))
         if n_threads > 1:
             from concurrent.futures import ThreadPoolExecutor
 

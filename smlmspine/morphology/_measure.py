@@ -731,7 +731,9 @@ def measure_spines(meshes, *, base_points_nm=None, base_normals=None, workers: i
     if unknown:
         raise ParameterError(f"unknown measure_spine option(s) {sorted(unknown)}; expected "
                              "step_nm, smooth_nm, head_neck_threshold, min_branch_nm, detect_cap")
-    n_workers = _n_workers(workers, n)
+    from .._workers import n_workers as _n_workers
+
+    n_workers = _n_workers(workers, n, jobs_per_worker=4)
     if n_workers > 1:
         # One process per core: Qhull, Dijkstra and the many small array operations hold
         # the GIL. Meshes travel as arrays (vertices, faces, face normals).
@@ -774,17 +776,6 @@ def _measure_job(job):
 
     v, f, fn, base, normal, options = job
     return _measure_one(trimesh.Trimesh(v, f, face_normals=fn, process=False), base, normal, options)
-
-
-def _n_workers(workers, n_jobs: int) -> int:
-    import os
-
-    if workers is None or int(workers) == 0:
-        return 1
-    n = int(workers)
-    if n < 0:
-        n = max(1, (os.cpu_count() or 1) + 1 + n)
-    return max(1, min(n, n_jobs // 4))
 
 
 def _progress(items, progress: bool, total: int):
