@@ -595,9 +595,7 @@ def _alpha_envelope(cx: AlphaComplex, *, alpha_nm, min_fraction, label="volume",
         with step("repair"):
             fixed, reason2, steps = repair_mesh(mesh, use_if=decimate_if)
         voxel = not reason2 and any(s_.startswith("voxel remesh") for s_ in steps)
-        if voxel and decimate_if is not None and not decimate_if(fixed):
-            steps.append("not decimated")
-        elif voxel:
+        if voxel:
             # the voxel surface is much finer than the alpha surface (tetrahedra of a
             # grid at 1/80 of the extent): bring it back to about the alpha surface's
             # resolution, or the surface fit folds its many small triangles

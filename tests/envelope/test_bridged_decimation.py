@@ -35,8 +35,14 @@ def _voxel_repair(monkeypatch, radius):
     """Every alpha surface is invalid; the repair returns a fine sphere, "voxel remesh"."""
     monkeypatch.setattr(A, "_faces_reason", lambda points, faces, check: "non-manifold: 1 edge")
     sphere = trimesh.creation.icosphere(4, radius=radius)
-    monkeypatch.setattr(RP, "repair_mesh",
-                        lambda mesh, **kw: (sphere, "", ["voxel remesh (pitch 2 nm)"]))
+
+    def repair(mesh, use_if=None, **kw):
+        if use_if is not None and not use_if(sphere):
+            return mesh, "non-manifold: 1 edge; voxel remesh not used by the caller", [
+                "trimesh clean-up", "voxel remesh (pitch 2 nm): not used by the caller"]
+        return sphere, "", ["voxel remesh (pitch 2 nm)"]
+
+    monkeypatch.setattr(RP, "repair_mesh", repair)
     calls, _ = _counting(monkeypatch, L, "decimate_clean")
     return sphere, calls
 
@@ -45,8 +51,7 @@ def test_decimate_if_false_skips_the_decimation(monkeypatch):
     sphere, calls = _voxel_repair(monkeypatch, 100.0)
     cx = _ball_complex()
     env = A._alpha_envelope(cx, alpha_nm=150.0, min_fraction=0.5, decimate_if=lambda m: False)
-    assert calls == [] and "not decimated" in env.note
-    assert len(env.mesh.faces) == len(sphere.faces)
+    assert calls == [] and not env.is_watertight       # not used: not decimated
     env = A._alpha_envelope(cx, alpha_nm=150.0, min_fraction=0.5, decimate_if=lambda m: True)
     assert calls == [len(sphere.faces)] and "decimated to" in env.note
     assert len(env.mesh.faces) < len(sphere.faces)
