@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._ringnll import _nll_ellipse, _nll_grad
-
 __all__ = ["fit_ellipse_ring", "fit_ring", "section_basis"]
 
 _K = 48
@@ -81,21 +79,11 @@ def _minimize(kind, x0, args, gtol, *, scipy_fun, eta_max=0.0, full=None):
     return _Result(res.x, float(res.fun), getattr(res, "hess_inv", None))
 
 
-_KERNEL = None
-
-
-def _njit(fn):
-    from numba import njit
-
-    return njit(cache=True, nogil=True, error_model="numpy")(fn)
-
-
 def _kernel():
-    """The numba-compiled ``_nll_grad`` (compiled on first use, cached on disk)."""
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _njit(_nll_grad)
-    return _KERNEL
+    """The numba-compiled ``_nll_grad`` (cached on disk; the one :mod:`._bfgs` calls)."""
+    from ._bfgs import _ring_nll
+
+    return _ring_nll
 
 
 def _points(uv, t_nm, r_max_nm):
@@ -182,14 +170,11 @@ def fit_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float, r_max_nm: 
 MAX_ASPECT = 3.0
 
 
-_ELLIPSE_KERNEL = None
-
-
 def _ellipse_kernel():
-    global _ELLIPSE_KERNEL
-    if _ELLIPSE_KERNEL is None:
-        _ELLIPSE_KERNEL = _njit(_nll_ellipse)
-    return _ELLIPSE_KERNEL
+    """The numba-compiled ``_nll_ellipse`` (the one :mod:`._bfgs` calls)."""
+    from ._bfgs import _ellipse_nll
+
+    return _ellipse_nll
 
 
 def fit_ellipse_ring(uv: np.ndarray, *, sigma_u_nm: float, sigma_v_nm: float,
