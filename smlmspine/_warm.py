@@ -41,7 +41,7 @@ KERNEL_MODULES = (
     "smlmspine.envelope._selfintersect", "smlmspine.envelope._levelset",
     "smlmspine.envelope._winding",
     "smlmspine.morphology._measure", "smlmspine.morphology._ringfit",
-    "smlmspine.morphology._bfgs",
+    "smlmspine.morphology._bfgs", "smlmspine.morphology._ringnll",
     "smlmspine.morphology._sections",
     "smlmspine.voxel._render_kernels",
 )

@@ -1,12 +1,24 @@
 """The negative log-likelihoods of :mod:`._ringfit`'s ring and ellipse models and their
-gradients (plain Python, compiled by numba where they are used: :mod:`._ringfit`,
-:mod:`._bfgs`)."""
+gradients (plain Python, compiled by numba in :mod:`._bfgs`)."""
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__: list[str] = []
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _mixture(lring, b, log_area):
+    """``(log p, w)`` of one point under the ring (log-density ``lring``, weight
+    ``1 - b``) mixed with the uniform background (``b``, over ``exp(log_area)``): the
+    log of the mixture density, and ``w`` the posterior weight of the ring."""
+    a1 = np.log1p(-b) + lring
+    a2 = np.log(b) - log_area
+    mx = max(a1, a2)
+    lp = mx + np.log(np.exp(a1 - mx) + np.exp(a2 - mx))
+    return lp, np.exp(a1 - lp)
 
 
 def _nll_grad(x, uv, su, sv, log_area, ct, st):
@@ -48,12 +60,8 @@ def _nll_grad(x, uv, su, sv, log_area, ct, st):
         if s0 <= 0.0:
             return np.inf, g
         lring = m + np.log(s0) - lnorm
-        a1 = np.log1p(-b) + lring
-        a2 = np.log(b) - log_area
-        mx = max(a1, a2)
-        lp = mx + np.log(np.exp(a1 - mx) + np.exp(a2 - mx))
+        lp, w = _mixture(lring, b, log_area)
         f -= lp
-        w = np.exp(a1 - lp)          # posterior weight of the ring
         g[0] -= w * su_ / s0
         g[1] -= w * sv_ / s0
         g[4] -= w * su_ / s0 * uv[i, 2]
@@ -129,12 +137,8 @@ def _nll_ellipse(x, uv, su, sv, log_area, ct, st, eta_max):
             se += e * (dlw[j] + du * ex_[j] + dv * ey_[j])
             sth += e * (dv * px[j] - du * py[j])
         lring = m + np.log(s0) - lnorm
-        a1 = np.log1p(-b) + lring
-        a2 = np.log(b) - log_area
-        mx = max(a1, a2)
-        lp = mx + np.log(np.exp(a1 - mx) + np.exp(a2 - mx))
+        lp, w = _mixture(lring, b, log_area)
         f -= lp
-        w = np.exp(a1 - lp)          # posterior weight of the ring
         g[0] -= w * sr / s0
         g[1] -= (1.0 - w) * (1.0 - b) - w * b
         g[2] -= w * se / s0 * d_eta
