@@ -214,6 +214,14 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
                                               segment_frames=segment_frames, merge=merge,
                                               quiet=quiet)
         stages["read"]["seconds"] = t_read   # reading (and unit checks), before drift
+    # drift.png drawn by an idle helper while the spines are meshed (inside the CLI's
+    # smlmspine._background.helpers; None elsewhere: drawn below, as before)
+    drift_png = None
+    if drift_model is not None:
+        from . import _background
+        from .drift._plot import render_model
+
+        drift_png = _background.submit(render_model, drift_model)
 
     t = time.perf_counter()
     import warnings
@@ -265,8 +273,15 @@ def run(source: str | Path | pa.Table, outdir: str | Path, *, label: str = "memb
     localizations = with_history(meshes.isolation.table, "pipeline.run", params)
     write(localizations, outdir / "localizations.parquet")
     if drift_model is not None:
+        from . import _background
+        from .drift._plot import write_image
+
         drift_model.write_csv(outdir / "drift.csv")
-        drift_model.plot(outdir / "drift.png")
+        png = _background.result(drift_png)
+        if png is None:
+            drift_model.plot(outdir / "drift.png")
+        else:
+            write_image(png, outdir / "drift.png")
     # meshes, localizations, drift table and plot (run.json itself comes last)
     stages["write"] = {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb()}
     from .voxel import write_overview

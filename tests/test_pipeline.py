@@ -111,3 +111,22 @@ def test_run_cli_creates_missing_parent_folders_and_removes_them_on_failure(
     assert main(["run", str(flat), "-o", str(tmp_path / "new" / "deeper" / "o")]) == 2
     assert "Traceback" not in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_drift_plot_is_drawn_by_a_helper_inside_helpers(small_dendrite, tmp_path, monkeypatch):
+    """Inside smlmspine._background.helpers (the CLI's run) drift.png is drawn by an idle
+    helper while the spines are meshed; it is the image the run draws itself."""
+    from smlmspine import _background
+    from smlmspine.drift import DriftModel, correct
+    from smlmspine.drift._plot import render_model
+
+    def not_here(self, *args, **kwargs):
+        raise AssertionError("drift.png drawn in the calling process")
+
+    monkeypatch.setattr(DriftModel, "plot", not_here)
+    with _background.helpers(2) as on:
+        assert on
+        run(small_dendrite.localizations, tmp_path / "o", quiet=True, workers=2)
+    model = correct(small_dendrite.localizations, method="aim").model
+    assert (tmp_path / "o" / "drift.png").read_bytes() == render_model(model)
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]

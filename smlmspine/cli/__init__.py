@@ -11,6 +11,7 @@ from .._lazy import lazy_exports as _lazy_exports
 _LAZY = {
     "main": "._main:main",
     "build_parser": "._main:build_parser",
+    "console_main": "._main:console_main",
 }
 
 __all__ = sorted(_LAZY)

@@ -148,8 +148,13 @@ def _run_in(args, config, outdir) -> int:
         "mapping": ",".join(f"{k}={v}" for k, v in mapping.items()) if mapping else None,
         "coordinate_unit": read["coordinate_unit"], "keep_invalid": read["keep_invalid"],
         "z_scale": read["z_scale"], "position_unit": read["position_unit"]})
+    from .. import _background
+    from ..envelope._export import _start_pool_server
     from ..pipeline import _large_plan
 
+    workers = config["run"]["workers"]
+    # the envelope pool's fork server imports on the other core while this one reads
+    _start_pool_server(workers)
     large_options = {k: v for k, v in (("format", read["format"]),
                                        ("coordinate_unit", read["coordinate_unit"]))
                      if v is not None}
@@ -169,14 +174,16 @@ def _run_in(args, config, outdir) -> int:
         kwargs.update(large_options, chunk_rows=read["chunk_rows"])
     else:
         kwargs["read_seconds"] = t_read
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", QualityWarning)
-        res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)
-    _print_warnings("run", caught)
-    if not args.no_report:
-        from ..report import write_report
+    # drift.png and the report's figures drawn on idle cores (smlmspine._background)
+    with _background.helpers(workers):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", QualityWarning)
+            res = run(table, outdir, quiet=args.quiet, config=config, **kwargs)
+        _print_warnings("run", caught)
+        if not args.no_report:
+            from ..report import write_report
 
-        write_report(outdir, kind="run")
+            write_report(outdir, kind="run")
     s = res.summary
     print(f"{s['n_spines']} spines in {args.output}: "
           + (", ".join(f"{k} {v}" for k, v in sorted(s["classes"].items())) or "none classified"))

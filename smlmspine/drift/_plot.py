@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_model"]
+__all__ = ["plot_model", "render_model", "write_image"]
 
 
 def plot_model(model, path: Path, *, title: str | None = None) -> Path:
@@ -26,10 +26,26 @@ def plot_model(model, path: Path, *, title: str | None = None) -> Path:
     pathlib.Path
         ``path``.
     """
+    path = Path(path)
+    return write_image(render_model(model, path.suffix.lstrip(".") or "png", title=title), path)
+
+
+def write_image(data: bytes, path: Path) -> Path:
+    """Write the bytes of :func:`render_model` to ``path`` atomically; returns ``path``."""
+    from ..io._registry import atomic_output
+
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return path
+
+
+def render_model(model, fmt: str = "png", *, title: str | None = None) -> bytes:
+    """The image of :func:`plot_model` as bytes of format ``fmt`` (drawn anywhere, e.g.
+    by a helper process: :mod:`smlmspine._background`)."""
+    import io
 
     from matplotlib.figure import Figure
-
-    from ..io._registry import atomic_output
 
     axes = ["x", "y"] + (["z"] if model.ndim == 3 else [])
     fig = Figure(figsize=(7, 2.2 * len(axes) + 0.6), constrained_layout=True)
@@ -53,7 +69,6 @@ def plot_model(model, path: Path, *, title: str | None = None) -> Path:
             ax.legend(loc="best", fontsize=7)
             ax.set_title(title or f"drift ({model.method})")
     ax.set_xlabel("frame" if model.axis == "frame" else "time (s)")
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=120, format=fmt)
+    return buf.getvalue()

@@ -51,8 +51,6 @@ def build_report(outdir: str | Path, *, kind: str = "auto", title: str | None = 
     ...
     smlmspine.errors.FormatError: ...not a run or batch output folder: no run.json or batch.json...
     """
-    import matplotlib
-
     if not isinstance(max_thumbnails, int) or isinstance(max_thumbnails, bool) \
             or max_thumbnails < 1:
         raise ParameterError(f"max_thumbnails must be an integer >= 1, got {max_thumbnails!r}")
@@ -63,11 +61,44 @@ def build_report(outdir: str | Path, *, kind: str = "auto", title: str | None = 
     version = folder.info.get("smlmspine_version")
     subtitle = (f"{folder.kind} folder {outdir.resolve().name}"
                 + (f" · smlmspine {version}" if version else "")
-                + f" · figures: matplotlib {matplotlib.__version__}")
-    with matplotlib.rc_context({"font.size": 9}):
-        bodies = [section(sid, heading, build(folder, sid, max_thumbnails=max_thumbnails))
-                  for sid, heading in SECTIONS]
+                + f" · figures: matplotlib {_matplotlib_version()}")
+    from .. import _background
+
+    # the sections with figures go to idle helpers when there are some (inside the
+    # CLI's smlmspine._background.helpers), the costliest first; the text is the same
+    pending = {sid: _background.submit(_section_body, folder, sid, max_thumbnails)
+               for sid in DRAWN if sid in dict(SECTIONS)}
+    bodies = []
+    for sid, heading in SECTIONS:
+        body = _background.result(pending.get(sid))
+        if body is None:
+            body = _section_body(folder, sid, max_thumbnails)
+        bodies.append(section(sid, heading, body))
     return page(title, subtitle, bodies)
+
+
+#: The sections that draw figures, costliest first (those a helper may draw).
+DRAWN = ("features", "gallery", "drift", "overview", "coupling")
+
+
+def _section_body(folder, sid: str, max_thumbnails: int) -> str:
+    """The body of section ``sid`` of ``folder`` (figures in the report's font size)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"font.size": 9}):
+        return build(folder, sid, max_thumbnails=max_thumbnails)
+
+
+def _matplotlib_version() -> str:
+    """matplotlib's version, without importing it (the figures may be drawn elsewhere)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("matplotlib")
+    except PackageNotFoundError:   # pragma: no cover - an unusual install
+        import matplotlib
+
+        return matplotlib.__version__
 
 
 def write_report(outdir: str | Path, *, kind: str = "auto", title: str | None = None,

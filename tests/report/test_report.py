@@ -349,3 +349,27 @@ def test_no_spines_and_unreadable_mesh(run_dir, tmp_path):
     assert "not run: no spines were found" in _section(html, "features")
     assert re.search(r"<td>spines</td><td class=\"num\">0</td>", _section(html, "summary"))
     assert len(_images(_section(html, "overview"))) == 1
+
+
+
+def test_report_drawn_by_helpers_is_the_same_text(run_dir, monkeypatch):
+    """Inside smlmspine._background.helpers (the CLI's run) the sections with figures are
+    drawn by helper processes: the page is the same, byte for byte."""
+    from smlmspine import _background
+    from smlmspine.report import _write
+
+    plain = build_report(run_dir)
+    build = _write.build
+
+    def text_only(folder, sid, **options):   # a figure drawn in this process fails
+        assert sid not in _write.DRAWN, f"{sid} drawn in the calling process"
+        return build(folder, sid, **options)
+
+    monkeypatch.setattr(_write, "build", text_only)
+    with pytest.raises(AssertionError, match="drawn in the calling process"):
+        build_report(run_dir)
+    with _background.helpers(2) as on:
+        assert on
+        drawn = build_report(run_dir)
+    assert drawn == plain
+    assert {"drift", "gallery", "features"} <= set(_write.DRAWN)

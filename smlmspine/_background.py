@@ -1,0 +1,158 @@
+"""Figures drawn on idle cores: low-priority helper processes for a command's pictures.
+
+``smlmspine run`` draws ``drift.png`` and the report's figures with matplotlib, about
+1.7 s on the README's sample, all of it on one core once the envelope jobs are done.
+Inside :func:`helpers` (the CLI's ``run`` opens it), :func:`submit` hands such work to
+up to two helper processes forked from the envelope stage's fork server, at the lowest
+CPU priority (``nice`` 19): they take the cores the spine jobs leave idle (the last
+spine's tail) instead of adding to the run's time, and the report's sections are drawn
+two at a time. Outside the block, or with one worker, :func:`submit` returns None and
+the caller draws in its own process, as it always did. The pictures do not depend on
+where they were drawn (``tests/test_background.py``).
+
+A failed helper is not a failed run: :func:`result` returns None when the helper could
+not do the work (a broken pool, a process that could not start) and the caller draws
+the figure itself; an error of the work itself (:class:`~smlmspine.errors.SmlmSpineError`)
+is raised as it would have been in the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future
+from contextlib import contextmanager
+
+__all__ = ["helpers", "submit", "result", "active"]
+
+#: At most this many helper processes (drift plot; report sections two at a time).
+MAX_HELPERS = 2
+
+#: ``nice`` increment of the helpers: they run on cores nothing else wants.
+NICE = 19
+
+_EXECUTOR = None
+
+
+def _init(parent_pid: int) -> None:
+    """Helper initializer: lowest priority, end with the caller, matplotlib imported."""
+    from ._parentwatch import exit_with
+
+    try:
+        os.nice(NICE)
+    except OSError:   # not permitted here: a helper at normal priority still works
+        pass
+    exit_with(parent_pid)
+    import matplotlib.backends.backend_agg  # noqa: F401  (what every figure draws with)
+    import matplotlib.figure  # noqa: F401
+
+
+def _warm() -> None:
+    """A helper's first job: the modules its figures need, and one small drawing (the
+    first text drawn loads the fonts)."""
+    import io
+
+    import pyarrow.parquet  # noqa: F401  (the report reads the run's tables)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1), dpi=20)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], "o")
+    ax.set_title("warm")
+    fig.savefig(io.BytesIO(), format="png")
+
+
+@contextmanager
+def helpers(workers):
+    """Within the block, :func:`submit` runs work on helper processes.
+
+    Parameters
+    ----------
+    workers : int or None
+        The command's worker count (as :func:`smlmspine._workers.n_workers` reads it);
+        below 2 there are no helpers. Nor are there without the fork server (the
+        envelope stage's start method), whose preloaded modules make a helper start in
+        milliseconds.
+
+    Yields
+    ------
+    bool
+        Whether helpers are available.
+    """
+    global _EXECUTOR
+    from ._workers import n_workers
+
+    n = n_workers(workers, MAX_HELPERS)
+    if n < 2 or _EXECUTOR is not None:
+        yield False
+        return
+    from .envelope._export import _pool_context
+
+    ctx = _pool_context()
+    if ctx.get_start_method() != "forkserver":
+        yield False
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    _EXECUTOR = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init,
+                                    initargs=(os.getpid(),))
+    for _ in range(n):   # every helper started now and warmed up on idle cores
+        submit(_warm)
+    try:
+        yield True
+    finally:
+        ex, _EXECUTOR = _EXECUTOR, None
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def active() -> bool:
+    """Whether :func:`submit` hands work to helpers (inside :func:`helpers`)."""
+    return _EXECUTOR is not None
+
+
+def submit(fn, *args) -> Future | None:
+    """``fn(*args)`` on a helper: a future of its result, or None outside :func:`helpers`.
+
+    Never blocks: a helper process is started by a thread of its own, since starting
+    one waits until the fork server has imported its modules.
+    """
+    ex = _EXECUTOR
+    if ex is None:
+        return None
+    outer: Future = Future()
+
+    def hand_over():
+        try:
+            inner = ex.submit(fn, *args)
+        except BaseException as exc:   # a shut-down or broken pool: the caller draws
+            outer.set_exception(exc)
+            return
+        inner.add_done_callback(lambda f: _copy(f, outer))
+
+    threading.Thread(target=hand_over, name="smlmspine-helper-submit", daemon=True).start()
+    return outer
+
+
+def _copy(inner: Future, outer: Future) -> None:
+    exc = inner.exception()
+    if exc is not None:
+        outer.set_exception(exc)
+    else:
+        outer.set_result(inner.result())
+
+
+def result(future: Future | None):
+    """The result of a :func:`submit`, or None when there was no helper or it failed.
+
+    An :class:`~smlmspine.errors.SmlmSpineError` raised by the work itself is re-raised.
+    """
+    if future is None:
+        return None
+    from .errors import SmlmSpineError
+
+    try:
+        return future.result()
+    except SmlmSpineError:
+        raise
+    except Exception:   # the helper, not the work: the caller does it itself
+        return None

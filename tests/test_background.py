@@ -1,0 +1,59 @@
+"""smlmspine._background: figures drawn by low-priority helper processes are the same
+figures; without helpers (or when one fails) the caller draws them itself."""
+
+import os
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+import pytest
+
+from smlmspine import _background
+from smlmspine.drift import DriftModel
+from smlmspine.drift._plot import render_model
+from smlmspine.errors import FormatError
+
+
+def _model():
+    t = np.arange(0, 3000, 100)
+    rng = np.random.default_rng(3)
+    d = [np.cumsum(rng.normal(0, 2, t.size)) for _ in range(3)]
+    s = [np.full(t.size, 1.5) for _ in range(3)]
+    return DriftModel("frame", t, *d, *s, method="aim", params={"segment_frames": 100},
+                      segment_t=t[::3].astype(float), segment_d_nm=np.c_[d[0], d[1], d[2]][::3],
+                      segment_sigma_nm=np.c_[s[0], s[1], s[2]][::3])
+
+
+def test_helpers_are_other_processes_at_the_lowest_priority():
+    assert not _background.active() and _background.submit(os.getpid) is None
+    with _background.helpers(2) as on:
+        assert on and _background.active()
+        pids = {_background.result(_background.submit(os.getpid)) for _ in range(6)}
+        nice = _background.result(_background.submit(os.nice, 0))
+    assert not _background.active()
+    assert os.getpid() not in pids and None not in pids and 1 <= len(pids) <= 2
+    assert nice == min(os.nice(0) + _background.NICE, 19)
+
+
+def test_one_worker_means_no_helpers():
+    with _background.helpers(1) as on:
+        assert not on and _background.submit(os.getpid) is None
+
+
+def test_drift_plot_drawn_by_a_helper_is_the_same_image():
+    model = _model()
+    here = render_model(model)
+    with _background.helpers(2):
+        there = _background.result(_background.submit(render_model, model))
+    assert there is not None and there == here and here[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_result_falls_back_on_a_failed_helper_and_reraises_the_works_errors():
+    assert _background.result(None) is None
+    broken = Future()
+    broken.set_exception(BrokenProcessPool("a helper died"))
+    assert _background.result(broken) is None      # the caller draws it itself
+    refused = Future()
+    refused.set_exception(FormatError("not a drift table"))
+    with pytest.raises(FormatError, match="not a drift table"):
+        _background.result(refused)

@@ -1,0 +1,73 @@
+"""The ``smlmspine`` console script (``smlmspine.cli:console_main``) ends quickly with the
+exit status of :func:`smlmspine.cli.main`, its output complete and the exit handlers run;
+Open3D's worker import leaves its plotly viewer out."""
+
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import entry_points
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "data" / "sample_dendrite.csv"
+
+_SCRIPT = textwrap.dedent("""
+    import atexit, sys
+    atexit.register(lambda: print("exit handler ran", file=sys.stderr, flush=True))
+    from smlmspine.cli import console_main
+    sys.argv[0] = "smlmspine"
+    console_main()
+    print("not reached", file=sys.stderr)
+""")
+
+
+def _console(*args):
+    return subprocess.run([sys.executable, "-c", _SCRIPT, *map(str, args)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_the_installed_script_is_console_main():
+    [ep] = [e for e in entry_points(group="console_scripts") if e.name == "smlmspine"]
+    assert ep.value == "smlmspine.cli:console_main"
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'smlmspine = "smlmspine.cli:console_main"' in text
+
+
+def test_success_keeps_its_output_and_runs_the_exit_handlers():
+    res = _console("info", SAMPLE)
+    assert res.returncode == 0, res.stderr
+    assert "localizations:   51346" in res.stdout and "frame_range" in res.stdout
+    assert res.stderr.strip().splitlines()[-1] == "exit handler ran"
+    assert "not reached" not in res.stderr
+    helptext = _console("--help")
+    assert helptext.returncode == 0 and "SMLMSPINE_MEMORY_BUDGET_GB" in helptext.stdout
+
+
+def test_an_error_is_one_line_and_exit_2():
+    res = _console("info", ROOT / "no-such-file.csv")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("smlmspine info: error:") and "no-such-file.csv" in lines[0]
+    assert lines[1:] == ["exit handler ran"] and "Traceback" not in res.stderr
+
+
+def test_worker_open3d_import_leaves_out_the_plotly_viewer():
+    code = textwrap.dedent("""
+        import sys
+        import smlmspine._open3d
+        import open3d as o3d
+        assert "dash" not in sys.modules and "plotly" not in sys.modules
+        mesh = o3d.geometry.TriangleMesh.create_sphere(radius=1.0)
+        assert len(mesh.triangles) > 0
+        scene = o3d.t.geometry.RaycastingScene()
+        try:
+            o3d.visualization.draw_plotly([mesh])
+        except ImportError as exc:
+            assert "plotly" in str(exc)
+        else:
+            raise AssertionError("the placeholder did not refuse")
+        print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
