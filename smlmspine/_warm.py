@@ -116,8 +116,10 @@ def _warm_stages(*, say_progress: bool) -> WarmResult:
     from .cluster import cluster_statistics, dbscan
     from .drift import correct
     from .envelope import mesh_spines, write_meshes
+    from .io import write
     from .merge import merge_blinks
     from .morphology import spine_features
+    from .report._collect import histogram_xy
     from .voxel import write_overview
 
     quiet = not say_progress
@@ -150,6 +152,9 @@ def _warm_stages(*, say_progress: bool) -> WarmResult:
     with tempfile.TemporaryDirectory() as tmp:
         write_meshes(replace(meshes, spines=spines), Path(tmp) / "meshes")
         write_overview(meshes.isolation.table, Path(tmp))
+        # the report's overview bins the written localizations with its own types
+        write(meshes.isolation.table, Path(tmp) / "localizations.parquet")
+        histogram_xy(Path(tmp) / "localizations.parquet")
     say("overview")
     kernels = cached_kernels()
     compiled = tuple(sorted(k for k, d in kernels.items() if _on_disk(d)))
