@@ -1,19 +1,24 @@
-"""Figures drawn on idle cores: low-priority helper processes for a command's pictures.
+"""Figures drawn on idle cores: helper processes that run only when a core is free.
 
 ``smlmspine run`` draws ``drift.png`` and the report's figures with matplotlib, about
 1.7 s on the README's sample, all of it on one core once the envelope jobs are done.
 Inside :func:`helpers` (the CLI's ``run`` opens it), :func:`submit` hands such work to
-up to two helper processes forked from the envelope stage's fork server, at the lowest
-CPU priority (``nice`` 19): they take the cores the spine jobs leave idle (the last
-spine's tail) instead of adding to the run's time, and the report's sections are drawn
-two at a time. Outside the block, or with one worker, :func:`submit` returns None and
-the caller draws in its own process, as it always did. The pictures do not depend on
-where they were drawn (``tests/test_background.py``).
+up to two helper processes forked from the envelope stage's fork server and scheduled
+as ``SCHED_IDLE`` (Linux; elsewhere ``nice`` 19): they run only on cores nothing else
+wants, such as the one the last spine job leaves free, instead of adding to the run's
+time, and the report's sections are drawn two at a time. (At ``nice`` 19 they still
+took 0.4 s from the envelope jobs of the README sample: a job alone on the machine
+runs its BLAS and Open3D loops on both cores, and a helper's time slices delayed them.)
+Outside the block, or with one worker, :func:`submit` returns None and the caller
+draws in its own process, as it always did. The pictures do not depend on where they
+were drawn (``tests/test_background.py``).
 
-A failed helper is not a failed run: :func:`result` returns None when the helper could
-not do the work (a broken pool, a process that could not start) and the caller draws
-the figure itself; an error of the work itself (:class:`~smlmspine.errors.SmlmSpineError`)
-is raised as it would have been in the caller.
+A helper is never waited for long: :func:`result` gives up after ``timeout_s``
+(:data:`WAIT_S`; on a busy machine an idle-class process may get no time at all) and
+returns None, as it does when the helper could not do the work (a broken pool, a
+process that could not start); the caller then draws the figure itself. An error of the
+work itself (:class:`~smlmspine.errors.SmlmSpineError`) is raised as it would have been
+in the caller.
 """
 
 from __future__ import annotations
@@ -28,23 +33,40 @@ __all__ = ["helpers", "submit", "result", "active"]
 #: At most this many helper processes (drift plot; report sections two at a time).
 MAX_HELPERS = 2
 
-#: ``nice`` increment of the helpers: they run on cores nothing else wants.
+#: ``nice`` increment of the helpers where ``SCHED_IDLE`` is not available.
 NICE = 19
+
+#: Seconds a caller waits for a helper's result (in all, for the report's sections)
+#: before doing the work itself.
+WAIT_S = 20.0
 
 _EXECUTOR = None
 
 
 def _init(parent_pid: int) -> None:
-    """Helper initializer: lowest priority, end with the caller, matplotlib imported."""
+    """Helper initializer: idle priority, end with the caller, matplotlib imported."""
     from ._parentwatch import exit_with
 
-    try:
-        os.nice(NICE)
-    except OSError:   # not permitted here: a helper at normal priority still works
-        pass
+    idle_priority()
     exit_with(parent_pid)
     import matplotlib.backends.backend_agg  # noqa: F401  (what every figure draws with)
     import matplotlib.figure  # noqa: F401
+
+
+def idle_priority() -> str:
+    """Schedule this process only on idle cores: ``SCHED_IDLE`` where the system has it,
+    else ``nice`` +19; returns which (``"idle"``, ``"nice"`` or ``"none"``)."""
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        except OSError:
+            pass
+    try:
+        os.nice(NICE)
+        return "nice"
+    except OSError:   # not permitted here: a helper at normal priority still works
+        return "none"
 
 
 def _warm() -> None:
@@ -122,6 +144,8 @@ def submit(fn, *args) -> Future | None:
     outer: Future = Future()
 
     def hand_over():
+        if outer.cancelled():
+            return
         try:
             inner = ex.submit(fn, *args)
         except BaseException as exc:   # a shut-down or broken pool: the caller draws
@@ -134,6 +158,8 @@ def submit(fn, *args) -> Future | None:
 
 
 def _copy(inner: Future, outer: Future) -> None:
+    if outer.cancelled():   # given up on (result's timeout): nobody waits for it
+        return
     exc = inner.exception()
     if exc is not None:
         outer.set_exception(exc)
@@ -141,8 +167,9 @@ def _copy(inner: Future, outer: Future) -> None:
         outer.set_result(inner.result())
 
 
-def result(future: Future | None):
-    """The result of a :func:`submit`, or None when there was no helper or it failed.
+def result(future: Future | None, timeout_s: float = WAIT_S):
+    """The result of a :func:`submit`, or None when there was no helper, it failed or it
+    has not answered within ``timeout_s`` seconds (then the caller does the work).
 
     An :class:`~smlmspine.errors.SmlmSpineError` raised by the work itself is re-raised.
     """
@@ -151,8 +178,9 @@ def result(future: Future | None):
     from .errors import SmlmSpineError
 
     try:
-        return future.result()
+        return future.result(timeout=max(0.0, float(timeout_s)))
     except SmlmSpineError:
         raise
-    except Exception:   # the helper, not the work: the caller does it itself
+    except Exception:   # the helper, not the work (or too late): the caller does it
+        future.cancel()
         return None

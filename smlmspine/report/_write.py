@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ..errors import ParameterError
@@ -68,9 +69,10 @@ def build_report(outdir: str | Path, *, kind: str = "auto", title: str | None = 
     # CLI's smlmspine._background.helpers), the costliest first; the text is the same
     pending = {sid: _background.submit(_section_body, folder, sid, max_thumbnails)
                for sid in DRAWN if sid in dict(SECTIONS)}
+    deadline = time.monotonic() + _background.WAIT_S
     bodies = []
     for sid, heading in SECTIONS:
-        body = _background.result(pending.get(sid))
+        body = _background.result(pending.get(sid), deadline - time.monotonic())
         if body is None:
             body = _section_body(folder, sid, max_thumbnails)
         bodies.append(section(sid, heading, body))
