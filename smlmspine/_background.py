@@ -124,7 +124,20 @@ def helpers(workers):
         yield True
     finally:
         ex, _EXECUTOR = _EXECUTOR, None
-        ex.shutdown(wait=True, cancel_futures=True)
+        _stop(ex)
+
+
+def _stop(ex) -> None:
+    """Shut the helpers down without waiting for work still running: whatever a helper
+    has not finished, its caller did itself (:func:`result`), and an idle-class process
+    on a busy machine may not finish soon."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5.0)
 
 
 def active() -> bool:
@@ -167,9 +180,10 @@ def _copy(inner: Future, outer: Future) -> None:
         outer.set_result(inner.result())
 
 
-def result(future: Future | None, timeout_s: float = WAIT_S):
+def result(future: Future | None, timeout_s: float | None = None):
     """The result of a :func:`submit`, or None when there was no helper, it failed or it
-    has not answered within ``timeout_s`` seconds (then the caller does the work).
+    has not answered within ``timeout_s`` seconds (default :data:`WAIT_S`; then the
+    caller does the work).
 
     An :class:`~smlmspine.errors.SmlmSpineError` raised by the work itself is re-raised.
     """
@@ -178,7 +192,8 @@ def result(future: Future | None, timeout_s: float = WAIT_S):
     from .errors import SmlmSpineError
 
     try:
-        return future.result(timeout=max(0.0, float(timeout_s)))
+        wait = WAIT_S if timeout_s is None else timeout_s
+        return future.result(timeout=max(0.0, float(wait)))
     except SmlmSpineError:
         raise
     except Exception:   # the helper, not the work (or too late): the caller does it

@@ -124,6 +124,7 @@ def test_drift_plot_is_drawn_by_a_helper_inside_helpers(small_dendrite, tmp_path
         raise AssertionError("drift.png drawn in the calling process")
 
     monkeypatch.setattr(DriftModel, "plot", not_here)
+    monkeypatch.setattr(_background, "WAIT_S", 600.0)   # idle-class: wait, even if busy
     with _background.helpers(2) as on:
         assert on
         run(small_dendrite.localizations, tmp_path / "o", quiet=True, workers=2)

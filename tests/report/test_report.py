@@ -368,6 +368,7 @@ def test_report_drawn_by_helpers_is_the_same_text(run_dir, monkeypatch):
     monkeypatch.setattr(_write, "build", text_only)
     with pytest.raises(AssertionError, match="drawn in the calling process"):
         build_report(run_dir)
+    monkeypatch.setattr(_background, "WAIT_S", 600.0)   # idle-class: wait, even if busy
     with _background.helpers(2) as on:
         assert on
         drawn = build_report(run_dir)
