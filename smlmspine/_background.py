@@ -40,7 +40,12 @@ NICE = 19
 #: before doing the work itself.
 WAIT_S = 20.0
 
+#: Seconds the end of the block waits for helpers still being started (the fork server
+#: may still be importing its modules when a command fails early).
+START_WAIT_S = 60.0
+
 _EXECUTOR = None
+_STARTING: list = []   # the threads handing work over (each may be starting a helper)
 
 
 def _init(parent_pid: int) -> None:
@@ -130,7 +135,18 @@ def helpers(workers):
 def _stop(ex) -> None:
     """Shut the helpers down without waiting for work still running: whatever a helper
     has not finished, its caller did itself (:func:`result`), and an idle-class process
-    on a busy machine may not finish soon."""
+    on a busy machine may not finish soon.
+
+    A helper still being started is waited for first (:data:`START_WAIT_S` at most): a
+    process the fork server forked after this one had cleaned up its queues would fail
+    to start with a traceback on the command's stderr (seen when ``run`` refused a 2D
+    file 0.3 s after it began, while the fork server was still importing).
+    """
+    import time
+
+    deadline = time.monotonic() + START_WAIT_S
+    while _STARTING:
+        _STARTING.pop().join(timeout=max(0.0, deadline - time.monotonic()))
     procs = list((getattr(ex, "_processes", None) or {}).values())
     ex.shutdown(wait=False, cancel_futures=True)
     for p in procs:
@@ -166,7 +182,9 @@ def submit(fn, *args) -> Future | None:
             return
         inner.add_done_callback(lambda f: _copy(f, outer))
 
-    threading.Thread(target=hand_over, name="smlmspine-helper-submit", daemon=True).start()
+    thread = threading.Thread(target=hand_over, name="smlmspine-helper-submit", daemon=True)
+    _STARTING.append(thread)
+    thread.start()
     return outer
 
 

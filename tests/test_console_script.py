@@ -51,6 +51,24 @@ def test_an_error_is_one_line_and_exit_2():
     assert lines[1:] == ["exit handler ran"] and "Traceback" not in res.stderr
 
 
+def test_run_refused_early_is_one_line_without_helper_tracebacks(tmp_path):
+    """`run` starts its fork server and figure helpers before it reads the file; a file
+    it refuses right away must still give one line, and no helper started afterwards
+    may print a traceback on the same stderr (the capture below waits until every
+    process holding the pipe has ended)."""
+    import pyarrow.csv as pc
+
+    t = pc.read_csv(SAMPLE)
+    flat = tmp_path / "flat.csv"
+    pc.write_csv(t.drop_columns([c for c in t.column_names if c.startswith("z")]), flat)
+    res = _console("run", flat, "-o", tmp_path / "out")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith("smlmspine run: error:") and "3D" in lines[0]
+    assert lines[1:] == ["exit handler ran"], res.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_worker_open3d_import_leaves_out_the_plotly_viewer():
     code = textwrap.dedent("""
         import sys
