@@ -147,13 +147,9 @@ def _stop(ex) -> None:
     deadline = time.monotonic() + START_WAIT_S
     while _STARTING:
         _STARTING.pop().join(timeout=max(0.0, deadline - time.monotonic()))
-    procs = list((getattr(ex, "_processes", None) or {}).values())
-    ex.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    for p in procs:
-        p.join(timeout=5.0)
+    from ._workers import abandon
+
+    abandon(ex)
 
 
 def active() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["n_workers"]
+__all__ = ["n_workers", "abandon"]
 
 
 def n_workers(workers, n_jobs: int, *, jobs_per_worker: int = 1) -> int:
@@ -22,3 +22,20 @@ def n_workers(workers, n_jobs: int, *, jobs_per_worker: int = 1) -> int:
     if n < 0:
         n = max(1, (os.cpu_count() or 1) + 1 + n)
     return max(1, min(n, n_jobs // jobs_per_worker))
+
+
+def abandon(executor, join_s: float = 5.0) -> None:
+    """Stop a ``ProcessPoolExecutor`` without waiting for its work: queued jobs cancelled,
+    running workers terminated (then joined, ``join_s`` seconds at most each).
+
+    For work nobody will use: an interrupted command (Ctrl-C, SIGTERM), whose pool would
+    otherwise finish every queued spine before the command could end, or helpers whose
+    callers did the work themselves (:mod:`smlmspine._background`).
+    """
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=join_s)

@@ -69,6 +69,26 @@ def test_run_refused_early_is_one_line_without_helper_tracebacks(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path):
+    """A job scheduler's SIGTERM in the middle of `run`: one line, exit 143, no output
+    folder, and without finishing the queued spines first."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-c", _SCRIPT, "run", str(SAMPLE), "-o", str(out),
+                          "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)                     # reading, drift, isolation or the envelopes
+    t = time.perf_counter()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert time.perf_counter() - t < 20.0
+    assert err.strip().splitlines() == ["smlmspine: terminated", "exit handler ran"], err
+    assert not out.exists()
+
+
 def test_worker_open3d_import_leaves_out_the_plotly_viewer():
     code = textwrap.dedent("""
         import sys

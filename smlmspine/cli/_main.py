@@ -97,9 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError as exc:  # an allocation the budget checks did not foresee
         print(f"smlmspine {name}: error: {_memory_message(args, exc)}", file=sys.stderr)
         return 2
+    except _Terminated:   # SIGTERM (console script): clean up as for Ctrl-C
+        print("smlmspine: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("smlmspine: interrupted", file=sys.stderr)
         return 130
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM in the console script: unwinds like Ctrl-C, so that the outputs of the
+    command are removed and its worker pools shut down (exit status 143)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
 
 
 def console_main() -> None:
@@ -110,12 +122,18 @@ def console_main() -> None:
     then takes ~0.5 s after a ``run``, for nothing, so the process ends with
     ``os._exit`` once the streams are flushed and the exit handlers (``atexit``:
     multiprocessing's clean-up, temporary folders) have run. It exits normally while a
-    non-daemon thread is still running, and whenever :func:`main` raised.
+    non-daemon thread is still running, and whenever :func:`main` raised. SIGTERM ends a
+    command as Ctrl-C does (its outputs removed), with exit status 143.
     """
     import atexit
     import os
+    import signal
     import threading
 
+    # a job scheduler's SIGTERM (or `kill`) ends the command as Ctrl-C does: outputs
+    # removed, pools shut down, one line, exit 143 (the default would leave a partial
+    # output folder and leaked semaphores)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     code = main()
     try:
         sys.stdout.flush()

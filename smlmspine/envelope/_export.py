@@ -253,18 +253,24 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
 
             from .._parentwatch import exit_with
 
+            from .._workers import abandon
+
             with ProcessPoolExecutor(n_workers, mp_context=_pool_context(),
                                      initializer=exit_with, initargs=(os.getpid(),)) as ex:
-                futs = {(kind, i): (ex.submit(_run_job, "dendrite", (pd_,), dopts)
-                                    if kind == "dendrite" else
-                                    ex.submit(_run_job, "spine", jobs[i], opts))
-                        for kind, i, _ in tasks}
-                from concurrent.futures import as_completed
+                try:
+                    futs = {(kind, i): (ex.submit(_run_job, "dendrite", (pd_,), dopts)
+                                        if kind == "dendrite" else
+                                        ex.submit(_run_job, "spine", jobs[i], opts))
+                            for kind, i, _ in tasks}
+                    from concurrent.futures import as_completed
 
-                spine_futs = [futs[("spine", i)] for i in range(len(jobs))]
-                for f in _progress_iter(as_completed(spine_futs), progress, len(spine_futs)):
-                    f.result()
-                results = {key: f.result() for key, f in futs.items()}
+                    spine_futs = [futs[("spine", i)] for i in range(len(jobs))]
+                    for f in _progress_iter(as_completed(spine_futs), progress, len(spine_futs)):
+                        f.result()
+                    results = {key: f.result() for key, f in futs.items()}
+                except KeyboardInterrupt:   # Ctrl-C, SIGTERM: not every queued spine first
+                    abandon(ex)
+                    raise
         except (BrokenProcessPool, OSError) as exc:
             # e.g. a calling script without an ``if __name__ == "__main__":`` guard
             import warnings

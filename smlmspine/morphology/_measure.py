@@ -750,10 +750,16 @@ def measure_spines(meshes, *, base_points_nm=None, base_normals=None, workers: i
             from .._parentwatch import POLL_S, exit_with
 
             # (one BLAS thread per worker: the workers already fill the cores)
+            from .._workers import abandon
+
             with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=exit_with,
                                      initargs=(os.getpid(), POLL_S, 1)) as ex:
-                it = ex.map(_measure_job, jobs, chunksize=max(1, n // (4 * n_workers)))
-                return list(_progress(it, progress, n))
+                try:
+                    it = ex.map(_measure_job, jobs, chunksize=max(1, n // (4 * n_workers)))
+                    return list(_progress(it, progress, n))
+                except KeyboardInterrupt:   # Ctrl-C, SIGTERM: not every queued spine first
+                    abandon(ex)
+                    raise
         except (BrokenProcessPool, OSError) as exc:
             # e.g. a calling script without an ``if __name__ == "__main__":`` guard
             import warnings
