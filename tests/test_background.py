@@ -36,10 +36,16 @@ def test_helpers_are_other_processes_at_the_lowest_priority():
     with _background.helpers(2) as on:
         assert on and _background.active()
         pids = {_background.result(_background.submit(os.getpid)) for _ in range(6)}
-        policy = _background.result(_background.submit(os.sched_getscheduler, 0))
+        policy, nice = _background.result(_background.submit(_priority))
     assert not _background.active()
     assert os.getpid() not in pids and None not in pids and 1 <= len(pids) <= 2
-    assert policy == os.SCHED_IDLE     # Linux: run only where a core is idle
+    # Linux: run only where a core is idle; where the system refuses SCHED_IDLE (a
+    # restricted container), the lowest nice value instead
+    assert policy == os.SCHED_IDLE or nice == 19
+
+
+def _priority():
+    return os.sched_getscheduler(0), os.nice(0)
 
 
 def test_one_worker_means_no_helpers():
