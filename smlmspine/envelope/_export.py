@@ -252,7 +252,6 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
             import os
 
             from .._parentwatch import exit_with
-
             from .._workers import abandon
 
             with ProcessPoolExecutor(n_workers, mp_context=_pool_context(),
