@@ -232,3 +232,50 @@ def test_band_is_the_morphological_band():
     grids.append(((g[0] - 20) ** 2 + (g[1] - 21) ** 2 / 2 + (g[2] - 19) ** 2) < 15 ** 2)
     for inside in grids:
         assert np.array_equal(_band(inside), reference(inside))
+
+
+def _bubbly_surface(seed):
+    """A marching-cubes surface of a noisy field: one body and several small bubbles."""
+    from skimage.measure import marching_cubes
+
+    rng = np.random.default_rng(seed)
+    g = np.mgrid[-20:21, -20:21, -20:21].astype(float)
+    r = np.sqrt((g ** 2).sum(0))
+    vals = r - 15.0 + rng.normal(0, 0.6, r.shape)     # noise makes small bodies
+    vals[(r > 17) & (rng.random(r.shape) < 0.02)] = -1.0
+    vals[[0, -1]], vals[:, [0, -1]], vals[:, :, [0, -1]] = 1.0, 1.0, 1.0
+    v, f, _, _ = marching_cubes(vals, 0.0, method="lewiner", allow_degenerate=False)
+    return v.astype(float), f.astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_largest_body_of_a_grid_surface_is_largest_bodys_pick(seed):
+    """The pick made from the union-find's components (closed fans) is the body
+    _repair.largest_body picks, vertices and faces in the same order."""
+    from smlmspine.envelope._levelset import _closed_fans, _largest_body
+    from smlmspine.envelope._repair import largest_body
+
+    v, f = _bubbly_surface(seed)
+    lab = mesh_components(f, len(v))
+    assert len(np.unique(lab[f[:, 0]])) > 3 and _closed_fans(f, len(v))
+    got = _largest_body(v, f)
+    want = largest_body(trimesh.Trimesh(v, f, process=False))
+    np.testing.assert_array_equal(got[0], np.asarray(want.vertices))
+    np.testing.assert_array_equal(got[1], np.asarray(want.faces))
+    assert len(got[1]) < len(f)
+
+
+def test_closed_fans_refuses_open_flipped_and_pinched_meshes():
+    from smlmspine.envelope._levelset import _closed_fans
+
+    s = trimesh.creation.icosphere(2)
+    f = np.asarray(s.faces, np.int64)
+    assert _closed_fans(f, len(s.vertices))
+    assert not _closed_fans(f[1:], len(s.vertices))                 # a hole
+    flipped = f.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert not _closed_fans(flipped, len(s.vertices))                # wound the other way
+    # two spheres sharing one vertex: closed and wound, but pinched at that vertex
+    t = f + len(s.vertices)
+    t[t == len(s.vertices)] = 0
+    assert not _closed_fans(np.r_[f, t], 2 * len(s.vertices))

@@ -74,6 +74,32 @@ def test_fold_at_shared_vertex_that_open3d_misses():
     assert not open3d_self_intersections(v, f).any()
 
 
+@pytest.mark.parametrize("noise_nm,second", [(4.0, False), (2.0, True), (8.0, False),
+                                             (12.0, True)])
+def test_open3d_by_blocks_flags_what_open3d_flags_on_the_whole_mesh(noise_nm, second):
+    """Cut into blocks of OPEN3D_BLOCK triangles, each with its own vertices: the same
+    triangles as Open3D's test of the whole mesh (folds of a noisy sphere, a second
+    sphere through the first)."""
+    import open3d as o3d
+
+    from smlmspine.envelope import _selfintersect
+
+    rng = np.random.default_rng(int(noise_nm))
+    s = trimesh.creation.icosphere(4, radius=100.0)
+    v, f = s.vertices + rng.normal(0, noise_nm, s.vertices.shape), s.faces
+    if second:
+        t = trimesh.creation.icosphere(3, radius=60.0)
+        v, f = np.r_[v, t.vertices + [80.0, 0.0, 0.0]], np.r_[f, t.faces + len(v)]
+    assert len(f) > 5 * _selfintersect.OPEN3D_BLOCK
+    m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(v),
+                                  o3d.utility.Vector3iVector(f.astype(np.int32)))
+    want = np.zeros(len(f), bool)
+    pairs = np.asarray(m.get_self_intersecting_triangles())
+    want[np.unique(pairs.ravel())] = True
+    assert want.sum() > 100
+    np.testing.assert_array_equal(open3d_self_intersections(v, f), want)
+
+
 def test_icosphere_clean_and_pushed_vertex():
     s = trimesh.creation.icosphere(3, radius=200.0)
     assert _flags(s.vertices, s.faces)[1] == 0
