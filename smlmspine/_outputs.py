@@ -41,10 +41,40 @@ from pathlib import Path
 from .errors import FormatError
 
 __all__ = ["Outputs", "atomic_write", "atomic_path", "backup_beside", "restore_backup",
-           "current_umask", "check_output_file", "check_output_folder"]
+           "current_umask", "check_output_file", "check_output_folder", "abandon_outputs"]
 
 
 _UMASK_LOCK = threading.Lock()
+#: The output transactions in progress and the temporary files of atomic writes not yet
+#: renamed: what :func:`abandon_outputs` undoes when a command is stopped at once (SIGTERM).
+_LIVE_LOCK = threading.Lock()
+_LIVE_OUTPUTS: list = []
+_LIVE_TEMPS: set = set()
+
+
+def abandon_outputs() -> None:
+    """Undo every output transaction in progress and remove every temporary file of an
+    unfinished atomic write, without unwinding the code that made them.
+
+    For a command stopped where it stands (the console script's SIGTERM handler, which
+    then ends the process): the same roll-back as an exception leaving the
+    :class:`Outputs` block. Errors are ignored: this is the last thing the process does.
+    """
+    with _LIVE_LOCK:
+        outputs = list(reversed(_LIVE_OUTPUTS))
+        temps = list(_LIVE_TEMPS)
+        _LIVE_OUTPUTS.clear()
+        _LIVE_TEMPS.clear()
+    for out in outputs:
+        try:
+            out._rollback()
+        except Exception:  # noqa: BLE001 - the process ends next
+            pass
+    for tmp in temps:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def current_umask() -> int:
@@ -148,6 +178,8 @@ def atomic_write(path, *, keep_suffix: bool = False):
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=_parent(path))
     os.close(fd)
     tmp_path = Path(tmp)
+    with _LIVE_LOCK:
+        _LIVE_TEMPS.add(tmp_path)
     try:
         yield tmp_path
         # chmod after the writer ran: a writer may have replaced the temporary file
@@ -155,6 +187,8 @@ def atomic_write(path, *, keep_suffix: bool = False):
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+        with _LIVE_LOCK:
+            _LIVE_TEMPS.discard(tmp_path)
 
 
 def atomic_path(path):
@@ -284,19 +318,28 @@ class Outputs:
     # -- context ------------------------------------------------------------------------
     def __enter__(self) -> "Outputs":
         self._active = True
+        with _LIVE_LOCK:
+            _LIVE_OUTPUTS.append(self)
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self._active = False
         if exc_type is None:
+            self._forget()      # committed: a stop from now on leaves the outputs
             self._discard_backups()
             return False
         self._rollback()
+        self._forget()          # (a stop during the roll-back finishes it)
         if isinstance(exc, OSError) and not isinstance(exc, FormatError):
             name = exc.filename if exc.filename is not None else None
             what = exc.strerror or str(exc)
             raise FormatError(f"cannot write: {what}", path=name) from None
         return False
+
+    def _forget(self) -> None:
+        with _LIVE_LOCK:
+            if self in _LIVE_OUTPUTS:
+                _LIVE_OUTPUTS.remove(self)
 
     def _discard_backups(self) -> None:
         for _, backup, _ in self._files:

@@ -56,7 +56,15 @@ def exit_with(parent_pid: int, poll_s: float = POLL_S, blas_threads: int | None 
     blas_threads : int, optional
         Also limit BLAS to this many threads in the worker (when the workers already
         fill the cores); None leaves BLAS as it is.
+
+    The worker also ignores SIGINT: Ctrl-C in a terminal reaches every process of the
+    command, and a worker interrupted while it waits for work printed a traceback of
+    its own; the process that owns the pool stops it (and this watch ends it with its
+    parent).
     """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if blas_threads is not None:
         try:
             from threadpoolctl import threadpool_limits

@@ -1,12 +1,15 @@
 """The ``smlmspine`` console script (``smlmspine.cli:console_main``) ends quickly with the
 exit status of :func:`smlmspine.cli.main`, its output complete and the exit handlers run;
-Open3D's worker import leaves its plotly viewer out."""
+SIGTERM and Ctrl-C stop it at once, leaving nothing; Open3D's worker import leaves its
+plotly viewer out."""
 
 import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "data" / "sample_dendrite.csv"
@@ -69,24 +72,75 @@ def test_run_refused_early_is_one_line_without_helper_tracebacks(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path):
-    """A job scheduler's SIGTERM in the middle of `run`: one line, exit 143, no output
-    folder, and without finishing the queued spines first."""
-    import signal
+def _stop_run(tmp_path, after_s, sig, *, group):
+    """Start the README job in a session of its own, send ``sig`` after ``after_s``
+    (to the whole session with ``group``, as a terminal's Ctrl-C does), and return
+    ``(exit status, stderr, seconds to end, output folder, processes left)``."""
+    import os
     import time
 
-    out = tmp_path / "out"
+    out = tmp_path / f"out_{after_s}"
     p = subprocess.Popen([sys.executable, "-c", _SCRIPT, "run", str(SAMPLE), "-o", str(out),
                           "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)                     # reading, drift, isolation or the envelopes
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(after_s)
     t = time.perf_counter()
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=120)
-    assert p.returncode == 143, err
-    assert time.perf_counter() - t < 20.0
-    assert err.strip().splitlines() == ["smlmspine: terminated", "exit handler ran"], err
-    assert not out.exists()
+    if group:
+        os.killpg(p.pid, sig)
+    else:
+        p.send_signal(sig)
+    try:
+        _, err = p.communicate(timeout=60)
+    finally:
+        seconds = time.perf_counter() - t
+        left = True
+        for _ in range(100):   # the resource tracker ends once every holder of its pipe has
+            try:
+                os.killpg(p.pid, 0)
+            except ProcessLookupError:
+                left = False
+                break
+            time.sleep(0.1)
+        if left:
+            os.killpg(p.pid, 9)
+    return p.returncode, err, seconds, out, left
+
+
+# the README job: starting (fork server importing), drift, isolation, spine jobs
+@pytest.mark.parametrize("after_s", [0.4, 1.5, 4.0])
+def test_sigterm_stops_a_run_at_once_and_leaves_nothing(tmp_path, after_s):
+    """A job scheduler's SIGTERM at any point of `run`: one line, exit 143, within
+    seconds, no output folder, no process left. (Unwinding from the signal, as Ctrl-C
+    does, printed tracebacks, crashed or hung at some of these points.)"""
+    import signal
+
+    code, err, seconds, out, left = _stop_run(tmp_path, after_s, signal.SIGTERM, group=False)
+    assert code == 143, err
+    assert err.strip().splitlines() == ["smlmspine: terminated"], err
+    assert seconds < 20.0
+    assert not out.exists() and not left
+
+
+@pytest.mark.parametrize("after_s", [0.4, 3.0])
+def test_ctrl_c_in_a_terminal_stops_a_run_at_once_and_leaves_nothing(tmp_path, after_s):
+    """Ctrl-C reaches every process of the command (the fork server still importing,
+    the workers): one line, exit 130, no traceback of any process."""
+    import signal
+
+    code, err, seconds, out, left = _stop_run(tmp_path, after_s, signal.SIGINT, group=True)
+    assert code == 130, err
+    assert err.strip().splitlines() == ["smlmspine: interrupted"], err
+    assert seconds < 20.0
+    assert not out.exists() and not left
+
+
+def test_fork_server_module_does_nothing_elsewhere():
+    """Imported by anything but the fork server's start, smlmspine._forkserver leaves
+    SIGINT to Python."""
+    code = "import signal, smlmspine._forkserver; print(signal.getsignal(signal.SIGINT))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and "default_int_handler" in res.stdout, res
 
 
 def test_worker_open3d_import_leaves_out_the_plotly_viewer():

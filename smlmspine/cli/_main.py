@@ -97,21 +97,92 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError as exc:  # an allocation the budget checks did not foresee
         print(f"smlmspine {name}: error: {_memory_message(args, exc)}", file=sys.stderr)
         return 2
-    except _Terminated:   # SIGTERM (console script): clean up as for Ctrl-C
-        print("smlmspine: terminated", file=sys.stderr)
-        return 143
     except KeyboardInterrupt:
         print("smlmspine: interrupted", file=sys.stderr)
         return 130
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM in the console script: unwinds like Ctrl-C, so that the outputs of the
-    command are removed and its worker pools shut down (exit status 143)."""
-
-
 def _on_sigterm(signum, frame):
-    raise _Terminated()
+    """SIGTERM: stop where the command stands (:func:`_stop_now`).
+
+    Raising an exception here, as Ctrl-C does, unwinds from wherever the main thread
+    happens to be: inside the start of a process pool, a numba cache load or a futures
+    callback that exception printed tracebacks, left semaphores to the resource tracker,
+    crashed the interpreter (SIGSEGV) or hung it on a queue's feeder thread (SIGTERM at
+    0.5-4.5 s into the README job, 2026-12-05). Nothing is unwound now."""
+    _stop_now(143, "smlmspine: terminated")
+
+
+def _on_sigint(signum, frame):
+    """Ctrl-C in the console script: as SIGTERM (:func:`_on_sigterm`), exit status 130.
+    (``smlmspine.cli.main`` and ``python -m smlmspine`` keep Python's KeyboardInterrupt.)
+    """
+    _stop_now(130, "smlmspine: interrupted")
+
+
+def _stop_now(code: int, line: str) -> None:
+    """End the process at once, leaving nothing behind: the command's outputs rolled
+    back (:func:`smlmspine._outputs.abandon_outputs`), its child processes (worker pools,
+    their fork server, figure helpers) killed, its semaphores released (else the
+    resource tracker reports them "leaked"), one ``line`` on stderr, exit ``code``.
+    Exit handlers do not run (as for a process killed by the default SIGTERM action)."""
+    import os
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    steps = (_abandon_outputs, _kill_children, _release_semaphores)
+    for step in steps:
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - the process ends next, whatever failed
+            pass
+    try:
+        os.write(2, (line + "\n").encode())
+    finally:
+        os._exit(code)
+
+
+def _abandon_outputs() -> None:
+    from .._outputs import abandon_outputs
+
+    abandon_outputs()
+
+
+def _kill_children() -> None:
+    import multiprocessing
+    import os
+    import signal
+    from multiprocessing import forkserver
+
+    for p in multiprocessing.active_children():
+        p.kill()
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    # multiprocessing's temporary folder (the fork server's socket), removed at a
+    # normal exit by a finalizer
+    import shutil
+
+    tmp = multiprocessing.current_process()._config.get("tempdir")
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _release_semaphores() -> None:
+    """Unlink this process's named semaphores and tell the resource tracker (what their
+    finalizers do at a normal exit)."""
+    import gc
+    from multiprocessing.synchronize import SemLock
+
+    for obj in gc.get_objects():
+        if isinstance(obj, SemLock):
+            name = getattr(obj._semlock, "name", None)
+            if name:
+                try:
+                    SemLock._cleanup(name)
+                except OSError:
+                    pass
 
 
 def console_main() -> None:
@@ -122,18 +193,20 @@ def console_main() -> None:
     then takes ~0.5 s after a ``run``, for nothing, so the process ends with
     ``os._exit`` once the streams are flushed and the exit handlers (``atexit``:
     multiprocessing's clean-up, temporary folders) have run. It exits normally while a
-    non-daemon thread is still running, and whenever :func:`main` raised. SIGTERM ends a
-    command as Ctrl-C does (its outputs removed), with exit status 143.
+    non-daemon thread is still running, and whenever :func:`main` raised. SIGTERM and
+    Ctrl-C end a command at once (:func:`_on_sigterm`: its outputs removed, its child
+    processes killed, exit status 143 and 130).
     """
     import atexit
     import os
     import signal
     import threading
 
-    # a job scheduler's SIGTERM (or `kill`) ends the command as Ctrl-C does: outputs
-    # removed, pools shut down, one line, exit 143 (the default would leave a partial
+    # a job scheduler's SIGTERM (or `kill`) ends the command at once: outputs removed,
+    # child processes killed, one line, exit 143 (the default would leave a partial
     # output folder and leaked semaphores)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
     code = main()
     try:
         sys.stdout.flush()

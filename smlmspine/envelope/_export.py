@@ -318,7 +318,8 @@ def _n_workers(workers, n_jobs: int) -> int:
 #: are forked from it (:func:`_start_pool_server`), which also loads their numba
 #: kernels from the on-disk caches (:mod:`._workerinit`). Only these: the morphology
 #: features, readers, writers and plots are not imported in workers.
-WORKER_MODULES = ("numpy", "scipy.spatial", "trimesh", "smlmspine._open3d",
+WORKER_MODULES = ("smlmspine._forkserver",   # first: the server ignores Ctrl-C from here
+                  "numpy", "scipy.spatial", "trimesh", "smlmspine._open3d",
                   "smlmspine.envelope._export", "smlmspine.envelope._reconstruct",
                   "smlmspine.envelope._alpha", "smlmspine.envelope._alpha_kernels",
                   "smlmspine.envelope._delaunay", "smlmspine.envelope._levelset",
