@@ -202,7 +202,12 @@ def _largest_body(v, f):
         # bodies numbered by their first face, as scipy's connected_components numbers
         # the faces' graph in largest_body (int32, as there: trimesh's grouping sorts
         # them without a stable order, and the faces come in that order)
-        body, n_bodies = _number_bodies(face_lab, len(v))
+        first = np.full(len(v), len(f))
+        np.minimum.at(first, face_lab, np.arange(len(f)))
+        roots = np.flatnonzero(first < len(f))
+        rank = np.empty(len(v), np.int32)
+        rank[roots[np.argsort(first[roots], kind="stable")]] = np.arange(len(roots))
+        body, n_bodies = rank[face_lab], len(roots)
         vol = np.abs(_body_volumes(v, f, body, n_bodies))
         best = int(np.argmax(vol))
         runner_up = np.partition(vol, -2)[-2]
@@ -620,22 +625,6 @@ def _body_volumes(v, f, body, n_bodies):
         vol[body[t]] += (ax * (by * dz - bz * dy) + ay * (bz * dx - bx * dz)
                          + az * (bx * dy - by * dx))
     return vol / 6.0
-
-
-@njit(cache=True, nogil=True)
-def _number_bodies(root_of_face, n_vertices):
-    """Bodies numbered 0, 1, ... in the order of their first face (int32), and their
-    count."""
-    num = np.full(n_vertices, -1, np.int32)
-    out = np.empty(root_of_face.shape[0], np.int32)
-    n = 0
-    for t in range(root_of_face.shape[0]):
-        r = root_of_face[t]
-        if num[r] < 0:
-            num[r] = n
-            n += 1
-        out[t] = num[r]
-    return out, n
 
 
 @njit(cache=True, nogil=True)
