@@ -14,8 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "data" / "sample_dendrite.csv"
 
+# Ctrl-C as in a terminal: a test runner started in the background (CI) passes SIGINT
+# on ignored, which the console script leaves ignored
 _SCRIPT = textwrap.dedent("""
-    import atexit, sys
+    import atexit, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     atexit.register(lambda: print("exit handler ran", file=sys.stderr, flush=True))
     from smlmspine.cli import console_main
     sys.argv[0] = "smlmspine"
@@ -136,11 +139,36 @@ def test_ctrl_c_in_a_terminal_stops_a_run_at_once_and_leaves_nothing(tmp_path, a
 
 def test_fork_server_module_does_nothing_elsewhere():
     """Imported by anything but the fork server's start, smlmspine._forkserver leaves
-    SIGINT to Python."""
-    code = "import signal, smlmspine._forkserver; print(signal.getsignal(signal.SIGINT))"
+    SIGINT as it was."""
+    code = ("import signal; before = signal.getsignal(signal.SIGINT); "
+            "import smlmspine._forkserver; print(signal.getsignal(signal.SIGINT) is before)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
-    assert res.returncode == 0 and "default_int_handler" in res.stdout, res
+    assert res.returncode == 0 and res.stdout.strip() == "True", res
+
+
+@pytest.mark.parametrize("start", ["default", "ignored"])
+def test_a_signal_ignored_at_start_stays_ignored(start):
+    """Started with SIGINT ignored (a shell script's background job), the console script
+    leaves it ignored; started normally, Ctrl-C and SIGTERM get its handlers."""
+    code = textwrap.dedent(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN if "{start}" == "ignored"
+                      else signal.default_int_handler)
+        import smlmspine.cli._main as m
+        def main():
+            print(signal.getsignal(signal.SIGINT) is m._on_sigint,
+                  signal.getsignal(signal.SIGINT) == signal.SIG_IGN,
+                  signal.getsignal(signal.SIGTERM) is m._on_sigterm)
+            return 0
+        m.main = main
+        m.console_main()
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    want = "False True True" if start == "ignored" else "True False True"
+    assert res.stdout.strip() == want
 
 
 def test_worker_open3d_import_leaves_out_the_plotly_viewer():

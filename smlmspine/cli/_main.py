@@ -205,8 +205,12 @@ def console_main() -> None:
     # a job scheduler's SIGTERM (or `kill`) ends the command at once: outputs removed,
     # child processes killed, one line, exit 143 (the default would leave a partial
     # output folder and leaked semaphores)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGINT, _on_sigint)
+    # (a signal the process was started with ignored stays ignored: a shell script's
+    # background job, `nohup`)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     code = main()
     try:
         sys.stdout.flush()
