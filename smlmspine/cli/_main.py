@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 def _on_sigterm(signum, frame):
     """SIGTERM: stop where the command stands (:func:`_stop_now`).
 
-    Raising an exception here, as Ctrl-C does, unwinds from wherever the main thread
-    happens to be: inside the start of a process pool, a numba cache load or a futures
-    callback that exception printed tracebacks, left semaphores to the resource tracker,
-    crashed the interpreter (SIGSEGV) or hung it on a queue's feeder thread (SIGTERM at
-    0.5-4.5 s into the README job, 2026-12-05). Nothing is unwound now."""
+    Raising an exception here, as Python's Ctrl-C does, unwinds from wherever the main
+    thread happens to be. Raised inside the start of a process pool, a numba cache load
+    or a futures callback, it printed tracebacks, left semaphores to the resource
+    tracker, crashed the interpreter (SIGSEGV) or hung it on a queue's feeder thread
+    (SIGTERM at 0.5-4.5 s into the README job, 2026-12-05). Nothing is unwound now."""
     _stop_now(143, "smlmspine: terminated")
 
 

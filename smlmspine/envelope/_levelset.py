@@ -894,13 +894,6 @@ def _sift_up(H, i):
 
 
 @njit(cache=True, nogil=True)
-def _grow(x, n):
-    y = np.empty(n, np.int64)
-    y[:x.shape[0]] = x
-    return y
-
-
-@njit(cache=True, nogil=True)
 def _drop_stale(H, nh, E, version):
     """Remove the stale entries (an end merged away or moved since the entry was
     costed: stale for good) from the heap's ``nh`` rows and re-heapify; returns the new
