@@ -27,8 +27,8 @@ Procedure (all lengths along the mesh centreline from the base):
    ``max(1, round(length / window_nm))`` equal windows, plus windows shifted by half a
    window between them (a short constriction falls whole into one); in each the localizations
    within the slab are fitted with the blurred-ring model (anisotropic precision,
-   free centre, uniform background; a free axis tilt only with ``WINDOW_TILT``). A fit
-   is kept when its radius lies within ``[0.25, 2.5]`` x the mesh's median radius there and the ring holds >= 50 % of
+   free centre and axis tilt, uniform background). A fit is kept when its radius lies within
+   ``[0.25, 2.5]`` x the mesh's median radius there and the ring holds >= 50 % of
    the slab's points; its radius is replaced by the equivalent radius ``sqrt(a b)`` of
    an ellipse fit (:func:`~smlmspine.morphology._ringfit.fit_ellipse_ring`) when that
    fits better by more than ``ELLIPSE_MIN_DNLL``, is smaller and has an aspect below
@@ -225,18 +225,6 @@ def _window_radius(r_circle: float, ellipse) -> float:
     return r_circle
 
 
-#: Whether a window's ring may tilt against the window's axis (two more parameters, the
-#: centre's drift along the window; :func:`~._ringfit.fit_ring`'s ``t_nm``). Off since
-#: 2026-12-05: with ~14 fluorophores per window (idealised 3D STORM, ~3 localizations
-#: each) the free tilt made thin necks read narrow (Monte Carlo of a 72 nm tube: window
-#: radii -7 % median, 10th percentile -31 %; without tilt -5 % / -20 %), and on the
-#: recorded refit inputs of 11 validation simulations the neck minimum median / 90th
-#: percentile went 5.0 / 15.2 -> 3.9 / 13.8 % (idealised), 5.1 / 26.3 -> 4.8 / 26.5 %
-#: (EM-like on a shaft), 6.6 / 19.2 -> 5.9 / 19.4 % (spine-only), 1.7 / 5.7 -> 1.4 / 5.7 %
-#: (MINFLUX-like) without it. The window's axis is its stretch of the mesh's centreline.
-WINDOW_TILT = False
-
-
 #: A head whose smoothed mesh diameter is at most this (nm) is corrected too (step 5):
 #: the envelope of a thin tube sits outside its membrane (simulated EM-like filopodia,
 #: sigma 12/12/30 nm: tip bulbs +8-14 % in diameter), the heads of thin spines
@@ -418,9 +406,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     if s1 - s0 < min_neck_nm:
         return mesh, NeckSurfaceFit(False, "no neck region", s0, s1)
 
-    def ring(a, b, tilt=WINDOW_TILT):
-        """The accepted ring fit of the window [a, b] of the centreline, or None (``tilt``:
-        the ring's axis may tilt against the window's)."""
+    def ring(a, b):
+        """The accepted ring fit of the window [a, b] of the centreline, or None."""
         w = (s >= a) & (s <= b)
         if w.sum() < 2:
             return None
@@ -437,9 +424,8 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         uv = np.c_[rel[sel] @ u, rel[sel] @ v]
         r_max = max(1.5 * r_mesh, r_mesh + 4.0 * max(sxy, sz), 100.0)
         sv = float(np.sqrt(sxy ** 2 * (1.0 - v[2] ** 2) + sz ** 2 * v[2] ** 2))
-        t_fit = t[sel] if tilt else None
         out = fit_ring(uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max, radius0_nm=r_mesh,
-                       t_nm=t_fit, with_error=True, _return_x=True)
+                       t_nm=t[sel], with_error=True, _return_x=True)
         if out is None:
             return None
         r_fit, cu, cv, frac, err, _ = out
@@ -450,7 +436,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
             # blur of the axial precision fits a circle about its long axis
             # (not when the ellipse's aspect is at its bound: see _window_radius)
             r_fit = _window_radius(r_fit, fit_ellipse_ring(
-                uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max, circle=out, t_nm=t_fit))
+                uv, sigma_u_nm=sxy, sigma_v_nm=sv, r_max_nm=r_max, circle=out, t_nm=t[sel]))
         if not 0.25 * r_mesh <= r_fit <= 2.5 * r_mesh:
             return None
         return (0.5 * (a + b), r_fit, cen + cu * u + cv * v, int(len(uv)), err, r_mesh)
@@ -515,7 +501,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         n_f = max(1, int(round((s0 - float(s[0])) / flare_window_nm)))
         fe = np.linspace(float(s[0]), s0, n_f + 1)
         for a, b in zip(fe[:-1], fe[1:]):
-            k = ring(a, b, tilt=True)     # (a flare widens along its window)
+            k = ring(a, b)
             if k is not None and k[1] >= kr[0]:   # (a flare ring inside the tube: noise)
                 flare.append(k)
     fs = np.array([k[0] for k in flare])
