@@ -204,7 +204,7 @@ def _window_radius(r_circle: float, ellipse) -> float:
     holds the short axis. It comes from few fluorophores: 400 windows of a circular
     72 nm neck, 14 fluorophores of ~3 localizations each (sigma 9.9 / 24 nm), gave 19
     ellipses better by more than 4.6 (4.8 %, where 1 % is expected of independent
-    localizations), 14 of them at aspect 3 with equivalent radii of 21-35 nm for 36.
+    localizations), 14 of them at aspect 3 with equivalent radii of 20-33 nm for 36.
     On the validation sets' neck refits (2026-12-05) such windows made thin idealised
     necks read up to 33 % narrow (a 72 nm neck: windows 53-65 nm).
 
