@@ -2,6 +2,7 @@
 figures; without helpers (or when one fails) the caller draws them itself."""
 
 import os
+import time
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
@@ -83,3 +84,30 @@ def test_result_falls_back_on_a_failed_helper_and_reraises_the_works_errors():
     refused.set_exception(FormatError("not a drift table"))
     with pytest.raises(FormatError, match="not a drift table"):
         _background.result(refused)
+
+
+def test_the_pools_semaphores_are_released_on_the_calling_thread(monkeypatch):
+    """When the block ends, the pool's queues (named semaphores) are let go of by the
+    thread that ends it, not by a garbage collection on some other thread later: the
+    console script's quick exit once ended the process while another thread was still
+    telling the resource tracker, which then reported a "leaked" semaphore."""
+    import threading
+    from multiprocessing import synchronize
+
+    released = []
+    cleanup = synchronize.SemLock._cleanup
+
+    def spy(name):
+        released.append((name, threading.current_thread() is threading.main_thread()))
+        cleanup(name)
+
+    monkeypatch.setattr(synchronize.SemLock, "_cleanup", staticmethod(spy))
+    for late in (False, True):   # a helper that answered, and one still working
+        released.clear()
+        with _background.helpers(2) as on:
+            assert on
+            slow = _background.submit(time.sleep, 60.0 if late else 0.0)
+            assert (_background.result(slow, timeout_s=0.2 if late else None) is None)
+        # a call queue (3 semaphores) and a result queue (2), all released already
+        assert len(released) >= 5 and all(main for _, main in released), released
+        assert not [t.name for t in threading.enumerate() if t.name == "QueueFeederThread"]
