@@ -92,22 +92,30 @@ def test_the_pools_semaphores_are_released_on_the_calling_thread(monkeypatch):
     console script's quick exit once ended the process while another thread was still
     telling the resource tracker, which then reported a "leaked" semaphore."""
     import threading
-    from multiprocessing import synchronize
+    from multiprocessing import resource_tracker, synchronize
 
-    released = []
-    cleanup = synchronize.SemLock._cleanup
+    made, released = [], {}
+    register, cleanup = resource_tracker.register, synchronize.SemLock._cleanup
 
-    def spy(name):
-        released.append((name, threading.current_thread() is threading.main_thread()))
+    def spy_register(name, rtype):
+        made.append(name)
+        register(name, rtype)
+
+    def spy_cleanup(name):
+        released[name] = threading.current_thread() is threading.main_thread()
         cleanup(name)
 
-    monkeypatch.setattr(synchronize.SemLock, "_cleanup", staticmethod(spy))
+    monkeypatch.setattr(resource_tracker, "register", spy_register)
+    monkeypatch.setattr(synchronize.SemLock, "_cleanup", staticmethod(spy_cleanup))
     for late in (False, True):   # a helper that answered, and one still working
+        made.clear()
         released.clear()
+        feeders = {t for t in threading.enumerate() if t.name == "QueueFeederThread"}
         with _background.helpers(2) as on:
             assert on
             slow = _background.submit(time.sleep, 60.0 if late else 0.0)
-            assert (_background.result(slow, timeout_s=0.2 if late else None) is None)
-        # a call queue (3 semaphores) and a result queue (2), all released already
-        assert len(released) >= 5 and all(main for _, main in released), released
-        assert not [t.name for t in threading.enumerate() if t.name == "QueueFeederThread"]
+            assert _background.result(slow, timeout_s=0.2 if late else None) is None
+        # the pool's call queue (3 semaphores) and result queue (2), all released
+        # already, by this thread; its queue's feeder thread ended
+        assert len(made) >= 5 and all(released.get(name) for name in made), (made, released)
+        assert {t for t in threading.enumerate() if t.name == "QueueFeederThread"} <= feeders
