@@ -349,3 +349,33 @@ def test_thin_head_is_moved_in_onto_its_localizations(head_r, mesh_head_r, expec
     head = _head_diameter(out, length)
     assert abs(head - 2 * expected_r) < 0.04 * 2 * expected_r, (head, fit.head_shift_nm)
     assert (fit.head_shift_nm < 0) == (expected_r < mesh_head_r)
+
+
+@pytest.mark.parametrize("margin_nm, moved_whole", [(None, True), (np.inf, False)])
+def test_a_lumpy_envelope_is_pulled_in_whole_in_the_middle_of_the_neck(
+        monkeypatch, margin_nm, moved_whole):
+    """A bulky, lumpy envelope around a neck (bulges whose flanks face along the axis,
+    as alpha shells of EM-like necks) is pulled in onto the fitted tube whole in the
+    middle of the neck: before 2026-12-05 the flanks, weighted by how radial their
+    normal is, stayed out and the section read 174 nm for windows of 153 nm. With the
+    margin set to infinity (the old rule) the flanks stay out: the test can fail."""
+    import smlmspine.morphology._necksurface as ns
+
+    if margin_nm is not None:
+        monkeypatch.setattr(ns, "FULL_MOVE_MARGIN_NM", margin_nm)
+    length = 1200.0
+    z = np.linspace(0.0, length, 241)
+    lumpy = 130.0 + 50.0 * np.sin(2 * np.pi * z / 60.0)     # flanks ~80 deg off radial
+    rng = np.random.default_rng(21)
+    pts = _tube_points(60.0, length, 12.0, 6000, rng)
+    out, fit = fit_neck_surface(_revolved(z, lumpy), pts, np.zeros(3), precision_nm=12.0,
+                                base_axis=np.array([0.0, 0.0, 1.0]))
+    assert fit.applied, fit.reason
+    prof = section_profile(out, np.zeros(3), np.array([0.0, 0.0, 1.0]), step_nm=10.0)
+    s, d = prof["s_nm"], prof["diameter_nm"]
+    mid = (s > 300.0) & (s < 800.0)
+    assert mid.sum() > 30
+    if moved_whole:   # every section of the middle on the 120 nm tube
+        assert np.all(np.abs(d[mid] - 120.0) < 10.0), d[mid]
+    else:
+        assert np.max(d[mid]) > 140.0
