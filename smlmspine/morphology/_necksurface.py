@@ -243,17 +243,24 @@ HEAD_WINDOW_MIN_SHARE = 0.8
 
 
 #: Vertices of the neck region farther than this (nm) from both its ends move the whole
-#: way onto the fitted tube; nearer an end, a vertex moves by how radial its normal is
+#: way onto the fitted tube when its normal faces outward (away from the centreline:
+#: surfaces facing inward, as the inner sheet of a fold, stay as the normal weight
+#: has them); nearer an end, a vertex moves by how radial its normal is
 #: (:func:`_radial`: the disc closing a base, a head's underside). Everywhere before
 #: 2026-12-05, that weight also held back the flanks of a lumpy envelope's bulges in the
 #: middle of a neck, whose normals point along the axis: a bulky envelope (413 nm over a
 #: 132 nm EM-like mushroom neck) pulled in onto 153 nm windows read 174 nm. Replayed on
-#: the recorded refit inputs of 11 validation simulations (margins of 20, 40, 60, 80 and
+#: the recorded refit inputs of 12 validation simulations (margins of 20, 40, 60, 80 and
 #: 120 nm tried; with FULL_MOVE_MAX_NECK_HEAD), neck minimum median / 90th percentile
-#: |error| per pair of simulations: EM-like on a shaft 104-105 4.3/26.1 -> 4.2/20.8 %,
-#: 103-104 5.7/23.2 -> 5.0/22.5 %, 101-102 2.5/20.8 -> 2.5/20.7 %; idealised 105-106
-#: 7.0/20.4 -> 6.5/17.6 %, 1-2 3.5/11.4 -> 3.8/11.3 %; EM-like spine-only 6.6/19.2 ->
-#: 6.8/18.3 %; MINFLUX-like 1.7/5.7 % unchanged; heads and lengths within 0.5 points.
+#: |error| per validation set's pair of simulations: EM-like on a shaft 104-105
+#: 4.3/26.1 -> 4.1/20.7 %, 103-104 5.7/23.2 -> 5.0/22.4 %, 102-103 5.9/20.4 -> 4.6/20.4 %,
+#: 101-102 3.8/19.7 -> 3.1/19.7 %; idealised 105-106 7.0/20.4 -> 6.5/17.6 %, 1-2
+#: 3.5/11.4 -> 3.5/11.3 %; EM-like spine-only 6.6/19.2 -> 6.8/18.4 %; MINFLUX-like
+#: 1.7/5.7 % unchanged; heads within 0.2 points, lengths within 0.7. Moving the
+#: inward-facing vertices too (end to end, 2026-12-05 20:42): an EM-like mushroom neck
+#: of 262 nm (simulation 102, windows 272-313 nm) read 183 nm: 421 vertices near the
+#: base, inside the tube (0.65 x its radius) with normals facing inward, had been
+#: pushed out onto it, and the level set of that surface pinched the neck.
 FULL_MOVE_MARGIN_NM = 60.0
 #: ... but only when every fitted window's diameter is at most this share of the head's
 #: (the smoothed mesh profile's widest section of the distal half): the "neck region" of
@@ -562,10 +569,12 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     rel, rn, w_normal = _radial(v_[idx], cen_v, tang[j[idx]], normals[idx])
     # (inside the region, away from both its ends, there is no base disc nor head
     # underside: every vertex moves fully, whatever its normal; see FULL_MOVE_MARGIN_NM)
-    # (only on a neck clearly narrower than the head: see FULL_MOVE_MAX_NECK_HEAD)
+    # (only on a neck clearly narrower than the head, FULL_MOVE_MAX_NECK_HEAD, and only
+    # vertices whose normal faces outward)
     if 2.0 * float(kr.max()) <= FULL_MOVE_MAX_NECK_HEAD * float(ds[i_head]):
         mid = (sv_[idx] >= s0 + FULL_MOVE_MARGIN_NM) & (sv_[idx] <= s_end - FULL_MOVE_MARGIN_NM)
-        w_normal = np.where(mid, 1.0, w_normal)
+        outward = np.einsum("ij,ij->i", normals[idx], rel) > 0.0
+        w_normal = np.where(mid & outward, 1.0, w_normal)
     target = np.interp(sv_[idx], ks, kr)
     # beyond the region's ends (the flaring base, the head) vertices are only pushed out
     # onto the tube, never pulled in: pulling the underside of a head in folded it

@@ -351,17 +351,19 @@ def test_thin_head_is_moved_in_onto_its_localizations(head_r, mesh_head_r, expec
     assert (fit.head_shift_nm < 0) == (expected_r < mesh_head_r)
 
 
-@pytest.mark.parametrize("tube_r_nm, margin_nm, moved_whole",
-                         [(60.0, None, True), (60.0, np.inf, False), (105.0, None, False)])
+@pytest.mark.parametrize("tube_r_nm, margin_nm, inverted, moved_whole",
+                         [(60.0, None, False, True), (60.0, np.inf, False, False),
+                          (105.0, None, False, False), (60.0, None, True, False)])
 def test_a_lumpy_envelope_is_pulled_in_whole_in_the_middle_of_a_thin_neck(
-        monkeypatch, tube_r_nm, margin_nm, moved_whole):
+        monkeypatch, tube_r_nm, margin_nm, inverted, moved_whole):
     """A bulky, lumpy envelope around a neck (bulges whose flanks face along the axis,
     as alpha shells of EM-like necks) is pulled in onto the fitted tube whole in the
     middle of the neck: before 2026-12-05 the flanks, weighted by how radial their
     normal is, stayed out and the section read 174 nm for windows of 153 nm. With the
     margin set to infinity (the old rule) the flanks stay out: the test can fail. Nor
     is a "neck" about as wide as the envelope's widest part (the dome of a stubby spine)
-    pulled in whole: FULL_MOVE_MAX_NECK_HEAD."""
+    pulled in whole (FULL_MOVE_MAX_NECK_HEAD), nor a surface whose normals face inward
+    (here the whole mesh wound inside out; in a real refit, the inner sheet of a fold)."""
     import smlmspine.morphology._necksurface as ns
 
     if margin_nm is not None:
@@ -371,7 +373,10 @@ def test_a_lumpy_envelope_is_pulled_in_whole_in_the_middle_of_a_thin_neck(
     lumpy = 140.0 + 50.0 * np.sin(2 * np.pi * z / 60.0)     # flanks ~80 deg off radial
     rng = np.random.default_rng(21)
     pts = _tube_points(tube_r_nm, length, 12.0, 6000, rng)
-    out, fit = fit_neck_surface(_revolved(z, lumpy), pts, np.zeros(3), precision_nm=12.0,
+    mesh = _revolved(z, lumpy)
+    if inverted:
+        mesh.invert()
+    out, fit = fit_neck_surface(mesh, pts, np.zeros(3), precision_nm=12.0,
                                 base_axis=np.array([0.0, 0.0, 1.0]))
     assert fit.applied, fit.reason
     prof = section_profile(out, np.zeros(3), np.array([0.0, 0.0, 1.0]), step_nm=10.0)
