@@ -118,10 +118,15 @@ def helpers(workers):
     if n < 2 or _EXECUTOR is not None:
         yield False
         return
-    from .envelope._export import _pool_context
+    from .envelope._export import _ensure_server, _pool_context
 
     ctx = _pool_context()
     if ctx.get_start_method() != "forkserver":
+        yield False
+        return
+    try:   # (started here, in the main thread, deaf to Ctrl-C from its first instruction)
+        _ensure_server(ctx)
+    except (OSError, RuntimeError):   # no fork server: the caller draws, as without helpers
         yield False
         return
     from concurrent.futures import ProcessPoolExecutor

@@ -253,7 +253,12 @@ def mesh_spines(table: pa.Table, *, label: str = "membrane", method: str = "auto
             from .._parentwatch import exit_with
             from .._workers import abandon
 
-            with ProcessPoolExecutor(n_workers, mp_context=_pool_context(),
+            ctx = _pool_context()
+            try:
+                _ensure_server(ctx)
+            except (OSError, RuntimeError):   # the pool's first start will say why
+                pass
+            with ProcessPoolExecutor(n_workers, mp_context=ctx,
                                      initializer=exit_with, initargs=(os.getpid(),)) as ex:
                 try:
                     futs = {(kind, i): (ex.submit(_run_job, "dendrite", (pd_, caps_of), dopts)
@@ -354,6 +359,16 @@ def _pool_context():
     return mp.get_context("spawn")
 
 
+def _ensure_server(ctx) -> None:
+    """Start the fork server of ``ctx`` (when it has one) now, in this thread, deaf to
+    Ctrl-C from its first instruction (:func:`smlmspine._forkserver.start`); a pool
+    would otherwise start it on first use, from whichever thread submits."""
+    if ctx.get_start_method() == "forkserver":
+        from .._forkserver import start
+
+        start()
+
+
 def _start_pool_server(workers):
     """Start the fork server of the worker pool now (it imports :data:`WORKER_MODULES`
     in its own process while this one isolates the spines); returns the seconds spent
@@ -362,13 +377,10 @@ def _start_pool_server(workers):
         return None
     t = time.perf_counter()
     ctx = _pool_context()
-    if ctx.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        try:
-            forkserver.ensure_running()
-        except (OSError, RuntimeError):   # the pool will say why (and fall back)
-            return None
+    try:
+        _ensure_server(ctx)
+    except (OSError, RuntimeError):   # the pool will say why (and fall back)
+        return None
     return time.perf_counter() - t
 
 
