@@ -13,6 +13,10 @@ import signal
 from multiprocessing import forkserver
 from smlmspine.envelope._export import _ensure_server, _pool_context
 
+# Ctrl-C as in a terminal (a test runner started in the background passes SIGINT on
+# ignored, and a server started then would ignore it whatever the code does)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+before = signal.getsignal(signal.SIGINT)
 ctx = _pool_context()
 if ctx.get_start_method() != "forkserver":
     print("none")
@@ -23,7 +27,7 @@ pid = forkserver._forkserver._forkserver_pid
 status = open(f"/proc/{pid}/status").read()
 ignored = int([l for l in status.splitlines() if l.startswith("SigIgn")][0].split()[1], 16)
 print(bool(ignored & (1 << (signal.SIGINT - 1))),
-      signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+      signal.getsignal(signal.SIGINT) is before,
       signal.pthread_sigmask(signal.SIG_BLOCK, set()) == set())
 """
 
