@@ -166,8 +166,7 @@ def _stop(ex) -> None:
     queues = [weakref.ref(q) for q in (getattr(ex, "_call_queue", None),
                                        getattr(ex, "_result_queue", None)) if q is not None]
     feeder = getattr(queues[0](), "_thread", None) if queues else None
-    abandon(ex)
-    del ex
+    abandon(ex)   # (the shutdown drops the executor's references to the queues)
     for thread in (manager, feeder):
         if thread is not None:
             thread.join(timeout=JOIN_S)

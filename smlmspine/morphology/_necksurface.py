@@ -307,15 +307,16 @@ def _fine_enough(mesh, tree, s, s_lo, s_hi, edge_nm):
 
 
 def _radial(v, cen, tang, normals):
-    """``(rel, |rel|, w)``: each vertex's offset from its centreline point ``cen`` across
-    the unit tangent ``tang``, its length, and a weight from 0 to 1 by how radial the
-    vertex normal is (0 below 0.3 of the way, 1 above 0.7: the disc closing a base, a
-    head's underside or a tip move less or not at all)."""
+    """``(rel, |rel|, w, outward)``: each vertex's offset from its centreline point
+    ``cen`` across the unit tangent ``tang``, its length, a weight from 0 to 1 by how
+    radial the vertex normal is (0 below 0.3 of the way, 1 above 0.7: the disc closing a
+    base, a head's underside or a tip move less or not at all), and whether the normal
+    faces away from the centreline at all."""
     rel = v - cen
     rel -= np.einsum("ij,ij->i", rel, tang)[:, None] * tang
     rn = np.linalg.norm(rel, axis=1)
     radial = np.einsum("ij,ij->i", normals, rel) / np.maximum(rn, 1e-12)
-    return rel, rn, np.clip((radial - 0.3) / 0.4, 0.0, 1.0)
+    return rel, rn, np.clip((radial - 0.3) / 0.4, 0.0, 1.0), radial > 0.0
 
 
 def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=None,
@@ -566,14 +567,13 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     tang = np.gradient(c, axis=0)
     tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-12)
     cen_v = c[j[idx]] + np.c_[[np.interp(sv_[idx], ks, koff[:, k]) for k in range(3)]].T
-    rel, rn, w_normal = _radial(v_[idx], cen_v, tang[j[idx]], normals[idx])
+    rel, rn, w_normal, outward = _radial(v_[idx], cen_v, tang[j[idx]], normals[idx])
     # (inside the region, away from both its ends, there is no base disc nor head
     # underside: every vertex moves fully, whatever its normal; see FULL_MOVE_MARGIN_NM)
     # (only on a neck clearly narrower than the head, FULL_MOVE_MAX_NECK_HEAD, and only
     # vertices whose normal faces outward)
     if 2.0 * float(kr.max()) <= FULL_MOVE_MAX_NECK_HEAD * float(ds[i_head]):
         mid = (sv_[idx] >= s0 + FULL_MOVE_MARGIN_NM) & (sv_[idx] <= s_end - FULL_MOVE_MARGIN_NM)
-        outward = np.einsum("ij,ij->i", normals[idx], rel) > 0.0
         w_normal = np.where(mid & outward, 1.0, w_normal)
     target = np.interp(sv_[idx], ks, kr)
     # beyond the region's ends (the flaring base, the head) vertices are only pushed out
@@ -612,7 +612,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
         hw[~inside] = 0.0
         hi = np.flatnonzero(hw > 0)
         if hi.size:
-            rel, rn, w_normal = _radial(v_[hi], c[j[hi]], tang[j[hi]], normals[hi])
+            rel, rn, w_normal, _ = _radial(v_[hi], c[j[hi]], tang[j[hi]], normals[hi])
             w_h = hw[hi] * w_normal
             # (never inside the neck tube where the region ends: the tip of a filopodium
             # refitted short of it is no narrower than its neck; simulated ones read
