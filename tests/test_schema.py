@@ -171,11 +171,11 @@ def test_import_smlmspine_stays_light():
     assert _imported_after("import smlmspine, smlmspine.schema, smlmspine.errors") == []
 
 
-def test_reading_does_not_import_heavy_stacks():
-    code = ("import smlmspine, tempfile, pathlib\n"
+def test_reading_does_not_import_heavy_stacks(tmp_path):
+    code = ("import smlmspine, pathlib\n"
             "from smlmspine.io import readers, write, read\n"
             "from smlmspine.schema import make_table\n"
             "readers()\n"
-            "p = pathlib.Path(tempfile.mkdtemp()) / 't.parquet'\n"
+            f"p = pathlib.Path({str(tmp_path)!r}) / 't.parquet'\n"
             "read(write(make_table({'x': [0.0], 'y': [0.0]}), p))\n")
     assert _imported_after(code) == []
