@@ -49,8 +49,9 @@ Procedure (all lengths along the mesh centreline from the base):
    (and within 2.5 mesh radii of the centreline) is moved radially to that radius;
    nearer than ``FULL_MOVE_MARGIN_NM`` to either end of the region, or everywhere when
    a window is wider than ``FULL_MOVE_MAX_NECK_HEAD`` x the head (a stubby spine's
-   dome), a vertex moves by how radial its normal is (the disc closing a base, a
-   head's underside move less);
+   dome), and wherever its normal faces inward (the inner sheet of a fold), a vertex
+   moves by how radial its normal is (the disc closing a base, a head's underside move
+   less);
    beyond the head end of the region the move fades out linearly over ``ramp_nm`` and
    only moves vertices outward; proximal of the region (a flared base) vertices are
    moved outward onto the tube, and pulled in only onto the ring fits of the flare
@@ -568,10 +569,10 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-12)
     cen_v = c[j[idx]] + np.c_[[np.interp(sv_[idx], ks, koff[:, k]) for k in range(3)]].T
     rel, rn, w_normal, outward = _radial(v_[idx], cen_v, tang[j[idx]], normals[idx])
-    # (inside the region, away from both its ends, there is no base disc nor head
-    # underside: every vertex moves fully, whatever its normal; see FULL_MOVE_MARGIN_NM)
-    # (only on a neck clearly narrower than the head, FULL_MOVE_MAX_NECK_HEAD, and only
-    # vertices whose normal faces outward)
+    # inside the region, away from both its ends, there is no base disc nor head
+    # underside: a vertex whose normal faces outward moves fully, however oblique its
+    # normal (FULL_MOVE_MARGIN_NM); only on a neck clearly narrower than the head
+    # (FULL_MOVE_MAX_NECK_HEAD); inward-facing vertices keep the normal weight
     if 2.0 * float(kr.max()) <= FULL_MOVE_MAX_NECK_HEAD * float(ds[i_head]):
         mid = (sv_[idx] >= s0 + FULL_MOVE_MARGIN_NM) & (sv_[idx] <= s_end - FULL_MOVE_MARGIN_NM)
         w_normal = np.where(mid & outward, 1.0, w_normal)
