@@ -3,11 +3,13 @@
 For any table of localizations with one header line: the delimiter is detected among
 ``,``, ``;`` and tab (or given with ``delimiter=``), and the columns are assigned with
 ``mapping={"x": "X_pos", "y": "Y_pos", "frame": "t"}`` (canonical name -> header name;
-CLI ``--map x=X_pos,y=Y_pos,frame=t``). Without a mapping, headers named like the
-canonical columns (``x``, ``y``, ``z``, ``frame``, ``photons``, ...; case-insensitive,
-with an optional ``[unit]``/``(unit)``) are used.
+CLI ``--map x=X_pos,y=Y_pos,frame=t``). For the columns the mapping does not name (all
+of them without a mapping), headers named like the canonical columns (``x``, ``y``, ``z``, ``frame``, ``photons``, ...; case-insensitive,
+with an optional ``[unit]``/``(unit)``) are used; a coordinate or precision header may
+also carry its unit as a suffix (``x_nm``, ``xnm``, ``z_um``, ``precision_xy_nm``:
+:data:`SUFFIX_UNIT_COLUMNS`), as tables re-saved by pandas, R or SMAP often do.
 
-Units: a length column takes the unit its header states (``X_pos [um]``); otherwise
+Units: a length column takes the unit its header states (``X_pos [um]``, ``x_nm``); otherwise
 ``coordinate_unit=`` (``"nm"``, ``"um"``, or ``"px"`` with ``pixel_size_nm``) is
 required: units are never guessed. Every unmapped column is kept.
 
@@ -23,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,7 +36,7 @@ from ._registry import register_reader
 from ._text import (LENGTH_UNITS_NM, PIXEL_UNITS, dedupe_names, head_text, header_fields,
                     header_roles, normalize_unit, read_header, read_text_table, split_fields)
 
-__all__ = ["read_generic", "sniff_delimiter", "GENERIC_CANDIDATES"]
+__all__ = ["read_generic", "sniff_delimiter", "GENERIC_CANDIDATES", "SUFFIX_UNIT_COLUMNS"]
 
 #: Canonical column -> header names recognised without a mapping (case-insensitive).
 GENERIC_CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -43,6 +46,46 @@ GENERIC_CANDIDATES: dict[str, tuple[str, ...]] = {
     "precision_z": ("precision_z",), "channel": ("channel",), "track_id": ("track_id",),
     "cluster_id": ("cluster_id",), "spine_id": ("spine_id",),
 }
+#: Canonical length columns whose header may state its unit as a suffix rather than in
+#: brackets: ``x_nm``, ``X_nm``, ``xnm`` (SMAP), ``z_um``, ``x px``, ``precision_xy_nm``.
+#: Only these names and only length or pixel units: ``sigma_nm`` or ``time_ms`` stay
+#: columns of their own name.
+SUFFIX_UNIT_COLUMNS = ("x", "y", "z", "position_x", "position_y", "position_z",
+                       "precision_xy", "precision_z")
+_SUFFIX_UNIT_RE = re.compile(
+    r"^(" + "|".join(SUFFIX_UNIT_COLUMNS) + r")[_ ]?("
+    + "|".join(sorted((re.escape(u) for u in (set(LENGTH_UNITS_NM) | PIXEL_UNITS) - {"m"}),
+                      key=len, reverse=True)) + r")$", re.IGNORECASE)
+
+
+def suffix_units(names) -> tuple[dict[str, str], dict[str, str]]:
+    """Header names that state a unit as a suffix: ``({name: unit}, {name: base})``.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Header names.
+
+    Returns
+    -------
+    units : dict
+        Header name -> the unit of its suffix.
+    bases : dict
+        Header name -> the canonical column it names.
+
+    Examples
+    --------
+    >>> suffix_units(["x_nm", "Y_NM", "znm", "z [nm]", "sigma_nm", "x_m", "frame"])
+    ({'x_nm': 'nm', 'Y_NM': 'NM', 'znm': 'nm'}, {'x_nm': 'x', 'Y_NM': 'y', 'znm': 'z'})
+    """
+    units, bases = {}, {}
+    for n in names:
+        m = _SUFFIX_UNIT_RE.match(n.strip())
+        if m:
+            units[n], bases[n] = m.group(2), m.group(1).lower()
+    return units, bases
+
+
 #: Delimiters the generic sniffer tries, in this order.
 _SNIFF_DELIMITERS = ("\t", ";", ",")
 _DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "\\t": "\t", "comma": ",",
@@ -192,8 +235,15 @@ def read_generic(path: str | Path, *, pixel_size_nm: float | None = None,
     if len(names) < 2:
         raise FormatError(f"the header splits into one field on {delim!r}; wrong delimiter?",
                           path=path, line=1)
-    roles, extra_units = header_roles(names, {} if mapping else GENERIC_CANDIDATES,
-                                      mapping=mapping, path=path)
+    # "x_nm", "xnm": the unit as a suffix (only canonical length columns: SUFFIX_UNIT_COLUMNS)
+    s_units, s_bases = suffix_units(names)
+    # (with a mapping, the columns it does not name are still recognised by their
+    # canonical names: mapping x and y alone kept "frame" and "spine_id" only as
+    # "frame_source" and "spine_id_source", and `--spine-labels spine_id` found no column)
+    candidates = {k: v + tuple(n.lower() for n in names if s_bases.get(n) in v)
+                  for k, v in GENERIC_CANDIDATES.items()}
+    roles, extra_units = header_roles(names, candidates, mapping=mapping, path=path,
+                                      fixed_units=s_units)
     targets = {r.target for r in roles}
     missing = [c for c in ("x", "y") if c not in targets]
     if missing:

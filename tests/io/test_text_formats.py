@@ -281,6 +281,50 @@ def test_generic_canonical_names_without_mapping(tmp_path):
     assert t.column("photons").to_pylist() == [4.0] and t.column("frame").to_pylist() == [3]
 
 
+def test_generic_unit_as_header_suffix(tmp_path):
+    """``x_nm``/``xnm``/``Z_um``: the unit stated as a suffix is used, never guessed."""
+    p = tmp_path / "pandas.csv"
+    p.write_text("x_nm,Y_NM,zum,frame,precision_xy_nm,sigma_nm\n1.5,2,0.25,3,9,12\n")
+    t = read(p)
+    assert detect_format(p) == "csv"
+    assert t.column("x").to_pylist() == [1.5] and t.column("y").to_pylist() == [2.0]
+    assert t.column("z").to_pylist() == [250.0]          # um -> nm
+    assert t.column("precision_xy").to_pylist() == [9.0]
+    assert t.column("sigma_nm").to_pylist() == [12]       # not a canonical length: kept
+    assert t.schema.field("x").metadata[b"unit"] == b"nm"
+    assert metadata(t)["column_mapping"]["z"] == "zum"
+    # pixels as a suffix still need the pixel size
+    q = tmp_path / "px.csv"
+    q.write_text("x_px;y_px;frame\n1.5;2;3\n")
+    with pytest.raises(FormatError, match="pixel_size_nm"):
+        read(q)
+    assert read(q, pixel_size_nm=100.0).column("x").to_pylist() == [150.0]
+    # a bare "x" is still the x column and needs its unit; "x_nm" beside it is kept
+    r = tmp_path / "both.csv"
+    r.write_text("x,x_nm,y\n1.5,3,2\n")
+    with pytest.raises(FormatError, match="coordinate_unit"):
+        read(r)
+    t = read(r, coordinate_unit="um")
+    assert t.column("x").to_pylist() == [1500.0] and t.column("x_nm").to_pylist() == [3]
+    # "m" alone is not taken as a suffix unit ("xm", "ym" are names, not metres)
+    m = tmp_path / "m.csv"
+    m.write_text("xm,ym\n1,2\n")
+    with pytest.raises(FormatError, match="no column for"):
+        read(m)
+
+
+def test_generic_mapping_keeps_the_other_canonical_names(tmp_path):
+    """Mapping x and y must not demote "frame" and "spine_id" to "*_source" columns."""
+    p = tmp_path / "labels.csv"
+    p.write_text("X_pos,Y_pos,z,frame,spine_id,t\n1.5,2,3,7,4,9\n")
+    t = read(p, mapping={"x": "X_pos", "y": "Y_pos"}, coordinate_unit="nm")
+    assert t.column("frame").to_pylist() == [7] and t.column("spine_id").to_pylist() == [4]
+    assert t.column("z").to_pylist() == [3.0] and "frame_source" not in t.column_names
+    # a mapped target wins over the column of its canonical name, which is kept aside
+    t = read(p, mapping={"x": "X_pos", "y": "Y_pos", "frame": "t"}, coordinate_unit="nm")
+    assert t.column("frame").to_pylist() == [9] and t.column("frame_source").to_pylist() == [7]
+
+
 def test_generic_bad_mapping(tmp_path):
     p = tmp_path / "c.csv"
     p.write_text("a;b\n1;2\n")
