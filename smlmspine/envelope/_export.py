@@ -473,12 +473,12 @@ def _mesh_one(k, q, base, axis, *, label, method, alpha_nm, precision_nm, smooth
     if label == "membrane" and env.is_watertight:
         with step("hollow fill"):
             env = _fill_hollow(env, base, axis, precision_nm)
-    if label == "membrane" and precision_nm and env.is_watertight:
-        with step("recentre"):
-            env = _recentred(env, q, base, axis, precision_nm)
     if neck_surface and label == "membrane" and precision_nm and env.is_watertight:
         with step("neck refit"):
             env = _with_neck_surface(env, q, base, axis, precision_nm)
+    if label == "membrane" and precision_nm and env.is_watertight:
+        with step("recentre"):
+            env = _recentred(env, q, base, axis, precision_nm)
     return env
 
 
@@ -490,7 +490,20 @@ def _recentred(env, q, base, axis, precision_nm):
 
     from ._recentre import recentre
 
-    mesh, rec = recentre(env.mesh, q, base, axis, precision_nm)
+    # a refitted neck is the neck refit's (its ring fits model the far wall's
+    # localizations, and a window in the flare under a head must not read wider): only
+    # the part beyond it moves. A refitted stubby dome (windows as wide as the head) moves.
+    ns = env.parameters.get("neck_surface") or {}
+    keep = None
+    if ns.get("applied"):
+        from ..morphology._necksurface import NeckSurfaceFit
+
+        fit = NeckSurfaceFit(True, "", ns["s_start_nm"], ns["s_end_nm"],
+                             [tuple(w) for w in ns["windows"]], ns["head_shift_nm"],
+                             ns.get("head_diameter_nm", float("nan")))
+        if fit.is_neck:
+            keep = float(fit.s_end_nm)
+    mesh, rec = recentre(env.mesh, q, base, axis, precision_nm, keep_below_nm=keep)
     params = dict(env.parameters, recentre=rec)
     if not rec["applied"]:
         return replace(env, parameters=params)

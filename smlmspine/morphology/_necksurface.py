@@ -108,6 +108,8 @@ class NeckSurfaceFit:
         the number of localizations in the window's slab. Empty when not applied.
     head_shift_nm : float
         How far (nm, <= 0) the sides of a thin head were moved in (step 5); 0 when not.
+    head_diameter_nm : float
+        The head's diameter on the smoothed mesh profile (step 1; NaN when not applied).
     """
 
     applied: bool
@@ -116,6 +118,22 @@ class NeckSurfaceFit:
     s_end_nm: float = float("nan")
     windows: list = field(default_factory=list)   # (s_centre, diameter, n_points) per kept fit
     head_shift_nm: float = 0.0
+    head_diameter_nm: float = float("nan")
+
+    @property
+    def is_neck(self) -> bool:
+        """Whether the refitted part is a neck: applied, and every window at most
+        ``FULL_MOVE_MAX_NECK_HEAD`` x the head wide (not a stubby spine's dome).
+
+        Examples
+        --------
+        >>> NeckSurfaceFit(True, "", 0.0, 300.0, [(150.0, 120.0, 40)], 0.0, 600.0).is_neck
+        True
+        >>> NeckSurfaceFit(True, "", 0.0, 300.0, [(150.0, 500.0, 40)], 0.0, 600.0).is_neck
+        False
+        """
+        return bool(self.applied and self.windows and max(w[1] for w in self.windows)
+                    <= FULL_MOVE_MAX_NECK_HEAD * self.head_diameter_nm)
 
     def to_dict(self) -> dict:
         """The record as a dict of plain values (JSON-compatible).
@@ -124,8 +142,8 @@ class NeckSurfaceFit:
         -------
         dict
             ``applied``, ``reason``, ``s_start_nm``, ``s_end_nm`` (nm), ``windows``
-            as a list of ``[s_centre_nm, diameter_nm, n_points]`` lists and
-            ``head_shift_nm``.
+            as a list of ``[s_centre_nm, diameter_nm, n_points]`` lists,
+            ``head_shift_nm`` and ``head_diameter_nm``.
 
         Examples
         --------
@@ -135,7 +153,8 @@ class NeckSurfaceFit:
         return {"applied": self.applied, "reason": self.reason, "s_start_nm": self.s_start_nm,
                 "s_end_nm": self.s_end_nm,
                 "windows": [[float(a), float(b), int(c)] for a, b, c in self.windows],
-                "head_shift_nm": float(self.head_shift_nm)}
+                "head_shift_nm": float(self.head_shift_nm),
+                "head_diameter_nm": float(self.head_diameter_nm)}
 
 
 def _smooth(values: np.ndarray, n: int) -> np.ndarray:
@@ -624,7 +643,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     out_mesh.vertices = v_
     return out_mesh, NeckSurfaceFit(True, "", s0, s_end,
                                     [(k[0], 2 * r, k[3]) for k, r in zip(kept, kr)],
-                                    head_shift)
+                                    head_shift, float(ds[i_head]))
 
 
 #: The standard errors of the window fits (BFGS inverse Hessian, as if every
