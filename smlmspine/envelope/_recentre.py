@@ -152,20 +152,7 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
     if len(q) < min_points or not len(f):
         rec["reason"] = f"fewer than {min_points} localizations"
         return mesh, rec
-    scene = ray_scene(v, f)
-    qt = o3d.core.Tensor(q.astype(np.float32))
-    closest = scene.compute_closest_points(qt)["points"].numpy().astype(float)
-    depth = -scene.compute_signed_distance(qt).numpy().astype(float)    # > 0 inside
-    # per vertex: the median depth of the localizations whose closest surface point
-    # lies within radius_nm of it
-    pairs = cKDTree(v).sparse_distance_matrix(cKDTree(closest), radius_nm,
-                                              output_type="coo_matrix")
-    med, counts = group_medians(pairs.row, depth[pairs.col], len(v))
-    has = counts >= min_points
     nrm = _vertex_normals(mesh)
-    s_n = np.sqrt(sxy ** 2 * (1.0 - nrm[:, 2] ** 2) + sz ** 2 * nrm[:, 2] ** 2)
-    off = np.where(has, np.clip(np.nan_to_num(med), -max_shift_sigma * s_n,
-                                max_shift_sigma * s_n), 0.0)
     # thin parts (necks) are left to the neck refit: fade out by the depth to the far side
     t0 = max(float(thin_sigma[0]) * smax, float(thin_nm[0]))
     t1 = max(float(thin_sigma[1]) * smax, float(thin_nm[1]), t0)
@@ -177,6 +164,24 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
     w = np.where(h < base_zone_nm, w * (1.0 - (nrm @ ax) ** 2), w)
     keep = np.ones(len(v)) if keep_below_nm is None else np.clip(
         (h - float(keep_below_nm)) / max(float(keep_ramp_nm), 1e-9), 0.0, 1.0)
+    active = np.flatnonzero(w * keep > 0)
+    if not active.size:
+        rec["reason"] = "no part to move (thin, or a refitted neck to the tip)"
+        return mesh, rec
+    scene = ray_scene(v, f)
+    qt = o3d.core.Tensor(q.astype(np.float32))
+    closest = scene.compute_closest_points(qt)["points"].numpy().astype(float)
+    depth = -scene.compute_signed_distance(qt).numpy().astype(float)    # > 0 inside
+    # per vertex that may move: the median depth of the localizations whose closest
+    # surface point lies within radius_nm of it
+    pairs = cKDTree(v[active]).sparse_distance_matrix(cKDTree(closest), radius_nm,
+                                                      output_type="coo_matrix")
+    med, counts = group_medians(pairs.row, depth[pairs.col], active.size)
+    s_n = np.sqrt(sxy ** 2 * (1.0 - nrm[active, 2] ** 2) + sz ** 2 * nrm[active, 2] ** 2)
+    off = np.zeros(len(v))
+    off[active] = np.where(counts >= min_points,
+                           np.clip(np.nan_to_num(med), -max_shift_sigma * s_n,
+                                   max_shift_sigma * s_n), 0.0)
     # (the kept part stays put after the smoothing too)
     shift = _neighbour_mean(off * w * keep, f, int(smooth_rings)) * keep
     if not np.any(np.abs(shift) > 0.01):
