@@ -171,3 +171,17 @@ def test_neck_fit_record_tells_a_neck_from_a_stubby_dome():
     assert neck.is_neck and not dome.is_neck
     assert not NeckSurfaceFit(False, "no neck region").is_neck
     assert neck.to_dict()["head_diameter_nm"] == 700.0
+
+
+@pytest.mark.parametrize("kw", [{}, pytest.param({"curvature_correction": False}, marks=pytest.mark.xfail(
+    strict=True, reason="uncorrected, the blur along a small sphere moves it out"))])
+def test_small_sphere_is_not_moved_out_by_its_curvature(kw):
+    """A 150 nm sphere already on its membrane (12/12/30 nm): the localizations' median
+    depth is -H sigma_t^2 (~ -3.5 nm) there; corrected, the surface stays."""
+    rng = np.random.default_rng(10)
+    pts = _sphere_shell(150.0, 20000, [12.0, 12.0, 30.0], rng)
+    shell = trimesh.creation.icosphere(4, radius=150.0)
+    moved, rec = recentre(shell, pts, np.array([0, 0, -2000.0]), UP, (12.0, 30.0),
+                          min_points=20, **kw)
+    r = np.linalg.norm(moved.vertices, axis=1)
+    assert abs(np.mean(r) - 150.0) < 1.5, np.mean(r)
