@@ -4,12 +4,14 @@ For any table of localizations with one header line: the delimiter is detected a
 ``,``, ``;`` and tab (or given with ``delimiter=``), and the columns are assigned with
 ``mapping={"x": "X_pos", "y": "Y_pos", "frame": "t"}`` (canonical name -> header name;
 CLI ``--map x=X_pos,y=Y_pos,frame=t``). For the columns the mapping does not name (all
-of them without a mapping), headers named like the canonical columns (``x``, ``y``, ``z``, ``frame``, ``photons``, ...; case-insensitive,
-with an optional ``[unit]``/``(unit)``) are used; a coordinate or precision header may
-also carry its unit as a suffix (``x_nm``, ``xnm``, ``z_um``, ``precision_xy_nm``:
+of them without a mapping), headers named like the canonical columns (``x``, ``y``,
+``z``, ``frame``, ``photons``, ...; case-insensitive, with an optional
+``[unit]``/``(unit)``) are used; a coordinate or precision header may also carry its
+unit as a suffix (``x_nm``, ``xnm``, ``z_um``, ``precision_xy_nm``:
 :data:`SUFFIX_UNIT_COLUMNS`), as tables re-saved by pandas, R or SMAP often do.
 
-Units: a length column takes the unit its header states (``X_pos [um]``, ``x_nm``); otherwise
+Units: a length column takes the unit its header states (``X_pos [um]``, ``x_nm``);
+otherwise
 ``coordinate_unit=`` (``"nm"``, ``"um"``, or ``"px"`` with ``pixel_size_nm``) is
 required: units are never guessed. Every unmapped column is kept.
 
