@@ -95,7 +95,7 @@ def group_medians(groups: np.ndarray, values: np.ndarray, n_groups: int):
 
 def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
              radius_nm: float = RECENTRE_RADIUS_NM, min_points: int = RECENTRE_MIN_POINTS,
-             max_shift_sigma: float = 3.0, thin_sigma=(4.0, 8.0), thin_nm=(0.0, 0.0),
+             max_shift_sigma: float = 3.0, thin_sigma=(4.0, 8.0),
              base_zone_nm: float = 150.0, smooth_rings: int = 5,
              keep_below_nm: float | None = None, keep_ramp_nm: float = 40.0,
              curvature_correction: bool = True):
@@ -111,7 +111,7 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
         Where the spine meets the shaft, and the spine's axis there (unit vector).
     precision_nm : float or (float, float)
         Localization precision (1 sigma; lateral, axial).
-    radius_nm, min_points, max_shift_sigma, thin_sigma, thin_nm, base_zone_nm, smooth_rings
+    radius_nm, min_points, max_shift_sigma, thin_sigma, base_zone_nm, smooth_rings
         See the module text.
     keep_below_nm : float, optional
         Height above the base plane (nm) below which nothing moves (a refitted neck),
@@ -147,8 +147,8 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
     from scipy.spatial import cKDTree
 
     from .._raycast import ray_scene
-    from ._reconstruct import (_gate, _inner_depth, _mean_curvature, _neighbour_mean,
-                               _vertex_normals)
+    from ._reconstruct import (_blur_along, _gate, _inner_depth, _mean_curvature,
+                               _neighbour_mean, _vertex_normals)
     from ._repair import validate_envelope
     from ._selfintersect import open3d_self_intersections, untangle
 
@@ -164,8 +164,7 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
         return mesh, rec
     nrm = _vertex_normals(mesh)
     # thin parts (necks) are left to the neck refit: fade out by the depth to the far side
-    t0 = max(float(thin_sigma[0]) * smax, float(thin_nm[0]))
-    t1 = max(float(thin_sigma[1]) * smax, float(thin_nm[1]), t0)
+    t0, t1 = float(thin_sigma[0]) * smax, float(thin_sigma[1]) * smax
     far = np.nan_to_num(_inner_depth(v, nrm, f), posinf=0.0)
     w = np.clip((far - t0) / max(t1 - t0, 1e-9), 0.0, 1.0)
     # the disc closing the base has no localizations: near the base, radial normals only
@@ -187,13 +186,15 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
     pairs = cKDTree(v[active]).sparse_distance_matrix(cKDTree(closest), radius_nm,
                                                       output_type="coo_matrix")
     med, counts = group_medians(pairs.row, depth[pairs.col], active.size)
-    s_n = np.sqrt(sxy ** 2 * (1.0 - nrm[active, 2] ** 2) + sz ** 2 * nrm[active, 2] ** 2)
+    s_n, _ = _blur_along(nrm[active], sxy, sz)
     # on a curved surface the blur along it carries localizations off it: at the true
     # surface their depth is -H sigma_t^2 on average (H mean curvature, > 0 convex;
     # sigma_t^2 the blur variance per direction along the surface), -3.5 nm on a 300 nm
     # head at 12/12/30 nm, and a thin spine's head moved out by that read +7 % volume
     h_curv = np.clip(_mean_curvature(mesh, smooth_rings=3)[active], -0.5 / smax, 0.5 / smax) \
         if curvature_correction else np.zeros(active.size)
+    # (written from s_n, not as half of _blur_along's tan2: the same value, but not to
+    # the last bit, and the validated meshes were made with this form)
     var_t = 0.5 * (2.0 * sxy ** 2 + sz ** 2 - s_n ** 2)
     off = np.zeros(len(v))
     off[active] = np.where(counts >= min_points,

@@ -450,6 +450,15 @@ def _finish(base: Envelope, mesh, method: str, params: dict, *, smooth: int) -> 
                     parameters=params, note=note)
 
 
+def _blur_along(nrm, sxy, sz):
+    """``(sigma_n, tan2)`` of an anisotropic blur (lateral ``sxy``, axial ``sz``) at unit
+    normals ``nrm``: the precision along each normal, and the summed variance along its
+    two tangents (nm^2; the sagitta term of a curved surface)."""
+    nz2 = nrm[:, 2] ** 2
+    return (np.sqrt(sxy ** 2 * (1.0 - nz2) + sz ** 2 * nz2),
+            sxy ** 2 * (1.0 + nz2) + sz ** 2 * (1.0 - nz2))
+
+
 def _vertex_normals(mesh) -> np.ndarray:
     v, f = mesh.vertices, mesh.faces
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # area weighted
@@ -552,7 +561,7 @@ def _offsets(points, tree, v, nrm, faces, *, label, sigma, spacing, curv, first,
     folded (simulated 3D STORM necks came out 35 % too narrow).
     """
     sxy, sz = sigma
-    sv = np.sqrt(sxy ** 2 * (1.0 - nrm[:, 2] ** 2) + sz ** 2 * nrm[:, 2] ** 2)
+    sv, tan2 = _blur_along(nrm, sxy, sz)
     smax = max(sxy, sz)
     r_lat = max(2.0 * spacing, 1.5 * smax)
     # volume: the interior slab [x_lo - length, x_lo] of the equal-mass estimate
@@ -606,7 +615,6 @@ def _offsets(points, tree, v, nrm, faces, *, label, sigma, spacing, curv, first,
             # the sagitta term uses the noisy lateral positions: the blur along the two
             # tangents adds (sigma_t1^2 + sigma_t2^2) H / 2 to the mean depth (outward on a
             # convex surface, ~8 nm on a 60 nm tube at 12/33 nm); take it off
-            tan2 = sxy ** 2 * (1.0 + nrm[:, 2] ** 2) + sz ** 2 * (1.0 - nrm[:, 2] ** 2)
             off = off - 0.5 * tan2 * h
         lim = (-lo_d, hi_d)
     else:
