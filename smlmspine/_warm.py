@@ -39,7 +39,7 @@ KERNEL_MODULES = (
     "smlmspine.drift._kernels", "smlmspine.drift._fiducial",
     "smlmspine.envelope._alpha_kernels", "smlmspine.envelope._delaunay",
     "smlmspine.envelope._selfintersect", "smlmspine.envelope._levelset",
-    "smlmspine.envelope._winding",
+    "smlmspine.envelope._winding", "smlmspine.envelope._recentre",
     "smlmspine.morphology._measure", "smlmspine.morphology._ringfit",
     "smlmspine.morphology._bfgs", "smlmspine.morphology._ringnll",
     "smlmspine.morphology._sections",

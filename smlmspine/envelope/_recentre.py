@@ -49,6 +49,7 @@ Where the moved surface intersects itself the moves are shortened
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__ = ["recentre", "group_medians"]
 
@@ -60,6 +61,10 @@ RECENTRE_MIN_POINTS = 20
 
 def group_medians(groups: np.ndarray, values: np.ndarray, n_groups: int):
     """Median of ``values`` per group id (``(medians, counts)``; NaN for empty groups).
+
+    The values are bucketed by group (a counting sort) and each group sorted on its own
+    (:func:`_group_medians_kernel`, numba): ~10x faster than one ``lexsort`` over all
+    (group, value) pairs on the ~10^5-10^6 pairs of a spine, same medians.
 
     Parameters
     ----------
@@ -79,17 +84,35 @@ def group_medians(groups: np.ndarray, values: np.ndarray, n_groups: int):
     >>> m.tolist(), c.tolist()
     ([2.0, nan, 6.0], [3, 0, 2])
     """
-    g = np.asarray(groups, np.int64)
-    x = np.asarray(values, float)
-    order = np.lexsort((x, g))
-    xs = x[order]
-    counts = np.bincount(g, minlength=n_groups)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    g = np.ascontiguousarray(groups, np.int64)
+    x = np.ascontiguousarray(values, np.float64)
+    if g.shape != x.shape or g.ndim != 1:
+        raise ValueError(f"groups and values must be 1-D of one length, got {g.shape}, {x.shape}")
+    if len(g) and (g.min() < 0 or g.max() >= n_groups):
+        raise ValueError(f"group ids must lie in [0, {n_groups})")
+    return _group_medians_kernel(g, x, int(n_groups))
+
+
+@njit(cache=True, nogil=True)
+def _group_medians_kernel(g, x, n_groups):
+    counts = np.zeros(n_groups, np.int64)
+    for i in range(g.shape[0]):
+        counts[g[i]] += 1
+    start = np.zeros(n_groups + 1, np.int64)
+    for k in range(n_groups):
+        start[k + 1] = start[k] + counts[k]
+    fill = start[:-1].copy()
+    xs = np.empty(x.shape[0])
+    for i in range(g.shape[0]):
+        xs[fill[g[i]]] = x[i]
+        fill[g[i]] += 1
     med = np.full(n_groups, np.nan)
-    ok = counts > 0
-    lo = start[ok] + (counts[ok] - 1) // 2
-    hi = start[ok] + counts[ok] // 2
-    med[ok] = 0.5 * (xs[lo] + xs[hi])
+    for k in range(n_groups):
+        c = counts[k]
+        if c == 0:
+            continue
+        seg = np.sort(xs[start[k]:start[k + 1]])
+        med[k] = 0.5 * (seg[(c - 1) // 2] + seg[c // 2])
     return med, counts
 
 

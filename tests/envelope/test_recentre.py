@@ -185,3 +185,12 @@ def test_small_sphere_is_not_moved_out_by_its_curvature(kw):
                           min_points=20, **kw)
     r = np.linalg.norm(moved.vertices, axis=1)
     assert abs(np.mean(r) - 150.0) < 1.5, np.mean(r)
+
+
+def test_group_medians_refuse_bad_groups():
+    with pytest.raises(ValueError, match="must lie in"):
+        group_medians(np.array([0, 3]), np.array([1.0, 2.0]), 3)
+    with pytest.raises(ValueError, match="one length"):
+        group_medians(np.array([0, 1]), np.array([1.0]), 3)
+    m, c = group_medians(np.zeros(0, int), np.zeros(0), 2)
+    assert np.isnan(m).all() and c.tolist() == [0, 0]

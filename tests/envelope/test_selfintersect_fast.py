@@ -106,3 +106,46 @@ def test_cache_returns_copies_and_sees_changed_input():
     hit3, _, n3 = si.self_intersections(v, f)
     assert n3 > 0 and hit3.sum() == 10
     assert si._CACHE.misses == 2
+
+
+def test_incremental_test_matches_the_full_one_round_after_round():
+    """_Intersections re-tests only pairs near moved vertices: the intersecting faces
+    equal those of the full test after every move (folds made and undone, the same
+    vertex moved twice, nothing moved), and a move's verdict does not lag behind."""
+    import trimesh
+
+    s = trimesh.creation.icosphere(3, radius=100.0)
+    f = np.array(s.faces)
+    v = np.array(s.vertices)
+    rng = np.random.default_rng(11)
+    test = si._Intersections(f)
+    assert not test(v).any()
+    n_bad_rounds = 0
+    for _ in range(12):
+        w = v.copy()
+        k = rng.choice(len(v), size=rng.integers(1, 6), replace=False)
+        w[k] *= rng.uniform(-1.2, 1.3, size=(len(k), 1))     # some pushed through
+        full = si.self_intersections(w, f)[0]
+        assert np.array_equal(test(w), full)
+        assert np.array_equal(test(w), full)                   # nothing moved since
+        n_bad_rounds += bool(full.any())
+        if rng.random() < 0.5:
+            v = w                                              # keep some folds
+    assert n_bad_rounds >= 4                                   # the test saw folds
+    assert np.array_equal(test(s.vertices), si.self_intersections(s.vertices, f)[0])
+
+
+def test_pairs_with_finds_only_and_all_pairs_of_the_changed_faces():
+    import trimesh
+
+    s = trimesh.creation.icosphere(2)
+    f = np.array(s.faces)
+    v = np.array(s.vertices)
+    v[0] *= -1.5                                               # folds near vertex 0
+    hit, _, n = si.self_intersections(v, f)
+    changed = (f == 0).any(axis=1)
+    pairs = si._pairs_with(v, f, changed)
+    assert len(pairs) == n > 0
+    assert np.all(changed[pairs[:, 0]] | changed[pairs[:, 1]])
+    far = ~changed & ~np.isin(np.arange(len(f)), pairs.ravel())
+    assert len(si._pairs_with(v, f, far & (np.arange(len(f)) == np.flatnonzero(far)[0]))) == 0
