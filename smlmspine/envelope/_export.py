@@ -498,9 +498,7 @@ def _recentred(env, q, base, axis, precision_nm):
     if ns.get("applied"):
         from ..morphology._necksurface import NeckSurfaceFit
 
-        fit = NeckSurfaceFit(True, "", ns["s_start_nm"], ns["s_end_nm"],
-                             [tuple(w) for w in ns["windows"]], ns["head_shift_nm"],
-                             ns.get("head_diameter_nm", float("nan")))
+        fit = NeckSurfaceFit.from_dict(ns)
         if fit.is_neck:
             keep = float(fit.s_end_nm)
     mesh, rec = recentre(env.mesh, q, base, axis, precision_nm, keep_below_nm=keep)

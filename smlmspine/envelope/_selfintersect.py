@@ -661,38 +661,102 @@ def open3d_self_intersections(vertices: np.ndarray, faces: np.ndarray) -> np.nda
     import open3d as o3d
 
     P = np.asarray(vertices, np.float64)
-    F = np.asarray(faces, np.int64)
+    F = np.ascontiguousarray(faces, dtype=np.int64)
     out = np.zeros(len(F), bool)
     if len(F) == 0:
         return out
-    tri = P[F]
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
-
-    def run(sel):
-        used, local = np.unique(F[sel], return_inverse=True)
-        m = o3d.geometry.TriangleMesh(
-            o3d.utility.Vector3dVector(P[used]),
-            o3d.utility.Vector3iVector(local.reshape(-1, 3).astype(np.int32)))
+    items, starts = _open3d_blocks(P, F, OPEN3D_BLOCK, 40)
+    remap = np.empty(len(P), np.int32)
+    for b in range(len(starts) - 1):
+        sel = items[starts[b]:starts[b + 1]]
+        fs = F[sel]
+        mark = np.zeros(len(P), bool)
+        mark[fs] = True
+        used = np.flatnonzero(mark)           # (np.unique's order: the same mesh)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(P[used]),
+                                      o3d.utility.Vector3iVector(remap[fs]))
         pairs = np.asarray(m.get_self_intersecting_triangles())
         if len(pairs):
             out[sel[np.unique(pairs.ravel())]] = True
-
-    def blocks(sel, depth):
-        if len(sel) <= OPEN3D_BLOCK or depth > 40:
-            run(sel)
-            return
-        blo, bhi = lo[sel].min(0), hi[sel].max(0)
-        ax = int(np.argmax(bhi - blo))
-        cut = float(np.median(0.5 * (lo[sel, ax] + hi[sel, ax])))
-        left, right = sel[lo[sel, ax] <= cut], sel[hi[sel, ax] >= cut]
-        if len(left) == len(sel) or len(right) == len(sel):
-            run(sel)
-            return
-        blocks(left, depth + 1)
-        blocks(right, depth + 1)
-
-    blocks(np.arange(len(F)), 0)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _open3d_blocks(P, F, max_block, max_depth):
+    """The blocks of :func:`open3d_self_intersections`: triangle indices of each block
+    (``items[starts[b]:starts[b + 1]]``). A block of more than ``max_block`` triangles is
+    cut across the longest side of its triangles' box at the median of their box
+    centres; a triangle whose box reaches the cut goes to both sides. Depth first, left
+    before right; a cut that leaves a side whole, or ``max_depth``, ends the cutting."""
+    nf = F.shape[0]
+    lo = np.empty((nf, 3))
+    hi = np.empty((nf, 3))
+    for i in range(nf):
+        for k in range(3):
+            a = P[F[i, 0], k]
+            b = P[F[i, 1], k]
+            c = P[F[i, 2], k]
+            lo[i, k] = min(a, min(b, c))
+            hi[i, k] = max(a, max(b, c))
+    items = np.empty(2 * nf + 16, np.int64)
+    starts = np.zeros(nf + 2, np.int64)
+    n_items = 0
+    n_blocks = 0
+    stack = [(np.arange(nf), 0)]
+    while len(stack):
+        sel, depth = stack.pop()
+        n = sel.shape[0]
+        leaf = n <= max_block or depth > max_depth
+        if not leaf:
+            blo = np.full(3, np.inf)
+            bhi = np.full(3, -np.inf)
+            for s in range(n):
+                for k in range(3):
+                    blo[k] = min(blo[k], lo[sel[s], k])
+                    bhi[k] = max(bhi[k], hi[sel[s], k])
+            ax = int(np.argmax(bhi - blo))
+            mid = np.empty(n)
+            for s in range(n):
+                mid[s] = 0.5 * (lo[sel[s], ax] + hi[sel[s], ax])
+            cut = np.median(mid)
+            n_left = 0
+            n_right = 0
+            for s in range(n):
+                if lo[sel[s], ax] <= cut:
+                    n_left += 1
+                if hi[sel[s], ax] >= cut:
+                    n_right += 1
+            if n_left == n or n_right == n:
+                leaf = True
+            else:
+                left = np.empty(n_left, np.int64)
+                right = np.empty(n_right, np.int64)
+                il = 0
+                ir = 0
+                for s in range(n):
+                    if lo[sel[s], ax] <= cut:
+                        left[il] = sel[s]
+                        il += 1
+                    if hi[sel[s], ax] >= cut:
+                        right[ir] = sel[s]
+                        ir += 1
+                stack.append((right, depth + 1))
+                stack.append((left, depth + 1))
+        if leaf:
+            if n_items + n > items.shape[0]:
+                grown = np.empty(2 * (n_items + n), np.int64)
+                grown[:n_items] = items[:n_items]
+                items = grown
+            items[n_items:n_items + n] = sel
+            n_items += n
+            n_blocks += 1
+            if n_blocks + 1 > starts.shape[0]:
+                more = np.zeros(2 * starts.shape[0], np.int64)
+                more[:starts.shape[0]] = starts
+                starts = more
+            starts[n_blocks] = n_items
+    return items[:n_items], starts[:n_blocks + 1]
 
 
 # -- kernels of the repair chain (:mod:`._repair`): check_mesh's topology and the

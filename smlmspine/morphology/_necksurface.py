@@ -156,6 +156,22 @@ class NeckSurfaceFit:
                 "head_shift_nm": float(self.head_shift_nm),
                 "head_diameter_nm": float(self.head_diameter_nm)}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "NeckSurfaceFit":
+        """The record back from :meth:`to_dict` (``parameters["neck_surface"]`` of an
+        envelope); ``head_diameter_nm`` NaN when the dict has none (records written
+        before it existed).
+
+        Examples
+        --------
+        >>> fit = NeckSurfaceFit(True, "", 0.0, 300.0, [(150.0, 120.0, 40)], 0.0, 600.0)
+        >>> NeckSurfaceFit.from_dict(fit.to_dict()) == fit
+        True
+        """
+        return cls(bool(d["applied"]), str(d["reason"]), float(d["s_start_nm"]),
+                   float(d["s_end_nm"]), [tuple(w) for w in d["windows"]],
+                   float(d["head_shift_nm"]), float(d.get("head_diameter_nm", float("nan"))))
+
 
 def _smooth(values: np.ndarray, n: int) -> np.ndarray:
     if n <= 1 or values.size < 2:
