@@ -162,6 +162,15 @@ class NeckSurfaceFit:
         envelope); ``head_diameter_nm`` NaN when the dict has none (records written
         before it existed).
 
+        Parameters
+        ----------
+        d : dict
+            A dict of :meth:`to_dict`'s keys.
+
+        Returns
+        -------
+        NeckSurfaceFit
+
         Examples
         --------
         >>> fit = NeckSurfaceFit(True, "", 0.0, 300.0, [(150.0, 120.0, 40)], 0.0, 600.0)
