@@ -382,11 +382,9 @@ def _degenerate(P, F, i):
             and _orient2d(P, a, b, c, 2) == 0)
 
 @njit(cache=True, nogil=True)
-def _kernel(P, F, cell, max_entries, mask):
-    """Flags (1 intersecting, 2 degenerate), number and list of intersecting pairs; only
-    pairs with at least one triangle in ``mask`` are tested (all: a mask of ones)."""
+def _face_boxes(P, F):
+    """Lower and upper corners of every triangle's axis-aligned box, (F, 3) each."""
     nf = F.shape[0]
-    flag = np.zeros(nf, np.uint8)        # 1 intersecting, 2 degenerate
     lo = np.empty((nf, 3))
     hi = np.empty((nf, 3))
     for i in range(nf):
@@ -396,6 +394,17 @@ def _kernel(P, F, cell, max_entries, mask):
             x2 = P[F[i, 2], k]
             lo[i, k] = min(x0, min(x1, x2))
             hi[i, k] = max(x0, max(x1, x2))
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _kernel(P, F, cell, max_entries, mask):
+    """Flags (1 intersecting, 2 degenerate), number and list of intersecting pairs; only
+    pairs with at least one triangle in ``mask`` are tested (all: a mask of ones)."""
+    nf = F.shape[0]
+    flag = np.zeros(nf, np.uint8)        # 1 intersecting, 2 degenerate
+    lo, hi = _face_boxes(P, F)
+    for i in range(nf):
         if _degenerate(P, F, i):
             flag[i] = 2
     g0 = np.empty(3)
@@ -690,15 +699,7 @@ def _open3d_blocks(P, F, max_block, max_depth):
     centres; a triangle whose box reaches the cut goes to both sides. Depth first, left
     before right; a cut that leaves a side whole, or ``max_depth``, ends the cutting."""
     nf = F.shape[0]
-    lo = np.empty((nf, 3))
-    hi = np.empty((nf, 3))
-    for i in range(nf):
-        for k in range(3):
-            a = P[F[i, 0], k]
-            b = P[F[i, 1], k]
-            c = P[F[i, 2], k]
-            lo[i, k] = min(a, min(b, c))
-            hi[i, k] = max(a, max(b, c))
+    lo, hi = _face_boxes(P, F)
     items = np.empty(2 * nf + 16, np.int64)
     starts = np.zeros(nf + 2, np.int64)
     n_items = 0
