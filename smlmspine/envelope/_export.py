@@ -585,7 +585,7 @@ def _fill_hollow(env, base, axis, precision_nm):
     import trimesh
 
     from ._levelset import rebuild_surface
-    from ._repair import validate_envelope
+    from ._repair import mesh_volume, validate_envelope
 
     with step("sections"):
         n_hollow = _hollow_sections(env.mesh, base, axis)
@@ -600,7 +600,8 @@ def _fill_hollow(env, base, axis, precision_nm):
     with step("validate"):
         why = validate_envelope(v, f)
     filled = trimesh.Trimesh(v, f, process=False)
-    gain = filled.volume / env.mesh.volume - 1.0 if env.mesh.volume > 0 else float("nan")
+    vol0 = mesh_volume(env.mesh)
+    gain = mesh_volume(filled) / vol0 - 1.0 if vol0 > 0 else float("nan")
     params["hollow_fill"] = {"pitch_nm": pitch, "volume_gain": float(gain), "refused": why}
     if why:
         return replace(env, parameters=params)

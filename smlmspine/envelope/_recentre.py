@@ -172,7 +172,7 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
     from .._raycast import ray_scene
     from ._reconstruct import (_blur_along, _gate, _inner_depth, _mean_curvature,
                                _neighbour_mean, _vertex_normals)
-    from ._repair import validate_envelope
+    from ._repair import mesh_volume, validate_envelope
     from ._selfintersect import open3d_self_intersections, untangle
 
     rec = {"applied": False, "reason": ""}
@@ -242,11 +242,11 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
         rec["reason"] = f"moved surface not valid ({reason})"
         return mesh, rec
     moved = trimesh.Trimesh(v1, f, process=False)
-    vol0 = float(mesh.volume)
+    vol0 = mesh_volume(mesh)
     dist = np.linalg.norm(v1 - v, axis=1) * np.sign(shift)
     big = np.abs(shift) > 0.01
     rec.update(applied=True, median_shift_nm=float(np.median(dist[big])),
                max_shift_nm=float(np.max(np.abs(dist))),
-               volume_change=(float(moved.volume) - vol0) / vol0 if vol0 else float("nan"),
+               volume_change=(mesh_volume(moved) - vol0) / vol0 if vol0 else float("nan"),
                n_reverted=n_rev)
     return moved, rec

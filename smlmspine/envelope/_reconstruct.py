@@ -157,6 +157,7 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     """``base``, or the solid with openings up to LEAKY_GAP_FACTOR alphas bridged when the
     membrane shell is leaky or hollow (see :func:`reconstruct`)."""
     from ._alpha import _alpha_envelope
+    from ._repair import mesh_volume
 
     a0 = base.alpha_nm
     with step("volumes"):
@@ -170,17 +171,17 @@ def _bridge_leaky(cx, base, *, min_fraction, label, precision_nm=None):
     # thick: its volume grew by "only" 80 %)
     # (a voxel-remeshed bridged surface clearly short of double cannot be used: it is
     # neither checked nor decimated, see BRIDGED_DECIMATION_MARGIN)
-    vol0 = float(base.mesh.volume)
+    vol0 = mesh_volume(base.mesh)
     with step("bridged surface"):
         bridged = _alpha_envelope(
             cx, alpha_nm=base.alpha_nm, min_fraction=min_fraction, label=label,
             gap_factor=LEAKY_GAP_FACTOR, precision_nm=precision_nm,
-            decimate_if=lambda m: vol0 < 0.5 * m.volume * (1.0 + BRIDGED_DECIMATION_MARGIN))
+            decimate_if=lambda m: vol0 < 0.5 * mesh_volume(m) * (1.0 + BRIDGED_DECIMATION_MARGIN))
     # the hollow test only trusts a bridged surface that needed no voxel remesh
     # (remeshed bridged shells of simulated stubby spines gave 3-5x the volume)
     # (one not checked is not watertight: base)
     if bridged.is_watertight and (
-            vol0 < 0.5 * bridged.mesh.volume
+            vol0 < 0.5 * mesh_volume(bridged.mesh)
             or ("voxel remesh" not in bridged.note
                 and _enclosed(base.mesh, bridged.mesh) >= HOLLOW_ENCLOSED)):
         return _replace(bridged, note=(bridged.note + "; " if bridged.note else "")
@@ -350,7 +351,7 @@ def _levelset(mesh, params: dict, sigma_nm):
     import trimesh
 
     from ._levelset import rebuild_surface
-    from ._repair import check_mesh, surface_distances
+    from ._repair import check_mesh, mesh_volume, surface_distances
 
     lv, lf, pitch, n_grid = rebuild_surface(
         mesh.vertices, mesh.faces, precision_nm=params.get("precision_used_nm") or sigma_nm)
@@ -369,8 +370,8 @@ def _levelset(mesh, params: dict, sigma_nm):
     # overlapping sheets of a fold end up inside the new body, away from its surface)
     _, d_ba = surface_distances(mesh, new, both=False)
     p99 = float(np.percentile(d_ba, LEVELSET_GATE_PERCENTILE))
-    vol0 = float(mesh.volume)
-    dv = (float(new.volume) - vol0) / vol0 if vol0 else float("nan")
+    vol0 = mesh_volume(mesh)
+    dv = (mesh_volume(new) - vol0) / vol0 if vol0 else float("nan")
     rec.update(n_faces=int(len(lf)), p99_distance_nm=float(np.percentile(d_ba, 99)),
                gate_distance_nm=p99, volume_change=dv)
     # (the grid itself moves the surface by up to about half a pitch, more where the
