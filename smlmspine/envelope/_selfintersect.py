@@ -1008,8 +1008,9 @@ def untangle(v_from: np.ndarray, v_to: np.ndarray, faces: np.ndarray, *,
     """Shorten the moves of vertices until a moved mesh no longer intersects itself.
 
     ``v_from`` must be free of self-intersections (then fully undoing every move gives
-    a clean mesh, so this terminates). Each round runs :func:`self_intersections` on the
-    current positions; the vertices of the intersecting triangles and their one-ring
+    a clean mesh, so this terminates). Each round finds the intersecting triangles at the
+    current positions (:func:`self_intersections`' exact test; after the first round
+    only the pairs near the vertices moved since, :class:`_Intersections`); the vertices of the intersecting triangles and their one-ring
     neighbours keep half their remaining move (the first :data:`HALVING_ROUNDS` rounds),
     after that the offending vertices are put back where they came from.
 
@@ -1086,7 +1087,9 @@ def smooth_untangle(vertices: np.ndarray, faces: np.ndarray, *, rings: int = 2,
                     iterations: int = 4, max_rounds: int = 30, extra_bad=None) -> UntangleResult:
     """Remove self-intersections by smoothing only around them.
 
-    Each round runs :func:`self_intersections`; the vertices of the intersecting faces
+    Each round finds the intersecting faces (:func:`self_intersections`' exact test, only
+    near the vertices moved since the round before: :class:`_Intersections`); the
+    vertices of the intersecting faces
     and ``rings`` rings of neighbours get ``iterations`` Taubin steps (lambda 0.5,
     mu -0.53, uniform weights; the other vertices stay where they are). Folds are
     short-wavelength, so a few local steps unfold them with a small shape change.
