@@ -169,6 +169,7 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
     import trimesh
     from scipy.spatial import cKDTree
 
+    from .._profile import step
     from .._raycast import ray_scene
     from ._reconstruct import (_blur_along, _gate, _inner_depth, _mean_curvature,
                                _neighbour_mean, _vertex_normals)
@@ -200,15 +201,16 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
     if not active.size:
         rec["reason"] = "no part to move (thin, or a refitted neck to the tip)"
         return mesh, rec
-    scene = ray_scene(v, f)
-    qt = o3d.core.Tensor(q.astype(np.float32))
-    closest = scene.compute_closest_points(qt)["points"].numpy().astype(float)
-    depth = -scene.compute_signed_distance(qt).numpy().astype(float)    # > 0 inside
-    # per vertex that may move: the median depth of the localizations whose closest
-    # surface point lies within radius_nm of it
-    pairs = cKDTree(v[active]).sparse_distance_matrix(cKDTree(closest), radius_nm,
-                                                      output_type="coo_matrix")
-    med, counts = group_medians(pairs.row, depth[pairs.col], active.size)
+    with step("depths"):
+        scene = ray_scene(v, f)
+        qt = o3d.core.Tensor(q.astype(np.float32))
+        closest = scene.compute_closest_points(qt)["points"].numpy().astype(float)
+        depth = -scene.compute_signed_distance(qt).numpy().astype(float)    # > 0 inside
+        # per vertex that may move: the median depth of the localizations whose closest
+        # surface point lies within radius_nm of it
+        pairs = cKDTree(v[active]).sparse_distance_matrix(cKDTree(closest), radius_nm,
+                                                          output_type="coo_matrix")
+        med, counts = group_medians(pairs.row, depth[pairs.col], active.size)
     s_n, _ = _blur_along(nrm[active], sxy, sz)
     # on a curved surface the blur along it carries localizations off it: at the true
     # surface their depth is -H sigma_t^2 on average (H mean curvature, > 0 convex;
@@ -229,15 +231,18 @@ def recentre(mesh, points_nm, base_point_nm, axis, precision_nm, *,
         rec["reason"] = "no offset"
         return mesh, rec
     v1 = v - shift[:, None] * nrm
-    reason = validate_envelope(v1, f)
+    with step("validate"):
+        reason = validate_envelope(v1, f)
     n_rev = 0
     if reason:
-        r = untangle(v, v1, f, extra_bad=lambda x: open3d_self_intersections(x, f))
+        with step("untangle"):
+            r = untangle(v, v1, f, extra_bad=lambda x: open3d_self_intersections(x, f))
         n_rev = int(r.n_reverted)
         reason = _gate(r, smax)
         if not reason:
             v1 = np.asarray(r.vertices, float)
-            reason = validate_envelope(v1, f)
+            with step("validate"):
+                reason = validate_envelope(v1, f)
     if reason:
         rec["reason"] = f"moved surface not valid ({reason})"
         return mesh, rec

@@ -194,3 +194,20 @@ def test_group_medians_refuse_bad_groups():
         group_medians(np.array([0, 1]), np.array([1.0]), 3)
     m, c = group_medians(np.zeros(0, int), np.zeros(0), 2)
     assert np.isnan(m).all() and c.tolist() == [0, 0]
+
+
+def test_recentre_records_its_steps():
+    """The profile of a recentring holds its depths and its checks (docs/performance.md)."""
+    from smlmspine._profile import StepTimes, step
+
+    rng = np.random.default_rng(3)
+    pts = _sphere_shell(300.0, 5000, [12.0, 12.0, 30.0], rng)
+    shell = trimesh.creation.icosphere(3, radius=330.0)
+    times = StepTimes()
+    with times.recording():
+        with step("recentre"):
+            _, rec = recentre(shell, pts, np.array([0, 0, -2000.0]), UP, (12.0, 30.0))
+    assert rec["applied"]
+    steps = times.to_dict()
+    assert {"recentre", "recentre/depths", "recentre/validate"} <= set(steps)
+    assert steps["recentre/depths"]["seconds"] <= steps["recentre"]["seconds"]
