@@ -488,7 +488,6 @@ def _pair_list(P, F, I, J):
 
 
 from ._cache import ResultCache as _ResultCache  # noqa: E402  (numpy only)
-from ._repair import _signed_volume  # noqa: E402  (numpy only at import)
 
 _CACHE = _ResultCache()
 
@@ -993,6 +992,12 @@ class UntangleResult:
                 "volume_change": float(self.volume_change), "n_rounds": int(self.n_rounds)}
 
 
+def _volume(v, f) -> float:
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    o = v.mean(0)
+    return float(np.einsum("ij,ij->i", a - o, np.cross(b - o, c - o)).sum() / 6.0)
+
+
 #: Rounds of halving the move of the vertices of intersecting triangles (and of their
 #: neighbours) before those moves are undone completely.
 HALVING_ROUNDS = 4
@@ -1072,8 +1077,8 @@ def untangle(v_from: np.ndarray, v_to: np.ndarray, faces: np.ndarray, *,
                 break          # v_from itself intersects: nothing left to undo
             t[hit] = 0.0
             reverted |= hit
-    vol1 = _signed_volume(v1, f)
-    dv = (_signed_volume(v, f) - vol1) / vol1 if vol1 != 0 else float("nan")
+    vol1 = _volume(v1, f)
+    dv = (_volume(v, f) - vol1) / vol1 if vol1 != 0 else float("nan")
     shift = float(np.max(np.linalg.norm(v - v1, axis=1))) if nv else 0.0
     return UntangleResult(v, ok, int(reverted.sum()), shift, dv, rounds)
 
@@ -1152,7 +1157,7 @@ def smooth_untangle(vertices: np.ndarray, faces: np.ndarray, *, rings: int = 2,
         for _ in range(iterations):
             v = v + 0.5 * w * (avg @ v - v)
             v = v - 0.53 * w * (avg @ v - v)
-    vol0 = _signed_volume(v_in, f)
-    dv = (_signed_volume(v, f) - vol0) / vol0 if vol0 != 0 else float("nan")
+    vol0 = _volume(v_in, f)
+    dv = (_volume(v, f) - vol0) / vol0 if vol0 != 0 else float("nan")
     shift = float(np.max(np.linalg.norm(v - v_in, axis=1))) if nv else 0.0
     return UntangleResult(v, ok, int(moved.sum()), shift, dv, rounds)
