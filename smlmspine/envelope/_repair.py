@@ -132,7 +132,7 @@ def _topology_numpy(vertices, faces):
 
 
 def _check_mesh(vertices, faces, self_intersection):
-    from ._selfintersect import mesh_topology
+    from ._selfintersect import _volume, mesh_topology
 
     if np.any((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2])
               | (faces[:, 0] == faces[:, 2])):
@@ -154,7 +154,7 @@ def _check_mesh(vertices, faces, self_intersection):
         return f"non-manifold: {count} vertex(es) joining separate sheets"
     if code == 5:
         return f"{count} separate bodies"
-    vol = _signed_volume(vertices, faces)
+    vol = _volume(vertices, faces)
     if not vol > 0:
         return "inward-oriented or zero-volume mesh"
     if self_intersection:
@@ -222,12 +222,6 @@ def mesh_volume(mesh) -> float:
     tri = mesh.triangles
     f1x = tri[:, 0, 0] + tri[:, 1, 0] + tri[:, 2, 0]
     return float((mesh.triangles_cross[:, 0] * f1x).sum() / 6.0)
-
-
-def _signed_volume(vertices, faces) -> float:
-    v0, v1, v2 = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
-    c = vertices.mean(0)
-    return float(np.einsum("ij,ij->i", v0 - c, np.cross(v1 - c, v2 - c)).sum() / 6.0)
 
 
 def largest_body(mesh):
@@ -481,10 +475,12 @@ def shape_change(mesh_a, mesh_b, *, n_samples: int = 20000) -> tuple[float, floa
     (fixed seed) against dense samples of the other (resolution about the sample
     spacing); the volume change is relative (signed volumes).
     """
+    from ._selfintersect import _volume
+
     d_ab, d_ba = surface_distances(mesh_a, mesh_b, n_samples=n_samples)
     h = max(float(d_ab.max()), float(d_ba.max()))
-    va = _signed_volume(np.asarray(mesh_a.vertices, float), np.asarray(mesh_a.faces))
-    vb = _signed_volume(np.asarray(mesh_b.vertices, float), np.asarray(mesh_b.faces))
+    va = _volume(np.asarray(mesh_a.vertices, float), np.asarray(mesh_a.faces))
+    vb = _volume(np.asarray(mesh_b.vertices, float), np.asarray(mesh_b.faces))
     return h, (vb - va) / va if va else float("nan")
 
 

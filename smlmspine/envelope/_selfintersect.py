@@ -993,6 +993,8 @@ class UntangleResult:
 
 
 def _volume(v, f) -> float:
+    """Signed volume of a closed mesh (positive for outward winding), about the mean
+    vertex (the one definition: :mod:`._repair` uses it too)."""
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     o = v.mean(0)
     return float(np.einsum("ij,ij->i", a - o, np.cross(b - o, c - o)).sum() / 6.0)
