@@ -11,9 +11,8 @@ unit as a suffix (``x_nm``, ``xnm``, ``z_um``, ``precision_xy_nm``:
 :data:`SUFFIX_UNIT_COLUMNS`), as tables re-saved by pandas, R or SMAP often do.
 
 Units: a length column takes the unit its header states (``X_pos [um]``, ``x_nm``);
-otherwise
-``coordinate_unit=`` (``"nm"``, ``"um"``, or ``"px"`` with ``pixel_size_nm``) is
-required: units are never guessed. Every unmapped column is kept.
+otherwise ``coordinate_unit=`` (``"nm"``, ``"um"``, or ``"px"`` with ``pixel_size_nm``)
+is required: units are never guessed. Every unmapped column is kept.
 
 Examples
 --------

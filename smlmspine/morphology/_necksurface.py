@@ -132,8 +132,8 @@ class NeckSurfaceFit:
         >>> NeckSurfaceFit(True, "", 0.0, 300.0, [(150.0, 500.0, 40)], 0.0, 600.0).is_neck
         False
         """
-        return bool(self.applied and self.windows and max(w[1] for w in self.windows)
-                    <= FULL_MOVE_MAX_NECK_HEAD * self.head_diameter_nm)
+        return bool(self.applied and self.windows and _narrower_than_head(
+            max(w[1] for w in self.windows), self.head_diameter_nm))
 
     def to_dict(self) -> dict:
         """The record as a dict of plain values (JSON-compatible).
@@ -316,6 +316,13 @@ FULL_MOVE_MARGIN_NM = 60.0
 #: ``--seed 105``: flagged 7.5 -> 12.5 %). Replayed, with this gate every stubby
 #: spine's head, length and volume are as before (a share of 0.8 let some move).
 FULL_MOVE_MAX_NECK_HEAD = 0.6
+
+
+def _narrower_than_head(widest_nm: float, head_diameter_nm: float) -> bool:
+    """Whether a refitted part whose widest window is ``widest_nm`` across is a neck:
+    at most ``FULL_MOVE_MAX_NECK_HEAD`` x the head (the refit's whole-way move and
+    :attr:`NeckSurfaceFit.is_neck` decide by it)."""
+    return widest_nm <= FULL_MOVE_MAX_NECK_HEAD * head_diameter_nm
 
 
 #: Vertices wanted around the refitted neck: a ring of n vertices on a circle encloses
@@ -617,7 +624,7 @@ def fit_neck_surface(mesh, points_nm, base_point_nm, *, precision_nm, base_axis=
     # underside: a vertex whose normal faces outward moves fully, however oblique its
     # normal (FULL_MOVE_MARGIN_NM); only on a neck clearly narrower than the head
     # (FULL_MOVE_MAX_NECK_HEAD); inward-facing vertices keep the normal weight
-    if 2.0 * float(kr.max()) <= FULL_MOVE_MAX_NECK_HEAD * float(ds[i_head]):
+    if _narrower_than_head(2.0 * float(kr.max()), float(ds[i_head])):
         mid = (sv_[idx] >= s0 + FULL_MOVE_MARGIN_NM) & (sv_[idx] <= s_end - FULL_MOVE_MARGIN_NM)
         w_normal = np.where(mid & outward, 1.0, w_normal)
     target = np.interp(sv_[idx], ks, kr)
