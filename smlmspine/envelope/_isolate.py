@@ -182,8 +182,15 @@ def _background(p: np.ndarray, factor: float, k: int = 8, workers: int = 1) -> n
 
     if len(p) <= k:
         return np.zeros(len(p), bool)
-    d, _ = cKDTree(p).query(p, k=k + 1, workers=workers)
-    dk = d[:, -1]
+    tree = cKDTree(p)
+    # queried in the tree's own leaf order, not the table's (frame) order: neighbouring
+    # queries then walk the same nodes (2.5x faster on the 390k localizations of the
+    # 588k dendrite of issue #19); each query is independent, so the distances are the
+    # same numbers
+    order = tree.indices
+    d, _ = tree.query(p[order], k=k + 1, workers=workers)
+    dk = np.empty(len(p))
+    dk[order] = d[:, -1]
     return dk > factor * np.median(dk)
 
 

@@ -52,3 +52,23 @@ def test_short_shaft_two_big_spines_no_shaft_false_positives():
         assert (t == -1).mean() < 0.1             # not the shaft's far wall
     # shaft radius of the simulator (400 nm) everywhere, not pulled by the heads
     assert np.all(np.abs(iso.centreline.radius_nm - 400.0) < 20.0)
+
+
+def test_background_flags_are_those_of_a_plain_neighbour_query():
+    # _background queries in the tree's leaf order (faster); the flags must be those of
+    # the 8th-neighbour distances queried in table order, duplicates (distance 0) and a
+    # sparse background included
+    from scipy.spatial import cKDTree
+
+    from smlmspine.envelope._isolate import _background
+
+    rng = np.random.default_rng(11)
+    dense = rng.normal(0, 200, (4000, 3))
+    sparse = rng.uniform(-3000, 3000, (300, 3))
+    p = np.r_[dense, dense[:50], sparse][rng.permutation(4350)]
+    d, _ = cKDTree(p).query(p, k=9)
+    want = d[:, -1] > 5.0 * np.median(d[:, -1])
+    for workers in (1, 2):
+        got = _background(p, 5.0, workers=workers)
+        np.testing.assert_array_equal(got, want)
+    assert 200 < want.sum() < 400   # the sparse points, not the dense ones
