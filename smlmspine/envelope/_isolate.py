@@ -186,7 +186,9 @@ def _background(p: np.ndarray, factor: float, k: int = 8, workers: int = 1) -> n
     # queried in the tree's own leaf order, not the table's (frame) order: neighbouring
     # queries then walk the same nodes (2.5x faster on the 390k localizations of the
     # 588k dendrite of issue #19); each query is independent, so the distances are the
-    # same numbers
+    # same numbers. (_alpha_kernels.kth_neighbor_distances gives them as fast, but its
+    # first call in this process loads its kernels, ~0.3 s more on the main process's
+    # path before the spine jobs.)
     order = tree.indices
     d, _ = tree.query(p[order], k=k + 1, workers=workers)
     dk = np.empty(len(p))
