@@ -49,9 +49,12 @@ def test_workers_end_when_the_caller_is_killed(tmp_path, method):
         pytest.skip(f"no {method} start method here")
     script = tmp_path / "pool.py"
     script.write_text(_SCRIPT)
-    # (stderr: the killed caller's resource tracker complains about its semaphores)
+    # (stderr: the killed caller's resource tracker complains about its semaphores;
+    # TMPDIR: the killed caller cannot remove its fork server's temporary folder, so it
+    # goes under tmp_path, not /tmp)
     proc = subprocess.Popen([sys.executable, str(script), method], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ, TMPDIR=str(tmp_path)))
     workers = []
     try:
         workers = [int(x) for x in proc.stdout.readline().split()]
