@@ -589,8 +589,7 @@ def _pairs_with(P, F, changed):
     """Intersecting pairs (rows of face indices) that have a triangle in ``changed``:
     the kernel runs on the triangles whose boxes reach the box around the changed
     ones (the others cannot meet them)."""
-    tri = P[F]
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
+    lo, hi = _face_boxes(P, F)
     clo, chi = lo[changed].min(axis=0), hi[changed].max(axis=0)
     near = np.flatnonzero(((lo <= chi) & (hi >= clo)).all(axis=1))
     _, pairs = _intersecting_pairs(P, F[near], changed[near])
